@@ -1,0 +1,232 @@
+"""Reading and writing audio files.
+
+Reading: soundfile (libsndfile: wav, flac, ogg/vorbis, opus, mp3, aiff) first, PyAV (FFmpeg: m4a/aac, mp4, NI
+``.stem.mp4`` — whose first audio stream is the mixture — and anything else) as fallback.
+Writing: wav (16/24-bit int, 32-bit float), flac (16/24), mp3 (PyAV + LAME at a chosen bitrate); always to a
+temporary name in the destination folder, renamed when complete.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+log = logging.getLogger(__name__)
+
+AUDIO_EXTENSIONS = (
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
+    ".m4a", ".aac", ".mp4", ".m4v", ".mov", ".webm", ".mka", ".wma",
+)
+WRITE_FORMATS = ("wav", "flac", "mp3")
+CLIP_MODES = ("rescale", "clamp", "none")
+MIN_SAMPLERATE, MAX_SAMPLERATE = 8000, 192000
+
+
+class AudioError(ValueError):
+    """A file cannot be read or written; the message names the file and the reason."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass(frozen=True)
+class AudioFile:
+    """Decoded audio. ``samples`` has shape ``(C, T)``, float32 in [-1, 1] for integer sources."""
+
+    samples: np.ndarray
+    samplerate: int
+    path: str
+    codec: str
+
+    @property
+    def channels(self) -> int:
+        return self.samples.shape[0]
+
+    @property
+    def duration(self) -> float:
+        return self.samples.shape[1] / self.samplerate
+
+
+def is_audio_path(path: Path) -> bool:
+    name = path.name.lower()
+    return name.endswith(".stem.mp4") or path.suffix.lower() in AUDIO_EXTENSIONS
+
+
+def _read_soundfile(path: Path) -> tuple[np.ndarray, int, str]:
+    with sf.SoundFile(str(path)) as f:
+        data = f.read(dtype="float32", always_2d=True)
+        return data.T, f.samplerate, f"{f.format}/{f.subtype}"
+
+
+def _read_av(path: Path) -> tuple[np.ndarray, int, str]:
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as e:  # type: ignore[attr-defined]
+        raise AudioError(path, f"not a readable audio file ({e.__class__.__name__}: {e})") from None
+    with container:
+        streams = [s for s in container.streams if s.type == "audio"]
+        if not streams:
+            raise AudioError(path, "contains no audio stream")
+        stream = streams[0]  # NI stems: stream 0 is the mixture
+        rate = stream.codec_context.sample_rate or stream.rate
+        blocks = []
+        try:
+            for frame in container.decode(stream):
+                arr = frame.to_ndarray()
+                if frame.format.is_planar:
+                    blocks.append(arr.astype(np.float32))
+                else:
+                    blocks.append(arr.reshape(-1, frame.layout.nb_channels if hasattr(frame.layout, "nb_channels") else len(frame.layout.channels)).T.astype(np.float32))
+        except av.error.FFmpegError as e:  # type: ignore[attr-defined]
+            if not blocks:
+                raise AudioError(path, f"corrupt audio ({e})") from None
+            log.warning("%s: decoding stopped early (%s); keeping %d frames", path, e, len(blocks))
+        if not blocks:
+            raise AudioError(path, "contains no audio samples")
+        data = np.concatenate(blocks, axis=1)
+        fmt = stream.codec_context.format.name if stream.codec_context.format else ""
+        if fmt.startswith(("s16",)):
+            data = data / 32768.0
+        elif fmt.startswith(("s32",)):
+            data = data / 2147483648.0
+        elif fmt.startswith("u8"):
+            data = (data - 128.0) / 128.0
+        return data.astype(np.float32), int(rate), f"{stream.codec_context.name}"
+
+
+def read_audio(path: str | Path) -> AudioFile:
+    """Decode an audio file to float32 ``(C, T)``.
+
+    Raises :class:`AudioError` naming the file for: not found, not a file, empty, not audio/corrupt, no samples,
+    non-finite samples, or a sample rate outside 8–192 kHz.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(p, "file not found")
+    if not p.is_file():
+        raise AudioError(p, "not a file")
+    if p.stat().st_size == 0:
+        raise AudioError(p, "file is empty (0 bytes)")
+    use_av_first = p.name.lower().endswith((".stem.mp4", ".mp4", ".m4a", ".aac", ".mov", ".webm", ".mka", ".wma", ".m4v"))
+    data = None
+    errors = []
+    for reader in ((_read_av, _read_soundfile) if use_av_first else (_read_soundfile, _read_av)):
+        try:
+            data, sr, codec = reader(p)
+            break
+        except AudioError as e:
+            errors.append(e.reason)
+        except Exception as e:  # noqa: BLE001 - any decoder failure means "try the other decoder"
+            errors.append(f"{type(e).__name__}: {e}")
+    if data is None:
+        raise AudioError(p, "not audio or corrupt (" + "; ".join(errors)[:300] + ")")
+    if data.shape[1] == 0:
+        raise AudioError(p, "contains no audio samples")
+    if not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).sum())
+        raise AudioError(p, f"contains {bad} non-finite (NaN/inf) samples")
+    if not MIN_SAMPLERATE <= sr <= MAX_SAMPLERATE:
+        raise AudioError(p, f"sample rate {sr} Hz is outside the supported {MIN_SAMPLERATE}-{MAX_SAMPLERATE} Hz")
+    return AudioFile(np.ascontiguousarray(data, dtype=np.float32), int(sr), str(p), codec)
+
+
+def prepare_peaks(samples: np.ndarray, clip_mode: str) -> tuple[np.ndarray, dict]:
+    """Apply the clip policy to float samples; returns the new array and a report for the manifest."""
+    if clip_mode not in CLIP_MODES:
+        raise ValueError(f"clip mode must be one of {', '.join(CLIP_MODES)}, got {clip_mode!r}")
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    report = {"clip_mode": clip_mode, "peak": peak, "peak_dbfs": float(20 * np.log10(peak)) if peak > 0 else None}
+    if peak <= 1.0 or clip_mode == "none":
+        report["action"] = "none" if peak <= 1.0 else "left over full scale"
+        return samples, report
+    if clip_mode == "rescale":
+        report["action"] = f"scaled by {1 / peak:.6f}"
+        return samples / peak, report
+    report["action"] = "clamped to [-1, 1]"
+    return np.clip(samples, -1.0, 1.0), report
+
+
+def _atomic_target(path: Path, overwrite: bool) -> Path:
+    if path.exists() and not overwrite:
+        raise AudioError(path, "already exists (use --overwrite to replace it)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AudioError(path, f"cannot create output folder ({e.strerror})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise AudioError(path, "output folder is not writable")
+    return path
+
+
+def _write_mp3(tmp: Path, samples: np.ndarray, samplerate: int, bitrate_k: int) -> None:
+    import av
+
+    with av.open(str(tmp), "w", format="mp3") as out:
+        stream = out.add_stream("libmp3lame", rate=samplerate)
+        stream.bit_rate = bitrate_k * 1000
+        stream.layout = "mono" if samples.shape[0] == 1 else "stereo"
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples.astype(np.float32)), format="fltp", layout=stream.layout.name
+        )
+        frame.sample_rate = samplerate
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def write_audio(
+    path: str | Path,
+    samples: np.ndarray,
+    samplerate: int,
+    *,
+    fmt: str | None = None,
+    bit_depth: int = 24,
+    mp3_bitrate: int = 320,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``(C, T)`` float samples atomically (temporary name + rename). Peaks are the caller's business
+    (:func:`prepare_peaks`); integer formats clamp at full scale.
+    """
+    p = Path(path)
+    fmt = (fmt or p.suffix.lstrip(".")).lower()
+    if fmt not in WRITE_FORMATS:
+        raise AudioError(p, f"unsupported output format {fmt!r} (choose {', '.join(WRITE_FORMATS)})")
+    if fmt == "wav" and bit_depth not in (16, 24, 32):
+        raise AudioError(p, f"wav bit depth must be 16, 24 or 32, got {bit_depth}")
+    if fmt == "flac" and bit_depth not in (16, 24):
+        raise AudioError(p, f"flac bit depth must be 16 or 24, got {bit_depth}")
+    if fmt == "mp3" and not 32 <= mp3_bitrate <= 320:
+        raise AudioError(p, f"mp3 bitrate must be 32-320 kbit/s, got {mp3_bitrate}")
+    _atomic_target(p, overwrite)
+    data = np.asarray(samples, dtype=np.float32)
+    if data.ndim == 1:
+        data = data[None]
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=f".part.{fmt}", dir=p.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        if fmt == "mp3":
+            _write_mp3(tmp, np.clip(data, -1, 1), samplerate, mp3_bitrate)
+        else:
+            subtype = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}[bit_depth]
+            if subtype != "FLOAT":
+                data = np.clip(data, -1.0, 1.0)
+            sf.write(str(tmp), data.T, samplerate, subtype=subtype, format=fmt.upper())
+        os.replace(tmp, p)
+    except AudioError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except Exception as e:
+        tmp.unlink(missing_ok=True)
+        raise AudioError(p, f"could not write ({type(e).__name__}: {e})") from None
+    return p

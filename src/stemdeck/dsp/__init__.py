@@ -1,0 +1,1 @@
+"""Spectral toolkit shared by every model: STFT, masks, Wiener filtering, overlap-add windows."""

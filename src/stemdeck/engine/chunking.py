@@ -1,0 +1,60 @@
+"""Pure functions that plan and cut chunks and blend them back (overlap-add with crossfade weights).
+
+The scheme is the one of Demucs' ``apply_model`` (so that Demucs checkpoints give identical results): chunks of
+``segment`` samples start every ``stride = (1 - overlap) * segment`` samples; each chunk is fed to the model padded
+to the model's valid length *with real neighbouring audio* where there is some (zeros beyond the track's ends),
+the output is centre-trimmed back, weighted by a triangle window and accumulated; the sum is divided by the sum of
+weights, so an identity model reconstructs its input exactly for any length, overlap and segment.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def plan_offsets(length: int, segment_length: int, overlap: float) -> list[int]:
+    """Start sample of each chunk. Raises for an overlap outside [0, 1)."""
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    if segment_length <= 0:
+        raise ValueError(f"segment length must be positive, got {segment_length}")
+    stride = max(1, int((1 - overlap) * segment_length))
+    return list(range(0, max(length, 1), stride))
+
+
+def triangle_weight(segment_length: int, transition_power: float = 1.0) -> torch.Tensor:
+    """Triangle crossfade weight with its maximum in the middle (Demucs' choice). Shape: ``(segment_length,)``."""
+    half = segment_length // 2
+    weight = torch.cat(
+        [torch.arange(1, half + 1, dtype=torch.float32), torch.arange(segment_length - half, 0, -1, dtype=torch.float32)]
+    )
+    return (weight / weight.max()) ** transition_power
+
+
+def cut_chunk(mix: torch.Tensor, offset: int, chunk_length: int, target_length: int) -> torch.Tensor:
+    """The chunk ``mix[..., offset:offset+chunk_length]`` centred in a window of ``target_length`` samples, taking
+    context from the track where it exists and zeros beyond its ends.
+
+    Shape: ``(..., T)`` -> ``(..., target_length)``.
+    """
+    total = mix.shape[-1]
+    delta = target_length - chunk_length
+    start = offset - delta // 2
+    end = start + target_length
+    lo, hi = max(0, start), min(total, end)
+    return F.pad(mix[..., lo:hi], (lo - start, end - hi))
+
+
+def center_trim(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Trim the last axis symmetrically (extra sample on the right) to ``length``. Shape: ``(..., T) -> (..., length)``."""
+    delta = x.shape[-1] - length
+    if delta < 0:
+        raise ValueError(f"cannot trim {x.shape[-1]} samples to {length}")
+    return x[..., delta // 2 : x.shape[-1] - (delta - delta // 2)]
+
+
+def batched(items: list, size: int) -> list[list]:
+    """Split a list into consecutive groups of at most ``size``."""
+    if size < 1:
+        raise ValueError(f"batch size must be >= 1, got {size}")
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -1,0 +1,127 @@
+"""The chunk loop: runs a model over a track of any length with bounded memory.
+
+Where the audio comes from and goes to is the caller's business (:mod:`stemdeck.api`); this module only maps a
+``(C, T)`` tensor at the model's rate to ``(S, C, T)`` stems.
+"""
+from __future__ import annotations
+
+import logging
+import random
+
+import torch
+from torch import nn
+
+from stemdeck.engine.chunking import batched, center_trim, cut_chunk, plan_offsets, triangle_weight
+from stemdeck.engine.progress import ProgressCallback, ProgressEvent
+
+log = logging.getLogger(__name__)
+
+
+def model_valid_length(model: nn.Module, length: int) -> int:
+    """Input length the model wants for ``length`` samples (Demucs models pad to a valid length)."""
+    fn = getattr(model, "valid_length", None)
+    return int(fn(length)) if callable(fn) else length
+
+
+def run_batch(model: nn.Module, chunks: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """Run the model on equal-length chunks stacked as a batch.
+
+    Shape: list of ``(C, L)`` -> ``(len(chunks), S, C, L')``.
+    """
+    batch = torch.stack(chunks).to(device)
+    with torch.inference_mode():
+        out = model(batch)
+    if out.dim() != 4:
+        raise RuntimeError(f"model returned shape {tuple(out.shape)}; expected (batch, sources, channels, time)")
+    return out.to("cpu", torch.float32)
+
+
+def _separate_split(
+    model: nn.Module,
+    mix: torch.Tensor,
+    segment_length: int,
+    overlap: float,
+    batch_size: int,
+    device: torch.device,
+    progress: ProgressCallback | None,
+    progress_base: int,
+    progress_total: int,
+    transition_power: float,
+) -> torch.Tensor:
+    """Overlap-add over chunks. Shape: ``(C, T)`` -> ``(S, C, T)``."""
+    channels, length = mix.shape
+    offsets = plan_offsets(length, segment_length, overlap)
+    weight = triangle_weight(segment_length, transition_power)
+    target = model_valid_length(model, segment_length)
+    out: torch.Tensor | None = None
+    sum_weight = torch.zeros(length)
+    done = 0
+    for group in batched(offsets, batch_size):
+        lengths = [min(length - off, segment_length) for off in group]
+        chunks = [cut_chunk(mix, off, n, target) for off, n in zip(group, lengths)]
+        result = run_batch(model, chunks, device)
+        if out is None:
+            out = torch.zeros(result.shape[1], channels, length)
+        for res, off, n in zip(result, group, lengths):
+            w = weight[:n]
+            out[..., off : off + n] += w * center_trim(res, n)
+            sum_weight[off : off + n] += w
+        done += len(group)
+        if progress is not None:
+            k = progress_base + done
+            progress(ProgressEvent(k / progress_total, "separate", k, progress_total))
+    assert out is not None and float(sum_weight.min()) > 0
+    return out / sum_weight
+
+
+def separate_tensor(
+    model: nn.Module,
+    mix: torch.Tensor,
+    *,
+    segment: float | None = None,
+    overlap: float = 0.25,
+    batch_size: int = 1,
+    shifts: int = 0,
+    device: torch.device | str = "cpu",
+    progress: ProgressCallback | None = None,
+    seed: int = 0,
+    transition_power: float = 1.0,
+) -> torch.Tensor:
+    """Separate one track with chunked overlap-add inference.
+
+    ``segment`` is in seconds (default: the model's own ``segment``; ``None`` there means the whole track in one
+    call). ``shifts > 0`` averages that many randomly time-shifted passes (shift trick of Défossez et al., up to
+    0.5 s), seeded by ``seed`` for reproducibility. The input tensor is not modified.
+
+    Shape: ``(C, T)`` -> ``(S, C, T)``.
+    """
+    if mix.dim() != 2:
+        raise ValueError(f"mix must be (channels, time), got shape {tuple(mix.shape)}")
+    device = torch.device(device)
+    mix = mix.detach().to("cpu", torch.float32)
+    length = mix.shape[-1]
+    if segment is None:
+        segment = getattr(model, "segment", None)
+    sr = int(model.samplerate)
+    segment_length = max(1, int(round(segment * sr))) if segment else max(length, 1)
+    segment_length = min(segment_length, max(length, 1)) if not segment else segment_length
+    passes = max(1, shifts)
+    n_chunks = len(plan_offsets(length + (int(0.5 * sr) if shifts else 0), segment_length, overlap))
+    total = passes * n_chunks
+    common = dict(
+        segment_length=segment_length, overlap=overlap, batch_size=batch_size, device=device,
+        progress=progress, transition_power=transition_power,
+    )
+    if shifts <= 0:
+        return _separate_split(model, mix, progress_base=0, progress_total=total, **common)
+    max_shift = int(0.5 * sr)
+    padded = cut_chunk(mix, 0, length, length + 2 * max_shift)
+    rng = random.Random(seed)
+    out = None
+    for i in range(shifts):
+        offset = rng.randint(0, max_shift)
+        shifted = padded[..., offset : offset + length + 2 * max_shift - offset - max_shift]
+        res = _separate_split(model, shifted, progress_base=i * n_chunks, progress_total=total, **common)
+        res = res[..., max_shift - offset : max_shift - offset + length]
+        out = res if out is None else out + res
+    return out / shifts

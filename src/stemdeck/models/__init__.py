@@ -1,0 +1,1 @@
+"""Separation models. One file per family; :mod:`stemdeck.models.registry` maps names to them."""

@@ -1,0 +1,136 @@
+"""stemdeck's own checkpoint format: ``NAME.safetensors`` (weights) + ``NAME.json`` (everything else).
+
+The JSON holds: ``format`` (= "stemdeck-checkpoint"), ``format_version``, ``architecture`` (a key of
+:data:`~stemdeck.models.registry.ARCHITECTURES`), ``config`` (the model's config dataclass as a dict), ``sources``,
+``samplerate``, ``audio_channels``, ``licence``, ``training`` (free-form summary of data and steps), ``metrics``,
+and ``sha256`` of the weights file. Loading verifies the checksum and matches keys strictly; nothing is unpickled.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from stemdeck.models.base import check_model, config_from_dict, config_to_dict
+
+FORMAT = "stemdeck-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt, tampered with, or does not fit its architecture."""
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
+    """``(weights, metadata)`` paths for ``x``, ``x.json`` or ``x.safetensors``."""
+    p = Path(path)
+    if p.suffix in (".json", ".safetensors"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+
+
+def architecture_name(model: nn.Module) -> str:
+    from stemdeck.models.registry import ARCHITECTURES
+
+    target = f"{type(model).__module__}:{type(model).__name__}"
+    for name, t in ARCHITECTURES.items():
+        if t == target:
+            return name
+    raise CheckpointError(f"{target} is not a registered architecture")
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    licence: str = "unspecified",
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``path.safetensors`` and ``path.json``; returns the JSON path."""
+    check_model(model)
+    weights, meta = checkpoint_paths(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    _atomic_write(weights, lambda tmp: save_file(state, str(tmp)))
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": architecture_name(model),
+        "config": config_to_dict(model.config),
+        "sources": list(model.sources),
+        "samplerate": int(model.samplerate),
+        "audio_channels": int(model.audio_channels),
+        "licence": licence,
+        "training": training or {},
+        "metrics": metrics or {},
+        "sha256": sha256_file(weights),
+        **(extra or {}),
+    }
+    _atomic_write(meta, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
+    return meta
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    weights, meta = checkpoint_paths(path)
+    if not meta.exists():
+        raise CheckpointError(f"{meta}: checkpoint metadata not found")
+    try:
+        doc = json.loads(meta.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{meta}: not valid JSON ({e})") from None
+    if doc.get("format") != FORMAT:
+        raise CheckpointError(f"{meta}: not a stemdeck checkpoint (format={doc.get('format')!r})")
+    if doc.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{meta}: format version {doc['format_version']} is newer than this stemdeck supports")
+    return doc
+
+
+def load_checkpoint(path: str | Path, *, verify: bool = True) -> nn.Module:
+    """Build the model named in the metadata and load its weights strictly."""
+    from stemdeck.models.registry import architecture_class
+
+    weights, meta = checkpoint_paths(path)
+    doc = read_metadata(path)
+    if not weights.exists():
+        raise CheckpointError(f"{weights}: checkpoint weights not found")
+    if verify:
+        digest = sha256_file(weights)
+        if digest != doc.get("sha256"):
+            raise CheckpointError(f"{weights}: sha256 {digest[:12]}… does not match the metadata's {str(doc.get('sha256'))[:12]}…")
+    cls = architecture_class(doc["architecture"])
+    model = cls(config_from_dict(cls.config_class, doc["config"]))
+    state = load_file(str(weights))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{weights}: weights do not fit architecture {doc['architecture']}: {e}") from None
+    model.checkpoint_info = {k: v for k, v in doc.items() if k not in ("config",)}
+    return model.eval()

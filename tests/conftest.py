@@ -1,0 +1,26 @@
+"""Shared fixtures. ``../shared/data`` sits beside the repository root (CI has it)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared data folder not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def musdb_excerpt(shared_data: Path) -> Path:
+    return shared_data / "musdb18-excerpts"
+
+
+@pytest.fixture(scope="session")
+def mixtures_dir(shared_data: Path) -> Path:
+    return shared_data / "mixtures"
