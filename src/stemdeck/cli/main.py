@@ -1,0 +1,65 @@
+"""Entry point of the ``stemdeck`` command.
+
+Each sub-command lives in its own module exposing ``command`` (a typer-annotated function); only the module of
+the command being run is imported, so ``stemdeck models`` does not pay for the web server's imports.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import typer
+
+from stemdeck import __version__
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "separate": ("stemdeck.cli.separate", "Split songs into stems."),
+    "models": ("stemdeck.cli.models", "List the available models."),
+    "eval": ("stemdeck.cli.eval", "Score a separator on a dataset (BSS Eval v4 / MDX SDR)."),
+    "bench": ("stemdeck.cli.bench", "Time a model: seconds, real-time factor, peak memory."),
+    "synth": ("stemdeck.cli.synth", "Generate synthetic multitrack songs for training."),
+    "train": ("stemdeck.cli.train", "Train a separation model from a YAML config."),
+    "export-onnx": ("stemdeck.cli.export_onnx", "Export a model to ONNX."),
+    "mix": ("stemdeck.cli.mix", "Remix separated stems (gains, pan, effects, presets, loudness)."),
+    "mashup": ("stemdeck.cli.mashup", "Put the vocals of one song over the backing of another."),
+    "inspect": ("stemdeck.cli.inspect", "Diagnose separated stems: bleed, mono compatibility, clipping, plots."),
+    "serve": ("stemdeck.cli.serve", "Start stemdeck studio, the local web app with a live stem mixer."),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"stemdeck {__version__} — music stem separation", "", "usage: stemdeck COMMAND [OPTIONS] ...", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run 'stemdeck COMMAND --help' for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if args[0] in ("-V", "--version"):
+        print(__version__)
+        return 0
+    name = args[0]
+    if name not in COMMANDS:
+        print(f"stemdeck: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, help_ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=help_)
+    app.command(name=name, help=module.command.__doc__ or help_)(module.command)
+    try:
+        app(args[1:], prog_name=f"stemdeck {name}", standalone_mode=True)
+    except SystemExit as e:
+        code = e.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
