@@ -97,6 +97,8 @@ def separate_tensor(
     """
     if mix.dim() != 2:
         raise ValueError(f"mix must be (channels, time), got shape {tuple(mix.shape)}")
+    if mix.shape[-1] == 0:
+        raise ValueError("mix has no samples (time axis of length 0)")
     device = torch.device(device)
     mix = mix.detach().to("cpu", torch.float32)
     length = mix.shape[-1]
@@ -105,23 +107,25 @@ def separate_tensor(
     sr = int(model.samplerate)
     segment_length = max(1, int(round(segment * sr))) if segment else max(length, 1)
     segment_length = min(segment_length, max(length, 1)) if not segment else segment_length
-    passes = max(1, shifts)
-    n_chunks = len(plan_offsets(length + (int(0.5 * sr) if shifts else 0), segment_length, overlap))
-    total = passes * n_chunks
     common = dict(
         segment_length=segment_length, overlap=overlap, batch_size=batch_size, device=device,
         progress=progress, transition_power=transition_power,
     )
     if shifts <= 0:
+        total = len(plan_offsets(length, segment_length, overlap))
         return _separate_split(model, mix, progress_base=0, progress_total=total, **common)
     max_shift = int(0.5 * sr)
     padded = cut_chunk(mix, 0, length, length + 2 * max_shift)
     rng = random.Random(seed)
+    # Draw every shift first so that the progress total counts exactly the chunks that will run.
+    shift_offsets = [rng.randint(0, max_shift) for _ in range(shifts)]
+    counts = [len(plan_offsets(length + max_shift - off, segment_length, overlap)) for off in shift_offsets]
+    total = sum(counts)
     out = None
-    for i in range(shifts):
-        offset = rng.randint(0, max_shift)
-        shifted = padded[..., offset : offset + length + 2 * max_shift - offset - max_shift]
-        res = _separate_split(model, shifted, progress_base=i * n_chunks, progress_total=total, **common)
+    for i, offset in enumerate(shift_offsets):
+        # The shifted view starts `offset` samples into the zero-padded track (Défossez et al.'s shift trick).
+        shifted = padded[..., offset : length + max_shift]
+        res = _separate_split(model, shifted, progress_base=sum(counts[:i]), progress_total=total, **common)
         res = res[..., max_shift - offset : max_shift - offset + length]
         out = res if out is None else out + res
     return out / shifts

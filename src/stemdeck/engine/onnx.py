@@ -1,0 +1,281 @@
+"""ONNX export with the signal processing outside the graph, and an ONNX Runtime model the engine runs as-is.
+
+Why a split: STFT/iSTFT (complex numbers), Wiener filtering (small complex matrix inverses) and similar steps export
+poorly or not at all, while the learned core (LSTMs, transformers, convolutions on real tensors) exports well. So a
+model is cut in three:
+
+    forward(mix) == onnx_outputs(onnx_core(*inputs), context)   where   inputs, context = onnx_inputs(mix)
+
+The ONNX-split protocol (what a model implements to be exportable)
+-----------------------------------------------------------------
+``onnx_inputs(self, mix) -> (tuple_of_tensors, context)``
+    Pre-processing in torch. ``mix`` has shape ``(B, C, T)``. Returns the *real-valued* tensors fed to the core,
+    in order, and any ``context`` the post-processing needs (e.g. the complex mixture STFT, the length ``T``);
+    ``context`` never enters the graph, so it may be any Python object.
+``onnx_core(self, *inputs) -> Tensor | tuple[Tensor, ...]``
+    The learned part. Traced by ``torch.onnx.export``, so: real tensors only, no data-dependent Python control
+    flow, shapes derived from the inputs (dynamic axes), no complex dtypes, no in-place writes to ``self``.
+    It must be a pure function of its inputs and the module's parameters.
+``onnx_outputs(self, core_out, context) -> Tensor``
+    Post-processing in torch, returning the stems ``(B, S, C, T)``. ``core_out`` is what ``onnx_core`` returned
+    (a tensor, or a tuple when the core has several outputs). Pre- and post-processing must not use learned
+    parameters: :class:`OnnxModel` rebuilds the torch model from its config *without* loading weights.
+
+Optional attributes:
+``onnx_input_names`` / ``onnx_output_names`` (sequences of str), and ``onnx_dynamic_axes``
+(``{name: {axis: "label"}}``); default names are ``input0..``/``output0..`` and by default axis 0 ("batch") and the
+last axis ("frames") of every input and output are dynamic.
+
+Rules of thumb for implementers (bsrnn, bs_roformer, ...):
+- Return the complex STFT as real/imag stacked on a trailing axis (``torch.view_as_real``) if the core needs it.
+- Keep ``forward`` defined literally as the composition above, so the torch path and the ONNX path cannot drift.
+- Write a test: ``export_onnx(model, tmp/"m.onnx")`` then ``OnnxModel(tmp/"m.onnx")(mix)`` vs ``model(mix)``
+  within 1e-4 (``export_onnx`` already checks the core on a second input length unless ``check=False``).
+
+Files: ``NAME.onnx`` (the core) + ``NAME.json`` (sidecar: ``format`` = "stemdeck-onnx", ``architecture``,
+``config``, ``sources``, ``samplerate``, ``audio_channels``, ``segment``, input/output names, ``sha256`` of the
+ONNX file). :func:`stemdeck.pretrained.formats.load_any` loads ``-m NAME.onnx`` through :class:`OnnxModel`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+ONNX_FORMAT = "stemdeck-onnx"
+ONNX_FORMAT_VERSION = 1
+DEFAULT_OPSET = 17
+
+
+class OnnxExportError(ValueError):
+    """A model cannot be exported, or an exported file is missing/inconsistent."""
+
+
+def supports_onnx(model: nn.Module) -> bool:
+    """True when ``model`` implements the ONNX-split protocol."""
+    return all(callable(getattr(model, name, None)) for name in ("onnx_inputs", "onnx_core", "onnx_outputs"))
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """``NAME.json`` beside ``NAME.onnx``."""
+    return Path(path).with_suffix(".json")
+
+
+class _Core(nn.Module):
+    """Exposes ``model.onnx_core`` as a module's forward for tracing."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        return self.model.onnx_core(*inputs)
+
+
+def _as_tuple(x: Any) -> tuple[torch.Tensor, ...]:
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def _names(model: nn.Module, attr: str, prefix: str, n: int) -> list[str]:
+    names = list(getattr(model, attr, None) or [f"{prefix}{i}" for i in range(n)])
+    if len(names) != n:
+        raise OnnxExportError(f"{type(model).__name__}.{attr} has {len(names)} names for {n} tensors")
+    return names
+
+
+def _dynamic_axes(model: nn.Module, named: dict[str, torch.Tensor]) -> dict[str, dict[int, str]]:
+    axes = getattr(model, "onnx_dynamic_axes", None)
+    if axes is not None:
+        return {k: dict(v) for k, v in axes.items()}
+    return {name: {0: "batch", t.dim() - 1: "frames"} for name, t in named.items()}
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _example_mix(model: nn.Module, seconds: float, batch: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    length = max(1, int(round(seconds * int(model.samplerate))))
+    return 0.1 * torch.randn(batch, int(model.audio_channels), length, generator=gen)
+
+
+def _run_session(session: Any, names: Sequence[str], inputs: Sequence[torch.Tensor]) -> list[np.ndarray]:
+    feeds = {name: t.detach().to("cpu", torch.float32).contiguous().numpy() for name, t in zip(names, inputs)}
+    return session.run(None, feeds)
+
+
+def _session(path: Path, providers: Sequence[str] | None = None) -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise OnnxExportError("onnxruntime is not installed: pip install 'stemdeck[onnx]'") from None
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=list(providers or ["CPUExecutionProvider"]))
+
+
+def _check_export(model: nn.Module, path: Path, in_names: list[str], seconds: float, atol: float) -> float:
+    """Run torch core and ORT on an input of another length/batch than the traced one; return max abs error."""
+    mix = _example_mix(model, seconds * 0.77 + 0.1, 1, seed=1)
+    inputs, _ = model.onnx_inputs(mix)
+    with torch.inference_mode():
+        ref = _as_tuple(model.onnx_core(*inputs))
+    got = _run_session(_session(path), in_names, _as_tuple(inputs))
+    err = max(float(np.max(np.abs(g - r.detach().cpu().numpy()))) if r.numel() else 0.0 for g, r in zip(got, ref))
+    if not err <= atol:
+        raise OnnxExportError(f"{path}: ONNX Runtime output differs from torch by {err:.3g} (> {atol:g})")
+    return err
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    seconds: float = 4.0,
+    opset: int = DEFAULT_OPSET,
+    batch: int = 1,
+    check: bool = True,
+    atol: float = 1e-4,
+    overwrite: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Export the core of ``model`` to ``path`` (``.onnx``) and write its JSON sidecar; returns ``path``.
+
+    The graph is traced on ``seconds`` of random audio (the time/frames and batch axes stay dynamic). With
+    ``check`` the exported file is run by ONNX Runtime on an input of another length and compared with torch
+    (max abs error <= ``atol``); a failure deletes nothing but raises :class:`OnnxExportError`.
+    """
+    from stemdeck.models.base import check_model, config_to_dict
+    from stemdeck.models.checkpoint import architecture_name, sha256_file
+
+    path = Path(path)
+    check_model(model)
+    if not supports_onnx(model):
+        raise OnnxExportError(
+            f"{type(model).__name__} does not implement the ONNX-split protocol "
+            "(onnx_inputs / onnx_core / onnx_outputs; see stemdeck.engine.onnx)"
+        )
+    if path.suffix != ".onnx":
+        raise OnnxExportError(f"{path}: the output file name must end in .onnx")
+    meta = sidecar_path(path)
+    for p in (path, meta):
+        if p.exists() and not overwrite:
+            raise OnnxExportError(f"{p}: already exists (use --overwrite)")
+    model = model.eval()
+    inputs, _ = model.onnx_inputs(_example_mix(model, seconds, batch, seed=0))
+    inputs = _as_tuple(inputs)
+    with torch.inference_mode():
+        outputs = _as_tuple(model.onnx_core(*inputs))
+    in_names = _names(model, "onnx_input_names", "input", len(inputs))
+    out_names = _names(model, "onnx_output_names", "output", len(outputs))
+    axes = _dynamic_axes(model, {**dict(zip(in_names, inputs)), **dict(zip(out_names, outputs))})
+
+    def write_onnx(tmp: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _Core(model), inputs, str(tmp), dynamo=False, opset_version=opset, input_names=in_names,
+                output_names=out_names, dynamic_axes=axes, do_constant_folding=True,
+            )
+
+    log.info("exporting %s core to %s", type(model).__name__, path)
+    _atomic(path, write_onnx)
+    if check:
+        err = _check_export(model, path, in_names, seconds, atol)
+        log.info("ONNX Runtime vs torch core: max abs error %.3g", err)
+    doc = {
+        "format": ONNX_FORMAT,
+        "format_version": ONNX_FORMAT_VERSION,
+        "architecture": architecture_name(model),
+        "config": config_to_dict(model.config),
+        "sources": list(model.sources),
+        "samplerate": int(model.samplerate),
+        "audio_channels": int(model.audio_channels),
+        "segment": model.segment,
+        "input_names": in_names,
+        "output_names": out_names,
+        "opset": opset,
+        "sha256": sha256_file(path),
+        **(extra or {}),
+    }
+    _atomic(meta, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
+    return path
+
+
+def read_sidecar(path: str | Path) -> dict[str, Any]:
+    meta = sidecar_path(path)
+    if not meta.exists():
+        raise OnnxExportError(f"{meta}: sidecar JSON of {Path(path).name} not found (written by stemdeck export-onnx)")
+    try:
+        doc = json.loads(meta.read_text())
+    except json.JSONDecodeError as e:
+        raise OnnxExportError(f"{meta}: not valid JSON ({e})") from None
+    if doc.get("format") != ONNX_FORMAT:
+        raise OnnxExportError(f"{meta}: not a stemdeck ONNX sidecar (format={doc.get('format')!r})")
+    if doc.get("format_version", 0) > ONNX_FORMAT_VERSION:
+        raise OnnxExportError(f"{meta}: format version {doc['format_version']} is newer than this stemdeck supports")
+    return doc
+
+
+class OnnxModel(nn.Module):
+    """A separation model whose core runs in ONNX Runtime; pre/post-processing by the torch model's own code.
+
+    Obeys the model contract (``sources``, ``samplerate``, ``audio_channels``, ``segment``, ``valid_length`` if
+    the torch model has one), so :func:`stemdeck.engine.run.separate_tensor` runs it like any other model.
+
+    Shape: ``(B, C, T)`` -> ``(B, S, C, T)``.
+    """
+
+    def __init__(self, path: str | Path, *, providers: Sequence[str] | None = None, verify: bool = True):
+        super().__init__()
+        from stemdeck.models.base import config_from_dict
+        from stemdeck.models.checkpoint import sha256_file
+        from stemdeck.models.registry import architecture_class
+
+        path = Path(path)
+        if not path.is_file():
+            raise OnnxExportError(f"{path}: ONNX file not found")
+        doc = read_sidecar(path)
+        if verify and doc.get("sha256") and sha256_file(path) != doc["sha256"]:
+            raise OnnxExportError(f"{path}: sha256 does not match its sidecar {sidecar_path(path).name}; refusing it")
+        cls = architecture_class(doc["architecture"])
+        host = cls(config_from_dict(cls.config_class, doc["config"])).eval()
+        if not supports_onnx(host):
+            raise OnnxExportError(f"{path}: architecture {doc['architecture']} has no ONNX-split protocol")
+        self.host = host  # weights unused: only its parameter-free pre/post-processing runs
+        self.config = host.config
+        self.path = path
+        self.sources = tuple(doc["sources"])
+        self.samplerate = int(doc["samplerate"])
+        self.audio_channels = int(doc["audio_channels"])
+        self.segment = doc.get("segment")
+        self.input_names = list(doc["input_names"])
+        self.session = _session(path, providers)
+        if callable(getattr(host, "valid_length", None)):
+            self.valid_length = host.valid_length
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        inputs, context = self.host.onnx_inputs(mix)
+        outs = _run_session(self.session, self.input_names, _as_tuple(inputs))
+        tensors = tuple(torch.from_numpy(o).to(mix.device) for o in outs)
+        core = tensors[0] if len(tensors) == 1 else tensors
+        return self.host.onnx_outputs(core, context)

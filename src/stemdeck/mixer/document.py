@@ -1,0 +1,274 @@
+"""The mix document: a remix as data (docs/ARCHITECTURE.md, "Mix document").
+
+The same JSON is written by the web mixer, by ``stemdeck mix --save-mix`` and by :meth:`Mix.save`, so a mix made
+in the browser can be exported from the command line and vice versa. Validation is strict (unknown keys are
+errors, so a typo like ``"gian_db"`` is reported rather than ignored) and every message names the field.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stemdeck.mixer.effects import Effect, MixError
+
+if TYPE_CHECKING:
+    from stemdeck.mixer.stems import StemSet
+
+VERSION = 1
+GAIN_RANGE = (-120.0, 24.0)  # dB; below -120 dB is inaudible in float, -inf is allowed separately
+OFFSET_LIMIT_S = 3600.0
+LUFS_RANGE = (-70.0, 0.0)
+
+_CHANNEL_KEYS = ("stem", "gain_db", "mute", "solo", "pan", "invert", "offset_s", "effects")
+_MASTER_KEYS = ("gain_db", "effects")
+_MIX_KEYS = ("version", "channels", "master", "loudness_lufs")
+
+
+def parse_gain(value: Any, where: str) -> float:
+    """A gain in dB: a number, ``"-inf"`` or ``None`` (both meaning silent)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("-inf", "-infinity")):
+        return -math.inf
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MixError(f"{where}: must be a number in dB, \"-inf\" or null, got {value!r}")
+    v = float(value)
+    if v == -math.inf:
+        return v
+    if not math.isfinite(v) or not GAIN_RANGE[0] <= v <= GAIN_RANGE[1]:
+        raise MixError(f"{where}: must be in [{GAIN_RANGE[0]:g}, {GAIN_RANGE[1]:g}] dB or -inf, got {value!r}")
+    return v
+
+
+def gain_to_json(gain_db: float) -> float | str:
+    return "-inf" if gain_db == -math.inf else gain_db
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise MixError(f"{where}: must be true or false, got {value!r}")
+    return value
+
+
+def _float(value: Any, where: str, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise MixError(f"{where}: must be a finite number, got {value!r}")
+    if not lo <= value <= hi:
+        raise MixError(f"{where}: must be in [{lo:g}, {hi:g}], got {value!r}")
+    return float(value)
+
+
+def _check_keys(data: dict, allowed: tuple[str, ...], where: str) -> None:
+    unknown = [k for k in data if k not in allowed]
+    if unknown:
+        raise MixError(f"{where}: unknown field {unknown[0]!r} (fields: {', '.join(allowed)})")
+
+
+def _effects(data: Any, where: str) -> list[Effect]:
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise MixError(f"{where}: must be a list of effects, got {type(data).__name__}")
+    return [Effect.from_dict(e, f"{where}[{i}]") for i, e in enumerate(data)]
+
+
+@dataclass
+class Channel:
+    """One stem's strip: gain (dB, may be -inf), mute, solo, pan in [-1, 1], polarity, time offset, effects."""
+
+    stem: str
+    gain_db: float = 0.0
+    mute: bool = False
+    solo: bool = False
+    pan: float = 0.0
+    invert: bool = False
+    offset_s: float = 0.0
+    effects: list[Effect] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> Channel:
+        if not isinstance(data, dict):
+            raise MixError(f"{where}: must be an object, got {data!r}")
+        _check_keys(data, _CHANNEL_KEYS, where)
+        stem = data.get("stem")
+        if not isinstance(stem, str) or not stem.strip():
+            raise MixError(f"{where}.stem: must be a non-empty stem name, got {stem!r}")
+        return cls(
+            stem=stem,
+            gain_db=parse_gain(data.get("gain_db", 0.0), f"{where}.gain_db"),
+            mute=_bool(data.get("mute", False), f"{where}.mute"),
+            solo=_bool(data.get("solo", False), f"{where}.solo"),
+            pan=_float(data.get("pan", 0.0), f"{where}.pan", -1.0, 1.0),
+            invert=_bool(data.get("invert", False), f"{where}.invert"),
+            offset_s=_float(data.get("offset_s", 0.0), f"{where}.offset_s", -OFFSET_LIMIT_S, OFFSET_LIMIT_S),
+            effects=_effects(data.get("effects", []), f"{where}.effects"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stem": self.stem, "gain_db": gain_to_json(self.gain_db), "mute": self.mute, "solo": self.solo,
+            "pan": self.pan, "invert": self.invert, "offset_s": self.offset_s,
+            "effects": [e.to_dict() for e in self.effects],
+        }
+
+
+@dataclass
+class Master:
+    gain_db: float = 0.0
+    effects: list[Effect] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "master") -> Master:
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise MixError(f"{where}: must be an object, got {data!r}")
+        _check_keys(data, _MASTER_KEYS, where)
+        return cls(parse_gain(data.get("gain_db", 0.0), f"{where}.gain_db"), _effects(data.get("effects", []), f"{where}.effects"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"gain_db": gain_to_json(self.gain_db), "effects": [e.to_dict() for e in self.effects]}
+
+
+@dataclass
+class Mix:
+    """A remix of a set of stems.
+
+    ``source`` (not part of the JSON) optionally remembers the stems the mix was made for, so that
+    ``stemdeck.render(mix)`` works without passing them again.
+    """
+
+    channels: list[Channel] = field(default_factory=list)
+    master: Master = field(default_factory=Master)
+    loudness_lufs: float | None = None
+    version: int = VERSION
+    source: StemSet | None = field(default=None, repr=False, compare=False)
+
+    # ---- construction -------------------------------------------------------------------------------------------
+    @classmethod
+    def from_stems(cls, stems: StemSet | list[str] | tuple[str, ...] | dict) -> Mix:
+        """A neutral mix (every stem at 0 dB, centred, no effects) for a :class:`StemSet`, a dict or stem names."""
+        from stemdeck.mixer.stems import StemSet
+
+        names = stems.names if isinstance(stems, StemSet) else list(stems)
+        return cls([Channel(n) for n in names], source=stems if isinstance(stems, StemSet) else None)
+
+    @classmethod
+    def from_folder(cls, path: str | Path) -> Mix:
+        """A neutral mix of the stems in a folder written by ``stemdeck separate`` (or any folder of audio files)."""
+        from stemdeck.mixer.stems import load_stems
+
+        return cls.from_stems(load_stems(path))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Mix:
+        if not isinstance(data, dict):
+            raise MixError(f"mix document: must be a JSON object, got {type(data).__name__}")
+        _check_keys(data, _MIX_KEYS, "mix document")
+        version = data.get("version", VERSION)
+        if version != VERSION:
+            raise MixError(f"version: unsupported mix document version {version!r} (this stemdeck reads {VERSION})")
+        chans = data.get("channels", [])
+        if not isinstance(chans, list):
+            raise MixError(f"channels: must be a list, got {type(chans).__name__}")
+        mix = cls(
+            channels=[Channel.from_dict(c, f"channels[{i}]") for i, c in enumerate(chans)],
+            master=Master.from_dict(data.get("master")),
+            loudness_lufs=_lufs(data.get("loudness_lufs")),
+        )
+        mix.validate()
+        return mix
+
+    @classmethod
+    def from_json(cls, text: str) -> Mix:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise MixError(f"mix document: not valid JSON ({e})") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Mix:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as e:
+            raise MixError(f"{p}: cannot read mix file ({e.strerror or e})") from None
+        try:
+            return cls.from_json(text)
+        except MixError as e:
+            raise MixError(f"{p}: {e}") from None
+
+    # ---- serialisation ------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "channels": [c.to_dict() for c in self.channels],
+            "master": self.master.to_dict(),
+            "loudness_lufs": self.loudness_lufs,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the JSON document atomically (temporary name + rename); refuses to replace a file unless asked."""
+        p = Path(path)
+        if p.exists() and not overwrite:
+            raise MixError(f"{p}: already exists (use --overwrite to replace it)")
+        text = self.to_json()
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+            os.replace(tmp, p)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return p
+
+    def copy(self) -> Mix:
+        new = copy.deepcopy(Mix(self.channels, self.master, self.loudness_lufs, self.version))
+        new.source = self.source
+        return new
+
+    # ---- queries ------------------------------------------------------------------------------------------------
+    @property
+    def stems(self) -> list[str]:
+        return [c.stem for c in self.channels]
+
+    def channel(self, stem: str) -> Channel:
+        for c in self.channels:
+            if c.stem == stem:
+                return c
+        raise MixError(f"unknown stem {stem!r} (stems in this mix: {', '.join(self.stems) or 'none'})")
+
+    def audible(self) -> list[str]:
+        """Stems that play: DAW semantics — mute always silences; if any channel is soloed only soloed ones play."""
+        any_solo = any(c.solo for c in self.channels)
+        return [c.stem for c in self.channels if not c.mute and (c.solo or not any_solo) and c.gain_db != -math.inf]
+
+    def validate(self) -> None:
+        """Re-check every field (dataclasses are mutable, so the API validates again before rendering)."""
+        if self.version != VERSION:
+            raise MixError(f"version: unsupported mix document version {self.version!r}")
+        seen: set[str] = set()
+        for i, c in enumerate(self.channels):
+            where = f"channels[{i}]"
+            Channel.from_dict(c.to_dict(), where)
+            if c.stem in seen:
+                raise MixError(f"{where}.stem: stem {c.stem!r} appears in more than one channel")
+            seen.add(c.stem)
+        Master.from_dict(self.master.to_dict())
+        _lufs(self.loudness_lufs)
+
+
+def _lufs(value: Any) -> float | None:
+    if value is None:
+        return None
+    return _float(value, "loudness_lufs", *LUFS_RANGE)

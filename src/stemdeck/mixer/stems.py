@@ -1,0 +1,187 @@
+"""Loading a folder of stems for mixing, mashups and diagnostics.
+
+Two kinds of folder are accepted:
+
+- one written by ``stemdeck separate``: its ``stemdeck.json`` manifest lists ``"stems": {name: relative path}``
+  and ``"samplerate"``;
+- any folder of audio files, one per stem (the stem name is the file name without extension). A file called
+  ``mixture.*`` is not a stem: it is kept aside as :attr:`StemSet.mixture_path` (MUSDB folders have one).
+
+Stems whose rate differs from the folder's are resampled (soxr), shorter stems are zero-padded at the end; both are
+reported as warnings (logged and kept in :attr:`StemSet.warnings`), never done silently.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from stemdeck.audio.io import AudioError, is_audio_path, read_audio
+from stemdeck.audio.resample import resample
+from stemdeck.mixer.effects import MixError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "stemdeck.json"
+MIXTURE_NAMES = ("mixture",)
+
+
+@dataclass
+class StemSet:
+    """Stems of one song. ``audio[name]`` has shape ``(C, T)`` float32; all stems share ``samplerate`` and ``T``."""
+
+    audio: dict[str, np.ndarray]
+    samplerate: int
+    path: Path | None = None
+    mixture_path: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.audio)
+
+    @property
+    def length(self) -> int:
+        return next(iter(self.audio.values())).shape[1] if self.audio else 0
+
+    @property
+    def duration(self) -> float:
+        return self.length / self.samplerate
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            return self.audio[name]
+        except KeyError:
+            raise MixError(f"unknown stem {name!r} (stems: {', '.join(self.names)})") from None
+
+
+def _warn(warnings: list[str], message: str) -> None:
+    log.warning(message)
+    warnings.append(message)
+
+
+def align_stems(
+    audio: dict[str, np.ndarray], rates: dict[str, int], target_rate: int | None = None, origin: str = "stems"
+) -> tuple[dict[str, np.ndarray], int, list[str]]:
+    """Bring stems to one sample rate (the most common, or ``target_rate``) and one length (the longest).
+
+    Shape: each ``(C, T_i)`` -> ``(C, T)``. Returns the new dict (inputs untouched), the rate and the warnings.
+    """
+    if not audio:
+        raise MixError(f"{origin}: no stems")
+    warnings: list[str] = []
+    out: dict[str, np.ndarray] = {}
+    for name, x in audio.items():
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None]
+        if x.ndim != 2 or x.shape[0] > 2 or x.shape[0] < 1:
+            raise MixError(f"{origin}: stem {name!r} must have shape (channels, time) with 1 or 2 channels, got {x.shape}")
+        out[name] = x
+    rate = target_rate or Counter(rates.values()).most_common(1)[0][0]
+    for name in out:
+        if rates[name] != rate:
+            _warn(warnings, f"{origin}: stem {name!r} is at {rates[name]} Hz; resampled to {rate} Hz")
+            out[name] = resample(out[name], rates[name], rate)
+    length = max(x.shape[1] for x in out.values())
+    for name, x in out.items():
+        if x.shape[1] < length:
+            _warn(warnings, f"{origin}: stem {name!r} is {(length - x.shape[1]) / rate:.3f} s shorter than the longest "
+                            f"stem; padded with silence")
+            out[name] = np.pad(x, ((0, 0), (0, length - x.shape[1])))
+    channels = {x.shape[0] for x in out.values()}
+    if len(channels) > 1:
+        mono = [n for n, x in out.items() if x.shape[0] == 1]
+        _warn(warnings, f"{origin}: stems {', '.join(mono)} are mono while others are stereo; mono stems are panned "
+                        f"with the mono pan law (centre = -3 dB per side)")
+    return out, rate, warnings
+
+
+def _manifest_files(folder: Path) -> tuple[dict[str, Path], int | None]:
+    path = folder / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise MixError(f"{path}: cannot read manifest ({e})") from None
+    stems = data.get("stems") if isinstance(data, dict) else None
+    if not isinstance(stems, dict) or not stems:
+        raise MixError(f"{path}: field 'stems' must be a non-empty object {{name: relative path}}")
+    rate = data.get("samplerate")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0):
+        raise MixError(f"{path}: field 'samplerate' must be a positive integer, got {rate!r}")
+    files = {}
+    for name, rel in stems.items():
+        if not isinstance(rel, str):
+            raise MixError(f"{path}: stems.{name} must be a relative path, got {rel!r}")
+        files[name] = (folder / rel).resolve()
+    return files, rate
+
+
+def _stem_name(path: Path) -> str:
+    name = path.name
+    return name[: -len(".stem.mp4")] if name.lower().endswith(".stem.mp4") else path.stem
+
+
+def _folder_files(folder: Path) -> tuple[dict[str, Path], Path | None]:
+    files: dict[str, Path] = {}
+    mixture = None
+    for p in sorted(folder.iterdir()):
+        if not p.is_file() or p.name.startswith(".") or not is_audio_path(p):
+            continue
+        name = _stem_name(p)
+        if name.lower() in MIXTURE_NAMES:
+            mixture = p
+            continue
+        if name in files:
+            raise MixError(f"{folder}: two files for stem {name!r} ({files[name].name}, {p.name})")
+        files[name] = p
+    if not files:
+        raise MixError(f"{folder}: no audio files found (expected one file per stem or a {MANIFEST} manifest)")
+    return files, mixture
+
+
+def load_stems(path: str | Path) -> StemSet:
+    """Read every stem of a folder (see module docstring). Errors name the folder or file and the reason."""
+    folder = Path(path)
+    if not folder.exists():
+        raise MixError(f"{folder}: stems folder not found")
+    if not folder.is_dir():
+        raise MixError(f"{folder}: not a folder (expected a folder of stems, e.g. one written by 'stemdeck separate')")
+    mixture = None
+    if (folder / MANIFEST).is_file():
+        files, rate = _manifest_files(folder)
+        candidates = [p for p in folder.iterdir() if p.is_file() and _stem_name(p).lower() in MIXTURE_NAMES and is_audio_path(p)]
+        mixture = candidates[0] if candidates else None
+    else:
+        (files, mixture), rate = _folder_files(folder), None
+    audio, rates = {}, {}
+    for name, f in files.items():
+        try:
+            a = read_audio(f)
+        except AudioError as e:
+            raise MixError(f"stem {name!r}: {e}") from None
+        audio[name], rates[name] = a.samples, a.samplerate
+    if rate is not None and rate not in rates.values():
+        log.info("%s: manifest rate %d Hz differs from every stem file; using it as the mixing rate", folder, rate)
+    aligned, sr, warnings = align_stems(audio, rates, rate, origin=str(folder))
+    return StemSet(aligned, sr, folder, mixture, warnings)
+
+
+def as_stemset(stems: object, samplerate: int | None = None) -> StemSet:
+    """Accept a :class:`StemSet`, a folder path, or a dict ``{name: (C, T) array}`` plus ``samplerate``."""
+    if isinstance(stems, StemSet):
+        return stems
+    if isinstance(stems, (str, Path)):
+        return load_stems(stems)
+    if isinstance(stems, dict):
+        if samplerate is None:
+            raise MixError("samplerate: required when stems are given as a dict of arrays")
+        if not isinstance(samplerate, int) or samplerate <= 0:
+            raise MixError(f"samplerate: must be a positive integer, got {samplerate!r}")
+        aligned, sr, warnings = align_stems(dict(stems), {k: samplerate for k in stems}, samplerate)
+        return StemSet(aligned, sr, None, None, warnings)
+    raise MixError(f"stems: expected a folder path, a StemSet or a dict of arrays, got {type(stems).__name__}")

@@ -1,0 +1,256 @@
+"""Band-split RNN (BSRNN), after Luo & Yu, "Music Source Separation with Band-split RNN", IEEE/ACM TASLP 2023
+(arXiv 2209.15174).
+
+Pipeline (paper Fig. 1):
+
+1. **Band split** (Sec. III-A): the complex spectrogram of the mixture is cut into ``K`` sub-bands of the given
+   widths; each band's real/imaginary parts (all channels) are normalised and projected to a ``D``-dim feature,
+   giving a ``(K, N, D)`` tensor per example.
+2. **Band and sequence modelling** (Sec. III-B): ``num_layers`` pairs of residual BiLSTMs, one across time for
+   every band (sequence level) and one across the bands for every frame (band level).
+3. **Mask estimation** (Sec. III-C): per source and band, a normalisation + MLP (``tanh`` hidden layer, GLU output)
+   gives a complex mask for that band's bins; the masks are multiplied with the mixture spectrogram and inverted.
+
+stemdeck extension: ``band_widths`` may cover only the lowest ``sum(band_widths)`` bins; the bins above go entirely
+to ``residual_source`` (a model trained on 16 kHz material, whose content stops at 8 kHz, then still returns the
+mixture's high band in the accompaniment instead of dropping it). The STFT is stemdeck's (:mod:`stemdeck.dsp.stft`).
+
+For ONNX export the forward pass is split in three (see :mod:`stemdeck.engine.onnx`): :meth:`BSRNN.onnx_inputs`
+(STFT, outside the graph), :meth:`BSRNN.onnx_core` (real tensors in and out, exportable) and
+:meth:`BSRNN.onnx_outputs` (mask application + iSTFT, outside the graph).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from stemdeck.dsp.stft import StftConfig, istft, make_window, stft
+
+
+def band_widths_from_edges(samplerate: int, n_fft: int, edges_hz: tuple[float, ...], max_hz: float | None = None) -> tuple[int, ...]:
+    """Band widths (in bins) for bands starting at 0 Hz and split at ``edges_hz``; the last band ends at ``max_hz``
+    (default: Nyquist, i.e. every bin). Empty bands are dropped.
+
+    >>> sum(band_widths_from_edges(44100, 2048, (1000.0, 4000.0)))
+    1025
+    """
+    n_bins = n_fft // 2 + 1
+    hz_per_bin = samplerate / n_fft
+    stop = n_bins if max_hz is None else min(n_bins, int(round(max_hz / hz_per_bin)))
+    cuts = sorted({min(stop, max(1, int(round(e / hz_per_bin)))) for e in edges_hz} | {stop})
+    widths, prev = [], 0
+    for c in cuts:
+        if c > prev:
+            widths.append(c - prev)
+            prev = c
+    return tuple(widths)
+
+
+def bsrnn_bands(samplerate: int, n_fft: int, max_hz: float | None = None, *, coarse: bool = True) -> tuple[int, ...]:
+    """A band layout in the spirit of the paper's "v7" scheme (Sec. IV-B): narrow bands at low frequencies, wider ones
+    higher up. ``coarse`` uses about half as many bands (stemdeck's CPU-sized models).
+    """
+    nyq = samplerate / 2
+    top = nyq if max_hz is None else min(max_hz, nyq)
+    if coarse:
+        steps = ((1000, 125), (2000, 250), (4000, 500), (8000, 1000), (16000, 2000), (nyq, 4000))
+    else:
+        steps = ((1000, 100), (4000, 250), (8000, 500), (16000, 1000), (20000, 2000), (nyq, 2050))
+    edges, f = [], 0.0
+    for stop, step in steps:
+        while f + step < min(stop, top) - 1e-6:
+            f += step
+            edges.append(f)
+        f = max(f, min(stop, top))
+        if f < top:
+            edges.append(f)
+    return band_widths_from_edges(samplerate, n_fft, tuple(e for e in edges if e < top), max_hz=max_hz)
+
+
+_DEFAULT_BANDS = bsrnn_bands(44100, 2048)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BSRNNConfig:
+    """Configuration of :class:`BSRNN`.
+
+    - ``band_widths``: bins per band, from 0 Hz up; must sum to ``n_fft // 2 + 1`` unless ``residual_source`` is set,
+      in which case they may sum to fewer (the bins above go to that source).
+    - ``feature_dim`` (``D``), ``hidden_dim`` (LSTM units per direction), ``num_layers`` (band+sequence pairs),
+      ``mlp_dim`` (hidden units of the mask MLPs, per band).
+    """
+
+    sources: tuple[str, ...] = ("vocals", "drums", "bass", "other")
+    samplerate: int = 44100
+    audio_channels: int = 2
+    n_fft: int = 2048
+    hop_length: int = 512
+    band_widths: tuple[int, ...] = _DEFAULT_BANDS
+    feature_dim: int = 64
+    hidden_dim: int = 64
+    num_layers: int = 4
+    mlp_dim: int = 128
+    residual_source: str | None = None
+    segment: float | None = 6.0
+    eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        if not self.sources or len(set(self.sources)) != len(self.sources):
+            raise ValueError(f"{name}.sources must be distinct stem names, got {self.sources!r}")
+        if self.audio_channels not in (1, 2):
+            raise ValueError(f"{name}.audio_channels must be 1 or 2, got {self.audio_channels}")
+        if self.samplerate <= 0:
+            raise ValueError(f"{name}.samplerate must be positive, got {self.samplerate}")
+        StftConfig(n_fft=self.n_fft, hop_length=self.hop_length)  # validates n_fft/hop
+        for field_ in ("feature_dim", "hidden_dim", "num_layers", "mlp_dim"):
+            if getattr(self, field_) <= 0:
+                raise ValueError(f"{name}.{field_} must be positive, got {getattr(self, field_)}")
+        if not self.band_widths or any(w <= 0 for w in self.band_widths):
+            raise ValueError(f"{name}.band_widths must be positive bin counts, got {self.band_widths!r}")
+        n_bins = self.n_fft // 2 + 1
+        total = sum(self.band_widths)
+        if self.residual_source is None and total != n_bins:
+            raise ValueError(
+                f"{name}.band_widths sum to {total} bins but n_fft={self.n_fft} gives {n_bins} bins; "
+                f"they must cover every bin (or set residual_source to send the bins above to one source)"
+            )
+        if total > n_bins:
+            raise ValueError(f"{name}.band_widths sum to {total} bins, more than the {n_bins} bins of n_fft={self.n_fft}")
+        if self.residual_source is not None and self.residual_source not in self.sources:
+            raise ValueError(f"{name}.residual_source {self.residual_source!r} is not one of sources {self.sources!r}")
+        if self.segment is not None and self.segment <= 0:
+            raise ValueError(f"{name}.segment must be positive seconds or null, got {self.segment}")
+
+    @property
+    def stft(self) -> StftConfig:
+        return StftConfig(n_fft=self.n_fft, hop_length=self.hop_length)
+
+    @property
+    def modelled_bins(self) -> int:
+        return sum(self.band_widths)
+
+
+class _RMSNorm(nn.Module):
+    """RMS normalisation over the last axis with a learned gain (band-split normalisation, Sec. III-A)."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.gain = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.gain
+
+
+class _ResidualBiLSTM(nn.Module):
+    """Norm -> BiLSTM -> linear projection, added to the input (Sec. III-B). Shape: ``(B, L, D) -> (B, L, D)``."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.rnn = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
+        self.proj = nn.Linear(2 * hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, _ = self.rnn(self.norm(x))
+        return x + self.proj(y)
+
+
+class _MaskHead(nn.Module):
+    """Mask estimation of one source in one band (Sec. III-C): norm -> Linear -> tanh -> Linear -> GLU.
+
+    Shape: ``(B, N, D) -> (B, N, width * C * 2)`` (real and imaginary mask per bin and channel).
+    """
+
+    def __init__(self, dim: int, hidden: int, out: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, 2 * out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.glu(self.fc2(torch.tanh(self.fc1(self.norm(x)))), dim=-1)
+
+
+class BSRNN(nn.Module):
+    """Band-split RNN separator. ``forward``: ``(B, C, T) -> (B, S, C, T)``."""
+
+    config_class = BSRNNConfig
+
+    def __init__(self, config: BSRNNConfig):
+        super().__init__()
+        self.config = config
+        self.sources = tuple(config.sources)
+        self.samplerate = int(config.samplerate)
+        self.audio_channels = int(config.audio_channels)
+        self.segment = config.segment
+        c, d = config.audio_channels, config.feature_dim
+        self.split_norms = nn.ModuleList(_RMSNorm(w * c * 2, config.eps) for w in config.band_widths)
+        self.split_proj = nn.ModuleList(nn.Linear(w * c * 2, d) for w in config.band_widths)
+        self.time_rnns = nn.ModuleList(_ResidualBiLSTM(d, config.hidden_dim) for _ in range(config.num_layers))
+        self.band_rnns = nn.ModuleList(_ResidualBiLSTM(d, config.hidden_dim) for _ in range(config.num_layers))
+        self.heads = nn.ModuleList(
+            nn.ModuleList(_MaskHead(d, config.mlp_dim, w * c * 2) for w in config.band_widths) for _ in self.sources
+        )
+        self.register_buffer("window", make_window(config.stft), persistent=False)
+
+    # -- the three stages (also the ONNX split protocol) -------------------------------------------------------
+    def onnx_inputs(self, mix: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """STFT of the mixture as real features.
+
+        Shape: ``(B, C, T)`` -> ``((B, C, F, N, 2),)`` real/imaginary parts of the full spectrogram.
+        """
+        spec = stft(mix, self.config.stft, window=self.window)
+        return (torch.view_as_real(spec),)
+
+    def onnx_core(self, spec_ri: torch.Tensor) -> torch.Tensor:
+        """Masks from the spectrogram (real tensors only: exportable to ONNX).
+
+        Shape: ``(B, C, F, N, 2)`` -> masks ``(B, S, C, F', N, 2)`` for the ``F' = sum(band_widths)`` modelled bins.
+        """
+        b, c, _, n, _ = spec_ri.shape
+        x = spec_ri[:, :, : self.config.modelled_bins]
+        bands, start = [], 0
+        for w, norm, proj in zip(self.config.band_widths, self.split_norms, self.split_proj):
+            part = x[:, :, start : start + w].permute(0, 3, 2, 1, 4).reshape(b, n, w * c * 2)  # (B, N, w*C*2)
+            bands.append(proj(norm(part)))
+            start += w
+        z = torch.stack(bands, dim=1)  # (B, K, N, D)
+        k, d = z.shape[1], z.shape[-1]
+        for time_rnn, band_rnn in zip(self.time_rnns, self.band_rnns):
+            z = time_rnn(z.reshape(b * k, n, d)).reshape(b, k, n, d)
+            z = z.transpose(1, 2).reshape(b * n, k, d)
+            z = band_rnn(z).reshape(b, n, k, d).transpose(1, 2)
+        masks = []
+        for heads in self.heads:
+            per_band = [
+                head(z[:, i]).reshape(b, n, w, c, 2) for i, (w, head) in enumerate(zip(self.config.band_widths, heads))
+            ]
+            masks.append(torch.cat(per_band, dim=2).permute(0, 3, 2, 1, 4))  # (B, C, F', N, 2)
+        return torch.stack(masks, dim=1)
+
+    def onnx_outputs(self, masks: torch.Tensor, spec_ri: torch.Tensor, length: int) -> torch.Tensor:
+        """Apply the complex masks (and the residual high band) and invert.
+
+        Shape: masks ``(B, S, C, F', N, 2)``, spectrogram ``(B, C, F, N, 2)`` -> stems ``(B, S, C, T)``.
+        """
+        spec = torch.view_as_complex(spec_ri.contiguous())
+        low = spec[:, None, :, : masks.shape[3]] * torch.view_as_complex(masks.contiguous())
+        high = spec[:, None, :, masks.shape[3] :]
+        if high.shape[-2]:
+            keep = torch.zeros(len(self.sources), 1, 1, 1, dtype=high.real.dtype, device=high.device)
+            if self.config.residual_source is not None:
+                keep[self.sources.index(self.config.residual_source)] = 1.0
+            high = high * keep
+            low = torch.cat([low, high.expand(-1, len(self.sources), -1, -1, -1)], dim=3)
+        return istft(low, self.config.stft, length=length, window=self.window)
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        """Shape: ``(B, C, T)`` -> ``(B, S, C, T)``."""
+        if mix.dim() != 3 or mix.shape[1] != self.audio_channels:
+            raise ValueError(f"BSRNN expects (batch, {self.audio_channels}, time), got {tuple(mix.shape)}")
+        (spec_ri,) = self.onnx_inputs(mix)
+        return self.onnx_outputs(self.onnx_core(spec_ri), spec_ri, mix.shape[-1])

@@ -1,0 +1,249 @@
+"""``classic``: a weight-free 4-stem separator built from signal processing alone.
+
+It is the floor that trained models must beat and what users get with no weights. All decisions are soft
+time-frequency masks on one STFT (:mod:`stemdeck.dsp.stft`), combined hierarchically so that the four masks sum
+to one in every bin and the stems therefore sum to the mixture (up to STFT round-off):
+
+1. **drums vs. the rest** — median-filtering harmonic/percussive separation (FitzGerald, "Harmonic/percussive
+   separation using median filtering", DAFx 2010): a median across time keeps steady partials (harmonic), a median
+   across frequency keeps broadband onsets (percussive); the two filtered spectrograms give a ratio mask.
+2. **bass vs. the rest of the harmonic part** — a smooth low-pass weight in log-frequency on the harmonic
+   (non-drum) content: the bass guitar / synth bass lives below ~200 Hz, where little else is harmonic.
+3. **vocals vs. other** in the remaining harmonic content above the bass — a repetition model (REPET-SIM, Rafii &
+   Pardo, "Music/voice separation using the similarity matrix", ISMIR 2012: the accompaniment repeats, so the median
+   of the most similar frames models it and the non-repeating rest is voice), weighted by a centre-channel
+   similarity (Avendano & Jot, "A frequency-domain approach to multichannel upmix", JAES 2004: lead vocals are
+   mixed to the centre, so left and right agree in level and phase) and by the voice's frequency range.
+
+The model is a plain :class:`torch.nn.Module` with no parameters; the engine runs it chunk by chunk.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stemdeck.dsp.masks import ratio_mask
+from stemdeck.dsp.stft import StftConfig, istft, make_window, stft
+
+EPS = 1e-8
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassicConfig:
+    """Parameters of :class:`ClassicSeparator` (defaults tuned on a MUSDB18 excerpt; see docs/foundation.md)."""
+
+    sources: tuple[str, ...] = ("vocals", "drums", "bass", "other")
+    samplerate: int = 44100
+    audio_channels: int = 2
+    segment: float = 20.0  # seconds per chunk: long enough for the repetition model to find repeats
+    n_fft: int = 4096  # 93 ms at 44.1 kHz, the frame FitzGerald (2010) uses for median-filtering HPSS
+    hop_length: int = 1024
+    harmonic_kernel: int = 23  # frames (~0.5 s) of the time median (FitzGerald 2010: 17; 23 scored better here)
+    percussive_kernel: int = 23  # bins (~250 Hz) of the frequency median (FitzGerald 2010: 17)
+    low_percussive_kernel: int = 7  # bins (~75 Hz) of the frequency median in the bass range
+    mask_power: float = 1.5  # between magnitude (1) and Wiener-like (2) ratio masks
+    bass_cutoff_hz: float = 200.0  # centre of the low-pass weight of the bass stem
+    bass_octaves: float = 0.35  # width of its transition (octaves for the weight to go from 73% to 27%)
+    vocal_low_hz: float = 150.0  # voice band edges (the weight falls off smoothly outside)
+    vocal_high_hz: float = 8000.0
+    repet_neighbours: int = 20  # frames in the median of the repeating model (REPET-SIM)
+    repet_min_distance_s: float = 0.8  # ignore frames closer than this (they are similar only because adjacent)
+    centre_exponent: float = 1.0  # sharpness of the centre-channel weight of the vocals
+    vocal_gain: float = 2.0  # bias of the vocal/other decision (scales the vocal estimate)
+
+    def __post_init__(self) -> None:
+        if not self.sources or len(set(self.sources)) != len(self.sources):
+            raise ValueError(f"ClassicConfig.sources must be distinct names, got {self.sources}")
+        if set(self.sources) - {"vocals", "drums", "bass", "other"}:
+            raise ValueError(f"ClassicConfig.sources must be among vocals, drums, bass, other; got {self.sources}")
+        if "other" not in self.sources:
+            raise ValueError("ClassicConfig.sources must include 'other' (it receives what no other stem takes)")
+        if not 8000 <= self.samplerate <= 192000:
+            raise ValueError(f"ClassicConfig.samplerate must be 8000-192000 Hz, got {self.samplerate}")
+        if self.audio_channels not in (1, 2):
+            raise ValueError(f"ClassicConfig.audio_channels must be 1 or 2, got {self.audio_channels}")
+        if self.segment <= 0:
+            raise ValueError(f"ClassicConfig.segment must be positive seconds, got {self.segment}")
+        if self.n_fft < 256 or self.hop_length <= 0 or self.hop_length > self.n_fft // 2:
+            raise ValueError(f"ClassicConfig: need n_fft >= 256 and 0 < hop_length <= n_fft/2, got {self.n_fft}, {self.hop_length}")
+        for name in ("harmonic_kernel", "percussive_kernel", "low_percussive_kernel", "repet_neighbours"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ClassicConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.mask_power <= 0 or self.bass_octaves <= 0 or self.vocal_gain <= 0:
+            raise ValueError("ClassicConfig.mask_power, bass_octaves and vocal_gain must be positive")
+        if not 0 < self.vocal_low_hz < self.vocal_high_hz:
+            raise ValueError(f"ClassicConfig: need 0 < vocal_low_hz < vocal_high_hz, got {self.vocal_low_hz}, {self.vocal_high_hz}")
+
+
+def _lower_median_last(x: torch.Tensor) -> torch.Tensor:
+    """Lower median along the last axis (``torch.median``'s convention).
+
+    On CPU ``np.partition`` (introselect, O(k)) is several times faster than ``torch.median`` (a sort).
+    Shape: ``(..., k)`` -> ``(...)``.
+    """
+    k = x.shape[-1]
+    if x.device.type != "cpu":
+        return x.median(dim=-1).values
+    arr = x.numpy()
+    return torch.from_numpy(np.partition(arr, (k - 1) // 2, axis=-1)[..., (k - 1) // 2].copy())
+
+
+def median_filter(x: torch.Tensor, kernel: int, dim: int) -> torch.Tensor:
+    """Running median of odd width ``kernel`` along ``dim`` (edges replicated).
+
+    Shape: any -> same.
+    """
+    if kernel <= 1:
+        return x
+    kernel = kernel | 1  # odd, so the window is centred
+    moved = x.movedim(dim, -1).contiguous()
+    flat = moved.reshape(-1, 1, moved.shape[-1])
+    padded = F.pad(flat, (kernel // 2, kernel // 2), mode="replicate")[:, 0]
+    med = _lower_median_last(padded.unfold(-1, kernel, 1))
+    return med.reshape(moved.shape).movedim(-1, dim)
+
+
+def repeating_background(mag: torch.Tensor, neighbours: int, min_distance: int) -> torch.Tensor:
+    """REPET-SIM repeating model: per frame, the median of the ``neighbours`` most similar frames (cosine
+    similarity of magnitude spectra, frames closer than ``min_distance`` excluded), capped by the frame itself.
+
+    Shape: ``(B, F, N)`` -> ``(B, F, N)``.
+    """
+    b, f, n = mag.shape
+    k = min(neighbours, n - 1)
+    if k < 2:
+        return mag
+    unit = mag / mag.norm(dim=1, keepdim=True).clamp_min(EPS)
+    sim = unit.transpose(1, 2) @ unit  # (B, N, N)
+    idx = torch.arange(n, device=mag.device)
+    near = (idx[:, None] - idx[None, :]).abs() < min_distance
+    near &= idx[:, None] != idx[None, :]  # the frame itself stays a candidate (Rafii & Pardo 2012)
+    sim = sim.masked_fill(near, -2.0)
+    top = sim.topk(k, dim=-1).indices  # (B, N, k)
+    # Index the frame axis directly rather than materialising (B, F, N, N).
+    gathered = torch.stack([mag[i][:, top[i]] for i in range(b)])  # (B, F, N, k)
+    model = _lower_median_last(gathered)
+    return torch.minimum(model, mag)
+
+
+def smooth_step(x: torch.Tensor) -> torch.Tensor:
+    """Logistic step used for soft frequency weights."""
+    return torch.sigmoid(x)
+
+
+class ClassicSeparator(nn.Module):
+    """Weight-free separator into vocals, drums, bass and other with masks that sum to one.
+
+    Shape: ``forward((B, C, T)) -> (B, S, C, T)`` with ``S = len(config.sources)``.
+    """
+
+    config_class = ClassicConfig
+
+    def __init__(self, config: ClassicConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or ClassicConfig()
+        self.sources = tuple(self.config.sources)
+        self.samplerate = self.config.samplerate
+        self.audio_channels = self.config.audio_channels
+        self.segment = self.config.segment
+        self.stft_config = StftConfig(n_fft=self.config.n_fft, hop_length=self.config.hop_length)
+        self.register_buffer("window", make_window(self.stft_config), persistent=False)
+        freqs = torch.linspace(0, self.samplerate / 2, self.stft_config.n_bins)
+        self.register_buffer("freqs", freqs, persistent=False)
+
+    # -- frequency weights -------------------------------------------------------------------------------
+    def _log2f(self) -> torch.Tensor:
+        return torch.log2(self.freqs.clamp_min(1.0))
+
+    def bass_weight(self) -> torch.Tensor:
+        """Soft low-pass in log-frequency. Shape: ``(F,)``."""
+        c = self.config
+        return smooth_step((math.log2(c.bass_cutoff_hz) - self._log2f()) / c.bass_octaves)
+
+    def vocal_band(self) -> torch.Tensor:
+        """Soft band-pass over the voice range (fundamentals to sibilance). Shape: ``(F,)``."""
+        c = self.config
+        lf = self._log2f()
+        return smooth_step((lf - math.log2(c.vocal_low_hz)) / 0.25) * smooth_step((math.log2(c.vocal_high_hz) - lf) / 0.5)
+
+    # -- masks -------------------------------------------------------------------------------------------
+    def masks(self, spec: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Soft masks per source that sum to one.
+
+        Shape: ``spec (B, C, F, N)`` complex -> dict of ``(B, 1, F, N)`` real (shared by the channels).
+        """
+        c = self.config
+        mag = spec.abs()
+        mono = mag.mean(dim=1)  # (B, F, N)
+        p = c.mask_power
+
+        # 1. HPSS (FitzGerald 2010): medians across time (harmonic) and across frequency (percussive).
+        harm = median_filter(mono, c.harmonic_kernel, dim=-1)
+        perc = median_filter(mono, c.percussive_kernel, dim=-2)
+        if c.low_percussive_kernel != c.percussive_kernel:
+            # Bins are ~11 Hz apart, so a 180 Hz-wide median smears the sparse low partials of the bass into
+            # "percussive"; in the bass range a narrower frequency median keeps them harmonic.
+            low = self.bass_weight()[:, None]
+            perc = low * median_filter(mono, c.low_percussive_kernel, dim=-2) + (1 - low) * perc
+        drums = ratio_mask(torch.stack([perc, harm], dim=1), power=p, source_dim=1)[:, 0]  # (B, F, N)
+        rest = 1.0 - drums
+
+        # 2. Bass: the low harmonic part.
+        bass = rest * self.bass_weight()[:, None]
+        upper = rest - bass
+
+        # 3. Vocals vs. other: non-repeating (REPET-SIM) x centred (Avendano & Jot) x in the voice band.
+        tonal = mono * rest
+        hop_s = c.hop_length / c.samplerate
+        background = repeating_background(tonal, c.repet_neighbours, max(1, round(c.repet_min_distance_s / hop_s)))
+        foreground = (tonal - background).clamp_min(0.0)
+        if spec.shape[1] >= 2:
+            left, right = spec[:, 0], spec[:, 1]
+            cross = (left * right.conj()).abs()
+            similarity = 2 * cross / (left.abs().square() + right.abs().square()).clamp_min(EPS)
+            centre = similarity.clamp(0, 1) ** c.centre_exponent
+        else:
+            centre = torch.ones_like(mono)
+        voice = c.vocal_gain * foreground * centre * self.vocal_band()[:, None]
+        accomp = background + foreground * (1 - centre)
+        vocal_share = ratio_mask(torch.stack([voice, accomp], dim=1), power=p, source_dim=1)[:, 0]
+        vocals = upper * vocal_share
+        other = upper - vocals
+
+        out = {"vocals": vocals, "drums": drums, "bass": bass, "other": other}
+        # Stems the config leaves out go to "other", so the masks still sum to one.
+        for name in ("vocals", "drums", "bass"):
+            if name not in self.sources:
+                out["other"] = out["other"] + out.pop(name)
+        return {k: v.unsqueeze(1) for k, v in out.items()}
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        """Shape: ``(B, C, T)`` -> ``(B, S, C, T)``."""
+        if mix.dim() != 3:
+            raise ValueError(f"classic expects (batch, channels, time), got shape {tuple(mix.shape)}")
+        length = mix.shape[-1]
+        # torch.stft's reflect padding needs more than n_fft/2 samples; pad short inputs with zeros.
+        need = self.stft_config.n_fft // 2 + 1
+        x = F.pad(mix, (0, max(0, need - length))).float()
+        spec = stft(x, self.stft_config, window=self.window)  # (B, C, F, N)
+        masks = self.masks(spec)
+        named = [name for name in self.sources if name != "other"]
+        stems = torch.stack([masks[name] * spec for name in named], dim=1)  # (B, S-1, C, F, N)
+        wav = istft(stems, self.stft_config, length=x.shape[-1], window=self.window)
+        # The masks sum to one, so "other" is the mixture minus the rest: one iSTFT fewer, and the stems add up
+        # to the input exactly rather than to within STFT round-off.
+        other = x.unsqueeze(1) - wav.sum(dim=1, keepdim=True)
+        parts = dict(zip(named, wav.unbind(dim=1)))
+        parts["other"] = other[:, 0]
+        out = torch.stack([parts[name] for name in self.sources], dim=1)
+        return out[..., :length].to(mix.dtype)
+
+
+def build_classic(**options: object) -> ClassicSeparator:
+    """Registry loader for ``MODELS["classic"]``: options override :class:`ClassicConfig` fields."""
+    return ClassicSeparator(ClassicConfig(**options))  # type: ignore[arg-type]

@@ -1,0 +1,227 @@
+"""The studio's library: an embedded SQLite database with forward-only schema migrations.
+
+``PRAGMA user_version`` records the schema version; :data:`MIGRATIONS` lists the SQL that takes version ``i`` to
+``i + 1``. A new column or table is a new entry at the end, never an edit of an old one.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+from contextlib import contextmanager
+
+MIGRATIONS: list[str] = [
+    # 1: first schema
+    """
+    CREATE TABLE songs (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        original_name TEXT NOT NULL,
+        source_path TEXT NOT NULL,
+        samplerate INTEGER NOT NULL,
+        channels INTEGER NOT NULL,
+        duration REAL NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        song_id TEXT NOT NULL REFERENCES songs(id) ON DELETE CASCADE,
+        model TEXT NOT NULL,
+        params TEXT NOT NULL,
+        status TEXT NOT NULL,
+        progress REAL NOT NULL DEFAULT 0,
+        stage TEXT NOT NULL DEFAULT '',
+        error TEXT,
+        created REAL NOT NULL,
+        started REAL,
+        finished REAL,
+        seconds REAL
+    );
+    CREATE TABLE stems (
+        song_id TEXT NOT NULL REFERENCES songs(id) ON DELETE CASCADE,
+        job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        path TEXT NOT NULL,
+        samplerate INTEGER NOT NULL,
+        PRIMARY KEY (job_id, name)
+    );
+    CREATE TABLE mixes (
+        id TEXT PRIMARY KEY,
+        song_id TEXT NOT NULL REFERENCES songs(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        document TEXT NOT NULL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE INDEX jobs_song ON jobs(song_id);
+    CREATE INDEX mixes_song ON mixes(song_id);
+    """,
+]
+
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Library:
+    """Thread-safe access to the studio database (one connection, serialised by a lock)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self.migrate()
+
+    # -- schema ---------------------------------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        with self._lock:
+            version = self.schema_version
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"{self.path}: database schema version {version} is newer than this stemdeck ({len(MIGRATIONS)})"
+                )
+            for i in range(version, len(MIGRATIONS)):
+                self._conn.executescript("BEGIN;" + MIGRATIONS[i] + f";PRAGMA user_version = {i + 1};COMMIT;")
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def query(self, sql: str, args: tuple = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self._conn.execute(sql, args).fetchall()]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- songs ----------------------------------------------------------------------------------------------
+    def add_song(self, **fields: Any) -> str:
+        sid = fields.pop("id", None) or new_id()
+        fields.setdefault("created", time.time())
+        cols = ["id", *fields]
+        with self.tx() as c:
+            c.execute(
+                f"INSERT INTO songs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", (sid, *fields.values())
+            )
+        return sid
+
+    def song(self, song_id: str) -> dict[str, Any] | None:
+        rows = self.query("SELECT * FROM songs WHERE id = ?", (song_id,))
+        return rows[0] if rows else None
+
+    def songs(self) -> list[dict[str, Any]]:
+        return self.query("SELECT * FROM songs ORDER BY created DESC")
+
+    def delete_song(self, song_id: str) -> None:
+        with self.tx() as c:
+            c.execute("DELETE FROM songs WHERE id = ?", (song_id,))
+
+    # -- jobs -----------------------------------------------------------------------------------------------
+    def add_job(self, song_id: str, model: str, params: dict[str, Any]) -> str:
+        jid = new_id()
+        with self.tx() as c:
+            c.execute(
+                "INSERT INTO jobs (id, song_id, model, params, status, created) VALUES (?, ?, ?, ?, 'queued', ?)",
+                (jid, song_id, model, json.dumps(params), time.time()),
+            )
+        return jid
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        rows = self.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return _job_row(rows[0]) if rows else None
+
+    def jobs_for(self, song_id: str) -> list[dict[str, Any]]:
+        return [_job_row(r) for r in self.query("SELECT * FROM jobs WHERE song_id = ? ORDER BY created", (song_id,))]
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        if not fields:
+            return
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.tx() as c:
+            c.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*fields.values(), job_id))
+
+    def mark_interrupted(self) -> list[str]:
+        """At start-up: jobs left 'running' or 'queued' by a server that died are marked interrupted."""
+        with self.tx() as c:
+            ids = [r[0] for r in c.execute("SELECT id FROM jobs WHERE status IN ('running', 'queued')").fetchall()]
+            c.execute(
+                "UPDATE jobs SET status = 'interrupted', error = 'the server stopped while this job was pending' "
+                "WHERE status IN ('running', 'queued')"
+            )
+        return ids
+
+    # -- stems ----------------------------------------------------------------------------------------------
+    def set_stems(self, song_id: str, job_id: str, stems: dict[str, str], samplerate: int) -> None:
+        with self.tx() as c:
+            c.execute("DELETE FROM stems WHERE job_id = ?", (job_id,))
+            c.executemany(
+                "INSERT INTO stems (song_id, job_id, name, path, samplerate) VALUES (?, ?, ?, ?, ?)",
+                [(song_id, job_id, name, path, samplerate) for name, path in stems.items()],
+            )
+
+    def stems(self, song_id: str) -> list[dict[str, Any]]:
+        """Stems of the song's latest finished job."""
+        return self.query(
+            "SELECT s.* FROM stems s JOIN jobs j ON j.id = s.job_id WHERE s.song_id = ? AND j.status = 'done' "
+            "AND j.finished = (SELECT MAX(finished) FROM jobs WHERE song_id = ? AND status = 'done') ORDER BY s.rowid",
+            (song_id, song_id),
+        )
+
+    # -- mixes ----------------------------------------------------------------------------------------------
+    def save_mix(self, song_id: str, name: str, document: dict[str, Any], mix_id: str | None = None) -> str:
+        now = time.time()
+        with self.tx() as c:
+            if mix_id and c.execute("SELECT 1 FROM mixes WHERE id = ? AND song_id = ?", (mix_id, song_id)).fetchone():
+                c.execute(
+                    "UPDATE mixes SET name = ?, document = ?, updated = ? WHERE id = ?",
+                    (name, json.dumps(document), now, mix_id),
+                )
+                return mix_id
+            mix_id = new_id()
+            c.execute(
+                "INSERT INTO mixes (id, song_id, name, document, created, updated) VALUES (?, ?, ?, ?, ?, ?)",
+                (mix_id, song_id, name, json.dumps(document), now, now),
+            )
+        return mix_id
+
+    def mixes(self, song_id: str) -> list[dict[str, Any]]:
+        rows = self.query("SELECT * FROM mixes WHERE song_id = ? ORDER BY updated DESC", (song_id,))
+        for r in rows:
+            r["document"] = json.loads(r["document"])
+        return rows
+
+    def mix(self, mix_id: str) -> dict[str, Any] | None:
+        rows = self.query("SELECT * FROM mixes WHERE id = ?", (mix_id,))
+        if not rows:
+            return None
+        rows[0]["document"] = json.loads(rows[0]["document"])
+        return rows[0]
+
+
+def _job_row(row: dict[str, Any]) -> dict[str, Any]:
+    row = dict(row)
+    row["params"] = json.loads(row["params"])
+    return row

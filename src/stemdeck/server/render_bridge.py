@@ -1,0 +1,24 @@
+"""Server-side export of a mix document, through the same mixer engine as ``stemdeck mix``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from stemdeck.audio.io import write_audio
+from stemdeck.mixer.document import Mix
+from stemdeck.mixer.render import render
+from stemdeck.mixer.stems import load_stems
+
+
+def render_to_file(document: dict[str, Any], stems: dict[str, Path], target: Path, fmt: str) -> Path:
+    """Render ``document`` over the stems folder and write ``target`` (wav: 32-bit float; flac: 24-bit; mp3: 320k).
+
+    The stems folder is loaded exactly as ``stemdeck mix STEMS_DIR`` loads it, so both give the same samples.
+    """
+    folders = {p.parent for p in stems.values()}
+    if len(folders) != 1:
+        raise ValueError("stems of one song must share a folder")
+    stemset = load_stems(folders.pop())
+    audio = render(Mix.from_dict(document), stemset)
+    bit_depth = 32 if fmt == "wav" else 24
+    return write_audio(target, audio, stemset.samplerate, fmt=fmt, bit_depth=bit_depth, mp3_bitrate=320, overwrite=True)

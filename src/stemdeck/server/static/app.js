@@ -1,0 +1,518 @@
+// stemdeck studio — library + live stem mixer. Plain ES modules + Web Audio API, no build step.
+//
+// Audio graph per stem (all on one AudioContext clock, so stems stay sample-synchronised):
+//   AudioBufferSource -> lowshelf(250 Hz) -> peaking(1 kHz) -> highshelf(4 kHz) -> StereoPanner -> fader Gain -> master Gain
+// The mix document built from this state is the one the server renders (docs/ARCHITECTURE.md): gain in dB,
+// pan with the StereoPannerNode law, mute/solo as in a DAW, so what plays here is what the export writes.
+
+const COLORS = { vocals: "#ff7aa8", drums: "#ffb84f", bass: "#7d8bff", other: "#5fd38d", guitar: "#ffe066", piano: "#b59cff",
+  no_vocals: "#5fd3c8", accompaniment: "#5fd3c8" };
+const EQ = { low: { type: "lowshelf", hz: 250 }, mid: { type: "peaking", hz: 1000, q: 0.7071 }, high: { type: "highshelf", hz: 4000 } };
+const $ = (sel, root = document) => root.querySelector(sel);
+
+const api = async (path, opts = {}) => {
+  const res = await fetch(path, opts);
+  if (!res.ok) {
+    let msg = `${res.status}`;
+    try { msg = (await res.json()).error || msg; } catch { /* not JSON */ }
+    throw new Error(msg);
+  }
+  return res;
+};
+const fmtTime = (s) => { s = Math.max(0, s || 0); const m = Math.floor(s / 60); return `${m}:${(s - 60 * m).toFixed(1).padStart(4, "0")}`; };
+const dbToGain = (db) => (db <= -60 ? 0 : Math.pow(10, db / 20));
+const setStatus = (t) => { $("#status").textContent = t; };
+
+// ---------------------------------------------------------------------------------------------------------------
+// Library view
+// ---------------------------------------------------------------------------------------------------------------
+const library = { songs: [], events: null };
+
+async function loadModels() {
+  const { models, default: def } = await (await api("/api/models")).json();
+  const sel = $("#model-select");
+  sel.innerHTML = "";
+  for (const m of models) {
+    const o = document.createElement("option");
+    o.value = m.name; o.textContent = `${m.name} — ${m.sources.join(", ")}`; o.title = `${m.description} (${m.licence})`;
+    if (m.name === def) o.selected = true;
+    sel.append(o);
+  }
+}
+
+async function refreshSongs() {
+  library.songs = (await (await api("/api/songs")).json()).songs;
+  renderSongs();
+}
+
+function renderSongs() {
+  const body = $("#songs tbody");
+  body.innerHTML = "";
+  $("#empty-library").classList.toggle("hidden", library.songs.length > 0);
+  for (const s of library.songs) {
+    const job = s.jobs[s.jobs.length - 1];
+    const tr = document.createElement("tr");
+    tr.dataset.song = s.id;
+    const pct = Math.round(100 * (job ? job.progress : 0));
+    tr.innerHTML = `<td class="title"></td><td>${fmtTime(s.duration)}</td>
+      <td class="status status-${s.status}">${s.status}${job && job.error ? ": " : ""}<span class="err"></span></td>
+      <td><div class="bar ${s.status === "done" ? "done" : ""}" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${pct}"><div style="width:${pct}%"></div></div><span class="pct muted">${pct}%</span></td>
+      <td class="actions"></td>`;
+    $(".title", tr).textContent = s.title;
+    if (job && job.error) $(".err", tr).textContent = job.error;
+    const actions = $(".actions", tr);
+    const btn = (label, fn, cls = "") => { const b = document.createElement("button"); b.textContent = label; b.className = cls; b.onclick = fn; actions.append(b); return b; };
+    if (s.status === "done") btn("Open mixer", () => { location.hash = `#/song/${s.id}`; }, "primary open");
+    if (s.status === "queued" || s.status === "running") btn("Cancel", () => api(`/api/jobs/${job.id}/cancel`, { method: "POST" }).then(refreshSongs).catch((e) => setStatus(e.message)));
+    if (["failed", "cancelled", "interrupted", "done"].includes(s.status)) btn("Re-run", () => rerun(s.id));
+    btn("Delete", () => { if (confirm(`Delete “${s.title}” and its stems?`)) api(`/api/songs/${s.id}`, { method: "DELETE" }).then(refreshSongs); });
+    body.append(tr);
+  }
+}
+
+async function rerun(songId) {
+  try {
+    await api(`/api/songs/${songId}/jobs`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: $("#model-select").value }) });
+    await refreshSongs();
+  } catch (e) { setStatus(e.message); }
+}
+
+function listenEvents() {
+  if (library.events) return;
+  library.events = new EventSource("/api/events");
+  library.events.onmessage = (ev) => {
+    const { jobs } = JSON.parse(ev.data);
+    let finished = false;
+    for (const j of jobs) {
+      const song = library.songs.find((s) => s.jobs.some((x) => x.id === j.id));
+      if (!song) continue;
+      const job = song.jobs.find((x) => x.id === j.id);
+      const was = job.status;
+      Object.assign(job, j);
+      song.status = j.status;
+      if (was !== j.status && ["done", "failed", "cancelled"].includes(j.status)) finished = true;
+      const row = document.querySelector(`tr[data-song="${song.id}"]`);
+      if (row) {
+        const pct = Math.round(100 * (j.progress || 0));
+        $(".bar > div", row).style.width = `${pct}%`;
+        $(".bar", row).setAttribute("aria-valuenow", pct);
+        $(".pct", row).textContent = `${pct}%`;
+        $(".status", row).firstChild.textContent = j.status;
+      }
+    }
+    if (finished) refreshSongs();
+  };
+}
+
+async function upload(file) {
+  const err = $("#upload-error");
+  err.classList.add("hidden");
+  const form = new FormData();
+  form.append("model", $("#model-select").value);
+  form.append("file", file, file.name);
+  const bar = $("#upload-progress");
+  bar.classList.remove("hidden");
+  // XMLHttpRequest, because fetch cannot report upload progress.
+  await new Promise((resolve) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/songs");
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) $("div", bar).style.width = `${(100 * e.loaded) / e.total}%`; };
+    xhr.onload = () => {
+      bar.classList.add("hidden");
+      if (xhr.status >= 300) {
+        let msg = `upload failed (${xhr.status})`;
+        try { msg = JSON.parse(xhr.responseText).error || msg; } catch { /* keep */ }
+        err.textContent = msg; err.classList.remove("hidden");
+      }
+      resolve();
+    };
+    xhr.onerror = () => { bar.classList.add("hidden"); err.textContent = "upload failed: network error"; err.classList.remove("hidden"); resolve(); };
+    xhr.send(form);
+  });
+  await refreshSongs();
+}
+
+function setupDropzone() {
+  const dz = $("#dropzone");
+  const input = $("#file-input");
+  input.onchange = () => { if (input.files[0]) upload(input.files[0]); input.value = ""; };
+  dz.addEventListener("keydown", (e) => { if (e.key === "Enter") input.click(); });
+  for (const t of ["dragenter", "dragover"]) dz.addEventListener(t, (e) => { e.preventDefault(); dz.classList.add("over"); });
+  for (const t of ["dragleave", "drop"]) dz.addEventListener(t, (e) => { e.preventDefault(); dz.classList.remove("over"); });
+  dz.addEventListener("drop", (e) => { const f = e.dataTransfer.files[0]; if (f) upload(f); });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Mixer
+// ---------------------------------------------------------------------------------------------------------------
+const mixer = {
+  ctx: null, songId: null, song: null, strips: [], master: null, duration: 0,
+  playing: false, startCtxTime: 0, startOffset: 0, sources: [],
+  loop: { on: false, start: 0, end: 0 }, focused: null, mixId: null, raf: 0,
+};
+
+function audioContext() {
+  if (!mixer.ctx) {
+    mixer.ctx = new AudioContext({ latencyHint: "interactive" });
+    mixer.master = mixer.ctx.createGain();
+    mixer.master.connect(mixer.ctx.destination);
+  }
+  return mixer.ctx;
+}
+
+function buildStripGraph(strip) {
+  const ctx = audioContext();
+  const filters = Object.entries(EQ).map(([, spec]) => {
+    const f = ctx.createBiquadFilter();
+    f.type = spec.type; f.frequency.value = spec.hz; if (spec.q) f.Q.value = spec.q; f.gain.value = 0;
+    return f;
+  });
+  const panner = ctx.createStereoPanner();
+  const fader = ctx.createGain();
+  filters[0].connect(filters[1]); filters[1].connect(filters[2]); filters[2].connect(panner); panner.connect(fader); fader.connect(mixer.master);
+  Object.assign(strip, { input: filters[0], filters, panner, fader });
+}
+
+function audible(strip) {
+  const anySolo = mixer.strips.some((s) => s.solo);
+  return !strip.mute && (!anySolo || strip.solo);
+}
+
+function applyStrip(strip) {
+  const t = mixer.ctx.currentTime;
+  strip.fader.gain.setTargetAtTime(audible(strip) ? dbToGain(strip.gainDb) : 0, t, 0.005);
+  strip.panner.pan.setTargetAtTime(strip.pan, t, 0.005);
+  strip.filters[0].gain.value = strip.eq.low; strip.filters[1].gain.value = strip.eq.mid; strip.filters[2].gain.value = strip.eq.high;
+  const el = strip.el;
+  $(".gain", el).value = strip.gainDb; $(".gain-out", el).textContent = strip.gainDb <= -60 ? "-∞ dB" : `${strip.gainDb.toFixed(1)} dB`;
+  $(".pan", el).value = strip.pan; $(".pan-out", el).textContent = strip.pan === 0 ? "C" : `${strip.pan < 0 ? "L" : "R"}${Math.round(Math.abs(strip.pan) * 100)}`;
+  $(".eq-low", el).value = strip.eq.low; $(".eq-mid", el).value = strip.eq.mid; $(".eq-high", el).value = strip.eq.high;
+  $(".mute", el).setAttribute("aria-pressed", String(strip.mute));
+  $(".solo", el).setAttribute("aria-pressed", String(strip.solo));
+  el.classList.toggle("silent", !audible(strip));
+}
+
+function applyAll() { for (const s of mixer.strips) applyStrip(s); }
+
+function makeStrip(name, buffer, peaks) {
+  const el = $("#strip-template").content.firstElementChild.cloneNode(true);
+  const strip = { name, buffer, peaks, el, gainDb: 0, pan: 0, mute: false, solo: false, eq: { low: 0, mid: 0, high: 0 } };
+  el.dataset.stem = name;
+  $(".name", el).textContent = name;
+  $(".swatch", el).style.background = COLORS[name] || "#aaa";
+  buildStripGraph(strip);
+  $(".gain", el).oninput = (e) => { strip.gainDb = Number(e.target.value); applyStrip(strip); };
+  $(".pan", el).oninput = (e) => { strip.pan = Number(e.target.value); applyStrip(strip); };
+  for (const band of ["low", "mid", "high"]) $(`.eq-${band}`, el).oninput = (e) => { strip.eq[band] = Number(e.target.value); applyStrip(strip); };
+  $(".mute", el).onclick = () => { strip.mute = !strip.mute; applyAll(); };
+  $(".solo", el).onclick = () => { strip.solo = !strip.solo; applyAll(); };
+  el.addEventListener("focusin", () => { mixer.focused = strip; });
+  setupWaveform(strip);
+  return strip;
+}
+
+// -- waveform: click to seek, drag to select the loop region -----------------------------------------------------
+function setupWaveform(strip) {
+  const canvas = $("canvas", strip.el);
+  let down = null;
+  const timeAt = (e) => { const r = canvas.getBoundingClientRect(); return Math.min(1, Math.max(0, (e.clientX - r.left) / r.width)) * mixer.duration; };
+  canvas.addEventListener("pointerdown", (e) => { down = timeAt(e); canvas.setPointerCapture(e.pointerId); });
+  canvas.addEventListener("pointermove", (e) => {
+    if (down === null) return;
+    const t = timeAt(e);
+    if (Math.abs(t - down) > mixer.duration / 200) { mixer.loop.start = Math.min(down, t); mixer.loop.end = Math.max(down, t); showLoop(); }
+  });
+  canvas.addEventListener("pointerup", (e) => {
+    const t = timeAt(e);
+    if (down !== null && Math.abs(t - down) <= mixer.duration / 200) seek(t);
+    else if (down !== null) { mixer.loop.on = true; $("#loop").checked = true; showLoop(); if (mixer.playing) seek(mixer.loop.start); }
+    down = null;
+  });
+}
+
+function drawWave(strip) {
+  const canvas = $("canvas", strip.el);
+  const w = (canvas.width = Math.max(100, Math.floor(canvas.clientWidth * devicePixelRatio)));
+  const h = (canvas.height = Math.floor(64 * devicePixelRatio));
+  const g = canvas.getContext("2d");
+  g.clearRect(0, 0, w, h);
+  const { min, max } = strip.peaks;
+  const n = min.length;
+  g.fillStyle = COLORS[strip.name] || "#aaa";
+  for (let x = 0; x < w; x++) {
+    const i = Math.floor((x / w) * n);
+    const y0 = ((1 - Math.min(1, max[i])) * h) / 2, y1 = ((1 - Math.max(-1, min[i])) * h) / 2;
+    g.fillRect(x, y0, 1, Math.max(1, y1 - y0));
+  }
+  strip.image = g.getImageData(0, 0, w, h);
+}
+
+function drawOverlays() {
+  const pos = position();
+  for (const s of mixer.strips) {
+    const canvas = $("canvas", s.el);
+    const g = canvas.getContext("2d");
+    if (!s.image || s.image.width !== canvas.width) drawWave(s);
+    g.putImageData(s.image, 0, 0);
+    const w = canvas.width, h = canvas.height, d = mixer.duration || 1;
+    if (mixer.loop.end > mixer.loop.start) {
+      g.fillStyle = mixer.loop.on ? "rgba(79,179,255,.18)" : "rgba(255,255,255,.07)";
+      g.fillRect((mixer.loop.start / d) * w, 0, ((mixer.loop.end - mixer.loop.start) / d) * w, h);
+    }
+    g.fillStyle = "#fff";
+    g.fillRect(Math.floor((pos / d) * w), 0, Math.max(1, devicePixelRatio), h);
+  }
+  $("#position").textContent = fmtTime(pos);
+}
+
+function tick() { drawOverlays(); mixer.raf = requestAnimationFrame(tick); }
+
+// -- transport ---------------------------------------------------------------------------------------------------
+function position() {
+  if (!mixer.playing) return mixer.startOffset;
+  let p = mixer.startOffset + (mixer.ctx.currentTime - mixer.startCtxTime);
+  const { on, start, end } = mixer.loop;
+  if (on && end > start && mixer.startOffset < end && p >= end) p = start + ((p - start) % (end - start));
+  return Math.min(p, mixer.duration);
+}
+
+function stopSources() {
+  for (const src of mixer.sources) { try { src.stop(); } catch { /* already stopped */ } src.disconnect(); }
+  mixer.sources = [];
+}
+
+function startAt(offset) {
+  const ctx = audioContext();
+  stopSources();
+  const when = ctx.currentTime + 0.05; // one start time for every stem: sample-synchronous
+  const { on, start, end } = mixer.loop;
+  for (const s of mixer.strips) {
+    const src = ctx.createBufferSource();
+    src.buffer = s.buffer;
+    if (on && end > start) { src.loop = true; src.loopStart = start; src.loopEnd = end; }
+    src.connect(s.input);
+    src.start(when, offset);
+    mixer.sources.push(src);
+  }
+  mixer.sources[0].onended = () => { if (mixer.playing && !mixer.loop.on) { mixer.playing = false; mixer.startOffset = 0; updatePlayButton(); } };
+  mixer.startCtxTime = when;
+  mixer.startOffset = offset;
+  mixer.playing = true;
+  updatePlayButton();
+}
+
+async function togglePlay() {
+  const ctx = audioContext();
+  if (ctx.state === "suspended") await ctx.resume();
+  if (mixer.playing) { mixer.startOffset = position(); mixer.playing = false; stopSources(); updatePlayButton(); }
+  else startAt(mixer.startOffset >= mixer.duration ? 0 : mixer.startOffset);
+}
+
+function seek(t) {
+  t = Math.max(0, Math.min(mixer.duration, t));
+  if (mixer.playing) startAt(t); else mixer.startOffset = t;
+}
+
+function updatePlayButton() {
+  const b = $("#play");
+  b.textContent = mixer.playing ? "❚❚" : "▶";
+  b.setAttribute("aria-label", mixer.playing ? "Pause" : "Play");
+}
+
+function showLoop() {
+  const { start, end } = mixer.loop;
+  $("#loop-range").textContent = end > start ? `${fmtTime(start)}–${fmtTime(end)}` : "drag on a waveform to select";
+}
+
+// -- mix document ------------------------------------------------------------------------------------------------
+function mixDocument() {
+  const channels = mixer.strips.map((s) => {
+    const effects = [];
+    if (s.eq.low) effects.push({ type: "lowshelf", cutoff_hz: EQ.low.hz, gain_db: s.eq.low, q: 0.7071 });
+    if (s.eq.mid) effects.push({ type: "peak", cutoff_hz: EQ.mid.hz, gain_db: s.eq.mid, q: EQ.mid.q });
+    if (s.eq.high) effects.push({ type: "highshelf", cutoff_hz: EQ.high.hz, gain_db: s.eq.high, q: 0.7071 });
+    return { stem: s.name, gain_db: s.gainDb <= -60 ? null : s.gainDb, mute: s.mute, solo: s.solo, pan: s.pan, invert: false, offset_s: 0, effects };
+  });
+  const masterDb = Number($("#master-gain").value);
+  return { version: 1, channels, master: { gain_db: masterDb <= -60 ? null : masterDb, effects: [] }, loudness_lufs: null };
+}
+
+function applyDocument(doc) {
+  for (const ch of doc.channels || []) {
+    const s = mixer.strips.find((x) => x.name === ch.stem);
+    if (!s) continue;
+    s.gainDb = ch.gain_db === null || ch.gain_db === "-inf" ? -60 : Number(ch.gain_db ?? 0);
+    s.pan = Number(ch.pan ?? 0); s.mute = !!ch.mute; s.solo = !!ch.solo;
+    s.eq = { low: 0, mid: 0, high: 0 };
+    for (const fx of ch.effects || []) {
+      if (fx.type === "lowshelf") s.eq.low = fx.gain_db; else if (fx.type === "peak") s.eq.mid = fx.gain_db; else if (fx.type === "highshelf") s.eq.high = fx.gain_db;
+    }
+  }
+  const m = doc.master && doc.master.gain_db;
+  setMasterGain(m === null || m === undefined || m === "-inf" ? (m === undefined ? 0 : -60) : Number(m));
+  applyAll();
+}
+
+function setMasterGain(db) {
+  $("#master-gain").value = db;
+  $("#master-gain-out").textContent = db <= -60 ? "-∞ dB" : `${db.toFixed(1)} dB`;
+  if (mixer.master) mixer.master.gain.setTargetAtTime(dbToGain(db), mixer.ctx.currentTime, 0.005);
+}
+
+function applyPreset(name) {
+  const vocal = mixer.strips.find((s) => s.name === "vocals");
+  for (const s of mixer.strips) { s.gainDb = 0; s.mute = false; s.solo = false; s.pan = 0; }
+  if (name === "instrumental" && vocal) vocal.mute = true;
+  if (name === "acapella" && vocal) vocal.solo = true;
+  if (name === "karaoke" && vocal) vocal.gainDb = -18; // a low guide vocal over the instrumental
+  applyAll();
+}
+
+async function saveMix() {
+  const res = await api(`/api/songs/${mixer.songId}/mixes`, {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ id: mixer.mixId, name: "studio mix", document: mixDocument() }),
+  });
+  const saved = await res.json();
+  mixer.mixId = saved.id;
+  setStatus(`mix saved (${new Date(saved.updated * 1000).toLocaleTimeString()})`);
+  return saved;
+}
+
+async function exportMix() {
+  const fmt = $("#export-format").value;
+  setStatus("rendering export…");
+  const res = await api(`/api/songs/${mixer.songId}/export`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ format: fmt, document: mixDocument() }),
+  });
+  const blob = await res.blob();
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = `${(mixer.song.title || "mix").replace(/[^A-Za-z0-9._-]+/g, "_")}-mix.${fmt}`;
+  document.body.append(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+  setStatus(`exported ${fmt}`);
+}
+
+async function openMixer(songId) {
+  closeMixer();
+  mixer.songId = songId;
+  $("#loading").classList.remove("hidden");
+  $("#loading").textContent = "Loading stems…";
+  const song = await (await api(`/api/songs/${songId}`)).json();
+  mixer.song = song;
+  $("#nav-song").textContent = `› ${song.title}`;
+  $("#download-zip").href = `/api/songs/${songId}/stems.zip`;
+  const ctx = audioContext();
+  const { stems: peaks } = await (await api(`/api/songs/${songId}/peaks`)).json();
+  const buffers = await Promise.all(song.stems.map(async (name) => {
+    const data = await (await api(`/api/songs/${songId}/stems/${encodeURIComponent(name)}?format=flac`)).arrayBuffer();
+    return ctx.decodeAudioData(data);
+  }));
+  const container = $("#strips");
+  container.innerHTML = "";
+  mixer.strips = song.stems.map((name, i) => makeStrip(name, buffers[i], peaks[name]));
+  for (const s of mixer.strips) container.append(s.el);
+  mixer.duration = Math.max(...buffers.map((b) => b.duration));
+  $("#duration").textContent = fmtTime(mixer.duration);
+  mixer.startOffset = 0;
+  mixer.loop = { on: false, start: 0, end: 0 };
+  $("#loop").checked = false;
+  showLoop();
+  const { mixes } = await (await api(`/api/songs/${songId}/mixes`)).json();
+  if (mixes.length) { mixer.mixId = mixes[0].id; applyDocument(mixes[0].document); } else { mixer.mixId = null; setMasterGain(0); applyAll(); }
+  $("#loading").classList.add("hidden");
+  mixer.strips[0] && mixer.strips[0].el.focus();
+  cancelAnimationFrame(mixer.raf);
+  tick();
+}
+
+function closeMixer() {
+  stopSources();
+  mixer.playing = false;
+  cancelAnimationFrame(mixer.raf);
+  for (const s of mixer.strips) s.fader.disconnect();
+  mixer.strips = [];
+}
+
+function setupMixerControls() {
+  $("#play").onclick = togglePlay;
+  $("#loop").onchange = (e) => {
+    mixer.loop.on = e.target.checked && mixer.loop.end > mixer.loop.start;
+    e.target.checked = mixer.loop.on;
+    if (mixer.playing) startAt(position());
+    showLoop();
+  };
+  $("#preset").onchange = (e) => { if (e.target.value) applyPreset(e.target.value); e.target.value = ""; };
+  $("#master-gain").oninput = (e) => setMasterGain(Number(e.target.value));
+  $("#save-mix").onclick = () => saveMix().catch((e) => setStatus(e.message));
+  $("#export").onclick = () => exportMix().catch((e) => setStatus(e.message));
+  const spaceIsTransport = (e) => {
+    const tag = (e.target.tagName || "").toLowerCase();
+    return e.key === " " && !$("#mixer-view").classList.contains("hidden") && tag !== "select" && !(tag === "input" && e.target.type === "text");
+  };
+  // A focused button would also "click" on Space's keyup, toggling twice: swallow that default.
+  document.addEventListener("keyup", (e) => { if (spaceIsTransport(e)) e.preventDefault(); });
+  document.addEventListener("keydown", (e) => {
+    if ($("#mixer-view").classList.contains("hidden")) return;
+    if (spaceIsTransport(e)) { e.preventDefault(); if (!e.repeat) togglePlay(); return; }
+    const strip = mixer.focused;
+    if (!strip || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === "m" || e.key === "M") { strip.mute = !strip.mute; applyAll(); }
+    if (e.key === "s" || e.key === "S") { strip.solo = !strip.solo; applyAll(); }
+  });
+  window.addEventListener("resize", () => { for (const s of mixer.strips) s.image = null; });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Routing
+// ---------------------------------------------------------------------------------------------------------------
+async function route() {
+  const m = location.hash.match(/^#\/song\/([0-9a-f]{32})$/);
+  $("#library-view").classList.toggle("hidden", !!m);
+  $("#mixer-view").classList.toggle("hidden", !m);
+  if (m) {
+    try { await openMixer(m[1]); } catch (e) { $("#loading").textContent = `Could not open the mixer: ${e.message}`; }
+  } else {
+    closeMixer();
+    $("#nav-song").textContent = "";
+    await refreshSongs();
+  }
+}
+
+// Render the first `seconds` of the current mix through an OfflineAudioContext with the same graph and parameters
+// as live playback (gain, pan, mute/solo, EQ), and return the samples per channel. Used by the browser tests to
+// check that what the page plays equals what the server exports from the same mix document.
+async function renderOffline(seconds) {
+  const rate = mixer.strips[0].buffer.sampleRate;
+  const length = Math.min(Math.floor(seconds * rate), Math.min(...mixer.strips.map((s) => s.buffer.length)));
+  const off = new OfflineAudioContext(2, length, rate);
+  const master = off.createGain();
+  master.gain.value = dbToGain(Number($("#master-gain").value));
+  master.connect(off.destination);
+  for (const s of mixer.strips) {
+    const src = off.createBufferSource();
+    src.buffer = s.buffer;
+    const bands = Object.values(EQ).map((spec, i) => {
+      const f = off.createBiquadFilter();
+      f.type = spec.type; f.frequency.value = spec.hz; if (spec.q) f.Q.value = spec.q;
+      f.gain.value = [s.eq.low, s.eq.mid, s.eq.high][i];
+      return f;
+    });
+    const pan = off.createStereoPanner(); pan.pan.value = s.pan;
+    const fader = off.createGain(); fader.gain.value = audible(s) ? dbToGain(s.gainDb) : 0;
+    src.connect(bands[0]); bands[0].connect(bands[1]); bands[1].connect(bands[2]); bands[2].connect(pan); pan.connect(fader); fader.connect(master);
+    src.start(0);
+  }
+  const out = await off.startRendering();
+  return { samplerate: rate, channels: [Array.from(out.getChannelData(0)), Array.from(out.getChannelData(1))] };
+}
+
+window.studio = { mixer, renderOffline, position, togglePlay, seek, mixDocument, applyPreset, saveMix, refreshSongs, library };
+
+setupDropzone();
+setupMixerControls();
+window.addEventListener("hashchange", route);
+loadModels().catch((e) => setStatus(e.message));
+listenEvents();
+route();

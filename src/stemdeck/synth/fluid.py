@@ -1,0 +1,144 @@
+"""Render instrument parts with FluidSynth (Debian ``libfluidsynth3``, pulled in by the ``fluidsynth`` package).
+
+The library is driven in-process through ctypes: each worker process loads each soundfont once and keeps the
+synthesiser, so a song costs only its rendering (``fluidsynth -F`` reloads and, for the compressed MuseScore
+``.sf3``, re-decodes the soundfont at every call: about 6 s per part instead of a fraction of a second).
+Notes are scheduled sample-accurately up to FluidSynth's 64-sample block; FluidSynth's own reverb and chorus are
+off (effects are applied per stem by :mod:`stemdeck.synth.production`). The synthesiser is reset before each part,
+so a part renders the same whatever was rendered before it.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+
+from stemdeck.synth.parts import Note
+
+log = logging.getLogger(__name__)
+
+LIBRARY_NAMES = ("libfluidsynth.so.3", "libfluidsynth.so.2", "libfluidsynth.so")
+GAIN = 0.6
+_lock = threading.Lock()
+
+
+class RenderError(RuntimeError):
+    """FluidSynth failed; the message names the soundfont or part."""
+
+
+def find_library() -> str | None:
+    """Path or soname of libfluidsynth, or None when it is not installed."""
+    for name in LIBRARY_NAMES:
+        try:
+            ctypes.CDLL(name)
+            return name
+        except OSError:
+            continue
+    return ctypes.util.find_library("fluidsynth")
+
+
+@functools.lru_cache(maxsize=1)
+def _lib(name: str) -> ctypes.CDLL:
+    lib = ctypes.CDLL(name)
+    vp, cp, ci, cd, cf = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_double, ctypes.c_float
+    sigs = {
+        "new_fluid_settings": ([], vp), "fluid_settings_setnum": ([vp, cp, cd], ci),
+        "fluid_settings_setint": ([vp, cp, ci], ci), "new_fluid_synth": ([vp], vp),
+        "fluid_synth_sfload": ([vp, cp, ci], ci), "fluid_synth_program_select": ([vp, ci, ci, ci, ci], ci),
+        "fluid_synth_noteon": ([vp, ci, ci, ci], ci), "fluid_synth_noteoff": ([vp, ci, ci], ci),
+        "fluid_synth_write_float": ([vp, ci, vp, ci, ci, vp, ci, ci], ci), "fluid_synth_system_reset": ([vp], ci),
+        "fluid_synth_set_gain": ([vp, cf], None), "fluid_set_log_function": ([ci, vp, vp], vp),
+    }
+    for fn, (args, res) in sigs.items():
+        f = getattr(lib, fn)
+        f.argtypes, f.restype = args, res
+    for level in (2, 3, 4):  # silence WARN/INFO/DBG ("No preset found" etc.); errors still surface as return codes
+        lib.fluid_set_log_function(level, None, None)
+    return lib
+
+
+class _Synth:
+    """One FluidSynth instance with one soundfont loaded."""
+
+    def __init__(self, library: str, soundfont: Path, samplerate: int):
+        self.lib = _lib(library)
+        settings = self.lib.new_fluid_settings()
+        self.lib.fluid_settings_setnum(settings, b"synth.sample-rate", float(samplerate))
+        for key, value in ((b"synth.reverb.active", 0), (b"synth.chorus.active", 0), (b"synth.polyphony", 512),
+                           (b"synth.dynamic-sample-loading", 1), (b"synth.cpu-cores", 1)):
+            self.lib.fluid_settings_setint(settings, key, value)
+        self.synth = self.lib.new_fluid_synth(settings)
+        if not self.synth:
+            raise RenderError(f"FluidSynth could not create a synthesiser at {samplerate} Hz")
+        self.lib.fluid_synth_set_gain(self.synth, GAIN)
+        self.sfont = self.lib.fluid_synth_sfload(self.synth, str(soundfont).encode(), 1)
+        if self.sfont < 0:
+            raise RenderError(f"{soundfont}: FluidSynth cannot load this soundfont")
+        self._settings = settings  # kept alive with the synth
+
+    def render(self, notes: list[pretty_midi.Note], program: int, n_samples: int, samplerate: int) -> np.ndarray:
+        """Shape: returns ``(2, n_samples)`` float32."""
+        lib, synth = self.lib, self.synth
+        lib.fluid_synth_system_reset(synth)
+        if lib.fluid_synth_program_select(synth, 0, self.sfont, 0, program) != 0:
+            raise RenderError(f"GM program {program} is missing from the soundfont")
+        events = []
+        for n in notes:
+            on = int(round(n.start * samplerate))
+            off = max(on + 1, int(round(n.end * samplerate)))
+            if on < n_samples:
+                events.append((on, 1, n.pitch, n.velocity))
+                events.append((off, 0, n.pitch, 0))
+        events.sort()  # at equal times note-offs (0) come before note-ons (1)
+        left = np.zeros(n_samples, dtype=np.float32)
+        right = np.zeros(n_samples, dtype=np.float32)
+        lp, rp = left.ctypes.data_as(ctypes.c_void_p), right.ctypes.data_as(ctypes.c_void_p)
+        pos = 0
+        for t, kind, pitch, vel in events + [(n_samples, -1, 0, 0)]:
+            t = min(t, n_samples)
+            if t > pos:
+                lib.fluid_synth_write_float(synth, t - pos, lp, pos, 1, rp, pos, 1)
+                pos = t
+            if kind == 1:
+                lib.fluid_synth_noteon(synth, 0, int(pitch), int(vel))
+            elif kind == 0:
+                lib.fluid_synth_noteoff(synth, 0, int(pitch))
+        return np.stack([left, right])
+
+
+_SYNTHS: dict[tuple[str, int], _Synth] = {}
+
+
+def _synth_for(library: str, soundfont: Path, samplerate: int) -> _Synth:
+    key = (str(soundfont), samplerate)
+    if key not in _SYNTHS:
+        log.debug("loading soundfont %s", soundfont)
+        _SYNTHS[key] = _Synth(library, soundfont, samplerate)
+    return _SYNTHS[key]
+
+
+def render_part(inst: pretty_midi.Instrument, soundfont: Path, n_samples: int, samplerate: int,
+                library: str) -> np.ndarray:
+    """Render a pretty_midi instrument (GM ``inst.program``, bank 0) with ``soundfont``.
+
+    Shape: returns ``(2, n_samples)`` float32; notes starting after the end are dropped, sounding ones cut.
+    """
+    if not inst.notes:
+        return np.zeros((2, n_samples), dtype=np.float32)
+    with _lock:  # a FluidSynth instance is not re-entrant
+        return _synth_for(library, soundfont, samplerate).render(inst.notes, inst.program, n_samples, samplerate)
+
+
+def part_to_midi(notes: list[Note], program: int, name: str = "", is_drum: bool = False) -> pretty_midi.Instrument:
+    """The part as a pretty_midi instrument (note times in seconds)."""
+    inst = pretty_midi.Instrument(program=program, is_drum=is_drum, name=name)
+    for n in notes:
+        inst.notes.append(pretty_midi.Note(velocity=int(n.velocity), pitch=int(n.pitch), start=float(n.start),
+                                           end=float(n.start + n.length)))
+    return inst

@@ -1,0 +1,251 @@
+"""Compose, render and produce one song, stem by stem: :func:`generate_song`.
+
+Pipeline: plan (style, tempo, key, mode, meter, sections, chords) -> note parts -> rendering (Hydrogen drum kit
+through the project's sampler; GM programs of a random Debian soundfont per part through FluidSynth; MIR-1K train
+vocals) -> per-part level and pan -> per-stem pedalboard chain -> stem levels -> one master gain for all stems.
+Every random draw comes from generators seeded by ``(seed, purpose)``, so the same seed gives the same song.
+"""
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+
+from stemdeck import __version__
+from stemdeck.synth import fluid, parts, production, sampler, vocals
+from stemdeck.synth.compose import SongPlan, plan_song
+from stemdeck.synth.resources import SOUNDFONTS, Resources, find_resources
+
+log = logging.getLogger(__name__)
+
+SAMPLERATE = 44100
+STEMS = ("drums", "bass", "other", "vocals")  # MUSDB18 order after the mixture
+
+# GM programs by family, for the "other" stem and for solo lines.
+FAMILIES: dict[str, tuple[int, ...]] = {
+    "piano": (0, 1, 2, 3, 4, 5), "keys": (6, 7, 8, 11, 12), "organ": (16, 17, 18, 19, 21),
+    "clean_guitar": (24, 25, 26, 27, 28), "drive_guitar": (29, 30), "strings": (48, 49, 50, 51, 44, 45),
+    "brass": (56, 57, 59, 60, 61, 62, 63), "reeds": (64, 65, 66, 68, 71, 73), "synth_lead": (80, 81, 82, 83, 84, 86, 87),
+    "synth_pad": (88, 89, 90, 92, 93, 94, 95),
+}
+COMP_FAMILIES: dict[str, dict[str, float]] = {
+    "rock": {"drive_guitar": 0.45, "clean_guitar": 0.2, "piano": 0.15, "organ": 0.2},
+    "pop": {"piano": 0.35, "clean_guitar": 0.3, "keys": 0.15, "synth_pad": 0.1, "organ": 0.1},
+    "funk": {"clean_guitar": 0.35, "keys": 0.25, "organ": 0.2, "brass": 0.2},
+    "hip-hop": {"piano": 0.35, "keys": 0.25, "synth_pad": 0.2, "strings": 0.2},
+    "electronic": {"synth_pad": 0.4, "synth_lead": 0.3, "piano": 0.15, "keys": 0.15},
+    "jazz": {"piano": 0.6, "clean_guitar": 0.25, "organ": 0.15},
+    "ballad": {"piano": 0.5, "clean_guitar": 0.25, "strings": 0.25},
+}
+RANGES = {"piano": (50, 76), "keys": (55, 79), "organ": (52, 76), "clean_guitar": (50, 74), "drive_guitar": (47, 67),
+          "strings": (55, 79), "brass": (58, 79), "reeds": (60, 82), "synth_lead": (60, 84), "synth_pad": (53, 77)}
+BASS_PROGRAMS = {"rock": (33, 34), "pop": (33, 34, 38), "funk": (33, 36, 37), "hip-hop": (38, 39, 33),
+                 "electronic": (38, 39, 87), "jazz": (32, 35), "ballad": (32, 33, 35)}
+VOICE_PROGRAMS = (52, 53, 54, 85)  # Choir Aahs, Voice Oohs, Synth Voice, Lead 6 (voice)
+
+
+@dataclass
+class SynthSong:
+    """A generated song. ``stems[name]`` and ``mixture`` have shape ``(2, T)`` float32 at ``samplerate``;
+    ``mixture`` is exactly ``drums + bass + other + vocals`` (float32, summed in that order)."""
+
+    stems: dict[str, np.ndarray]
+    mixture: np.ndarray
+    metadata: dict
+    samplerate: int
+    midi: pretty_midi.PrettyMIDI  # every part as played (humanised), drums on the GM percussion channel
+
+
+def _rng(seed: int, purpose: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(purpose.encode())])
+
+
+def _weighted(rng: np.random.Generator, weights: dict[str, float]) -> str:
+    keys = list(weights)
+    p = np.array([weights[k] for k in keys], dtype=float)
+    return keys[int(rng.choice(len(keys), p=p / p.sum()))]
+
+
+def _pick_soundfont(rng: np.random.Generator, res: Resources) -> str:
+    return _weighted(rng, {s.key: s.weight for s in SOUNDFONTS if s.key in res.soundfonts})
+
+
+class _Renderer:
+    """Renders parts into per-stem buffers and records what was done."""
+
+    def __init__(self, plan: SongPlan, res: Resources, n_samples: int, samplerate: int):
+        self.plan, self.res, self.n, self.sr = plan, res, n_samples, samplerate
+        self.midi = pretty_midi.PrettyMIDI(initial_tempo=plan.tempo)
+        self.stems = {s: np.zeros((2, n_samples), dtype=np.float32) for s in STEMS}
+        self.meta: dict[str, dict] = {s: {"parts": []} for s in STEMS}
+        timing = {"electronic": 2.0, "hip-hop": 5.0, "jazz": 10.0}.get(plan.style, 7.0)
+        self.timing_ms, self.vel_sd = timing, 7.0
+
+    def add_gm_part(self, stem: str, role: str, program: int, notes: list[parts.Note], details: dict,
+                    rng: np.random.Generator, gain_db: float, pan: float) -> None:
+        if not notes:
+            return
+        font = _pick_soundfont(rng, self.res)
+        timed = parts.humanise(notes, self.plan, rng, self.timing_ms, self.vel_sd)
+        inst = fluid.part_to_midi(timed, program, name=f"{stem}/{role}")
+        self.midi.instruments.append(inst)
+        audio = fluid.render_part(inst, self.res.soundfonts[font], self.n, self.sr, self.res.fluidsynth)
+        self._add(stem, audio, gain_db, pan, {
+            "role": role, "program": program, "instrument": pretty_midi.program_to_instrument_name(program),
+            "soundfont": self.res.soundfonts[font].name, "soundfont_licence": self.res.soundfont_info(font).licence,
+            "notes": len(notes), **details})
+
+    def _add(self, stem: str, audio: np.ndarray, gain_db: float, pan: float, info: dict) -> None:
+        audio = production.normalise(audio, -20.0 + gain_db)
+        self.stems[stem] += production.pan_stereo(audio, pan)
+        self.meta[stem]["parts"].append({**info, "gain_db": round(gain_db, 2), "pan": round(pan, 3)})
+
+
+def _drums(r: _Renderer, seed: int) -> None:
+    rng = _rng(seed, "drums")
+    kits = sampler.usable_kits(r.res.drumkits)
+    if not kits:
+        raise RuntimeError("no usable Hydrogen drum kit (kick + snare + hi-hat) found; reinstall hydrogen-drumkits")
+    electronic = r.plan.style in ("electronic", "hip-hop")
+    weights = np.array([2.0 if k.electronic == electronic else 1.0 for k in kits])
+    kit = kits[int(rng.choice(len(kits), p=weights / weights.sum()))]
+    notes, details = parts.drum_part(r.plan, rng)
+    timed = parts.humanise(notes, r.plan, rng, r.timing_ms * 0.7, 6.0)
+    r.midi.instruments.append(fluid.part_to_midi(timed, 0, name="drums/kit", is_drum=True))
+    audio, used = sampler.render_drums(kit, [(n.start, n.pitch, n.velocity) for n in timed], r.n, r.sr, rng,
+                                       pan_width=float(rng.uniform(0.5, 1.0)))
+    r._add("drums", audio, 0.0, 0.0, {"role": "kit", "source": "hydrogen-drumkits", "kit": kit.name,
+                                      "kit_folder": kit.folder.name, "kit_author": kit.author, "licence": kit.licence,
+                                      "hits": len(notes), "mapping": {str(k): v for k, v in sorted(used.items())},
+                                      **details})
+    r.meta["drums"]["kick_grid"] = details["pattern"].get("kick")
+
+
+def _bass(r: _Renderer, seed: int) -> None:
+    rng = _rng(seed, "bass")
+    notes, details = parts.bass_part(r.plan, rng, r.meta["drums"].get("kick_grid"))
+    programs = BASS_PROGRAMS[r.plan.style]
+    r.add_gm_part("bass", "bass", int(rng.choice(programs)), notes, details, rng, 0.0, float(rng.uniform(-0.05, 0.05)))
+
+
+def _other(r: _Renderer, seed: int, has_lead_vocal: bool) -> None:
+    rng = _rng(seed, "other")
+    names = tuple(s.name for s in r.plan.sections)
+    all_sections = tuple(dict.fromkeys(names))
+    family = _weighted(rng, COMP_FAMILIES[r.plan.style])
+    low, high = RANGES[family]
+    guitar = "guitar" in family
+    notes, det = parts.comp_part(r.plan, rng, low, high, int(rng.integers(4, 6) if guitar else rng.integers(3, 5)),
+                                 strum=guitar, active=all_sections)
+    side = 1.0 if rng.random() < 0.5 else -1.0
+    r.add_gm_part("other", f"comp:{family}", int(rng.choice(FAMILIES[family])), notes, det, rng, 0.0,
+                  side * float(rng.uniform(0.1, 0.6)))
+    if rng.random() < 0.6:
+        fam = _weighted(rng, {"strings": 0.35, "synth_pad": 0.35, "organ": 0.2, "brass": 0.1})
+        active = tuple(n for n in all_sections if n in ("chorus", "bridge", "outro")) or all_sections
+        notes, det = parts.pad_part(r.plan, rng, *RANGES[fam], active=active)
+        r.add_gm_part("other", f"pad:{fam}", int(rng.choice(FAMILIES[fam])), notes, det, rng,
+                      float(rng.uniform(-6, -2)), float(rng.uniform(-0.3, 0.3)))
+    if rng.random() < 0.4:
+        fam = _weighted(rng, {"keys": 0.3, "synth_lead": 0.3, "clean_guitar": 0.2, "piano": 0.2})
+        active = tuple(n for n in all_sections if n in (("intro", "verse") if rng.random() < 0.5 else ("chorus", "bridge")))
+        notes, det = parts.arp_part(r.plan, rng, 60, 84, active=active or all_sections)
+        r.add_gm_part("other", f"arp:{fam}", int(rng.choice(FAMILIES[fam])), notes, det, rng,
+                      float(rng.uniform(-7, -3)), -side * float(rng.uniform(0.2, 0.7)))
+    if rng.random() < (0.55 if has_lead_vocal else 0.9):
+        fam = _weighted(rng, {"synth_lead": 0.3, "brass": 0.2, "reeds": 0.25, "drive_guitar": 0.1, "strings": 0.15})
+        solo = ("intro", "bridge", "outro") if has_lead_vocal else all_sections
+        active = tuple(n for n in all_sections if n in solo) or all_sections
+        lo, hi = RANGES[fam]
+        notes, det = parts.melody_part(r.plan, rng, max(lo, 60), max(hi, 79), active=active)
+        r.add_gm_part("other", f"lead:{fam}", int(rng.choice(FAMILIES[fam])), notes, det, rng,
+                      float(rng.uniform(-3, 0)), float(rng.uniform(-0.2, 0.2)))
+
+
+def _vocals(r: _Renderer, seed: int, clips: tuple[vocals.VocalClip, ...], mir1k_dir: Path | None) -> dict:
+    rng = _rng(seed, "vocals")
+    vocal_sections = tuple(dict.fromkeys(s.name for s in r.plan.sections if s.vocals))
+    info: dict = {"mir1k_dir": str(mir1k_dir) if mir1k_dir else None}
+    if clips:
+        voice, placements = vocals.place_vocals(r.plan, clips, r.n, r.sr, rng)
+        r._add("vocals", np.stack([voice, voice]), 2.0, float(rng.uniform(-0.1, 0.1)),
+               {"role": "lead", "source": "mir1k-train", "clips": placements})
+        info["source"] = "mir1k-train + gm-backing"
+    else:
+        info["source"] = "gm-voice-programs-only"
+        info["note"] = f"MIR-1K train folder not found ({mir1k_dir}); lead vocal rendered with GM voice programs"
+        notes, det = parts.melody_part(r.plan, rng, 57, 76, active=vocal_sections or ("verse",), density=0.9)
+        r.add_gm_part("vocals", "lead:gm-voice", int(rng.choice(VOICE_PROGRAMS)), notes, det, rng, 2.0,
+                      float(rng.uniform(-0.1, 0.1)))
+    if rng.random() < 0.7:
+        active = tuple(n for n in vocal_sections if n == "chorus") or vocal_sections or ("verse",)
+        notes, det = parts.pad_part(r.plan, rng, 55, 76, active=active)
+        r.add_gm_part("vocals", "backing:gm-choir", int(rng.choice(VOICE_PROGRAMS[:3])), notes, det, rng,
+                      float(rng.uniform(-8, -3)), float(rng.choice([-1, 1]) * rng.uniform(0.1, 0.4)))
+    return info
+
+
+def _produce(r: _Renderer, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
+    """Stem effect chains, stem levels, one master gain; returns stems, mixture and the mixing record."""
+    rng = _rng(seed, "production")
+    levels = {"drums": (-19, -15), "bass": (-21, -16), "other": (-21, -16), "vocals": (-19, -14)}
+    out: dict[str, np.ndarray] = {}
+    for stem in STEMS:
+        fx = production.stem_effects(stem, rng, r.plan.style)
+        y = production.apply_effects(r.stems[stem], fx, r.sr)
+        level = float(rng.uniform(*levels[stem]))
+        out[stem] = production.normalise(y, level)
+        r.meta[stem]["effects"] = fx
+        r.meta[stem]["level_db"] = round(level, 2)
+    fade = int(0.01 * r.sr)  # 10 ms fade-out at the cut, identical on every stem (linear)
+    env = np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    peak_target_db = float(rng.uniform(-6.0, -1.0))
+    mix = out["drums"] + out["bass"] + out["other"] + out["vocals"]
+    peak = float(np.max(np.abs(mix))) or 1.0
+    master = np.float32(10 ** (peak_target_db / 20) / peak)
+    for stem in STEMS:
+        out[stem] = (out[stem] * master).astype(np.float32)
+        out[stem][:, -fade:] *= env
+    mixture = out["drums"] + out["bass"] + out["other"] + out["vocals"]
+    return out, mixture, {"master_gain_db": round(20 * float(np.log10(master)), 3), "peak_dbfs": round(peak_target_db, 3)}
+
+
+def generate_song(seed: int, seconds: float, *, samplerate: int = SAMPLERATE, style: str | None = None,
+                  mir1k_dir: str | Path | None = vocals.DEFAULT_MIR1K_DIR, resources: Resources | None = None,
+                  name: str | None = None) -> SynthSong:
+    """Compose, render and mix one song from ``seed``.
+
+    Returns a :class:`SynthSong` whose ``stems`` (drums, bass, other, vocals) and ``mixture`` have shape
+    ``(2, round(seconds * samplerate))`` float32, and whose ``metadata`` describes everything (JSON-ready).
+    ``mir1k_dir=None`` or a missing folder: lead vocals come from GM voice programs, and the metadata says so.
+    Raises :class:`~stemdeck.synth.resources.MissingPackageError` when a Debian package is missing.
+    """
+    if not seconds > 0:
+        raise ValueError(f"seconds must be positive, got {seconds}")
+    res = resources or find_resources()
+    folder = Path(mir1k_dir) if mir1k_dir is not None else None
+    clips = vocals.list_clips(folder) if folder is not None else ()
+    plan = plan_song(seed, seconds, style)
+    n = int(round(seconds * samplerate))
+    r = _Renderer(plan, res, n, samplerate)
+    _drums(r, seed)
+    _bass(r, seed)
+    _other(r, seed, has_lead_vocal=True)
+    vocal_info = _vocals(r, seed, clips, folder)
+    stems, mixture, mixing = _produce(r, seed)
+    r.meta["vocals"].update(vocal_info)
+    r.meta["drums"].pop("kick_grid", None)
+    metadata = {
+        "name": name or f"synth-{seed}", "seed": int(seed), "seconds": seconds, "samplerate": samplerate,
+        "generator": f"stemdeck {__version__} synth", **plan.to_json(), "stems": r.meta, "mixing": mixing,
+        "licences": {
+            "soundfonts": {s.package: s.licence for s in SOUNDFONTS},
+            "drumkits": "per kit, see stems.drums.parts[0].licence (/usr/share/doc/hydrogen-drumkits/copyright)",
+            "vocals": "MIR-1K (Hsu & Jang), research use" if clips else None,
+        },
+    }
+    return SynthSong(stems=stems, mixture=mixture, metadata=metadata, samplerate=samplerate, midi=r.midi)

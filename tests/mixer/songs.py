@@ -1,0 +1,65 @@
+"""Generated multitrack songs of known tempo and key, for mashup tests (numpy only, deterministic)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+MAJOR = (0, 2, 4, 5, 7, 9, 11)
+MINOR = (0, 2, 3, 5, 7, 8, 10)
+# I-V-vi-IV in major, i-VI-III-VII in minor (scale degrees, 0-based)
+PROGRESSIONS = {"major": (0, 4, 5, 3), "minor": (0, 5, 2, 6)}
+
+
+def _tone(freq: float, n: int, sr: int, decay: float, partials: int = 4) -> np.ndarray:
+    t = np.arange(n) / sr
+    wave = sum(np.sin(2 * np.pi * freq * k * t) / k for k in range(1, partials + 1))
+    return (wave * np.exp(-t / decay)).astype(np.float32)
+
+
+def _midi_hz(m: float) -> float:
+    return 440.0 * 2 ** ((m - 69) / 12)
+
+
+def make_song(folder: Path, tempo: float, tonic: int, mode: str, seconds: float = 14.0, sr: int = 22050,
+              seed: int = 0, lead_in: float = 0.0) -> dict[str, np.ndarray]:
+    """Write vocals/drums/bass/other wavs (stereo) of a 4/4 song; returns the stems. ``tonic``: pitch class."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    scale = MAJOR if mode == "major" else MINOR
+    beat = 60.0 / tempo
+    stems = {k: np.zeros(n, np.float32) for k in ("vocals", "drums", "bass", "other")}
+
+    def add(name: str, sig: np.ndarray, start: float, gain: float) -> None:
+        i = int(round(start * sr))
+        if i >= n:
+            return
+        m = min(len(sig), n - i)
+        stems[name][i:i + m] += gain * sig[:m]
+
+    kick = _tone(55.0, int(0.25 * sr), sr, 0.06, 1) * np.exp(-np.arange(int(0.25 * sr)) / (0.02 * sr))
+    hat = (rng.standard_normal(int(0.03 * sr)) * np.exp(-np.arange(int(0.03 * sr)) / (0.005 * sr))).astype(np.float32)
+    k = 0
+    while lead_in + k * beat < seconds:
+        t0 = lead_in + k * beat
+        bar, pos = divmod(k, 4)
+        add("drums", kick, t0, 0.9 if pos == 0 else 0.35)
+        add("drums", hat, t0 + beat / 2, 0.15)
+        degree = PROGRESSIONS[mode][bar % 4]
+        root = 48 + tonic + scale[degree]
+        if pos == 0:
+            add("bass", _tone(_midi_hz(root - 12), int(4 * beat * sr), sr, 1.0, 3), t0, 0.5)
+            for d in (0, 2, 4):
+                pc = scale[(degree + d) % 7] + 12 * ((degree + d) // 7)
+                add("other", _tone(_midi_hz(60 + tonic + pc), int(4 * beat * sr), sr, 1.5, 5), t0, 0.12)
+        melody = scale[(degree + (0, 2, 4, 2)[pos]) % 7]
+        add("vocals", _tone(_midi_hz(72 + tonic + melody), int(beat * sr), sr, 0.15, 6), t0, 0.3)
+        k += 1
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, x in stems.items():
+        stereo = np.stack([x, x]).astype(np.float32)
+        sf.write(str(folder / f"{name}.wav"), stereo.T, sr, subtype="FLOAT")
+        out[name] = stereo
+    return out
