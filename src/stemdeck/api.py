@@ -156,8 +156,7 @@ class Separator:
         if x.shape[0] > 2:
             msg = f"{x.shape[0]}-channel input downmixed to stereo (mean of all channels in both)"
             warnings.warn(msg, UserWarning, stacklevel=3)
-            log.warning(msg)
-            x = np.repeat(x.mean(axis=0, keepdims=True), 2, axis=0)
+            x = downmix(x)
         return x
 
     def separate(self, audio: Any, samplerate: int, progress: ProgressCallback | None = None) -> dict[str, np.ndarray]:
@@ -267,11 +266,13 @@ class Separator:
         t0 = time.perf_counter()
         _emit(progress, 0.0, "load", message=str(path))
         audio = read_audio(path)
+        mix = audio.samples
         if audio.channels > 2:
-            log.warning("%s: %d channels", path, audio.channels)
-        separated = self.separate(audio.samples, audio.samplerate, progress=scaled(progress, 0.05, 0.9))
-        mono_mix = audio.samples if audio.channels <= 2 else np.repeat(audio.samples.mean(0, keepdims=True), 2, 0)
-        out = self._select(separated, names, two_stems, mono_mix)
+            warnings.warn(f"{path}: {audio.channels}-channel input downmixed to stereo (mean of all channels in both)",
+                          UserWarning, stacklevel=2)
+            mix = downmix(mix)
+        separated = self.separate(mix, audio.samplerate, progress=scaled(progress, 0.05, 0.9))
+        out = self._select(separated, names, two_stems, mix)
 
         _emit(progress, 0.9, "write")
         stacked = np.stack(list(out.values()))
@@ -354,6 +355,11 @@ class Separator:
                 raise AudioError(folder, f"cannot create output folder ({e.strerror or e})") from None
             if not os.access(folder, os.W_OK):
                 raise AudioError(folder, "output folder is not writable")
+
+
+def downmix(x: np.ndarray) -> np.ndarray:
+    """More than two channels -> the mean of all of them in both channels. Shape: ``(C, T)`` -> ``(2, T)``."""
+    return np.repeat(x.mean(axis=0, keepdims=True), 2, axis=0).astype(np.float32)
 
 
 def _emit(progress: ProgressCallback | None, fraction: float, stage: str, message: str = "") -> None:

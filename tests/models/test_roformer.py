@@ -8,8 +8,10 @@ Parity is proven two ways on 10 s of real stereo music at 44.1 kHz with the publ
 2. the whole 10 s through stemdeck's engine (``separate_tensor``, 2 s chunks, overlap 0.25), where the reference model
    is wrapped in the engine's model contract so that both see exactly the same chunks and the same overlap-add.
 
-The chunk length (2 s = 200 hops of 441) is a multiple of the hop because the reference BS-RoFormer returns
-``hop * (T // hop)`` samples (its iSTFT has no ``length``); stemdeck always returns ``T`` samples.
+The reference models return ``hop * (T // hop)`` samples (their iSTFT has no ``length``); stemdeck's models declare
+``valid_length`` = whole hops, so the engine hands both models chunks of whole hops (padded with real neighbouring
+audio, the last, shorter chunk included) and trims the outputs back; the adapter gives the reference the same
+``valid_length``.
 """
 from __future__ import annotations
 
@@ -117,9 +119,19 @@ def test_forward_writes_nothing_to_self(build):
     assert model.band_split.to_features[0][1].weight.grad is not None
 
 
-def test_wrong_channel_count_is_a_clear_error():
+def test_wrong_channel_count_or_too_short_input_is_a_clear_error():
     with pytest.raises(ValueError, match=r"expects \(batch, 2, time\)"):
         tiny_bs()(torch.randn(1, 1, 640))
+    with pytest.raises(ValueError, match=r"needs more than n_fft/2 = 128 samples, got 21"):
+        tiny_bs()(torch.randn(1, 2, 21))
+
+
+def test_valid_length_is_whole_hops_above_half_a_frame():
+    model = tiny_bs()  # n_fft 256, hop 64
+    assert [model.valid_length(n) for n in (1, 128, 129, 640, 641)] == [192, 192, 192, 640, 704]
+    mix = torch.randn(2, 5000)  # the engine's last chunk is short: it gets padded with context and trimmed
+    out = separate_tensor(model, mix, segment=0.05, overlap=0.25)
+    assert out.shape == (1, 2, 5000) and torch.isfinite(out).all()
 
 
 def test_registered_under_their_architecture_names():
@@ -141,23 +153,42 @@ def test_checkpoint_round_trip_is_bit_exact(build, tmp_path):
         assert torch.equal(model(mix), loaded(mix))
 
 
+# ---------------------------------------------------------------------------------------------- ONNX
+@pytest.mark.parametrize("build", [tiny_bs, tiny_mel], ids=["bs", "mel"])
+def test_onnx_core_matches_torch_through_the_engine(build, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from stemdeck.engine.onnx import OnnxModel, export_onnx
+
+    torch.manual_seed(5)
+    model = build(sources=("vocals", "other"), segment=0.5)
+    path = export_onnx(model, tmp_path / "roformer.onnx", seconds=0.5)  # also checks ORT vs torch on another length
+    onnx_model = OnnxModel(path)
+    assert onnx_model.sources == model.sources and onnx_model.segment == 0.5
+    mix = torch.randn(2, 3 * 44100 + 17, generator=torch.Generator().manual_seed(0))
+    expected = separate_tensor(model, mix, overlap=0.25)
+    got = separate_tensor(onnx_model, mix, overlap=0.25)
+    assert got.shape == expected.shape == (2, 2, mix.shape[-1])
+    assert float((got - expected).abs().max()) <= 1e-4
+
+
 # ---------------------------------------------------------------------------------------------- parity
 SR = 44100
 SEGMENT_SAMPLES = 200 * 441  # 2 s, a multiple of the hop (see module docstring)
-SMALL = dict(dim=32, depth=2, time_transformer_depth=1, freq_transformer_depth=1, dim_head=16, heads=2,
+SMALL = dict(dim=16, depth=2, time_transformer_depth=1, freq_transformer_depth=1, dim_head=8, heads=2,
              stft_n_fft=2048, stft_hop_length=441, stft_win_length=2048)
 
 
 class ReferenceAdapter(nn.Module):
     """The reference model dressed in stemdeck's model contract, so the engine chunks it like ours."""
 
-    def __init__(self, ref: nn.Module, sources: tuple[str, ...]) -> None:
+    def __init__(self, ref: nn.Module, sources: tuple[str, ...], valid_length) -> None:
         super().__init__()
         self.ref = ref
         self.sources = sources
         self.samplerate = SR
         self.audio_channels = 2
         self.segment = SEGMENT_SAMPLES / SR
+        self.valid_length = valid_length
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         out = self.ref(mix)
@@ -189,14 +220,15 @@ def _reference(kind: str, n_sources: int) -> nn.Module:
 
 
 def _ours(kind: str, sources: tuple[str, ...]) -> nn.Module:
-    common = dict(sources=sources, samplerate=SR, audio_channels=2, segment=SEGMENT_SAMPLES / SR, dim=32, depth=2,
-                  dim_head=16, heads=2, n_fft=2048, hop_length=441, win_length=2048)
+    common = dict(sources=sources, samplerate=SR, audio_channels=2, segment=SEGMENT_SAMPLES / SR, dim=16, depth=2,
+                  dim_head=8, heads=2, n_fft=2048, hop_length=441, win_length=2048)
     if kind == "bs":
         return BSRoformer(BSRoformerConfig(freqs_per_bands=DEFAULT_FREQS_PER_BANDS, mask_estimator_depth=2, **common))
     return MelRoformer(MelRoformerConfig(num_bands=60, mask_estimator_depth=1, **common))
 
 
 @pytest.mark.parity
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,sources", [("bs", ("vocals", "other")), ("mel", ("vocals",))])
 def test_parity_with_reference_package(kind, sources, music):
     ref = _reference(kind, len(sources))
@@ -207,7 +239,7 @@ def test_parity_with_reference_package(kind, sources, music):
     seg = music[None, :, :SEGMENT_SAMPLES]
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        expected = ReferenceAdapter(ref, sources)(seg)
+        expected = ReferenceAdapter(ref, sources, ours.valid_length)(seg)
         got = ours(seg)
     assert got.shape == expected.shape == (1, len(sources), 2, SEGMENT_SAMPLES)
     assert float(expected.abs().max()) > 1e-3  # a non-trivial output
@@ -216,7 +248,7 @@ def test_parity_with_reference_package(kind, sources, music):
     # 2. the full 10 s through the engine, same chunking and overlap for both
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        expected = separate_tensor(ReferenceAdapter(ref, sources), music, overlap=0.25)
+        expected = separate_tensor(ReferenceAdapter(ref, sources, ours.valid_length), music, overlap=0.25)
         got = separate_tensor(ours, music, overlap=0.25)
     assert got.shape == expected.shape == (len(sources), 2, music.shape[-1])
     assert float((got - expected).abs().max()) <= 1e-4

@@ -130,7 +130,6 @@ def test_studio_end_to_end(server, browser, mixtures_dir, tmp_path):
     page.focus("#strips .strip[data-stem=vocals]")
     page.keyboard.press("s")
     page.keyboard.press("s")
-    # fader gains glide (setTargetAtTime, no zipper noise): wait until the audio graph has reached the targets
     page.wait_for_function(
         "(() => { const g = Object.fromEntries(window.studio.mixer.strips.map(s => [s.name, s.fader.gain.value]));"
         " return Math.abs(g.drums - 0.501187) < 1e-3 && g.bass < 1e-4 && Math.abs(g.vocals - 1) < 1e-3; })()",

@@ -61,7 +61,12 @@ def is_audio_path(path: Path) -> bool:
 
 def _read_soundfile(path: Path) -> tuple[np.ndarray, int, str]:
     with sf.SoundFile(str(path)) as f:
+        declared = f.frames
         data = f.read(dtype="float32", always_2d=True)
+        if declared > 0 and data.shape[0] < 0.99 * declared:
+            # libsndfile stops quietly at a cut; the header (e.g. an MP3's Xing frame count) says how long it was.
+            raise AudioError(path, f"truncated or corrupt: only {data.shape[0]} of the {declared} samples its header "
+                                   "declares could be decoded")
         return data.T, f.samplerate, f"{f.format}/{f.subtype}"
 
 
@@ -71,7 +76,7 @@ def _read_av(path: Path) -> tuple[np.ndarray, int, str]:
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as e:  # type: ignore[attr-defined]
-        raise AudioError(path, f"not a readable audio file ({e.__class__.__name__}: {e})") from None
+        raise AudioError(path, _short_reason(e, path)) from None
     with container:
         streams = [s for s in container.streams if s.type == "audio"]
         if not streams:
@@ -103,6 +108,15 @@ def _read_av(path: Path) -> tuple[np.ndarray, int, str]:
         return data.astype(np.float32), int(rate), f"{stream.codec_context.name}"
 
 
+def _short_reason(error: Exception, path: Path) -> str:
+    """A decoder's error without the file name it repeats (the caller names the file once)."""
+    text = str(error).replace("File does not exist or is not a regular file (possibly a pipe?)", "format not recognised")
+    for noise in (f"Error opening {str(path)!r}: ", f": {str(path)!r}", str(path)):
+        text = text.replace(noise, "")
+    text = text.split("] ", 1)[-1] if text.startswith("[Errno") else text
+    return text.strip(" :.") or type(error).__name__
+
+
 def read_audio(path: str | Path) -> AudioFile:
     """Decode an audio file to float32 ``(C, T)``.
 
@@ -124,11 +138,13 @@ def read_audio(path: str | Path) -> AudioFile:
             data, sr, codec = reader(p)
             break
         except AudioError as e:
+            if e.reason.startswith("truncated"):
+                raise
             errors.append(e.reason)
         except Exception as e:  # noqa: BLE001 - any decoder failure means "try the other decoder"
-            errors.append(f"{type(e).__name__}: {e}")
+            errors.append(_short_reason(e, p))
     if data is None:
-        raise AudioError(p, "not audio or corrupt (" + "; ".join(errors)[:300] + ")")
+        raise AudioError(p, "not an audio file or corrupt (" + "; ".join(dict.fromkeys(errors))[:200] + ")")
     if data.shape[1] == 0:
         raise AudioError(p, "contains no audio samples")
     if not np.isfinite(data).all():

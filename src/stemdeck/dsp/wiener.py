@@ -72,12 +72,29 @@ def initial_estimates(
     if softmask:
         y = x * (spec / (eps + spec.sum(dim=-4, keepdim=True)))
     else:
-        angle = torch.atan2(mix_stft.imag, mix_stft.real).unsqueeze(-4)
-        y = torch.complex(spec * torch.cos(angle), spec * torch.sin(angle))
-        y = y.expand(*torch.broadcast_shapes(y.shape, x.shape)).contiguous()
+        # The mixture's phase as a unit phasor (phase 0 where the mixture is exactly 0, like atan2(0, 0) = 0).
+        mag = x.abs()
+        phasor = torch.where(mag > 0, x / torch.where(mag > 0, mag, 1.0), torch.ones_like(x))
+        y = spec * phasor
     if residual:
         y = torch.cat([y, x - y.sum(dim=-4, keepdim=True)], dim=-4)
     return y
+
+
+def _e_step(v: torch.Tensor, r: torch.Tensor, x: torch.Tensor, ridge: torch.Tensor) -> torch.Tensor:
+    """Wiener estimates ``y_j = v_j R_j C_x^{-1} x`` for a block of frames.
+
+    Evaluated as ``v_j R_j (C_x^{-1} x)`` (the same product without forming per-source gain matrices) with
+    broadcast products over the tiny channel axes, which is much faster than batched matmuls of 2x2 matrices.
+
+    Shape: ``v (..., S, F, n)`` complex, ``r (..., S, F, C, C)``, ``x (..., C, F, n)`` -> ``(..., S, C, F, n)``.
+    """
+    cxx = ridge + (v[..., None, None] * r.unsqueeze(-3)).sum(dim=-5)  # (..., F, n, C, C)
+    inv = _invert(cxx)
+    xt = x.movedim(-3, -1)  # (..., F, n, C)
+    z = (inv * xt.unsqueeze(-2)).sum(dim=-1)  # (..., F, n, C)
+    y = (r.unsqueeze(-3) * z.unsqueeze(-2).unsqueeze(-5)).sum(dim=-1)  # (..., S, F, n, C)
+    return (v.unsqueeze(-1) * y).movedim(-1, -3)
 
 
 def expectation_maximization(
@@ -109,13 +126,7 @@ def expectation_maximization(
         out = torch.empty_like(y)
         for start in range(0, n_frames, step):
             t = slice(start, min(n_frames, start + step))
-            vt = v[..., t].to(x.dtype)  # (..., S, F, n)
-            cxx = ridge + torch.einsum("...sfn,...sfcd->...fncd", vt, r)
-            inv = _invert(cxx)  # (..., F, n, C, C)
-            # y_j = (v_j R_j C_x^-1) x, evaluated as v_j R_j (C_x^-1 x): the same product, without forming the
-            # (S, F, n, C, C) gains.
-            z = torch.einsum("...fncd,...dfn->...fnc", inv, x[..., t])
-            out[..., t] = vt.unsqueeze(-3) * torch.einsum("...sfcd,...fnd->...scfn", r, z)
+            out[..., t] = _e_step(v[..., t].to(x.dtype), r, x[..., t], ridge)
         y = out
     return y, v, r
 

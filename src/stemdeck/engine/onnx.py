@@ -192,8 +192,10 @@ def export_onnx(
     def write_onnx(tmp: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            # _Core in eval mode: the exporter restores the wrapper's mode afterwards, recursively, and a
+            # wrapper left in training mode would switch the model's BatchNorm/dropout to training.
             torch.onnx.export(
-                _Core(model), inputs, str(tmp), dynamo=False, opset_version=opset, input_names=in_names,
+                _Core(model).eval(), inputs, str(tmp), dynamo=False, opset_version=opset, input_names=in_names,
                 output_names=out_names, dynamic_axes=axes, do_constant_folding=True,
             )
 

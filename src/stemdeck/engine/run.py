@@ -52,16 +52,20 @@ def _separate_split(
     channels, length = mix.shape
     offsets = plan_offsets(length, segment_length, overlap)
     weight = triangle_weight(segment_length, transition_power)
-    target = model_valid_length(model, segment_length)
     out: torch.Tensor | None = None
     sum_weight = torch.zeros(length)
     done = 0
     for group in batched(offsets, batch_size):
         lengths = [min(length - off, segment_length) for off in group]
-        chunks = [cut_chunk(mix, off, n, target) for off, n in zip(group, lengths)]
-        result = run_batch(model, chunks, device)
+        # as demucs.apply.apply_model: the valid length of each chunk's own length (the last one is shorter)
+        targets = [model_valid_length(model, n) for n in lengths]
+        chunks = [cut_chunk(mix, off, n, t) for off, n, t in zip(group, lengths, targets)]
+        if len(set(targets)) == 1:
+            result = list(run_batch(model, chunks, device))
+        else:
+            result = [run_batch(model, [chunk], device)[0] for chunk in chunks]
         if out is None:
-            out = torch.zeros(result.shape[1], channels, length)
+            out = torch.zeros(result[0].shape[0], channels, length)
         for res, off, n in zip(result, group, lengths):
             w = weight[:n]
             out[..., off : off + n] += w * center_trim(res, n)
@@ -105,8 +109,12 @@ def separate_tensor(
     if segment is None:
         segment = getattr(model, "segment", None)
     sr = int(model.samplerate)
-    segment_length = max(1, int(round(segment * sr))) if segment else max(length, 1)
-    segment_length = min(segment_length, max(length, 1)) if not segment else segment_length
+    if segment:
+        segment_length = max(1, int(round(segment * sr)))
+    else:
+        # Whole track in one call: one chunk per pass (long enough for the shifted passes too), no overlap.
+        segment_length = max(length, 1) + (int(0.5 * sr) if shifts > 0 else 0)
+        overlap = 0.0
     common = dict(
         segment_length=segment_length, overlap=overlap, batch_size=batch_size, device=device,
         progress=progress, transition_power=transition_power,

@@ -119,8 +119,11 @@ def estimate_rhythm(audio: np.ndarray, samplerate: int, beats_per_bar: int = 4) 
     if len(times) < 2:
         raise MixError("tempo: no beats found (is there rhythmic material in these stems?)")
     refined = _fit_tempo(times, tempo)
-    first = _downbeat(y, frames, beats_per_bar)
-    return Rhythm(refined, times, float(times[first]), beats_per_bar)
+    first = float(times[_downbeat(y, frames, beats_per_bar)])
+    bar = beats_per_bar * 60.0 / refined
+    while first - bar >= 0.0:  # the tracker often locks on a few beats late: step back whole bars
+        first -= bar
+    return Rhythm(refined, times, first, beats_per_bar)
 
 
 def estimate_key(audio: np.ndarray, samplerate: int) -> Key:

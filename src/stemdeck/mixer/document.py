@@ -226,6 +226,7 @@ class Mix:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text + "\n")
+            file_mode(tmp)
             os.replace(tmp, p)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -266,6 +267,13 @@ class Mix:
             seen.add(c.stem)
         Master.from_dict(self.master.to_dict())
         _lufs(self.loudness_lufs)
+
+
+def file_mode(path: str | Path) -> None:
+    """Give a file made by ``mkstemp`` (mode 0600) the usual permissions (0666 minus the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def _lufs(value: Any) -> float | None:

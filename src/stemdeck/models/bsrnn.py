@@ -197,14 +197,18 @@ class BSRNN(nn.Module):
         )
         self.register_buffer("window", make_window(config.stft), persistent=False)
 
-    # -- the three stages (also the ONNX split protocol) -------------------------------------------------------
-    def onnx_inputs(self, mix: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """STFT of the mixture as real features.
+    # -- the three stages (also the ONNX split protocol of stemdeck.engine.onnx) --------------------------------
+    onnx_input_names = ("spec",)
+    onnx_output_names = ("masks",)
+    onnx_dynamic_axes = {"spec": {0: "batch", 3: "frames"}, "masks": {0: "batch", 4: "frames"}}
 
-        Shape: ``(B, C, T)`` -> ``((B, C, F, N, 2),)`` real/imaginary parts of the full spectrogram.
+    def onnx_inputs(self, mix: torch.Tensor) -> tuple[tuple[torch.Tensor], dict]:
+        """STFT of the mixture as real features (no learned parameters).
+
+        Shape: ``(B, C, T)`` -> ``((B, C, F, N, 2),)`` real/imaginary parts, and the context for :meth:`onnx_outputs`.
         """
-        spec = stft(mix, self.config.stft, window=self.window)
-        return (torch.view_as_real(spec),)
+        spec_ri = torch.view_as_real(stft(mix, self.config.stft, window=self.window))
+        return (spec_ri,), {"spec": spec_ri, "length": mix.shape[-1]}
 
     def onnx_core(self, spec_ri: torch.Tensor) -> torch.Tensor:
         """Masks from the spectrogram (real tensors only: exportable to ONNX).
@@ -232,25 +236,24 @@ class BSRNN(nn.Module):
             masks.append(torch.cat(per_band, dim=2).permute(0, 3, 2, 1, 4))  # (B, C, F', N, 2)
         return torch.stack(masks, dim=1)
 
-    def onnx_outputs(self, masks: torch.Tensor, spec_ri: torch.Tensor, length: int) -> torch.Tensor:
-        """Apply the complex masks (and the residual high band) and invert.
+    def onnx_outputs(self, masks: torch.Tensor, context: dict) -> torch.Tensor:
+        """Apply the complex masks (and route the unmodelled high band to ``residual_source``) and invert.
 
-        Shape: masks ``(B, S, C, F', N, 2)``, spectrogram ``(B, C, F, N, 2)`` -> stems ``(B, S, C, T)``.
+        Shape: masks ``(B, S, C, F', N, 2)`` with context spectrogram ``(B, C, F, N, 2)`` -> stems ``(B, S, C, T)``.
         """
-        spec = torch.view_as_complex(spec_ri.contiguous())
+        spec = torch.view_as_complex(context["spec"].contiguous())
         low = spec[:, None, :, : masks.shape[3]] * torch.view_as_complex(masks.contiguous())
         high = spec[:, None, :, masks.shape[3] :]
         if high.shape[-2]:
             keep = torch.zeros(len(self.sources), 1, 1, 1, dtype=high.real.dtype, device=high.device)
             if self.config.residual_source is not None:
                 keep[self.sources.index(self.config.residual_source)] = 1.0
-            high = high * keep
-            low = torch.cat([low, high.expand(-1, len(self.sources), -1, -1, -1)], dim=3)
-        return istft(low, self.config.stft, length=length, window=self.window)
+            low = torch.cat([low, high * keep], dim=3)
+        return istft(low, self.config.stft, length=context["length"], window=self.window)
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """Shape: ``(B, C, T)`` -> ``(B, S, C, T)``."""
         if mix.dim() != 3 or mix.shape[1] != self.audio_channels:
             raise ValueError(f"BSRNN expects (batch, {self.audio_channels}, time), got {tuple(mix.shape)}")
-        (spec_ri,) = self.onnx_inputs(mix)
-        return self.onnx_outputs(self.onnx_core(spec_ri), spec_ri, mix.shape[-1])
+        inputs, context = self.onnx_inputs(mix)
+        return self.onnx_outputs(self.onnx_core(*inputs), context)

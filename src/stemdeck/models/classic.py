@@ -54,6 +54,7 @@ class ClassicConfig:
     repet_neighbours: int = 20  # frames in the median of the repeating model (REPET-SIM)
     repet_min_distance_s: float = 0.8  # ignore frames closer than this (they are similar only because adjacent)
     centre_exponent: float = 1.0  # sharpness of the centre-channel weight of the vocals
+    wiener_iterations: int = 0  # EM iterations of the multichannel Wiener post-step (0: plain soft masks)
     vocal_gain: float = 2.0  # bias of the vocal/other decision (scales the vocal estimate)
 
     def __post_init__(self) -> None:
@@ -233,7 +234,16 @@ class ClassicSeparator(nn.Module):
         spec = stft(x, self.stft_config, window=self.window)  # (B, C, F, N)
         masks = self.masks(spec)
         named = [name for name in self.sources if name != "other"]
-        stems = torch.stack([masks[name] * spec for name in named], dim=1)  # (B, S-1, C, F, N)
+        if self.config.wiener_iterations > 0:
+            from stemdeck.dsp.wiener import wiener
+
+            # Multichannel Wiener filter post-step (Nugraha et al. 2016): the masked magnitudes as source PSDs,
+            # EM re-estimates a spatial covariance per source, which the shared mono masks cannot express.
+            mags = torch.stack([masks[name] * spec.abs() for name in self.sources], dim=1)  # (B, S, C, F, N)
+            filtered = wiener(mags, spec, self.config.wiener_iterations)
+            stems = filtered[:, [self.sources.index(name) for name in named]]
+        else:
+            stems = torch.stack([masks[name] * spec for name in named], dim=1)  # (B, S-1, C, F, N)
         wav = istft(stems, self.stft_config, length=x.shape[-1], window=self.window)
         # The masks sum to one, so "other" is the mixture minus the rest: one iSTFT fewer, and the stems add up
         # to the input exactly rather than to within STFT round-off.

@@ -157,13 +157,18 @@ class RotaryEmbedding(nn.Module):
         """Rotate queries or keys by their position along axis -2. Shape: ``(..., N, d)`` -> same."""
         n = t.shape[-2]
         pos = torch.arange(n, device=t.device, dtype=self.freqs.dtype)
-        angles = (pos[:, None] * self.freqs).repeat_interleave(2, dim=-1)  # (N, rot_dim)
-        rot = angles.shape[-1]
-        middle, right = t[..., :rot], t[..., rot:]
+        # Each frequency used for a pair of features; stack+reshape rather than repeat_interleave, which the ONNX
+        # exporter mistranslates here.
+        pair_freqs = torch.stack((self.freqs, self.freqs), dim=1).reshape(-1)
+        angles = pos[:, None] * pair_freqs[None, :]  # (N, rot_dim), the same products as the reference
+        rot = self.freqs.shape[0] * 2  # an odd head size leaves its last feature unrotated, as the reference does
+        middle = t[..., :rot] if rot < t.shape[-1] else t
         pairs = middle.unflatten(-1, (-1, 2))
         half = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
         rotated = middle * angles.cos() + half * angles.sin()
-        return torch.cat((rotated, right), dim=-1).to(t.dtype)
+        if rot < t.shape[-1]:
+            rotated = torch.cat((rotated, t[..., rot:]), dim=-1)
+        return rotated.to(t.dtype)
 
 
 class FeedForward(nn.Module):
@@ -251,12 +256,17 @@ class MaskEstimator(nn.Module):
 
     def __init__(self, dim: int, dim_inputs: tuple[int, ...], n_linear: int, expansion: int) -> None:
         super().__init__()
-        self.to_freqs = nn.ModuleList(
-            nn.Sequential(_mlp(dim, d * 2, dim * expansion, n_linear), nn.GLU(dim=-1)) for d in dim_inputs
-        )
+        # Sequential(MLP) so the weights are named to_freqs.<band>.0.<layer> as in the reference, whose
+        # Sequential(MLP, GLU) has a parameter-free GLU at index 1; the GLU is applied in forward (written out,
+        # because the ONNX exporter gets nn.GLU's axis wrong here).
+        self.to_freqs = nn.ModuleList(nn.Sequential(_mlp(dim, d * 2, dim * expansion, n_linear)) for d in dim_inputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([mlp(band) for band, mlp in zip(x.unbind(dim=-2), self.to_freqs)], dim=-1)
+        outs = []
+        for band, mlp in zip(x.unbind(dim=-2), self.to_freqs):
+            value, gate = mlp(band).chunk(2, dim=-1)
+            outs.append(value * gate.sigmoid())
+        return torch.cat(outs, dim=-1)
 
 
 # ------------------------------------------------------------------------------------------------------ models
@@ -312,6 +322,17 @@ class _RoformerBase(nn.Module):
         """Shape: ``(B, S, F', N, 2)`` -> ``(B, S, F*C, N, 2)``."""
         return masks
 
+    def valid_length(self, length: int) -> int:
+        """Input length wanted for ``length`` samples (the engine pads with real context and trims back).
+
+        A whole number of hops, so that the frames span the input exactly (the reference models return
+        ``hop * (T // hop)`` samples: with this they return ``T``), and more than ``n_fft / 2`` samples, which the
+        centred STFT's reflect padding needs.
+        """
+        hop = self.config.hop_length
+        n = max(int(length), self.config.n_fft // 2 + 1)
+        return -(-n // hop) * hop
+
     # -- the three stages (the ONNX export runs the middle one in the graph)
     def analysis(self, mix: torch.Tensor) -> torch.Tensor:
         """Mixture STFT, channels folded into frequency (bin-major, as the reference's ``(f s)``).
@@ -320,6 +341,9 @@ class _RoformerBase(nn.Module):
         """
         if mix.dim() != 3 or mix.shape[1] != self.audio_channels:
             raise ValueError(f"{type(self).__name__} expects (batch, {self.audio_channels}, time), got {tuple(mix.shape)}")
+        if mix.shape[-1] <= self.config.n_fft // 2:
+            raise ValueError(f"{type(self).__name__} needs more than n_fft/2 = {self.config.n_fft // 2} samples, got "
+                             f"{mix.shape[-1]} (pad to valid_length({mix.shape[-1]}))")
         spec = torch.view_as_real(stft(mix, self.stft_config, window=self.window.to(mix.dtype)))  # (B, C, F, N, 2)
         b, c, f, n, _ = spec.shape
         return spec.transpose(1, 2).reshape(b, f * c, n, 2)
@@ -360,6 +384,10 @@ class _RoformerBase(nn.Module):
         return self.synthesis(spec, self.estimate_masks(spec), mix.shape[-1])
 
     # -- ONNX split protocol (stemdeck.engine.onnx): the STFT and iSTFT stay outside the graph
+    onnx_input_names = ("spec",)
+    onnx_output_names = ("masks",)
+    onnx_dynamic_axes = {"spec": {0: "batch", 2: "frames"}, "masks": {0: "batch", 3: "frames"}}
+
     def onnx_inputs(self, mix: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], dict]:
         """Shape: ``(B, C, T)`` -> ``((spec (B, F*C, N, 2),), context)``."""
         spec = self.analysis(mix)
@@ -428,9 +456,18 @@ class MelRoformer(_RoformerBase):
         bins = torch.arange(config.n_bins).expand(config.num_bands, -1)[layout]  # bins of band 0, then band 1, ...
         # Folded index (bin-major, channel-minor, as in analysis()) of every (bin, channel) pair of every band.
         indices = (bins[:, None] * channels + torch.arange(channels)).flatten()
-        counts = layout.sum(dim=0).repeat_interleave(channels).float()  # number of bands holding each folded bin
+        counts = layout.sum(dim=0).repeat_interleave(channels)  # number of bands holding each folded bin
+        # For the mask merge: for every folded bin, the positions (in band order) that hold it, padded with a
+        # pointer to an extra all-zero slot. A gather + sum instead of a scatter-add because ONNX scatters do not
+        # accumulate duplicate indices.
+        slots = torch.full((counts.numel(), int(counts.max())), indices.numel(), dtype=torch.long)
+        filled = torch.zeros(counts.numel(), dtype=torch.long)
+        for position, folded in enumerate(indices.tolist()):
+            slots[folded, filled[folded]] = position
+            filled[folded] += 1
         self.register_buffer("freq_indices", indices, persistent=False)
-        self.register_buffer("inverse_count", 1.0 / counts.clamp(min=1e-8), persistent=False)
+        self.register_buffer("merge_slots", slots.flatten(), persistent=False)
+        self.register_buffer("inverse_count", 1.0 / counts.float().clamp(min=1e-8), persistent=False)
 
     @property
     def _layout(self) -> torch.Tensor:
@@ -446,9 +483,9 @@ class MelRoformer(_RoformerBase):
     def _merge_masks(self, masks: torch.Tensor) -> torch.Tensor:
         # Bins shared by two bands get the mean of both bands' masks (Wang et al. 2023, §2).
         b, s, _, n, _ = masks.shape
-        total = self.config.n_bins * self.audio_channels
-        summed = masks.new_zeros(b, s, total, n, 2).index_add(2, self.freq_indices, masks)
-        return summed * self.inverse_count[:, None, None]
+        padded = torch.cat((masks, masks.new_zeros(b, s, 1, n, 2)), dim=2)
+        gathered = padded.index_select(2, self.merge_slots).view(b, s, self.inverse_count.shape[0], -1, n, 2)
+        return gathered.sum(dim=3) * self.inverse_count[:, None, None]
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -54,6 +54,9 @@ def _lib(name: str) -> ctypes.CDLL:
         "fluid_synth_noteon": ([vp, ci, ci, ci], ci), "fluid_synth_noteoff": ([vp, ci, ci], ci),
         "fluid_synth_write_float": ([vp, ci, vp, ci, ci, vp, ci, ci], ci), "fluid_synth_system_reset": ([vp], ci),
         "fluid_synth_set_gain": ([vp, cf], None), "fluid_set_log_function": ([ci, vp, vp], vp),
+        "fluid_synth_get_sfont_by_id": ([vp, ci], vp), "fluid_synth_add_sfont": ([vp, vp], ci),
+        "fluid_synth_remove_sfont": ([vp, vp], ci), "delete_fluid_synth": ([vp], None),
+        "delete_fluid_settings": ([vp], None),
     }
     for fn, (args, res) in sigs.items():
         f = getattr(lib, fn)
@@ -64,30 +67,61 @@ def _lib(name: str) -> ctypes.CDLL:
 
 
 class _Synth:
-    """One FluidSynth instance with one soundfont loaded."""
+    """A soundfont loaded once into a "keeper" synthesiser; each part renders in a fresh synthesiser sharing it.
+
+    Why fresh: FluidSynth reuses voice objects whose smoothing state survives ``system_reset`` (a part's first
+    attack differed by up to 1e-2 depending on the previous part). Why a keeper: it keeps every program used
+    selected on its own channel, so the dynamically loaded (for ``.sf3``: Vorbis-decoded) samples stay in memory.
+    """
 
     def __init__(self, library: str, soundfont: Path, samplerate: int):
         self.lib = _lib(library)
-        settings = self.lib.new_fluid_settings()
-        self.lib.fluid_settings_setnum(settings, b"synth.sample-rate", float(samplerate))
-        for key, value in ((b"synth.reverb.active", 0), (b"synth.chorus.active", 0), (b"synth.polyphony", 512),
-                           (b"synth.dynamic-sample-loading", 1), (b"synth.cpu-cores", 1)):
-            self.lib.fluid_settings_setint(settings, key, value)
-        self.synth = self.lib.new_fluid_synth(settings)
-        if not self.synth:
-            raise RenderError(f"FluidSynth could not create a synthesiser at {samplerate} Hz")
-        self.lib.fluid_synth_set_gain(self.synth, GAIN)
-        self.sfont = self.lib.fluid_synth_sfload(self.synth, str(soundfont).encode(), 1)
-        if self.sfont < 0:
+        self.samplerate = samplerate
+        self.keeper, self._keeper_settings = self._new_synth(channels=256)
+        self.keeper_id = self.lib.fluid_synth_sfload(self.keeper, str(soundfont).encode(), 0)
+        if self.keeper_id < 0:
             raise RenderError(f"{soundfont}: FluidSynth cannot load this soundfont")
-        self._settings = settings  # kept alive with the synth
+        self.sfont = self.lib.fluid_synth_get_sfont_by_id(self.keeper, self.keeper_id)
+        self.soundfont = soundfont
+        self.kept: set[int] = set()
+
+    def _new_synth(self, channels: int = 16) -> tuple[int, int]:
+        lib = self.lib
+        settings = lib.new_fluid_settings()
+        lib.fluid_settings_setnum(settings, b"synth.sample-rate", float(self.samplerate))
+        for key, value in ((b"synth.reverb.active", 0), (b"synth.chorus.active", 0), (b"synth.polyphony", 256),
+                           (b"synth.dynamic-sample-loading", 1), (b"synth.cpu-cores", 1),
+                           (b"synth.midi-channels", channels)):
+            lib.fluid_settings_setint(settings, key, value)
+        synth = lib.new_fluid_synth(settings)
+        if not synth:
+            raise RenderError(f"FluidSynth could not create a synthesiser at {self.samplerate} Hz")
+        lib.fluid_synth_set_gain(synth, GAIN)
+        return synth, settings
+
+    def _keep(self, program: int) -> None:
+        if program not in self.kept:  # channel 2p is never a percussion channel (9 mod 16)
+            if self.lib.fluid_synth_program_select(self.keeper, 2 * program, self.keeper_id, 0, program) != 0:
+                raise RenderError(f"{self.soundfont}: GM program {program} is missing from the soundfont")
+            self.kept.add(program)
 
     def render(self, notes: list[pretty_midi.Note], program: int, n_samples: int, samplerate: int) -> np.ndarray:
         """Shape: returns ``(2, n_samples)`` float32."""
-        lib, synth = self.lib, self.synth
-        lib.fluid_synth_system_reset(synth)
-        if lib.fluid_synth_program_select(synth, 0, self.sfont, 0, program) != 0:
-            raise RenderError(f"GM program {program} is missing from the soundfont")
+        self._keep(program)
+        lib = self.lib
+        synth, settings = self._new_synth()
+        try:
+            sfid = lib.fluid_synth_add_sfont(synth, self.sfont)
+            if sfid < 0 or lib.fluid_synth_program_select(synth, 0, sfid, 0, program) != 0:
+                raise RenderError(f"{self.soundfont}: cannot select GM program {program}")
+            return self._play(synth, notes, n_samples, samplerate)
+        finally:
+            lib.fluid_synth_remove_sfont(synth, self.sfont)
+            lib.delete_fluid_synth(synth)
+            lib.delete_fluid_settings(settings)
+
+    def _play(self, synth: int, notes: list[pretty_midi.Note], n_samples: int, samplerate: int) -> np.ndarray:
+        lib = self.lib
         events = []
         for n in notes:
             on = int(round(n.start * samplerate))

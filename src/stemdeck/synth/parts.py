@@ -138,8 +138,6 @@ def drum_part(plan: SongPlan, rng: np.random.Generator) -> tuple[list[Note], dic
             if bar == 0 and sec.name in ("chorus", "outro", "bridge") and not (sec.name == "bridge" and rng.random() < 0.5):
                 hits.append((0, "crash", "X"))
             for step, voice, ch in hits:
-                if voice == "snare" and ch == "o" and plan.style == "jazz":
-                    continue
                 vel = int(np.clip(VELOCITY[ch] * gain, 1, 127))
                 notes.append(Note(bar_start + step * 0.25, 0.25, GM_DRUMS[voice], vel))
             if plan.style == "jazz":  # comping snare: random off-beat ghost notes and accents
@@ -211,7 +209,7 @@ def _bass_figure(figure: str, chord: Chord, root: int, fifth: int, next_root: in
                     continue
                 span = next((k for k in range(1, 16) if s + k >= len(grid) or grid[s + k] != "."), 1)
                 pitch = root
-                if figure == "funk" and rng.random() < 0.3:
+                if figure == "funk" and s % 4 != 0 and rng.random() < 0.3:  # octave/fifth pops off the beat
                     pitch = root + (12 if rng.random() < 0.6 else 7)
                 dur = 0.2 if figure == "funk" else span * 0.25 * 0.9
                 out.append(Note(t0 + bar_off + s * 0.25, dur, pitch, vel if s % 4 == 0 else vel - 12))

@@ -113,14 +113,15 @@ def apply_effects(x: np.ndarray, effects: list[Effect], samplerate: int) -> np.n
 
 
 def loud_rms(x: np.ndarray, frame: int = 4410) -> float:
-    """RMS over the louder half of 100 ms frames (so a part that plays half the song is not judged quiet)."""
+    """RMS over the active 100 ms frames: those within 40 dB of the loudest (so a part that plays only a few
+    bars is judged by those bars, not by its silences)."""
     mono = x.mean(axis=0) if x.ndim == 2 else x
     n = len(mono) // frame
     if n == 0:
         return float(np.sqrt(np.mean(mono ** 2))) if mono.size else 0.0
     energy = (mono[: n * frame].reshape(n, frame) ** 2).mean(axis=1)
-    loud = np.sort(energy)[n // 2:]
-    return float(np.sqrt(loud.mean()))
+    active = energy[energy >= energy.max() * 1e-4]
+    return float(np.sqrt(active.mean())) if active.size else 0.0
 
 
 def normalise(x: np.ndarray, target_db: float) -> np.ndarray:

@@ -48,6 +48,11 @@ FALLBACK = {53: (51, 49), 52: (49,), 55: (49,), 49: (51, 46), 51: (53, 42, 49), 
             70: (54,), 56: ()}
 PAN = {36: 0.0, 38: 0.05, 37: 0.05, 40: 0.05, 39: 0.0, 42: 0.35, 44: 0.35, 46: 0.35, 49: -0.45, 52: -0.6,
        55: -0.3, 51: 0.5, 53: 0.5, 50: 0.25, 47: -0.05, 43: -0.35, 54: 0.6, 56: -0.5, 70: 0.55}
+# Peak level of each GM drum at full velocity after balancing: kits differ wildly in how loud their samples are
+# (a crash can be 20 dB over the snare), so each instrument is scaled by its loudest layer to a common drum-mix
+# balance (kick and snare on top, cymbals and hats below) instead of trusting each kit's own volumes.
+BALANCE = {36: 1.0, 38: 0.9, 40: 0.9, 37: 0.5, 39: 0.7, 42: 0.35, 44: 0.3, 46: 0.4, 49: 0.5, 52: 0.45, 55: 0.4,
+           51: 0.35, 53: 0.35, 43: 0.8, 47: 0.75, 50: 0.7, 54: 0.35, 56: 0.35, 70: 0.3}
 ELECTRONIC_KITS = ("HardElectro1", "ElectricEmpireKit", "VariBreaks", "Audiophob")
 REQUIRED = (36, 38)
 # Samples that are not single hits (rolls, effects) or would sound odd as the only voice of a GM note.
@@ -202,7 +207,7 @@ def render_drums(kit: DrumKit, hits: list[tuple[float, int, int]], n_samples: in
         sample = _load_sample(layer.path, samplerate)
         if target == 46:
             sample = _choked(sample, start, closing, samplerate)
-        gain = inst.volume * layer.gain * v ** 1.6
+        gain = _balance(inst, target) * layer.gain * v ** 1.6
         pan = PAN.get(note, 0.0) * pan_width
         gl, gr = np.cos((pan + 1) * np.pi / 4) * np.sqrt(2), np.sin((pan + 1) * np.pi / 4) * np.sqrt(2)
         end = min(n_samples, start + sample.shape[1])
@@ -210,6 +215,13 @@ def render_drums(kit: DrumKit, hits: list[tuple[float, int, int]], n_samples: in
         out[1, start:end] += sample[1, : end - start] * np.float32(gain * gr * inst.pan_r)
         used[note] = inst.name
     return out, used
+
+
+def _balance(inst: KitInstrument, note: int) -> float:
+    """Gain putting the instrument's loudest layer at its :data:`BALANCE` peak."""
+    loudest = max(inst.layers, key=lambda la: (la.vmax, la.gain))
+    peak = float(np.max(np.abs(_load_sample(loudest.path, 44100)))) * loudest.gain
+    return BALANCE.get(note, 0.5) / peak if peak > 1e-6 else 0.0
 
 
 def _choked(sample: np.ndarray, start: int, closing: list[int], samplerate: int) -> np.ndarray:

@@ -203,15 +203,20 @@ def _produce(r: _Renderer, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray
         r.meta[stem]["level_db"] = round(level, 2)
     fade = int(0.01 * r.sr)  # 10 ms fade-out at the cut, identical on every stem (linear)
     env = np.linspace(1.0, 0.0, fade, dtype=np.float32)
-    peak_target_db = float(rng.uniform(-6.0, -1.0))
+    # Master: the mixture at a random loudness, lowered further if its peak would pass the random ceiling.
+    loudness_db = float(rng.uniform(-20.0, -14.0))
+    ceiling_db = float(rng.uniform(-3.0, -0.5))
     mix = out["drums"] + out["bass"] + out["other"] + out["vocals"]
-    peak = float(np.max(np.abs(mix))) or 1.0
-    master = np.float32(10 ** (peak_target_db / 20) / peak)
+    rms, peak = production.loud_rms(mix), float(np.max(np.abs(mix)))
+    gain = min(10 ** (loudness_db / 20) / max(rms, 1e-9), 10 ** (ceiling_db / 20) / max(peak, 1e-9))
+    master = np.float32(gain)
     for stem in STEMS:
         out[stem] = (out[stem] * master).astype(np.float32)
         out[stem][:, -fade:] *= env
     mixture = out["drums"] + out["bass"] + out["other"] + out["vocals"]
-    return out, mixture, {"master_gain_db": round(20 * float(np.log10(master)), 3), "peak_dbfs": round(peak_target_db, 3)}
+    return out, mixture, {"master_gain_db": round(20 * float(np.log10(master)), 3),
+                          "target_loudness_rms_db": round(loudness_db, 2), "peak_ceiling_dbfs": round(ceiling_db, 2),
+                          "peak_dbfs": round(20 * float(np.log10(max(float(np.max(np.abs(mixture))), 1e-9))), 2)}
 
 
 def generate_song(seed: int, seconds: float, *, samplerate: int = SAMPLERATE, style: str | None = None,

@@ -23,6 +23,7 @@ from stemdeck.audio.io import is_audio_path, read_audio
 log = logging.getLogger(__name__)
 
 MUSDB_STEMS = ("vocals", "drums", "bass", "other")
+_DECODED: dict[str, tuple[np.ndarray, int]] = {}  # decoded non-seekable files (opus, mp3...), by path
 SEEKABLE = (".wav", ".wave", ".flac", ".aif", ".aiff")
 
 
@@ -53,9 +54,13 @@ class StemFile:
 
     def _load(self) -> np.ndarray:
         if self._cache is None:
-            audio = read_audio(self.path)
-            self._cache = audio.samples
-            self.samplerate, self.frames, self.channels = audio.samplerate, audio.samples.shape[1], audio.samples.shape[0]
+            # Shared per file: MIR-1K keeps two stems in one file, decode it once.
+            key = str(self.path)
+            if key not in _DECODED:
+                audio = read_audio(self.path)
+                _DECODED[key] = (audio.samples, audio.samplerate)
+            self._cache, self.samplerate = _DECODED[key]
+            self.frames, self.channels = self._cache.shape[1], self._cache.shape[0]
         return self._cache
 
     def read(self, start: int, length: int) -> np.ndarray:

@@ -183,10 +183,10 @@ def train(config_path: str | Path, *, out: str | Path | None = None, resume: boo
             step += 1
             bar.update(1)
             if step % cfg.log_every == 0 or step == 1:
-                _append_csv(out / "train_log.csv", {"step": step, "loss": round(float(loss), 6), **{k: round(v, 6) for k, v in parts.items()},
+                _append_csv(out / "train_log.csv", {"step": step, "loss": round(float(loss.detach()), 6), **{k: round(v, 6) for k, v in parts.items()},
                                                      "grad_norm": round(float(gnorm), 4), "lr": lr,
                                                      "sec_per_step": round((time.monotonic() - t0) / max(1, step - last_saved), 3)})
-                bar.set_postfix(loss=f"{float(loss):.4f}")
+                bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
             if val_sets and step % cfg.val_every == 0:
                 best = _after_validation(cfg, out, step, ema.model, val_sets, device, best)
             if step % cfg.checkpoint_every == 0:

@@ -178,10 +178,17 @@ function audible(strip) {
   return !strip.mute && (!anySolo || strip.solo);
 }
 
-function applyStrip(strip) {
+// While playing, parameters glide over ~5 ms (no zipper noise); while paused they are set at once, because
+// Chromium does not advance automation on nodes that have no active input.
+function setParam(param, value) {
   const t = mixer.ctx.currentTime;
-  strip.fader.gain.setTargetAtTime(audible(strip) ? dbToGain(strip.gainDb) : 0, t, 0.005);
-  strip.panner.pan.setTargetAtTime(strip.pan, t, 0.005);
+  param.cancelScheduledValues(0);
+  if (mixer.playing) { param.setValueAtTime(param.value, t); param.setTargetAtTime(value, t, 0.005); } else param.value = value;
+}
+
+function applyStrip(strip) {
+  setParam(strip.fader.gain, audible(strip) ? dbToGain(strip.gainDb) : 0);
+  setParam(strip.panner.pan, strip.pan);
   strip.filters[0].gain.value = strip.eq.low; strip.filters[1].gain.value = strip.eq.mid; strip.filters[2].gain.value = strip.eq.high;
   const el = strip.el;
   $(".gain", el).value = strip.gainDb; $(".gain-out", el).textContent = strip.gainDb <= -60 ? "-∞ dB" : `${strip.gainDb.toFixed(1)} dB`;
@@ -277,7 +284,8 @@ function position() {
 }
 
 function stopSources() {
-  for (const src of mixer.sources) { try { src.stop(); } catch { /* already stopped */ } src.disconnect(); }
+  // Detach onended first: a stopped source fires it asynchronously, which must not end the *new* playback.
+  for (const src of mixer.sources) { src.onended = null; try { src.stop(); } catch { /* already stopped */ } src.disconnect(); }
   mixer.sources = [];
 }
 
@@ -294,7 +302,10 @@ function startAt(offset) {
     src.start(when, offset);
     mixer.sources.push(src);
   }
-  mixer.sources[0].onended = () => { if (mixer.playing && !mixer.loop.on) { mixer.playing = false; mixer.startOffset = 0; updatePlayButton(); } };
+  const first = mixer.sources[0];
+  first.onended = () => {
+    if (mixer.sources[0] === first && mixer.playing && !mixer.loop.on) { mixer.playing = false; mixer.startOffset = 0; updatePlayButton(); }
+  };
   mixer.startCtxTime = when;
   mixer.startOffset = offset;
   mixer.playing = true;
@@ -356,7 +367,7 @@ function applyDocument(doc) {
 function setMasterGain(db) {
   $("#master-gain").value = db;
   $("#master-gain-out").textContent = db <= -60 ? "-∞ dB" : `${db.toFixed(1)} dB`;
-  if (mixer.master) mixer.master.gain.setTargetAtTime(dbToGain(db), mixer.ctx.currentTime, 0.005);
+  if (mixer.master) setParam(mixer.master.gain, dbToGain(db));
 }
 
 function applyPreset(name) {

@@ -1,0 +1,170 @@
+"""``stemdeck mix``: remix separated stems (presets, gains, mute/solo, pan, effects, loudness) into one file."""
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import NoReturn, Optional
+
+import typer
+
+USAGE_EXIT, INPUT_EXIT = 2, 1
+
+
+def fail(command: str, message: str, code: int = INPUT_EXIT) -> NoReturn:
+    """One-line error on stderr and exit: 1 for bad input, 2 for bad usage (flags)."""
+    print(f"stemdeck {command}: error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def resolve_output(command: str, out: Path, fmt: Optional[str], overwrite: bool) -> tuple[Path, str]:
+    """Output path and format from ``-o`` and ``--format`` (suffix added when missing); refuses to overwrite."""
+    from stemdeck.audio.io import WRITE_FORMATS
+
+    suffix = out.suffix.lower().lstrip(".")
+    if fmt is not None:
+        fmt = fmt.lower()
+        if fmt not in WRITE_FORMATS:
+            fail(command, f"--format: unknown format {fmt!r} (choose {', '.join(WRITE_FORMATS)})", USAGE_EXIT)
+        if suffix in WRITE_FORMATS and suffix != fmt:
+            fail(command, f"--format {fmt} conflicts with the output name {out.name!r}", USAGE_EXIT)
+        if suffix != fmt:
+            out = out.with_name(out.name + "." + fmt)
+    elif suffix in WRITE_FORMATS:
+        fmt = suffix
+    elif suffix:
+        fail(command, f"{out}: cannot write .{suffix} files (use .wav, .flac or .mp3, or --format)", USAGE_EXIT)
+    else:
+        fmt, out = "wav", out.with_name(out.name + ".wav")
+    if out.exists() and not overwrite:
+        fail(command, f"{out}: already exists (use --overwrite to replace it)")
+    return out, fmt
+
+
+def describe_output(audio, samplerate: int) -> str:
+    """``peak, true peak, integrated loudness`` of ``(C, T)`` audio, for the summary line."""
+    import numpy as np
+
+    from stemdeck.mixer.loudness import integrated_lufs, true_peak_db
+
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    peak_db = f"{20 * math.log10(peak):.2f} dBFS" if peak > 0 else "silent"
+    parts = [f"peak {peak_db}", f"true peak {true_peak_db(audio):.2f} dBTP"]
+    if audio.shape[1] > 0.4 * samplerate:
+        parts.append(f"{integrated_lufs(audio, samplerate):.2f} LUFS")
+    return ", ".join(parts)
+
+
+def write_mix_audio(command: str, audio, samplerate: int, out: Path, fmt: str, bit_depth: int, mp3_bitrate: int,
+                    overwrite: bool, hint: str = "use --loudness -14 or lower gains") -> None:
+    """Write atomically; warn (never silently) when an integer or mp3 file will clip."""
+    import numpy as np
+
+    from stemdeck.audio.io import AudioError, write_audio
+
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    if peak > 1.0 and (fmt != "wav" or bit_depth != 32):
+        print(f"stemdeck {command}: warning: the mix peaks at {20 * math.log10(peak):+.2f} dBFS and is clipped in "
+              f"the {fmt} file; {hint}", file=sys.stderr)
+    try:
+        write_audio(out, audio, samplerate, fmt=fmt, bit_depth=bit_depth, mp3_bitrate=mp3_bitrate, overwrite=overwrite)
+    except AudioError as e:
+        fail(command, str(e))
+
+
+def command(
+    stems_dir: Path = typer.Argument(..., help="Folder of stems: written by 'stemdeck separate' or one audio file per stem."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output audio file (.wav, .flac, .mp3)."),
+    preset: Optional[str] = typer.Option(
+        None, "--preset", "-p",
+        help="instrumental, acapella, karaoke[:guide|:DB], drumless, bassless, practice:STEM[:DB]."),
+    gain: Optional[list[str]] = typer.Option(None, "--gain", help="STEM=DB[,STEM=DB...], e.g. vocals=-3,bass=+2 (or -inf)."),
+    mute: Optional[list[str]] = typer.Option(None, "--mute", help="STEM[,STEM...] to silence."),
+    solo: Optional[list[str]] = typer.Option(None, "--solo", help="STEM[,STEM...] to solo (only soloed stems play)."),
+    pan: Optional[list[str]] = typer.Option(None, "--pan", help="STEM=PAN in [-1 (left), 1 (right)], e.g. other=-0.3."),
+    invert: Optional[list[str]] = typer.Option(None, "--invert", help="STEM[,STEM...] to flip in polarity."),
+    offset: Optional[list[str]] = typer.Option(None, "--offset", help="STEM=SECONDS time offset (negative = earlier)."),
+    fx: Optional[list[str]] = typer.Option(
+        None, "--fx", help="STEM=EFFECT(ARGS),... e.g. \"vocals=highpass(120),compressor(-18,3)\" (repeatable)."),
+    master: Optional[list[str]] = typer.Option(None, "--master", help="Master chain, e.g. \"limiter(-1)\"."),
+    loudness: Optional[float] = typer.Option(None, "--loudness", help="Normalise to this integrated LUFS (true peak <= -1 dBTP)."),
+    mix_file: Optional[Path] = typer.Option(None, "--mix-file", help="Start from this mix document (JSON, e.g. saved by the web mixer)."),
+    save_mix: Optional[Path] = typer.Option(None, "--save-mix", help="Save the resulting mix document (JSON) here."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="wav, flac or mp3 (default: from the output name)."),
+    bit_depth: int = typer.Option(24, "--bit-depth", help="wav: 16, 24 or 32 (float); flac: 16 or 24."),
+    mp3_bitrate: int = typer.Option(320, "--mp3-bitrate", help="mp3 bitrate in kbit/s."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+) -> None:
+    """Remix separated stems into one file.
+
+    Order: --mix-file (or a neutral mix), then --preset, then the per-stem flags, then --loudness.
+    """
+    from stemdeck.mixer.document import Mix
+    from stemdeck.mixer.effects import MixError
+    from stemdeck.mixer.flags import FlagError, MixFlags, apply_flags
+    from stemdeck.mixer.presets import apply_preset
+    from stemdeck.mixer.render import render
+    from stemdeck.mixer.stems import load_stems
+
+    if out is None and save_mix is None:
+        fail("mix", "give an output file with -o OUT (and/or --save-mix mix.json)", USAGE_EXIT)
+    if loudness is not None and not -70 <= loudness <= 0:
+        fail("mix", f"--loudness: must be in [-70, 0] LUFS, got {loudness:g}", USAGE_EXIT)
+    target = resolve_output("mix", out, fmt, overwrite) if out is not None else None
+    if save_mix is not None and save_mix.exists() and not overwrite:
+        fail("mix", f"{save_mix}: already exists (use --overwrite to replace it)")
+    try:
+        stems = load_stems(stems_dir)
+    except MixError as e:
+        fail("mix", str(e))
+    try:
+        mix = _base_mix(mix_file, stems)
+        mix.source = stems
+        if preset:
+            try:
+                mix = apply_preset(mix, preset)
+            except MixError as e:
+                fail("mix", str(e), USAGE_EXIT)
+        mix = apply_flags(mix, MixFlags(gain or [], mute or [], solo or [], pan or [], invert or [], offset or [],
+                                        fx or [], master or []))
+        if loudness is not None:
+            mix.loudness_lufs = loudness
+        mix.validate()
+    except FlagError as e:
+        fail("mix", str(e), USAGE_EXIT)
+    except MixError as e:
+        fail("mix", str(e))
+    if save_mix is not None:
+        mix.save(save_mix, overwrite=overwrite)
+        print(f"mix document: {save_mix}")
+    if target is None:
+        return
+    try:
+        audio, info = render(mix, stems, return_info=True)
+    except MixError as e:
+        fail("mix", str(e))
+    path, fmt_ = target
+    write_mix_audio("mix", audio, stems.samplerate, path, fmt_, bit_depth, mp3_bitrate, overwrite,
+                    hint="use --loudness -14, --master \"limiter(-1)\" or lower gains")
+    playing = mix.audible()
+    print(f"wrote {path} ({audio.shape[1] / stems.samplerate:.2f} s, {stems.samplerate} Hz, {audio.shape[0]} ch)")
+    print(f"stems playing: {', '.join(playing) or 'none'}")
+    print(describe_output(audio, stems.samplerate))
+
+
+def _base_mix(mix_file: Optional[Path], stems) -> "Mix":  # noqa: F821 - imported lazily above
+    from stemdeck.mixer.document import Channel, Mix
+    from stemdeck.mixer.effects import MixError
+
+    if mix_file is None:
+        return Mix.from_stems(stems)
+    mix = Mix.load(mix_file)
+    unknown = [c.stem for c in mix.channels if c.stem not in stems.audio]
+    if unknown:
+        raise MixError(f"{mix_file}: stem {unknown[0]!r} is not in {stems.path} (stems: {', '.join(stems.names)})")
+    for name in stems.names:
+        if name not in mix.stems:
+            logging.getLogger("stemdeck.mixer").warning("%s has no channel for stem %r; it plays at 0 dB", mix_file, name)
+            mix.channels.append(Channel(name))
+    return mix

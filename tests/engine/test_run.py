@@ -1,0 +1,148 @@
+"""The chunk engine: exact overlap-add reconstruction, batching, shifts, valid lengths, progress, devices."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from stemdeck.engine.chunking import batched, center_trim, cut_chunk, plan_offsets, triangle_weight
+from stemdeck.engine.device import resolve_device
+from stemdeck.engine.progress import ProgressEvent, scaled
+from stemdeck.engine.run import separate_tensor
+
+
+class Identity(nn.Module):
+    """Two 'sources': the input and twice the input. Records the longest chunk it was given."""
+
+    sources = ("a", "b")
+    samplerate = 100  # so that segment seconds x 100 = samples
+    audio_channels = 2
+
+    def __init__(self, segment: float | None = 1.0, multiple: int = 1) -> None:
+        super().__init__()
+        self.segment = segment
+        self.multiple = multiple
+        self.seen: list[int] = []
+
+    def valid_length(self, n: int) -> int:
+        return -(-n // self.multiple) * self.multiple + (8 if self.multiple > 1 else 0)
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        self.seen.append(mix.shape[-1])
+        if self.multiple > 1:
+            assert mix.shape[-1] % self.multiple == 8 % self.multiple
+        return torch.stack([mix, 2 * mix], dim=1)
+
+
+def _reconstructs(model: nn.Module, length: int, **kw) -> None:
+    x = torch.randn(2, length, generator=torch.Generator().manual_seed(length))
+    before = x.clone()
+    out = separate_tensor(model, x, **kw)
+    assert out.shape == (2, 2, length)
+    assert torch.equal(x, before)  # input untouched
+    err = max(float((out[0] - x).abs().max()), float((out[1] - 2 * x).abs().max()) / 2)
+    assert err < 1e-6, (length, kw, err)
+
+
+@pytest.mark.parametrize("length", [1, 7, 99, 100, 101, 457, 1000])
+@pytest.mark.parametrize("segment", [0.05, 0.5, 1.0, 3.0])
+@pytest.mark.parametrize("overlap", [0.0, 0.1, 0.25, 0.5, 0.9])
+def test_identity_reconstruction_grid(length: int, segment: float, overlap: float) -> None:
+    _reconstructs(Identity(), length, segment=segment, overlap=overlap)
+
+
+@pytest.mark.parametrize("batch_size, shifts, multiple", list(itertools.product([1, 2, 5], [0, 1, 3], [1, 16])))
+def test_identity_reconstruction_batches_shifts_valid_length(batch_size: int, shifts: int, multiple: int) -> None:
+    for length in (13, 250, 777):
+        _reconstructs(Identity(multiple=multiple), length, segment=0.7, overlap=0.3, batch_size=batch_size, shifts=shifts, seed=3)
+
+
+def test_whole_track_when_no_segment() -> None:
+    model = Identity(segment=None)
+    _reconstructs(model, 345)
+    assert model.seen == [345]
+    model.seen.clear()
+    _reconstructs(model, 345, shifts=2)
+    assert len(model.seen) == 2
+
+
+def test_chunks_stay_bounded_for_long_input() -> None:
+    """Memory: the model never sees more than one segment (plus its valid-length padding) at a time."""
+    model = Identity(segment=0.5, multiple=16)
+    separate_tensor(model, torch.zeros(2, 100 * 60), batch_size=1)
+    assert max(model.seen) <= model.valid_length(50)
+
+
+def test_chunk_seams_do_not_dip() -> None:
+    """A constant signal stays constant across seams (no level dips from the crossfade)."""
+    out = separate_tensor(Identity(), torch.ones(2, 1234), segment=0.37, overlap=0.25)
+    assert torch.allclose(out[0], torch.ones(2, 1234), atol=1e-6)
+
+
+def test_progress_events_count_every_chunk() -> None:
+    events: list[ProgressEvent] = []
+    separate_tensor(Identity(), torch.randn(2, 1000), segment=1.0, overlap=0.5, batch_size=2, progress=events.append)
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert events[-1].chunk_index == events[-1].num_chunks == len(plan_offsets(1000, 100, 0.5))
+    assert all(e.stage == "separate" for e in events)
+    shifted: list[ProgressEvent] = []
+    separate_tensor(Identity(), torch.randn(2, 1000), shifts=2, progress=shifted.append)
+    assert shifted[-1].fraction == pytest.approx(1.0)
+
+
+def test_raising_callback_aborts() -> None:
+    model = Identity()
+
+    def cancel(ev: ProgressEvent) -> None:
+        raise KeyboardInterrupt("cancelled")
+
+    with pytest.raises(KeyboardInterrupt):
+        separate_tensor(model, torch.randn(2, 1000), progress=cancel)
+    assert len(model.seen) == 1
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="channels, time"):
+        separate_tensor(Identity(), torch.zeros(1, 2, 10))
+    with pytest.raises(ValueError, match="no samples"):
+        separate_tensor(Identity(), torch.zeros(2, 0))
+    with pytest.raises(ValueError, match="overlap"):
+        separate_tensor(Identity(), torch.zeros(2, 10), overlap=1.0)
+
+
+def test_chunking_helpers() -> None:
+    assert plan_offsets(10, 4, 0.5) == [0, 2, 4, 6, 8]
+    assert plan_offsets(0, 4, 0.0) == [0]
+    w = triangle_weight(6)
+    assert w.shape == (6,) and float(w.max()) == 1.0 and float(w.min()) > 0
+    assert torch.equal(w, w.flip(0))
+    x = torch.arange(10.0)[None]
+    assert cut_chunk(x, 0, 4, 8).tolist() == [[0, 0, 0, 1, 2, 3, 4, 5]]  # zeros before the start, real context after
+    assert cut_chunk(x, 8, 2, 6).tolist() == [[6, 7, 8, 9, 0, 0]]
+    assert center_trim(torch.arange(7.0), 4).tolist() == [1, 2, 3, 4]
+    assert batched([1, 2, 3, 4, 5], 2) == [[1, 2], [3, 4], [5]]
+    with pytest.raises(ValueError):
+        center_trim(torch.zeros(3), 4)
+    with pytest.raises(ValueError):
+        batched([1], 0)
+
+
+def test_scaled_progress() -> None:
+    got: list[ProgressEvent] = []
+    cb = scaled(got.append, 0.2, 0.6)
+    cb(ProgressEvent(0.5, "separate", 1, 2))
+    assert got[0].fraction == pytest.approx(0.4) and got[0].chunk_index == 1
+    assert scaled(None, 0, 1) is None
+
+
+def test_device_resolution() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")

@@ -1,0 +1,288 @@
+"""stemdeck.Separator: arrays and files, rates, channels, residual, selection, manifest, clip modes, progress."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from torch import nn
+
+import stemdeck
+from stemdeck.api import SeparationError, Separator, track_name
+from stemdeck.audio.io import AudioError, read_audio
+from stemdeck.engine.progress import ProgressEvent
+
+SR = 44100
+
+
+class Split(nn.Module):
+    """Toy model at 44.1 kHz: 'low' = 0.7 x mix, 'high' = gain x mix (a gain > 0.3 pushes the sum over the mix)."""
+
+    sources = ("low", "high")
+    samplerate = SR
+    audio_channels = 2
+    segment = 1.0
+
+    def __init__(self, gain: float = 0.3) -> None:
+        super().__init__()
+        self.gain = gain
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        return torch.stack([0.7 * mix, self.gain * mix], dim=1)
+
+
+def music(seconds: float = 2.0, sr: int = SR, channels: int = 2, seed: int = 0, noise: float = 0.05) -> np.ndarray:
+    """Band-limited noise plus a tone. Shape: ``(channels, T)``."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    base = 0.3 * np.sin(2 * np.pi * 220 * t)
+    return np.stack([base + noise * rng.standard_normal(t.size) for _ in range(channels)]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def classic() -> Separator:
+    return Separator("classic", device="cpu", segment=3.0)
+
+
+def test_lazy_import() -> None:
+    assert stemdeck.Separator is Separator
+
+
+def test_separate_numpy_and_torch(classic: Separator) -> None:
+    x = music()
+    before = x.copy()
+    stems = classic.separate(x, SR)
+    assert list(stems) == ["vocals", "drums", "bass", "other"]
+    assert all(v.shape == x.shape and v.dtype == np.float32 for v in stems.values())
+    assert np.array_equal(x, before)
+    assert np.abs(sum(stems.values()) - x).max() < 1e-5
+    xt = torch.from_numpy(x.copy())
+    stems_t = classic.separate(xt, SR)
+    assert torch.equal(xt, torch.from_numpy(before))
+    assert all(np.allclose(stems[k], stems_t[k], atol=1e-6) for k in stems)
+
+
+@pytest.mark.parametrize("sr", [8000, 22050, 48000, 96000])
+def test_other_rates_come_back_at_the_input_rate(sr: int) -> None:
+    sep = Separator(Split(), device="cpu")
+    x = music(0.5, sr=sr, noise=0.0)  # a tone: resampling round trips are exact well below Nyquist
+    stems = sep.separate(x, sr)
+    assert all(v.shape == x.shape for v in stems.values())
+    mid = slice(500, x.shape[1] - 500)
+    assert np.allclose(stems["low"][:, mid], 0.7 * x[:, mid], atol=2e-3)
+
+
+def test_mono_in_mono_out_and_1d(classic: Separator) -> None:
+    x = music(channels=1)
+    stems = classic.separate(x, SR)
+    assert all(v.shape == (1, x.shape[1]) for v in stems.values())
+    assert np.abs(sum(stems.values()) - x).max() < 1e-5
+    stems_1d = classic.separate(x[0], SR)
+    assert all(v.shape == (1, x.shape[1]) for v in stems_1d.values())
+
+
+def test_six_channels_downmixed_with_warning() -> None:
+    x = music(0.5, channels=6)
+    with pytest.warns(UserWarning, match="6-channel input downmixed"):
+        stems = Separator(Split(), device="cpu").separate(x, SR)
+    assert stems["low"].shape == (2, x.shape[1])
+    assert np.allclose(stems["low"][0], 0.7 * x.mean(0), atol=1e-5)
+
+
+def test_residual_makes_stems_sum_to_mixture() -> None:
+    x = music(0.5, sr=22050)
+    plain = Separator(Split(gain=0.5), device="cpu").separate(x, 22050)
+    assert np.abs(sum(plain.values()) - x).max() > 0.1  # the toy model over-estimates
+    res = Separator(Split(gain=0.5), device="cpu", residual="high").separate(x, 22050)
+    assert np.abs(sum(res.values()) - x).max() < 1e-6
+    assert np.allclose(res["low"], plain["low"])
+
+
+def test_progress_callback_and_cancel(classic: Separator) -> None:
+    events: list[ProgressEvent] = []
+    classic.separate(music(4.0), SR, progress=events.append)
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert {"resample", "separate", "done"} <= {e.stage for e in events}
+    chunks = [e for e in events if e.stage == "separate"]
+    assert chunks[-1].chunk_index == chunks[-1].num_chunks >= 2
+
+    def cancel(ev: ProgressEvent) -> None:
+        if ev.stage == "separate":
+            raise RuntimeError("cancelled by user")
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        classic.separate(music(4.0), SR, progress=cancel)
+
+
+@pytest.mark.parametrize(
+    "audio, sr, match",
+    [
+        (np.zeros((2, 0), np.float32), SR, "no samples"),
+        (np.full((2, 10), np.nan, np.float32), SR, "non-finite"),
+        (np.zeros((2, 100), np.float32), 4000, "samplerate"),
+        (np.zeros((1000, 2), np.float32), SR, "looks like"),
+        (np.zeros((2, 2, 10), np.float32), SR, "channels, time"),
+    ],
+)
+def test_bad_arrays(audio: np.ndarray, sr: int, match: str) -> None:
+    with pytest.raises(SeparationError, match=match):
+        Separator(Split(), device="cpu").separate(audio, sr)
+
+
+def test_bad_options() -> None:
+    with pytest.raises(SeparationError, match="residual"):
+        Separator(Split(), residual="vocals")
+    with pytest.raises(SeparationError, match="overlap"):
+        Separator(Split(), overlap=1.5)
+    with pytest.raises(ValueError, match="unknown model"):
+        Separator("no-such-model", offline=True)
+    with pytest.raises(TypeError, match="not a separation model"):
+        Separator(nn.Linear(2, 2))
+
+
+def test_one_sample_and_silence(classic: Separator) -> None:
+    one = classic.separate(np.array([[0.5], [0.25]], np.float32), SR)
+    assert all(v.shape == (2, 1) for v in one.values())
+    silent = classic.separate(np.zeros((2, 5000), np.float32), SR)
+    assert all(not v.any() for v in silent.values())
+
+
+# -- files --------------------------------------------------------------------------------------------------
+def _wav(path: Path, x: np.ndarray, sr: int = SR, subtype: str = "FLOAT") -> Path:
+    sf.write(str(path), x.T, sr, subtype=subtype)
+    return path
+
+
+def test_separate_file_writes_stems_and_manifest(tmp_path: Path, classic: Separator) -> None:
+    x = music(2.0, sr=48000)
+    src = _wav(tmp_path / "My Song.wav", x, 48000)
+    before = src.read_bytes()
+    events: list[ProgressEvent] = []
+    r = classic.separate_file(src, tmp_path / "out", progress=events.append)
+    folder = tmp_path / "out" / "My Song"
+    assert r.manifest_path == folder / "stemdeck.json"
+    assert set(p.name for p in folder.iterdir()) == {"vocals.wav", "drums.wav", "bass.wav", "other.wav", "stemdeck.json"}
+    m = json.loads(r.manifest_path.read_text())
+    assert m == json.loads(json.dumps(r.manifest))
+    for key in ("stemdeck_version", "model", "parameters", "input", "samplerate", "stems", "clip", "seconds", "rtf", "peaks"):
+        assert key in m, key
+    assert m["model"] == "classic" and m["samplerate"] == 48000 and m["input"]["samplerate"] == 48000
+    assert m["input"]["channels"] == 2 and m["input"]["duration"] == pytest.approx(2.0)
+    assert m["stems"] == {s: f"{s}.wav" for s in ("vocals", "drums", "bass", "other")}
+    assert m["clip"]["clip_mode"] == "rescale" and m["parameters"]["clip_mode"] == "rescale"
+    assert m["rtf"] > 0 and set(m["peaks"]) == set(m["stems"])
+    for s in m["stems"]:
+        a = read_audio(folder / m["stems"][s])
+        assert a.samplerate == 48000 and a.samples.shape == x.shape and sf.info(str(folder / f"{s}.wav")).subtype == "PCM_24"
+    assert src.read_bytes() == before
+    assert [e.stage for e in events][0] == "load" and events[-1].fraction == 1.0
+    assert "write" in {e.stage for e in events}
+
+
+def test_refuses_to_overwrite(tmp_path: Path) -> None:
+    sep = Separator(Split(), device="cpu")
+    src = _wav(tmp_path / "a.wav", music(0.3))
+    r = sep.separate_file(src, tmp_path / "out")
+    stamp = r.stem_paths["low"].read_bytes()
+    with pytest.raises(AudioError, match="already exists"):
+        Separator(Split(gain=0.1), device="cpu").separate_file(src, tmp_path / "out")
+    assert r.stem_paths["low"].read_bytes() == stamp
+    r2 = Separator(Split(gain=0.1), device="cpu").separate_file(src, tmp_path / "out", overwrite=True)
+    assert read_audio(r2.stem_paths["high"]).samples.max() < 0.5 * read_audio(r.stem_paths["low"]).samples.max()
+    assert not [p for p in (tmp_path / "out" / "a").iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_two_stems_and_stem_selection(tmp_path: Path) -> None:
+    sep = Separator(Split(gain=0.5), device="cpu")
+    x = music(0.3)
+    src = _wav(tmp_path / "a.wav", x)
+    r = sep.separate_file(src, tmp_path / "two", two_stems="high", bit_depth=32, clip_mode="none")
+    assert set(r.stem_paths) == {"high", "no_high"}
+    got = {k: read_audio(p).samples for k, p in r.stem_paths.items()}
+    assert np.abs(got["high"] + got["no_high"] - x).max() < 1e-6
+    r = sep.separate_file(src, tmp_path / "sel", stems=["low"])
+    assert set(r.stem_paths) == {"low"} and list(r.manifest["stems"]) == ["low"]
+    with pytest.raises(SeparationError, match="not among"):
+        sep.separate_file(src, tmp_path / "x", stems=["vocals"])
+    with pytest.raises(SeparationError, match="two_stems"):
+        sep.separate_file(src, tmp_path / "x", two_stems="vocals")
+    with pytest.raises(SeparationError, match="not both"):
+        sep.separate_file(src, tmp_path / "x", stems=["low"], two_stems="low")
+
+
+@pytest.mark.parametrize("mode", ["rescale", "clamp", "none"])
+def test_clip_modes(tmp_path: Path, mode: str) -> None:
+    """The toy model's 'low' stem peaks at 0.7 x 1.6 = 1.12 > full scale."""
+    t = np.arange(SR // 4) / SR
+    x = np.stack([1.6 * np.sin(2 * np.pi * 100 * t)] * 2).astype(np.float32)
+    src = _wav(tmp_path / "loud.wav", x)
+    r = Separator(Split(), device="cpu").separate_file(src, tmp_path / mode, bit_depth=32, clip_mode=mode)
+    low = read_audio(r.stem_paths["low"]).samples
+    high = read_audio(r.stem_paths["high"]).samples
+    clip = json.loads(r.manifest_path.read_text())["clip"]
+    assert clip["clip_mode"] == mode and clip["peak"] == pytest.approx(1.12, abs=1e-3)
+    if mode == "rescale":
+        assert np.abs(low).max() == pytest.approx(1.0, abs=1e-6)
+        assert np.allclose(high * 0.7, low * 0.3, atol=1e-6)  # one shared gain keeps the stems' balance
+    elif mode == "clamp":
+        assert np.abs(low).max() == pytest.approx(1.0) and np.abs(high).max() == pytest.approx(0.48, abs=1e-3)
+    else:
+        assert np.abs(low).max() == pytest.approx(1.12, abs=1e-3)
+
+
+def test_filename_template(tmp_path: Path) -> None:
+    sep = Separator(Split(), device="cpu")
+    src = _wav(tmp_path / "b.wav", music(0.2))
+    r = sep.separate_file(src, tmp_path / "o", filename="{model}/{track}-{stem}.{ext}", fmt="flac", bit_depth=16)
+    assert r.stem_paths["low"] == tmp_path / "o" / "Split" / "b-low.flac"
+    assert r.manifest_path == tmp_path / "o" / "Split" / "stemdeck.json"
+    assert r.manifest["stems"]["low"] == "b-low.flac"
+    with pytest.raises(SeparationError, match="unknown field"):
+        sep.separate_file(src, tmp_path / "o", filename="{track}/{instrument}.{ext}")
+    with pytest.raises(SeparationError, match="must contain"):
+        sep.separate_file(src, tmp_path / "o", filename="{track}.{ext}")
+    with pytest.raises(SeparationError, match="outside"):
+        sep.separate_file(src, tmp_path / "o", filename="../{track}/{stem}.{ext}")
+
+
+def test_mp3_output_and_mono_file(tmp_path: Path) -> None:
+    sep = Separator(Split(), device="cpu")
+    src = _wav(tmp_path / "m.wav", music(0.5, channels=1))
+    r = sep.separate_file(src, tmp_path / "o", fmt="mp3", mp3_bitrate=192)
+    a = read_audio(r.stem_paths["low"])
+    assert a.channels == 1 and a.samplerate == SR
+    assert r.manifest["parameters"]["mp3_bitrate"] == 192 and r.manifest["channels"] == 1
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    sep = Separator(Split(), device="cpu")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(AudioError, match="empty"):
+        sep.separate_file(tmp_path / "empty.wav", tmp_path / "o")
+    x = music(0.2)
+    x[0, 5] = np.nan
+    with pytest.raises(AudioError, match="non-finite"):
+        sep.separate_file(_wav(tmp_path / "nan.wav", x), tmp_path / "o")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(AudioError, match="cannot create output folder"):
+        sep.separate_file(_wav(tmp_path / "ok.wav", music(0.2)), blocker / "out")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("*.wav"))
+
+
+def test_six_channel_file_and_one_sample_file(tmp_path: Path) -> None:
+    sep = Separator(Split(), device="cpu")
+    with pytest.warns(UserWarning, match="downmixed"):
+        r = sep.separate_file(_wav(tmp_path / "six.wav", music(0.3, channels=6)), tmp_path / "o")
+    assert read_audio(r.stem_paths["low"]).channels == 2 and r.manifest["input"]["channels"] == 6
+    r = sep.separate_file(_wav(tmp_path / "one.wav", np.array([[0.5], [0.5]], np.float32)), tmp_path / "o")
+    assert read_audio(r.stem_paths["low"]).samples.shape == (2, 1)
+
+
+def test_track_name() -> None:
+    assert track_name("/x/Song.stem.mp4") == "Song"
+    assert track_name("a.b.flac") == "a.b"
