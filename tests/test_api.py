@@ -147,6 +147,10 @@ def test_bad_options() -> None:
 def test_one_sample_and_silence(classic: Separator) -> None:
     one = classic.separate(np.array([[0.5], [0.25]], np.float32), SR)
     assert all(v.shape == (2, 1) for v in one.values())
+    for sr in (8000, 192000):  # one sample at 192 kHz is less than one at 44.1 kHz
+        tiny = Separator(Split(), device="cpu", residual="high").separate(np.array([[0.5], [0.25]], np.float32), sr)
+        assert all(v.shape == (2, 1) and np.isfinite(v).all() for v in tiny.values())
+        assert np.allclose(tiny["low"] + tiny["high"], [[0.5], [0.25]], atol=1e-6)
     silent = classic.separate(np.zeros((2, 5000), np.float32), SR)
     assert all(not v.any() for v in silent.values())
 

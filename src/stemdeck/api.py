@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 MIN_SAMPLERATE, MAX_SAMPLERATE = 8000, 192000
 MANIFEST_NAME = "stemdeck.json"
+MIN_INPUT_SECONDS = 0.05
 FILENAME_FIELDS = ("track", "stem", "ext", "model")
 
 
@@ -173,7 +174,10 @@ class Separator:
         channels, length = x.shape
         sr_model = self.samplerate
         _emit(progress, 0.0, "resample")
-        model_in = resample(x, int(samplerate), sr_model)
+        # Very short inputs (a few samples) could resample to nothing: pad with silence, trim the stems after.
+        min_len = int(np.ceil(MIN_INPUT_SECONDS * samplerate))
+        padded = np.pad(x, ((0, 0), (0, min_len - length))) if length < min_len else x
+        model_in = resample(padded, int(samplerate), sr_model)
         model_channels = int(self.model.audio_channels)
         if model_channels == 2 and model_in.shape[0] == 1:
             model_in = np.repeat(model_in, 2, axis=0)  # dual mono

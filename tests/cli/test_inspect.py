@@ -4,21 +4,33 @@ from __future__ import annotations
 import json
 
 from stemdeck.cli.main import main
+from tests.mixer.songs import make_song
 
 TRACK = "musdb18-excerpts/Music Delta - 80s Rock"
 
 
-def test_inspect_text_json_and_plots(shared_data, tmp_path, capsys):
+def test_inspect_text_and_json(shared_data, capsys):
     folder = shared_data / TRACK
-    assert main(["inspect", str(folder), "--mixture", str(folder / "mixture.flac"), "--plots", str(tmp_path)]) == 0
+    assert main(["inspect", str(folder), "--mixture", str(folder / "mixture.flac")]) == 0
     text = capsys.readouterr().out
-    assert "residual -31" in text and "bleed (all band" in text and "bleed.png" in text
-    assert (tmp_path / "waveforms.png").is_file() and (tmp_path / "spectrogram-vocals.png").is_file()
+    assert "residual -31" in text and "bleed (all band" in text and "L/R corr" in text
     assert main(["inspect", str(folder), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["stems"] == ["bass", "drums", "other", "vocals"] and len(data["bleed"]["all"]) == 4
-    assert main(["inspect", str(folder), "--plots", str(tmp_path)]) == 1
-    assert "already exists" in capsys.readouterr().err
+
+
+def test_inspect_plots_and_no_overwrite(tmp_path, capsys):
+    song = tmp_path / "song"
+    make_song(song, 120.0, 0, "major", seconds=3.0, sr=16000)
+    plots = tmp_path / "plots"
+    assert main(["inspect", str(song), "--plots", str(plots)]) == 0
+    assert "bleed.png" in capsys.readouterr().out
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "bleed.png", "spectrogram-bass.png", "spectrogram-drums.png", "spectrogram-other.png",
+        "spectrogram-vocals.png", "waveforms.png"]
+    assert main(["inspect", str(song), "--plots", str(plots)]) == 1
+    assert "already exists (use --overwrite" in capsys.readouterr().err
+    assert main(["inspect", str(song), "--plots", str(plots), "--overwrite"]) == 0
 
 
 def test_inspect_errors(tmp_path, capsys):

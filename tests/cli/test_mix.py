@@ -90,6 +90,7 @@ def test_no_overwrite_without_flag(stems_dir, tmp_path, capsys):
         (["--preset", "practice:piano"], "needs a 'piano' stem"),
         (["--loudness", "5"], "--loudness: must be in [-70, 0] LUFS"),
         (["--format", "ogg"], "--format: unknown format 'ogg'"),
+        (["--master-gain", "loud"], "--master-gain: master='loud' is not a number of dB"),
     ],
 )
 def test_bad_flags_are_usage_errors(stems_dir, tmp_path, capsys, args, message):

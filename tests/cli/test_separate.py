@@ -65,6 +65,20 @@ def test_real_oggs_in_a_folder_at_48k(tmp_path: Path, mixtures_dir: Path, capsys
     assert "100%" in err  # the progress bar was drawn (on stderr)
 
 
+def test_folder_walk_skips_the_output_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from stemdeck.cli.separate import collect_inputs
+
+    (tmp_path / "out" / "song").mkdir(parents=True)
+    for name in ("song.wav", "b.flac", ".hidden.wav", "out/song/vocals.wav", "cover.png"):
+        (tmp_path / name).write_bytes(b"x")
+    files, failures = collect_inputs([tmp_path, tmp_path / "missing.mp3"], exclude=tmp_path / "out")
+    assert files == [tmp_path / "b.flac", tmp_path / "song.wav"]
+    assert [f.error for f in failures] == [f"{tmp_path / 'missing.mp3'}: file not found"]
+    empty = tmp_path / "empty_dir"
+    empty.mkdir()
+    assert "no audio files" in collect_inputs([empty])[1][0].error
+
+
 def test_batch_goes_on_past_bad_files(tmp_path: Path, mixtures_dir: Path, capsys: pytest.CaptureFixture) -> None:
     good = _crop(mixtures_dir / MP3, tmp_path / "good.wav", 2.0)
     (tmp_path / "empty.wav").write_bytes(b"")

@@ -8,6 +8,9 @@ import pytest
 import torch
 
 from stemdeck.dsp.wiener import expectation_maximization, initial_estimates, wiener
+from tests.models.umx_reference import one_thread  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,11 @@ from stemdeck.engine.onnx import OnnxExportError, OnnxModel, export_onnx, sideca
 from stemdeck.engine.run import separate_tensor
 from stemdeck.models.umx import build_umx
 from stemdeck.pretrained.formats import load_any
-from tests.models.umx_reference import randomize_
+from tests.models.umx_reference import randomize_, one_thread  # noqa: F401 (fixture)
 
 pytest.importorskip("onnxruntime")
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -46,13 +46,13 @@ def fixture_case(musdb_excerpt):
 
 
 def test_fixture_sdr_isr_sar_every_window(fixture_case):
-    """SDR, ISR and SAR of every window of museval's FLAC fixture (4 stems x 6 windows)."""
+    """SDR, ISR and SAR of every window of museval's FLAC fixture (4 stems x 6 windows) to 0.01 dB."""
     expected, got = fixture_case
     assert got.shape == expected.shape == (4, 4, 6)
     diff = np.abs(got - expected)
     assert diff[0].max() < 0.01, f"SDR max diff {diff[0].max():.4f} dB"
     assert diff[1].max() < 0.01, f"ISR max diff {diff[1].max():.4f} dB"
-    assert diff[3].max() < 0.02, f"SAR max diff {diff[3].max():.4f} dB"
+    assert diff[3].max() < 0.01, f"SAR max diff {diff[3].max():.4f} dB"
 
 
 def test_fixture_sir_every_window(fixture_case):

@@ -24,6 +24,7 @@ def _sum(stems, names):
         ("drumless", ["vocals", "bass", "other"]),
         ("bassless", ["vocals", "drums", "other"]),
         ("practice:other", ["vocals", "drums", "bass"]),
+        ("practice:bass", ["vocals", "drums", "other"]),
     ],
 )
 def test_removal_presets_are_exact_sums(separated, preset, playing):

@@ -118,3 +118,12 @@ def test_median_filter_matches_scipy() -> None:
     for dim, size in ((-1, (1, 1, 7)), (-2, (1, 7, 1))):
         got = median_filter(x, 7, dim=dim).numpy()
         assert np.allclose(got, ref(x.numpy(), size=size, mode="nearest"))
+
+
+def test_optional_wiener_post_step_keeps_the_contract() -> None:
+    m = ClassicSeparator(ClassicConfig(wiener_iterations=1)).eval()
+    x = torch.from_numpy(kick_and_bass(1.0)[2])[None]
+    with torch.inference_mode():
+        y = m(x)
+    assert y.shape == (1, 4, 2, x.shape[-1]) and torch.isfinite(y).all()
+    assert torch.allclose(y.sum(1), x, atol=1e-5)

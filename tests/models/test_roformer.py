@@ -173,6 +173,7 @@ def test_onnx_core_matches_torch_through_the_engine(build, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- parity
 SR = 44100
+REFERENCE_MISSING = "reference package missing: pip install --no-deps -r scripts/requirements-parity.txt"
 SEGMENT_SAMPLES = 200 * 441  # 2 s, a multiple of the hop (see module docstring)
 SMALL = dict(dim=16, depth=2, time_transformer_depth=1, freq_transformer_depth=1, dim_head=8, heads=2,
              stft_n_fft=2048, stft_hop_length=441, stft_win_length=2048)
@@ -208,7 +209,7 @@ def music(shared_data) -> torch.Tensor:
 
 
 def _reference(kind: str, n_sources: int) -> nn.Module:
-    bs_roformer = pytest.importorskip("bs_roformer", reason="reference package: pip install -r scripts/requirements-parity.txt")
+    bs_roformer = pytest.importorskip("bs_roformer", reason=REFERENCE_MISSING)
     torch.manual_seed(1234)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -9,9 +9,11 @@ from stemdeck.models.base import check_model
 from stemdeck.models.checkpoint import load_checkpoint, save_checkpoint
 from stemdeck.models.umx import OpenUnmix, UmxConfig, build_umx
 from stemdeck.pretrained.umx_format import IGNORED_KEYS
-from tests.models.umx_reference import import_openunmix, randomize_, reference_separator
+from tests.models.umx_reference import import_openunmix, randomize_, reference_separator, one_thread  # noqa: F401 (fixture)
 
 SR = 44100
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _from_reference(ref, **config) -> OpenUnmix:

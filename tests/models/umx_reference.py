@@ -59,3 +59,13 @@ def reference_separator(
         nb_channels=nb_channels, wiener_win_len=wiener_win_len,
     )
     return randomize_(sep, seed).eval()
+
+
+@pytest.fixture(scope="module", autouse=False)
+def one_thread():
+    """Run a module's small models on one thread: on a busy shared CPU, intra-op threading of tiny tensors costs far
+    more in synchronisation than it gains (measured: 108 s -> 13 s for tests/pretrained/test_umx_format.py)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -22,6 +22,7 @@ from stemdeck.pretrained.roformer_format import (
 )
 
 SR = 44100
+REFERENCE_MISSING = "reference package missing: pip install --no-deps -r scripts/requirements-parity.txt"
 HOP = 128
 BANDS = (2,) * 16 + (8,) * 12 + (32,) * 3 + (33,)  # 257 bins for n_fft 512
 
@@ -42,7 +43,7 @@ def model_section(kind: str, num_stems: int) -> dict:
 
 
 def reference_model(kind: str, section: dict) -> torch.nn.Module:
-    bs_roformer = pytest.importorskip("bs_roformer", reason="reference package: pip install -r scripts/requirements-parity.txt")
+    bs_roformer = pytest.importorskip("bs_roformer", reason=REFERENCE_MISSING)
     kwargs = {k: v for k, v in section.items() if k != "dim_freqs_in" or kind == "bs"}
     torch.manual_seed(7)
     with warnings.catch_warnings():
@@ -128,8 +129,14 @@ def test_config_found_by_convention_and_missing_config_is_explained(tmp_path):
     assert isinstance(load_roformer(ckpt), BSRoformer)  # config_NAME.yaml
     (tmp_path / "config_ep_317.yaml").unlink()
     (tmp_path / "notes2.yml").write_text("a: 2\n")
+    assert is_roformer_file(ckpt)  # recognised by its keys, so the user gets the explanation below
     with pytest.raises(RoformerFormatError, match=r"ep_317.ckpt: no YAML config found"):
         load_roformer(ckpt)
+    elsewhere = tmp_path / "configs" / "viperx.yaml"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(yaml.dump({"audio": {"sample_rate": SR}, "model": model_section("bs", 1),
+                                    "training": {"instruments": ["vocals", "other"], "target_instrument": "vocals"}}))
+    assert load_roformer(ckpt, config=elsewhere).sources == ("vocals",)
 
 
 @pytest.mark.parametrize(
@@ -204,3 +211,10 @@ def test_catalogue_entries_map_to_valid_configs():
         assert {"bs_roformer": BSRoformer, "mel_roformer": MelRoformer}[entry["architecture"]] is cls
         assert list(config.sources) == entry["sources"] and config.samplerate == entry["samplerate"]
         assert all(len(f.get("sha256", "")) == 64 for f in entry["files"])
+        # The published checkpoint's size pins its layout: the weights of the model built from the catalogue config
+        # (on the meta device: no memory) plus torch.save's archive overhead (< 0.05 %) must make up the file.
+        with torch.device("meta"):
+            model = cls(config)
+        tensor_bytes = sum(v.numel() * v.element_size() for v in model.state_dict().values())
+        size = entry["files"][0]["size"]
+        assert tensor_bytes < size < tensor_bytes * 1.0005, (entry["name"], tensor_bytes, size)

@@ -1,4 +1,5 @@
 """Composition, drum sampler and production units of the synthesiser (fast, no FluidSynth)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,8 +44,11 @@ def test_bass_follows_the_harmony(style: str) -> None:
     notes, info = parts.bass_part(plan, np.random.default_rng(0), None)
     assert notes and all(24 <= n.pitch <= 64 for n in notes)
     for n in notes:  # the note on each chord's downbeat is the chord root
-        chord = next(c for c in plan.chords if abs(c.start - n.start) < 1e-9) if any(
-            abs(c.start - n.start) < 1e-9 for c in plan.chords) else None
+        chord = (
+            next(c for c in plan.chords if abs(c.start - n.start) < 1e-9)
+            if any(abs(c.start - n.start) < 1e-9 for c in plan.chords)
+            else None
+        )
         if chord is not None:
             assert n.pitch % 12 == chord.root, (info, chord.name, n)
 

@@ -1,4 +1,5 @@
 """The synthetic multitrack generator: the done-means command, layout, JSON, determinism, errors."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,12 +10,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pretty_midi
 import pytest
 import soundfile as sf
 
 from stemdeck.cli.main import main
 from stemdeck.synth import (
-    MissingPackageError, SongExistsError, find_resources, generate_dataset, generate_song, song_name,
+    MissingPackageError,
+    SongExistsError,
+    find_resources,
+    generate_dataset,
+    generate_song,
+    song_name,
 )
 from stemdeck.synth.resources import SOUNDFONTS
 
@@ -91,9 +98,11 @@ def test_refuses_to_overwrite_then_skip_and_overwrite(done_means: Path) -> None:
 
 def test_same_seed_same_song_in_a_fresh_process(tmp_path: Path) -> None:
     """Determinism per seed, whatever was rendered before in the process (FluidSynth state, caches)."""
-    code = ("import hashlib,sys; from stemdeck.synth import generate_song; s=generate_song(11, 3.0);"
-            "h=hashlib.sha256(); [h.update(s.stems[k].tobytes()) for k in ('drums','bass','other','vocals')];"
-            "sys.stdout.write(h.hexdigest())")
+    code = (
+        "import hashlib,sys; from stemdeck.synth import generate_song; s=generate_song(11, 3.0);"
+        "h=hashlib.sha256(); [h.update(s.stems[k].tobytes()) for k in ('drums','bass','other','vocals')];"
+        "sys.stdout.write(h.hexdigest())"
+    )
     generate_song(5, 2.0)  # render something else first in this process
     song = generate_song(11, 3.0)
     h = hashlib.sha256()
@@ -112,7 +121,9 @@ def test_api_song_arrays_and_mixture() -> None:
     assert set(song.stems) == {"drums", "bass", "other", "vocals"} and song.samplerate == 44100
     for x in song.stems.values():
         assert x.shape == (2, int(2.5 * 44100)) and x.dtype == np.float32
-    assert np.array_equal(song.mixture, song.stems["drums"] + song.stems["bass"] + song.stems["other"] + song.stems["vocals"])
+    assert np.array_equal(
+        song.mixture, song.stems["drums"] + song.stems["bass"] + song.stems["other"] + song.stems["vocals"]
+    )
     assert song.metadata["style"] == "funk"
     assert song.midi.instruments and any(i.is_drum for i in song.midi.instruments)
 
@@ -147,8 +158,24 @@ def test_cli_missing_package_message(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     env = {**os.environ, "STEMDECK_DRUMKIT_DIRS": str(empty)}
-    proc = subprocess.run([sys.executable, "-m", "stemdeck.cli.main", "synth", "-o", str(tmp_path / "o"),
-                           "--songs", "1", "--seconds", "1", "-q"], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stemdeck.cli.main",
+            "synth",
+            "-o",
+            str(tmp_path / "o"),
+            "--songs",
+            "1",
+            "--seconds",
+            "1",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 1
     assert "hydrogen-drumkits" in proc.stderr and "apt-get install" in proc.stderr
     assert not (tmp_path / "o").exists()
@@ -169,5 +196,7 @@ def test_parallel_jobs_write_the_same_songs_as_the_api(tmp_path: Path) -> None:
         meta = json.loads((tmp_path / song_name(5, i) / "song.json").read_text())
         assert meta["seed"] == song_seed(5, i) and meta["chords"] == expected.metadata["chords"]
     # --overwrite replaces in place (atomically), leaving no temporary folders
-    generate_dataset(tmp_path, 1, 2.0, seed=5, overwrite=True, progress=False)
+    generate_dataset(tmp_path, 1, 2.0, seed=5, overwrite=True, midi=True, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [song_name(5, 0), song_name(5, 1)]
+    midi = pretty_midi.PrettyMIDI(str(tmp_path / song_name(5, 0) / "song.mid"))
+    assert any(i.is_drum for i in midi.instruments) and len(midi.instruments) >= 4

@@ -5,9 +5,13 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import TYPE_CHECKING, NoReturn, Optional
 
 import typer
+
+if TYPE_CHECKING:  # imported lazily at run time so that 'stemdeck --help' stays fast
+    from stemdeck.mixer.document import Mix
+    from stemdeck.mixer.stems import StemSet
 
 USAGE_EXIT, INPUT_EXIT = 2, 1
 
@@ -88,6 +92,7 @@ def command(
     fx: Optional[list[str]] = typer.Option(
         None, "--fx", help="STEM=EFFECT(ARGS),... e.g. \"vocals=highpass(120),compressor(-18,3)\" (repeatable)."),
     master: Optional[list[str]] = typer.Option(None, "--master", help="Master chain, e.g. \"limiter(-1)\"."),
+    master_gain: Optional[str] = typer.Option(None, "--master-gain", help="Master gain in dB (applied before the master chain)."),
     loudness: Optional[float] = typer.Option(None, "--loudness", help="Normalise to this integrated LUFS (true peak <= -1 dBTP)."),
     mix_file: Optional[Path] = typer.Option(None, "--mix-file", help="Start from this mix document (JSON, e.g. saved by the web mixer)."),
     save_mix: Optional[Path] = typer.Option(None, "--save-mix", help="Save the resulting mix document (JSON) here."),
@@ -100,9 +105,8 @@ def command(
 
     Order: --mix-file (or a neutral mix), then --preset, then the per-stem flags, then --loudness.
     """
-    from stemdeck.mixer.document import Mix
     from stemdeck.mixer.effects import MixError
-    from stemdeck.mixer.flags import FlagError, MixFlags, apply_flags
+    from stemdeck.mixer.flags import FlagError, MixFlags, apply_flags, parse_gain_value
     from stemdeck.mixer.presets import apply_preset
     from stemdeck.mixer.render import render
     from stemdeck.mixer.stems import load_stems
@@ -128,6 +132,8 @@ def command(
                 fail("mix", str(e), USAGE_EXIT)
         mix = apply_flags(mix, MixFlags(gain or [], mute or [], solo or [], pan or [], invert or [], offset or [],
                                         fx or [], master or []))
+        if master_gain is not None:
+            mix.master.gain_db = parse_gain_value(master_gain, "--master-gain", "master")
         if loudness is not None:
             mix.loudness_lufs = loudness
         mix.validate()
@@ -153,7 +159,7 @@ def command(
     print(describe_output(audio, stems.samplerate))
 
 
-def _base_mix(mix_file: Optional[Path], stems) -> "Mix":  # noqa: F821 - imported lazily above
+def _base_mix(mix_file: Optional[Path], stems: StemSet) -> Mix:
     from stemdeck.mixer.document import Channel, Mix
     from stemdeck.mixer.effects import MixError
 

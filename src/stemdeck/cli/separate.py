@@ -72,15 +72,23 @@ def demo_path() -> Path:
     return Path(str(resources.files("stemdeck").joinpath(DEMO_RESOURCE)))
 
 
-def collect_inputs(inputs: list[Path]) -> tuple[list[Path], list[Outcome]]:
-    """Expand folders into the audio files below them (sorted); missing paths become failures."""
+def collect_inputs(inputs: list[Path], exclude: Path | None = None) -> tuple[list[Path], list[Outcome]]:
+    """Expand folders into the audio files below them (sorted, hidden files and anything under ``exclude`` — the
+    output folder — skipped, so earlier stems are not separated again); missing paths become failures."""
     from stemdeck.audio.io import is_audio_path
+
+    skip = exclude.resolve() if exclude is not None else None
+
+    def wanted(f: Path) -> bool:
+        if not f.is_file() or not is_audio_path(f) or f.name.startswith("."):
+            return False
+        return skip is None or skip not in f.resolve().parents
 
     files: list[Path] = []
     failures: list[Outcome] = []
     for p in inputs:
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and is_audio_path(f) and not f.name.startswith("."))
+            found = sorted(f for f in p.rglob("*") if wanted(f))
             if not found:
                 failures.append(Outcome(str(p), False, error=f"{p}: folder contains no audio files"))
             files.extend(found)
@@ -142,7 +150,7 @@ def command(
     except SeparationError as e:
         raise _usage_error(str(e)) from None
 
-    files, failures = collect_inputs(inputs)
+    files, failures = collect_inputs(inputs, exclude=out)
     options = dict(fmt=fmt.value, bit_depth=bit_depth, mp3_bitrate=mp3_bitrate, clip_mode=clip_mode.value,
                    stems=stem_list, two_stems=two_stems, filename=filename, overwrite=overwrite)
     if demo and not overwrite:

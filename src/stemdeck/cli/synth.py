@@ -1,4 +1,5 @@
 """``stemdeck synth``: generate synthetic multitrack songs (MUSDB18 layout) for training."""
+
 from __future__ import annotations
 
 import sys
@@ -9,18 +10,28 @@ import typer
 
 
 def command(
-    out: Path = typer.Option(..., "-o", "--out", help="Output folder; songs go to OUT/<song>/{mixture,drums,bass,other,vocals}.wav."),
+    out: Path = typer.Option(
+        ..., "-o", "--out", help="Output folder; songs go to OUT/<song>/{mixture,drums,bass,other,vocals}.wav."
+    ),
     songs: int = typer.Option(10, "--songs", "-n", min=1, help="Number of songs."),
     seconds: float = typer.Option(30.0, "--seconds", "-s", min=0.5, help="Length of each song in seconds."),
     seed: int = typer.Option(0, "--seed", help="Dataset seed: the same seed gives the same songs."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Parallel worker processes."),
     start: int = typer.Option(0, "--start", min=0, help="Index of the first song (to extend a dataset later)."),
-    style: str = typer.Option(None, "--style", help="Only this style (rock, pop, funk, hip-hop, electronic, jazz, ballad)."),
-    mir1k_dir: Path = typer.Option(None, "--mir1k-dir", help="MIR-1K train clips for real vocals (default: ../shared/data/mir1k/train beside the repository)."),
+    style: str = typer.Option(
+        None, "--style", help="Only this style (rock, pop, funk, hip-hop, electronic, jazz, ballad)."
+    ),
+    mir1k_dir: Path = typer.Option(
+        None,
+        "--mir1k-dir",
+        help="MIR-1K train clips for real vocals (default: ../shared/data/mir1k/train beside the repository).",
+    ),
     no_mir1k: bool = typer.Option(False, "--no-mir1k", help="Vocals only from GM choir/voice programs."),
     midi: bool = typer.Option(False, "--midi", help="Also write each song's MIDI (song.mid)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace songs that already exist."),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help="Keep existing songs, generate only the missing ones."),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing", help="Keep existing songs, generate only the missing ones."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Generate synthetic songs stem by stem (FluidSynth GM soundfonts, Hydrogen drum kits, MIR-1K vocals)."""
@@ -36,12 +47,26 @@ def command(
         raise typer.Exit(1)
     t0 = time.perf_counter()
     try:
-        results = generate_dataset(out, songs, seconds, seed=seed, jobs=jobs, mir1k_dir=folder, overwrite=overwrite,
-                                   skip_existing=skip_existing, midi=midi, style=style, progress=not quiet, start=start)
+        results = generate_dataset(
+            out,
+            songs,
+            seconds,
+            seed=seed,
+            jobs=jobs,
+            mir1k_dir=folder,
+            overwrite=overwrite,
+            skip_existing=skip_existing,
+            midi=midi,
+            style=style,
+            progress=not quiet,
+            start=start,
+        )
     except (MissingPackageError, SongExistsError, ValueError) as e:
         print(f"stemdeck synth: {e}", file=sys.stderr)
         raise typer.Exit(1) from None
     elapsed = time.perf_counter() - t0
     rate = len(results) / elapsed * 60 if elapsed > 0 else float("inf")
-    print(f"{len(results)} song(s) of {seconds:g} s written to {out} in {elapsed:.1f} s "
-          f"({rate:.1f} songs/min, {len(results) * seconds / elapsed:.1f}x real time, {jobs} job(s))")
+    print(
+        f"{len(results)} song(s) of {seconds:g} s written to {out} in {elapsed:.1f} s "
+        f"({rate:.1f} songs/min, {len(results) * seconds / elapsed:.1f}x real time, {jobs} job(s))"
+    )

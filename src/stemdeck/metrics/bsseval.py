@@ -28,12 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
-import scipy.linalg
 
 log = logging.getLogger(__name__)
 
 FILTERS_LEN = 512  # museval default: 512-tap distortion filters (SiSEC 2018, Sec. 3)
 _BLOCK_FFT = 1 << 16  # FFT size of the blocks used to accumulate cross-spectra
+_BLOCK_GROUP = 8  # blocks transformed per batch
 _FRAME_BATCH = 16  # windows convolved per batch (bounds memory on long tracks)
 
 
@@ -89,13 +89,20 @@ def _block_cross_spectra(x: np.ndarray, y: np.ndarray, lags: int) -> np.ndarray:
     n = x.shape[-1]
     m = max(_BLOCK_FFT, scipy.fft.next_fast_len(2 * lags, real=True))
     block = m - lags + 1
+    starts = list(range(0, n, block))
     acc = np.zeros((x.shape[0], y.shape[0], m // 2 + 1), dtype=np.complex128)
-    for start in range(0, n, block):
-        xs = x[:, start : start + block + lags - 1]
-        ys = y[:, start : start + block]
+    for first in range(0, len(starts), _BLOCK_GROUP):
+        group = starts[first : first + _BLOCK_GROUP]
+        xs = np.zeros((len(group), x.shape[0], block + lags - 1))
+        ys = np.zeros((len(group), y.shape[0], block))
+        for g, start in enumerate(group):
+            seg = x[:, start : start + block + lags - 1]
+            xs[g, :, : seg.shape[-1]] = seg
+            seg = y[:, start : start + block]
+            ys[g, :, : seg.shape[-1]] = seg
         xf = scipy.fft.rfft(xs, n=m, axis=-1, workers=-1)
         yf = scipy.fft.rfft(ys, n=m, axis=-1, workers=-1)
-        acc += xf[:, None] * yf[None].conj()
+        acc += np.einsum("gpf,gqf->pqf", xf, yf.conj(), optimize=True)
     return scipy.fft.irfft(acc, n=m, axis=-1, workers=-1)[..., :lags]
 
 
@@ -106,17 +113,29 @@ def _toeplitz_gram(r: np.ndarray) -> np.ndarray:
     Shape: ``r (K, K, L)`` -> ``(K * L, K * L)``.
     """
     k, _, lags = r.shape
-    lag = np.arange(lags)[None, :] - np.arange(lags)[:, None]  # b - a
-    pos = np.where(lag >= 0, lag, 0)
-    neg = np.where(lag < 0, -lag, 0)
-    g = np.where(lag >= 0, r[:, :, pos], r.transpose(1, 0, 2)[:, :, neg])  # (K, K, L, L): p, q, a, b
-    return np.ascontiguousarray(g.transpose(0, 2, 1, 3)).reshape(k * lags, k * lags)
+    # full[p, q, L - 1 + d] = correlation at lag d in [-(L-1), L-1]; row a of block (p, q) is full[L-1-a : 2L-1-a]
+    full = np.concatenate([r.transpose(1, 0, 2)[:, :, :0:-1], r], axis=-1)
+    windows = np.lib.stride_tricks.sliding_window_view(full, lags, axis=-1)[:, :, ::-1, :]  # (K, K, L, L): p q a b
+    return np.ascontiguousarray(windows.transpose(0, 2, 1, 3)).reshape(k * lags, k * lags)
 
 
 def _solve(g: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """``(G + eps I)^-1 D`` with LU and partial pivoting, as museval (``np.linalg.solve``); least squares if singular."""
+    """``(G + eps I)^-1 D`` as museval; ``g`` is overwritten by ``G + eps I`` (``eps`` = float64 machine epsilon on the diagonal).
+
+    ``G`` is a Gram matrix (symmetric positive semi-definite), so a Cholesky factorisation (half the work of LU) is
+    tried first; LU with partial pivoting (museval's ``np.linalg.solve``) if it is not numerically positive definite,
+    least squares if singular.
+    """
+    import torch
+
     eps = np.finfo(float).eps
-    a = g + eps * np.eye(g.shape[-1])
+    a = g  # modified in place: callers pass matrices they own
+    n = a.shape[-1]
+    a.reshape(*a.shape[:-2], n * n)[..., :: n + 1] += eps  # + eps * I without an n x n temporary
+    at, dt = torch.from_numpy(a), torch.from_numpy(np.ascontiguousarray(d))
+    chol, info = torch.linalg.cholesky_ex(at)
+    if not bool((info != 0).any()):
+        return torch.cholesky_solve(dt, chol).numpy()
     try:
         return np.linalg.solve(a, d)
     except np.linalg.LinAlgError:
@@ -143,10 +162,10 @@ def distortion_filters(refs: np.ndarray, ests: np.ndarray, filters_len: int = FI
     g = _toeplitz_gram(r_rr)  # (K L, K L)
     # D[(p, a), (e, c_out)] = <ref p delayed by a, estimate channel (e, c_out)>
     d = r_er.transpose(1, 2, 0).reshape(s * c * filters_len, s * c)
-    c_all = _solve(g, d).reshape(s, c, filters_len, s, c).transpose(3, 0, 1, 2, 4)
     kl = c * filters_len
     g_own = np.stack([g[j * kl : (j + 1) * kl, j * kl : (j + 1) * kl] for j in range(s)])
     d_own = np.stack([d[j * kl : (j + 1) * kl, j * c : (j + 1) * c] for j in range(s)])
+    c_all = _solve(g, d).reshape(s, c, filters_len, s, c).transpose(3, 0, 1, 2, 4)
     c_own = _solve(g_own, d_own).reshape(s, c, filters_len, c)
     return c_all, c_own
 
@@ -213,14 +232,25 @@ def _window_scores(
     c_own: np.ndarray,
     sources_version: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Batched FFT convolution of every window with the filters, then the four energy ratios. -> 4 x ``(S, W)``."""
+    """Batched FFT convolution of every window with the filters, then the four energy ratios. -> 4 x ``(S, W)``.
+
+    The projections are linear convolutions that fit inside the FFT length, so their energies (and those of their
+    differences with the zero-padded window) are taken in the frequency domain (Parseval) without inverse FFTs.
+    """
     s, c, _ = refs.shape
     lf = c_all.shape[-2]
     lw = bounds[0][1] - bounds[0][0]
-    out_len = lw + lf - 1
-    nfft = scipy.fft.next_fast_len(out_len, real=True)
+    nfft = scipy.fft.next_fast_len(lw + lf - 1, real=True)
     h_all = scipy.fft.rfft(c_all, n=nfft, axis=-2, workers=-1)  # (E, S, Ci, F, Co)
     h_own = scipy.fft.rfft(c_own, n=nfft, axis=-2, workers=-1)  # (S, Ci, F, Co)
+    weight = np.full(nfft // 2 + 1, 2.0 / nfft)  # one-sided Parseval weights
+    weight[0] = 1.0 / nfft
+    if nfft % 2 == 0:
+        weight[-1] = 1.0 / nfft
+
+    def energy(x: np.ndarray) -> np.ndarray:  # (B, S, C, F) complex -> (B, S)
+        return np.einsum("bscf,f->bs", x.real * x.real + x.imag * x.imag, weight)
+
     result = np.full((4, s, len(bounds)), np.nan)
     for first in range(0, len(bounds), _FRAME_BATCH):
         idx = range(first, min(first + _FRAME_BATCH, len(bounds)))
@@ -230,20 +260,21 @@ def _window_scores(
         if not ok.any():
             continue
         rf, ef = rf[ok], ef[ok]
-        spec = scipy.fft.rfft(rf, n=nfft, axis=-1, workers=-1)  # (B, S, Ci, F)
-        p_all = scipy.fft.irfft(np.einsum("bsif,esifo->beof", spec, h_all), n=nfft, axis=-1, workers=-1)[..., :out_len]
-        p_own = scipy.fft.irfft(np.einsum("bsif,sifo->bsof", spec, h_own), n=nfft, axis=-1, workers=-1)[..., :out_len]
-        pad = [(0, 0), (0, 0), (0, 0), (0, lf - 1)]
-        s_true, est = np.pad(rf, pad), np.pad(ef, pad)
-        energy = lambda x: np.sum(x * x, axis=(-2, -1))  # noqa: E731 - (B, S)
+        spec_r = scipy.fft.rfft(rf, n=nfft, axis=-1, workers=-1)  # (B, S, Ci, F)
+        spec_e = scipy.fft.rfft(ef, n=nfft, axis=-1, workers=-1)
+        p_all = np.einsum("bsif,esifo->beof", spec_r, h_all, optimize=True)  # (B, E, Co, F)
+        p_own = np.einsum("bsif,sifo->bsof", spec_r, h_own, optimize=True)
+        e_own = energy(p_own)
         if sources_version:
-            sdr = _db(energy(p_own), energy(est - p_own))
+            sdr = _db(e_own, energy(spec_e - p_own))
             isr = np.full_like(sdr, np.nan)
         else:
-            sdr = _db(energy(s_true), energy(est - s_true))
-            isr = _db(energy(s_true), energy(p_own - s_true))
-        sir = _db(energy(p_own), energy(p_all - p_own))
-        sar = _db(energy(p_all), energy(est - p_all))
+            e_true = np.einsum("bsct,bsct->bs", rf, rf)  # time domain: SDR needs no projection at all
+            diff = ef - rf
+            sdr = _db(e_true, np.einsum("bsct,bsct->bs", diff, diff))
+            isr = _db(e_true, energy(p_own - spec_r))
+        sir = _db(e_own, energy(p_all - p_own))
+        sar = _db(energy(p_all), energy(spec_e - p_all))
         cols = np.asarray(idx)[ok]
         for k, v in enumerate((sdr, isr, sir, sar)):
             result[k][:, cols] = v.T

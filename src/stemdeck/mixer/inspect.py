@@ -22,7 +22,6 @@ import numpy as np
 
 from stemdeck.audio.io import read_audio
 from stemdeck.audio.resample import resample
-from stemdeck.mixer.effects import MixError
 from stemdeck.mixer.loudness import true_peak_db
 from stemdeck.mixer.stems import StemSet, as_stemset
 

@@ -19,7 +19,9 @@ from stemdeck.mixer.effects import MixError
 log = logging.getLogger(__name__)
 
 OVERSAMPLE = 4  # BS.1770-4 Annex 2: 4x for 48 kHz material
-DEFAULT_CEILING_DBTP = -1.0  # EBU R128 / streaming platforms' recommended maximum true peak
+DEFAULT_CEILING_DBTP = -1.0
+_BLOCK = 1 << 18  # samples per block of the oversampled envelope
+_CONTEXT = 256  # > half the length of resample_poly's default FIR (10 * OVERSAMPLE taps at the input rate)  # EBU R128 / streaming platforms' recommended maximum true peak
 
 
 def _db(x: float) -> float:
@@ -46,8 +48,14 @@ def _oversampled_envelope(x: np.ndarray) -> np.ndarray:
 
     Shape: ``(C, T)`` -> ``(T,)``.
     """
-    up = resample_poly(x.astype(np.float64), OVERSAMPLE, 1, axis=-1)
-    env = np.abs(up).reshape(x.shape[0], x.shape[1], OVERSAMPLE).max(axis=(0, 2))
+    n = x.shape[1]
+    env = np.empty(n, dtype=np.float64)
+    for start in range(0, n, _BLOCK):  # blocks with real context keep memory flat on long songs
+        stop = min(n, start + _BLOCK)
+        lo, hi = max(0, start - _CONTEXT), min(n, stop + _CONTEXT)
+        up = resample_poly(x[:, lo:hi].astype(np.float64), OVERSAMPLE, 1, axis=-1)
+        up = up[:, (start - lo) * OVERSAMPLE:(stop - lo) * OVERSAMPLE]
+        env[start:stop] = np.abs(up).reshape(x.shape[0], stop - start, OVERSAMPLE).max(axis=(0, 2))
     return np.maximum(env, np.abs(x).max(axis=0))
 
 

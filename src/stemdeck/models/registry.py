@@ -90,6 +90,27 @@ MODELS: dict[str, ModelEntry] = {
         loader="stemdeck.models.oracle:build_mwf",
         needs_references=True,
     ),
+    # stemdeck's own trained models, shipped in the package (stemdeck/pretrained/weights/<name>.{safetensors,json,md}).
+    "stemdeck_4stem": ModelEntry(
+        name="stemdeck_4stem",
+        architecture="bsrnn",
+        sources=("vocals", "drums", "bass", "other"),
+        samplerate=44100,
+        description="stemdeck's own 4-stem BSRNN (CPU-sized), trained on stemdeck synth songs + MIR-1K voices",
+        licence="MIT code; weights research-use only (trained on MIR-1K voices)",
+        loader="stemdeck.models.shipped:build_default4",
+        parameters=2318244,
+    ),
+    "stemdeck_vocals": ModelEntry(
+        name="stemdeck_vocals",
+        architecture="bsrnn",
+        sources=("vocals", "accompaniment"),
+        samplerate=44100,
+        description="stemdeck's own 2-stem vocals/accompaniment BSRNN for karaoke / a cappella (MIR-1K-trained)",
+        licence="MIT code; weights research-use only (trained on MIR-1K)",
+        loader="stemdeck.models.shipped:build_vocals",
+        parameters=1097520,
+    ),
 }
 
 DEFAULT_MODEL = "classic"

@@ -340,7 +340,8 @@ class _RoformerBase(nn.Module):
         Shape: ``(B, C, T)`` -> ``(B, F*C, N, 2)`` real.
         """
         if mix.dim() != 3 or mix.shape[1] != self.audio_channels:
-            raise ValueError(f"{type(self).__name__} expects (batch, {self.audio_channels}, time), got {tuple(mix.shape)}")
+            raise ValueError(f"{type(self).__name__} expects (batch, {self.audio_channels}, time), "
+                             f"got {tuple(mix.shape)}")
         if mix.shape[-1] <= self.config.n_fft // 2:
             raise ValueError(f"{type(self).__name__} needs more than n_fft/2 = {self.config.n_fft // 2} samples, got "
                              f"{mix.shape[-1]} (pad to valid_length({mix.shape[-1]}))")
@@ -453,18 +454,19 @@ class MelRoformer(_RoformerBase):
         config = self.config
         layout = self._layout
         channels = config.audio_channels
-        bins = torch.arange(config.n_bins).expand(config.num_bands, -1)[layout]  # bins of band 0, then band 1, ...
+        cpu = torch.device("cpu")  # index tables are built on the CPU even under a meta-device context
+        bins = torch.arange(config.n_bins, device=cpu).expand(config.num_bands, -1)[layout]  # band 0's bins, band 1's..
         # Folded index (bin-major, channel-minor, as in analysis()) of every (bin, channel) pair of every band.
-        indices = (bins[:, None] * channels + torch.arange(channels)).flatten()
+        indices = (bins[:, None] * channels + torch.arange(channels, device=cpu)).flatten()
         counts = layout.sum(dim=0).repeat_interleave(channels)  # number of bands holding each folded bin
         # For the mask merge: for every folded bin, the positions (in band order) that hold it, padded with a
         # pointer to an extra all-zero slot. A gather + sum instead of a scatter-add because ONNX scatters do not
         # accumulate duplicate indices.
-        slots = torch.full((counts.numel(), int(counts.max())), indices.numel(), dtype=torch.long)
-        filled = torch.zeros(counts.numel(), dtype=torch.long)
+        holders: list[list[int]] = [[] for _ in range(counts.numel())]
         for position, folded in enumerate(indices.tolist()):
-            slots[folded, filled[folded]] = position
-            filled[folded] += 1
+            holders[folded].append(position)
+        width = max(len(h) for h in holders)
+        slots = torch.tensor([h + [indices.numel()] * (width - len(h)) for h in holders], dtype=torch.long, device=cpu)
         self.register_buffer("freq_indices", indices, persistent=False)
         self.register_buffer("merge_slots", slots.flatten(), persistent=False)
         self.register_buffer("inverse_count", 1.0 / counts.float().clamp(min=1e-8), persistent=False)

@@ -88,10 +88,10 @@ FAMILIES: list[tuple[str, str, str, str, tuple[str, ...]]] = [
 def detect(path: str | Path) -> str:
     """The format name of ``path`` ("stemdeck", "onnx", "Demucs", ...); raises :class:`FormatError` if unknown."""
     path = Path(path).expanduser()
+    if is_stemdeck_checkpoint(path):  # also the bare NAME of NAME.safetensors + NAME.json
+        return "stemdeck"
     if not path.exists():
         raise FormatError(f"{path}: not found")
-    if is_stemdeck_checkpoint(path):
-        return "stemdeck"
     if is_onnx_file(path):
         return "onnx"
     for name, module, check, _, suffixes in FAMILIES:

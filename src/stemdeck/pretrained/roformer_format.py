@@ -124,9 +124,30 @@ def _find_checkpoint(config_path: Path) -> Path | None:
     return None
 
 
+# Keys every BS-/Mel-RoFormer state dict has (band 0's input norm and first mask-estimator layer).
+_SIGNATURE_KEYS = ("band_split.to_features.0.0.gamma", "mask_estimators.0.to_freqs.0.0.0.weight")
+
+
+def _has_roformer_keys(path: Path) -> bool:
+    """Peek at a checkpoint's key names (memory-mapped: the tensors are not read)."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # any unreadable/unsafe file is simply "not ours"
+        return False
+    for key in ("state_dict", "state", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict):
+        return False
+    keys = [k.removeprefix("module.").removeprefix("model.") for k in obj if isinstance(k, str)]
+    return all(sig in keys for sig in _SIGNATURE_KEYS)
+
+
 def is_roformer_file(path: str | Path) -> bool:
-    """True when ``path`` is a RoFormer checkpoint with a findable community YAML config (or such a YAML with its
-    checkpoint beside it). Reads only the YAML; never raises."""
+    """True when ``path`` is a RoFormer checkpoint: a ``.ckpt``/``.pth``/``.pt`` with a community YAML config
+    beside it, or whose state-dict keys are a RoFormer's (then loading explains that the YAML is needed), or such
+    a YAML with its checkpoint beside it. Never raises."""
     path = Path(path)
     try:
         if not path.is_file():
@@ -136,7 +157,9 @@ def is_roformer_file(path: str | Path) -> bool:
         if path.suffix not in CHECKPOINT_SUFFIXES:
             return False
         config = find_config(path)
-        return config is not None and _looks_roformer(read_yaml(config))
+        if config is not None and _looks_roformer(read_yaml(config)):
+            return True
+        return _has_roformer_keys(path)
     except (RoformerFormatError, OSError):
         return False
 
@@ -310,5 +333,6 @@ def load_catalogue_entry(entry: dict[str, Any], paths: list[Path]) -> nn.Module:
         raise RoformerFormatError(f"catalogue entry {entry.get('name')!r}: expected one checkpoint file, got {paths}")
     config: Any = entry.get("config") or (yamls[0] if yamls else None)
     if config is None:
-        raise RoformerFormatError(f"catalogue entry {entry.get('name')!r}: no config (neither 'config' nor a YAML file)")
+        raise RoformerFormatError(f"catalogue entry {entry.get('name')!r}: no config "
+                                  "(neither 'config' nor a YAML file)")
     return load_roformer(checkpoints[0], config, architecture=entry.get("architecture"))

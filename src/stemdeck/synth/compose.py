@@ -3,6 +3,7 @@
 Times inside the plan are in beats (quarter notes); the tempo is constant, so ``seconds = beats * 60 / tempo``.
 A 16th-note grid is used for rhythms: 16 steps per 4/4 bar, 12 per 3/4 or 6/8 bar.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,28 +17,81 @@ STYLES = ("rock", "pop", "funk", "hip-hop", "electronic", "jazz", "ballad")
 
 # Per style: tempo range (BPM), modes, meters with weights, swing range (0 straight .. 1 triplet), swing unit (beats).
 STYLE_TRAITS: dict[str, dict] = {
-    "rock": {"tempo": (96, 150), "modes": ("major", "minor", "mixolydian"), "meters": {(4, 4): 0.85, (6, 8): 0.15},
-             "swing": (0.0, 0.0), "swing_unit": 0.5},
-    "pop": {"tempo": (88, 128), "modes": ("major", "minor"), "meters": {(4, 4): 0.9, (3, 4): 0.1},
-            "swing": (0.0, 0.15), "swing_unit": 0.25},
-    "funk": {"tempo": (88, 118), "modes": ("dorian", "mixolydian", "minor"), "meters": {(4, 4): 1.0},
-             "swing": (0.0, 0.35), "swing_unit": 0.25},
-    "hip-hop": {"tempo": (78, 100), "modes": ("minor", "dorian"), "meters": {(4, 4): 1.0},
-                "swing": (0.1, 0.6), "swing_unit": 0.25},
-    "electronic": {"tempo": (115, 135), "modes": ("minor", "major", "dorian"), "meters": {(4, 4): 1.0},
-                   "swing": (0.0, 0.0), "swing_unit": 0.25},
-    "jazz": {"tempo": (100, 200), "modes": ("major", "minor", "dorian"), "meters": {(4, 4): 0.8, (3, 4): 0.2},
-             "swing": (0.6, 1.0), "swing_unit": 0.5},
-    "ballad": {"tempo": (58, 84), "modes": ("major", "minor"), "meters": {(4, 4): 0.65, (3, 4): 0.2, (6, 8): 0.15},
-               "swing": (0.0, 0.0), "swing_unit": 0.5},
+    "rock": {
+        "tempo": (96, 150),
+        "modes": ("major", "minor", "mixolydian"),
+        "meters": {(4, 4): 0.85, (6, 8): 0.15},
+        "swing": (0.0, 0.0),
+        "swing_unit": 0.5,
+    },
+    "pop": {
+        "tempo": (88, 128),
+        "modes": ("major", "minor"),
+        "meters": {(4, 4): 0.9, (3, 4): 0.1},
+        "swing": (0.0, 0.15),
+        "swing_unit": 0.25,
+    },
+    "funk": {
+        "tempo": (88, 118),
+        "modes": ("dorian", "mixolydian", "minor"),
+        "meters": {(4, 4): 1.0},
+        "swing": (0.0, 0.35),
+        "swing_unit": 0.25,
+    },
+    "hip-hop": {
+        "tempo": (78, 100),
+        "modes": ("minor", "dorian"),
+        "meters": {(4, 4): 1.0},
+        "swing": (0.1, 0.6),
+        "swing_unit": 0.25,
+    },
+    "electronic": {
+        "tempo": (115, 135),
+        "modes": ("minor", "major", "dorian"),
+        "meters": {(4, 4): 1.0},
+        "swing": (0.0, 0.0),
+        "swing_unit": 0.25,
+    },
+    "jazz": {
+        "tempo": (100, 200),
+        "modes": ("major", "minor", "dorian"),
+        "meters": {(4, 4): 0.8, (3, 4): 0.2},
+        "swing": (0.6, 1.0),
+        "swing_unit": 0.5,
+    },
+    "ballad": {
+        "tempo": (58, 84),
+        "modes": ("major", "minor"),
+        "meters": {(4, 4): 0.65, (3, 4): 0.2, (6, 8): 0.15},
+        "swing": (0.0, 0.0),
+        "swing_unit": 0.5,
+    },
 }
 
 # Song forms: (section name, bars in a full-length song). Shorter songs take a random window of the form.
 FORMS = (
-    (("intro", 4), ("verse", 8), ("chorus", 8), ("verse", 8), ("chorus", 8), ("bridge", 8), ("chorus", 8), ("outro", 4)),
+    (
+        ("intro", 4),
+        ("verse", 8),
+        ("chorus", 8),
+        ("verse", 8),
+        ("chorus", 8),
+        ("bridge", 8),
+        ("chorus", 8),
+        ("outro", 4),
+    ),
     (("intro", 2), ("verse", 8), ("verse", 8), ("chorus", 8), ("bridge", 4), ("chorus", 8), ("outro", 4)),
     (("intro", 4), ("chorus", 8), ("verse", 8), ("chorus", 8), ("verse", 8), ("chorus", 8), ("outro", 2)),
-    (("intro", 4), ("verse", 4), ("chorus", 4), ("verse", 4), ("chorus", 4), ("bridge", 4), ("chorus", 8), ("outro", 4)),
+    (
+        ("intro", 4),
+        ("verse", 4),
+        ("chorus", 4),
+        ("verse", 4),
+        ("chorus", 4),
+        ("bridge", 4),
+        ("chorus", 8),
+        ("outro", 4),
+    ),
 )
 ENERGY = {"intro": 0.45, "verse": 0.6, "chorus": 0.95, "bridge": 0.7, "outro": 0.5}
 VOCAL_SECTIONS = ("verse", "chorus", "bridge")
@@ -118,13 +172,27 @@ class SongPlan:
             "meter": f"{self.meter[0]}/{self.meter[1]}",
             "swing": round(self.swing, 3),
             "sections": [
-                {"name": s.name, "start_bar": s.start_bar, "bars": s.bars, "start_s": round(s.start * spb, 4),
-                 "end_s": round(s.end * spb, 4), "energy": s.energy, "vocals": s.vocals}
+                {
+                    "name": s.name,
+                    "start_bar": s.start_bar,
+                    "bars": s.bars,
+                    "start_s": round(s.start * spb, 4),
+                    "end_s": round(s.end * spb, 4),
+                    "energy": s.energy,
+                    "vocals": s.vocals,
+                }
                 for s in self.sections
             ],
             "progressions": {k: list(v) for k, v in self.section_progressions.items()},
-            "chords": [{"name": c.name, "degree": c.degree + 1, "start_s": round(c.start * spb, 4),
-                        "end_s": round(c.end * spb, 4)} for c in self.chords],
+            "chords": [
+                {
+                    "name": c.name,
+                    "degree": c.degree + 1,
+                    "start_s": round(c.start * spb, 4),
+                    "end_s": round(c.end * spb, 4),
+                }
+                for c in self.chords
+            ],
         }
 
 
@@ -207,6 +275,17 @@ def plan_song(seed: int, seconds: float, style: str | None = None) -> SongPlan:
             t += length
             i += 1
         bar += bars
-    return SongPlan(seed=seed, seconds=seconds, style=style, tempo=tempo, key=key, mode=mode, meter=meter,
-                    swing=swing, swing_unit=traits["swing_unit"], sections=sections, chords=chords,
-                    section_progressions=progressions)
+    return SongPlan(
+        seed=seed,
+        seconds=seconds,
+        style=style,
+        tempo=tempo,
+        key=key,
+        mode=mode,
+        meter=meter,
+        swing=swing,
+        swing_unit=traits["swing_unit"],
+        sections=sections,
+        chords=chords,
+        section_progressions=progressions,
+    )

@@ -5,6 +5,7 @@ of the stems to float precision) + ``OUT/<song>/song.json`` (+ ``song.mid`` with
 Each song is written into a hidden temporary folder beside it and renamed into place when complete, so an
 interrupted run never leaves a half-written song under its final name.
 """
+
 from __future__ import annotations
 
 import json
@@ -81,21 +82,47 @@ def write_song(song: SynthSong, folder: Path, overwrite: bool = False, midi: boo
     return folder
 
 
-def _work(job: SongJob, out_dir: str, seconds: float, dataset_seed: int, mir1k_dir: str | None,
-          resources: Resources, overwrite: bool, midi: bool, style: str | None) -> dict:
+def _work(
+    job: SongJob,
+    out_dir: str,
+    seconds: float,
+    dataset_seed: int,
+    mir1k_dir: str | None,
+    resources: Resources,
+    overwrite: bool,
+    midi: bool,
+    style: str | None,
+) -> dict:
     t0 = time.perf_counter()
     song = generate_song(job.seed, seconds, mir1k_dir=mir1k_dir, resources=resources, name=job.name, style=style)
     song.metadata["dataset"] = {"seed": dataset_seed, "index": job.index}
     write_song(song, Path(out_dir) / job.name, overwrite=overwrite, midi=midi)
     m = song.metadata
-    return {"name": job.name, "style": m["style"], "tempo_bpm": m["tempo_bpm"], "key": f"{m['key']} {m['mode']}",
-            "vocals": m["stems"]["vocals"]["source"], "seconds_taken": time.perf_counter() - t0}
+    return {
+        "name": job.name,
+        "style": m["style"],
+        "tempo_bpm": m["tempo_bpm"],
+        "key": f"{m['key']} {m['mode']}",
+        "vocals": m["stems"]["vocals"]["source"],
+        "seconds_taken": time.perf_counter() - t0,
+    }
 
 
-def generate_dataset(out_dir: str | Path, songs: int, seconds: float, seed: int = 0, jobs: int = 1, *,
-                     mir1k_dir: str | Path | None = DEFAULT_MIR1K_DIR, overwrite: bool = False,
-                     skip_existing: bool = False, midi: bool = False, style: str | None = None,
-                     progress: bool | Callable[[int, int, dict], None] = True, start: int = 0) -> list[dict]:
+def generate_dataset(
+    out_dir: str | Path,
+    songs: int,
+    seconds: float,
+    seed: int = 0,
+    jobs: int = 1,
+    *,
+    mir1k_dir: str | Path | None = DEFAULT_MIR1K_DIR,
+    overwrite: bool = False,
+    skip_existing: bool = False,
+    midi: bool = False,
+    style: str | None = None,
+    progress: bool | Callable[[int, int, dict], None] = True,
+    start: int = 0,
+) -> list[dict]:
     """Generate songs ``start .. start+songs-1`` of dataset ``seed`` into ``out_dir`` with ``jobs`` processes.
 
     The same (seed, index) always gives the same song, whatever ``jobs``. Existing songs raise
@@ -115,8 +142,10 @@ def generate_dataset(out_dir: str | Path, songs: int, seconds: float, seed: int 
     existing = [j.name for j in todo if (out / j.name).exists()]
     if existing and not (overwrite or skip_existing):
         more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
-        raise SongExistsError(f"{out}: song(s) {', '.join(existing[:3])}{more} already exist "
-                              "(use --overwrite to replace them or --skip-existing to keep them)")
+        raise SongExistsError(
+            f"{out}: song(s) {', '.join(existing[:3])}{more} already exist "
+            "(use --overwrite to replace them or --skip-existing to keep them)"
+        )
     if skip_existing and not overwrite:
         todo = [j for j in todo if j.name not in existing]
     out.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ Notes are scheduled sample-accurately up to FluidSynth's 64-sample block; FluidS
 off (effects are applied per stem by :mod:`stemdeck.synth.production`). The synthesiser is reset before each part,
 so a part renders the same whatever was rendered before it.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -48,14 +49,22 @@ def _lib(name: str) -> ctypes.CDLL:
     lib = ctypes.CDLL(name)
     vp, cp, ci, cd, cf = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_double, ctypes.c_float
     sigs = {
-        "new_fluid_settings": ([], vp), "fluid_settings_setnum": ([vp, cp, cd], ci),
-        "fluid_settings_setint": ([vp, cp, ci], ci), "new_fluid_synth": ([vp], vp),
-        "fluid_synth_sfload": ([vp, cp, ci], ci), "fluid_synth_program_select": ([vp, ci, ci, ci, ci], ci),
-        "fluid_synth_noteon": ([vp, ci, ci, ci], ci), "fluid_synth_noteoff": ([vp, ci, ci], ci),
-        "fluid_synth_write_float": ([vp, ci, vp, ci, ci, vp, ci, ci], ci), "fluid_synth_system_reset": ([vp], ci),
-        "fluid_synth_set_gain": ([vp, cf], None), "fluid_set_log_function": ([ci, vp, vp], vp),
-        "fluid_synth_get_sfont_by_id": ([vp, ci], vp), "fluid_synth_add_sfont": ([vp, vp], ci),
-        "fluid_synth_remove_sfont": ([vp, vp], ci), "delete_fluid_synth": ([vp], None),
+        "new_fluid_settings": ([], vp),
+        "fluid_settings_setnum": ([vp, cp, cd], ci),
+        "fluid_settings_setint": ([vp, cp, ci], ci),
+        "new_fluid_synth": ([vp], vp),
+        "fluid_synth_sfload": ([vp, cp, ci], ci),
+        "fluid_synth_program_select": ([vp, ci, ci, ci, ci], ci),
+        "fluid_synth_noteon": ([vp, ci, ci, ci], ci),
+        "fluid_synth_noteoff": ([vp, ci, ci], ci),
+        "fluid_synth_write_float": ([vp, ci, vp, ci, ci, vp, ci, ci], ci),
+        "fluid_synth_system_reset": ([vp], ci),
+        "fluid_synth_set_gain": ([vp, cf], None),
+        "fluid_set_log_function": ([ci, vp, vp], vp),
+        "fluid_synth_get_sfont_by_id": ([vp, ci], vp),
+        "fluid_synth_add_sfont": ([vp, vp], ci),
+        "fluid_synth_remove_sfont": ([vp, vp], ci),
+        "delete_fluid_synth": ([vp], None),
         "delete_fluid_settings": ([vp], None),
     }
     for fn, (args, res) in sigs.items():
@@ -89,9 +98,14 @@ class _Synth:
         lib = self.lib
         settings = lib.new_fluid_settings()
         lib.fluid_settings_setnum(settings, b"synth.sample-rate", float(self.samplerate))
-        for key, value in ((b"synth.reverb.active", 0), (b"synth.chorus.active", 0), (b"synth.polyphony", 256),
-                           (b"synth.dynamic-sample-loading", 1), (b"synth.cpu-cores", 1),
-                           (b"synth.midi-channels", channels)):
+        for key, value in (
+            (b"synth.reverb.active", 0),
+            (b"synth.chorus.active", 0),
+            (b"synth.polyphony", 256),
+            (b"synth.dynamic-sample-loading", 1),
+            (b"synth.cpu-cores", 1),
+            (b"synth.midi-channels", channels),
+        ):
             lib.fluid_settings_setint(settings, key, value)
         synth = lib.new_fluid_synth(settings)
         if not synth:
@@ -157,8 +171,9 @@ def _synth_for(library: str, soundfont: Path, samplerate: int) -> _Synth:
     return _SYNTHS[key]
 
 
-def render_part(inst: pretty_midi.Instrument, soundfont: Path, n_samples: int, samplerate: int,
-                library: str) -> np.ndarray:
+def render_part(
+    inst: pretty_midi.Instrument, soundfont: Path, n_samples: int, samplerate: int, library: str
+) -> np.ndarray:
     """Render a pretty_midi instrument (GM ``inst.program``, bank 0) with ``soundfont``.
 
     Shape: returns ``(2, n_samples)`` float32; notes starting after the end are dropped, sounding ones cut.
@@ -173,6 +188,9 @@ def part_to_midi(notes: list[Note], program: int, name: str = "", is_drum: bool 
     """The part as a pretty_midi instrument (note times in seconds)."""
     inst = pretty_midi.Instrument(program=program, is_drum=is_drum, name=name)
     for n in notes:
-        inst.notes.append(pretty_midi.Note(velocity=int(n.velocity), pitch=int(n.pitch), start=float(n.start),
-                                           end=float(n.start + n.length)))
+        inst.notes.append(
+            pretty_midi.Note(
+                velocity=int(n.velocity), pitch=int(n.pitch), start=float(n.start), end=float(n.start + n.length)
+            )
+        )
     return inst

@@ -3,6 +3,7 @@
 Generators return :class:`Note` lists in beats; :func:`humanise` turns them into seconds with timing and velocity
 jitter (the "feel" of a player), after swing.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,22 @@ class Note:
 
 
 # ---------------------------------------------------------------------------------------------------------- drums
-GM_DRUMS = {"kick": 36, "rim": 37, "snare": 38, "clap": 39, "toml": 43, "hat": 42, "tomm": 47, "pedal": 44,
-            "tomh": 50, "ohat": 46, "crash": 49, "ride": 51, "tamb": 54, "shaker": 70}
+GM_DRUMS = {
+    "kick": 36,
+    "rim": 37,
+    "snare": 38,
+    "clap": 39,
+    "toml": 43,
+    "hat": 42,
+    "tomm": 47,
+    "pedal": 44,
+    "tomh": 50,
+    "ohat": 46,
+    "crash": 49,
+    "ride": 51,
+    "tamb": 54,
+    "shaker": 70,
+}
 
 # 16th-note grids. x = hit, X = accent, o = ghost note, . = rest.
 DRUM_PATTERNS_44: dict[str, list[dict[str, str]]] = {
@@ -39,12 +54,22 @@ DRUM_PATTERNS_44: dict[str, list[dict[str, str]]] = {
         {"kick": "x.....x...x.....", "snare": "....x.......x...", "hat": "x.x.x.x.x.x.x.x."},
         {"kick": "x...x...x...x...", "clap": "....x.......x...", "hat": "..x...x...x...x."},
         {"kick": "x..x..x...x.....", "snare": "....x.......x...", "hat": "xxxxxxxxxxxxxxxx"},
-        {"kick": "x.......x.x.....", "snare": "....x.......x...", "shaker": "xoxoxoxoxoxoxoxo", "hat": "x...x...x...x..."},
+        {
+            "kick": "x.......x.x.....",
+            "snare": "....x.......x...",
+            "shaker": "xoxoxoxoxoxoxoxo",
+            "hat": "x...x...x...x...",
+        },
     ],
     "funk": [
         {"kick": "x..x..x...x..x..", "snare": "....x..o.o..x..o", "hat": "XxxxXxxxXxxxXxxx"},
         {"kick": "x.x...x..x.x....", "snare": "....x.o.o..ox...", "hat": "x.xxx.xxx.xxx.xx"},
-        {"kick": "x......x.xx.....", "snare": "..o.x..o..o.x.o.", "hat": "xxxxxxxxxxxxxxxx", "tamb": "....x.......x..."},
+        {
+            "kick": "x......x.xx.....",
+            "snare": "..o.x..o..o.x.o.",
+            "hat": "xxxxxxxxxxxxxxxx",
+            "tamb": "....x.......x...",
+        },
     ],
     "hip-hop": [
         {"kick": "x......x..x.....", "snare": "....x.......x...", "hat": "x.x.x.x.x.x.x.x."},
@@ -135,7 +160,11 @@ def drum_part(plan: SongPlan, rng: np.random.Generator) -> tuple[list[Note], dic
             fill_from = min((s for s, _, _ in fill), default=steps)
             hits = [(s, v, c) for v, grid in pattern.items() for s, c in enumerate(grid) if c != "." and s < fill_from]
             hits += fill
-            if bar == 0 and sec.name in ("chorus", "outro", "bridge") and not (sec.name == "bridge" and rng.random() < 0.5):
+            if (
+                bar == 0
+                and sec.name in ("chorus", "outro", "bridge")
+                and not (sec.name == "bridge" and rng.random() < 0.5)
+            ):
                 hits.append((0, "crash", "X"))
             for step, voice, ch in hits:
                 vel = int(np.clip(VELOCITY[ch] * gain, 1, 127))
@@ -155,9 +184,13 @@ def _bass_root(pc: int, low: int = 28) -> int:
 def bass_part(plan: SongPlan, rng: np.random.Generator, kick_steps: str | None) -> tuple[list[Note], dict]:
     """A bass line following the chords; the figure depends on the style."""
     figures = {
-        "rock": ("eighths", "root_fifth", "driving_octaves"), "pop": ("root_fifth", "syncopated", "eighths"),
-        "funk": ("funk", "syncopated"), "hip-hop": ("kick", "long"), "electronic": ("kick", "offbeat", "eighths"),
-        "jazz": ("walking",), "ballad": ("long", "root_fifth"),
+        "rock": ("eighths", "root_fifth", "driving_octaves"),
+        "pop": ("root_fifth", "syncopated", "eighths"),
+        "funk": ("funk", "syncopated"),
+        "hip-hop": ("kick", "long"),
+        "electronic": ("kick", "offbeat", "eighths"),
+        "jazz": ("walking",),
+        "ballad": ("long", "root_fifth"),
     }[plan.style]
     figure = figures[int(rng.integers(len(figures)))]
     if plan.meter != (4, 4) and figure in ("funk", "kick", "syncopated", "offbeat", "walking"):
@@ -176,8 +209,18 @@ def bass_part(plan: SongPlan, rng: np.random.Generator, kick_steps: str | None) 
     return notes, {"figure": figure, "octave_up": bool(octave_up)}
 
 
-def _bass_figure(figure: str, chord: Chord, root: int, fifth: int, next_root: int, vel: int, plan: SongPlan,
-                 rng: np.random.Generator, scale: list[int], kick_steps: str | None) -> list[Note]:
+def _bass_figure(
+    figure: str,
+    chord: Chord,
+    root: int,
+    fifth: int,
+    next_root: int,
+    vel: int,
+    plan: SongPlan,
+    rng: np.random.Generator,
+    scale: list[int],
+    kick_steps: str | None,
+) -> list[Note]:
     t0, length = chord.start, chord.length
     out: list[Note] = []
     if figure == "long":
@@ -200,8 +243,12 @@ def _bass_figure(figure: str, chord: Chord, root: int, fifth: int, next_root: in
             out.append(Note(t0 + t, min(half, length - t) * 0.9, pitch, vel))
             t += half
     elif figure in ("syncopated", "funk", "offbeat", "kick"):
-        grids = {"syncopated": ("x..x..x...x..x..", "x.....x..x..x..."), "funk": ("x.xx..x.x.xx.x.x", "x..x.xx...x.xx.x"),
-                 "offbeat": ("..x...x...x...x.",), "kick": (kick_steps or "x......x..x.....",)}[figure]
+        grids = {
+            "syncopated": ("x..x..x...x..x..", "x.....x..x..x..."),
+            "funk": ("x.xx..x.x.xx.x.x", "x..x.xx...x.xx.x"),
+            "offbeat": ("..x...x...x...x.",),
+            "kick": (kick_steps or "x......x..x.....",),
+        }[figure]
         grid = grids[int(rng.integers(len(grids)))]
         for bar_off in np.arange(0, length - 1e-6, plan.beats_per_bar):
             for s, c in enumerate(grid):
@@ -228,8 +275,16 @@ def _bass_figure(figure: str, chord: Chord, root: int, fifth: int, next_root: in
 
 
 # ------------------------------------------------------------------------------------------------- harmony parts
-COMP_GRIDS_44 = ("x---x---x---x---", "x-------x-------", "x--x--x-x--x--x-", "..x...x...x...x.", "x-.x-.x-x-.x-.x.",
-                 "x.x.x.x.x.x.x.x.", "x-x-x-x-x-x-x-x-", "x---------x-----")
+COMP_GRIDS_44 = (
+    "x---x---x---x---",
+    "x-------x-------",
+    "x--x--x-x--x--x-",
+    "..x...x...x...x.",
+    "x-.x-.x-x-.x-.x.",
+    "x.x.x.x.x.x.x.x.",
+    "x-x-x-x-x-x-x-x-",
+    "x---------x-----",
+)
 COMP_GRIDS_JAZZ = ("x.....x.........", "x..x-...........", "....x.......x...", "x.........x-....")
 COMP_GRIDS_3 = ("x---x---x---", "x-----------", "x...x-..x-..", "x-x-x-x-x-x-")
 
@@ -246,8 +301,9 @@ def _grid_hits(grid: str) -> list[tuple[int, int]]:
     return hits
 
 
-def comp_part(plan: SongPlan, rng: np.random.Generator, low: int, high: int, n_notes: int,
-              strum: bool, active: tuple[str, ...]) -> tuple[list[Note], dict]:
+def comp_part(
+    plan: SongPlan, rng: np.random.Generator, low: int, high: int, n_notes: int, strum: bool, active: tuple[str, ...]
+) -> tuple[list[Note], dict]:
     """Rhythmic chords (piano, guitar, organ, brass stabs...). Guitar-like parts strum: notes spread a few ms."""
     if plan.meter != (4, 4):
         grids = COMP_GRIDS_3
@@ -274,12 +330,20 @@ def comp_part(plan: SongPlan, rng: np.random.Generator, low: int, high: int, n_n
                 order = voicing[::-1] if up else voicing
                 for k, p in enumerate(order):
                     offset = k * 0.03 * (plan.tempo / 120) if strum else 0.0  # ~15 ms per string at 120 BPM
-                    notes.append(Note(chord.start + start + offset, max(0.1, dur - offset), p,
-                                      int(np.clip(vel - (10 if up else 0) + rng.integers(-6, 7), 1, 127))))
+                    notes.append(
+                        Note(
+                            chord.start + start + offset,
+                            max(0.1, dur - offset),
+                            p,
+                            int(np.clip(vel - (10 if up else 0) + rng.integers(-6, 7), 1, 127)),
+                        )
+                    )
     return notes, {"grids": by_section, "range": [low, high], "voices": n_notes, "strum": strum}
 
 
-def pad_part(plan: SongPlan, rng: np.random.Generator, low: int, high: int, active: tuple[str, ...]) -> tuple[list[Note], dict]:
+def pad_part(
+    plan: SongPlan, rng: np.random.Generator, low: int, high: int, active: tuple[str, ...]
+) -> tuple[list[Note], dict]:
     """Sustained chords (strings, pads, organs, choirs)."""
     notes: list[Note] = []
     previous = None
@@ -295,7 +359,9 @@ def pad_part(plan: SongPlan, rng: np.random.Generator, low: int, high: int, acti
     return notes, {"range": [low, high], "voices": n_notes}
 
 
-def arp_part(plan: SongPlan, rng: np.random.Generator, low: int, high: int, active: tuple[str, ...]) -> tuple[list[Note], dict]:
+def arp_part(
+    plan: SongPlan, rng: np.random.Generator, low: int, high: int, active: tuple[str, ...]
+) -> tuple[list[Note], dict]:
     """Arpeggiated chords in 8ths or 16ths, up, down or up-down."""
     rate = 0.25 if rng.random() < 0.5 and plan.tempo < 125 else 0.5
     shape = ("up", "down", "updown")[int(rng.integers(3))]
@@ -309,19 +375,34 @@ def arp_part(plan: SongPlan, rng: np.random.Generator, low: int, high: int, acti
         previous = tuple(voicing)
         seq = voicing if shape == "up" else voicing[::-1] if shape == "down" else voicing + voicing[-2:0:-1]
         for i in range(int(round(chord.length / rate))):
-            notes.append(Note(chord.start + i * rate, rate * 0.9, seq[i % len(seq)],
-                              int(55 + 35 * sec.energy + (10 if i % 4 == 0 else 0))))
+            notes.append(
+                Note(
+                    chord.start + i * rate,
+                    rate * 0.9,
+                    seq[i % len(seq)],
+                    int(55 + 35 * sec.energy + (10 if i % 4 == 0 else 0)),
+                )
+            )
     return notes, {"rate_beats": rate, "shape": shape, "range": [low, high]}
 
 
 # ------------------------------------------------------------------------------------------------------- melodies
-RHYTHM_CELLS_44 = ("x-x-x---x-x-x---", "x--x--x-x-------", "x-x-x-x-x---x---", "..x-x-x-x-x-x---", "x---x---x-------",
-                   "x-xxx-x-x---....", "....x-x-x--x-x--", "x-----x-x-x-x---")
+RHYTHM_CELLS_44 = (
+    "x-x-x---x-x-x---",
+    "x--x--x-x-------",
+    "x-x-x-x-x---x---",
+    "..x-x-x-x-x-x---",
+    "x---x---x-------",
+    "x-xxx-x-x---....",
+    "....x-x-x--x-x--",
+    "x-----x-x-x-x---",
+)
 RHYTHM_CELLS_3 = ("x-x-x-x-----", "x---x-x-x---", "x-----x-x-x-", "..x-x-x-x---")
 
 
-def melody_part(plan: SongPlan, rng: np.random.Generator, low: int, high: int, active: tuple[str, ...],
-                density: float = 1.0) -> tuple[list[Note], dict]:
+def melody_part(
+    plan: SongPlan, rng: np.random.Generator, low: int, high: int, active: tuple[str, ...], density: float = 1.0
+) -> tuple[list[Note], dict]:
     """A melodic line: chord tones on strong beats, scale steps between, phrases of two bars with rests.
 
     Rhythms are chosen once per section name, so a repeated chorus repeats its rhythm (a motif).
@@ -356,7 +437,9 @@ def melody_part(plan: SongPlan, rng: np.random.Generator, low: int, high: int, a
 
 
 # --------------------------------------------------------------------------------------------------- humanising
-def humanise(notes: list[Note], plan: SongPlan, rng: np.random.Generator, timing_ms: float, velocity_sd: float) -> list[Note]:
+def humanise(
+    notes: list[Note], plan: SongPlan, rng: np.random.Generator, timing_ms: float, velocity_sd: float
+) -> list[Note]:
     """Swing, then Gaussian timing (ms) and velocity jitter; returns notes in seconds."""
     out = []
     spb = plan.seconds_per_beat()

@@ -7,6 +7,7 @@ Search paths can be overridden with parameters or the environment variables ``ST
 ``STEMDECK_DRUMKIT_DIRS`` (``os.pathsep``-separated folders) and ``STEMDECK_FLUIDSYNTH_LIB`` (the FluidSynth
 shared library, a path or soname).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -32,8 +33,11 @@ class SoundfontInfo:
 SOUNDFONTS: tuple[SoundfontInfo, ...] = (
     SoundfontInfo("fluidr3", ("FluidR3_GM.sf2",), "fluid-soundfont-gm", "MIT (Frank Wen)", 0.45),
     SoundfontInfo(
-        "musescore", ("MuseScore_General_Full.sf3", "MuseScore_General.sf3", "MuseScore_General.sf2"),
-        "musescore-general-soundfont", "MIT (parts public domain / CC0; S. Christian Collins)", 0.35,
+        "musescore",
+        ("MuseScore_General_Full.sf3", "MuseScore_General.sf3", "MuseScore_General.sf2"),
+        "musescore-general-soundfont",
+        "MIT (parts public domain / CC0; S. Christian Collins)",
+        0.35,
     ),
     SoundfontInfo("timgm6mb", ("TimGM6mb.sf2",), "timgm6mb-soundfont", "GPL-2 (Tim Brechbill)", 0.20),
 )
@@ -45,7 +49,8 @@ class MissingPackageError(RuntimeError):
     def __init__(self, what: list[str], packages: list[str]):
         self.packages = sorted(set(packages))
         super().__init__(
-            "stemdeck synth cannot run: " + "; ".join(what)
+            "stemdeck synth cannot run: "
+            + "; ".join(what)
             + f". Install the Debian package(s): sudo apt-get install {' '.join(self.packages)}"
             + " (or run scripts/setup.sh)"
         )
@@ -94,7 +99,7 @@ def find_resources(
 
         library = find_library()
     if not library:
-        missing.append("the FluidSynth library (libfluidsynth.so.3) was not found")
+        missing.append("the FluidSynth library (libfluidsynth.so.3, Debian libfluidsynth3) was not found")
         packages.append("fluidsynth")
     sf_dirs = _dirs(soundfont_dirs, "STEMDECK_SOUNDFONT_DIRS", DEFAULT_SOUNDFONT_DIRS)
     fonts: dict[str, Path] = {}

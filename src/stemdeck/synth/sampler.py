@@ -4,6 +4,7 @@
 kit instruments are mapped to General MIDI drum notes by their names, and hits are mixed sample-accurately with
 velocity layers, round-robin among overlapping layers, a stereo position per drum and open-hi-hat choking.
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,26 +44,90 @@ NAME_RULES: tuple[tuple[str, int], ...] = (
     (r"shaker|maraca", 70),
 )
 # When a kit lacks a GM note, play the nearest substitute.
-FALLBACK = {53: (51, 49), 52: (49,), 55: (49,), 49: (51, 46), 51: (53, 42, 49), 44: (42,), 46: (42,), 42: (44, 51),
-            37: (38,), 39: (38,), 40: (38,), 43: (45, 41, 47), 47: (45, 48, 50, 43), 50: (48, 47, 43), 54: (70,),
-            70: (54,), 56: ()}
-PAN = {36: 0.0, 38: 0.05, 37: 0.05, 40: 0.05, 39: 0.0, 42: 0.35, 44: 0.35, 46: 0.35, 49: -0.45, 52: -0.6,
-       55: -0.3, 51: 0.5, 53: 0.5, 50: 0.25, 47: -0.05, 43: -0.35, 54: 0.6, 56: -0.5, 70: 0.55}
+FALLBACK = {
+    53: (51, 49),
+    52: (49,),
+    55: (49,),
+    49: (51, 46),
+    51: (53, 42, 49),
+    44: (42,),
+    46: (42,),
+    42: (44, 51),
+    37: (38,),
+    39: (38,),
+    40: (38,),
+    43: (45, 41, 47),
+    47: (45, 48, 50, 43),
+    50: (48, 47, 43),
+    54: (70,),
+    70: (54,),
+    56: (),
+}
+PAN = {
+    36: 0.0,
+    38: 0.05,
+    37: 0.05,
+    40: 0.05,
+    39: 0.0,
+    42: 0.35,
+    44: 0.35,
+    46: 0.35,
+    49: -0.45,
+    52: -0.6,
+    55: -0.3,
+    51: 0.5,
+    53: 0.5,
+    50: 0.25,
+    47: -0.05,
+    43: -0.35,
+    54: 0.6,
+    56: -0.5,
+    70: 0.55,
+}
 # Peak level of each GM drum at full velocity after balancing: kits differ wildly in how loud their samples are
 # (a crash can be 20 dB over the snare), so each instrument is scaled by its loudest layer to a common drum-mix
 # balance (kick and snare on top, cymbals and hats below) instead of trusting each kit's own volumes.
-BALANCE = {36: 1.0, 38: 0.9, 40: 0.9, 37: 0.5, 39: 0.7, 42: 0.35, 44: 0.3, 46: 0.4, 49: 0.5, 52: 0.45, 55: 0.4,
-           51: 0.35, 53: 0.35, 43: 0.8, 47: 0.75, 50: 0.7, 54: 0.35, 56: 0.35, 70: 0.3}
+BALANCE = {
+    36: 1.0,
+    38: 0.9,
+    40: 0.9,
+    37: 0.5,
+    39: 0.7,
+    42: 0.35,
+    44: 0.3,
+    46: 0.4,
+    49: 0.5,
+    52: 0.45,
+    55: 0.4,
+    51: 0.35,
+    53: 0.35,
+    43: 0.8,
+    47: 0.75,
+    50: 0.7,
+    54: 0.35,
+    56: 0.35,
+    70: 0.3,
+}
 ELECTRONIC_KITS = ("HardElectro1", "ElectricEmpireKit", "VariBreaks", "Audiophob")
 REQUIRED = (36, 38)
 # Samples that are not single hits (rolls, effects) or would sound odd as the only voice of a GM note.
 EXCLUDE = re.compile(r"roll|\bfx\b|zap|whistle|choke|flink|swish|click\b")
 # Licences as recorded by Debian in /usr/share/doc/hydrogen-drumkits/copyright (drumkit.xml fields are incomplete).
 DEBIAN_LICENCES = {
-    "Audiophob": "CC0", "BJA_Pacific": "CC-BY-SA-3.0-us", "ColomboAcousticDrumkit": "GPL-2+ with composition exception",
-    "ElectricEmpireKit": "GPL-2+", "HardElectro1": "GPL-2+", "VariBreaks": "GPL-2+", "Millo-Drums_v.1": "GPL-2",
-    "Millo_MultiLayered2": "GPL-2", "Millo_MultiLayered3": "GPL-2", "The Black Pearl 1.0": "GPL-2",
-    "Gimme A Hand 1.0": "GPL-2", "ForzeeStereo": "GPL-2", "rumpf_kit_z01_h2": "CC-BY-3.0", "circAfrique v4": "CC-BY-SA-3.0",
+    "Audiophob": "CC0",
+    "BJA_Pacific": "CC-BY-SA-3.0-us",
+    "ColomboAcousticDrumkit": "GPL-2+ with composition exception",
+    "ElectricEmpireKit": "GPL-2+",
+    "HardElectro1": "GPL-2+",
+    "VariBreaks": "GPL-2+",
+    "Millo-Drums_v.1": "GPL-2",
+    "Millo_MultiLayered2": "GPL-2",
+    "Millo_MultiLayered3": "GPL-2",
+    "The Black Pearl 1.0": "GPL-2",
+    "Gimme A Hand 1.0": "GPL-2",
+    "ForzeeStereo": "GPL-2",
+    "rumpf_kit_z01_h2": "CC-BY-3.0",
+    "circAfrique v4": "CC-BY-SA-3.0",
 }
 
 
@@ -132,19 +197,38 @@ def load_kit(folder: Path) -> DrumKit:
         note = gm_note_for(name)
         if note is None or EXCLUDE.search(name.lower()):
             continue
-        layers = [Layer(folder / _text(la, "filename"), float(_text(la, "min", "0")), float(_text(la, "max", "1")),
-                        float(_text(la, "gain", "1"))) for la in inst.iter("layer") if _text(la, "filename")]
+        layers = [
+            Layer(
+                folder / _text(la, "filename"),
+                float(_text(la, "min", "0")),
+                float(_text(la, "max", "1")),
+                float(_text(la, "gain", "1")),
+            )
+            for la in inst.iter("layer")
+            if _text(la, "filename")
+        ]
         if not layers and _text(inst, "filename"):
             layers = [Layer(folder / _text(inst, "filename"), 0.0, 1.0, 1.0)]
         layers = [la for la in layers if la.path.is_file()]
         if not layers:
             continue
-        ki = KitInstrument(name, note, float(_text(inst, "volume", "1")), float(_text(inst, "pan_L", "1")),
-                           float(_text(inst, "pan_R", "1")), tuple(layers))
+        ki = KitInstrument(
+            name,
+            note,
+            float(_text(inst, "volume", "1")),
+            float(_text(inst, "pan_L", "1")),
+            float(_text(inst, "pan_R", "1")),
+            tuple(layers),
+        )
         notes.setdefault(note, []).append(ki)
     licence = DEBIAN_LICENCES.get(folder.name) or _text(root, "license") or _text(root, "licence") or "unknown"
-    return DrumKit(_text(root, "name", folder.name), folder, licence, _text(root, "author"),
-                   {k: tuple(v) for k, v in notes.items()})
+    return DrumKit(
+        _text(root, "name", folder.name),
+        folder,
+        licence,
+        _text(root, "author"),
+        {k: tuple(v) for k, v in notes.items()},
+    )
 
 
 def usable_kits(folders: tuple[Path, ...]) -> list[DrumKit]:
@@ -181,8 +265,14 @@ def _resolve(kit: DrumKit, note: int) -> int | None:
     return next((f for f in FALLBACK.get(note, ()) if f in kit.notes), None)
 
 
-def render_drums(kit: DrumKit, hits: list[tuple[float, int, int]], n_samples: int, samplerate: int,
-                 rng: np.random.Generator, pan_width: float = 1.0) -> tuple[np.ndarray, dict[int, str]]:
+def render_drums(
+    kit: DrumKit,
+    hits: list[tuple[float, int, int]],
+    n_samples: int,
+    samplerate: int,
+    rng: np.random.Generator,
+    pan_width: float = 1.0,
+) -> tuple[np.ndarray, dict[int, str]]:
     """Mix ``hits`` = [(time_s, gm_note, velocity)] into a stereo buffer.
 
     An open hi-hat is choked (15 ms fade) by the next closed or pedal hi-hat, as a real hat closes.
@@ -207,7 +297,7 @@ def render_drums(kit: DrumKit, hits: list[tuple[float, int, int]], n_samples: in
         sample = _load_sample(layer.path, samplerate)
         if target == 46:
             sample = _choked(sample, start, closing, samplerate)
-        gain = _balance(inst, target) * layer.gain * v ** 1.6
+        gain = _balance(inst, target) * layer.gain * v**1.6
         pan = PAN.get(note, 0.0) * pan_width
         gl, gr = np.cos((pan + 1) * np.pi / 4) * np.sqrt(2), np.sin((pan + 1) * np.pi / 4) * np.sqrt(2)
         end = min(n_samples, start + sample.shape[1])
@@ -231,5 +321,5 @@ def _choked(sample: np.ndarray, start: int, closing: list[int], samplerate: int)
         return sample
     fade = int(0.015 * samplerate)
     cut = sample[:, : nxt - start + fade].copy()
-    cut[:, -min(fade, cut.shape[1]):] *= np.linspace(1.0, 0.0, min(fade, cut.shape[1]), dtype=np.float32)
+    cut[:, -min(fade, cut.shape[1]) :] *= np.linspace(1.0, 0.0, min(fade, cut.shape[1]), dtype=np.float32)
     return cut

@@ -5,6 +5,7 @@ through the project's sampler; GM programs of a random Debian soundfont per part
 vocals) -> per-part level and pan -> per-stem pedalboard chain -> stem levels -> one master gain for all stems.
 Every random draw comes from generators seeded by ``(seed, purpose)``, so the same seed gives the same song.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,9 +28,15 @@ STEMS = ("drums", "bass", "other", "vocals")  # MUSDB18 order after the mixture
 
 # GM programs by family, for the "other" stem and for solo lines.
 FAMILIES: dict[str, tuple[int, ...]] = {
-    "piano": (0, 1, 2, 3, 4, 5), "keys": (6, 7, 8, 11, 12), "organ": (16, 17, 18, 19, 21),
-    "clean_guitar": (24, 25, 26, 27, 28), "drive_guitar": (29, 30), "strings": (48, 49, 50, 51, 44, 45),
-    "brass": (56, 57, 59, 60, 61, 62, 63), "reeds": (64, 65, 66, 68, 71, 73), "synth_lead": (80, 81, 82, 83, 84, 86, 87),
+    "piano": (0, 1, 2, 3, 4, 5),
+    "keys": (6, 7, 8, 11, 12),
+    "organ": (16, 17, 18, 19, 21),
+    "clean_guitar": (24, 25, 26, 27, 28),
+    "drive_guitar": (29, 30),
+    "strings": (48, 49, 50, 51, 44, 45),
+    "brass": (56, 57, 59, 60, 61, 62, 63),
+    "reeds": (64, 65, 66, 68, 71, 73),
+    "synth_lead": (80, 81, 82, 83, 84, 86, 87),
     "synth_pad": (88, 89, 90, 92, 93, 94, 95),
 }
 COMP_FAMILIES: dict[str, dict[str, float]] = {
@@ -41,10 +48,27 @@ COMP_FAMILIES: dict[str, dict[str, float]] = {
     "jazz": {"piano": 0.6, "clean_guitar": 0.25, "organ": 0.15},
     "ballad": {"piano": 0.5, "clean_guitar": 0.25, "strings": 0.25},
 }
-RANGES = {"piano": (50, 76), "keys": (55, 79), "organ": (52, 76), "clean_guitar": (50, 74), "drive_guitar": (47, 67),
-          "strings": (55, 79), "brass": (58, 79), "reeds": (60, 82), "synth_lead": (60, 84), "synth_pad": (53, 77)}
-BASS_PROGRAMS = {"rock": (33, 34), "pop": (33, 34, 38), "funk": (33, 36, 37), "hip-hop": (38, 39, 33),
-                 "electronic": (38, 39, 87), "jazz": (32, 35), "ballad": (32, 33, 35)}
+RANGES = {
+    "piano": (50, 76),
+    "keys": (55, 79),
+    "organ": (52, 76),
+    "clean_guitar": (50, 74),
+    "drive_guitar": (47, 67),
+    "strings": (55, 79),
+    "brass": (58, 79),
+    "reeds": (60, 82),
+    "synth_lead": (60, 84),
+    "synth_pad": (53, 77),
+}
+BASS_PROGRAMS = {
+    "rock": (33, 34),
+    "pop": (33, 34, 38),
+    "funk": (33, 36, 37),
+    "hip-hop": (38, 39, 33),
+    "electronic": (38, 39, 87),
+    "jazz": (32, 35),
+    "ballad": (32, 33, 35),
+}
 VOICE_PROGRAMS = (52, 53, 54, 85)  # Choir Aahs, Voice Oohs, Synth Voice, Lead 6 (voice)
 
 
@@ -85,8 +109,17 @@ class _Renderer:
         timing = {"electronic": 2.0, "hip-hop": 5.0, "jazz": 10.0}.get(plan.style, 7.0)
         self.timing_ms, self.vel_sd = timing, 7.0
 
-    def add_gm_part(self, stem: str, role: str, program: int, notes: list[parts.Note], details: dict,
-                    rng: np.random.Generator, gain_db: float, pan: float) -> None:
+    def add_gm_part(
+        self,
+        stem: str,
+        role: str,
+        program: int,
+        notes: list[parts.Note],
+        details: dict,
+        rng: np.random.Generator,
+        gain_db: float,
+        pan: float,
+    ) -> None:
         if not notes:
             return
         font = _pick_soundfont(rng, self.res)
@@ -94,10 +127,21 @@ class _Renderer:
         inst = fluid.part_to_midi(timed, program, name=f"{stem}/{role}")
         self.midi.instruments.append(inst)
         audio = fluid.render_part(inst, self.res.soundfonts[font], self.n, self.sr, self.res.fluidsynth)
-        self._add(stem, audio, gain_db, pan, {
-            "role": role, "program": program, "instrument": pretty_midi.program_to_instrument_name(program),
-            "soundfont": self.res.soundfonts[font].name, "soundfont_licence": self.res.soundfont_info(font).licence,
-            "notes": len(notes), **details})
+        self._add(
+            stem,
+            audio,
+            gain_db,
+            pan,
+            {
+                "role": role,
+                "program": program,
+                "instrument": pretty_midi.program_to_instrument_name(program),
+                "soundfont": self.res.soundfonts[font].name,
+                "soundfont_licence": self.res.soundfont_info(font).licence,
+                "notes": len(notes),
+                **details,
+            },
+        )
 
     def _add(self, stem: str, audio: np.ndarray, gain_db: float, pan: float, info: dict) -> None:
         audio = production.normalise(audio, -20.0 + gain_db)
@@ -116,12 +160,26 @@ def _drums(r: _Renderer, seed: int) -> None:
     notes, details = parts.drum_part(r.plan, rng)
     timed = parts.humanise(notes, r.plan, rng, r.timing_ms * 0.7, 6.0)
     r.midi.instruments.append(fluid.part_to_midi(timed, 0, name="drums/kit", is_drum=True))
-    audio, used = sampler.render_drums(kit, [(n.start, n.pitch, n.velocity) for n in timed], r.n, r.sr, rng,
-                                       pan_width=float(rng.uniform(0.5, 1.0)))
-    r._add("drums", audio, 0.0, 0.0, {"role": "kit", "source": "hydrogen-drumkits", "kit": kit.name,
-                                      "kit_folder": kit.folder.name, "kit_author": kit.author, "licence": kit.licence,
-                                      "hits": len(notes), "mapping": {str(k): v for k, v in sorted(used.items())},
-                                      **details})
+    audio, used = sampler.render_drums(
+        kit, [(n.start, n.pitch, n.velocity) for n in timed], r.n, r.sr, rng, pan_width=float(rng.uniform(0.5, 1.0))
+    )
+    r._add(
+        "drums",
+        audio,
+        0.0,
+        0.0,
+        {
+            "role": "kit",
+            "source": "hydrogen-drumkits",
+            "kit": kit.name,
+            "kit_folder": kit.folder.name,
+            "kit_author": kit.author,
+            "licence": kit.licence,
+            "hits": len(notes),
+            "mapping": {str(k): v for k, v in sorted(used.items())},
+            **details,
+        },
+    )
     r.meta["drums"]["kick_grid"] = details["pattern"].get("kick")
 
 
@@ -139,31 +197,72 @@ def _other(r: _Renderer, seed: int, has_lead_vocal: bool) -> None:
     family = _weighted(rng, COMP_FAMILIES[r.plan.style])
     low, high = RANGES[family]
     guitar = "guitar" in family
-    notes, det = parts.comp_part(r.plan, rng, low, high, int(rng.integers(4, 6) if guitar else rng.integers(3, 5)),
-                                 strum=guitar, active=all_sections)
+    notes, det = parts.comp_part(
+        r.plan,
+        rng,
+        low,
+        high,
+        int(rng.integers(4, 6) if guitar else rng.integers(3, 5)),
+        strum=guitar,
+        active=all_sections,
+    )
     side = 1.0 if rng.random() < 0.5 else -1.0
-    r.add_gm_part("other", f"comp:{family}", int(rng.choice(FAMILIES[family])), notes, det, rng, 0.0,
-                  side * float(rng.uniform(0.1, 0.6)))
+    r.add_gm_part(
+        "other",
+        f"comp:{family}",
+        int(rng.choice(FAMILIES[family])),
+        notes,
+        det,
+        rng,
+        0.0,
+        side * float(rng.uniform(0.1, 0.6)),
+    )
     if rng.random() < 0.6:
         fam = _weighted(rng, {"strings": 0.35, "synth_pad": 0.35, "organ": 0.2, "brass": 0.1})
         active = tuple(n for n in all_sections if n in ("chorus", "bridge", "outro")) or all_sections
         notes, det = parts.pad_part(r.plan, rng, *RANGES[fam], active=active)
-        r.add_gm_part("other", f"pad:{fam}", int(rng.choice(FAMILIES[fam])), notes, det, rng,
-                      float(rng.uniform(-6, -2)), float(rng.uniform(-0.3, 0.3)))
+        r.add_gm_part(
+            "other",
+            f"pad:{fam}",
+            int(rng.choice(FAMILIES[fam])),
+            notes,
+            det,
+            rng,
+            float(rng.uniform(-6, -2)),
+            float(rng.uniform(-0.3, 0.3)),
+        )
     if rng.random() < 0.4:
         fam = _weighted(rng, {"keys": 0.3, "synth_lead": 0.3, "clean_guitar": 0.2, "piano": 0.2})
-        active = tuple(n for n in all_sections if n in (("intro", "verse") if rng.random() < 0.5 else ("chorus", "bridge")))
+        active = tuple(
+            n for n in all_sections if n in (("intro", "verse") if rng.random() < 0.5 else ("chorus", "bridge"))
+        )
         notes, det = parts.arp_part(r.plan, rng, 60, 84, active=active or all_sections)
-        r.add_gm_part("other", f"arp:{fam}", int(rng.choice(FAMILIES[fam])), notes, det, rng,
-                      float(rng.uniform(-7, -3)), -side * float(rng.uniform(0.2, 0.7)))
+        r.add_gm_part(
+            "other",
+            f"arp:{fam}",
+            int(rng.choice(FAMILIES[fam])),
+            notes,
+            det,
+            rng,
+            float(rng.uniform(-7, -3)),
+            -side * float(rng.uniform(0.2, 0.7)),
+        )
     if rng.random() < (0.55 if has_lead_vocal else 0.9):
         fam = _weighted(rng, {"synth_lead": 0.3, "brass": 0.2, "reeds": 0.25, "drive_guitar": 0.1, "strings": 0.15})
         solo = ("intro", "bridge", "outro") if has_lead_vocal else all_sections
         active = tuple(n for n in all_sections if n in solo) or all_sections
         lo, hi = RANGES[fam]
         notes, det = parts.melody_part(r.plan, rng, max(lo, 60), max(hi, 79), active=active)
-        r.add_gm_part("other", f"lead:{fam}", int(rng.choice(FAMILIES[fam])), notes, det, rng,
-                      float(rng.uniform(-3, 0)), float(rng.uniform(-0.2, 0.2)))
+        r.add_gm_part(
+            "other",
+            f"lead:{fam}",
+            int(rng.choice(FAMILIES[fam])),
+            notes,
+            det,
+            rng,
+            float(rng.uniform(-3, 0)),
+            float(rng.uniform(-0.2, 0.2)),
+        )
 
 
 def _vocals(r: _Renderer, seed: int, clips: tuple[vocals.VocalClip, ...], mir1k_dir: Path | None) -> dict:
@@ -172,20 +271,41 @@ def _vocals(r: _Renderer, seed: int, clips: tuple[vocals.VocalClip, ...], mir1k_
     info: dict = {"mir1k_dir": str(mir1k_dir) if mir1k_dir else None}
     if clips:
         voice, placements = vocals.place_vocals(r.plan, clips, r.n, r.sr, rng)
-        r._add("vocals", np.stack([voice, voice]), 2.0, float(rng.uniform(-0.1, 0.1)),
-               {"role": "lead", "source": "mir1k-train", "clips": placements})
+        r._add(
+            "vocals",
+            np.stack([voice, voice]),
+            2.0,
+            float(rng.uniform(-0.1, 0.1)),
+            {"role": "lead", "source": "mir1k-train", "clips": placements},
+        )
         info["source"] = "mir1k-train + gm-backing"
     else:
         info["source"] = "gm-voice-programs-only"
         info["note"] = f"MIR-1K train folder not found ({mir1k_dir}); lead vocal rendered with GM voice programs"
         notes, det = parts.melody_part(r.plan, rng, 57, 76, active=vocal_sections or ("verse",), density=0.9)
-        r.add_gm_part("vocals", "lead:gm-voice", int(rng.choice(VOICE_PROGRAMS)), notes, det, rng, 2.0,
-                      float(rng.uniform(-0.1, 0.1)))
+        r.add_gm_part(
+            "vocals",
+            "lead:gm-voice",
+            int(rng.choice(VOICE_PROGRAMS)),
+            notes,
+            det,
+            rng,
+            2.0,
+            float(rng.uniform(-0.1, 0.1)),
+        )
     if rng.random() < 0.7:
         active = tuple(n for n in vocal_sections if n == "chorus") or vocal_sections or ("verse",)
         notes, det = parts.pad_part(r.plan, rng, 55, 76, active=active)
-        r.add_gm_part("vocals", "backing:gm-choir", int(rng.choice(VOICE_PROGRAMS[:3])), notes, det, rng,
-                      float(rng.uniform(-8, -3)), float(rng.choice([-1, 1]) * rng.uniform(0.1, 0.4)))
+        r.add_gm_part(
+            "vocals",
+            "backing:gm-choir",
+            int(rng.choice(VOICE_PROGRAMS[:3])),
+            notes,
+            det,
+            rng,
+            float(rng.uniform(-8, -3)),
+            float(rng.choice([-1, 1]) * rng.uniform(0.1, 0.4)),
+        )
     return info
 
 
@@ -214,14 +334,28 @@ def _produce(r: _Renderer, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray
         out[stem] = (out[stem] * master).astype(np.float32)
         out[stem][:, -fade:] *= env
     mixture = out["drums"] + out["bass"] + out["other"] + out["vocals"]
-    return out, mixture, {"master_gain_db": round(20 * float(np.log10(master)), 3),
-                          "target_loudness_rms_db": round(loudness_db, 2), "peak_ceiling_dbfs": round(ceiling_db, 2),
-                          "peak_dbfs": round(20 * float(np.log10(max(float(np.max(np.abs(mixture))), 1e-9))), 2)}
+    return (
+        out,
+        mixture,
+        {
+            "master_gain_db": round(20 * float(np.log10(master)), 3),
+            "target_loudness_rms_db": round(loudness_db, 2),
+            "peak_ceiling_dbfs": round(ceiling_db, 2),
+            "peak_dbfs": round(20 * float(np.log10(max(float(np.max(np.abs(mixture))), 1e-9))), 2),
+        },
+    )
 
 
-def generate_song(seed: int, seconds: float, *, samplerate: int = SAMPLERATE, style: str | None = None,
-                  mir1k_dir: str | Path | None = vocals.DEFAULT_MIR1K_DIR, resources: Resources | None = None,
-                  name: str | None = None) -> SynthSong:
+def generate_song(
+    seed: int,
+    seconds: float,
+    *,
+    samplerate: int = SAMPLERATE,
+    style: str | None = None,
+    mir1k_dir: str | Path | None = vocals.DEFAULT_MIR1K_DIR,
+    resources: Resources | None = None,
+    name: str | None = None,
+) -> SynthSong:
     """Compose, render and mix one song from ``seed``.
 
     Returns a :class:`SynthSong` whose ``stems`` (drums, bass, other, vocals) and ``mixture`` have shape
@@ -245,8 +379,14 @@ def generate_song(seed: int, seconds: float, *, samplerate: int = SAMPLERATE, st
     r.meta["vocals"].update(vocal_info)
     r.meta["drums"].pop("kick_grid", None)
     metadata = {
-        "name": name or f"synth-{seed}", "seed": int(seed), "seconds": seconds, "samplerate": samplerate,
-        "generator": f"stemdeck {__version__} synth", **plan.to_json(), "stems": r.meta, "mixing": mixing,
+        "name": name or f"synth-{seed}",
+        "seed": int(seed),
+        "seconds": seconds,
+        "samplerate": samplerate,
+        "generator": f"stemdeck {__version__} synth",
+        **plan.to_json(),
+        "stems": r.meta,
+        "mixing": mixing,
         "licences": {
             "soundfonts": {s.package: s.licence for s in SOUNDFONTS},
             "drumkits": "per kit, see stems.drums.parts[0].licence (/usr/share/doc/hydrogen-drumkits/copyright)",

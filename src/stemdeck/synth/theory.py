@@ -1,4 +1,5 @@
 """Music theory helpers: scales, diatonic chords, progressions, voicing."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,8 +16,18 @@ MODES: dict[str, tuple[int, ...]] = {
 
 # Progressions as 0-based scale degrees; common-practice pop/rock/jazz patterns.
 PROGRESSIONS: dict[str, tuple[tuple[int, ...], ...]] = {
-    "major": ((0, 4, 5, 3), (5, 3, 0, 4), (0, 3, 4, 3), (0, 5, 3, 4), (0, 3, 0, 4), (3, 4, 0, 5),
-              (0, 2, 3, 4), (1, 4, 0, 0), (0, 3, 5, 4), (3, 0, 4, 5)),
+    "major": (
+        (0, 4, 5, 3),
+        (5, 3, 0, 4),
+        (0, 3, 4, 3),
+        (0, 5, 3, 4),
+        (0, 3, 0, 4),
+        (3, 4, 0, 5),
+        (0, 2, 3, 4),
+        (1, 4, 0, 0),
+        (0, 3, 5, 4),
+        (3, 0, 4, 5),
+    ),
     "minor": ((0, 5, 2, 6), (0, 3, 4, 0), (0, 6, 5, 6), (0, 5, 3, 4), (0, 3, 6, 2), (5, 6, 0, 0), (0, 2, 3, 4)),
     "dorian": ((0, 3, 0, 3), (0, 3, 6, 0), (0, 1, 0, 3), (0, 6, 3, 0)),
     "mixolydian": ((0, 6, 3, 0), (0, 3, 6, 3), (0, 6, 0, 3), (0, 4, 6, 3)),
@@ -24,10 +35,21 @@ PROGRESSIONS: dict[str, tuple[tuple[int, ...], ...]] = {
 JAZZ_PROGRESSIONS = ((1, 4, 0, 0), (0, 5, 1, 4), (2, 5, 1, 4), (0, 3, 2, 5), (1, 4, 0, 5))
 
 QUALITY_SUFFIX = {
-    (0, 4, 7): "", (0, 3, 7): "m", (0, 3, 6): "dim", (0, 4, 8): "aug",
-    (0, 4, 7, 11): "maj7", (0, 3, 7, 10): "m7", (0, 4, 7, 10): "7", (0, 3, 6, 10): "m7b5",
-    (0, 2, 7): "sus2", (0, 5, 7): "sus4", (0, 4, 7, 14): "add9", (0, 3, 7, 14): "madd9",
-    (0, 3, 7, 10, 14): "m9", (0, 4, 7, 11, 14): "maj9", (0, 4, 7, 10, 14): "9",
+    (0, 4, 7): "",
+    (0, 3, 7): "m",
+    (0, 3, 6): "dim",
+    (0, 4, 8): "aug",
+    (0, 4, 7, 11): "maj7",
+    (0, 3, 7, 10): "m7",
+    (0, 4, 7, 10): "7",
+    (0, 3, 6, 10): "m7b5",
+    (0, 2, 7): "sus2",
+    (0, 5, 7): "sus4",
+    (0, 4, 7, 14): "add9",
+    (0, 3, 7, 14): "madd9",
+    (0, 3, 7, 10, 14): "m9",
+    (0, 4, 7, 11, 14): "maj9",
+    (0, 4, 7, 10, 14): "9",
 }
 
 
@@ -43,7 +65,9 @@ class Chord:
 
     @property
     def name(self) -> str:
-        return NOTE_NAMES[self.root] + QUALITY_SUFFIX.get(self.intervals, "(" + ",".join(map(str, self.intervals)) + ")")
+        return NOTE_NAMES[self.root] + QUALITY_SUFFIX.get(
+            self.intervals, "(" + ",".join(map(str, self.intervals)) + ")"
+        )
 
     @property
     def pitch_classes(self) -> tuple[int, ...]:

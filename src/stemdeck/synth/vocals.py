@@ -2,6 +2,7 @@
 
 The ``dev`` split is never used (it is kept for validation); a folder named ``dev`` is refused.
 """
+
 from __future__ import annotations
 
 import functools
@@ -67,13 +68,14 @@ def _rms_normalised(x: np.ndarray, target_db: float = -20.0) -> np.ndarray:
     if n == 0:
         return x.copy()
     energy = (x[: n * frame].reshape(n, frame) ** 2).mean(axis=1)
-    loud = np.sort(energy)[n // 2:]
+    loud = np.sort(energy)[n // 2 :]
     rms = float(np.sqrt(loud.mean())) if loud.size else 0.0
     return x * np.float32(10 ** (target_db / 20) / rms) if rms > 1e-6 else x.copy()
 
 
-def place_vocals(plan: SongPlan, clips: tuple[VocalClip, ...], n_samples: int, samplerate: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
+def place_vocals(
+    plan: SongPlan, clips: tuple[VocalClip, ...], n_samples: int, samplerate: int, rng: np.random.Generator
+) -> tuple[np.ndarray, list[dict]]:
     """Lay clips of one singer end to end over the vocal sections (phrases start on bar lines).
 
     Shape: returns a mono ``(n_samples,)`` float32 voice track and the placements for the song's JSON.
@@ -105,9 +107,15 @@ def place_vocals(plan: SongPlan, clips: tuple[VocalClip, ...], n_samples: int, s
             fade = min(length, int(0.05 * samplerate))  # 50 ms fade where a clip is cut at a section end
             if length < len(voice) and fade > 0:
                 seg[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
-            track[start:start + length] += seg
-            placements.append({"clip": clip.path.name, "singer": singer, "start_s": round(start_s, 4),
-                               "end_s": round(start_s + length / samplerate, 4)})
+            track[start : start + length] += seg
+            placements.append(
+                {
+                    "clip": clip.path.name,
+                    "singer": singer,
+                    "start_s": round(start_s, 4),
+                    "end_s": round(start_s + length / samplerate, 4),
+                }
+            )
             used_bars = int(np.ceil(len(voice) / samplerate / spb / plan.beats_per_bar))
             bar += used_bars + int(rng.integers(0, 2))  # sometimes a bar's breath between phrases
     return track, placements

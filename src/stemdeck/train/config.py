@@ -81,7 +81,7 @@ def load_train_config(path: str | Path) -> TrainConfig:
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     known = {"architecture", "config", "data", "augment", "loss", "optim", "checkpoint", "validation", "export",
-             "seed", "threads", "device", "max_minutes", "out"}
+             "seed", "threads", "device", "max_minutes", "out", "log_every"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")

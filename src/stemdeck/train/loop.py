@@ -224,9 +224,12 @@ def _after_validation(cfg: TrainConfig, out: Path, step: int, model: nn.Module, 
         save_checkpoint(model, out / "best", training=training, metrics={"validation_sdr": row, "step": step},
                         licence=(cfg.export or {}).get("licence", "unspecified"))
         if cfg.export and cfg.export.get("path"):
-            extra = {k: v for k, v in cfg.export.items() if k not in ("path", "licence")}
+            extra = {k: v for k, v in cfg.export.items() if k not in ("path", "licence", "title")}
             save_checkpoint(model, cfg.export["path"], licence=cfg.export.get("licence", "unspecified"),
                             training={**training, **extra.get("training", {})},
                             metrics={"validation_sdr": row, "step": step}, extra={k: v for k, v in extra.items() if k != "training"})
+            from stemdeck.train.card import write_model_card
+
+            write_model_card(cfg.export["path"], title=cfg.export.get("title"))
             log.info("exported best model (score %.3f dB) to %s", score, cfg.export["path"])
     return best

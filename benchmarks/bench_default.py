@@ -1,0 +1,177 @@
+"""Benchmark stemdeck's shipped models against ``classic``: museval-protocol SDR on real data, speed and memory.
+
+Quality (BSS Eval v4 as museval 0.4.1, via :mod:`stemdeck.metrics`): SDR per 1 s window, median over windows per
+track, then median over tracks (SiSEC 2018 reporting); also the mean over tracks, and the global "MDX" SDR.
+
+- MUSDB18 excerpt (``../shared/data/musdb18-excerpts``, 4 stems + accompaniment): the file's own mixture is
+  separated (as musdb does), the references are the stems.
+- MIR-1K ``dev`` (16 kHz): mixture = left + right; references vocals = right, accompaniment = left. A 4-stem
+  model's accompaniment is the sum of its drums, bass and other. Scored mono at 16 kHz.
+
+Speed: seconds, real-time factor and peak resident memory (``ru_maxrss`` of a fresh child process, model load
+included) of ``stemdeck.Separator(model).separate`` on a 3-minute stereo 44.1 kHz song.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_default.py --models stemdeck_4stem classic --json out.json
+    .venv/bin/python benchmarks/bench_default.py --models stemdeck_vocals --no-musdb --speed
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+
+SPEED_CHILD = r"""
+import json, resource, sys, time
+import numpy as np, torch
+torch.set_num_threads(int(sys.argv[3]))
+import stemdeck
+t0 = time.perf_counter()
+sep = stemdeck.Separator(sys.argv[1], device="cpu")
+load = time.perf_counter() - t0
+seconds = float(sys.argv[2])
+rng = np.random.default_rng(0)
+song = None
+path = sys.argv[4] if len(sys.argv) > 4 else ""
+if path:
+    from stemdeck.audio.io import read_audio
+    from stemdeck.audio.resample import resample
+    a = read_audio(path)
+    x = resample(a.samples, a.samplerate, 44100)
+    reps = int(np.ceil(seconds * 44100 / x.shape[1]))
+    song = np.tile(x, (1, reps))[:, : int(seconds * 44100)]
+if song is None:
+    song = (0.1 * rng.standard_normal((2, int(seconds * 44100)))).astype(np.float32)
+if song.shape[0] == 1:
+    song = np.repeat(song, 2, 0)
+t0 = time.perf_counter()
+stems = sep.separate(song, 44100)
+took = time.perf_counter() - t0
+print(json.dumps({"model": sys.argv[1], "load_s": load, "seconds": took, "rtf": took / seconds,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "threads": int(sys.argv[3])}))
+"""
+
+
+def _tracks_mir1k(limit: int | None):
+    from stemdeck.audio.io import read_audio
+
+    files = sorted((SHARED / "mir1k" / "dev").glob("*.opus"))
+    if limit:
+        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
+    for f in files:
+        a = read_audio(f)
+        acc, voc = a.samples[0:1].astype(np.float64), a.samples[1:2].astype(np.float64)
+        yield f.stem, (acc + voc).astype(np.float32), a.samplerate, {"vocals": voc, "accompaniment": acc}
+
+
+def _tracks_musdb():
+    from stemdeck.audio.io import read_audio
+
+    for song in sorted(p for p in (SHARED / "musdb18-excerpts").iterdir() if p.is_dir()):
+        refs = {s: read_audio(song / f"{s}.flac").samples.astype(np.float64) for s in ("vocals", "drums", "bass", "other")}
+        refs["accompaniment"] = refs["drums"] + refs["bass"] + refs["other"]
+        mix = read_audio(song / "mixture.flac")
+        yield song.name, mix.samples, mix.samplerate, refs
+
+
+def _estimates(stems: dict[str, np.ndarray], wanted: list[str]) -> dict[str, np.ndarray]:
+    out = {}
+    for name in wanted:
+        if name in stems:
+            out[name] = stems[name]
+        elif name == "accompaniment" and "vocals" in stems and len(stems) > 1:
+            out[name] = sum(v for k, v in stems.items() if k != "vocals")
+    return out
+
+
+def score(model: str, tracks, label: str) -> dict:
+    import stemdeck
+    from stemdeck.metrics.report import score_track
+
+    sep = stemdeck.Separator(model, device="cpu")
+    per_track = []
+    t_total, audio_total = 0.0, 0.0
+    for name, mix, sr, refs in tracks:
+        t0 = time.perf_counter()
+        stems = sep.separate(mix, sr)
+        t_total += time.perf_counter() - t0
+        audio_total += mix.shape[-1] / sr
+        est = _estimates(stems, list(refs))
+        refs_used = {k: v for k, v in refs.items() if k in est}
+        est = {k: np.asarray(v, np.float64)[:, : refs_used[k].shape[1]] for k, v in est.items()}
+        if mix.shape[0] == 1:
+            est = {k: v.mean(0, keepdims=True) for k, v in est.items()}
+        res = score_track(name, refs_used, est, sr, protocol="all")
+        per_track.append({"track": name, "museval_median": {k: v["SDR"] for k, v in res.medians.items()}, "mdx": res.mdx})
+    stems_scored = sorted({k for t in per_track for k in t["museval_median"]})
+    summary = {}
+    for s in stems_scored:
+        vals = np.array([t["museval_median"].get(s, np.nan) for t in per_track], float)
+        mdx = np.array([t["mdx"].get(s, np.nan) for t in per_track], float)
+        summary[s] = {"museval_sdr_median": float(np.nanmedian(vals)), "museval_sdr_mean": float(np.nanmean(vals)),
+                      "mdx_sdr_mean": float(np.nanmean(mdx))}
+    return {"model": model, "set": label, "tracks": len(per_track), "rtf": t_total / max(audio_total, 1e-9),
+            "stems": summary, "per_track": per_track}
+
+
+def speed(model: str, seconds: float, threads: int, song: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", SPEED_CHILD, model, str(seconds), str(threads), song],
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return {"model": model, "error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _avg(summary: dict, stems: list[str], key: str = "museval_sdr_median") -> float:
+    vals = [summary[s][key] for s in stems if s in summary]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", nargs="+", default=["stemdeck_4stem", "classic"])
+    ap.add_argument("--mir1k-items", type=int, default=0, help="MIR-1K dev clips (0: all 86)")
+    ap.add_argument("--no-musdb", action="store_true")
+    ap.add_argument("--no-mir1k", action="store_true")
+    ap.add_argument("--speed", action="store_true", help="also time a 3-minute stereo song (child process)")
+    ap.add_argument("--speed-seconds", type=float, default=180.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--song", default=str(SHARED / "mixtures" / "singularity_Awakening_MaxMcCracken_CC-BY-SA-3.0.ogg"))
+    ap.add_argument("--json", type=Path, help="write all results here")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    results = []
+    for model in args.models:
+        if not args.no_musdb:
+            r = score(model, _tracks_musdb(), "musdb_excerpt")
+            results.append(r)
+            four = ["vocals", "drums", "bass", "other"]
+            print(f"{model:16s} musdb excerpt  " + "  ".join(f"{s} {v['museval_sdr_median']:6.2f}" for s, v in r["stems"].items())
+                  + f"  | avg4 {_avg(r['stems'], four):6.2f}  rtf {r['rtf']:.3f}", flush=True)
+        if not args.no_mir1k:
+            r = score(model, _tracks_mir1k(args.mir1k_items or None), "mir1k_dev")
+            results.append(r)
+            print(f"{model:16s} mir1k dev ({r['tracks']})  " + "  ".join(f"{s} {v['museval_sdr_median']:6.2f} (mean {v['museval_sdr_mean']:.2f})" for s, v in r["stems"].items())
+                  + f"  | avg {_avg(r['stems'], ['vocals', 'accompaniment']):6.2f}", flush=True)
+        if args.speed:
+            s = speed(model, args.speed_seconds, args.threads, args.song)
+            results.append({"speed": s})
+            print(f"{model:16s} speed {json.dumps(s)}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
