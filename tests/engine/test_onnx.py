@@ -85,3 +85,19 @@ def test_export_refusals(umx, exported, tmp_path):
     with pytest.raises(OnnxExportError, match="sidecar"):
         (tmp_path / "lonely.onnx").write_bytes(exported.read_bytes())
         OnnxModel(tmp_path / "lonely.onnx")
+
+
+def test_cli_export_and_separate_with_onnx(umx, tmp_path, capsys):
+    from stemdeck.cli.main import main
+    from stemdeck.models.checkpoint import save_checkpoint
+
+    save_checkpoint(umx, tmp_path / "tiny", licence="MIT")
+    out = tmp_path / "tiny.onnx"
+    assert main(["export-onnx", "-m", str(tmp_path / "tiny.safetensors"), "-o", str(out), "--seconds", "1"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert main(["export-onnx", "-m", str(tmp_path / "tiny.safetensors"), "-o", str(out)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    model = load_any(out)
+    mix = _mix(1.0)
+    with torch.no_grad():
+        assert (model(mix) - umx(mix)).abs().max().item() <= 1e-4

@@ -9,7 +9,7 @@ import typer
 
 def command(
     model: str = typer.Option(..., "-m", "--model", help="Model name, published name or checkpoint path."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output .onnx file (a NAME.json sidecar is written beside it)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output .onnx file (a NAME.onnx.json sidecar is written beside it)."),
     seconds: float = typer.Option(4.0, "--seconds", min=0.1, help="Length of the random audio the graph is traced on."),
     opset: int = typer.Option(17, "--opset", min=11, help="ONNX opset version."),
     check: bool = typer.Option(True, "--check/--no-check", help="Run ONNX Runtime once and compare with torch (1e-4)."),
@@ -18,7 +18,7 @@ def command(
 ) -> None:
     """Export a model to ONNX: STFT and other signal processing stay outside the graph (stemdeck runs them), the
     learned core goes in the .onnx file. Run the result with `stemdeck separate -m out.onnx`."""
-    from stemdeck.engine.onnx import export_onnx
+    from stemdeck.engine.onnx import export_onnx, sidecar_path
     from stemdeck.models.registry import load_model
 
     try:
@@ -28,4 +28,4 @@ def command(
         print(f"stemdeck export-onnx: {e}", file=sys.stderr)
         raise typer.Exit(1) from None
     size = path.stat().st_size / 2**20
-    print(f"wrote {path} ({size:.1f} MiB) and {path.with_suffix('.json')}")
+    print(f"wrote {path} ({size:.1f} MiB) and {sidecar_path(path)}")

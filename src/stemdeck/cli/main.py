@@ -9,7 +9,17 @@ import importlib
 import logging
 import sys
 
+import click
 import typer
+
+try:  # typer >= 0.20 vendors its own copy of click
+    from typer._click import exceptions as _tclick
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _tclick = click.exceptions
+
+_USAGE_ERRORS = (click.UsageError, _tclick.UsageError)
+_EXITS = (click.exceptions.Exit, typer.Exit)
+_ABORTS = (click.Abort, typer.Abort)
 
 from stemdeck import __version__
 
@@ -54,11 +64,21 @@ def main(argv: list[str] | None = None) -> int:
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=help_)
     app.command(name=name, help=module.command.__doc__ or help_)(module.command)
     try:
-        app(args[1:], prog_name=f"stemdeck {name}", standalone_mode=True)
+        result = app(args[1:], prog_name=f"stemdeck {name}", standalone_mode=False)
+    except _USAGE_ERRORS as e:
+        # One plain line (no boxed rich panel), naming the command; exit status 2 as for any usage error.
+        hint = f" (see 'stemdeck {name} --help')"
+        print(f"stemdeck {name}: error: {e.format_message()}{hint}", file=sys.stderr)
+        return 2
+    except _EXITS as e:
+        return int(getattr(e, "exit_code", getattr(e, "code", 1)) or 0)
+    except _ABORTS:
+        print("aborted", file=sys.stderr)
+        return 130
     except SystemExit as e:
         code = e.code
         return code if isinstance(code, int) else (0 if code is None else 1)
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ Rules of thumb for implementers (bsrnn, bs_roformer, ...):
 - Write a test: ``export_onnx(model, tmp/"m.onnx")`` then ``OnnxModel(tmp/"m.onnx")(mix)`` vs ``model(mix)``
   within 1e-4 (``export_onnx`` already checks the core on a second input length unless ``check=False``).
 
-Files: ``NAME.onnx`` (the core) + ``NAME.json`` (sidecar: ``format`` = "stemdeck-onnx", ``architecture``,
+Files: ``NAME.onnx`` (the core) + ``NAME.onnx.json`` (sidecar: ``format`` = "stemdeck-onnx", ``architecture``,
 ``config``, ``sources``, ``samplerate``, ``audio_channels``, ``segment``, input/output names, ``sha256`` of the
 ONNX file). :func:`stemdeck.pretrained.formats.load_any` loads ``-m NAME.onnx`` through :class:`OnnxModel`.
 """
@@ -67,8 +67,9 @@ def supports_onnx(model: nn.Module) -> bool:
 
 
 def sidecar_path(path: str | Path) -> Path:
-    """``NAME.json`` beside ``NAME.onnx``."""
-    return Path(path).with_suffix(".json")
+    """``NAME.onnx.json`` beside ``NAME.onnx`` (not ``NAME.json``: that is a stemdeck checkpoint's metadata)."""
+    p = Path(path)
+    return p.with_name(p.name + ".json")
 
 
 class _Core(nn.Module):

@@ -6,7 +6,7 @@ Formats, tried in this order (each family's module decides whether a path is one
 format                 what a path looks like                                       loader
 =====================  ===========================================================  ===================================
 stemdeck checkpoint    ``NAME.safetensors`` + ``NAME.json`` (format stemdeck-ckpt)   stemdeck.models.checkpoint
-ONNX export            ``NAME.onnx`` + ``NAME.json`` sidecar                         stemdeck.engine.onnx.OnnxModel
+ONNX export            ``NAME.onnx`` + ``NAME.onnx.json`` sidecar                    stemdeck.engine.onnx.OnnxModel
 Demucs                 ``.th`` package, demucs safetensors export, bag ``.yaml``     stemdeck.pretrained.demucs_format
 BS/Mel-RoFormer        ``.ckpt`` + YAML config (ZFTurbo's training repository)       stemdeck.pretrained.roformer_format
 Open-Unmix             ``.pth`` state dict(s), folder with ``separator.json``        stemdeck.pretrained.umx_format
@@ -50,8 +50,8 @@ def is_stemdeck_checkpoint(path: Path) -> bool:
 
 
 def is_onnx_file(path: Path) -> bool:
-    return path.suffix == ".onnx" or (path.suffix == ".json" and path.with_suffix(".onnx").is_file()
-                                      and _json_format(path) == "stemdeck-onnx")
+    """``NAME.onnx`` or its sidecar ``NAME.onnx.json``."""
+    return path.suffix == ".onnx" or path.name.endswith(".onnx.json")
 
 
 def _load_stemdeck(path: Path, **_: Any) -> nn.Module:
@@ -63,7 +63,7 @@ def _load_stemdeck(path: Path, **_: Any) -> nn.Module:
 def _load_onnx(path: Path, **_: Any) -> nn.Module:
     from stemdeck.engine.onnx import OnnxModel
 
-    return OnnxModel(path.with_suffix(".onnx"))
+    return OnnxModel(path.with_name(path.name.removesuffix(".json")) if path.suffix == ".json" else path)
 
 
 def _family(module: str, check: str, load: str) -> tuple[Callable[[Path], bool] | None, Callable[..., nn.Module] | None]:
