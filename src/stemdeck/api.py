@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from stemdeck import __version__
-from stemdeck.audio.io import AudioError, prepare_peaks, read_audio, write_audio, CLIP_MODES, WRITE_FORMATS
+from stemdeck.audio.io import CLIP_MODES, WRITE_FORMATS, AudioError, prepare_peaks_many, read_audio, write_audio
 from stemdeck.audio.resample import resample
 from stemdeck.engine.device import resolve_device
 from stemdeck.engine.progress import ProgressCallback, ProgressEvent, scaled
@@ -194,7 +194,8 @@ class Separator:
             y = est[i]
             if channels == 1:
                 y = y.mean(axis=0, keepdims=True)
-            y = resample(y, sr_model, int(samplerate))
+            if int(samplerate) != sr_model:  # (no copy when the rates agree: memory is ~S x the song already)
+                y = resample(y, sr_model, int(samplerate))
             stems[name] = _fit_length(y, length)
         if self.residual is not None:
             others = sum(v for k, v in stems.items() if k != self.residual)
@@ -279,11 +280,11 @@ class Separator:
         out = self._select(separated, names, two_stems, mix)
 
         _emit(progress, 0.9, "write")
-        stacked = np.stack(list(out.values()))
         # One gain for all stems, so that the written stems still sum to (a scaled copy of) the mixture.
-        stacked, clip = prepare_peaks(stacked, clip_mode)
-        clip["scope"] = "one gain shared by all stems (they still sum to the scaled mixture)"
-        out = dict(zip(out, stacked))
+        arrays, clip = prepare_peaks_many(list(out.values()), clip_mode)
+        if clip_mode == "rescale":
+            clip["scope"] = "one gain shared by all stems (they still sum to the scaled mixture)"
+        out = dict(zip(out, arrays))
         for name, p in stem_paths.items():
             write_audio(p, out[name], audio.samplerate, fmt=fmt, bit_depth=bit_depth, mp3_bitrate=mp3_bitrate, overwrite=overwrite)
         seconds = time.perf_counter() - t0
@@ -310,7 +311,7 @@ class Separator:
                 "codec": audio.codec,
             },
             "samplerate": audio.samplerate,
-            "channels": int(stacked.shape[1]),
+            "channels": int(next(iter(out.values())).shape[0]),
             "duration": audio.duration,
             "stems": {n: os.path.relpath(p, manifest_path.parent) for n, p in stem_paths.items()},
             "clip": clip,
@@ -373,7 +374,9 @@ def _emit(progress: ProgressCallback | None, fraction: float, stage: str, messag
 
 def _fit_length(y: np.ndarray, length: int) -> np.ndarray:
     """Pad with zeros or trim the time axis to exactly ``length`` (resampling may be off by a sample)."""
-    if y.shape[-1] >= length:
+    if y.shape[-1] == length:
+        return y.astype(np.float32, copy=False)
+    if y.shape[-1] > length:
         return np.ascontiguousarray(y[..., :length], dtype=np.float32)
     return np.pad(y, ((0, 0), (0, length - y.shape[-1]))).astype(np.float32)
 

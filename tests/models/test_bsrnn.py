@@ -71,6 +71,24 @@ def test_residual_source_gets_the_unmodelled_high_band():
     assert y[0, 0].abs().max() < 1e-5  # vocals: nothing
 
 
+def test_complement_source_makes_stems_sum_to_the_mixture():
+    torch.manual_seed(3)
+    cfg = tiny(sources=("vocals", "accompaniment"), band_widths=(16, 16, 32, 65), complement_source="accompaniment")
+    model = BSRNN(cfg).eval()
+    assert len(model.heads) == 1  # no mask head for the complement
+    x = torch.randn(2, 2, 5000)
+    with torch.inference_mode():
+        y = model(x)
+    assert y.shape == (2, 2, 2, 5000)
+    assert torch.allclose(y.sum(1), x, atol=1e-5)
+    # Initial masks are an even split of the mixture (1/S): the untrained model returns about half the mix each.
+    assert abs(float((y[:, 0] * x).sum() / (x * x).sum()) - 0.5) < 0.1
+    with pytest.raises(ValueError, match="complement_source 'piano'"):
+        tiny(complement_source="piano")
+    with pytest.raises(ValueError, match="residual_source must equal complement_source"):
+        tiny(complement_source="other", residual_source="bass")
+
+
 def test_no_writes_to_self_and_deterministic():
     torch.manual_seed(0)
     model = BSRNN(tiny()).eval()
@@ -108,7 +126,7 @@ def test_onnx_split_matches_onnxruntime(tmp_path):
     from stemdeck.engine.onnx import OnnxModel, export_onnx
 
     torch.manual_seed(2)
-    model = BSRNN(tiny(residual_source="other", band_widths=(8, 8, 16, 32))).eval()
+    model = BSRNN(tiny(complement_source="other", band_widths=(8, 8, 16, 32))).eval()
     path = export_onnx(model, tmp_path / "bsrnn.onnx", seconds=1.0)
     ort_model = OnnxModel(path)
     x = torch.randn(2, 2, 8000 + 123)

@@ -10,7 +10,7 @@ import torch
 
 from stemdeck.engine.run import separate_tensor
 from stemdeck.models.base import check_model, config_from_dict, config_to_dict
-from stemdeck.models.classic import ClassicConfig, ClassicSeparator, build_classic, median_filter
+from stemdeck.models.classic import ClassicConfig, ClassicSeparator, build_classic, long_median, median_filter
 from stemdeck.models.registry import MODELS, architecture_class, load_model
 
 SR = 44100
@@ -100,15 +100,16 @@ def test_kick_goes_to_drums_and_low_sine_to_bass(model: ClassicSeparator) -> Non
 
 
 def test_beats_the_mixture_on_a_musdb_excerpt(model: ClassicSeparator, musdb_excerpt: Path) -> None:
-    """Regression floor on real music: every stem better than returning the mixture, mean SDR >= 3 dB (3.6 measured)."""
+    """Regression floor on real music: every stem 4 dB better than returning the mixture, mean SDR >= 4.5 dB
+    (measured: vocals 6.29, drums 5.57, bass 4.90, other 3.94; mean 5.18)."""
     track = musdb_excerpt / "Music Delta - 80s Rock"
     refs = {s: sf.read(str(track / f"{s}.flac"), dtype="float32")[0].T for s in model.sources}
     mix = sum(refs.values())
     out = separate_tensor(model, torch.from_numpy(mix)).numpy()
     scores = {s: sdr(refs[s], out[i]) for i, s in enumerate(model.sources)}
     baseline = {s: sdr(refs[s], mix) for s in model.sources}
-    assert all(scores[s] > baseline[s] + 2 for s in scores), (scores, baseline)
-    assert np.mean(list(scores.values())) >= 3.0, scores
+    assert all(scores[s] > baseline[s] + 4 for s in scores), (scores, baseline)
+    assert np.mean(list(scores.values())) >= 4.5, scores
 
 
 def test_median_filter_matches_scipy() -> None:
@@ -120,10 +121,22 @@ def test_median_filter_matches_scipy() -> None:
         assert np.allclose(got, ref(x.numpy(), size=size, mode="nearest"))
 
 
-def test_optional_wiener_post_step_keeps_the_contract() -> None:
-    m = ClassicSeparator(ClassicConfig(wiener_iterations=1)).eval()
+@pytest.mark.parametrize("options", [dict(wiener_iterations=1), dict(repet_neighbours=8), dict(stable_decimation=1)])
+def test_optional_steps_keep_the_contract(options: dict) -> None:
+    m = ClassicSeparator(ClassicConfig(**options)).eval()
     x = torch.from_numpy(kick_and_bass(1.0)[2])[None]
     with torch.inference_mode():
         y = m(x)
     assert y.shape == (1, 4, 2, x.shape[-1]) and torch.isfinite(y).all()
     assert torch.allclose(y.sum(1), x, atol=1e-5)
+
+
+def test_long_median() -> None:
+    x = torch.rand(2, 5, 101, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(long_median(x, 9, 1), median_filter(x, 9, dim=-1))
+    assert long_median(x, 41, 4).shape == x.shape
+    const = torch.full((1, 3, 50), 0.5)
+    assert torch.allclose(long_median(const, 21, 4), const)
+    step = torch.cat([torch.zeros(1, 1, 200), torch.ones(1, 1, 200)], dim=-1)
+    smoothed = long_median(step, 41, 4)
+    assert float(smoothed[..., :150].max()) < 1e-6 and float(smoothed[..., 250:].min()) > 1 - 1e-6

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,11 +20,13 @@ import yaml
 from safetensors.torch import save_file
 
 from stemdeck.engine.run import separate_tensor
+from stemdeck.models.base import config_from_dict
+from stemdeck.models.registry import architecture_class
 from stemdeck.models.bag import BagOfModels
 from stemdeck.models.hdemucs import HDemucs, HDemucsConfig
 from stemdeck.models.htdemucs import HTDemucs, HTDemucsConfig
 from stemdeck.pretrained import demucs_format as df
-from tests.models.test_htdemucs import TINY_H, TINY_HT, demucs_kwargs, demucs_modules
+from tests.models.test_htdemucs import TINY_H, TINY_HT, demucs_kwargs, demucs_modules, one_thread  # noqa: F401
 
 TOL = 1e-4
 SR = 44100
@@ -282,8 +283,10 @@ def test_catalogue_matches_demucs_remote_files():
             assert remote[spec["filename"]] == spec["url"]
             assert spec["filename"] == f"{spec['signature']}-{spec['sha256_prefix']}.th"
         assert entry["licence"] == "MIT"
-        cls = HTDemucsConfig if entry["architecture"] in ("htdemucs", "bag") else HDemucsConfig
-        from stemdeck.models.base import config_from_dict
-
-        config = config_from_dict(cls, entry["config"])  # the catalogue config is a valid config
+        model_class = architecture_class(entry["architecture"])
+        config = config_from_dict(model_class.config_class, entry["config"])  # a valid config of its architecture
+        if entry["architecture"] == "bag":
+            assert len(config.members) == 4 and list(config.weights) == [tuple(r) for r in bag["weights"]]
+            config = config_from_dict(HTDemucsConfig, config.members[0]["config"])
         assert list(config.sources) == entry["sources"]
+        assert config.segment == (bag.get("segment") or 7.8)

@@ -113,3 +113,19 @@ def test_mismatched_tensors_are_reported(tmp_path):
     torch.save(state, tmp_path / "m" / "drums.pth")
     with pytest.raises(UmxFormatError, match="drums"):
         load_umx(tmp_path / "m")
+
+
+def test_cli_separates_real_file_with_umx_folder(tmp_path, mixtures_dir):
+    """``stemdeck separate SONG -m FOLDER`` with an Open-Unmix training folder (random weights): 4 stems written."""
+    import soundfile as sf
+
+    from stemdeck.cli.main import main
+
+    ref = reference_separator(**SETTINGS, niter=1, seed=6)
+    _write_folder(ref, tmp_path / "umxmodel")
+    song = mixtures_dir / "spleeter_audio_example_SlowMotionDream_StevenMBryant_CC-BY-3.0.mp3"
+    assert main(["separate", str(song), "-m", str(tmp_path / "umxmodel"), "-o", str(tmp_path / "out"), "--quiet"]) == 0
+    stems = sorted(p.stem for p in (tmp_path / "out").rglob("*.wav"))
+    assert stems == ["bass", "drums", "other", "vocals"]
+    info = sf.info(next((tmp_path / "out").rglob("vocals.wav")))
+    assert info.samplerate == 44100 and info.channels == 2 and abs(info.duration - sf.info(song).duration) < 0.05

@@ -157,18 +157,27 @@ def read_audio(path: str | Path) -> AudioFile:
 
 def prepare_peaks(samples: np.ndarray, clip_mode: str) -> tuple[np.ndarray, dict]:
     """Apply the clip policy to float samples; returns the new array and a report for the manifest."""
+    out, report = prepare_peaks_many([samples], clip_mode)
+    return out[0], report
+
+
+def prepare_peaks_many(arrays: list[np.ndarray], clip_mode: str) -> tuple[list[np.ndarray], dict]:
+    """The clip policy over several arrays (e.g. all stems of a song) at once, without stacking them: ``rescale``
+    uses one gain for all (so stems keep summing to a scaled mixture), ``clamp`` clips each sample, ``none`` keeps
+    them. Returns the arrays (the same objects where nothing changes) and a report for the manifest.
+    """
     if clip_mode not in CLIP_MODES:
         raise ValueError(f"clip mode must be one of {', '.join(CLIP_MODES)}, got {clip_mode!r}")
-    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    peak = max((float(np.max(np.abs(a))) for a in arrays if a.size), default=0.0)
     report = {"clip_mode": clip_mode, "peak": peak, "peak_dbfs": float(20 * np.log10(peak)) if peak > 0 else None}
     if peak <= 1.0 or clip_mode == "none":
         report["action"] = "none" if peak <= 1.0 else "left over full scale"
-        return samples, report
+        return list(arrays), report
     if clip_mode == "rescale":
         report["action"] = f"scaled by {1 / peak:.6f}"
-        return samples / peak, report
+        return [a / np.float32(peak) for a in arrays], report
     report["action"] = "clamped to [-1, 1]"
-    return np.clip(samples, -1.0, 1.0), report
+    return [np.clip(a, -1.0, 1.0) for a in arrays], report
 
 
 def _atomic_target(path: Path, overwrite: bool) -> Path:
@@ -198,6 +207,12 @@ def _write_mp3(tmp: Path, samples: np.ndarray, samplerate: int, bitrate_k: int) 
             out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_audio(
@@ -238,6 +253,8 @@ def write_audio(
             if subtype != "FLOAT":
                 data = np.clip(data, -1.0, 1.0)
             sf.write(str(tmp), data.T, samplerate, subtype=subtype, format=fmt.upper())
+        # mkstemp creates 0600 files; give the output the usual permissions (0666 less the umask).
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, p)
     except AudioError:
         tmp.unlink(missing_ok=True)

@@ -186,7 +186,10 @@ def _eval_estimates(tracks: list, estimates: Path, fmt: Format, protocol: str, q
         if est_track.samplerate != track.samplerate:
             raise EvalInputError(f"track {track.name!r}: estimates at {est_track.samplerate} Hz, "
                                  f"references at {track.samplerate} Hz")
-        produced = est_track.sources
+        try:
+            produced = est_track.sources
+        except DatasetError as e:
+            raise EvalInputError(f"track {track.name!r}: estimates of the wrong length or shape ({e})") from None
         for stem, ref in track.sources.items():
             if stem in produced and produced[stem].shape[-1] != ref.shape[-1]:
                 raise EvalInputError(f"track {track.name!r}: estimate {stem!r} has {produced[stem].shape[-1]} samples, "

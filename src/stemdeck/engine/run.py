@@ -75,7 +75,7 @@ def _separate_split(
             k = progress_base + done
             progress(ProgressEvent(k / progress_total, "separate", k, progress_total))
     assert out is not None and float(sum_weight.min()) > 0
-    return out / sum_weight
+    return out.div_(sum_weight)  # in place: no second song-sized buffer
 
 
 def separate_tensor(
@@ -135,5 +135,5 @@ def separate_tensor(
         shifted = padded[..., offset : length + max_shift]
         res = _separate_split(model, shifted, progress_base=sum(counts[:i]), progress_total=total, **common)
         res = res[..., max_shift - offset : max_shift - offset + length]
-        out = res if out is None else out + res
-    return out / shifts
+        out = res if out is None else out.add_(res)
+    return out.div_(shifts)

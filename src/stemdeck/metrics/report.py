@@ -210,8 +210,8 @@ def save_plots(results: Sequence[TrackResult], outdir: Path, title: str) -> list
     fig, ax = plt.subplots(figsize=(1.6 * len(stems) + 2, 4))
     ax.boxplot([np.asarray(values[s])[np.isfinite(values[s])] for s in stems], showmeans=True)
     ax.set_xticks(range(1, len(stems) + 1), stems)
-    ax.set_ylabel(f"{metric} (dB)")
-    ax.set_title(f"{title}: {metric} per track")
+    ax.set_ylabel("dB")
+    ax.set_title(f"{title}\n{metric}, distribution over tracks", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -227,8 +227,8 @@ def save_plots(results: Sequence[TrackResult], outdir: Path, title: str) -> list
         ax.bar(x + (k - (len(stems) - 1) / 2) * w, values[s], w, label=s)
     ax.set_xticks(x, names, rotation=60 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center",
                   fontsize=7 if len(names) > 20 else 9)
-    ax.set_ylabel(f"{metric} (dB)")
-    ax.set_title(f"{title}: {metric} by track")
+    ax.set_ylabel("dB")
+    ax.set_title(f"{title}\n{metric} by track", fontsize=10)
     ax.axhline(0, color="k", lw=0.5)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
@@ -243,7 +243,7 @@ def save_plots(results: Sequence[TrackResult], outdir: Path, title: str) -> list
 def _plot_values(results: Sequence[TrackResult]) -> tuple[str, dict[str, list[float]]]:
     """The figure to plot: museval SDR (frame median) if computed, else NSDR, else MDX SDR."""
     if any(r.museval for r in results):
-        metric = "SDR (museval, median over frames)"
+        metric = "SDR (BSS Eval v4, median over frames)"
         get = lambda r, s: r.medians.get(s, {}).get("SDR", float("nan"))  # noqa: E731
         stems = [t["name"] for t in results[0].museval["targets"]] if results[0].museval else []
     elif any(r.nsdr for r in results):

@@ -13,7 +13,9 @@ Pipeline (paper Fig. 1):
 
 stemdeck extension: ``band_widths`` may cover only the lowest ``sum(band_widths)`` bins; the bins above go entirely
 to ``residual_source`` (a model trained on 16 kHz material, whose content stops at 8 kHz, then still returns the
-mixture's high band in the accompaniment instead of dropping it). The STFT is stemdeck's (:mod:`stemdeck.dsp.stft`).
+mixture's high band in the accompaniment instead of dropping it). ``complement_source`` (also a stemdeck extension)
+has no mask of its own: it is the mixture minus the other estimates (mixture consistency, as Open-Unmix's and
+Spleeter's "residual" stems), so the stems sum exactly to the input. The STFT is stemdeck's (:mod:`stemdeck.dsp.stft`).
 
 For ONNX export the forward pass is split in three (see :mod:`stemdeck.engine.onnx`): :meth:`BSRNN.onnx_inputs`
 (STFT, outside the graph), :meth:`BSRNN.onnx_core` (real tensors in and out, exportable) and
@@ -93,6 +95,7 @@ class BSRNNConfig:
     num_layers: int = 4
     mlp_dim: int = 128
     residual_source: str | None = None
+    complement_source: str | None = None
     segment: float | None = 6.0
     eps: float = 1e-5
 
@@ -112,21 +115,33 @@ class BSRNNConfig:
             raise ValueError(f"{name}.band_widths must be positive bin counts, got {self.band_widths!r}")
         n_bins = self.n_fft // 2 + 1
         total = sum(self.band_widths)
-        if self.residual_source is None and total != n_bins:
+        if self.residual_source is None and self.complement_source is None and total != n_bins:
             raise ValueError(
                 f"{name}.band_widths sum to {total} bins but n_fft={self.n_fft} gives {n_bins} bins; "
-                f"they must cover every bin (or set residual_source to send the bins above to one source)"
+                f"they must cover every bin (or set residual_source/complement_source to send the bins above to one source)"
             )
         if total > n_bins:
             raise ValueError(f"{name}.band_widths sum to {total} bins, more than the {n_bins} bins of n_fft={self.n_fft}")
         if self.residual_source is not None and self.residual_source not in self.sources:
             raise ValueError(f"{name}.residual_source {self.residual_source!r} is not one of sources {self.sources!r}")
+        if self.complement_source is not None:
+            if self.complement_source not in self.sources:
+                raise ValueError(f"{name}.complement_source {self.complement_source!r} is not one of sources {self.sources!r}")
+            if len(self.sources) < 2:
+                raise ValueError(f"{name}.complement_source needs at least two sources")
+            if self.residual_source not in (None, self.complement_source):
+                raise ValueError(f"{name}.residual_source must equal complement_source (or be null) when both are set")
         if self.segment is not None and self.segment <= 0:
             raise ValueError(f"{name}.segment must be positive seconds or null, got {self.segment}")
 
     @property
     def stft(self) -> StftConfig:
         return StftConfig(n_fft=self.n_fft, hop_length=self.hop_length)
+
+    @property
+    def masked_sources(self) -> tuple[str, ...]:
+        """Sources with a mask head (all but ``complement_source``)."""
+        return tuple(s for s in self.sources if s != self.complement_source)
 
     @property
     def modelled_bins(self) -> int:
@@ -193,9 +208,24 @@ class BSRNN(nn.Module):
         self.time_rnns = nn.ModuleList(_ResidualBiLSTM(d, config.hidden_dim) for _ in range(config.num_layers))
         self.band_rnns = nn.ModuleList(_ResidualBiLSTM(d, config.hidden_dim) for _ in range(config.num_layers))
         self.heads = nn.ModuleList(
-            nn.ModuleList(_MaskHead(d, config.mlp_dim, w * c * 2) for w in config.band_widths) for _ in self.sources
+            nn.ModuleList(_MaskHead(d, config.mlp_dim, w * c * 2) for w in config.band_widths)
+            for _ in config.masked_sources
         )
+        self._init_masks(1.0 / len(self.sources))
         self.register_buffer("window", make_window(config.stft), persistent=False)
+
+    @torch.no_grad()
+    def _init_masks(self, value: float) -> None:
+        """Start every mask near ``value`` + 0j (an even split of the mixture): with GLU ``a * sigmoid(b)``, bias
+        ``a`` = 2 * value on real parts and 0 elsewhere, ``b`` = 0 (sigmoid 0.5); weights of ``a`` scaled down."""
+        for heads in self.heads:
+            for head in heads:
+                half = head.fc2.out_features // 2
+                bias = torch.zeros(half)
+                bias[0::2] = 2 * value  # real parts (layout: ... , 2) with the trailing axis real/imag
+                head.fc2.bias[:half] = bias
+                head.fc2.bias[half:] = 0.0
+                head.fc2.weight[:half] *= 0.1
 
     # -- the three stages (also the ONNX split protocol of stemdeck.engine.onnx) --------------------------------
     onnx_input_names = ("spec",)
@@ -213,7 +243,8 @@ class BSRNN(nn.Module):
     def onnx_core(self, spec_ri: torch.Tensor) -> torch.Tensor:
         """Masks from the spectrogram (real tensors only: exportable to ONNX).
 
-        Shape: ``(B, C, F, N, 2)`` -> masks ``(B, S, C, F', N, 2)`` for the ``F' = sum(band_widths)`` modelled bins.
+        Shape: ``(B, C, F, N, 2)`` -> masks ``(B, S', C, F', N, 2)`` for the ``S'`` masked sources (all but
+        ``complement_source``) and the ``F' = sum(band_widths)`` modelled bins.
         """
         b, c, _, n, _ = spec_ri.shape
         x = spec_ri[:, :, : self.config.modelled_bins]
@@ -237,19 +268,27 @@ class BSRNN(nn.Module):
         return torch.stack(masks, dim=1)
 
     def onnx_outputs(self, masks: torch.Tensor, context: dict) -> torch.Tensor:
-        """Apply the complex masks (and route the unmodelled high band to ``residual_source``) and invert.
+        """Apply the complex masks, route the unmodelled high band to ``residual_source``/``complement_source``,
+        form the complement source, and invert.
 
-        Shape: masks ``(B, S, C, F', N, 2)`` with context spectrogram ``(B, C, F, N, 2)`` -> stems ``(B, S, C, T)``.
+        Shape: masks ``(B, S', C, F', N, 2)`` (``S'`` masked sources) with context spectrogram ``(B, C, F, N, 2)``
+        -> stems ``(B, S, C, T)``.
         """
+        cfg = self.config
         spec = torch.view_as_complex(context["spec"].contiguous())
         low = spec[:, None, :, : masks.shape[3]] * torch.view_as_complex(masks.contiguous())
         high = spec[:, None, :, masks.shape[3] :]
+        masked = cfg.masked_sources
         if high.shape[-2]:
-            keep = torch.zeros(len(self.sources), 1, 1, 1, dtype=high.real.dtype, device=high.device)
-            if self.config.residual_source is not None:
-                keep[self.sources.index(self.config.residual_source)] = 1.0
+            keep = torch.zeros(len(masked), 1, 1, 1, dtype=high.real.dtype, device=high.device)
+            if cfg.residual_source is not None and cfg.residual_source in masked:
+                keep[masked.index(cfg.residual_source)] = 1.0
             low = torch.cat([low, high * keep], dim=3)
-        return istft(low, self.config.stft, length=context["length"], window=self.window)
+        if cfg.complement_source is not None:
+            rest = spec[:, None] - low.sum(dim=1, keepdim=True)
+            k = self.sources.index(cfg.complement_source)
+            low = torch.cat([low[:, :k], rest, low[:, k:]], dim=1)
+        return istft(low, cfg.stft, length=context["length"], window=self.window)
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """Shape: ``(B, C, T)`` -> ``(B, S, C, T)``."""

@@ -56,7 +56,7 @@ MODELS: dict[str, ModelEntry] = {
         architecture="classic",
         sources=("vocals", "drums", "bass", "other"),
         samplerate=44100,
-        description="Weight-free DSP baseline: HPSS drums, low-harmonic bass, centre/repetition vocals",
+        description="Weight-free DSP baseline: HPSS drums, low-harmonic bass, centre/fluctuation vocals",
         licence="MIT (no weights)",
         loader="stemdeck.models.classic:build_classic",
     ),

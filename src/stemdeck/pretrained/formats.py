@@ -94,8 +94,8 @@ def detect(path: str | Path) -> str:
         raise FormatError(f"{path}: not found")
     if is_onnx_file(path):
         return "onnx"
-    for name, module, check, _, suffixes in FAMILIES:
-        is_file, _loader = _family(module, check, "_")
+    for name, module, check, load, suffixes in FAMILIES:
+        is_file, _ = _family(module, check, load)
         if is_file is None:
             if path.suffix in suffixes:
                 raise FormatError(f"{path}: looks like a {name} checkpoint, which is not supported yet ({module} missing)")

@@ -16,7 +16,7 @@ from torch import nn
 
 from stemdeck.engine.device import resolve_device
 from stemdeck.models.base import config_from_dict
-from stemdeck.models.checkpoint import save_checkpoint
+from stemdeck.models.checkpoint import checkpoint_paths, save_checkpoint
 from stemdeck.models.registry import architecture_class
 from stemdeck.train.augment import RemixSampler
 from stemdeck.train.config import TrainConfig, load_train_config
@@ -230,6 +230,8 @@ def _after_validation(cfg: TrainConfig, out: Path, step: int, model: nn.Module, 
                             metrics={"validation_sdr": row, "step": step}, extra={k: v for k, v in extra.items() if k != "training"})
             from stemdeck.train.card import write_model_card
 
-            write_model_card(cfg.export["path"], title=cfg.export.get("title"))
+            card = write_model_card(cfg.export["path"], title=cfg.export.get("title"))
+            for f in (*checkpoint_paths(cfg.export["path"]), card):
+                os.chmod(f, 0o644)  # package data: world-readable (temp files are created 0600)
             log.info("exported best model (score %.3f dB) to %s", score, cfg.export["path"])
     return best

@@ -1,0 +1,167 @@
+"""Speed of every architecture at its published configuration (random weights) on CPU, beside its reference package.
+
+For each of umx (umxhq), htdemucs, bsrnn (paper size), bs_roformer (viperx ep_317 config), mel_roformer (Kim's vocals
+config): parameter count, seconds and real-time factor (seconds of compute per second of audio) for 30 s of stereo
+44.1 kHz audio through stemdeck's engine, and for umx/htdemucs the reference package on the same input with the
+same weights (``openunmix.model.Separator``; ``demucs.apply.apply_model``, shifts=0), plus the max abs difference.
+Architectures whose module or reference package is missing are skipped with a message.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_zoo.py [--seconds 30] [--only umx,htdemucs] [--threads N]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+import types
+import warnings
+from typing import Any, Callable
+
+import torch
+
+log = logging.getLogger("bench_zoo")
+SR = 44100
+
+
+def _reference_import(module: str) -> Any:
+    """Import a test-only reference package; torchaudio (imported by them, unused by their models) stood in."""
+    import importlib
+
+    sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))
+    return importlib.import_module(module)
+
+
+def _timed(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
+    start = time.perf_counter()
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = fn()
+    return out, time.perf_counter() - start
+
+
+def build_umx() -> tuple[torch.nn.Module, Callable | None, str]:
+    from stemdeck.models.registry import architecture_class
+    from stemdeck.models.umx import UmxConfig
+
+    ours = architecture_class("umx")(UmxConfig()).eval()  # umxhq: hidden 512, max_bin 1487, niter 1, 300-frame blocks
+
+    def reference(mix: torch.Tensor) -> torch.Tensor:
+        model = _reference_import("openunmix.model")
+        targets = {t: model.OpenUnmix(nb_bins=2049, nb_channels=2, hidden_size=512, max_bin=1487) for t in ours.targets}
+        sep = model.Separator(targets, niter=1, n_fft=4096, n_hop=1024, nb_channels=2, wiener_win_len=300).eval()
+        sep.load_state_dict(ours.state_dict(), strict=False)  # strict=False: its STFT windows / rate are not ours
+        return sep(mix[None])[0]
+
+    return ours, reference, "openunmix 1.3.0 Separator"
+
+
+def build_htdemucs() -> tuple[torch.nn.Module, Callable | None, str]:
+    from stemdeck.models import htdemucs
+    from stemdeck.models.registry import architecture_class
+
+    config = htdemucs.PUBLISHED["htdemucs"]
+    ours = architecture_class("htdemucs")(config).eval()
+
+    def reference(mix: torch.Tensor) -> torch.Tensor:
+        _reference_import("demucs.htdemucs")
+        dm = sys.modules["demucs.htdemucs"]
+        apply = _reference_import("demucs.apply")
+        kw = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+        kw = {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}
+        ref = dm.HTDemucs(**kw).eval()
+        ref.load_state_dict(ours.state_dict(), strict=True)
+        return apply.apply_model(ref, mix[None], shifts=0, overlap=0.25, split=True)[0]
+
+    return ours, reference, "demucs 4.1.0 apply_model"
+
+
+def build_bsrnn() -> tuple[torch.nn.Module, Callable | None, str]:
+    from stemdeck.models.bsrnn import BSRNNConfig
+    from stemdeck.models.registry import architecture_class
+
+    # Luo & Yu 2023, sec. 4: feature dimension 128, 12 band/sequence modules, BLSTM 256 hidden units.
+    config = BSRNNConfig(feature_dim=128, hidden_dim=256, num_layers=12, mlp_dim=512)
+    return architecture_class("bsrnn")(config).eval(), None, ""
+
+
+def _roformer(name: str) -> tuple[torch.nn.Module, Callable | None, str]:
+    from stemdeck.pretrained.catalogue import get_published
+    from stemdeck.pretrained.roformer_format import config_from_yaml
+
+    entry = get_published(name)
+    cls, config, _ = config_from_yaml(entry["config"], where=name)
+    return cls(config).eval(), None, ""
+
+
+ARCHS: dict[str, tuple[str, Callable[[], tuple[torch.nn.Module, Callable | None, str]]]] = {
+    "umx": ("umxhq", build_umx),
+    "htdemucs": ("htdemucs", build_htdemucs),
+    "bsrnn": ("paper size", build_bsrnn),
+    "bs_roformer": ("viperx ep_317", lambda: _roformer("bs_roformer_viperx_1297")),
+    "mel_roformer": ("Kim vocals", lambda: _roformer("mel_roformer_kim_vocals")),
+}
+
+
+def bench(name: str, seconds: float, seed: int = 0) -> dict[str, Any]:
+    from stemdeck.engine.run import separate_tensor
+
+    preset, build = ARCHS[name]
+    try:
+        model, reference, ref_name = build()
+    except (ImportError, AttributeError, KeyError) as e:
+        return {"architecture": name, "skipped": f"{type(e).__name__}: {e}"}
+    mix = 0.1 * torch.randn(2, int(seconds * SR), generator=torch.Generator().manual_seed(seed))
+    # Engine defaults (overlap 0.25 for chunked models; whole-track models, segment None, run in one call).
+    ours, t_ours = _timed(lambda: separate_tensor(model, mix))
+    row: dict[str, Any] = {
+        "architecture": name, "preset": preset, "parameters": sum(p.numel() for p in model.parameters()),
+        "seconds": round(t_ours, 2), "rtf": round(t_ours / seconds, 3), "segment": model.segment,
+    }
+    if reference is not None:
+        try:
+            ref, t_ref = _timed(lambda: reference(mix))
+        except ImportError as e:
+            row["reference"] = f"skipped ({e})"
+        else:
+            row.update(reference=ref_name, ref_seconds=round(t_ref, 2), ref_rtf=round(t_ref / seconds, 3),
+                       max_abs_diff=float((ours - ref).abs().max()))
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--only", default=",".join(ARCHS), help="comma-separated architectures")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per architecture")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"# {args.seconds:g} s stereo @ {SR} Hz, CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)
+    for name in args.only.split(","):
+        row = bench(name.strip(), args.seconds)
+        if args.json:
+            print(json.dumps(row), flush=True)
+        elif "skipped" in row:
+            print(f"{name:13s} skipped: {row['skipped']}", flush=True)
+        else:
+            line = (f"{name:13s} {row['preset']:14s} {row['parameters'] / 1e6:7.2f} M params  "
+                    f"stemdeck {row['seconds']:7.2f} s (RTF {row['rtf']:.3f})")
+            if "ref_seconds" in row:
+                line += (f" | {row['reference']} {row['ref_seconds']:7.2f} s (RTF {row['ref_rtf']:.3f})"
+                         f" | max abs diff {row['max_abs_diff']:.2e}")
+            elif "reference" in row:
+                line += f" | reference {row['reference']}"
+            print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
