@@ -147,6 +147,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--song", default=str(SHARED / "mixtures" / "singularity_Awakening_MaxMcCracken_CC-BY-SA-3.0.ogg"))
     ap.add_argument("--json", type=Path, help="write all results here")
+    ap.add_argument("--cards", action="store_true", help="write the figures into the model cards of shipped models")
     args = ap.parse_args()
     import torch
 
@@ -170,7 +171,59 @@ def main() -> int:
             print(f"{model:16s} speed {json.dumps(s)}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
+    if args.cards:
+        write_cards(results, args)
     return 0
+
+
+def _table(results: list[dict], model: str, label: str) -> list[str]:
+    rows = {r["model"]: r for r in results if r.get("set") == label}
+    if model not in rows:
+        return []
+    others = [m for m in rows if m != model]
+    stems = list(rows[model]["stems"])
+    head = "| stem | " + model + "".join(f" | {m}" for m in others) + " |"
+    lines = [f"{label} ({rows[model]['tracks']} track(s)), museval SDR (median over 1 s windows, median over tracks):", "",
+             head, "|---|" + "---:|" * (1 + len(others))]
+    for s in stems:
+        vals = [rows[m]["stems"].get(s, {}).get("museval_sdr_median", float("nan")) for m in [model, *others]]
+        lines.append(f"| {s} | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
+    return lines + [""]
+
+
+def write_cards(results: list[dict], args) -> None:
+    """Replace the measured section of each shipped model's card with this run's figures."""
+    import platform
+
+    from stemdeck.models.checkpoint import read_metadata
+    from stemdeck.models.shipped import shipped_path
+    from stemdeck.train.card import MARKER
+
+    speeds = {r["speed"]["model"]: r["speed"] for r in results if "speed" in r}
+    for model in args.models:
+        try:
+            base = shipped_path(model)
+        except ValueError:
+            continue
+        meta = read_metadata(base)
+        card = base.with_name(model + ".md")
+        text = card.read_text()
+        body = text[: text.index(MARKER)] if MARKER in text else text
+        lines = [MARKER, "", "## Measured (benchmarks/bench_default.py)", "",
+                 f"Measured checkpoint: sha256 `{meta['sha256']}`, step {meta.get('training', {}).get('steps')} "
+                 f"(training may have exported newer weights since; the validation table above follows the weights).",
+                 f"Command: `.venv/bin/python benchmarks/bench_default.py --models {' '.join(args.models)} --threads {args.threads}"
+                 + (" --speed" if args.speed else "") + (f" --mir1k-items {args.mir1k_items}" if args.mir1k_items else "") + " --cards`",
+                 f"Machine: {platform.machine()}, shared 2-core CPU, torch threads {args.threads}.", ""]
+        for label in ("musdb_excerpt", "mir1k_dev"):
+            lines += _table(results, model, label)
+        if model in speeds:
+            sp = speeds[model]
+            lines += [f"Speed, {args.speed_seconds:.0f} s stereo 44.1 kHz song: {sp.get('seconds', float('nan')):.1f} s, "
+                      f"real-time factor {sp.get('rtf', float('nan')):.3f}, peak RSS {sp.get('peak_rss_mb', float('nan')):.0f} MB, "
+                      f"load {sp.get('load_s', float('nan')):.2f} s.", ""]
+        card.write_text(body + "\n".join(lines) + "\n")
+        print(f"updated {card}")
 
 
 if __name__ == "__main__":

@@ -137,6 +137,9 @@ def test_config_errors_name_file_and_field(tmp_path, songs):
     bad = _config(tmp_path, songs, augment={"polarity": 2})
     with pytest.raises(ConfigError, match="augment.polarity"):
         load_train_config(bad)
+    bad = _config(tmp_path, songs, config={"band_widths": [1, 2]})
+    with pytest.raises(ConfigError, match="cfg.yaml: field 'config' is not a valid bsrnn configuration: .*band_widths sum to 3"):
+        load_train_config(bad)
     with pytest.raises(ConfigError, match="not found"):
         load_train_config(tmp_path / "missing.yaml")
 
@@ -149,3 +152,31 @@ def test_lr_schedule_warmup_then_cosine():
     assert lr_at(9, cfg) == pytest.approx(1.0)
     assert lr_at(60, cfg) == pytest.approx(0.55)
     assert lr_at(110, cfg) == pytest.approx(0.1)
+
+
+def test_init_from_copies_matching_weights(tmp_path):
+    from stemdeck.models.bsrnn import BSRNN, BSRNNConfig
+    from stemdeck.models.checkpoint import save_checkpoint
+    from stemdeck.train.loop import init_weights
+
+    base = dict(samplerate=SR, n_fft=256, hop_length=128, band_widths=(64, 65), feature_dim=8, hidden_dim=8, num_layers=1, mlp_dim=8)
+    torch.manual_seed(0)
+    four = BSRNN(BSRNNConfig(sources=("vocals", "drums", "bass", "other"), **base))
+    save_checkpoint(four, tmp_path / "four")
+    torch.manual_seed(1)
+    comp = BSRNN(BSRNNConfig(sources=("vocals", "drums", "bass", "other"), complement_source="other", **base))
+    loaded, skipped = init_weights(comp, tmp_path / "four")
+    assert not skipped and len(loaded) == len(comp.state_dict())
+    assert torch.equal(comp.heads[2][1].fc2.weight, four.heads[2][1].fc2.weight)
+    other = BSRNN(BSRNNConfig(sources=("vocals",), **{**base, "feature_dim": 4, "hidden_dim": 4, "mlp_dim": 4, "band_widths": (129,)}))
+    with pytest.raises(ValueError, match="no weight matches"):
+        init_weights(other, tmp_path / "four")
+
+
+def test_validation_sdr_is_the_mdx_sdr():
+    from stemdeck.train.validate import sdr
+
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((2, 1000))
+    assert sdr(ref, ref + 0.1 * ref) == pytest.approx(20.0, abs=1e-6)
+    assert sdr(ref, np.zeros_like(ref)) == pytest.approx(0.0, abs=1e-6)

@@ -15,6 +15,7 @@ def command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: the config's 'out', else runs/<config name>)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop at this step (overrides optim.max_steps if lower)."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop (with a checkpoint) after this many minutes."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start a new run from the matching weights of this stemdeck checkpoint."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress and validation results."),
 ) -> None:
     """Train a separation model from a YAML config; checkpoints go to OUT/checkpoints, logs to OUT/*.csv + curves.png."""
@@ -27,7 +28,7 @@ def command(
     if verbose:
         logging.getLogger().setLevel(logging.INFO)
     try:
-        folder = train(config, out=out, resume=resume, max_steps=max_steps, max_minutes=max_minutes)
+        folder = train(config, out=out, resume=resume, max_steps=max_steps, max_minutes=max_minutes, init_from=init_from)
     except (ConfigError, DataError, ResumeError, ValueError) as e:
         print(f"stemdeck train: {e}", file=sys.stderr)
         raise typer.Exit(1)

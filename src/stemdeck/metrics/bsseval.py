@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
+import scipy.linalg
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ FILTERS_LEN = 512  # museval default: 512-tap distortion filters (SiSEC 2018, Se
 _BLOCK_FFT = 1 << 13  # FFT size of the blocks used to accumulate cross-spectra (cache-friendly)
 _BLOCK_GROUP = 64  # blocks transformed per batch (the accumulator is updated once per group)
 _FRAME_BATCH = 16  # windows convolved per batch (bounds memory on long tracks)
+_FREQ_CHUNK = 256  # frequency bins per chunk in the window scoring (keeps the temporaries in cache)
 
 
 @dataclass(frozen=True)
@@ -78,32 +80,39 @@ def _as_sources(x: np.ndarray, name: str) -> np.ndarray:
     return a
 
 
-def _block_cross_spectra(x: np.ndarray, y: np.ndarray, lags: int) -> np.ndarray:
-    """Linear cross-correlations for non-negative lags: ``r[p, q, k] = sum_n x[p, n + k] * y[q, n]``.
+def _cross_correlations(refs: np.ndarray, ests: np.ndarray, lags: int) -> tuple[np.ndarray, np.ndarray]:
+    """Linear cross-correlations for non-negative lags, ``r_rr[p, q, k] = sum_n ref_p[n + k] ref_q[n]`` and
+    ``r_er[e, q, k] = sum_n est_e[n + k] ref_q[n]``, in one pass over the signals.
 
-    Accumulates ``X_b conj(Y_b)`` over blocks (overlap-save style: each block of ``y`` against the block of ``x``
-    extended by ``lags - 1`` samples), then one inverse FFT per pair. Same values as museval's full-length FFTs.
+    Overlap-save blocks: each block of the references (zero-padded to the FFT size ``m``) against the blocks of
+    references and estimates extended by ``lags - 1`` samples; ``X_b conj(Y_b)`` is accumulated over blocks and one
+    inverse FFT per pair gives the correlations (the same values as museval's full-length FFTs). Each block of each
+    signal is transformed once (the references' own spectra serve both correlations). Spectra are laid out
+    frequency-first so that the accumulation over blocks is one batched matrix product per group of blocks.
 
-    Shape: ``x (P, N)``, ``y (Q, N)`` -> ``(P, Q, lags)``.
+    Shape: ``refs, ests (K, N)`` (K = sources x channels) -> ``(K, K, lags)`` each.
     """
-    n = x.shape[-1]
+    k, n = refs.shape
     m = max(_BLOCK_FFT, scipy.fft.next_fast_len(2 * lags, real=True))
     block = m - lags + 1
     starts = list(range(0, n, block))
-    acc = np.zeros((x.shape[0], y.shape[0], m // 2 + 1), dtype=np.complex128)
+    acc = np.zeros((m // 2 + 1, 2 * k, k), dtype=np.complex128)  # (F, P = refs + ests, Q = refs)
     for first in range(0, len(starts), _BLOCK_GROUP):
         group = starts[first : first + _BLOCK_GROUP]
-        xs = np.zeros((len(group), x.shape[0], block + lags - 1))
-        ys = np.zeros((len(group), y.shape[0], block))
+        xs = np.zeros((m, len(group), 2 * k))  # time-first: the FFT output is frequency-first
+        ys = np.zeros((m, len(group), k))
         for g, start in enumerate(group):
-            seg = x[:, start : start + block + lags - 1]
-            xs[g, :, : seg.shape[-1]] = seg
-            seg = y[:, start : start + block]
-            ys[g, :, : seg.shape[-1]] = seg
-        xf = scipy.fft.rfft(xs, n=m, axis=-1, workers=-1)
-        yf = scipy.fft.rfft(ys, n=m, axis=-1, workers=-1)
-        acc += np.einsum("gpf,gqf->pqf", xf, yf.conj(), optimize=True)
-    return scipy.fft.irfft(acc, n=m, axis=-1, workers=-1)[..., :lags]
+            stop = min(start + block + lags - 1, n)
+            xs[: stop - start, g, :k] = refs[:, start:stop].T
+            xs[: stop - start, g, k:] = ests[:, start:stop].T
+            stop = min(start + block, n)
+            ys[: stop - start, g, :] = refs[:, start:stop].T
+        xf = scipy.fft.rfft(xs, axis=0, workers=-1)  # (F, G, P)
+        yf = scipy.fft.rfft(ys, axis=0, workers=-1)  # (F, G, Q)
+        np.conjugate(yf, out=yf)
+        acc += np.matmul(xf.transpose(0, 2, 1), yf)  # sum over the group's blocks: (F, P, Q)
+    r = scipy.fft.irfft(acc, n=m, axis=0, workers=-1)[:lags].transpose(1, 2, 0)  # (P, Q, lags)
+    return np.ascontiguousarray(r[:k]), np.ascontiguousarray(r[k:])
 
 
 def _toeplitz_gram(r: np.ndarray) -> np.ndarray:
@@ -120,29 +129,26 @@ def _toeplitz_gram(r: np.ndarray) -> np.ndarray:
 
 
 def _solve(g: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """``(G + eps I)^-1 D`` as museval; ``g`` is overwritten by ``G + eps I`` (``eps`` = float64 machine epsilon on the diagonal).
+    """``(G + eps I)^-1 D`` as museval (``eps`` = float64 machine epsilon on the diagonal); ``g`` is overwritten.
 
-    ``G`` is a Gram matrix (symmetric positive semi-definite), so a Cholesky factorisation (half the work of LU) is
-    tried first; LU with partial pivoting (museval's ``np.linalg.solve``) if it is not numerically positive definite,
-    least squares if singular.
+    ``G`` is a Gram matrix (symmetric positive semi-definite), so a Cholesky factorisation (half the work of
+    museval's LU) is tried first; LU with partial pivoting (museval's ``np.linalg.solve``) if it is not numerically
+    positive definite, least squares (museval's fallback) if singular.
+
+    Shape: ``g (n, n)``, ``d (n, r)`` -> ``(n, r)``.
     """
-    import torch
-
-    eps = np.finfo(float).eps
-    a = g  # modified in place: callers pass matrices they own
-    n = a.shape[-1]
-    a.reshape(*a.shape[:-2], n * n)[..., :: n + 1] += eps  # + eps * I without an n x n temporary
-    at, dt = torch.from_numpy(a), torch.from_numpy(np.ascontiguousarray(d))
-    chol, info = torch.linalg.cholesky_ex(at)
-    if not bool((info != 0).any()):
-        return torch.cholesky_solve(dt, chol).numpy()
+    n = g.shape[-1]
+    g.reshape(n * n)[:: n + 1] += np.finfo(float).eps  # + eps * I without an n x n temporary
     try:
-        return np.linalg.solve(a, d)
+        factor = scipy.linalg.cho_factor(g, lower=False, overwrite_a=False, check_finite=False)
+        return scipy.linalg.cho_solve(factor, d, check_finite=False)
+    except np.linalg.LinAlgError:
+        pass
+    try:
+        return scipy.linalg.solve(g, d, check_finite=False)
     except np.linalg.LinAlgError:
         log.warning("BSS Eval: singular reference Gram matrix, falling back to least squares")
-        if a.ndim == 2:
-            return np.linalg.lstsq(g, d, rcond=None)[0]
-        return np.stack([np.linalg.lstsq(gi, di, rcond=None)[0] for gi, di in zip(g, d)])
+        return np.linalg.lstsq(g, d, rcond=None)[0]
 
 
 def distortion_filters(refs: np.ndarray, ests: np.ndarray, filters_len: int = FILTERS_LEN) -> tuple[np.ndarray, np.ndarray]:
@@ -155,19 +161,16 @@ def distortion_filters(refs: np.ndarray, ests: np.ndarray, filters_len: int = FI
     Shape: ``refs, ests (S, C, T)``.
     """
     s, c, n = refs.shape
-    flat_r = refs.reshape(s * c, n)
-    flat_e = ests.reshape(s * c, n)
-    r_rr = _block_cross_spectra(flat_r, flat_r, filters_len)  # (K, K, L)
-    r_er = _block_cross_spectra(flat_e, flat_r, filters_len)  # (K_est, K_ref, L): sum_n e[n+a] r[n]
+    r_rr, r_er = _cross_correlations(refs.reshape(s * c, n), ests.reshape(s * c, n), filters_len)
     g = _toeplitz_gram(r_rr)  # (K L, K L)
     # D[(p, a), (e, c_out)] = <ref p delayed by a, estimate channel (e, c_out)>
     d = r_er.transpose(1, 2, 0).reshape(s * c * filters_len, s * c)
     kl = c * filters_len
-    g_own = np.stack([g[j * kl : (j + 1) * kl, j * kl : (j + 1) * kl] for j in range(s)])
-    d_own = np.stack([d[j * kl : (j + 1) * kl, j * c : (j + 1) * c] for j in range(s)])
+    # the own-source systems are diagonal blocks of G: copied before G is regularised in place
+    c_own = [_solve(g[j * kl : (j + 1) * kl, j * kl : (j + 1) * kl].copy(), d[j * kl : (j + 1) * kl, j * c : (j + 1) * c])
+             for j in range(s)]
     c_all = _solve(g, d).reshape(s, c, filters_len, s, c).transpose(3, 0, 1, 2, 4)
-    c_own = _solve(g_own, d_own).reshape(s, c, filters_len, c)
-    return c_all, c_own
+    return c_all, np.stack(c_own).reshape(s, c, filters_len, c)
 
 
 def _db(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -180,9 +183,9 @@ def _db(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 def _silent(frames: np.ndarray) -> np.ndarray:
     """museval's ``_any_source_silent`` per window: some source whose channel sum is zero at every sample.
 
-    Shape: ``(W, S, C, Lw)`` -> ``(W,)`` bool.
+    Shape: ``(S, C, W, Lw)`` -> ``(W,)`` bool.
     """
-    return np.any(np.all(frames.sum(axis=2) == 0, axis=-1), axis=1)
+    return np.any(np.all(frames.sum(axis=1) == 0, axis=-1), axis=0)
 
 
 def bss_eval_v4(
@@ -234,60 +237,85 @@ def _window_scores(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Batched FFT convolution of every window with the filters, then the four energy ratios. -> 4 x ``(S, W)``.
 
-    The projections are linear convolutions that fit inside the FFT length, so their energies (and those of their
-    differences with the zero-padded window) are taken in the frequency domain (Parseval) without inverse FFTs.
-    Spectra are laid out ``(F, B, S*C)`` so that filtering is one batched matrix product per window batch.
+    The projections are linear convolutions that fit inside the FFT length, so every energy (of the zero-padded
+    window, its projections and their differences) is taken in the frequency domain (Parseval) without inverse
+    FFTs. Windows are strided views (no copies); per batch of windows the spectra are processed in frequency chunks
+    small enough to stay in cache, filtering each chunk with one batched ``(B, K) @ (K, 2K)`` product per bin
+    (own-source and all-source filters side by side). ``sqrt`` of the one-sided Parseval weights is folded into the
+    window spectra, so every energy is a plain sum of squares.
     """
     s, c, _ = refs.shape
+    k = s * c
     lf = c_all.shape[-2]
-    lw = bounds[0][1] - bounds[0][0]
+    lw = bounds[0][1] - bounds[0][0]  # museval's framing gives windows of equal length
+    hop = bounds[1][0] - bounds[0][0] if len(bounds) > 1 else lw
     nfft = scipy.fft.next_fast_len(lw + lf - 1, real=True)
     nf = nfft // 2 + 1
-    # filters as (F, S*Ci, E*Co) matrices; the own-source filters block-diagonal
-    h_all = scipy.fft.rfft(c_all, n=nfft, axis=-2, workers=-1)  # (E, S, Ci, F, Co)
-    h_all = np.ascontiguousarray(h_all.transpose(3, 1, 2, 0, 4)).reshape(nf, s * c, s * c)
-    h_own_s = scipy.fft.rfft(c_own, n=nfft, axis=-2, workers=-1).transpose(2, 0, 1, 3)  # (F, S, Ci, Co)
-    h_own = np.zeros((nf, s, c, s, c), dtype=np.complex128)
+    # (F, K_in, 2K_out): [own-source filters (block diagonal) | all-source filters]
+    h = np.zeros((nf, s, c, 2, s, c), dtype=np.complex128)
+    h_own = scipy.fft.rfft(c_own, n=nfft, axis=-2, workers=-1)  # (S, Ci, F, Co)
     for j in range(s):
-        h_own[:, j, :, j, :] = h_own_s[:, j]
-    h_own = h_own.reshape(nf, s * c, s * c)
-    weight = np.full(nf, 2.0 / nfft)  # one-sided Parseval weights
-    weight[0] = 1.0 / nfft
+        h[:, j, :, 0, j, :] = h_own[j].transpose(1, 0, 2)
+    h[:, :, :, 1] = scipy.fft.rfft(c_all, n=nfft, axis=-2, workers=-1).transpose(3, 1, 2, 0, 4)  # (F, S, Ci, E, Co)
+    h = h.reshape(nf, k, 2 * k)
+    sqrt_w = np.full(nf, np.sqrt(2.0 / nfft))  # one-sided Parseval weights
+    sqrt_w[0] = np.sqrt(1.0 / nfft)
     if nfft % 2 == 0:
-        weight[-1] = 1.0 / nfft
-
-    def energy(x: np.ndarray) -> np.ndarray:  # (F, B, S*C) complex -> (B, S), no squared temporary
-        v = x.view(np.float64).reshape(nf, x.shape[1], s, 2 * c)
-        return np.einsum("fbsk,fbsk,f->bs", v, v, weight)
-
-    def spectra(frames: np.ndarray) -> np.ndarray:  # (B, S, C, Lw) -> (F, B, S*C)
-        spec = scipy.fft.rfft(frames.reshape(frames.shape[0], s * c, -1), n=nfft, axis=-1, workers=-1)
-        return np.ascontiguousarray(spec.transpose(2, 0, 1))
-
-    result = np.full((4, s, len(bounds)), np.nan)
+        sqrt_w[-1] = np.sqrt(1.0 / nfft)
+    r_win = np.lib.stride_tricks.sliding_window_view(refs, lw, axis=-1)  # (S, C, T - lw + 1, lw) views
+    e_win = np.lib.stride_tricks.sliding_window_view(ests, lw, axis=-1)
+    n_energies = 8
+    energies = np.zeros((n_energies, len(bounds), s))
+    silent = np.zeros(len(bounds), dtype=bool)
     for first in range(0, len(bounds), _FRAME_BATCH):
-        idx = range(first, min(first + _FRAME_BATCH, len(bounds)))
-        rf = np.stack([refs[..., bounds[t][0] : bounds[t][1]] for t in idx])  # (B, S, C, Lw)
-        ef = np.stack([ests[..., bounds[t][0] : bounds[t][1]] for t in idx])
-        ok = ~(_silent(rf) | _silent(ef))
-        if not ok.any():
-            continue
-        rf, ef = rf[ok], ef[ok]
-        spec_r, spec_e = spectra(rf), spectra(ef)
-        p_all = np.matmul(spec_r, h_all)  # (F, B, E*Co)
-        p_own = np.matmul(spec_r, h_own)  # (F, B, S*Co)
-        e_own = energy(p_own)
-        if sources_version:
-            sdr = _db(e_own, energy(spec_e - p_own))
-            isr = np.full_like(sdr, np.nan)
-        else:
-            e_true = np.einsum("bsct,bsct->bs", rf, rf)  # time domain: SDR needs no projection at all
-            diff = ef - rf
-            sdr = _db(e_true, np.einsum("bsct,bsct->bs", diff, diff))
-            isr = _db(e_true, energy(p_own - spec_r))
-        sir = _db(e_own, energy(p_all - p_own))
-        sar = _db(energy(p_all), energy(spec_e - p_all))
-        cols = np.asarray(idx)[ok]
-        for k, v in enumerate((sdr, isr, sir, sar)):
-            result[k][:, cols] = v.T
-    return result[0], result[1], result[2], result[3]
+        nb = min(_FRAME_BATCH, len(bounds) - first)
+        sl = slice(bounds[first][0], bounds[first][0] + (nb - 1) * hop + 1, hop)
+        rf, ef = r_win[:, :, sl], e_win[:, :, sl]  # (S, C, B, Lw)
+        silent[first : first + nb] = _silent(rf) | _silent(ef)
+        spec_r = scipy.fft.rfft(rf, n=nfft, axis=-1, workers=-1).reshape(k, nb, nf)
+        spec_e = scipy.fft.rfft(ef, n=nfft, axis=-1, workers=-1).reshape(k, nb, nf)
+        energies[:, first : first + nb] = _chunk_energies(spec_r, spec_e, h, sqrt_w, s)
+    e_true, e_own, e_all, e_interf, e_spat, e_artif, e_dist, e_dist_src = energies
+    if sources_version:
+        sdr, isr = _db(e_own, e_dist_src), np.full_like(e_own, np.nan)
+    else:
+        sdr, isr = _db(e_true, e_dist), _db(e_true, e_spat)
+    result = np.stack([sdr, isr, _db(e_own, e_interf), _db(e_all, e_artif)])  # (4, W, S)
+    result[:, silent] = np.nan
+    return result[0].T, result[1].T, result[2].T, result[3].T
+
+
+def _chunk_energies(spec_r: np.ndarray, spec_e: np.ndarray, h: np.ndarray, sqrt_w: np.ndarray, s: int) -> np.ndarray:
+    """Energies of the BSS Eval decomposition for a batch of windows, frequency chunk by frequency chunk.
+
+    Returns ``(8, B, S)``: ``||s||², ||P_j||², ||P_all||², ||P_all - P_j||²`` (interference),
+    ``||P_j - s||²`` (spatial), ``||ŝ - P_all||²`` (artifacts), ``||ŝ - s||²`` (distortion), ``||ŝ - P_j||²``
+    (``bss_eval_sources`` distortion).
+
+    Shape: ``spec_r, spec_e (K, B, F)`` spectra of the zero-padded windows, ``h (F, K, 2K)``, ``sqrt_w (F,)``.
+    """
+    k, nb, nf = spec_r.shape
+    out = np.zeros((8, nb, s))
+
+    def energy(x: np.ndarray) -> np.ndarray:  # (Fc, B, K) complex -> (B, S)
+        v = x.view(np.float64).reshape(x.shape[0], nb, s, -1)
+        return np.einsum("fbsk,fbsk->bs", v, v)
+
+    zr_buf = np.empty((_FREQ_CHUNK, nb, k), dtype=np.complex128)  # reused: contiguous (Fc, B, K) chunks
+    ze_buf = np.empty_like(zr_buf)
+    for f0 in range(0, nf, _FREQ_CHUNK):
+        f1 = min(f0 + _FREQ_CHUNK, nf)
+        w = sqrt_w[f0:f1, None, None]
+        zr = np.multiply(spec_r[:, :, f0:f1].transpose(2, 1, 0), w, out=zr_buf[: f1 - f0])
+        ze = np.multiply(spec_e[:, :, f0:f1].transpose(2, 1, 0), w, out=ze_buf[: f1 - f0])
+        p = np.matmul(zr, h[f0:f1])  # (Fc, B, 2K)
+        p_own, p_all = p[..., :k], p[..., k:]
+        out[0] += energy(zr)
+        out[1] += energy(p_own)
+        out[2] += energy(p_all)
+        out[3] += energy(p_all - p_own)
+        out[4] += energy(p_own - zr)
+        out[5] += energy(ze - p_all)
+        out[6] += energy(ze - zr)
+        out[7] += energy(ze - p_own)
+    return out

@@ -276,7 +276,8 @@ class BSRNN(nn.Module):
         """
         cfg = self.config
         spec = torch.view_as_complex(context["spec"].contiguous())
-        low = spec[:, None, :, : masks.shape[3]] * torch.view_as_complex(masks.contiguous())
+        # Masks may come out of an autocast region in bfloat16/float16: complex maths in the spectrogram's dtype.
+        low = spec[:, None, :, : masks.shape[3]] * torch.view_as_complex(masks.to(context["spec"].dtype).contiguous())
         high = spec[:, None, :, masks.shape[3] :]
         masked = cfg.masked_sources
         if high.shape[-2]:

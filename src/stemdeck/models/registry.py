@@ -99,7 +99,7 @@ MODELS: dict[str, ModelEntry] = {
         description="stemdeck's own 4-stem BSRNN (CPU-sized), trained on stemdeck synth songs + MIR-1K voices",
         licence="MIT code; weights research-use only (trained on MIR-1K voices)",
         loader="stemdeck.models.shipped:build_default4",
-        parameters=2318244,
+        parameters=1852796,
     ),
     "stemdeck_vocals": ModelEntry(
         name="stemdeck_vocals",
@@ -109,7 +109,7 @@ MODELS: dict[str, ModelEntry] = {
         description="stemdeck's own 2-stem vocals/accompaniment BSRNN for karaoke / a cappella (MIR-1K-trained)",
         licence="MIT code; weights research-use only (trained on MIR-1K)",
         loader="stemdeck.models.shipped:build_vocals",
-        parameters=1097520,
+        parameters=712848,
     ),
 }
 

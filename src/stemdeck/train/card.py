@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from stemdeck.models.checkpoint import checkpoint_paths
 
 MARKER = "<!-- measured -->"
@@ -37,9 +39,10 @@ def render_card(doc: dict[str, Any], parameters: int | None, title: str) -> str:
         f"- Licence of the weights: {doc.get('licence')}",
         f"- Training steps: {tr.get('steps')} (batch {tr.get('batch_size')} x {tr.get('segment_s')} s; EMA decay {tr.get('ema_decay')})",
         f"- Training data: {tr.get('data', 'see the training config')}",
-        f"- Training config: `{tr.get('config_file')}`",
+        f"- Training config: `{tr.get('config_file')}`"
+        + (f" (warm start from `{tr['init_from']}`)" if tr.get("init_from") else ""),
         f"- Weights sha256: `{doc.get('sha256')}`",
-        "", "## Configuration", "", "```json", json.dumps(cfg, indent=1), "```", "",
+        "", "## Configuration", "", "```yaml", yaml.safe_dump(cfg, default_flow_style=None, sort_keys=False, width=120).rstrip(), "```", "",
         "## Validation during training (global SDR, EMA weights)", "",
         *_fmt_metrics(doc.get("metrics", {})), "",
     ]

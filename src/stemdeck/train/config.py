@@ -55,6 +55,7 @@ class TrainConfig:
     device: str = "auto"
     max_minutes: float | None = None
     out: str | None = None
+    init_from: str | None = None  # stemdeck checkpoint whose matching weights (same name and shape) start a new run
     source_path: str = ""
 
     def digest(self) -> str:
@@ -81,7 +82,7 @@ def load_train_config(path: str | Path) -> TrainConfig:
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     known = {"architecture", "config", "data", "augment", "loss", "optim", "checkpoint", "validation", "export",
-             "seed", "threads", "device", "max_minutes", "out", "log_every"}
+             "seed", "threads", "device", "max_minutes", "out", "log_every", "init_from"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -90,6 +91,14 @@ def load_train_config(path: str | Path) -> TrainConfig:
     arch = doc.get("architecture")
     if arch not in ARCHITECTURES:
         raise ConfigError(f"{path}: field 'architecture' must be one of {', '.join(sorted(ARCHITECTURES))}, got {arch!r}")
+    model_cfg = _section(doc, "config", path)
+    try:
+        from stemdeck.models.base import config_from_dict
+        from stemdeck.models.registry import architecture_class
+
+        config_from_dict(architecture_class(arch).config_class, model_cfg)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{path}: field 'config' is not a valid {arch} configuration: {e}") from None
     data = _section(doc, "data", path)
     train_sets = data.get("train") or []
     if not train_sets or not all(isinstance(s, dict) and "path" in s for s in train_sets):
@@ -120,6 +129,7 @@ def load_train_config(path: str | Path) -> TrainConfig:
             device=str(doc.get("device", "auto")),
             max_minutes=doc.get("max_minutes"),
             out=doc.get("out"),
+            init_from=doc.get("init_from"),
             source_path=str(path),
         )
     except (TypeError, ValueError) as e:

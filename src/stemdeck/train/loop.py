@@ -3,6 +3,7 @@ checkpoints (resumable), periodic validation SDR (CSV + PNG curve) and export of
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import math
 import os
@@ -33,6 +34,29 @@ def build_model(architecture: str, config: dict[str, Any]) -> nn.Module:
     """Instantiate a registered architecture from a config mapping (validated by its config class)."""
     cls = architecture_class(architecture)
     return cls(config_from_dict(cls.config_class, config))
+
+
+def init_weights(model: nn.Module, path: str | Path) -> tuple[list[str], list[str]]:
+    """Copy the weights of a stemdeck checkpoint whose names and shapes match (warm start / fine-tuning).
+
+    Returns ``(loaded, skipped)`` parameter names; raises when nothing matches.
+    """
+    from safetensors.torch import load_file
+
+    from stemdeck.models.checkpoint import CheckpointError, checkpoint_paths
+
+    weights, _ = checkpoint_paths(path)
+    if not weights.exists():
+        raise CheckpointError(f"{weights}: init_from checkpoint not found")
+    src = load_file(str(weights))
+    own = model.state_dict()
+    loaded = [k for k, v in src.items() if k in own and own[k].shape == v.shape]
+    if not loaded:
+        raise CheckpointError(f"{weights}: no weight matches the model (init_from)")
+    model.load_state_dict({k: src[k] for k in loaded}, strict=False)
+    skipped = sorted(set(own) - set(loaded))
+    log.info("init_from %s: %d tensors loaded, %d left at their initialisation", weights, len(loaded), len(skipped))
+    return loaded, skipped
 
 
 def lr_at(step: int, cfg) -> float:
@@ -73,7 +97,12 @@ def plot_curves(out: Path) -> Path | None:
         return None
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     if tr:
-        a1.plot([int(r["step"]) for r in tr], [float(r["loss"]) for r in tr], lw=0.8)
+        steps, losses = [int(r["step"]) for r in tr], [float(r["loss"]) for r in tr]
+        a1.plot(steps, losses, lw=0.6, alpha=0.4, label="logged batches")
+        k = max(1, len(losses) // 20)  # moving average: single-batch losses are noisy
+        smooth = [sum(losses[max(0, i - k + 1): i + 1]) / len(losses[max(0, i - k + 1): i + 1]) for i in range(len(losses))]
+        a1.plot(steps, smooth, lw=1.5, label=f"mean of {k}")
+        a1.legend(fontsize=7)
         a1.set(xlabel="step", ylabel="training loss", title="training loss", yscale="log")
     if va:
         keys = [k for k in va[0] if k not in ("step", "seconds") and va[0][k] != ""]
@@ -101,10 +130,12 @@ def _validate(model: nn.Module, sets: list[tuple[str, list]], device: torch.devi
 
 
 def train(config_path: str | Path, *, out: str | Path | None = None, resume: bool = False,
-          max_steps: int | None = None, max_minutes: float | None = None) -> Path:
+          max_steps: int | None = None, max_minutes: float | None = None, init_from: str | Path | None = None) -> Path:
     """Run (or resume) a training run; returns the output folder. Stops at ``max_steps``, after ``max_minutes``,
     or on SIGTERM/SIGINT, always leaving a resumable checkpoint."""
     cfg: TrainConfig = load_train_config(config_path)
+    if init_from is not None:
+        cfg = dataclasses.replace(cfg, init_from=str(init_from))
     out = Path(out or cfg.out or Path("runs") / Path(config_path).stem)
     latest = latest_folder(out) if out.exists() else None
     if latest is not None and not resume:
@@ -116,7 +147,10 @@ def train(config_path: str | Path, *, out: str | Path | None = None, resume: boo
         torch.set_num_threads(int(cfg.threads))
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.architecture, cfg.model).to(device)
+    model = build_model(cfg.architecture, cfg.model)
+    if cfg.init_from and not (resume and latest is not None):
+        init_weights(model, cfg.init_from)
+    model = model.to(device)
     ema = EMA(model, cfg.optim.ema_decay)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -220,7 +254,8 @@ def _after_validation(cfg: TrainConfig, out: Path, step: int, model: nn.Module, 
     if score > best:
         best = score
         training = {"steps": step, "config_file": cfg.source_path, "train_sets": list(cfg.train_sets),
-                    "segment_s": cfg.segment, "batch_size": cfg.batch_size, "ema_decay": cfg.optim.ema_decay}
+                    "segment_s": cfg.segment, "batch_size": cfg.batch_size, "ema_decay": cfg.optim.ema_decay,
+                    "init_from": cfg.init_from}
         save_checkpoint(model, out / "best", training=training, metrics={"validation_sdr": row, "step": step},
                         licence=(cfg.export or {}).get("licence", "unspecified"))
         if cfg.export and cfg.export.get("path"):

@@ -1,7 +1,8 @@
 """Validation on real data: SDR per source of a model, chunked through the engine like at inference time.
 
-SDR here is the global ("MDX", Mitsufuji et al. 2021, Eq. 1) signal-to-distortion ratio
-``10 log10(sum ref^2 / sum (ref - est)^2)`` over the whole clip: cheap enough to run during training. The museval
+SDR here is the global ("MDX", Mitsufuji et al. 2021) signal-to-distortion ratio
+``10 log10(sum ref^2 / sum (ref - est)^2)`` over the whole clip (:func:`stemdeck.metrics.sdr.mdx_sdr`): cheap
+enough to run during training. The museval
 (BSS Eval v4) protocol figures reported for the shipped models come from ``benchmarks/bench_default.py``.
 """
 from __future__ import annotations
@@ -32,11 +33,11 @@ class ValItem:
     refs: dict[str, np.ndarray]
 
 
-def sdr(ref: np.ndarray, est: np.ndarray, eps: float = 1e-8) -> float:
-    """Global SDR in dB. Shape: equal shapes."""
-    ref = np.asarray(ref, dtype=np.float64)
-    err = ref - np.asarray(est, dtype=np.float64)
-    return float(10 * np.log10((np.sum(ref**2) + eps) / (np.sum(err**2) + eps)))
+def sdr(ref: np.ndarray, est: np.ndarray) -> float:
+    """Global (MDX) SDR in dB, from :mod:`stemdeck.metrics`. Shape: equal shapes."""
+    from stemdeck.metrics.sdr import mdx_sdr
+
+    return mdx_sdr(ref, est)
 
 
 def _fit(x: np.ndarray, sr: int, samplerate: int, channels: int) -> np.ndarray:
