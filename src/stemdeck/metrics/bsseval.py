@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 import scipy.linalg
+from threadpoolctl import threadpool_limits
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,7 @@ def _cross_correlations(refs: np.ndarray, ests: np.ndarray, lags: int) -> tuple[
     Overlap-save blocks: each block of the references (zero-padded to the FFT size ``m``) against the blocks of
     references and estimates extended by ``lags - 1`` samples; ``X_b conj(Y_b)`` is accumulated over blocks and one
     inverse FFT per pair gives the correlations (the same values as museval's full-length FFTs). Each block of each
-    signal is transformed once (the references' own spectra serve both correlations). Spectra are laid out
-    frequency-first so that the accumulation over blocks is one batched matrix product per group of blocks.
+    signal is transformed once (the references' own spectra serve both correlations).
 
     Shape: ``refs, ests (K, N)`` (K = sources x channels) -> ``(K, K, lags)`` each.
     """
@@ -96,22 +96,23 @@ def _cross_correlations(refs: np.ndarray, ests: np.ndarray, lags: int) -> tuple[
     m = max(_BLOCK_FFT, scipy.fft.next_fast_len(2 * lags, real=True))
     block = m - lags + 1
     starts = list(range(0, n, block))
-    acc = np.zeros((m // 2 + 1, 2 * k, k), dtype=np.complex128)  # (F, P = refs + ests, Q = refs)
+    acc = np.zeros((2 * k, k, m // 2 + 1), dtype=np.complex128)  # (P = refs + ests, Q = refs, F)
     for first in range(0, len(starts), _BLOCK_GROUP):
         group = starts[first : first + _BLOCK_GROUP]
-        xs = np.zeros((m, len(group), 2 * k))  # time-first: the FFT output is frequency-first
-        ys = np.zeros((m, len(group), k))
+        xs = np.zeros((len(group), 2 * k, block + lags - 1))
+        ys = np.zeros((len(group), k, block))
         for g, start in enumerate(group):
             stop = min(start + block + lags - 1, n)
-            xs[: stop - start, g, :k] = refs[:, start:stop].T
-            xs[: stop - start, g, k:] = ests[:, start:stop].T
+            xs[g, :k, : stop - start] = refs[:, start:stop]
+            xs[g, k:, : stop - start] = ests[:, start:stop]
             stop = min(start + block, n)
-            ys[: stop - start, g, :] = refs[:, start:stop].T
-        xf = scipy.fft.rfft(xs, axis=0, workers=-1)  # (F, G, P)
-        yf = scipy.fft.rfft(ys, axis=0, workers=-1)  # (F, G, Q)
+            ys[g, :, : stop - start] = refs[:, start:stop]
+        # FFTs along the contiguous last axis: 3-5x less CPU than along axis 0 (measured, pocketfft)
+        xf = scipy.fft.rfft(xs, n=m, axis=-1, workers=-1)  # (G, P, F)
+        yf = scipy.fft.rfft(ys, n=m, axis=-1, workers=-1)  # (G, Q, F)
         np.conjugate(yf, out=yf)
-        acc += np.matmul(xf.transpose(0, 2, 1), yf)  # sum over the group's blocks: (F, P, Q)
-    r = scipy.fft.irfft(acc, n=m, axis=0, workers=-1)[:lags].transpose(1, 2, 0)  # (P, Q, lags)
+        acc += np.einsum("gpf,gqf->pqf", xf, yf, optimize=True)  # summed over the group's blocks
+    r = scipy.fft.irfft(acc, n=m, axis=-1, workers=-1)[..., :lags]  # (P, Q, lags)
     return np.ascontiguousarray(r[:k]), np.ascontiguousarray(r[k:])
 
 
@@ -139,16 +140,20 @@ def _solve(g: np.ndarray, d: np.ndarray) -> np.ndarray:
     """
     n = g.shape[-1]
     g.reshape(n * n)[:: n + 1] += np.finfo(float).eps  # + eps * I without an n x n temporary
-    try:
-        factor = scipy.linalg.cho_factor(g, lower=False, overwrite_a=False, check_finite=False)
-        return scipy.linalg.cho_solve(factor, d, check_finite=False)
-    except np.linalg.LinAlgError:
-        pass
-    try:
-        return scipy.linalg.solve(g, d, check_finite=False)
-    except np.linalg.LinAlgError:
-        log.warning("BSS Eval: singular reference Gram matrix, falling back to least squares")
-        return np.linalg.lstsq(g, d, rcond=None)[0]
+    # One BLAS thread: the result then does not depend on the core count (the rounding of a blocked factorisation
+    # does, and this system is ill-conditioned on real music), and OpenBLAS threads spinning on a busy machine cost
+    # 3-6x the CPU time of the single-threaded factorisation (measured: 3.6 s vs 0.6 s CPU for n = 4096).
+    with threadpool_limits(limits=1, user_api="blas"):
+        try:
+            factor = scipy.linalg.cho_factor(g, lower=False, overwrite_a=False, check_finite=False)
+            return scipy.linalg.cho_solve(factor, d, check_finite=False)
+        except np.linalg.LinAlgError:
+            pass
+        try:
+            return scipy.linalg.solve(g, d, check_finite=False)
+        except np.linalg.LinAlgError:
+            log.warning("BSS Eval: singular reference Gram matrix, falling back to least squares")
+            return np.linalg.lstsq(g, d, rcond=None)[0]
 
 
 def distortion_filters(refs: np.ndarray, ests: np.ndarray, filters_len: int = FILTERS_LEN) -> tuple[np.ndarray, np.ndarray]:
@@ -274,7 +279,7 @@ def _window_scores(
         silent[first : first + nb] = _silent(rf) | _silent(ef)
         spec_r = scipy.fft.rfft(rf, n=nfft, axis=-1, workers=-1).reshape(k, nb, nf)
         spec_e = scipy.fft.rfft(ef, n=nfft, axis=-1, workers=-1).reshape(k, nb, nf)
-        energies[:, first : first + nb] = _chunk_energies(spec_r, spec_e, h, sqrt_w, s)
+        energies[:, first : first + nb] = _chunk_energies(spec_r, spec_e, h, sqrt_w, s, sources_version)
     e_true, e_own, e_all, e_interf, e_spat, e_artif, e_dist, e_dist_src = energies
     if sources_version:
         sdr, isr = _db(e_own, e_dist_src), np.full_like(e_own, np.nan)
@@ -285,20 +290,22 @@ def _window_scores(
     return result[0].T, result[1].T, result[2].T, result[3].T
 
 
-def _chunk_energies(spec_r: np.ndarray, spec_e: np.ndarray, h: np.ndarray, sqrt_w: np.ndarray, s: int) -> np.ndarray:
+def _chunk_energies(
+    spec_r: np.ndarray, spec_e: np.ndarray, h: np.ndarray, sqrt_w: np.ndarray, s: int, sources_version: bool
+) -> np.ndarray:
     """Energies of the BSS Eval decomposition for a batch of windows, frequency chunk by frequency chunk.
 
     Returns ``(8, B, S)``: ``||s||², ||P_j||², ||P_all||², ||P_all - P_j||²`` (interference),
     ``||P_j - s||²`` (spatial), ``||ŝ - P_all||²`` (artifacts), ``||ŝ - s||²`` (distortion), ``||ŝ - P_j||²``
-    (``bss_eval_sources`` distortion).
+    (``bss_eval_sources`` distortion; only the one of the two distortions that the variant needs is computed).
 
     Shape: ``spec_r, spec_e (K, B, F)`` spectra of the zero-padded windows, ``h (F, K, 2K)``, ``sqrt_w (F,)``.
     """
     k, nb, nf = spec_r.shape
     out = np.zeros((8, nb, s))
 
-    def energy(x: np.ndarray) -> np.ndarray:  # (Fc, B, K) complex -> (B, S)
-        v = x.view(np.float64).reshape(x.shape[0], nb, s, -1)
+    def energy(x: np.ndarray) -> np.ndarray:  # (Fc, B, n K) complex -> (B, n S)
+        v = x.view(np.float64).reshape(x.shape[0], nb, x.shape[-1] // (k // s), -1)
         return np.einsum("fbsk,fbsk->bs", v, v)
 
     zr_buf = np.empty((_FREQ_CHUNK, nb, k), dtype=np.complex128)  # reused: contiguous (Fc, B, K) chunks
@@ -311,11 +318,14 @@ def _chunk_energies(spec_r: np.ndarray, spec_e: np.ndarray, h: np.ndarray, sqrt_
         p = np.matmul(zr, h[f0:f1])  # (Fc, B, 2K)
         p_own, p_all = p[..., :k], p[..., k:]
         out[0] += energy(zr)
-        out[1] += energy(p_own)
-        out[2] += energy(p_all)
+        e_p = energy(p)  # (B, 2S): one contiguous reduction (2.6x faster than two over the strided halves)
+        out[1] += e_p[:, :s]
+        out[2] += e_p[:, s:]
         out[3] += energy(p_all - p_own)
         out[4] += energy(p_own - zr)
         out[5] += energy(ze - p_all)
-        out[6] += energy(ze - zr)
-        out[7] += energy(ze - p_own)
+        if sources_version:
+            out[7] += energy(ze - p_own)
+        else:
+            out[6] += energy(ze - zr)
     return out
