@@ -24,3 +24,15 @@ def musdb_excerpt(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def mixtures_dir(shared_data: Path) -> Path:
     return shared_data / "mixtures"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """``STEMDECK_SKIP_SLOW=1`` skips tests marked ``slow`` (CI runs them all)."""
+    import os
+
+    if os.environ.get("STEMDECK_SKIP_SLOW") != "1":
+        return
+    skip = pytest.mark.skip(reason="STEMDECK_SKIP_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
