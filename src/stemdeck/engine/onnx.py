@@ -225,18 +225,11 @@ def export_onnx(
 
 
 def read_sidecar(path: str | Path) -> dict[str, Any]:
+    from stemdeck.models.checkpoint import read_versioned_json
+
     meta = sidecar_path(path)
-    if not meta.exists():
-        raise OnnxExportError(f"{meta}: sidecar JSON of {Path(path).name} not found (written by stemdeck export-onnx)")
-    try:
-        doc = json.loads(meta.read_text())
-    except json.JSONDecodeError as e:
-        raise OnnxExportError(f"{meta}: not valid JSON ({e})") from None
-    if doc.get("format") != ONNX_FORMAT:
-        raise OnnxExportError(f"{meta}: not a stemdeck ONNX sidecar (format={doc.get('format')!r})")
-    if doc.get("format_version", 0) > ONNX_FORMAT_VERSION:
-        raise OnnxExportError(f"{meta}: format version {doc['format_version']} is newer than this stemdeck supports")
-    return doc
+    missing = f"{meta}: sidecar JSON of {Path(path).name} not found (written by stemdeck export-onnx)"
+    return read_versioned_json(meta, ONNX_FORMAT, ONNX_FORMAT_VERSION, OnnxExportError, "stemdeck ONNX sidecar", missing)
 
 
 class OnnxModel(nn.Module):

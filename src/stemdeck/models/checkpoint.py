@@ -98,18 +98,28 @@ def save_checkpoint(
     return meta
 
 
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    weights, meta = checkpoint_paths(path)
+def read_versioned_json(
+    meta: Path, fmt: str, version: int, error: type[Exception], what: str, missing: str | None = None
+) -> dict[str, Any]:
+    """Read a stemdeck JSON document whose ``format`` must be ``fmt`` and ``format_version`` at most ``version``;
+    every problem raises ``error`` with a message naming the file."""
     if not meta.exists():
-        raise CheckpointError(f"{meta}: checkpoint metadata not found")
+        raise error(missing or f"{meta}: {what} not found")
     try:
         doc = json.loads(meta.read_text())
     except json.JSONDecodeError as e:
-        raise CheckpointError(f"{meta}: not valid JSON ({e})") from None
-    if doc.get("format") != FORMAT:
-        raise CheckpointError(f"{meta}: not a stemdeck checkpoint (format={doc.get('format')!r})")
-    if doc.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{meta}: format version {doc['format_version']} is newer than this stemdeck supports")
+        raise error(f"{meta}: not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        found = doc.get("format") if isinstance(doc, dict) else None
+        raise error(f"{meta}: not a {what} (format={found!r})")
+    if doc.get("format_version", 0) > version:
+        raise error(f"{meta}: format version {doc['format_version']} is newer than this stemdeck supports")
+    return doc
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    _, meta = checkpoint_paths(path)
+    doc = read_versioned_json(meta, FORMAT, FORMAT_VERSION, CheckpointError, "stemdeck checkpoint")
     return doc
 
 
