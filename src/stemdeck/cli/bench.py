@@ -77,8 +77,8 @@ def run_bench(model: str, device: str = "auto", input_path: Path | None = None, 
     report: dict[str, Any] = {
         "model": model, "device": str(sep.device), "input": str(input_path) if input_path else f"generated {seconds:g} s",
         "audio_seconds": round(duration, 3), "samplerate": rate, "load_seconds": round(load_s, 3),
-        "seconds": round(best, 3), "all_seconds": [round(t, 3) for t in times],
-        "rtf": round(best / duration, 4), "x_realtime": round(duration / best, 2),
+        "seconds": round(best, 4), "all_seconds": [round(t, 4) for t in times],
+        "rtf": round(best / duration, 5), "x_realtime": round(duration / best, 2),
         "peak_rss_mb": round(_rss_peak_mb(), 1), "rss_at_start_mb": round(rss_start, 1),
         "torch_threads": torch.get_num_threads(),
     }
