@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import string
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import torch
 from torch import nn
 
 from stemdeck import __version__
+from stemdeck.atomic import atomic_write_text
 from stemdeck.audio.io import CLIP_MODES, WRITE_FORMATS, AudioError, prepare_peaks_many, read_audio, write_audio
 from stemdeck.audio.resample import resample
 from stemdeck.engine.device import resolve_device
@@ -389,12 +389,4 @@ def _peak_dbfs(x: np.ndarray) -> float | None:
 def _write_json_atomic(path: Path, data: dict[str, Any], overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise AudioError(path, "already exists (use --overwrite to replace it)")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from stemdeck.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -209,12 +210,6 @@ def _write_mp3(tmp: Path, samples: np.ndarray, samplerate: int, bitrate_k: int) 
             out.mux(packet)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_audio(
     path: str | Path,
     samples: np.ndarray,
@@ -242,24 +237,18 @@ def write_audio(
     data = np.asarray(samples, dtype=np.float32)
     if data.ndim == 1:
         data = data[None]
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=f".part.{fmt}", dir=p.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+
+    def write(tmp: Path) -> None:
         if fmt == "mp3":
             _write_mp3(tmp, np.clip(data, -1, 1), samplerate, mp3_bitrate)
         else:
             subtype = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}[bit_depth]
-            if subtype != "FLOAT":
-                data = np.clip(data, -1.0, 1.0)
-            sf.write(str(tmp), data.T, samplerate, subtype=subtype, format=fmt.upper())
-        # mkstemp creates 0600 files; give the output the usual permissions (0666 less the umask).
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, p)
+            clipped = data if subtype == "FLOAT" else np.clip(data, -1.0, 1.0)
+            sf.write(str(tmp), clipped.T, samplerate, subtype=subtype, format=fmt.upper())
+
+    try:
+        return atomic_write(p, write, suffix=f".part.{fmt}")
     except AudioError:
-        tmp.unlink(missing_ok=True)
         raise
     except Exception as e:
-        tmp.unlink(missing_ok=True)
         raise AudioError(p, f"could not write ({type(e).__name__}: {e})") from None
-    return p

@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -49,6 +47,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from torch import nn
+
+from stemdeck.atomic import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -100,17 +100,6 @@ def _dynamic_axes(model: nn.Module, named: dict[str, torch.Tensor]) -> dict[str,
         return {k: dict(v) for k, v in axes.items()}
     return {name: {0: "batch", t.dim() - 1: "frames"} for name, t in named.items()}
 
-
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _example_mix(model: nn.Module, seconds: float, batch: int, seed: int) -> torch.Tensor:
@@ -201,7 +190,7 @@ def export_onnx(
             )
 
     log.info("exporting %s core to %s", type(model).__name__, path)
-    _atomic(path, write_onnx)
+    atomic_write(path, write_onnx)
     if check:
         err = _check_export(model, path, in_names, seconds, atol)
         log.info("ONNX Runtime vs torch core: max abs error %.3g", err)
@@ -220,7 +209,7 @@ def export_onnx(
         "sha256": sha256_file(path),
         **(extra or {}),
     }
-    _atomic(meta, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
+    atomic_write_text(meta, json.dumps(doc, indent=2) + "\n")
     return path
 
 

@@ -9,14 +9,13 @@ import io
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from stemdeck.atomic import atomic_write_text
 from stemdeck.metrics.aggregate import frames_median, track_json, tracks_aggregate
 from stemdeck.metrics.bsseval import bss_eval_v4
 from stemdeck.metrics.sdr import length_weighted_mean, mdx_sdr, nsdr
@@ -174,16 +173,6 @@ def to_csv(table: Mapping[str, Mapping[str, float]]) -> str:
     return buf.getvalue()
 
 
-def write_atomic(path: Path, text: str | bytes) -> Path:
-    """Write to a temporary name in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(text.encode() if isinstance(text, str) else text)
-    os.replace(tmp, path)
-    return path
-
-
 def track_record(r: TrackResult) -> dict:
     """What is saved per track: museval's layout plus stemdeck's MDX/NSDR figures."""
     data = dict(r.museval) if r.museval else {"targets": []}
@@ -217,7 +206,7 @@ def save_plots(results: Sequence[TrackResult], outdir: Path, title: str) -> list
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    paths.append(write_atomic(outdir / "boxplot.png", buf.getvalue()))
+    paths.append(atomic_write_text(outdir / "boxplot.png", buf.getvalue()))
 
     names = [r.name for r in results]
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(names) * len(stems) / 2 + 3), 4.5))
@@ -236,7 +225,7 @@ def save_plots(results: Sequence[TrackResult], outdir: Path, title: str) -> list
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    paths.append(write_atomic(outdir / "tracks.png", buf.getvalue()))
+    paths.append(atomic_write_text(outdir / "tracks.png", buf.getvalue()))
     return paths
 
 
@@ -260,14 +249,14 @@ def save_report(results: Sequence[TrackResult], outdir: Path, title: str, meta: 
     written: dict[str, Path] = {}
     for r in results:
         sub = outdir / r.subset if r.subset else outdir / "tracks"
-        written[f"track:{r.name}"] = write_atomic(sub / f"{r.name}.json", json.dumps(track_record(r), indent=2))
+        written[f"track:{r.name}"] = atomic_write_text(sub / f"{r.name}.json", json.dumps(track_record(r), indent=2))
     table = summarize(results)
-    written["csv"] = write_atomic(outdir / "summary.csv", to_csv(table))
-    written["markdown"] = write_atomic(outdir / "summary.md", to_markdown(table, title))
+    written["csv"] = atomic_write_text(outdir / "summary.csv", to_csv(table))
+    written["markdown"] = atomic_write_text(outdir / "summary.md", to_markdown(table, title))
     tracks = [{"track": r.name, "subset": r.subset, "samplerate": r.samplerate, "length": r.length,
                "museval_median": r.medians, "mdx_sdr": r.mdx, "nsdr": r.nsdr} for r in results]
     summary = {**meta, "summary": table, "tracks": tracks}
-    written["json"] = write_atomic(outdir / "summary.json", json.dumps(summary, indent=2))
+    written["json"] = atomic_write_text(outdir / "summary.json", json.dumps(summary, indent=2))
     for p in save_plots(results, outdir, title):
         written[p.stem] = p
     return written

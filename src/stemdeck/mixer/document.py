@@ -9,12 +9,11 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stemdeck.atomic import atomic_write_text
 from stemdeck.mixer.effects import Effect, MixError
 
 if TYPE_CHECKING:
@@ -220,18 +219,7 @@ class Mix:
         p = Path(path)
         if p.exists() and not overwrite:
             raise MixError(f"{p}: already exists (use --overwrite to replace it)")
-        text = self.to_json()
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text + "\n")
-            file_mode(tmp)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return p
+        return atomic_write_text(p, self.to_json() + "\n")
 
     def copy(self) -> Mix:
         new = copy.deepcopy(Mix(self.channels, self.master, self.loudness_lufs, self.version))
@@ -267,13 +255,6 @@ class Mix:
             seen.add(c.stem)
         Master.from_dict(self.master.to_dict())
         _lufs(self.loudness_lufs)
-
-
-def file_mode(path: str | Path) -> None:
-    """Give a file made by ``mkstemp`` (mode 0600) the usual permissions (0666 minus the umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 def _lufs(value: Any) -> float | None:

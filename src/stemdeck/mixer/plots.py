@@ -4,14 +4,12 @@ Written with matplotlib's non-interactive Agg backend to temporary names, then r
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stemdeck.mixer.document import file_mode
+from stemdeck.atomic import atomic_write
 from stemdeck.mixer.effects import MixError
 
 if TYPE_CHECKING:
@@ -28,16 +26,10 @@ def _save(fig, path: Path, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
         plt.close(fig)
         raise MixError(f"{path}: already exists (use --overwrite to replace it)")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part.png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, format="png")
-        file_mode(tmp)
-        os.replace(tmp, path)
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), suffix=".part.png")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 def _safe(name: str) -> str:

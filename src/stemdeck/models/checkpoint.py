@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from stemdeck.atomic import atomic_write, atomic_write_text
 from stemdeck.models.base import check_model, config_from_dict, config_to_dict
 
 FORMAT = "stemdeck-checkpoint"
@@ -54,18 +52,6 @@ def architecture_name(model: nn.Module) -> str:
     raise CheckpointError(f"{target} is not a registered architecture")
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(
     model: nn.Module,
     path: str | Path,
@@ -79,7 +65,7 @@ def save_checkpoint(
     check_model(model)
     weights, meta = checkpoint_paths(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(weights, lambda tmp: save_file(state, str(tmp)))
+    atomic_write(weights, lambda tmp: save_file(state, str(tmp)))
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -94,7 +80,7 @@ def save_checkpoint(
         "sha256": sha256_file(weights),
         **(extra or {}),
     }
-    _atomic_write(meta, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
+    atomic_write_text(meta, json.dumps(doc, indent=2) + "\n")
     return meta
 
 

@@ -23,6 +23,8 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Callable
 
+from stemdeck.atomic import atomic_write
+
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
@@ -157,13 +159,4 @@ def download(
 
 def copy_into_cache(src: Path, dest: Path) -> Path:
     """Copy a local file into the cache atomically (used by tests and by users who fetched weights by hand)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp_name)
-        os.replace(tmp_name, dest)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return dest
+    return atomic_write(dest, lambda tmp: shutil.copyfile(src, tmp))

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from stemdeck.atomic import atomic_write, atomic_write_text
 from stemdeck.audio.io import read_audio, write_audio
 
 PEAK_BUCKETS = 1600
@@ -31,7 +30,7 @@ def peaks(path: Path, buckets: int = PEAK_BUCKETS) -> dict:
         maxs.append(float(seg.max()) if seg.size else 0.0)
     doc = {"buckets": buckets, "duration": audio.duration, "samplerate": audio.samplerate,
            "min": [round(v, 4) for v in mins], "max": [round(v, 4) for v in maxs]}
-    _atomic_text(cache, json.dumps(doc))
+    atomic_write_text(cache, json.dumps(doc))
     return doc
 
 
@@ -53,22 +52,10 @@ def encoded(path: Path, fmt: str) -> Path:
 
 def stems_zip(stems: dict[str, Path], target: Path) -> Path:
     """Zip the stem files (stored, not deflated: audio does not compress) to ``target`` atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".zip.", suffix=".part")
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
             for name, p in stems.items():
                 z.write(p, arcname=f"{name}{p.suffix}")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
 
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp.", suffix=".part")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    return atomic_write(target, write)

@@ -7,13 +7,12 @@ person or a script) is kept when the card is regenerated.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from stemdeck.atomic import atomic_write_text
 from stemdeck.models.checkpoint import checkpoint_paths
 
 MARKER = "<!-- measured -->"
@@ -69,11 +68,7 @@ def write_model_card(path: str | Path, *, title: str | None = None) -> Path:
             kept = text[text.index(MARKER):]
     body = render_card(doc, parameters, title or meta.stem)
     text = body + "\n" + (kept or MARKER + "\n\n## Measured (benchmarks)\n\n(not measured yet)\n")
-    fd, tmp = tempfile.mkstemp(prefix=f".{card.name}.", suffix=".part", dir=card.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, card)
-    return card
+    return atomic_write_text(card, text)
 
 
 def _prod(shape) -> int:

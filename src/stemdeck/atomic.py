@@ -1,0 +1,45 @@
+"""Writing files so that nothing half-written is ever seen: a temporary name in the destination folder, then a rename.
+
+Every output of stemdeck (stems, manifests, checkpoints, reports, plots, caches) goes through :func:`atomic_write`,
+so all of them get the same guarantees: the destination folder is created, the temporary file is removed if writing
+fails, and the result has the usual permissions (``mkstemp`` creates files as 0600; we apply 0666 minus the umask).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], object], *, suffix: str = ".part") -> Path:
+    """Call ``write(tmp)`` on a temporary path beside ``path`` and rename it to ``path`` when it returns.
+
+    ``suffix`` ends the temporary name (writers that infer the format from the extension need e.g. ``".part.png"``).
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=suffix, dir=p.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return p
+
+
+def atomic_write_text(path: str | Path, data: str | bytes) -> Path:
+    """Write text (UTF-8) or bytes atomically."""
+    if isinstance(data, str):
+        return atomic_write(path, lambda tmp: tmp.write_text(data, encoding="utf-8"))
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))

@@ -1,0 +1,40 @@
+"""The one atomic-write mechanism every output goes through."""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from stemdeck.atomic import atomic_write, atomic_write_text
+
+
+def test_writes_with_usual_permissions_and_creates_folders(tmp_path):
+    old = os.umask(0o022)
+    try:
+        p = atomic_write_text(tmp_path / "a" / "b" / "x.json", "{}\n")
+    finally:
+        os.umask(old)
+    assert p.read_text() == "{}\n"
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644  # not mkstemp's 0600
+    assert atomic_write_text(tmp_path / "y.bin", b"\x00\x01").read_bytes() == b"\x00\x01"
+
+
+def test_failure_leaves_neither_output_nor_temporary_file(tmp_path):
+    target = tmp_path / "out.wav"
+    target.write_text("old")
+
+    def broken(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(target, broken)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
+
+
+def test_suffix_ends_the_temporary_name(tmp_path):
+    seen = []
+    atomic_write(tmp_path / "plot.png", lambda tmp: (seen.append(tmp.name), tmp.write_bytes(b"png")), suffix=".part.png")
+    assert seen[0].startswith(".plot.png.") and seen[0].endswith(".part.png")
