@@ -133,10 +133,13 @@ def create_app(config: ServerConfig) -> FastAPI:
             raise ApiError(404, f"unknown song {song_id}")
         return song
 
-    def song_view(song: dict[str, Any]) -> dict[str, Any]:
+    def live_jobs() -> dict[str, dict[str, Any]]:
+        return {j["id"]: j for j in runner.live.snapshot()[1]}
+
+    def song_view(song: dict[str, Any], live: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
         jobs = library.jobs_for(song["id"])
         stems = library.stems(song["id"])
-        live = {j["id"]: j for j in runner.live.snapshot()[1]}
+        live = live_jobs() if live is None else live
         for j in jobs:
             if j["id"] in live and j["status"] in ("queued", "running"):
                 j["progress"] = live[j["id"]].get("progress", j["progress"])
@@ -215,7 +218,8 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.get("/api/songs")
     async def list_songs():
-        return {"songs": [song_view(s) for s in library.songs()]}
+        live = live_jobs()  # one snapshot for the whole list, not one per song
+        return {"songs": [song_view(s, live) for s in library.songs()]}
 
     @app.post("/api/songs", status_code=201)
     async def upload(request: Request):

@@ -167,7 +167,7 @@ class JobRunner:
                 song["source_path"], tmp, fmt="wav", bit_depth=32, clip_mode="none",
                 filename="{stem}.{ext}", overwrite=True,
             )
-            tmp.rename(out) if not out.exists() else None
+            tmp.rename(out)  # job ids are fresh, so `out` never exists; a clash fails the job loudly
             stems = {name: str(out / Path(p).name) for name, p in result.stem_paths.items()}
             self.library.set_stems(song["id"], job_id, stems, int(result.manifest.get("samplerate", song["samplerate"])))
             seconds = time.time() - started

@@ -45,7 +45,7 @@ def encoded(path: Path, fmt: str) -> Path:
         return target
     audio = read_audio(path)
     samples = np.clip(audio.samples, -1.0, 1.0)
-    write_audio(target, samples, audio.samplerate, fmt=fmt, bit_depth=24 if fmt == "flac" else 24,
+    write_audio(target, samples, audio.samplerate, fmt=fmt, bit_depth=24,
                 mp3_bitrate=256, overwrite=True)
     return target
 
