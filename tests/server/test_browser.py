@@ -91,6 +91,8 @@ def test_studio_end_to_end(server, browser, mixtures_dir, tmp_path):
             break
         time.sleep(0.1)
     page.wait_for_selector("#songs button.open")
+    # status and bar change in the same event: read the bar again after seeing "done"
+    seen.add(int(row.locator("[role=progressbar]").get_attribute("aria-valuenow") or 0))
     assert row.locator(".pct").inner_text() == "100%"
     assert max(seen) == 100
     page.screenshot(path=str(ARTIFACTS / "library.png"))
