@@ -290,3 +290,15 @@ def test_six_channel_file_and_one_sample_file(tmp_path: Path) -> None:
 def test_track_name() -> None:
     assert track_name("/x/Song.stem.mp4") == "Song"
     assert track_name("a.b.flac") == "a.b"
+
+
+def test_overlap_defaults_to_the_models_own() -> None:
+    """A model that carries its publisher's overlap (RoFormer YAML ``num_overlap``) is run with it unless the
+    caller asks for another; models without one get 25 %."""
+    model = Split()
+    assert Separator(model=model, device="cpu").overlap == 0.25
+    model.default_overlap = 0.75
+    assert Separator(model=model, device="cpu").overlap == 0.75
+    assert Separator(model=model, device="cpu", overlap=0.1).overlap == 0.1
+    assert Separator(model=model, device="cpu", overlap=0.0).overlap == 0.0
+    assert Separator(model=model, device="cpu").parameters()["overlap"] == 0.75

@@ -72,6 +72,9 @@ def _as_float_array(audio: Any) -> np.ndarray:
     return np.array(audio, dtype=np.float32, copy=True)
 
 
+DEFAULT_OVERLAP = 0.25  # demucs' default: 25 % of a chunk crossfades with its neighbours
+
+
 class Separator:
     """Separate songs into stems with a registered model, a checkpoint path, a published name or an ``nn.Module``.
 
@@ -85,14 +88,14 @@ class Separator:
         model: str | Path | nn.Module = "classic",
         device: str | torch.device = "auto",
         segment: float | None = None,
-        overlap: float = 0.25,
+        overlap: float | None = None,
         shifts: int = 0,
         batch_size: int = 1,
         residual: str | None = None,
         progress: ProgressCallback | None = None,
         offline: bool = False,
     ) -> None:
-        if not 0.0 <= overlap < 1.0:
+        if overlap is not None and not 0.0 <= overlap < 1.0:
             raise SeparationError(f"overlap must be in [0, 1), got {overlap}")
         if segment is not None and segment <= 0:
             raise SeparationError(f"segment must be a positive number of seconds, got {segment}")
@@ -114,7 +117,9 @@ class Separator:
         if residual is not None and residual not in self.sources:
             raise SeparationError(f"residual stem {residual!r} is not one of the model's stems ({', '.join(self.sources)})")
         self.segment = segment
-        self.overlap = overlap
+        # None: the overlap the model's publisher runs it with (RoFormer YAML ``num_overlap``), else 25 %.
+        default = getattr(self.model, "default_overlap", None)
+        self.overlap = overlap if overlap is not None else (default if default is not None else DEFAULT_OVERLAP)
         self.shifts = shifts
         self.batch_size = batch_size
         self.residual = residual

@@ -114,7 +114,7 @@ def command(
     mp3_bitrate: int = typer.Option(320, "--mp3-bitrate", help="mp3 bitrate in kbit/s (32-320)."),
     device: Device = typer.Option(Device.auto, "--device", help="Where the model runs."),
     segment: Optional[float] = typer.Option(None, "--segment", help="Chunk length in seconds (default: the model's)."),
-    overlap: float = typer.Option(0.25, "--overlap", help="Overlap between chunks, in [0, 1)."),
+    overlap: Optional[float] = typer.Option(None, "--overlap", help="Overlap between chunks, in [0, 1) (default: the model's publisher's, else 0.25)."),
     shifts: int = typer.Option(0, "--shifts", help="Average N randomly shifted passes (slower, slightly better)."),
     residual: Optional[str] = typer.Option(None, "--residual", help="Put mixture minus the other stems into STEM."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Files separated in parallel."),
@@ -179,7 +179,7 @@ def command(
         raise typer.Exit(1)
 
 
-def _check_options(fmt: str, bit_depth: int, mp3_bitrate: int, overlap: float, shifts: int, jobs: int,
+def _check_options(fmt: str, bit_depth: int, mp3_bitrate: int, overlap: float | None, shifts: int, jobs: int,
                    segment: float | None, stems: str | None, two_stems: str | None) -> None:
     if fmt == "wav" and bit_depth not in (16, 24, 32):
         raise _usage_error(f"--bit-depth for wav must be 16, 24 or 32, got {bit_depth}")
@@ -187,7 +187,7 @@ def _check_options(fmt: str, bit_depth: int, mp3_bitrate: int, overlap: float, s
         raise _usage_error(f"--bit-depth for flac must be 16 or 24, got {bit_depth}")
     if not 32 <= mp3_bitrate <= 320:
         raise _usage_error(f"--mp3-bitrate must be 32-320 kbit/s, got {mp3_bitrate}")
-    if not 0 <= overlap < 1:
+    if overlap is not None and not 0 <= overlap < 1:
         raise _usage_error(f"--overlap must be in [0, 1), got {overlap}")
     if shifts < 0:
         raise _usage_error(f"--shifts must be >= 0, got {shifts}")

@@ -253,14 +253,21 @@ class BSRNN(nn.Module):
             part = x[:, :, start : start + w].permute(0, 3, 2, 1, 4).reshape(b, n, w * c * 2)  # (B, N, w*C*2)
             bands.append(proj(norm(part)))
             start += w
-        z = torch.stack(bands, dim=1)  # (B, K, N, D)
-        k, d = z.shape[1], z.shape[-1]
+        return self._decode(self._trunk(torch.stack(bands, dim=1)), self.heads, b, c, n)
+
+    def _trunk(self, z: torch.Tensor) -> torch.Tensor:
+        """Band and sequence modelling (Sec. III-B). Shape: ``(B, K, N, D) -> (B, K, N, D)``."""
+        b, k, n, d = z.shape
         for time_rnn, band_rnn in zip(self.time_rnns, self.band_rnns):
             z = time_rnn(z.reshape(b * k, n, d)).reshape(b, k, n, d)
             z = z.transpose(1, 2).reshape(b * n, k, d)
             z = band_rnn(z).reshape(b, n, k, d).transpose(1, 2)
+        return z
+
+    def _decode(self, z: torch.Tensor, heads_per_source: nn.ModuleList, b: int, c: int, n: int) -> torch.Tensor:
+        """Per-source, per-band mask heads (Sec. III-C). Shape: ``(B, K, N, D) -> (B, S', C, F', N, 2)``."""
         masks = []
-        for heads in self.heads:
+        for heads in heads_per_source:
             per_band = [
                 head(z[:, i]).reshape(b, n, w, c, 2) for i, (w, head) in enumerate(zip(self.config.band_widths, heads))
             ]

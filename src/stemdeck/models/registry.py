@@ -28,6 +28,7 @@ ARCHITECTURES: dict[str, str] = {
     "hdemucs": "stemdeck.models.hdemucs:HDemucs",
     "umx": "stemdeck.models.umx:OpenUnmix",
     "bsrnn": "stemdeck.models.bsrnn:BSRNN",
+    "classic_refiner": "stemdeck.models.refiner:ClassicRefiner",
     "bs_roformer": "stemdeck.models.roformer:BSRoformer",
     "mel_roformer": "stemdeck.models.roformer:MelRoformer",
     "bag": "stemdeck.models.bag:BagOfModels",

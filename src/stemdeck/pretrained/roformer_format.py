@@ -18,7 +18,8 @@ Mapping to stemdeck: ``bs_roformer`` when the model section has ``freqs_per_band
 ``num_bands``; sources are ``[target_instrument]`` when one is set (the model then outputs that stem only; the rest
 of the mix is the residual), else ``instruments``; ``segment = chunk_size / sample_rate`` seconds; the overlap that
 the community inference script uses (``num_overlap`` chunks over each sample, i.e. ``1 - 1/num_overlap``) is kept on
-the model as ``default_overlap`` for callers that want it.
+the model as ``default_overlap``; :class:`stemdeck.Separator` (and ``stemdeck separate``) run the model with it
+unless an overlap is given.
 """
 from __future__ import annotations
 

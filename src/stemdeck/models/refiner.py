@@ -1,0 +1,153 @@
+"""``classic_refiner``: a band-split RNN that learns corrections to the ``classic`` DSP separator.
+
+Why: a network trained from scratch on stemdeck's synthetic songs alone falls short of the hand-built ``classic``
+separator on real recordings (models/README.md), because a 2-core CPU trains only a few thousand steps and synthetic
+songs are not real mixes. Starting from ``classic`` instead of from nothing keeps what the signal processing already
+gets right and spends the training on what it gets wrong — the residual-learning idea behind DSP-prior hybrids
+(e.g. the "deep prior" refinements of NMF/HPSS estimates) and behind Demucs' own waveform+spectrogram branches.
+
+Pipeline (``forward``: ``(B, C, T) -> (B, S, C, T)``):
+
+1. ``classic`` (no gradient) gives prior stems ``P_s`` that sum to the mixture.
+2. Both the mixture STFT ``X`` and the prior's ratio masks ``|P_s| / |X|`` go through the band split of
+   :class:`~stemdeck.models.bsrnn.BSRNN` (Luo & Yu 2023, Sec. III-A) and its band/sequence BiLSTMs (Sec. III-B).
+3. Per source (all but ``complement_source``) and band, a mask head (Sec. III-C) predicts a complex correction
+   ``D_s``; the estimate is ``P_s + D_s * X``. The heads' output layers start at zero, so an untrained refiner *is*
+   ``classic`` (to STFT round-off), and training can only move away from it where the data says so.
+4. ``complement_source`` (``other``) is the mixture minus the other estimates, so the stems sum to the input.
+
+The STFT is stemdeck's (:mod:`stemdeck.dsp.stft`); ``classic`` keeps its own (4096-point) resolution.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from stemdeck.dsp.stft import istft, stft
+from stemdeck.models.bsrnn import BSRNN, BSRNNConfig, _MaskHead
+from stemdeck.models.classic import ClassicConfig, ClassicSeparator
+
+_CLASSIC_SOURCES = ("vocals", "drums", "bass", "other")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassicRefinerConfig(BSRNNConfig):
+    """:class:`~stemdeck.models.bsrnn.BSRNNConfig` plus the prior's settings.
+
+    - ``prior_mask_limit``: the prior ratio masks ``|P_s| / |X|`` are clipped to ``[0, prior_mask_limit]`` before
+      they are features (they exceed 1 only where the prior's STFT and the model's disagree, near silence).
+    - ``classic_segment``: seconds of context ``classic`` sees per chunk (its 3 s median needs several seconds).
+    """
+
+    segment: float | None = 20.0
+    complement_source: str | None = "other"
+    prior_mask_limit: float = 2.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        name = type(self).__name__
+        if tuple(sorted(self.sources)) != tuple(sorted(_CLASSIC_SOURCES)):
+            raise ValueError(f"{name}.sources must be the four stems of classic {_CLASSIC_SOURCES}, got {self.sources!r}")
+        if self.complement_source is None:
+            raise ValueError(f"{name}.complement_source must be set (the refined stems must sum to the mixture)")
+        if self.residual_source not in (None, self.complement_source):
+            raise ValueError(f"{name}.residual_source must be null or equal complement_source")
+        if self.prior_mask_limit <= 0:
+            raise ValueError(f"{name}.prior_mask_limit must be positive, got {self.prior_mask_limit}")
+
+
+class ClassicRefiner(BSRNN):
+    """``classic`` + a learned complex correction per stem. ``forward``: ``(B, C, T) -> (B, S, C, T)``.
+
+    Parameter names of the BSRNN trunk (``split_*``, ``time_rnns``, ``band_rnns``) match :class:`BSRNN`, so a trained
+    BSRNN can warm-start it (``train --init-from``); the correction heads (``delta_heads``) and the prior projection
+    (``prior_proj``) are new and start at zero.
+    """
+
+    config_class = ClassicRefinerConfig
+
+    def __init__(self, config: ClassicRefinerConfig):
+        super().__init__(config)
+        del self.heads  # BSRNN's mask heads predict whole masks; the refiner predicts corrections
+        c, d = config.audio_channels, config.feature_dim
+        n_prior = len(self.sources)
+        self.prior = ClassicSeparator(
+            ClassicConfig(sources=_CLASSIC_SOURCES, samplerate=config.samplerate, audio_channels=c)
+        )
+        self.prior_proj = nn.ModuleList(nn.Linear(w * c * n_prior, d) for w in config.band_widths)
+        self.delta_heads = nn.ModuleList(
+            nn.ModuleList(_MaskHead(d, config.mlp_dim, w * c * 2) for w in config.band_widths)
+            for _ in config.masked_sources
+        )
+        self._zero_init()
+
+    @torch.no_grad()
+    def _zero_init(self) -> None:
+        """Prior features enter with zero weight and every correction starts at exactly 0 (GLU ``a * sigmoid(b)``
+        with ``a`` = 0): the untrained model reproduces ``classic``."""
+        for proj in self.prior_proj:
+            proj.weight.zero_()
+            proj.bias.zero_()
+        for heads in self.delta_heads:
+            for head in heads:
+                half = head.fc2.out_features // 2
+                head.fc2.weight[:half] = 0.0
+                head.fc2.bias[:half] = 0.0
+
+    def _init_masks(self, value: float) -> None:  # BSRNN's even-split start does not apply to corrections
+        return None
+
+    # -- the three stages ----------------------------------------------------------------------------------------
+    onnx_input_names = ("spec", "prior_masks")
+    onnx_output_names = ("delta",)
+
+    def onnx_inputs(self, mix: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], dict]:
+        """STFT of the mixture and of classic's stems (no learned parameters).
+
+        Shape: ``(B, C, T)`` -> ``((B, C, F, N, 2), (B, S, C, F, N))``: mixture real/imaginary parts and the prior's
+        clipped ratio masks; the context keeps the prior spectrograms for :meth:`onnx_outputs`.
+        """
+        spec = stft(mix, self.config.stft, window=self.window)  # (B, C, F, N)
+        with torch.no_grad():
+            prior_wave = self.prior(mix)  # (B, S, C, T), in classic's source order
+        order = [_CLASSIC_SOURCES.index(s) for s in self.sources]
+        prior = stft(prior_wave[:, order].to(mix.dtype), self.config.stft, window=self.window)  # (B, S, C, F, N)
+        masks = (prior.abs() / (spec.abs()[:, None] + 1e-8)).clamp(0.0, self.config.prior_mask_limit)
+        spec_ri = torch.view_as_real(spec)
+        return (spec_ri, masks), {"spec": spec_ri, "prior": prior, "length": mix.shape[-1]}
+
+    def onnx_core(self, spec_ri: torch.Tensor, prior_masks: torch.Tensor) -> torch.Tensor:
+        """Corrections from the mixture and the prior masks.
+
+        Shape: ``(B, C, F, N, 2)``, ``(B, S, C, F, N)`` -> ``(B, S', C, F', N, 2)`` for the ``S'`` masked sources and the
+        ``F' = sum(band_widths)`` modelled bins.
+        """
+        b, c, _, n, _ = spec_ri.shape
+        s = prior_masks.shape[1]
+        x = spec_ri[:, :, : self.config.modelled_bins]
+        p = prior_masks[:, :, :, : self.config.modelled_bins]
+        bands, start = [], 0
+        for w, norm, proj, pproj in zip(self.config.band_widths, self.split_norms, self.split_proj, self.prior_proj):
+            part = x[:, :, start : start + w].permute(0, 3, 2, 1, 4).reshape(b, n, w * c * 2)
+            ppart = p[:, :, :, start : start + w].permute(0, 4, 3, 2, 1).reshape(b, n, w * c * s)
+            bands.append(proj(norm(part)) + pproj(ppart))
+            start += w
+        return self._decode(self._trunk(torch.stack(bands, dim=1)), self.delta_heads, b, c, n)
+
+    def onnx_outputs(self, delta: torch.Tensor, context: dict) -> torch.Tensor:
+        """``P_s + D_s * X`` on the modelled bins (``P_s`` above them), complement source, iSTFT.
+
+        Shape: delta ``(B, S', C, F', N, 2)`` -> stems ``(B, S, C, T)``.
+        """
+        cfg = self.config
+        spec = torch.view_as_complex(context["spec"].contiguous())
+        masked_idx = [self.sources.index(s) for s in cfg.masked_sources]
+        est = context["prior"][:, masked_idx].clone()
+        f = delta.shape[3]
+        est[..., :f, :] += spec[:, None, :, :f] * torch.view_as_complex(delta.to(context["spec"].dtype).contiguous())
+        rest = spec[:, None] - est.sum(dim=1, keepdim=True)
+        k = self.sources.index(cfg.complement_source)
+        est = torch.cat([est[:, :k], rest, est[:, k:]], dim=1)
+        return istft(est, cfg.stft, length=context["length"], window=self.window)

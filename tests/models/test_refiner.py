@@ -1,0 +1,102 @@
+"""classic_refiner: config validation, shapes, untrained == classic, corrections move the output, stems sum to the
+mixture, checkpoint round trip, warm start from a BSRNN."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stemdeck.models.bsrnn import BSRNN, BSRNNConfig
+from stemdeck.models.checkpoint import load_checkpoint, save_checkpoint
+from stemdeck.models.classic import ClassicConfig, ClassicSeparator
+from stemdeck.models.refiner import ClassicRefiner, ClassicRefinerConfig
+
+SR = 16000
+
+
+def tiny(**kw) -> ClassicRefinerConfig:
+    base = dict(samplerate=SR, n_fft=512, hop_length=256, band_widths=(16, 16, 32, 64, 129), feature_dim=8,
+                hidden_dim=8, num_layers=1, mlp_dim=8, segment=4.0)
+    return ClassicRefinerConfig(**{**base, **kw})
+
+
+def _song(seconds: float = 2.0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(int(seconds * SR)) / SR
+    tone = 0.3 * torch.sin(2 * torch.pi * 110 * t) + 0.2 * torch.sin(2 * torch.pi * 440 * t * (1 + 0.01 * torch.sin(6 * t)))
+    clicks = (torch.rand(t.shape, generator=g) > 0.999).float()
+    left = tone + clicks + 0.01 * torch.randn(t.shape, generator=g)
+    return torch.stack([left, 0.9 * left]).unsqueeze(0)
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="sources must be the four stems of classic"):
+        tiny(sources=("vocals", "drums", "guitar", "other"))
+    with pytest.raises(ValueError, match="complement_source must be set"):
+        tiny(complement_source=None)
+    with pytest.raises(ValueError, match="prior_mask_limit"):
+        tiny(prior_mask_limit=0)
+
+
+def test_untrained_refiner_is_classic_and_stems_sum_to_the_mixture():
+    torch.manual_seed(0)
+    model = ClassicRefiner(tiny()).eval()
+    mix = _song()
+    classic = ClassicSeparator(ClassicConfig(samplerate=SR)).eval()
+    with torch.inference_mode():
+        y = model(mix)
+        ref = classic(mix)
+    assert y.shape == (1, 4, 2, mix.shape[-1])
+    assert torch.allclose(y, ref, atol=1e-5), (y - ref).abs().max()
+    assert torch.allclose(y.sum(1), mix, atol=1e-5)
+
+
+def test_trained_corrections_change_the_stems_but_keep_the_sum():
+    torch.manual_seed(0)
+    model = ClassicRefiner(tiny()).eval()
+    with torch.no_grad():
+        for p in model.delta_heads.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    mix = _song()
+    with torch.inference_mode():
+        y = model(mix)
+        ref = ClassicSeparator(ClassicConfig(samplerate=SR))(mix)
+    assert (y - ref).abs().max() > 1e-3
+    assert torch.allclose(y.sum(1), mix, atol=1e-5)
+
+
+def test_gradients_reach_the_corrections_only_through_the_network():
+    model = ClassicRefiner(tiny())
+    y = model(_song(1.0))
+    y[:, 0].square().mean().backward()
+    assert model.delta_heads[0][0].fc2.weight.grad.abs().sum() > 0
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(1)
+    model = ClassicRefiner(tiny()).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_checkpoint(model, tmp_path / "ref")
+    loaded = load_checkpoint(tmp_path / "ref").eval()
+    mix = _song(1.0)
+    with torch.inference_mode():
+        assert torch.equal(model(mix), loaded(mix))
+
+
+def test_warm_start_from_bsrnn_keeps_the_refiner_equal_to_classic(tmp_path):
+    from stemdeck.train.loop import init_weights
+
+    cfg = tiny()
+    bsrnn = BSRNN(BSRNNConfig(**{k: getattr(cfg, k) for k in (
+        "sources", "samplerate", "n_fft", "hop_length", "band_widths", "feature_dim", "hidden_dim", "num_layers",
+        "mlp_dim", "complement_source")}))
+    save_checkpoint(bsrnn, tmp_path / "b")
+    model = ClassicRefiner(cfg).eval()
+    loaded, skipped = init_weights(model, tmp_path / "b")
+    assert any(k.startswith("time_rnns") for k in loaded)
+    assert all(k.startswith(("delta_heads", "prior_proj")) for k in skipped)
+    mix = _song(1.0)
+    with torch.inference_mode():
+        assert torch.allclose(model(mix), ClassicSeparator(ClassicConfig(samplerate=SR))(mix), atol=1e-5)
