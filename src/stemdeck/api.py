@@ -27,6 +27,7 @@ from torch import nn
 
 from stemdeck import __version__
 from stemdeck.atomic import atomic_write_text
+from stemdeck.models.defaults import DEFAULT_MODEL
 from stemdeck.audio.io import CLIP_MODES, WRITE_FORMATS, AudioError, prepare_peaks_many, read_audio, write_audio
 from stemdeck.audio.resample import resample
 from stemdeck.engine.device import resolve_device
@@ -85,7 +86,7 @@ class Separator:
 
     def __init__(
         self,
-        model: str | Path | nn.Module = "classic",
+        model: str | Path | nn.Module = DEFAULT_MODEL,
         device: str | torch.device = "auto",
         segment: float | None = None,
         overlap: float | None = None,

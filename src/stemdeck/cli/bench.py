@@ -11,6 +11,8 @@ from typing import Any, Optional
 import numpy as np
 import typer
 
+from stemdeck.models.defaults import DEFAULT_MODEL
+
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
     print(f"stemdeck bench: {message}", file=sys.stderr)
@@ -89,7 +91,7 @@ def run_bench(model: str, device: str = "auto", input_path: Path | None = None, 
 
 
 def command(
-    model: str = typer.Option("classic", "-m", "--model", help="Model name ('stemdeck models') or checkpoint path."),
+    model: str = typer.Option(DEFAULT_MODEL, "-m", "--model", help="Model name ('stemdeck models') or checkpoint path."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     input_path: Optional[Path] = typer.Option(None, "--input", help="Audio file to separate (default: generated audio)."),
     seconds: float = typer.Option(30.0, "--seconds", help="Length of the generated input in seconds."),

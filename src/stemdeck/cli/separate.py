@@ -14,6 +14,8 @@ from typing import Any, Optional
 
 import typer
 
+from stemdeck.models.defaults import DEFAULT_MODEL
+
 log = logging.getLogger(__name__)
 
 DEMO_RESOURCE = "data/demo.ogg"
@@ -106,7 +108,7 @@ def _usage_error(message: str) -> typer.BadParameter:
 def command(
     inputs: list[Path] = typer.Argument(None, help="Audio files or folders (walked for audio files).", show_default=False),
     out: Path = typer.Option(Path("separated"), "-o", "--out", help="Output folder."),
-    model: str = typer.Option("classic", "-m", "--model", help="Model name ('stemdeck models'), or a checkpoint path."),
+    model: str = typer.Option(DEFAULT_MODEL, "-m", "--model", help="Model name ('stemdeck models'), or a checkpoint path."),
     stems: Optional[str] = typer.Option(None, "--stems", help="Comma-separated stems to write, e.g. vocals,drums."),
     two_stems: Optional[str] = typer.Option(None, "--two-stems", help="Write STEM and no_STEM (the rest)."),
     fmt: OutFormat = typer.Option(OutFormat.wav, "--format", help="Output format."),

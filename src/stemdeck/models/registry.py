@@ -20,6 +20,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from stemdeck.models.defaults import DEFAULT_MODEL  # re-exported; defined torch-free for the CLI
+
 log = logging.getLogger(__name__)
 
 ARCHITECTURES: dict[str, str] = {
@@ -113,8 +115,6 @@ MODELS: dict[str, ModelEntry] = {
         parameters=712848,
     ),
 }
-
-DEFAULT_MODEL = "classic"
 
 
 def import_string(target: str) -> Any:

@@ -17,6 +17,13 @@ from stemdeck.models.checkpoint import checkpoint_paths
 
 MARKER = "<!-- measured -->"
 
+# What each architecture is, for the card's first line (architectures not listed are named only).
+DESCRIPTIONS = {
+    "bsrnn": "band-split RNN, Luo & Yu 2023",
+    "classic_refiner": "the weight-free `classic` separator plus a band-split RNN (Luo & Yu 2023) that predicts a "
+    "complex correction per stem; untrained it is exactly `classic`",
+}
+
 
 def _fmt_metrics(metrics: dict[str, Any]) -> list[str]:
     sdr = metrics.get("validation_sdr") or {}
@@ -32,7 +39,8 @@ def render_card(doc: dict[str, Any], parameters: int | None, title: str) -> str:
     tr = doc.get("training", {})
     lines = [
         f"# {title}", "",
-        f"- Architecture: `{doc.get('architecture')}` (band-split RNN, Luo & Yu 2023)" if doc.get("architecture") == "bsrnn" else f"- Architecture: `{doc.get('architecture')}`",
+        f"- Architecture: `{doc.get('architecture')}`"
+        + (f" ({DESCRIPTIONS[doc['architecture']]})" if doc.get("architecture") in DESCRIPTIONS else ""),
         f"- Sources: {', '.join(doc.get('sources', []))}; {doc.get('samplerate')} Hz, {doc.get('audio_channels')} channels",
         f"- Learned parameters: {parameters:,}" if parameters else "- Learned parameters: unknown",
         f"- Licence of the weights: {doc.get('licence')}",

@@ -1,0 +1,3 @@
+"""The default model's name, importable without torch (the CLI's option defaults and ``--help`` need it)."""
+
+DEFAULT_MODEL = "classic"
