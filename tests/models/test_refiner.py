@@ -100,3 +100,22 @@ def test_warm_start_from_bsrnn_keeps_the_refiner_equal_to_classic(tmp_path):
     mix = _song(1.0)
     with torch.inference_mode():
         assert torch.allclose(model(mix), ClassicSeparator(ClassicConfig(samplerate=SR))(mix), atol=1e-5)
+
+
+def test_onnx_split_matches_onnxruntime(tmp_path):
+    """The correction network exports to ONNX; classic (the prior) and the STFTs run outside the graph."""
+    pytest.importorskip("onnxruntime")
+    from stemdeck.engine.onnx import OnnxModel, export_onnx
+
+    torch.manual_seed(2)
+    model = ClassicRefiner(tiny()).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    path = export_onnx(model, tmp_path / "refiner.onnx", seconds=1.0)
+    ort_model = OnnxModel(path)
+    x = _song(1.3)
+    with torch.inference_mode():
+        ref, got = model(x), ort_model(x)
+    assert ref.shape == got.shape
+    assert float((ref - got).abs().max()) <= 1e-4

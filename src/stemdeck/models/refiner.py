@@ -102,6 +102,8 @@ class ClassicRefiner(BSRNN):
     # -- the three stages ----------------------------------------------------------------------------------------
     onnx_input_names = ("spec", "prior_masks")
     onnx_output_names = ("delta",)
+    onnx_dynamic_axes = {"spec": {0: "batch", 3: "frames"}, "prior_masks": {0: "batch", 4: "frames"},
+                         "delta": {0: "batch", 4: "frames"}}
 
     def onnx_inputs(self, mix: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], dict]:
         """STFT of the mixture and of classic's stems (no learned parameters).
