@@ -180,3 +180,14 @@ def test_validation_sdr_is_the_mdx_sdr():
     ref = rng.standard_normal((2, 1000))
     assert sdr(ref, ref + 0.1 * ref) == pytest.approx(20.0, abs=1e-6)
     assert sdr(ref, np.zeros_like(ref)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_stem_mp4_folder_gets_a_conversion_hint(tmp_path):
+    from stemdeck.train.data import DataError, stem_folder_songs
+
+    (tmp_path / "Song A.stem.mp4").write_bytes(b"not decoded")
+    with pytest.raises(DataError, match=r"holds \.stem\.mp4 files.*ffmpeg -i SONG\.stem\.mp4"):
+        stem_folder_songs(tmp_path)
+    (tmp_path / "Song A.stem.mp4").unlink()
+    with pytest.raises(DataError, match="no song folders with stem files"):
+        stem_folder_songs(tmp_path)

@@ -115,6 +115,15 @@ def stem_folder_songs(root: str | Path, stems: tuple[str, ...] | None = None) ->
         if files:
             songs.append(Song(song_dir.name, {k: StemFile(v) for k, v in files.items()}))
     if not songs:
+        if any(p.name.lower().endswith(".stem.mp4") for p in root.iterdir()):
+            # Random excerpts of AAC streams would mean decoding whole files per example; MUSDB18-HQ or wav is the
+            # format training reads (the .stem.mp4 files are fine for `stemdeck eval`).
+            raise DataError(
+                f"{root}: holds .stem.mp4 files; training reads stem folders (ROOT/<song>/<stem>.wav, as MUSDB18-HQ). "
+                "Convert each file's streams 1-4 (drums, bass, other, vocals) to wav first, e.g. "
+                "ffmpeg -i SONG.stem.mp4 -map 0:a:1 SONG/drums.wav -map 0:a:2 SONG/bass.wav "
+                "-map 0:a:3 SONG/other.wav -map 0:a:4 SONG/vocals.wav"
+            )
         raise DataError(f"{root}: no song folders with stem files (expected ROOT/<song>/<stem>.wav)")
     return songs
 
