@@ -12,6 +12,7 @@ import soundfile as sf
 
 from stemdeck.audio.io import read_audio
 from stemdeck.cli.main import main
+from stemdeck.models.defaults import DEFAULT_MODEL
 
 MP3 = "spleeter_audio_example_SlowMotionDream_StevenMBryant_CC-BY-3.0.mp3"
 FAST = ["--segment", "6"]  # shorter chunks than classic's default: these inputs are short
@@ -142,8 +143,9 @@ def test_two_stems_stems_overwrite_filename_mp3(tmp_path: Path, mixtures_dir: Pa
     code, _, err = run(["separate", str(src), "-o", str(out), "--stems", "drums,bass", "--format", "mp3", "--mp3-bitrate", "128",
                         "--filename", "{track}-{model}/{stem}.{ext}", "-q", *FAST], capsys)
     assert code == 0, err
-    assert sorted(p.name for p in (out / "song-classic").iterdir()) == ["bass.mp3", "drums.mp3", "stemdeck.json"]
-    assert read_audio(out / "song-classic" / "bass.mp3").samplerate == 44100
+    named = out / f"song-{DEFAULT_MODEL}"  # {model}: the default model's name
+    assert sorted(p.name for p in named.iterdir()) == ["bass.mp3", "drums.mp3", "stemdeck.json"]
+    assert read_audio(named / "bass.mp3").samplerate == 44100
 
 
 def test_jobs_runs_files_in_parallel(tmp_path: Path, mixtures_dir: Path, capsys: pytest.CaptureFixture) -> None:
@@ -197,7 +199,8 @@ def test_models_command(capsys: pytest.CaptureFixture) -> None:
     data = json.loads(out)
     classic = next(m for m in data["models"] if m["name"] == "classic")
     assert classic["sources"] == ["vocals", "drums", "bass", "other"] and classic["samplerate"] == 44100
-    assert classic["default"] and "MIT" in classic["licence"]
+    assert "MIT" in classic["licence"]
+    assert [m["name"] for m in data["models"] if m["default"]] == [DEFAULT_MODEL]
     assert data["published"] is None or isinstance(data["published"], list)
     assert (data["published"] is None) == (data["published_note"] is not None)
     code, out, _ = run(["models"], capsys)

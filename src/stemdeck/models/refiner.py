@@ -38,7 +38,8 @@ class ClassicRefinerConfig(BSRNNConfig):
 
     - ``prior_mask_limit``: the prior ratio masks ``|P_s| / |X|`` are clipped to ``[0, prior_mask_limit]`` before
       they are features (they exceed 1 only where the prior's STFT and the model's disagree, near silence).
-    - ``classic_segment``: seconds of context ``classic`` sees per chunk (its 3 s median needs several seconds).
+    - ``segment`` defaults to ``classic``'s 20 s: ``classic`` runs inside each chunk, and its 3 s vocal median needs
+      several seconds of context.
     """
 
     segment: float | None = 20.0

@@ -96,13 +96,14 @@ MODELS: dict[str, ModelEntry] = {
     # stemdeck's own trained models, shipped in the package (stemdeck/pretrained/weights/<name>.{safetensors,json,md}).
     "stemdeck_4stem": ModelEntry(
         name="stemdeck_4stem",
-        architecture="bsrnn",
+        architecture="classic_refiner",
         sources=("vocals", "drums", "bass", "other"),
         samplerate=44100,
-        description="stemdeck's own 4-stem BSRNN (CPU-sized), trained on stemdeck synth songs + MIR-1K voices",
+        description="stemdeck's own 4-stem model: classic plus a learned BSRNN correction per stem (2.2 M parameters), "
+        "trained on stemdeck synth songs + MIR-1K voices",
         licence="MIT code; weights research-use only (trained on MIR-1K voices)",
         loader="stemdeck.models.shipped:build_default4",
-        parameters=1852796,
+        parameters=2247644,
     ),
     "stemdeck_vocals": ModelEntry(
         name="stemdeck_vocals",

@@ -45,6 +45,7 @@ def render_card(doc: dict[str, Any], parameters: int | None, title: str) -> str:
         f"- Learned parameters: {parameters:,}" if parameters else "- Learned parameters: unknown",
         f"- Licence of the weights: {doc.get('licence')}",
         f"- Training steps: {tr.get('steps')} (batch {tr.get('batch_size')} x {tr.get('segment_s')} s; EMA decay {tr.get('ema_decay')})",
+        *([f"- Training history: {tr['lineage']}"] if tr.get("lineage") else []),
         f"- Training data: {tr.get('data', 'see the training config')}",
         f"- Training config: `{tr.get('config_file')}`"
         + (f" (warm start from `{tr['init_from']}`)" if tr.get("init_from") else ""),
