@@ -11,4 +11,5 @@ test: setup
 	.venv/bin/python -m pytest -q
 
 bench: setup
-	.venv/bin/python benchmarks/bench_classic.py
+	.venv/bin/python benchmarks/bench_separate.py
+	.venv/bin/python benchmarks/bench_separate.py -m classic

@@ -110,16 +110,25 @@ class ClassicRefiner(BSRNN):
         """STFT of the mixture and of classic's stems (no learned parameters).
 
         Shape: ``(B, C, T)`` -> ``((B, C, F, N, 2), (B, S, C, F, N))``: mixture real/imaginary parts and the prior's
-        clipped ratio masks; the context keeps the prior spectrograms for :meth:`onnx_outputs`.
+        clipped ratio masks; the context keeps the prior spectrograms of the masked sources for :meth:`onnx_outputs`.
         """
-        spec = stft(mix, self.config.stft, window=self.window)  # (B, C, F, N)
+        cfg = self.config
+        spec = stft(mix, cfg.stft, window=self.window)  # (B, C, F, N)
         with torch.no_grad():
-            prior_wave = self.prior(mix)  # (B, S, C, T), in classic's source order
-        order = [_CLASSIC_SOURCES.index(s) for s in self.sources]
-        prior = stft(prior_wave[:, order].to(mix.dtype), self.config.stft, window=self.window)  # (B, S, C, F, N)
-        masks = (prior.abs() / (spec.abs()[:, None] + 1e-8)).clamp(0.0, self.config.prior_mask_limit)
+            prior_wave = self.prior(mix).to(mix.dtype)  # (B, S, C, T), in classic's source order
+        mag = spec.abs() + 1e-8
+        masks = mag.new_empty((mag.shape[0], len(self.sources), *mag.shape[1:]))  # (B, S, C, F, N)
+        kept = []
+        # One source at a time: a 3-minute song in 20 s chunks would otherwise hold S complex spectrograms and
+        # their magnitudes at once (the peak memory target is 1.5 GB for the whole separation).
+        for i, name in enumerate(self.sources):
+            prior = stft(prior_wave[:, _CLASSIC_SOURCES.index(name)], cfg.stft, window=self.window)  # (B, C, F, N)
+            torch.div(prior.abs(), mag, out=masks[:, i])
+            if name != cfg.complement_source:
+                kept.append(prior)
+        masks.clamp_(0.0, cfg.prior_mask_limit)
         spec_ri = torch.view_as_real(spec)
-        return (spec_ri, masks), {"spec": spec_ri, "prior": prior, "length": mix.shape[-1]}
+        return (spec_ri, masks), {"spec": spec_ri, "prior": torch.stack(kept, dim=1), "length": mix.shape[-1]}
 
     def onnx_core(self, spec_ri: torch.Tensor, prior_masks: torch.Tensor) -> torch.Tensor:
         """Corrections from the mixture and the prior masks.
@@ -146,11 +155,12 @@ class ClassicRefiner(BSRNN):
         """
         cfg = self.config
         spec = torch.view_as_complex(context["spec"].contiguous())
-        masked_idx = [self.sources.index(s) for s in cfg.masked_sources]
-        est = context["prior"][:, masked_idx].clone()
+        est = context["prior"]  # (B, S', C, F, N): built for this call, so updated in place
         f = delta.shape[3]
-        est[..., :f, :] += spec[:, None, :, :f] * torch.view_as_complex(delta.to(context["spec"].dtype).contiguous())
-        rest = spec[:, None] - est.sum(dim=1, keepdim=True)
+        est[..., :f, :].addcmul_(spec[:, None, :, :f], torch.view_as_complex(delta.to(context["spec"].dtype).contiguous()))
+        rest = spec - est.sum(dim=1)  # the complement source: the stems sum to the mixture
+        length = context["length"]
+        waves = istft(est, cfg.stft, length=length, window=self.window)  # (B, S', C, T)
         k = self.sources.index(cfg.complement_source)
-        est = torch.cat([est[:, :k], rest, est[:, k:]], dim=1)
-        return istft(est, cfg.stft, length=context["length"], window=self.window)
+        other = istft(rest, cfg.stft, length=length, window=self.window)[:, None]
+        return torch.cat([waves[:, :k], other, waves[:, k:]], dim=1)

@@ -1,9 +1,9 @@
-"""Benchmark the weight-free ``classic`` model on a 3-minute stereo file through :class:`stemdeck.Separator`.
+"""Benchmark a model (default: the default model) on a 3-minute stereo file through :class:`stemdeck.Separator`.
 
 Prints wall-clock seconds, real-time factor (seconds / audio seconds; < 1 is faster than real time) and peak
 resident memory. Not a timed test: run it by hand (``make bench``) and quote the figures.
 
-    .venv/bin/python benchmarks/bench_classic.py [--seconds 180] [--threads N] [--keep DIR]
+    .venv/bin/python benchmarks/bench_separate.py [-m MODEL] [--seconds 180] [--threads N] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ def make_song(path: Path, seconds: float, samplerate: int = 44100) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-m", "--model", default=None, help="model name or checkpoint (default: stemdeck's default)")
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--keep", type=Path, default=None, help="write the stems here instead of a temp folder")
@@ -63,14 +64,17 @@ def main() -> None:
         src = Path(tmp) / "bench.wav"
         # Rendered in a child process, so that this process's peak RSS is the separation's (plus imports).
         subprocess.run([sys.executable, __file__, "--make", str(src), "--seconds", str(args.seconds)], check=True)
-        sep = stemdeck.Separator("classic", device="cpu")
+        from stemdeck.models.defaults import DEFAULT_MODEL
+
+        model = args.model or DEFAULT_MODEL
+        sep = stemdeck.Separator(model, device="cpu")
         rss_before = peak_rss_mib()
         cpu0 = _cpu_seconds()
         t0 = time.perf_counter()
         result = sep.separate_file(src, args.keep or Path(tmp) / "out", overwrite=True)
         seconds = time.perf_counter() - t0
         cpu = _cpu_seconds() - cpu0
-    print(f"classic on a {args.seconds:.0f} s stereo 44.1 kHz file ({torch.get_num_threads()} torch threads, "
+    print(f"{model} on a {args.seconds:.0f} s stereo 44.1 kHz file ({torch.get_num_threads()} torch threads, "
           f"{platform.processor() or platform.machine()})")
     print(f"  seconds (read + separate + write 4 x 24-bit wav): {seconds:.2f}")
     print(f"  real-time factor: {seconds / args.seconds:.3f}  ({args.seconds / seconds:.1f}x faster than real time)")
