@@ -187,7 +187,7 @@ def _table(results: list[dict], model: str, label: str) -> list[str]:
              head, "|---|" + "---:|" * (1 + len(others))]
     for s in stems:
         vals = [rows[m]["stems"].get(s, {}).get("museval_sdr_median", float("nan")) for m in [model, *others]]
-        lines.append(f"| {s} | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
+        lines.append(f"| {s} | " + " | ".join((f"{v:.2f}" if v == v else "–") for v in vals) + " |")
     return lines + [""]
 
 
