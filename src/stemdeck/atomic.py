@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 
 def _umask() -> int:
@@ -43,3 +43,13 @@ def atomic_write_text(path: str | Path, data: str | bytes) -> Path:
     if isinstance(data, str):
         return atomic_write(path, lambda tmp: tmp.write_text(data, encoding="utf-8"))
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_png(path: str | Path, fig: Any, *, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG atomically and close it (also when saving fails)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"), suffix=".part.png")
+    finally:
+        plt.close(fig)

@@ -1,31 +1,19 @@
 """Multichannel Wiener filter: equality with openunmix 1.3.0's ``filtering.wiener``, shapes, dtypes, edge cases."""
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 import torch
 
 from stemdeck.dsp.wiener import expectation_maximization, initial_estimates, wiener
-from tests.models.umx_reference import one_thread  # noqa: F401 (fixture)
+from tests.models.umx_reference import import_openunmix, one_thread  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def ref_wiener():
-    """openunmix's wiener; openunmix imports torchaudio at package import (unused here): stand in an empty module."""
-    saved = sys.modules.get("torchaudio")
-    if saved is None:
-        sys.modules["torchaudio"] = types.ModuleType("torchaudio")
-    try:
-        pytest.importorskip("openunmix", reason="test-only reference package (scripts/requirements-parity.txt)")
-        from openunmix.filtering import wiener as ref
-    finally:
-        if saved is None:
-            del sys.modules["torchaudio"]
-    return ref
+    """openunmix's ``filtering.wiener`` (test-only reference package)."""
+    return import_openunmix("openunmix.filtering").wiener
 
 
 def _inputs(sources: int, channels: int, dtype: torch.dtype, bins: int = 33, frames: int = 24, seed: int = 0):

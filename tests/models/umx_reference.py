@@ -1,6 +1,7 @@
 """Helpers for tests that compare stemdeck's Open-Unmix with openunmix 1.3.0 (a test-only reference package)."""
 from __future__ import annotations
 
+import importlib
 import sys
 import types
 
@@ -8,19 +9,19 @@ import pytest
 import torch
 
 
-def import_openunmix():
-    """``openunmix.model``; openunmix imports torchaudio at package import (unused by the model code), so an empty
-    stand-in module is put in ``sys.modules`` just for the import when torchaudio is not installed."""
+def import_openunmix(module: str = "openunmix.model"):
+    """An ``openunmix`` module (default ``openunmix.model``); openunmix imports torchaudio at package import (unused by
+    the model and filtering code), so an empty stand-in module is put in ``sys.modules`` just for the import when
+    torchaudio is not installed."""
     saved = sys.modules.get("torchaudio")
     if saved is None:
         sys.modules["torchaudio"] = types.ModuleType("torchaudio")
     try:
         pytest.importorskip("openunmix", reason="test-only reference package (scripts/requirements-parity.txt)")
-        import openunmix.model as model
+        return importlib.import_module(module)
     finally:
         if saved is None:
             del sys.modules["torchaudio"]
-    return model
 
 
 def randomize_(module: torch.nn.Module, seed: int) -> torch.nn.Module:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stemdeck.atomic import atomic_write_text
+from stemdeck.atomic import atomic_write_png, atomic_write_text
 from stemdeck.metrics.aggregate import frames_median, track_json, tracks_aggregate
 from stemdeck.metrics.bsseval import bss_eval_v4
 from stemdeck.metrics.sdr import length_weighted_mean, mdx_sdr, nsdr
@@ -203,10 +203,7 @@ def save_plots(results: Sequence[TrackResult], outdir: Path, title: str) -> list
     ax.set_title(f"{title}\n{metric}, distribution over tracks", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    paths.append(atomic_write_text(outdir / "boxplot.png", buf.getvalue()))
+    paths.append(atomic_write_png(outdir / "boxplot.png", fig))
 
     names = [r.name for r in results]
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(names) * len(stems) / 2 + 3), 4.5))
@@ -222,10 +219,7 @@ def save_plots(results: Sequence[TrackResult], outdir: Path, title: str) -> list
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    paths.append(atomic_write_text(outdir / "tracks.png", buf.getvalue()))
+    paths.append(atomic_write_png(outdir / "tracks.png", fig))
     return paths
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stemdeck.atomic import atomic_write
+from stemdeck.atomic import atomic_write_png
 from stemdeck.mixer.effects import MixError
 
 if TYPE_CHECKING:
@@ -26,10 +26,7 @@ def _save(fig, path: Path, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
         plt.close(fig)
         raise MixError(f"{path}: already exists (use --overwrite to replace it)")
-    try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), suffix=".part.png")
-    finally:
-        plt.close(fig)
+    return atomic_write_png(path, fig)
 
 
 def _safe(name: str) -> str:

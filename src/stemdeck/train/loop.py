@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from stemdeck.atomic import atomic_write
+from stemdeck.atomic import atomic_write_png
 from stemdeck.engine.device import resolve_device
 from stemdeck.models.base import config_from_dict
 from stemdeck.models.checkpoint import checkpoint_paths, save_checkpoint
@@ -112,10 +112,7 @@ def plot_curves(out: Path) -> Path | None:
         a2.set(xlabel="step", ylabel="SDR (dB)", title="validation SDR (EMA weights)")
         a2.legend(fontsize=7)
     fig.tight_layout()
-    try:
-        return atomic_write(out / "curves.png", lambda tmp: fig.savefig(tmp, dpi=100), suffix=".part.png")
-    finally:
-        plt.close(fig)
+    return atomic_write_png(out / "curves.png", fig, dpi=100)
 
 
 def _validate(model: nn.Module, sets: list[tuple[str, list]], device: torch.device) -> dict[str, float]:
