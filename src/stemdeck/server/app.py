@@ -60,6 +60,14 @@ def _check_id(value: str, what: str) -> str:
     return value
 
 
+def _found(lookup: Callable[[str], dict[str, Any] | None], value: str, what: str) -> dict[str, Any]:
+    """``lookup(value)`` for a well-formed id, or a 404 naming the ``what`` (song, job, mix)."""
+    row = lookup(_check_id(value, what))
+    if row is None:
+        raise ApiError(404, f"unknown {what} {value}")
+    return row
+
+
 def create_app(config: ServerConfig) -> FastAPI:
     data_dir = Path(config.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -128,10 +136,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     # -- helpers ---------------------------------------------------------------------------------------------------
     def song_or_404(song_id: str) -> dict[str, Any]:
-        song = library.song(_check_id(song_id, "song"))
-        if song is None:
-            raise ApiError(404, f"unknown song {song_id}")
-        return song
+        return _found(library.song, song_id, "song")
 
     def live_jobs() -> dict[str, dict[str, Any]]:
         return {j["id"]: j for j in runner.live.snapshot()[1]}
@@ -287,9 +292,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.get("/api/jobs/{job_id}")
     async def get_job(job_id: str):
-        job = library.job(_check_id(job_id, "job"))
-        if job is None:
-            raise ApiError(404, f"unknown job {job_id}")
+        job = _found(library.job, job_id, "job")
         live = dict(runner.live.jobs.get(job_id, {}))
         if job["status"] in ("queued", "running") and live:
             job["progress"] = live.get("progress", job["progress"])
@@ -297,9 +300,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.post("/api/jobs/{job_id}/cancel")
     async def cancel_job(job_id: str):
-        job = library.job(_check_id(job_id, "job"))
-        if job is None:
-            raise ApiError(404, f"unknown job {job_id}")
+        job = _found(library.job, job_id, "job")
         if not runner.cancel(job_id):
             raise ApiError(409, f"job {job_id} is {job['status']}, not queued or running")
         return {"cancelling": job_id}
@@ -372,10 +373,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.get("/api/mixes/{mix_id}")
     async def get_mix(mix_id: str):
-        mix = library.mix(_check_id(mix_id, "mix"))
-        if mix is None:
-            raise ApiError(404, f"unknown mix {mix_id}")
-        return mix
+        return _found(library.mix, mix_id, "mix")
 
     @app.post("/api/songs/{song_id}/export")
     async def export(song_id: str, request: Request):
