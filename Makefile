@@ -5,7 +5,7 @@ setup:
 	bash scripts/setup.sh
 
 demo: setup
-	.venv/bin/stemdeck separate --demo -o out
+	.venv/bin/stemwright separate --demo -o out
 
 test: setup
 	.venv/bin/python -m pytest -q

@@ -1,6 +1,6 @@
-"""Benchmark stemdeck's shipped models against ``classic``: museval-protocol SDR on real data, speed and memory.
+"""Benchmark stemwright's shipped models against ``classic``: museval-protocol SDR on real data, speed and memory.
 
-Quality (BSS Eval v4 as museval 0.4.1, via :mod:`stemdeck.metrics`): SDR per 1 s window, median over windows per
+Quality (BSS Eval v4 as museval 0.4.1, via :mod:`stemwright.metrics`): SDR per 1 s window, median over windows per
 track, then median over tracks (SiSEC 2018 reporting); also the mean over tracks, and the global "MDX" SDR.
 
 - MUSDB18 excerpt (``../shared/data/musdb18-excerpts``, 4 stems + accompaniment): the file's own mixture is
@@ -9,12 +9,12 @@ track, then median over tracks (SiSEC 2018 reporting); also the mean over tracks
   model's accompaniment is the sum of its drums, bass and other. Scored mono at 16 kHz.
 
 Speed: seconds, real-time factor and peak resident memory (``ru_maxrss`` of a fresh child process, model load
-included) of ``stemdeck.Separator(model).separate`` on a 3-minute stereo 44.1 kHz song.
+included) of ``stemwright.Separator(model).separate`` on a 3-minute stereo 44.1 kHz song.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_default.py --models stemdeck_4stem classic --json out.json
-    .venv/bin/python benchmarks/bench_default.py --models stemdeck_vocals --no-musdb --speed
+    .venv/bin/python benchmarks/bench_default.py --models stemwright_4stem classic --json out.json
+    .venv/bin/python benchmarks/bench_default.py --models stemwright_vocals --no-musdb --speed
 """
 from __future__ import annotations
 
@@ -34,17 +34,17 @@ SPEED_CHILD = r"""
 import json, resource, sys, time
 import numpy as np, torch
 torch.set_num_threads(int(sys.argv[3]))
-import stemdeck
+import stemwright
 t0 = time.perf_counter()
-sep = stemdeck.Separator(sys.argv[1], device="cpu")
+sep = stemwright.Separator(sys.argv[1], device="cpu")
 load = time.perf_counter() - t0
 seconds = float(sys.argv[2])
 rng = np.random.default_rng(0)
 song = None
 path = sys.argv[4] if len(sys.argv) > 4 else ""
 if path:
-    from stemdeck.audio.io import read_audio
-    from stemdeck.audio.resample import resample
+    from stemwright.audio.io import read_audio
+    from stemwright.audio.resample import resample
     a = read_audio(path)
     x = resample(a.samples, a.samplerate, 44100)
     reps = int(np.ceil(seconds * 44100 / x.shape[1]))
@@ -62,7 +62,7 @@ print(json.dumps({"model": sys.argv[1], "load_s": load, "seconds": took, "rtf": 
 
 
 def _tracks_mir1k(limit: int | None):
-    from stemdeck.audio.io import read_audio
+    from stemwright.audio.io import read_audio
 
     files = sorted((SHARED / "mir1k" / "dev").glob("*.opus"))
     if limit:
@@ -74,7 +74,7 @@ def _tracks_mir1k(limit: int | None):
 
 
 def _tracks_musdb():
-    from stemdeck.audio.io import read_audio
+    from stemwright.audio.io import read_audio
 
     for song in sorted(p for p in (SHARED / "musdb18-excerpts").iterdir() if p.is_dir()):
         refs = {s: read_audio(song / f"{s}.flac").samples.astype(np.float64) for s in ("vocals", "drums", "bass", "other")}
@@ -94,10 +94,10 @@ def _estimates(stems: dict[str, np.ndarray], wanted: list[str]) -> dict[str, np.
 
 
 def score(model: str, tracks, label: str) -> dict:
-    import stemdeck
-    from stemdeck.metrics.report import score_track
+    import stemwright
+    from stemwright.metrics.report import score_track
 
-    sep = stemdeck.Separator(model, device="cpu")
+    sep = stemwright.Separator(model, device="cpu")
     per_track = []
     t_total, audio_total = 0.0, 0.0
     for name, mix, sr, refs in tracks:
@@ -138,7 +138,7 @@ def _avg(summary: dict, stems: list[str], key: str = "museval_sdr_median") -> fl
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", nargs="+", default=["stemdeck_4stem", "classic"])
+    ap.add_argument("--models", nargs="+", default=["stemwright_4stem", "classic"])
     ap.add_argument("--mir1k-items", type=int, default=0, help="MIR-1K dev clips (0: all 86)")
     ap.add_argument("--no-musdb", action="store_true")
     ap.add_argument("--no-mir1k", action="store_true")
@@ -195,9 +195,9 @@ def write_cards(results: list[dict], args) -> None:
     """Replace the measured section of each shipped model's card with this run's figures."""
     import platform
 
-    from stemdeck.models.checkpoint import read_metadata
-    from stemdeck.models.shipped import shipped_path
-    from stemdeck.train.card import MARKER
+    from stemwright.models.checkpoint import read_metadata
+    from stemwright.models.shipped import shipped_path
+    from stemwright.train.card import MARKER
 
     speeds = {r["speed"]["model"]: r["speed"] for r in results if "speed" in r}
     for model in args.models:

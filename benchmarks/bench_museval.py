@@ -1,4 +1,4 @@
-"""Times stemdeck's BSS Eval v4 against ``museval.evaluate`` (0.4.1) on the same 3-minute, 4-source stereo track.
+"""Times stemwright's BSS Eval v4 against ``museval.evaluate`` (0.4.1) on the same 3-minute, 4-source stereo track.
 
 The track is built from the MUSDB18 excerpt in ../shared/data/musdb18-excerpts (each stem tiled to the requested
 length with a different circular offset per stem, so the sources do not repeat in lock-step); the estimates follow
@@ -58,7 +58,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=180.0)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    from stemdeck.metrics import bss_eval_v4
+    from stemwright.metrics import bss_eval_v4
 
     museval = import_museval()
     refs, ests = make_track(args.seconds)
@@ -76,8 +76,8 @@ def main() -> int:
         diffs[name + "_median_per_stem"] = float(np.abs(np.median(a, 1) - np.median(b, 1)).max())
     report = {
         "seconds_audio": args.seconds, "sources": len(STEMS), "channels": 2, "windows": int(ours.sdr.shape[1]),
-        "stemdeck_s": round(t_ours, 3), "museval_s": round(t_museval, 3), "speedup": round(t_museval / t_ours, 2),
-        "stemdeck_cpu_s": round(c_ours, 3), "museval_cpu_s": round(c_museval, 3),
+        "stemwright_s": round(t_ours, 3), "museval_s": round(t_museval, 3), "speedup": round(t_museval / t_ours, 2),
+        "stemwright_cpu_s": round(c_ours, 3), "museval_cpu_s": round(c_museval, 3),
         "cpu_speedup": round(c_museval / c_ours, 2), "cpu_count": os.cpu_count(),
         "max_abs_diff_db": {k: round(v, 6) for k, v in diffs.items()},
     }
@@ -85,7 +85,7 @@ def main() -> int:
         print(json.dumps(report, indent=2))
     else:
         print(f"track: {args.seconds:.0f} s, {len(STEMS)} sources, stereo, {report['windows']} windows of 1 s")
-        print(f"stemdeck bss_eval_v4 : {t_ours:8.2f} s wall, {c_ours:8.2f} s CPU")
+        print(f"stemwright bss_eval_v4 : {t_ours:8.2f} s wall, {c_ours:8.2f} s CPU")
         print(f"museval.evaluate     : {t_museval:8.2f} s wall, {c_museval:8.2f} s CPU")
         print(f"speed-up             : {t_museval / t_ours:8.1f} x wall, {c_museval / c_ours:.1f} x CPU "
               f"({os.cpu_count()} cores)")

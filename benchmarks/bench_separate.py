@@ -1,4 +1,4 @@
-"""Benchmark a model (default: the default model) on a 3-minute stereo file through :class:`stemdeck.Separator`.
+"""Benchmark a model (default: the default model) on a 3-minute stereo file through :class:`stemwright.Separator`.
 
 Prints wall-clock seconds, real-time factor (seconds / audio seconds; < 1 is faster than real time) and peak
 resident memory. Not a timed test: run it by hand (``make bench``) and quote the figures.
@@ -34,7 +34,7 @@ def _cpu_seconds() -> float:
 
 def make_song(path: Path, seconds: float, samplerate: int = 44100) -> Path:
     """The demo song looped to ``seconds``, with a little noise so no two loops are identical. Shape on disk: stereo."""
-    from stemdeck.synth.demo import render_demo
+    from stemwright.synth.demo import render_demo
 
     mix, _ = render_demo(samplerate)
     reps = int(np.ceil(seconds * samplerate / mix.shape[1]))
@@ -46,7 +46,7 @@ def make_song(path: Path, seconds: float, samplerate: int = 44100) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-m", "--model", default=None, help="model name or checkpoint (default: stemdeck's default)")
+    parser.add_argument("-m", "--model", default=None, help="model name or checkpoint (default: stemwright's default)")
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--keep", type=Path, default=None, help="write the stems here instead of a temp folder")
@@ -58,16 +58,16 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    import stemdeck
+    import stemwright
 
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "bench.wav"
         # Rendered in a child process, so that this process's peak RSS is the separation's (plus imports).
         subprocess.run([sys.executable, __file__, "--make", str(src), "--seconds", str(args.seconds)], check=True)
-        from stemdeck.models.defaults import DEFAULT_MODEL
+        from stemwright.models.defaults import DEFAULT_MODEL
 
         model = args.model or DEFAULT_MODEL
-        sep = stemdeck.Separator(model, device="cpu")
+        sep = stemwright.Separator(model, device="cpu")
         rss_before = peak_rss_mib()
         cpu0 = _cpu_seconds()
         t0 = time.perf_counter()

@@ -2,7 +2,7 @@
 
 For each of umx (umxhq), htdemucs, bsrnn (paper size), bs_roformer (viperx ep_317 config), mel_roformer (Kim's vocals
 config): parameter count, seconds and real-time factor (seconds of compute per second of audio) for 30 s of stereo
-44.1 kHz audio through stemdeck's engine, and for umx/htdemucs the reference package on the same input with the
+44.1 kHz audio through stemwright's engine, and for umx/htdemucs the reference package on the same input with the
 same weights (``openunmix.model.Separator``; ``demucs.apply.apply_model``, shifts=0), plus the max abs difference.
 Architectures whose module or reference package is missing are skipped with a message.
 
@@ -46,8 +46,8 @@ def _timed(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
 
 
 def build_umx() -> tuple[torch.nn.Module, Callable | None, str]:
-    from stemdeck.models.registry import architecture_class
-    from stemdeck.models.umx import UmxConfig
+    from stemwright.models.registry import architecture_class
+    from stemwright.models.umx import UmxConfig
 
     ours = architecture_class("umx")(UmxConfig()).eval()  # umxhq: hidden 512, max_bin 1487, niter 1, 300-frame blocks
 
@@ -62,8 +62,8 @@ def build_umx() -> tuple[torch.nn.Module, Callable | None, str]:
 
 
 def build_htdemucs() -> tuple[torch.nn.Module, Callable | None, str]:
-    from stemdeck.models import htdemucs
-    from stemdeck.models.registry import architecture_class
+    from stemwright.models import htdemucs
+    from stemwright.models.registry import architecture_class
 
     config = htdemucs.PUBLISHED["htdemucs"]
     ours = architecture_class("htdemucs")(config).eval()
@@ -82,8 +82,8 @@ def build_htdemucs() -> tuple[torch.nn.Module, Callable | None, str]:
 
 
 def build_bsrnn() -> tuple[torch.nn.Module, Callable | None, str]:
-    from stemdeck.models.bsrnn import BSRNNConfig
-    from stemdeck.models.registry import architecture_class
+    from stemwright.models.bsrnn import BSRNNConfig
+    from stemwright.models.registry import architecture_class
 
     # Luo & Yu 2023, sec. 4: feature dimension 128, 12 band/sequence modules, BLSTM 256 hidden units.
     config = BSRNNConfig(feature_dim=128, hidden_dim=256, num_layers=12, mlp_dim=512)
@@ -91,8 +91,8 @@ def build_bsrnn() -> tuple[torch.nn.Module, Callable | None, str]:
 
 
 def _roformer(name: str) -> tuple[torch.nn.Module, Callable | None, str]:
-    from stemdeck.pretrained.catalogue import get_published
-    from stemdeck.pretrained.roformer_format import config_from_yaml
+    from stemwright.pretrained.catalogue import get_published
+    from stemwright.pretrained.roformer_format import config_from_yaml
 
     entry = get_published(name)
     cls, config, _ = config_from_yaml(entry["config"], where=name)
@@ -109,7 +109,7 @@ ARCHS: dict[str, tuple[str, Callable[[], tuple[torch.nn.Module, Callable | None,
 
 
 def bench(name: str, seconds: float, seed: int = 0) -> dict[str, Any]:
-    from stemdeck.engine.run import separate_tensor
+    from stemwright.engine.run import separate_tensor
 
     preset, build = ARCHS[name]
     try:
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:13s} skipped: {row['skipped']}", flush=True)
         else:
             line = (f"{name:13s} {row['preset']:14s} {row['parameters'] / 1e6:7.2f} M params  "
-                    f"stemdeck {row['seconds']:7.2f} s (RTF {row['rtf']:.3f})")
+                    f"stemwright {row['seconds']:7.2f} s (RTF {row['rtf']:.3f})")
             if "ref_seconds" in row:
                 line += (f" | {row['reference']} {row['ref_seconds']:7.2f} s (RTF {row['ref_rtf']:.3f})"
                          f" | max abs diff {row['max_abs_diff']:.2e}")

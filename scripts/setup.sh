@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-shot, idempotent set-up for stemdeck on a fresh Debian machine with Python 3.11.
+# One-shot, idempotent set-up for stemwright on a fresh Debian machine with Python 3.11.
 # Installs the system packages the project uses, makes .venv, installs torch (CPU wheel 2.13.0 first, so that
 # no range pulls a CUDA build), the package with its [dev] extra, and the reference packages used by parity tests.
 set -euo pipefail
@@ -24,7 +24,7 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 VPIP=".venv/bin/python -m pip"
-stamp=.venv/.stemdeck-setup
+stamp=.venv/.stemwright-setup
 hash=$(cat pyproject.toml scripts/setup.sh scripts/requirements-parity.txt | sha256sum | cut -c1-16)
 if [ "$(cat $stamp 2>/dev/null)" != "$hash" ]; then
   echo "[setup] installing Python packages into .venv"
@@ -34,4 +34,4 @@ if [ "$(cat $stamp 2>/dev/null)" != "$hash" ]; then
   $VPIP install -q --disable-pip-version-check --no-deps -r scripts/requirements-parity.txt
   echo "$hash" > $stamp
 fi
-echo "[setup] ready: .venv/bin/stemdeck"
+echo "[setup] ready: .venv/bin/stemwright"

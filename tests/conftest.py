@@ -27,12 +27,12 @@ def mixtures_dir(shared_data: Path) -> Path:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """``STEMDECK_SKIP_SLOW=1`` skips tests marked ``slow`` (CI runs them all)."""
+    """``STEMWRIGHT_SKIP_SLOW=1`` skips tests marked ``slow`` (CI runs them all)."""
     import os
 
-    if os.environ.get("STEMDECK_SKIP_SLOW") != "1":
+    if os.environ.get("STEMWRIGHT_SKIP_SLOW") != "1":
         return
-    skip = pytest.mark.skip(reason="STEMDECK_SKIP_SLOW=1")
+    skip = pytest.mark.skip(reason="STEMWRIGHT_SKIP_SLOW=1")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)

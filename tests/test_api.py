@@ -1,4 +1,4 @@
-"""stemdeck.Separator: arrays and files, rates, channels, residual, selection, manifest, clip modes, progress."""
+"""stemwright.Separator: arrays and files, rates, channels, residual, selection, manifest, clip modes, progress."""
 from __future__ import annotations
 
 import json
@@ -10,10 +10,10 @@ import soundfile as sf
 import torch
 from torch import nn
 
-import stemdeck
-from stemdeck.api import SeparationError, Separator, track_name
-from stemdeck.audio.io import AudioError, read_audio
-from stemdeck.engine.progress import ProgressEvent
+import stemwright
+from stemwright.api import SeparationError, Separator, track_name
+from stemwright.audio.io import AudioError, read_audio
+from stemwright.engine.progress import ProgressEvent
 
 SR = 44100
 
@@ -48,7 +48,7 @@ def classic() -> Separator:
 
 
 def test_lazy_import() -> None:
-    assert stemdeck.Separator is Separator
+    assert stemwright.Separator is Separator
 
 
 def test_separate_numpy_and_torch(classic: Separator) -> None:
@@ -168,11 +168,11 @@ def test_separate_file_writes_stems_and_manifest(tmp_path: Path, classic: Separa
     events: list[ProgressEvent] = []
     r = classic.separate_file(src, tmp_path / "out", progress=events.append)
     folder = tmp_path / "out" / "My Song"
-    assert r.manifest_path == folder / "stemdeck.json"
-    assert set(p.name for p in folder.iterdir()) == {"vocals.wav", "drums.wav", "bass.wav", "other.wav", "stemdeck.json"}
+    assert r.manifest_path == folder / "stemwright.json"
+    assert set(p.name for p in folder.iterdir()) == {"vocals.wav", "drums.wav", "bass.wav", "other.wav", "stemwright.json"}
     m = json.loads(r.manifest_path.read_text())
     assert m == json.loads(json.dumps(r.manifest))
-    for key in ("stemdeck_version", "model", "parameters", "input", "samplerate", "stems", "clip", "seconds", "rtf", "peaks"):
+    for key in ("stemwright_version", "model", "parameters", "input", "samplerate", "stems", "clip", "seconds", "rtf", "peaks"):
         assert key in m, key
     assert m["model"] == "classic" and m["samplerate"] == 48000 and m["input"]["samplerate"] == 48000
     assert m["input"]["channels"] == 2 and m["input"]["duration"] == pytest.approx(2.0)
@@ -243,7 +243,7 @@ def test_filename_template(tmp_path: Path) -> None:
     src = _wav(tmp_path / "b.wav", music(0.2))
     r = sep.separate_file(src, tmp_path / "o", filename="{model}/{track}-{stem}.{ext}", fmt="flac", bit_depth=16)
     assert r.stem_paths["low"] == tmp_path / "o" / "Split" / "b-low.flac"
-    assert r.manifest_path == tmp_path / "o" / "Split" / "stemdeck.json"
+    assert r.manifest_path == tmp_path / "o" / "Split" / "stemwright.json"
     assert r.manifest["stems"]["low"] == "b-low.flac"
     with pytest.raises(SeparationError, match="unknown field"):
         sep.separate_file(src, tmp_path / "o", filename="{track}/{instrument}.{ext}")

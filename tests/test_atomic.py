@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from stemdeck.atomic import atomic_write, atomic_write_text
+from stemwright.atomic import atomic_write, atomic_write_text
 
 
 def test_writes_with_usual_permissions_and_creates_folders(tmp_path):

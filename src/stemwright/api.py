@@ -1,12 +1,12 @@
 """The Python API: :class:`Separator` separates arrays and files into stems.
 
 ```python
-sep = stemdeck.Separator(model="classic")
+sep = stemwright.Separator(model="classic")
 stems = sep.separate(audio, samplerate)            # dict[str, np.ndarray (C, T)] at the input rate
-result = sep.separate_file("song.mp3", "out")      # writes out/song/{vocals,drums,bass,other}.wav + stemdeck.json
+result = sep.separate_file("song.mp3", "out")      # writes out/song/{vocals,drums,bass,other}.wav + stemwright.json
 ```
 
-Where the audio comes from and goes to lives here; the chunk loop is :func:`stemdeck.engine.run.separate_tensor`.
+Where the audio comes from and goes to lives here; the chunk loop is :func:`stemwright.engine.run.separate_tensor`.
 """
 from __future__ import annotations
 
@@ -25,20 +25,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from stemdeck import __version__
-from stemdeck.atomic import atomic_write_text
-from stemdeck.models.defaults import DEFAULT_MODEL
-from stemdeck.audio.io import CLIP_MODES, WRITE_FORMATS, AudioError, prepare_peaks_many, read_audio, write_audio
-from stemdeck.audio.resample import resample
-from stemdeck.engine.device import resolve_device
-from stemdeck.engine.progress import ProgressCallback, ProgressEvent, scaled
-from stemdeck.engine.run import separate_tensor
-from stemdeck.models.base import check_model
+from stemwright import __version__
+from stemwright.atomic import atomic_write_text
+from stemwright.models.defaults import DEFAULT_MODEL
+from stemwright.audio.io import CLIP_MODES, WRITE_FORMATS, AudioError, prepare_peaks_many, read_audio, write_audio
+from stemwright.audio.resample import resample
+from stemwright.engine.device import resolve_device
+from stemwright.engine.progress import ProgressCallback, ProgressEvent, scaled
+from stemwright.engine.run import separate_tensor
+from stemwright.models.base import check_model
 
 log = logging.getLogger(__name__)
 
 MIN_SAMPLERATE, MAX_SAMPLERATE = 8000, 192000
-MANIFEST_NAME = "stemdeck.json"
+MANIFEST_NAME = "stemwright.json"
 MIN_INPUT_SECONDS = 0.05
 FILENAME_FIELDS = ("track", "stem", "ext", "model")
 
@@ -49,7 +49,7 @@ class SeparationError(ValueError):
 
 @dataclass
 class SeparationResult:
-    """What :meth:`Separator.separate_file` wrote: the manifest (also saved as ``stemdeck.json``) and the paths."""
+    """What :meth:`Separator.separate_file` wrote: the manifest (also saved as ``stemwright.json``) and the paths."""
 
     manifest: dict[str, Any]
     stem_paths: dict[str, Path]
@@ -80,7 +80,7 @@ class Separator:
     """Separate songs into stems with a registered model, a checkpoint path, a published name or an ``nn.Module``.
 
     ``residual=STEM`` replaces that stem by the mixture minus the other stems, so the stems sum exactly to the
-    mixture. ``progress`` receives :class:`~stemdeck.engine.progress.ProgressEvent` (fraction, stage, chunk index);
+    mixture. ``progress`` receives :class:`~stemwright.engine.progress.ProgressEvent` (fraction, stage, chunk index);
     if it raises, the separation stops with that exception (used to cancel jobs).
     """
 
@@ -110,7 +110,7 @@ class Separator:
             self.model = model.to(self.device).eval()
             self.model_name = getattr(model, "name", None) or type(model).__name__
         else:
-            from stemdeck.models.registry import load_model
+            from stemwright.models.registry import load_model
 
             self.model = load_model(model, device=self.device, offline=offline, progress=progress is None)
             check_model(self.model)
@@ -259,9 +259,9 @@ class Separator:
         overwrite: bool = False,
         progress: ProgressCallback | None = None,
     ) -> SeparationResult:
-        """Separate an audio file and write the stems plus ``stemdeck.json`` (written last, atomically).
+        """Separate an audio file and write the stems plus ``stemwright.json`` (written last, atomically).
 
-        Raises :class:`~stemdeck.audio.io.AudioError` for unreadable input or unwritable output and
+        Raises :class:`~stemwright.audio.io.AudioError` for unreadable input or unwritable output and
         :class:`SeparationError` for bad options. Existing outputs are left alone unless ``overwrite``.
         """
         progress = progress or self.progress
@@ -295,7 +295,7 @@ class Separator:
             write_audio(p, out[name], audio.samplerate, fmt=fmt, bit_depth=bit_depth, mp3_bitrate=mp3_bitrate, overwrite=overwrite)
         seconds = time.perf_counter() - t0
         manifest = {
-            "stemdeck_version": __version__,
+            "stemwright_version": __version__,
             "model": self.model_name,
             "model_samplerate": self.samplerate,
             "sources": list(self.sources),

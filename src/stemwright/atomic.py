@@ -1,6 +1,6 @@
 """Writing files so that nothing half-written is ever seen: a temporary name in the destination folder, then a rename.
 
-Every output of stemdeck (stems, manifests, checkpoints, reports, plots, caches) goes through :func:`atomic_write`,
+Every output of stemwright (stems, manifests, checkpoints, reports, plots, caches) goes through :func:`atomic_write`,
 so all of them get the same guarantees: the destination folder is created, the temporary file is removed if writing
 fails, and the result has the usual permissions (``mkstemp`` creates files as 0600; we apply 0666 minus the umask).
 """

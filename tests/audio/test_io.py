@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stemdeck.audio.io import AudioError, prepare_peaks, read_audio, write_audio
-from stemdeck.audio.resample import resample
+from stemwright.audio.io import AudioError, prepare_peaks, read_audio, write_audio
+from stemwright.audio.resample import resample
 from tests.audio.fixtures import SR, tone, write_av, write_sf
 
 

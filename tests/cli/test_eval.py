@@ -1,4 +1,4 @@
-"""``stemdeck eval`` and ``stemdeck bench`` on tiny generated datasets (fast)."""
+"""``stemwright eval`` and ``stemwright bench`` on tiny generated datasets (fast)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stemdeck.cli.main import main
+from stemwright.cli.main import main
 
 SR = 8000
 STEMS = ("drums", "bass", "other", "vocals")

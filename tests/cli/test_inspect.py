@@ -1,9 +1,9 @@
-"""``stemdeck inspect``: text and JSON reports, plots, errors."""
+"""``stemwright inspect``: text and JSON reports, plots, errors."""
 from __future__ import annotations
 
 import json
 
-from stemdeck.cli.main import main
+from stemwright.cli.main import main
 from tests.mixer.songs import make_song
 
 TRACK = "musdb18-excerpts/Music Delta - 80s Rock"

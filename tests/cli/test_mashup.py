@@ -1,4 +1,4 @@
-"""``stemdeck mashup`` end to end on two small generated songs."""
+"""``stemwright mashup`` end to end on two small generated songs."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import json
 import pytest
 import soundfile as sf
 
-from stemdeck.cli.main import main
+from stemwright.cli.main import main
 from tests.mixer.songs import make_song
 
 

@@ -1,4 +1,4 @@
-"""``stemdeck mix``: outputs, presets, flags, mix files, and a clear one-line error for every bad flag."""
+"""``stemwright mix``: outputs, presets, flags, mix files, and a clear one-line error for every bad flag."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stemdeck.cli.main import main
-from stemdeck.mixer.loudness import integrated_lufs, true_peak_db
+from stemwright.cli.main import main
+from stemwright.mixer.loudness import integrated_lufs, true_peak_db
 from tests.mixer.songs import make_song
 
 

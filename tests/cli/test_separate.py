@@ -1,4 +1,4 @@
-"""``stemdeck separate`` and ``stemdeck models`` end to end, on real files from ../shared/data."""
+"""``stemwright separate`` and ``stemwright models`` end to end, on real files from ../shared/data."""
 from __future__ import annotations
 
 import json
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stemdeck.audio.io import read_audio
-from stemdeck.cli.main import main
-from stemdeck.models.defaults import DEFAULT_MODEL
+from stemwright.audio.io import read_audio
+from stemwright.cli.main import main
+from stemwright.models.defaults import DEFAULT_MODEL
 
 MP3 = "spleeter_audio_example_SlowMotionDream_StevenMBryant_CC-BY-3.0.mp3"
 FAST = ["--segment", "6"]  # shorter chunks than classic's default: these inputs are short
@@ -60,14 +60,14 @@ def test_real_oggs_in_a_folder_at_48k(tmp_path: Path, mixtures_dir: Path, capsys
     assert code == 0, err
     for track in ("chimes", "awakening"):
         folder = tmp_path / "out" / track
-        assert sorted(p.name for p in folder.iterdir()) == ["bass.flac", "drums.flac", "other.flac", "stemdeck.json", "vocals.flac"]
+        assert sorted(p.name for p in folder.iterdir()) == ["bass.flac", "drums.flac", "other.flac", "stemwright.json", "vocals.flac"]
         a = read_audio(folder / "drums.flac")
         assert a.samplerate == 48000 and a.samples.shape == (2, 4 * 48000)
     assert "100%" in err  # the progress bar was drawn (on stderr)
 
 
 def test_folder_walk_skips_the_output_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from stemdeck.cli.separate import collect_inputs
+    from stemwright.cli.separate import collect_inputs
 
     (tmp_path / "out" / "song").mkdir(parents=True)
     for name in ("song.wav", "b.flac", ".hidden.wav", "out/song/vocals.wav", "cover.png"):
@@ -135,7 +135,7 @@ def test_two_stems_stems_overwrite_filename_mp3(tmp_path: Path, mixtures_dir: Pa
     out = tmp_path / "o"
     code, _, err = run(["separate", str(src), "-o", str(out), "--two-stems", "vocals", "-q", *FAST], capsys)
     assert code == 0, err
-    assert sorted(p.name for p in (out / "song").iterdir()) == ["no_vocals.wav", "stemdeck.json", "vocals.wav"]
+    assert sorted(p.name for p in (out / "song").iterdir()) == ["no_vocals.wav", "stemwright.json", "vocals.wav"]
     code, _, err = run(["separate", str(src), "-o", str(out), "--two-stems", "vocals", "-q", *FAST], capsys)
     assert code == 1 and "already exists" in err and "--overwrite" in err
     code, _, err = run(["separate", str(src), "-o", str(out), "--two-stems", "vocals", "--overwrite", "-q", *FAST], capsys)
@@ -144,7 +144,7 @@ def test_two_stems_stems_overwrite_filename_mp3(tmp_path: Path, mixtures_dir: Pa
                         "--filename", "{track}-{model}/{stem}.{ext}", "-q", *FAST], capsys)
     assert code == 0, err
     named = out / f"song-{DEFAULT_MODEL}"  # {model}: the default model's name
-    assert sorted(p.name for p in named.iterdir()) == ["bass.mp3", "drums.mp3", "stemdeck.json"]
+    assert sorted(p.name for p in named.iterdir()) == ["bass.mp3", "drums.mp3", "stemwright.json"]
     assert read_audio(named / "bass.mp3").samplerate == 44100
 
 
@@ -211,7 +211,7 @@ def test_installed_entry_point(tmp_path: Path) -> None:
     """The command in a fresh process: exit status, one-line errors and warnings on stderr."""
     sf.write(str(tmp_path / "six.wav"), np.full((2000, 6), 0.1, np.float32), 44100)
     args = ["separate", str(tmp_path / "missing.wav"), str(tmp_path / "six.wav"), "-q", "-o", str(tmp_path / "o"), "--segment", "1"]
-    proc = subprocess.run([sys.executable, "-m", "stemdeck.cli.main", *args], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "stemwright.cli.main", *args], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert f"warning: {tmp_path / 'six.wav'}: 6-channel input downmixed to stereo (mean of all channels in both)" in lines

@@ -1,6 +1,6 @@
-"""`stemdeck separate -m PATH` with a checkpoint file of every supported family (issue 3's done-means).
+"""`stemwright separate -m PATH` with a checkpoint file of every supported family (issue 3's done-means).
 
-The files are written by the reference packages (demucs .th, bs-roformer .ckpt + YAML) or by stemdeck's own
+The files are written by the reference packages (demucs .th, bs-roformer .ckpt + YAML) or by stemwright's own
 format, with random weights; each run must write every stem at the input's length and rate.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stemdeck.cli.main import main
+from stemwright.cli.main import main
 from tests.models.test_htdemucs import TINY_HT, one_thread  # noqa: F401
 from tests.pretrained.test_demucs_format import reference_model as demucs_reference, save_th
 from tests.pretrained.test_roformer_format import write_pair
@@ -41,7 +41,7 @@ def separate(song: Path, model: Path, out: Path) -> dict[str, np.ndarray]:
 
 
 def test_demucs_th_package(tmp_path, song, one_thread):  # noqa: F811
-    from stemdeck.models.htdemucs import HTDemucsConfig
+    from stemwright.models.htdemucs import HTDemucsConfig
 
     path = save_th(demucs_reference(HTDemucsConfig(**TINY_HT), seed=3), tmp_path / "ckpt", "abcd1234")
     stems = separate(song, path, tmp_path / "out")
@@ -55,11 +55,11 @@ def test_roformer_ckpt_and_yaml(tmp_path, song, kind):
     assert sorted(stems) == ["other", "vocals"]
 
 
-def test_stemdeck_checkpoint(tmp_path, song):
+def test_stemwright_checkpoint(tmp_path, song):
     import torch
 
-    from stemdeck.models.bsrnn import BSRNN, BSRNNConfig
-    from stemdeck.models.checkpoint import save_checkpoint
+    from stemwright.models.bsrnn import BSRNN, BSRNNConfig
+    from stemwright.models.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = BSRNN(BSRNNConfig(sources=("vocals", "accompaniment"), n_fft=512, hop_length=256,

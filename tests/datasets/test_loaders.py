@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stemdeck.datasets import DatasetError, decode_stem_mp4, open_dataset
+from stemwright.datasets import DatasetError, decode_stem_mp4, open_dataset
 
 SR = 44100
 STEMS = ("drums", "bass", "other", "vocals")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stemdeck.dsp.masks import apply_mask, binary_mask, complex_mask, ratio_mask
+from stemwright.dsp.masks import apply_mask, binary_mask, complex_mask, ratio_mask
 
 G = torch.Generator().manual_seed(0)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stemdeck.dsp.stft import StftConfig, frequencies, istft, make_window, stft
+from stemwright.dsp.stft import StftConfig, frequencies, istft, make_window, stft
 
 
 @pytest.mark.parametrize(

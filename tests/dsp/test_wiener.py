@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stemdeck.dsp.wiener import expectation_maximization, initial_estimates, wiener
+from stemwright.dsp.wiener import expectation_maximization, initial_estimates, wiener
 from tests.models.umx_reference import import_openunmix, one_thread  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")

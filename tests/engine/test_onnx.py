@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from stemdeck.engine.onnx import OnnxExportError, OnnxModel, export_onnx, sidecar_path, supports_onnx
-from stemdeck.engine.run import separate_tensor
-from stemdeck.models.umx import build_umx
-from stemdeck.pretrained.formats import load_any
+from stemwright.engine.onnx import OnnxExportError, OnnxModel, export_onnx, sidecar_path, supports_onnx
+from stemwright.engine.run import separate_tensor
+from stemwright.models.umx import build_umx
+from stemwright.pretrained.formats import load_any
 from tests.models.umx_reference import randomize_, one_thread  # noqa: F401 (fixture)
 
 pytest.importorskip("onnxruntime")
@@ -54,7 +54,7 @@ def test_other_batch_and_length(umx, exported):
 
 def test_sidecar_and_load_any(umx, exported):
     doc = json.loads(sidecar_path(exported).read_text())
-    assert doc["format"] == "stemdeck-onnx" and doc["architecture"] == "umx"
+    assert doc["format"] == "stemwright-onnx" and doc["architecture"] == "umx"
     assert doc["config"]["hidden_size"] == 16 and doc["input_names"] == ["magnitude"]
     model = load_any(exported)
     assert isinstance(model, OnnxModel) and model.sources == umx.sources
@@ -88,8 +88,8 @@ def test_export_refusals(umx, exported, tmp_path):
 
 
 def test_cli_export_and_separate_with_onnx(umx, tmp_path, capsys):
-    from stemdeck.cli.main import main
-    from stemdeck.models.checkpoint import save_checkpoint
+    from stemwright.cli.main import main
+    from stemwright.models.checkpoint import save_checkpoint
 
     save_checkpoint(umx, tmp_path / "tiny", licence="MIT")
     out = tmp_path / "tiny.onnx"

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from stemdeck.engine.chunking import batched, center_trim, cut_chunk, plan_offsets, triangle_weight
-from stemdeck.engine.device import resolve_device
-from stemdeck.engine.progress import ProgressEvent, scaled
-from stemdeck.engine.run import separate_tensor
+from stemwright.engine.chunking import batched, center_trim, cut_chunk, plan_offsets, triangle_weight
+from stemwright.engine.device import resolve_device
+from stemwright.engine.progress import ProgressEvent, scaled
+from stemwright.engine.run import separate_tensor
 
 
 class Identity(nn.Module):

@@ -5,10 +5,10 @@ functions: ``scipy.fftpack`` FFTs of power-of-two size, ``toeplitz``), then solv
 every window with museval's own decomposition (``_bss_decomp_mtifilt`` / ``_bss_crit``), so only the solve differs:
 
 - ``LU``: ``np.linalg.solve`` (what museval does) with this machine's OpenBLAS, 1 and 2 threads;
-- ``Cholesky``: ``scipy.linalg.cho_factor`` (what stemdeck does, 1 thread);
+- ``Cholesky``: ``scipy.linalg.cho_factor`` (what stemwright does, 1 thread);
 - ``refined``: the same system solved to ~1e-5 relative accuracy in the filters by iterative refinement (float64
   Cholesky as preconditioner, residuals in ``np.longdouble``), i.e. the exact answer of museval's equations;
-- ``stemdeck``: ``bss_eval_v4`` itself.
+- ``stemwright``: ``bss_eval_v4`` itself.
 
 Prints, per variant, the max |difference| per metric against the fixture and against ``refined``.
 Run (about 3 minutes on 2 cores):  .venv/bin/python -m tests.metrics.fixture_precision_study
@@ -26,7 +26,7 @@ import scipy.linalg
 import soundfile as sf
 from threadpoolctl import threadpool_limits
 
-from stemdeck.metrics import bss_eval_v4
+from stemwright.metrics import bss_eval_v4
 from tests.metrics.museval_ref import import_museval
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "musdb18-excerpts"
@@ -110,7 +110,7 @@ def main() -> int:
         variants["Cholesky, 1 thread"] = score(m, refs, ests, cho, system)
     variants["refined (exact solution)"] = exact = score(m, refs, ests, refined_solve, system)
     ours = bss_eval_v4(refs.transpose(0, 2, 1), ests.transpose(0, 2, 1), window=44100, hop=44100)
-    variants["stemdeck bss_eval_v4"] = np.array([ours.sdr, ours.isr, ours.sir, ours.sar])
+    variants["stemwright bss_eval_v4"] = np.array([ours.sdr, ours.isr, ours.sir, ours.sar])
     print(f"{'variant':34s} | max |diff| vs fixture SDR/ISR/SIR/SAR | vs refined SDR/ISR/SIR/SAR")
     for name, got in variants.items():
         fx = np.nanmax(np.abs(got - expected), axis=(1, 2))

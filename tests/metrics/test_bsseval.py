@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stemdeck.metrics import bss_eval_v4, bss_sources_sdr, framing
+from stemwright.metrics import bss_eval_v4, bss_sources_sdr, framing
 from tests.metrics.museval_ref import import_museval
 
 STEMS = ("vocals", "drums", "bass", "other")
@@ -128,7 +128,7 @@ def test_source_silent_over_whole_track_gives_nan_not_error():
     rng = np.random.default_rng(6)
     refs = rng.standard_normal((2, 2, 6000))
     ests = refs.copy()
-    ests[1] = 0.0  # museval raises here; stemdeck scores the other source and gives NaN for this one
+    ests[1] = 0.0  # museval raises here; stemwright scores the other source and gives NaN for this one
     got = bss_eval_v4(refs, ests, window=3000, hop=3000)
     assert np.isnan(got.sdr).all()  # any silent source in a window makes the whole window NaN, as in museval
 
@@ -177,7 +177,7 @@ def test_fixture_input_matches_exact_solution_every_window(fixture_case):
     The reference is museval's ``G + eps I`` and ``D`` (built by its own functions) solved by iterative refinement
     with extended-precision residuals, each window scored by museval's own decomposition
     (``fixture_precision_study.py``). The fixture misses this exact answer by up to 0.029 dB SIR (float64 rounding in
-    its LU on a system of condition number 3.4e15); stemdeck's single-threaded Cholesky stays within 0.01 dB.
+    its LU on a system of condition number 3.4e15); stemwright's single-threaded Cholesky stays within 0.01 dB.
     """
     from tests.metrics import fixture_precision_study as study
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from stemdeck.metrics import (
+from stemwright.metrics import (
     frames_median,
     length_weighted_mean,
     mdx_sdr,
@@ -72,7 +72,7 @@ def test_nsdr_of_mixture_is_zero_and_gnsdr_length_weighted():
 
 
 def test_track_json_layout_and_median_of_medians():
-    from stemdeck.metrics import BssEvalScores
+    from stemwright.metrics import BssEvalScores
 
     def sc(v):
         a = np.array([v], dtype=float)

@@ -12,17 +12,17 @@ MUSDB_TRACK = "Music Delta - 80s Rock"
 
 @pytest.fixture(scope="session")
 def separated_dir(mixtures_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The 10.9 s mp3 separated once with the classic model (a 'stemdeck separate' output folder)."""
-    import stemdeck
+    """The 10.9 s mp3 separated once with the classic model (a 'stemwright separate' output folder)."""
+    import stemwright
 
     out = tmp_path_factory.mktemp("separated")
-    result = stemdeck.Separator(model="classic").separate_file(mixtures_dir / SPLEETER_MP3, out)
+    result = stemwright.Separator(model="classic").separate_file(mixtures_dir / SPLEETER_MP3, out)
     return result.manifest_path.parent
 
 
 @pytest.fixture(scope="session")
 def separated(separated_dir: Path):
-    from stemdeck.mixer.stems import load_stems
+    from stemwright.mixer.stems import load_stems
 
     return load_stems(separated_dir)
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from stemdeck.mixer.document import Channel, Mix
-from stemdeck.mixer.effects import EFFECTS, Effect, MixError, parse_chain, parse_effect
+from stemwright.mixer.document import Channel, Mix
+from stemwright.mixer.effects import EFFECTS, Effect, MixError, parse_chain, parse_effect
 
 DOC = {
     "version": 1,

@@ -7,16 +7,16 @@ import shutil
 import numpy as np
 import pytest
 
-import stemdeck
-from stemdeck.mixer.effects import MixError
-from stemdeck.mixer.inspect import levels, mono_compatibility
+import stemwright
+from stemwright.mixer.effects import MixError
+from stemwright.mixer.inspect import levels, mono_compatibility
 
 SR = 44100
 
 
 @pytest.fixture(scope="module")
 def musdb_report(musdb_track):
-    return stemdeck.inspect(musdb_track)
+    return stemwright.inspect(musdb_track)
 
 
 def test_bleed_is_near_diagonal_for_musdb_references(musdb_report):
@@ -33,7 +33,7 @@ def test_bleed_is_near_diagonal_for_musdb_references(musdb_report):
 def test_bleed_is_full_for_a_mixture_copied_into_every_stem(musdb_track, tmp_path):
     for name in ("vocals", "drums", "bass", "other"):
         shutil.copy(musdb_track / "mixture.flac", tmp_path / f"{name}.flac")
-    r = stemdeck.inspect(tmp_path)
+    r = stemwright.inspect(tmp_path)
     for band in r.bleed:
         assert r.off_diagonal_mean(band) > 0.99, band
 
@@ -48,7 +48,7 @@ def test_reconstruction_uses_the_mixture_in_the_folder(musdb_report, musdb_track
 def test_reconstruction_of_separated_stems(separated, mixtures_dir):
     from .conftest import SPLEETER_MP3
 
-    r = stemdeck.inspect(separated, mixtures_dir / SPLEETER_MP3)
+    r = stemwright.inspect(separated, mixtures_dir / SPLEETER_MP3)
     assert r.reconstruction["error_db"] < -60  # the classic model's stems sum back to the mixture
 
 
@@ -74,7 +74,7 @@ def test_levels_clipping_and_dc():
 
 
 def test_report_json_text_and_plots(musdb_track, tmp_path):
-    r = stemdeck.inspect(musdb_track, plots=tmp_path / "plots")
+    r = stemwright.inspect(musdb_track, plots=tmp_path / "plots")
     data = json.loads(r.to_json())
     assert set(data) >= {"reconstruction", "bleed", "bands", "mono", "levels", "plots"}
     assert [b["name"] for b in data["bands"]][0] == "all"
@@ -87,4 +87,4 @@ def test_report_json_text_and_plots(musdb_track, tmp_path):
     text = r.summary()
     assert "bleed" in text and "L/R corr" in text and "residual" in text
     with pytest.raises(MixError, match="already exists"):
-        stemdeck.inspect(musdb_track, plots=tmp_path / "plots")
+        stemwright.inspect(musdb_track, plots=tmp_path / "plots")

@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from stemdeck.mixer.document import Mix
-from stemdeck.mixer.effects import MixError
-from stemdeck.mixer.loudness import integrated_lufs, normalize_loudness, true_peak_db, true_peak_limit
-from stemdeck.mixer.render import render
+from stemwright.mixer.document import Mix
+from stemwright.mixer.effects import MixError
+from stemwright.mixer.loudness import integrated_lufs, normalize_loudness, true_peak_db, true_peak_limit
+from stemwright.mixer.render import render
 
 SR = 44100
 

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stemdeck.mixer.analysis import Key, estimate_key, estimate_rhythm, fold_tempo_ratio, parse_key, semitones_to_match
-from stemdeck.mixer.effects import MixError
-from stemdeck.mixer.mashup import mashup, transform_vocal
-from stemdeck.mixer.stems import load_stems
+from stemwright.mixer.analysis import Key, estimate_key, estimate_rhythm, fold_tempo_ratio, parse_key, semitones_to_match
+from stemwright.mixer.effects import MixError
+from stemwright.mixer.mashup import mashup, transform_vocal
+from stemwright.mixer.stems import load_stems
 
 from .songs import make_song
 

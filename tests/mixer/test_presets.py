@@ -6,10 +6,10 @@ import functools
 import numpy as np
 import pytest
 
-from stemdeck.mixer.document import Mix
-from stemdeck.mixer.effects import MixError
-from stemdeck.mixer.presets import GUIDE_VOCAL_DB, apply_preset
-from stemdeck.mixer.render import render
+from stemwright.mixer.document import Mix
+from stemwright.mixer.effects import MixError
+from stemwright.mixer.presets import GUIDE_VOCAL_DB, apply_preset
+from stemwright.mixer.render import render
 
 
 def _sum(stems, names):

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-import stemdeck
-from stemdeck.mixer.document import Channel, Master, Mix
-from stemdeck.mixer.effects import Effect, MixError
-from stemdeck.mixer.render import apply_pan, pan_gains, render
+import stemwright
+from stemwright.mixer.document import Channel, Master, Mix
+from stemwright.mixer.effects import Effect, MixError
+from stemwright.mixer.render import apply_pan, pan_gains, render
 
 SR = 44100
 
@@ -22,7 +22,7 @@ def _sum(stems, names=None):
 
 def test_unity_mix_is_the_sum_bit_for_bit(random_stems):
     before = {k: v.copy() for k, v in random_stems.items()}
-    out = stemdeck.render(stemdeck.Mix.from_stems(random_stems), random_stems, samplerate=SR)
+    out = stemwright.render(stemwright.Mix.from_stems(random_stems), random_stems, samplerate=SR)
     assert out.dtype == np.float32
     assert np.array_equal(out, _sum(random_stems))
     assert all(np.array_equal(before[k], random_stems[k]) for k in before)  # inputs never modified

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stemdeck.mixer.effects import MixError
-from stemdeck.mixer.stems import load_stems
+from stemwright.mixer.effects import MixError
+from stemwright.mixer.stems import load_stems
 
 
 def _write(folder, name, x, sr):
@@ -18,7 +18,7 @@ def _write(folder, name, x, sr):
 
 
 def test_separate_output_folder(separated_dir, separated):
-    manifest = json.loads((separated_dir / "stemdeck.json").read_text())
+    manifest = json.loads((separated_dir / "stemwright.json").read_text())
     assert separated.names == list(manifest["stems"])
     assert separated.samplerate == manifest["samplerate"] == 44100
     assert separated.warnings == []
@@ -27,7 +27,7 @@ def test_separate_output_folder(separated_dir, separated):
 def test_manifest_paths_are_relative(tmp_path):
     x = np.full((2, 1000), 0.25, np.float32)
     _write(tmp_path / "sub", "lead.wav", x, 22050)
-    (tmp_path / "stemdeck.json").write_text(json.dumps({"stems": {"vocals": "sub/lead.wav"}, "samplerate": 22050}))
+    (tmp_path / "stemwright.json").write_text(json.dumps({"stems": {"vocals": "sub/lead.wav"}, "samplerate": 22050}))
     s = load_stems(tmp_path)
     assert s.names == ["vocals"] and np.array_equal(s["vocals"], x)
 
@@ -55,9 +55,9 @@ def test_plain_folder_with_mixture_and_mismatches(tmp_path, caplog):
     [
         (lambda p: None, "stems folder not found"),
         (lambda p: p.mkdir(), "no audio files found"),
-        (lambda p: (p.mkdir(), (p / "stemdeck.json").write_text("{")), "cannot read manifest"),
-        (lambda p: (p.mkdir(), (p / "stemdeck.json").write_text('{"stems": []}')), "field 'stems' must be"),
-        (lambda p: (p.mkdir(), (p / "stemdeck.json").write_text('{"stems": {"vocals": "v.wav"}}')), "stem 'vocals': .*file not found"),
+        (lambda p: (p.mkdir(), (p / "stemwright.json").write_text("{")), "cannot read manifest"),
+        (lambda p: (p.mkdir(), (p / "stemwright.json").write_text('{"stems": []}')), "field 'stems' must be"),
+        (lambda p: (p.mkdir(), (p / "stemwright.json").write_text('{"stems": {"vocals": "v.wav"}}')), "stem 'vocals': .*file not found"),
         (lambda p: (p.mkdir(), (p / "x.wav").write_bytes(b"RIFF garbage")), r"stem 'x': .*x\.wav: .*corrupt"),
     ],
 )

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stemdeck.models.bsrnn import BSRNN, BSRNNConfig, band_widths_from_edges, bsrnn_bands
-from stemdeck.models.checkpoint import load_checkpoint, save_checkpoint
+from stemwright.models.bsrnn import BSRNN, BSRNNConfig, band_widths_from_edges, bsrnn_bands
+from stemwright.models.checkpoint import load_checkpoint, save_checkpoint
 
 
 def tiny(**kw) -> BSRNNConfig:
@@ -123,7 +123,7 @@ def test_checkpoint_roundtrip_bit_exact(tmp_path):
 
 def test_onnx_split_matches_onnxruntime(tmp_path):
     pytest.importorskip("onnxruntime")
-    from stemdeck.engine.onnx import OnnxModel, export_onnx
+    from stemwright.engine.onnx import OnnxModel, export_onnx
 
     torch.manual_seed(2)
     model = BSRNN(tiny(complement_source="other", band_widths=(8, 8, 16, 32))).eval()

@@ -8,10 +8,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from stemdeck.engine.run import separate_tensor
-from stemdeck.models.base import check_model, config_from_dict, config_to_dict
-from stemdeck.models.classic import ClassicConfig, ClassicSeparator, build_classic, long_median, median_filter
-from stemdeck.models.registry import MODELS, architecture_class, load_model
+from stemwright.engine.run import separate_tensor
+from stemwright.models.base import check_model, config_from_dict, config_to_dict
+from stemwright.models.classic import ClassicConfig, ClassicSeparator, build_classic, long_median, median_filter
+from stemwright.models.registry import MODELS, architecture_class, load_model
 
 SR = 44100
 

@@ -1,9 +1,9 @@
 """HT Demucs / Hybrid Demucs / bags: parity with the reference ``demucs`` 4.1.0 package, shapes, contract,
 checkpoint round trip.
 
-Parity: the reference model is built with a fixed seed, its ``state_dict`` is loaded strictly into stemdeck's
+Parity: the reference model is built with a fixed seed, its ``state_dict`` is loaded strictly into stemwright's
 model (so the key names match), then ``demucs.apply.apply_model(model, mix, shifts=0)`` is compared with
-``stemdeck.engine.run.separate_tensor`` on 10 s of real stereo music (chunking and overlap included).
+``stemwright.engine.run.separate_tensor`` on 10 s of real stereo music (chunking and overlap included).
 """
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-from stemdeck.engine.run import separate_tensor
-from stemdeck.models.bag import BagConfig, BagOfModels
-from stemdeck.models.base import config_to_dict
-from stemdeck.models.checkpoint import load_checkpoint, save_checkpoint
-from stemdeck.models.hdemucs import HDemucs, HDemucsConfig
-from stemdeck.models.htdemucs import PUBLISHED, HTDemucs, HTDemucsConfig
-from stemdeck.models.registry import architecture_class
+from stemwright.engine.run import separate_tensor
+from stemwright.models.bag import BagConfig, BagOfModels
+from stemwright.models.base import config_to_dict
+from stemwright.models.checkpoint import load_checkpoint, save_checkpoint
+from stemwright.models.hdemucs import HDemucs, HDemucsConfig
+from stemwright.models.htdemucs import PUBLISHED, HTDemucs, HTDemucsConfig
+from stemwright.models.registry import architecture_class
 
 SR = 44100
 TOL = 1e-4
@@ -48,7 +48,7 @@ def demucs_modules():
 
 
 def demucs_kwargs(config) -> dict:
-    """The demucs constructor keywords of a stemdeck config (same names)."""
+    """The demucs constructor keywords of a stemwright config (same names)."""
     kw = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
     kw["sources"] = list(kw["sources"])
     for key in ("multi_freqs", "t_cape_glob_loc_scale"):
@@ -58,7 +58,7 @@ def demucs_kwargs(config) -> dict:
 
 
 def reference_and_ours(config, seed: int = 0):
-    """A reference demucs model with random weights and stemdeck's model with the same weights (strict load)."""
+    """A reference demucs model with random weights and stemwright's model with the same weights (strict load)."""
     dm = demucs_modules()
     torch.manual_seed(seed)
     klass = dm.htdemucs.HTDemucs if isinstance(config, HTDemucsConfig) else dm.hdemucs.HDemucs
@@ -81,8 +81,8 @@ def one_thread():
 @pytest.fixture(scope="module")
 def music(shared_data) -> torch.Tensor:
     """10 s of real stereo music at 44.1 kHz. Shape: (2, 441000)."""
-    from stemdeck.audio.io import read_audio
-    from stemdeck.audio.resample import resample
+    from stemwright.audio.io import read_audio
+    from stemwright.audio.resample import resample
 
     audio = read_audio(shared_data / "mixtures" / "singularity_ChimesTheyFade_MaxMcCracken_CC-BY-SA-3.0.ogg")
     start = 20 * audio.samplerate

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from stemdeck.engine.run import separate_tensor
-from stemdeck.metrics import mdx_sdr
-from stemdeck.models.registry import MODELS, load_model
+from stemwright.engine.run import separate_tensor
+from stemwright.metrics import mdx_sdr
+from stemwright.models.registry import MODELS, load_model
 
 SR = 22050
 
@@ -61,6 +61,6 @@ def test_errors_are_clear():
     with pytest.raises(ValueError, match="differ in shape"):
         load_model("oracle_irm", references={"a": np.zeros((2, 10)), "b": np.zeros((2, 11))})
     with pytest.raises(ValueError, match="kind"):
-        from stemdeck.models.oracle import OracleConfig
+        from stemwright.models.oracle import OracleConfig
 
         OracleConfig(kind="xyz")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stemdeck.models.bsrnn import BSRNN, BSRNNConfig
-from stemdeck.models.checkpoint import load_checkpoint, save_checkpoint
-from stemdeck.models.classic import ClassicConfig, ClassicSeparator
-from stemdeck.models.refiner import ClassicRefiner, ClassicRefinerConfig
+from stemwright.models.bsrnn import BSRNN, BSRNNConfig
+from stemwright.models.checkpoint import load_checkpoint, save_checkpoint
+from stemwright.models.classic import ClassicConfig, ClassicSeparator
+from stemwright.models.refiner import ClassicRefiner, ClassicRefinerConfig
 
 SR = 16000
 
@@ -86,7 +86,7 @@ def test_checkpoint_round_trip(tmp_path):
 
 
 def test_warm_start_from_bsrnn_keeps_the_refiner_equal_to_classic(tmp_path):
-    from stemdeck.train.loop import init_weights
+    from stemwright.train.loop import init_weights
 
     cfg = tiny()
     bsrnn = BSRNN(BSRNNConfig(**{k: getattr(cfg, k) for k in (
@@ -105,7 +105,7 @@ def test_warm_start_from_bsrnn_keeps_the_refiner_equal_to_classic(tmp_path):
 def test_onnx_split_matches_onnxruntime(tmp_path):
     """The correction network exports to ONNX; classic (the prior) and the STFTs run outside the graph."""
     pytest.importorskip("onnxruntime")
-    from stemdeck.engine.onnx import OnnxModel, export_onnx
+    from stemwright.engine.onnx import OnnxModel, export_onnx
 
     torch.manual_seed(2)
     model = ClassicRefiner(tiny()).eval()

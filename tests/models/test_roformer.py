@@ -5,10 +5,10 @@ Parity is proven two ways on 10 s of real stereo music at 44.1 kHz with the publ
 (n_fft 2048, hop 441; 62 bands / 60 mel bands) and small random weights:
 
 1. one 2 s segment processed whole by both models;
-2. the whole 10 s through stemdeck's engine (``separate_tensor``, 2 s chunks, overlap 0.25), where the reference model
+2. the whole 10 s through stemwright's engine (``separate_tensor``, 2 s chunks, overlap 0.25), where the reference model
    is wrapped in the engine's model contract so that both see exactly the same chunks and the same overlap-add.
 
-The reference models return ``hop * (T // hop)`` samples (their iSTFT has no ``length``); stemdeck's models declare
+The reference models return ``hop * (T // hop)`` samples (their iSTFT has no ``length``); stemwright's models declare
 ``valid_length`` = whole hops, so the engine hands both models chunks of whole hops (padded with real neighbouring
 audio, the last, shorter chunk included) and trims the outputs back; the adapter gives the reference the same
 ``valid_length``.
@@ -22,10 +22,10 @@ import pytest
 import torch
 from torch import nn
 
-from stemdeck.engine.run import separate_tensor
-from stemdeck.models.checkpoint import load_checkpoint, save_checkpoint
-from stemdeck.models.registry import architecture_class
-from stemdeck.models.roformer import (
+from stemwright.engine.run import separate_tensor
+from stemwright.models.checkpoint import load_checkpoint, save_checkpoint
+from stemwright.models.registry import architecture_class
+from stemwright.models.roformer import (
     DEFAULT_FREQS_PER_BANDS,
     BSRoformer,
     BSRoformerConfig,
@@ -157,7 +157,7 @@ def test_checkpoint_round_trip_is_bit_exact(build, tmp_path):
 @pytest.mark.parametrize("build", [tiny_bs, tiny_mel], ids=["bs", "mel"])
 def test_onnx_core_matches_torch_through_the_engine(build, tmp_path):
     pytest.importorskip("onnxruntime")
-    from stemdeck.engine.onnx import OnnxModel, export_onnx
+    from stemwright.engine.onnx import OnnxModel, export_onnx
 
     torch.manual_seed(5)
     model = build(sources=("vocals", "other"), segment=0.5)
@@ -180,7 +180,7 @@ SMALL = dict(dim=16, depth=2, time_transformer_depth=1, freq_transformer_depth=1
 
 
 class ReferenceAdapter(nn.Module):
-    """The reference model dressed in stemdeck's model contract, so the engine chunks it like ours."""
+    """The reference model dressed in stemwright's model contract, so the engine chunks it like ours."""
 
     def __init__(self, ref: nn.Module, sources: tuple[str, ...], valid_length) -> None:
         super().__init__()
@@ -199,8 +199,8 @@ class ReferenceAdapter(nn.Module):
 @pytest.fixture(scope="module")
 def music(shared_data) -> torch.Tensor:
     """10 s of real stereo music at 44.1 kHz. Shape: (2, 441000)."""
-    from stemdeck.audio.io import read_audio
-    from stemdeck.audio.resample import resample
+    from stemwright.audio.io import read_audio
+    from stemwright.audio.resample import resample
 
     audio = read_audio(shared_data / "mixtures" / "singularity_Awakening_MaxMcCracken_CC-BY-SA-3.0.ogg")
     start = 30 * audio.samplerate

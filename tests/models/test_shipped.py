@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from stemdeck.models.registry import MODELS, load_model
-from stemdeck.models.shipped import DEFAULT4, VOCALS, shipped_path
+from stemwright.models.registry import MODELS, load_model
+from stemwright.models.shipped import DEFAULT4, VOCALS, shipped_path
 
 SHIPPED = [VOCALS, DEFAULT4]
 

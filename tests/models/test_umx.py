@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stemdeck.engine.run import separate_tensor
-from stemdeck.models.base import check_model
-from stemdeck.models.checkpoint import load_checkpoint, save_checkpoint
-from stemdeck.models.umx import OpenUnmix, UmxConfig, build_umx
-from stemdeck.pretrained.umx_format import IGNORED_KEYS
+from stemwright.engine.run import separate_tensor
+from stemwright.models.base import check_model
+from stemwright.models.checkpoint import load_checkpoint, save_checkpoint
+from stemwright.models.umx import OpenUnmix, UmxConfig, build_umx
+from stemwright.pretrained.umx_format import IGNORED_KEYS
 from tests.models.umx_reference import import_openunmix, randomize_, reference_separator, one_thread  # noqa: F401 (fixture)
 
 SR = 44100
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _from_reference(ref, **config) -> OpenUnmix:
-    """stemdeck's model holding the reference Separator's weights (its state dict minus STFT windows / rate)."""
+    """stemwright's model holding the reference Separator's weights (its state dict minus STFT windows / rate)."""
     model = OpenUnmix(UmxConfig(**config))
     state = {k: v for k, v in ref.state_dict().items() if not IGNORED_KEYS.match(k)}
     model.load_state_dict(state, strict=True)
@@ -34,7 +34,7 @@ def _mix(seconds: float, channels: int = 2, seed: int = 0) -> torch.Tensor:
 @pytest.mark.parity
 def test_equals_openunmix_separator_through_engine():
     """10 s stereo, umxhq STFT/bandwidth/Wiener settings (small hidden size to keep it quick), 1 EM iteration over
-    300-frame blocks: stemdeck's engine (whole track in one call, as openunmix) == Separator."""
+    300-frame blocks: stemwright's engine (whole track in one call, as openunmix) == Separator."""
     ref = reference_separator(hidden_size=32, niter=1, wiener_win_len=300, seed=1)
     ours = _from_reference(ref, hidden_size=32, niter=1, wiener_win_len=300)
     mix = _mix(10.0)

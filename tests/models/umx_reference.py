@@ -1,4 +1,4 @@
-"""Helpers for tests that compare stemdeck's Open-Unmix with openunmix 1.3.0 (a test-only reference package)."""
+"""Helpers for tests that compare stemwright's Open-Unmix with openunmix 1.3.0 (a test-only reference package)."""
 from __future__ import annotations
 
 import importlib

@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
-from stemdeck.pretrained import catalogue as cat
-from stemdeck.pretrained.catalogue import CatalogueError, catalogue_files, list_published, load_published, validate_entry
-from stemdeck.pretrained.download import ChecksumError, DownloadError
+from stemwright.pretrained import catalogue as cat
+from stemwright.pretrained.catalogue import CatalogueError, catalogue_files, list_published, load_published, validate_entry
+from stemwright.pretrained.download import ChecksumError, DownloadError
 from tests.models.umx_reference import one_thread, reference_separator  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -18,8 +18,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(autouse=True)
 def _empty_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("STEMDECK_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("STEMDECK_OFFLINE", raising=False)
+    monkeypatch.setenv("STEMWRIGHT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("STEMWRIGHT_OFFLINE", raising=False)
     cat._catalogue_cached.cache_clear()
     yield
     cat._catalogue_cached.cache_clear()
@@ -127,7 +127,7 @@ def test_load_published_downloads_verifies_and_matches_reference(local_catalogue
 
 
 def test_registry_load_model_uses_catalogue(local_catalogue):
-    from stemdeck.models.registry import load_model
+    from stemwright.models.registry import load_model
 
     model = load_model("umx_local", progress=False)
     assert model.sources == ("vocals", "drums", "bass", "other") and not model.training

@@ -19,13 +19,13 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from stemdeck.engine.run import separate_tensor
-from stemdeck.models.base import config_from_dict
-from stemdeck.models.registry import architecture_class
-from stemdeck.models.bag import BagOfModels
-from stemdeck.models.hdemucs import HDemucs, HDemucsConfig
-from stemdeck.models.htdemucs import HTDemucs, HTDemucsConfig
-from stemdeck.pretrained import demucs_format as df
+from stemwright.engine.run import separate_tensor
+from stemwright.models.base import config_from_dict
+from stemwright.models.registry import architecture_class
+from stemwright.models.bag import BagOfModels
+from stemwright.models.hdemucs import HDemucs, HDemucsConfig
+from stemwright.models.htdemucs import HTDemucs, HTDemucsConfig
+from stemwright.pretrained import demucs_format as df
 from tests.models.test_htdemucs import TINY_H, TINY_HT, demucs_kwargs, demucs_modules, one_thread  # noqa: F401
 
 TOL = 1e-4
@@ -125,7 +125,7 @@ def test_th_package_loads_to_reference_outputs(tmp_path, mix, kind):
 
 @pytest.mark.parity
 def test_load_any_dispatches_demucs_files(tmp_path):
-    from stemdeck.pretrained.formats import detect, load_any
+    from stemwright.pretrained.formats import detect, load_any
 
     path = save_th(reference_model(HTDemucsConfig(**TINY_HT), seed=12), tmp_path, "feedbeef")
     assert detect(path) == "Demucs"
@@ -270,7 +270,7 @@ def _remote_files() -> dict[str, str]:
 
 @pytest.mark.parity
 def test_catalogue_matches_demucs_remote_files():
-    from stemdeck.pretrained.catalogue import catalogue
+    from stemwright.pretrained.catalogue import catalogue
 
     entries = {k: v for k, v in catalogue().items() if v["family"] == "demucs"}
     assert set(entries) == {"htdemucs", "htdemucs_ft", "htdemucs_6s", "hdemucs_mmi"}

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stemdeck.pretrained import download as dl
-from stemdeck.pretrained.download import ChecksumError, DownloadError, cache_dir, download, verify
+from stemwright.pretrained import download as dl
+from stemwright.pretrained.download import ChecksumError, DownloadError, cache_dir, download, verify
 
 
 @pytest.fixture
@@ -19,10 +19,10 @@ def payload(tmp_path) -> tuple[Path, str]:
 
 
 def test_cache_dir_from_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("STEMDECK_CACHE", str(tmp_path / "c"))
+    monkeypatch.setenv("STEMWRIGHT_CACHE", str(tmp_path / "c"))
     assert cache_dir() == tmp_path / "c"
-    monkeypatch.delenv("STEMDECK_CACHE")
-    assert cache_dir().name == "stemdeck"
+    monkeypatch.delenv("STEMWRIGHT_CACHE")
+    assert cache_dir().name == "stemwright"
 
 
 @pytest.mark.parametrize("kind", ["sha256", "sha256_prefix"])
@@ -58,10 +58,10 @@ def test_offline(payload, tmp_path, monkeypatch):
     dest = tmp_path / "cache" / "w.bin"
     with pytest.raises(DownloadError, match="offline"):
         download(src.as_uri(), dest, sha256=digest, offline=True)
-    monkeypatch.setenv("STEMDECK_OFFLINE", "1")
+    monkeypatch.setenv("STEMWRIGHT_OFFLINE", "1")
     with pytest.raises(DownloadError, match="offline"):
         download(src.as_uri(), dest, sha256=digest)
-    monkeypatch.delenv("STEMDECK_OFFLINE")
+    monkeypatch.delenv("STEMWRIGHT_OFFLINE")
     download(src.as_uri(), dest, sha256=digest, progress=False)
     assert download("https://example.invalid/w.bin", dest, sha256=digest, offline=True) == dest  # cached: fine
 

@@ -6,21 +6,21 @@ import importlib
 import pytest
 import torch
 
-from stemdeck.models.checkpoint import save_checkpoint
-from stemdeck.models.registry import load_model
-from stemdeck.models.umx import build_umx
-from stemdeck.pretrained import formats
-from stemdeck.pretrained.formats import FormatError, detect, load_any
+from stemwright.models.checkpoint import save_checkpoint
+from stemwright.models.registry import load_model
+from stemwright.models.umx import build_umx
+from stemwright.pretrained import formats
+from stemwright.pretrained.formats import FormatError, detect, load_any
 from tests.models.umx_reference import one_thread, randomize_  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_stemdeck_checkpoint_by_any_of_its_names(tmp_path):
+def test_stemwright_checkpoint_by_any_of_its_names(tmp_path):
     model = randomize_(build_umx(hidden_size=8, n_fft=512, hop_length=128, max_bin=100), 1).eval()
     save_checkpoint(model, tmp_path / "tiny", licence="MIT")
     for name in ("tiny", "tiny.json", "tiny.safetensors"):
-        assert detect(tmp_path / name) == "stemdeck"
+        assert detect(tmp_path / name) == "stemwright"
     loaded = load_model(tmp_path / "tiny.safetensors")  # the registry goes through formats.load_any
     mix = 0.1 * torch.randn(1, 2, 8000, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -40,7 +40,7 @@ def test_missing_family_module_says_not_supported_yet(tmp_path, monkeypatch):
     real_import = importlib.import_module
 
     def fake_import(name, *args):
-        if name == "stemdeck.pretrained.demucs_format":
+        if name == "stemwright.pretrained.demucs_format":
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return real_import(name, *args)
 

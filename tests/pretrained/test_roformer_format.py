@@ -1,5 +1,5 @@
 """The community ``.ckpt`` + YAML RoFormer layout: files written from the reference ``bs-roformer`` package (random
-weights, the YAML layout of the training repositories incl. ``!!python/tuple``) load into stemdeck's models and give
+weights, the YAML layout of the training repositories incl. ``!!python/tuple``) load into stemwright's models and give
 the reference's outputs; malformed or unsafe files are refused with errors naming the file."""
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 import yaml
 
-from stemdeck.models.roformer import BSRoformer, MelRoformer
-from stemdeck.pretrained.roformer_format import (
+from stemwright.models.roformer import BSRoformer, MelRoformer
+from stemwright.pretrained.roformer_format import (
     RoformerFormatError,
     config_from_yaml,
     is_roformer_file,
@@ -200,9 +200,9 @@ def test_catalogue_family_loader(tmp_path):
 
 
 def test_catalogue_entries_map_to_valid_configs():
-    from stemdeck.pretrained.catalogue import read_catalogue_file
+    from stemwright.pretrained.catalogue import read_catalogue_file
 
-    path = Path(__file__).resolve().parents[2] / "src" / "stemdeck" / "pretrained" / "catalogue" / "roformer.json"
+    path = Path(__file__).resolve().parents[2] / "src" / "stemwright" / "pretrained" / "catalogue" / "roformer.json"
     entries = read_catalogue_file(path)
     assert entries, "roformer.json lists no model"
     for entry in entries:

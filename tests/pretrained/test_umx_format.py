@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from stemdeck.models.umx import OpenUnmix
-from stemdeck.pretrained.formats import detect, load_any
-from stemdeck.pretrained.umx_format import UmxFormatError, is_umx_file, load_umx
+from stemwright.models.umx import OpenUnmix
+from stemwright.pretrained.formats import detect, load_any
+from stemwright.pretrained.umx_format import UmxFormatError, is_umx_file, load_umx
 from tests.models.umx_reference import reference_separator, one_thread  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.parity, pytest.mark.usefixtures("one_thread")]
@@ -116,10 +116,10 @@ def test_mismatched_tensors_are_reported(tmp_path):
 
 
 def test_cli_separates_real_file_with_umx_folder(tmp_path, mixtures_dir):
-    """``stemdeck separate SONG -m FOLDER`` with an Open-Unmix training folder (random weights): 4 stems written."""
+    """``stemwright separate SONG -m FOLDER`` with an Open-Unmix training folder (random weights): 4 stems written."""
     import soundfile as sf
 
-    from stemdeck.cli.main import main
+    from stemwright.cli.main import main
 
     ref = reference_separator(**SETTINGS, niter=1, seed=6)
     _write_folder(ref, tmp_path / "umxmodel")

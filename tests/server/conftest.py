@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from stemdeck.audio.io import read_audio, write_audio
-from stemdeck.engine.progress import ProgressEvent
-from stemdeck.server.app import ServerConfig, create_app
+from stemwright.audio.io import read_audio, write_audio
+from stemwright.engine.progress import ProgressEvent
+from stemwright.server.app import ServerConfig, create_app
 
 MP3 = "spleeter_audio_example_SlowMotionDream_StevenMBryant_CC-BY-3.0.mp3"
 

@@ -1,4 +1,4 @@
-"""API tests for every endpoint of stemdeck studio and every bad input."""
+"""API tests for every endpoint of stemwright studio and every bad input."""
 from __future__ import annotations
 
 import io
@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from stemdeck.server.db import Library
+from stemwright.server.db import Library
 from tests.server.conftest import FakeSeparator, upload, wait_status
 
 
@@ -44,7 +44,7 @@ def test_upload_separate_and_serve_stems(make_client, short_wav):
 
 
 def test_real_classic_separation(make_client, mp3_path):
-    from stemdeck.server.jobs import default_separator_factory
+    from stemwright.server.jobs import default_separator_factory
 
     c = make_client(separator_factory=default_separator_factory)
     r = upload(c, mp3_path, model="classic")
@@ -107,12 +107,12 @@ def test_unknown_ids_and_traversal(make_client, short_wav):
 def test_token_required(make_client, short_wav):
     c = make_client(token="s3cret")
     assert c.get("/api/songs").status_code == 401
-    assert c.get("/api/songs", headers={"x-stemdeck-token": "wrong"}).status_code == 401
+    assert c.get("/api/songs", headers={"x-stemwright-token": "wrong"}).status_code == 401
     assert c.get("/").status_code == 401
     assert c.get("/api/songs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
     r = c.get("/?token=s3cret")
-    assert r.status_code == 200 and "stemdeck_token" in r.headers.get("set-cookie", "")
-    assert upload(c, short_wav, headers={"x-stemdeck-token": "s3cret"}).status_code == 201
+    assert r.status_code == 200 and "stemwright_token" in r.headers.get("set-cookie", "")
+    assert upload(c, short_wav, headers={"x-stemwright-token": "s3cret"}).status_code == 201
 
 
 def test_full_queue_answers_429(make_client, short_wav):

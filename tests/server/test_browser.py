@@ -1,4 +1,4 @@
-"""stemdeck studio in a real browser: Playwright driving the system Chromium against `stemdeck serve`.
+"""stemwright studio in a real browser: Playwright driving the system Chromium against `stemwright serve`.
 
 The server runs as a real subprocess (the command users run) on a free loopback port with the `classic` model.
 Screenshots are kept under artifacts/studio/ (and the mixer one is what the README shows).
@@ -35,7 +35,7 @@ def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("studio")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stemdeck.cli.main", "serve", "--port", "0", "--data-dir", str(data), "-m", "classic"],
+        [sys.executable, "-m", "stemwright.cli.main", "serve", "--port", "0", "--data-dir", str(data), "-m", "classic"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     line = proc.stdout.readline()
@@ -149,7 +149,7 @@ def test_studio_end_to_end(server, browser, mixtures_dir, tmp_path):
     assert by_stem["drums"]["gain_db"] == -6 and by_stem["bass"]["mute"] is True
     assert by_stem["other"]["pan"] == -0.5 and by_stem["vocals"]["solo"] is False
 
-    # export as wav and compare with `stemdeck mix` on the same document
+    # export as wav and compare with `stemwright mix` on the same document
     with page.expect_download() as dl:
         page.click("#export")
     exported = tmp_path / "export.wav"
@@ -159,7 +159,7 @@ def test_studio_end_to_end(server, browser, mixtures_dir, tmp_path):
     job_dirs = list((data_dir / "songs" / song_id / "jobs").iterdir())
     assert len(job_dirs) == 1
     cli_out = tmp_path / "cli.wav"
-    subprocess.run([sys.executable, "-m", "stemdeck.cli.main", "mix", str(job_dirs[0]), "--mix-file", str(doc_path),
+    subprocess.run([sys.executable, "-m", "stemwright.cli.main", "mix", str(job_dirs[0]), "--mix-file", str(doc_path),
                     "-o", str(cli_out), "--format", "wav"], check=True, capture_output=True)
     a, sr_a = sf.read(exported, always_2d=True)
     b, sr_b = sf.read(cli_out, always_2d=True)

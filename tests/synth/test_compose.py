@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stemdeck.synth import parts, production, sampler
-from stemdeck.synth.compose import STYLE_TRAITS, STYLES, plan_song
-from stemdeck.synth.resources import find_resources
-from stemdeck.synth.theory import scale_pitch_classes
+from stemwright.synth import parts, production, sampler
+from stemwright.synth.compose import STYLE_TRAITS, STYLES, plan_song
+from stemwright.synth.resources import find_resources
+from stemwright.synth.theory import scale_pitch_classes
 
 
 @pytest.mark.parametrize("style", STYLES)

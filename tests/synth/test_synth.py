@@ -14,8 +14,8 @@ import pretty_midi
 import pytest
 import soundfile as sf
 
-from stemdeck.cli.main import main
-from stemdeck.synth import (
+from stemwright.cli.main import main
+from stemwright.synth import (
     MissingPackageError,
     SongExistsError,
     find_resources,
@@ -23,14 +23,14 @@ from stemdeck.synth import (
     generate_song,
     song_name,
 )
-from stemdeck.synth.resources import SOUNDFONTS
+from stemwright.synth.resources import SOUNDFONTS
 
 STEM_FILES = ("mixture", "drums", "bass", "other", "vocals")
 
 
 @pytest.fixture(scope="module")
 def done_means(tmp_path_factory, shared_data) -> Path:
-    """Exactly the issue's done-means command: ``stemdeck synth -o DIR --songs 3 --seconds 20``."""
+    """Exactly the issue's done-means command: ``stemwright synth -o DIR --songs 3 --seconds 20``."""
     out = tmp_path_factory.mktemp("synth") / "s"
     assert main(["synth", "-o", str(out), "--songs", "3", "--seconds", "20", "-q"]) == 0
     return out
@@ -99,7 +99,7 @@ def test_refuses_to_overwrite_then_skip_and_overwrite(done_means: Path) -> None:
 def test_same_seed_same_song_in_a_fresh_process(tmp_path: Path) -> None:
     """Determinism per seed, whatever was rendered before in the process (FluidSynth state, caches)."""
     code = (
-        "import hashlib,sys; from stemdeck.synth import generate_song; s=generate_song(11, 3.0);"
+        "import hashlib,sys; from stemwright.synth import generate_song; s=generate_song(11, 3.0);"
         "h=hashlib.sha256(); [h.update(s.stems[k].tobytes()) for k in ('drums','bass','other','vocals')];"
         "sys.stdout.write(h.hexdigest())"
     )
@@ -157,12 +157,12 @@ def test_missing_packages_are_named(tmp_path: Path) -> None:
 def test_cli_missing_package_message(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    env = {**os.environ, "STEMDECK_DRUMKIT_DIRS": str(empty)}
+    env = {**os.environ, "STEMWRIGHT_DRUMKIT_DIRS": str(empty)}
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
-            "stemdeck.cli.main",
+            "stemwright.cli.main",
             "synth",
             "-o",
             str(tmp_path / "o"),
@@ -183,7 +183,7 @@ def test_cli_missing_package_message(tmp_path: Path) -> None:
 
 def test_parallel_jobs_write_the_same_songs_as_the_api(tmp_path: Path) -> None:
     """--jobs uses a process pool; each song is still the one its (dataset seed, index) defines."""
-    from stemdeck.synth import song_seed
+    from stemwright.synth import song_seed
 
     seen = []
     results = generate_dataset(tmp_path, 2, 2.0, seed=5, jobs=2, progress=lambda d, t, s: seen.append((d, t)))

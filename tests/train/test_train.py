@@ -1,4 +1,4 @@
-"""Training pipeline: a tiny run on tiny generated songs lowers the loss, writes checkpoints that `stemdeck separate
+"""Training pipeline: a tiny run on tiny generated songs lowers the loss, writes checkpoints that `stemwright separate
 -m` loads, and resumes exactly where it stopped."""
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import soundfile as sf
 import torch
 import yaml
 
-from stemdeck.models.checkpoint import load_checkpoint
-from stemdeck.train.augment import AugmentConfig, RemixSampler
-from stemdeck.train.config import ConfigError, load_train_config
-from stemdeck.train.data import load_songs
-from stemdeck.train.loop import lr_at, train
-from stemdeck.train.state import ResumeError
+from stemwright.models.checkpoint import load_checkpoint
+from stemwright.train.augment import AugmentConfig, RemixSampler
+from stemwright.train.config import ConfigError, load_train_config
+from stemwright.train.data import load_songs
+from stemwright.train.loop import lr_at, train
+from stemwright.train.state import ResumeError
 
 SR = 8000
 
@@ -90,8 +90,8 @@ def test_short_run_lowers_loss_and_writes_loadable_checkpoint(tmp_path, songs):
     assert meta["training"]["steps"] == 30 and "validation_sdr" in meta["metrics"]
     card = (tmp_path / "exported" / "tiny.md").read_text()
     assert "Training steps: 30" in card and "val/vocals" in card and "<!-- measured -->" in card
-    # `stemdeck separate -m PATH` loads the exported checkpoint and writes four stems.
-    from stemdeck.cli.main import main
+    # `stemwright separate -m PATH` loads the exported checkpoint and writes four stems.
+    from stemwright.cli.main import main
 
     mix = tmp_path / "mix.wav"
     sf.write(mix, np.random.default_rng(0).standard_normal((SR, 2)).astype(np.float32) * 0.1, SR)
@@ -145,7 +145,7 @@ def test_config_errors_name_file_and_field(tmp_path, songs):
 
 
 def test_lr_schedule_warmup_then_cosine():
-    from stemdeck.train.config import OptimConfig
+    from stemwright.train.config import OptimConfig
 
     cfg = OptimConfig(lr=1.0, warmup_steps=10, max_steps=110, min_lr_ratio=0.1)
     assert lr_at(0, cfg) == pytest.approx(0.1)
@@ -155,9 +155,9 @@ def test_lr_schedule_warmup_then_cosine():
 
 
 def test_init_from_copies_matching_weights(tmp_path):
-    from stemdeck.models.bsrnn import BSRNN, BSRNNConfig
-    from stemdeck.models.checkpoint import save_checkpoint
-    from stemdeck.train.loop import init_weights
+    from stemwright.models.bsrnn import BSRNN, BSRNNConfig
+    from stemwright.models.checkpoint import save_checkpoint
+    from stemwright.train.loop import init_weights
 
     base = dict(samplerate=SR, n_fft=256, hop_length=128, band_widths=(64, 65), feature_dim=8, hidden_dim=8, num_layers=1, mlp_dim=8)
     torch.manual_seed(0)
@@ -174,7 +174,7 @@ def test_init_from_copies_matching_weights(tmp_path):
 
 
 def test_validation_sdr_is_the_mdx_sdr():
-    from stemdeck.train.validate import sdr
+    from stemwright.train.validate import sdr
 
     rng = np.random.default_rng(0)
     ref = rng.standard_normal((2, 1000))
@@ -183,7 +183,7 @@ def test_validation_sdr_is_the_mdx_sdr():
 
 
 def test_stem_mp4_folder_gets_a_conversion_hint(tmp_path):
-    from stemdeck.train.data import DataError, stem_folder_songs
+    from stemwright.train.data import DataError, stem_folder_songs
 
     (tmp_path / "Song A.stem.mp4").write_bytes(b"not decoded")
     with pytest.raises(DataError, match=r"holds \.stem\.mp4 files.*ffmpeg -i SONG\.stem\.mp4"):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from stemdeck.atomic import atomic_write
+from stemwright.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 

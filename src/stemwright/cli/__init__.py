@@ -1,1 +1,1 @@
-"""Command line interface: ``stemdeck COMMAND ...``; one module per command, imported only when used."""
+"""Command line interface: ``stemwright COMMAND ...``; one module per command, imported only when used."""

@@ -1,4 +1,4 @@
-"""``stemdeck bench``: time a model on a file or on generated audio: seconds, real-time factor, peak memory."""
+"""``stemwright bench``: time a model on a file or on generated audio: seconds, real-time factor, peak memory."""
 from __future__ import annotations
 
 import json
@@ -11,11 +11,11 @@ from typing import Any, Optional
 import numpy as np
 import typer
 
-from stemdeck.models.defaults import DEFAULT_MODEL
+from stemwright.models.defaults import DEFAULT_MODEL
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    print(f"stemdeck bench: {message}", file=sys.stderr)
+    print(f"stemwright bench: {message}", file=sys.stderr)
     return typer.Exit(code)
 
 
@@ -40,9 +40,9 @@ def run_bench(model: str, device: str = "auto", input_path: Path | None = None, 
     """Separate once (after loading), timed. Returns the JSON-ready report."""
     import torch
 
-    from stemdeck.api import Separator
-    from stemdeck.audio.io import read_audio
-    from stemdeck.models.registry import MODELS, load_model
+    from stemwright.api import Separator
+    from stemwright.audio.io import read_audio
+    from stemwright.models.registry import MODELS, load_model
 
     rss_start = _rss_peak_mb()
     t0 = time.perf_counter()
@@ -91,7 +91,7 @@ def run_bench(model: str, device: str = "auto", input_path: Path | None = None, 
 
 
 def command(
-    model: str = typer.Option(DEFAULT_MODEL, "-m", "--model", help="Model name ('stemdeck models') or checkpoint path."),
+    model: str = typer.Option(DEFAULT_MODEL, "-m", "--model", help="Model name ('stemwright models') or checkpoint path."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     input_path: Optional[Path] = typer.Option(None, "--input", help="Audio file to separate (default: generated audio)."),
     seconds: float = typer.Option(30.0, "--seconds", help="Length of the generated input in seconds."),

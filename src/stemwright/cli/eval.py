@@ -1,8 +1,8 @@
-"""``stemdeck eval``: score a separator on a dataset (BSS Eval v4 as museval, MDX SDR, MIR-1K NSDR/GNSDR).
+"""``stemwright eval``: score a separator on a dataset (BSS Eval v4 as museval, MDX SDR, MIR-1K NSDR/GNSDR).
 
-    stemdeck eval --dataset DIR [--format musdb|folder|mir1k] [--split test] -m MODEL [--protocol museval|mdx|all]
+    stemwright eval --dataset DIR [--format musdb|folder|mir1k] [--split test] -m MODEL [--protocol museval|mdx|all]
                   [-o REPORT_DIR] [--json]
-    stemdeck eval --references DIR --estimates DIR [...]      # score stems that already exist
+    stemwright eval --references DIR --estimates DIR [...]      # score stems that already exist
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class EvalInputError(ValueError):
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    print(f"stemdeck eval: {message}", file=sys.stderr)
+    print(f"stemwright eval: {message}", file=sys.stderr)
     return typer.Exit(code)
 
 
@@ -46,20 +46,20 @@ def command(
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="Dataset root (MUSDB18 layout, folder of stems, MIR-1K)."),
     fmt: Format = typer.Option(Format.musdb, "--format", help="Dataset layout."),
     split: str = typer.Option("", "--split", help="Sub-folder to score (default: test; dev for mir1k)."),
-    model: Optional[str] = typer.Option(None, "-m", "--model", help="Model name ('stemdeck models'), oracle_*, or a checkpoint path."),
+    model: Optional[str] = typer.Option(None, "-m", "--model", help="Model name ('stemwright models'), oracle_*, or a checkpoint path."),
     protocol: Protocol = typer.Option(Protocol.all, "--protocol", help="museval (BSS Eval v4), mdx (global SDR) or all."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Report folder (default: eval-<model>)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of a table."),
     references: Optional[Path] = typer.Option(None, "--references", help="Reference stems (dataset layout, see --format)."),
-    estimates: Optional[Path] = typer.Option(None, "--estimates", help="Estimated stems: DIR/<track>/<stem>.<ext> (as 'stemdeck separate' writes)."),
+    estimates: Optional[Path] = typer.Option(None, "--estimates", help="Estimated stems: DIR/<track>/<stem>.<ext> (as 'stemwright separate' writes)."),
     device: str = typer.Option("auto", "--device", help="Where the model runs: auto, cpu, cuda, mps."),
     tracks: Optional[str] = typer.Option(None, "--tracks", help="Comma-separated track names to score (default: all)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report folder's files."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Score a separator on a dataset: per-track JSON (museval layout), summary CSV/Markdown/JSON, plots."""
-    from stemdeck.datasets import DatasetError, open_dataset
-    from stemdeck.metrics.report import save_report, summarize, to_text
+    from stemwright.datasets import DatasetError, open_dataset
+    from stemwright.metrics.report import save_report, summarize, to_text
 
     if (dataset is None) == (references is None):
         raise _fail("give either --dataset DIR -m MODEL, or --references DIR --estimates DIR", 2)
@@ -145,9 +145,9 @@ def _targets(track, produced: dict[str, np.ndarray], fmt: Format) -> tuple[dict[
 
 
 def _eval_model(tracks: list, model: str, fmt: Format, protocol: str, device: str, quiet: bool) -> list:
-    from stemdeck.api import Separator
-    from stemdeck.metrics.report import score_track
-    from stemdeck.models.registry import MODELS, load_model
+    from stemwright.api import Separator
+    from stemwright.metrics.report import score_track
+    from stemwright.models.registry import MODELS, load_model
 
     needs_refs = model in MODELS and MODELS[model].needs_references
     shared = None if needs_refs else Separator(model=model, device=device, progress=None)
@@ -168,9 +168,9 @@ def _eval_model(tracks: list, model: str, fmt: Format, protocol: str, device: st
 
 
 def _eval_estimates(tracks: list, estimates: Path, fmt: Format, protocol: str, quiet: bool) -> list:
-    from stemdeck.datasets import DatasetError
-    from stemdeck.datasets.folder import folder_track
-    from stemdeck.metrics.report import score_track
+    from stemwright.datasets import DatasetError
+    from stemwright.datasets.folder import folder_track
+    from stemwright.metrics.report import score_track
 
     if not estimates.is_dir():
         raise EvalInputError(f"{estimates}: estimates folder not found")

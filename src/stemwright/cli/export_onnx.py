@@ -1,4 +1,4 @@
-"""``stemdeck export-onnx -m MODEL -o out.onnx``: export a model's learned core to ONNX (+ JSON sidecar)."""
+"""``stemwright export-onnx -m MODEL -o out.onnx``: export a model's learned core to ONNX (+ JSON sidecar)."""
 from __future__ import annotations
 
 import sys
@@ -16,16 +16,16 @@ def command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     offline: bool = typer.Option(False, "--offline", help="Never download; published models must be cached."),
 ) -> None:
-    """Export a model to ONNX: STFT and other signal processing stay outside the graph (stemdeck runs them), the
-    learned core goes in the .onnx file. Run the result with `stemdeck separate -m out.onnx`."""
-    from stemdeck.engine.onnx import export_onnx, sidecar_path
-    from stemdeck.models.registry import load_model
+    """Export a model to ONNX: STFT and other signal processing stay outside the graph (stemwright runs them), the
+    learned core goes in the .onnx file. Run the result with `stemwright separate -m out.onnx`."""
+    from stemwright.engine.onnx import export_onnx, sidecar_path
+    from stemwright.models.registry import load_model
 
     try:
         net = load_model(model, device="cpu", offline=offline)
         path = export_onnx(net, output, seconds=seconds, opset=opset, check=check, overwrite=overwrite)
     except (ValueError, OSError) as e:  # OnnxExportError, catalogue/download/format errors are ValueErrors
-        print(f"stemdeck export-onnx: {e}", file=sys.stderr)
+        print(f"stemwright export-onnx: {e}", file=sys.stderr)
         raise typer.Exit(1) from None
     size = path.stat().st_size / 2**20
     print(f"wrote {path} ({size:.1f} MiB) and {sidecar_path(path)}")

@@ -1,7 +1,7 @@
-"""Entry point of the ``stemdeck`` command.
+"""Entry point of the ``stemwright`` command.
 
 Each sub-command lives in its own module exposing ``command`` (a typer-annotated function); only the module of
-the command being run is imported, so ``stemdeck models`` does not pay for the web server's imports.
+the command being run is imported, so ``stemwright models`` does not pay for the web server's imports.
 """
 from __future__ import annotations
 
@@ -21,28 +21,28 @@ _USAGE_ERRORS = (click.UsageError, _tclick.UsageError)
 _EXITS = (click.exceptions.Exit, typer.Exit)
 _ABORTS = (click.Abort, typer.Abort)
 
-from stemdeck import __version__
+from stemwright import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "separate": ("stemdeck.cli.separate", "Split songs into stems."),
-    "models": ("stemdeck.cli.models", "List the available models."),
-    "eval": ("stemdeck.cli.eval", "Score a separator on a dataset (BSS Eval v4 / MDX SDR)."),
-    "bench": ("stemdeck.cli.bench", "Time a model: seconds, real-time factor, peak memory."),
-    "synth": ("stemdeck.cli.synth", "Generate synthetic multitrack songs for training."),
-    "train": ("stemdeck.cli.train", "Train a separation model from a YAML config."),
-    "export-onnx": ("stemdeck.cli.export_onnx", "Export a model to ONNX."),
-    "mix": ("stemdeck.cli.mix", "Remix separated stems (gains, pan, effects, presets, loudness)."),
-    "mashup": ("stemdeck.cli.mashup", "Put the vocals of one song over the backing of another."),
-    "inspect": ("stemdeck.cli.inspect", "Diagnose separated stems: bleed, mono compatibility, clipping, plots."),
-    "serve": ("stemdeck.cli.serve", "Start stemdeck studio, the local web app with a live stem mixer."),
+    "separate": ("stemwright.cli.separate", "Split songs into stems."),
+    "models": ("stemwright.cli.models", "List the available models."),
+    "eval": ("stemwright.cli.eval", "Score a separator on a dataset (BSS Eval v4 / MDX SDR)."),
+    "bench": ("stemwright.cli.bench", "Time a model: seconds, real-time factor, peak memory."),
+    "synth": ("stemwright.cli.synth", "Generate synthetic multitrack songs for training."),
+    "train": ("stemwright.cli.train", "Train a separation model from a YAML config."),
+    "export-onnx": ("stemwright.cli.export_onnx", "Export a model to ONNX."),
+    "mix": ("stemwright.cli.mix", "Remix separated stems (gains, pan, effects, presets, loudness)."),
+    "mashup": ("stemwright.cli.mashup", "Put the vocals of one song over the backing of another."),
+    "inspect": ("stemwright.cli.inspect", "Diagnose separated stems: bleed, mono compatibility, clipping, plots."),
+    "serve": ("stemwright.cli.serve", "Start stemwright studio, the local web app with a live stem mixer."),
 }
 
 
 def _usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = [f"stemdeck {__version__} — music stem separation", "", "usage: stemdeck COMMAND [OPTIONS] ...", "", "commands:"]
+    lines = [f"stemwright {__version__} — music stem separation", "", "usage: stemwright COMMAND [OPTIONS] ...", "", "commands:"]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", "Run 'stemdeck COMMAND --help' for a command's options."]
+    lines += ["", "Run 'stemwright COMMAND --help' for a command's options."]
     return "\n".join(lines)
 
 
@@ -57,18 +57,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name = args[0]
     if name not in COMMANDS:
-        print(f"stemdeck: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        print(f"stemwright: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module_name, help_ = COMMANDS[name]
     module = importlib.import_module(module_name)
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=help_)
     app.command(name=name, help=module.command.__doc__ or help_)(module.command)
     try:
-        result = app(args[1:], prog_name=f"stemdeck {name}", standalone_mode=False)
+        result = app(args[1:], prog_name=f"stemwright {name}", standalone_mode=False)
     except _USAGE_ERRORS as e:
         # One plain line (no boxed rich panel), naming the command; exit status 2 as for any usage error.
-        hint = f" (see 'stemdeck {name} --help')"
-        print(f"stemdeck {name}: error: {e.format_message()}{hint}", file=sys.stderr)
+        hint = f" (see 'stemwright {name} --help')"
+        print(f"stemwright {name}: error: {e.format_message()}{hint}", file=sys.stderr)
         return 2
     except _EXITS as e:
         return int(getattr(e, "exit_code", getattr(e, "code", 1)) or 0)

@@ -1,4 +1,4 @@
-"""``stemdeck mashup``: the vocals of one separated song over the backing of another."""
+"""``stemwright mashup``: the vocals of one separated song over the backing of another."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from stemdeck.cli.mix import USAGE_EXIT, describe_output, fail, resolve_output, write_mix_audio
+from stemwright.cli.mix import USAGE_EXIT, describe_output, fail, resolve_output, write_mix_audio
 
 
 def command(
@@ -31,11 +31,11 @@ def command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
     """Put the vocals of song A over the backing of song B: tempo and key matched, first downbeats aligned."""
-    from stemdeck.mixer.analysis import parse_key
-    from stemdeck.mixer.document import parse_gain
-    from stemdeck.mixer.effects import MixError
-    from stemdeck.mixer.mashup import mashup
-    from stemdeck.mixer.stems import load_stems
+    from stemwright.mixer.analysis import parse_key
+    from stemwright.mixer.document import parse_gain
+    from stemwright.mixer.effects import MixError
+    from stemwright.mixer.mashup import mashup
+    from stemwright.mixer.stems import load_stems
 
     path, fmt_ = resolve_output("mashup", out, fmt, overwrite)
     try:

@@ -1,4 +1,4 @@
-"""``stemdeck mix``: remix separated stems (presets, gains, mute/solo, pan, effects, loudness) into one file."""
+"""``stemwright mix``: remix separated stems (presets, gains, mute/solo, pan, effects, loudness) into one file."""
 from __future__ import annotations
 
 import logging
@@ -9,22 +9,22 @@ from typing import TYPE_CHECKING, NoReturn, Optional
 
 import typer
 
-if TYPE_CHECKING:  # imported lazily at run time so that 'stemdeck --help' stays fast
-    from stemdeck.mixer.document import Mix
-    from stemdeck.mixer.stems import StemSet
+if TYPE_CHECKING:  # imported lazily at run time so that 'stemwright --help' stays fast
+    from stemwright.mixer.document import Mix
+    from stemwright.mixer.stems import StemSet
 
 USAGE_EXIT, INPUT_EXIT = 2, 1
 
 
 def fail(command: str, message: str, code: int = INPUT_EXIT) -> NoReturn:
     """One-line error on stderr and exit: 1 for bad input, 2 for bad usage (flags)."""
-    print(f"stemdeck {command}: error: {message}", file=sys.stderr)
+    print(f"stemwright {command}: error: {message}", file=sys.stderr)
     raise typer.Exit(code)
 
 
 def resolve_output(command: str, out: Path, fmt: Optional[str], overwrite: bool) -> tuple[Path, str]:
     """Output path and format from ``-o`` and ``--format`` (suffix added when missing); refuses to overwrite."""
-    from stemdeck.audio.io import WRITE_FORMATS
+    from stemwright.audio.io import WRITE_FORMATS
 
     suffix = out.suffix.lower().lstrip(".")
     if fmt is not None:
@@ -50,7 +50,7 @@ def describe_output(audio, samplerate: int) -> str:
     """``peak, true peak, integrated loudness`` of ``(C, T)`` audio, for the summary line."""
     import numpy as np
 
-    from stemdeck.mixer.loudness import integrated_lufs, true_peak_db
+    from stemwright.mixer.loudness import integrated_lufs, true_peak_db
 
     peak = float(np.abs(audio).max()) if audio.size else 0.0
     peak_db = f"{20 * math.log10(peak):.2f} dBFS" if peak > 0 else "silent"
@@ -65,11 +65,11 @@ def write_mix_audio(command: str, audio, samplerate: int, out: Path, fmt: str, b
     """Write atomically; warn (never silently) when an integer or mp3 file will clip."""
     import numpy as np
 
-    from stemdeck.audio.io import AudioError, write_audio
+    from stemwright.audio.io import AudioError, write_audio
 
     peak = float(np.abs(audio).max()) if audio.size else 0.0
     if peak > 1.0 and (fmt != "wav" or bit_depth != 32):
-        print(f"stemdeck {command}: warning: the mix peaks at {20 * math.log10(peak):+.2f} dBFS and is clipped in "
+        print(f"stemwright {command}: warning: the mix peaks at {20 * math.log10(peak):+.2f} dBFS and is clipped in "
               f"the {fmt} file; {hint}", file=sys.stderr)
     try:
         write_audio(out, audio, samplerate, fmt=fmt, bit_depth=bit_depth, mp3_bitrate=mp3_bitrate, overwrite=overwrite)
@@ -78,7 +78,7 @@ def write_mix_audio(command: str, audio, samplerate: int, out: Path, fmt: str, b
 
 
 def command(
-    stems_dir: Path = typer.Argument(..., help="Folder of stems: written by 'stemdeck separate' or one audio file per stem."),
+    stems_dir: Path = typer.Argument(..., help="Folder of stems: written by 'stemwright separate' or one audio file per stem."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output audio file (.wav, .flac, .mp3)."),
     preset: Optional[str] = typer.Option(
         None, "--preset", "-p",
@@ -105,11 +105,11 @@ def command(
 
     Order: --mix-file (or a neutral mix), then --preset, then the per-stem flags, then --loudness.
     """
-    from stemdeck.mixer.effects import MixError
-    from stemdeck.mixer.flags import FlagError, MixFlags, apply_flags, parse_gain_value
-    from stemdeck.mixer.presets import apply_preset
-    from stemdeck.mixer.render import render
-    from stemdeck.mixer.stems import load_stems
+    from stemwright.mixer.effects import MixError
+    from stemwright.mixer.flags import FlagError, MixFlags, apply_flags, parse_gain_value
+    from stemwright.mixer.presets import apply_preset
+    from stemwright.mixer.render import render
+    from stemwright.mixer.stems import load_stems
 
     if out is None and save_mix is None:
         fail("mix", "give an output file with -o OUT (and/or --save-mix mix.json)", USAGE_EXIT)
@@ -160,8 +160,8 @@ def command(
 
 
 def _base_mix(mix_file: Optional[Path], stems: StemSet) -> Mix:
-    from stemdeck.mixer.document import Channel, Mix
-    from stemdeck.mixer.effects import MixError
+    from stemwright.mixer.document import Channel, Mix
+    from stemwright.mixer.effects import MixError
 
     if mix_file is None:
         return Mix.from_stems(stems)
@@ -171,6 +171,6 @@ def _base_mix(mix_file: Optional[Path], stems: StemSet) -> Mix:
         raise MixError(f"{mix_file}: stem {unknown[0]!r} is not in {stems.path} (stems: {', '.join(stems.names)})")
     for name in stems.names:
         if name not in mix.stems:
-            logging.getLogger("stemdeck.mixer").warning("%s has no channel for stem %r; it plays at 0 dB", mix_file, name)
+            logging.getLogger("stemwright.mixer").warning("%s has no channel for stem %r; it plays at 0 dB", mix_file, name)
             mix.channels.append(Channel(name))
     return mix

@@ -1,4 +1,4 @@
-"""``stemdeck models``: list the models stemdeck can run (registry + published checkpoints)."""
+"""``stemwright models``: list the models stemwright can run (registry + published checkpoints)."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,8 @@ log = logging.getLogger(__name__)
 
 
 def registry_rows() -> list[dict[str, Any]]:
-    """One dict per :data:`~stemdeck.models.registry.MODELS` entry."""
-    from stemdeck.models.registry import DEFAULT_MODEL, MODELS
+    """One dict per :data:`~stemwright.models.registry.MODELS` entry."""
+    from stemwright.models.registry import DEFAULT_MODEL, MODELS
 
     return [
         {
@@ -32,9 +32,9 @@ def registry_rows() -> list[dict[str, Any]]:
 
 
 def published_rows() -> tuple[list[dict[str, Any]] | None, str | None]:
-    """Published checkpoints from :mod:`stemdeck.pretrained.catalogue`, or ``(None, reason)`` if not installed."""
+    """Published checkpoints from :mod:`stemwright.pretrained.catalogue`, or ``(None, reason)`` if not installed."""
     try:
-        from stemdeck.pretrained.catalogue import list_published
+        from stemwright.pretrained.catalogue import list_published
     except ImportError as e:
         return None, f"published-model catalogue not available ({e})"
     rows = []

@@ -1,4 +1,4 @@
-"""``stemdeck separate``: split songs (files or folders of files) into stems."""
+"""``stemwright separate``: split songs (files or folders of files) into stems."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import typer
 
-from stemdeck.models.defaults import DEFAULT_MODEL
+from stemwright.models.defaults import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,14 @@ class Outcome:
 
 
 def demo_path() -> Path:
-    """The bundled demo song (rendered by :mod:`stemdeck.synth.demo`)."""
-    return Path(str(resources.files("stemdeck").joinpath(DEMO_RESOURCE)))
+    """The bundled demo song (rendered by :mod:`stemwright.synth.demo`)."""
+    return Path(str(resources.files("stemwright").joinpath(DEMO_RESOURCE)))
 
 
 def collect_inputs(inputs: list[Path], exclude: Path | None = None) -> tuple[list[Path], list[Outcome]]:
     """Expand folders into the audio files below them (sorted, hidden files and anything under ``exclude`` — the
     output folder — skipped, so earlier stems are not separated again); missing paths become failures."""
-    from stemdeck.audio.io import is_audio_path
+    from stemwright.audio.io import is_audio_path
 
     skip = exclude.resolve() if exclude is not None else None
 
@@ -108,7 +108,7 @@ def _usage_error(message: str) -> typer.BadParameter:
 def command(
     inputs: list[Path] = typer.Argument(None, help="Audio files or folders (walked for audio files).", show_default=False),
     out: Path = typer.Option(Path("separated"), "-o", "--out", help="Output folder."),
-    model: str = typer.Option(DEFAULT_MODEL, "-m", "--model", help="Model name ('stemdeck models'), or a checkpoint path."),
+    model: str = typer.Option(DEFAULT_MODEL, "-m", "--model", help="Model name ('stemwright models'), or a checkpoint path."),
     stems: Optional[str] = typer.Option(None, "--stems", help="Comma-separated stems to write, e.g. vocals,drums."),
     two_stems: Optional[str] = typer.Option(None, "--two-stems", help="Write STEM and no_STEM (the rest)."),
     fmt: OutFormat = typer.Option(OutFormat.wav, "--format", help="Output format."),
@@ -128,8 +128,8 @@ def command(
     demo: bool = typer.Option(False, "--demo", help="Separate the bundled demo song and print where the stems went."),
     offline: bool = typer.Option(False, "--offline", help="Never download model weights."),
 ) -> None:
-    """Split songs into stems: OUT/<track>/<stem>.<ext> plus OUT/<track>/stemdeck.json."""
-    from stemdeck.api import Separator, SeparationError
+    """Split songs into stems: OUT/<track>/<stem>.<ext> plus OUT/<track>/stemwright.json."""
+    from stemwright.api import Separator, SeparationError
 
     # Library warnings (e.g. a downmixed 6-channel file) as one plain line each on stderr.
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
@@ -202,7 +202,7 @@ def _check_options(fmt: str, bit_depth: int, mp3_bitrate: int, overlap: float | 
 
 
 def _separate_one(sep: Any, path: Path, out: Path, options: dict[str, Any], progress: Any) -> Outcome:
-    from stemdeck.audio.io import AudioError
+    from stemwright.audio.io import AudioError
 
     try:
         result = sep.separate_file(path, out, progress=progress, **options)
@@ -228,7 +228,7 @@ def _run_all(sep: Any, files: list[Path], out: Path, options: dict[str, Any], *,
                TextColumn("{task.fields[stage]}"), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         def work(path: Path) -> Outcome:
-            from stemdeck.api import track_name
+            from stemwright.api import track_name
 
             task = bar.add_task(track_name(path)[:40], total=1.0, stage="")
 

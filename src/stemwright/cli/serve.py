@@ -1,4 +1,4 @@
-"""``stemdeck serve``: start stemdeck studio."""
+"""``stemwright serve``: start stemwright studio."""
 from __future__ import annotations
 
 import ipaddress
@@ -29,18 +29,18 @@ def command(
     workers: int = typer.Option(1, "--workers", min=1, max=16, help="Separation jobs run at once."),
     max_upload_mb: int = typer.Option(500, "--max-upload-mb", min=1, help="Largest accepted upload."),
     max_queue: int = typer.Option(16, "--max-queue", min=1, help="Jobs that may wait; more are refused (429)."),
-    token: str = typer.Option(None, "--token", envvar="STEMDECK_TOKEN", help="Access token required on every request."),
+    token: str = typer.Option(None, "--token", envvar="STEMWRIGHT_TOKEN", help="Access token required on every request."),
     model: str = typer.Option(None, "--model", "-m", help="Default separation model."),
 ) -> None:
-    """Start stemdeck studio: a local web app that separates songs and opens the stems in a live mixer."""
+    """Start stemwright studio: a local web app that separates songs and opens the stems in a live mixer."""
     import uvicorn
 
-    from stemdeck.server.app import ServerConfig, create_app
+    from stemwright.server.app import ServerConfig, create_app
 
     if not is_loopback(host) and not token:
         typer.echo(f"error: binding to {host} exposes the studio to the network; pass --token TOKEN", err=True)
         raise typer.Exit(2)
-    folder = Path(data_dir or user_data_dir("stemdeck")) / ("" if data_dir else "studio")
+    folder = Path(data_dir or user_data_dir("stemwright")) / ("" if data_dir else "studio")
     config = ServerConfig(data_dir=folder, workers=workers, max_upload_mb=max_upload_mb, token=token,
                           max_queue=max_queue, default_model=model)
     app = create_app(config)
@@ -54,7 +54,7 @@ def command(
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{bound_port}/" + (f"?token={token}" if token else "")
-    typer.echo(f"stemdeck studio: {url}  (library: {folder})", err=False)
+    typer.echo(f"stemwright studio: {url}  (library: {folder})", err=False)
     logging.getLogger("uvicorn.error").setLevel(logging.INFO)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     server.run(sockets=[sock])

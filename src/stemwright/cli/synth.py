@@ -1,4 +1,4 @@
-"""``stemdeck synth``: generate synthetic multitrack songs (MUSDB18 layout) for training."""
+"""``stemwright synth``: generate synthetic multitrack songs (MUSDB18 layout) for training."""
 
 from __future__ import annotations
 
@@ -35,15 +35,15 @@ def command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Generate synthetic songs stem by stem (FluidSynth GM soundfonts, Hydrogen drum kits, MIR-1K vocals)."""
-    from stemdeck.synth import DEFAULT_MIR1K_DIR, MissingPackageError, SongExistsError, generate_dataset
-    from stemdeck.synth.compose import STYLES
+    from stemwright.synth import DEFAULT_MIR1K_DIR, MissingPackageError, SongExistsError, generate_dataset
+    from stemwright.synth.compose import STYLES
 
     if style is not None and style not in STYLES:
-        print(f"stemdeck synth: --style must be one of {', '.join(STYLES)}, got {style!r}", file=sys.stderr)
+        print(f"stemwright synth: --style must be one of {', '.join(STYLES)}, got {style!r}", file=sys.stderr)
         raise typer.Exit(2)
     folder = None if no_mir1k else (mir1k_dir or DEFAULT_MIR1K_DIR)
     if mir1k_dir is not None and not mir1k_dir.is_dir():
-        print(f"stemdeck synth: {mir1k_dir}: MIR-1K folder not found", file=sys.stderr)
+        print(f"stemwright synth: {mir1k_dir}: MIR-1K folder not found", file=sys.stderr)
         raise typer.Exit(1)
     t0 = time.perf_counter()
     try:
@@ -62,7 +62,7 @@ def command(
             start=start,
         )
     except (MissingPackageError, SongExistsError, ValueError) as e:
-        print(f"stemdeck synth: {e}", file=sys.stderr)
+        print(f"stemwright synth: {e}", file=sys.stderr)
         raise typer.Exit(1) from None
     elapsed = time.perf_counter() - t0
     rate = len(results) / elapsed * 60 if elapsed > 0 else float("inf")

@@ -1,4 +1,4 @@
-"""``stemdeck train``: train a separation model from a YAML config (resumable)."""
+"""``stemwright train``: train a separation model from a YAML config (resumable)."""
 from __future__ import annotations
 
 import logging
@@ -15,21 +15,21 @@ def command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: the config's 'out', else runs/<config name>)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop at this step (overrides optim.max_steps if lower)."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop (with a checkpoint) after this many minutes."),
-    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start a new run from the matching weights of this stemdeck checkpoint."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start a new run from the matching weights of this stemwright checkpoint."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress and validation results."),
 ) -> None:
     """Train a separation model from a YAML config; checkpoints go to OUT/checkpoints, logs to OUT/*.csv + curves.png."""
-    from stemdeck.train.config import ConfigError
-    from stemdeck.train.data import DataError
-    from stemdeck.train.loop import train
-    from stemdeck.train.state import ResumeError
+    from stemwright.train.config import ConfigError
+    from stemwright.train.data import DataError
+    from stemwright.train.loop import train
+    from stemwright.train.state import ResumeError
 
-    logging.getLogger("stemdeck").setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("stemwright").setLevel(logging.INFO if verbose else logging.WARNING)
     if verbose:
         logging.getLogger().setLevel(logging.INFO)
     try:
         folder = train(config, out=out, resume=resume, max_steps=max_steps, max_minutes=max_minutes, init_from=init_from)
     except (ConfigError, DataError, ResumeError, ValueError) as e:
-        print(f"stemdeck train: {e}", file=sys.stderr)
+        print(f"stemwright train: {e}", file=sys.stderr)
         raise typer.Exit(1)
     print(f"run folder: {folder}")

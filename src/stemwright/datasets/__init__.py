@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stemdeck.datasets.base import DatasetError, Track, TrackList
-from stemdeck.datasets.folder import open_folder
-from stemdeck.datasets.mir1k import MIR1K_SOURCES, open_mir1k
-from stemdeck.datasets.musdb import MUSDB_SOURCES, decode_stem_mp4, open_musdb
+from stemwright.datasets.base import DatasetError, Track, TrackList
+from stemwright.datasets.folder import open_folder
+from stemwright.datasets.mir1k import MIR1K_SOURCES, open_mir1k
+from stemwright.datasets.musdb import MUSDB_SOURCES, decode_stem_mp4, open_musdb
 
 FORMATS = ("musdb", "folder", "mir1k")
 

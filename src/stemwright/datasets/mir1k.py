@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from stemdeck.audio.io import is_audio_path, read_audio
-from stemdeck.datasets.base import DatasetError, Track, TrackList, pick_split_dir
+from stemwright.audio.io import is_audio_path, read_audio
+from stemwright.datasets.base import DatasetError, Track, TrackList, pick_split_dir
 
 MIR1K_SOURCES = ("vocals", "accompaniment")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from stemdeck.audio.io import AudioError, read_audio
-from stemdeck.datasets.base import DatasetError, Track, TrackList, pick_split_dir
+from stemwright.audio.io import AudioError, read_audio
+from stemwright.datasets.base import DatasetError, Track, TrackList, pick_split_dir
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The one STFT/iSTFT implementation used by every spectrogram model in stemdeck.
+"""The one STFT/iSTFT implementation used by every spectrogram model in stemwright.
 
 Each model family has its own convention (frame size, hop, centring, normalisation); they are all parameters of
 :class:`StftConfig`, so there is a single code path (``torch.stft``/``torch.istft``) for all of them.

@@ -1,6 +1,6 @@
 """Multichannel Wiener filter with expectation-maximisation (EM) refinement.
 
-A port of ``openunmix.filtering.wiener`` (norbert) to complex torch tensors in stemdeck's layout. The sources are
+A port of ``openunmix.filtering.wiener`` (norbert) to complex torch tensors in stemwright's layout. The sources are
 modelled as local Gaussian processes: source ``j`` at bin ``(f, n)`` has covariance ``v_j(f, n) R_j(f)``, with
 ``v_j`` its power spectral density and ``R_j`` a ``C x C`` spatial covariance matrix per frequency. Each EM
 iteration (Nugraha, Liutkus & Vincent 2016, "Multichannel audio source separation with deep neural networks",
@@ -18,7 +18,7 @@ Differences from the reference, on purpose:
 - Leading batch axes are supported: each item gets its own scaling, PSDs and spatial covariances (the reference
   is called item by item, so results agree).
 - The reference's ``atan2`` helper writes into the mixture it is given, turning exact-zero STFT bins into ``1+0j``
-  (which then leaks into the residual source during digital silence). stemdeck does not copy that side effect:
+  (which then leaks into the residual source during digital silence). stemwright does not copy that side effect:
   the mixture is never modified and silent bins stay silent.
 - More than 2 channels are supported (general matrix inverse); 1 and 2 channels use the reference's closed forms.
 """

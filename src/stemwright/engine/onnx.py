@@ -32,9 +32,9 @@ Rules of thumb for implementers (bsrnn, bs_roformer, ...):
 - Write a test: ``export_onnx(model, tmp/"m.onnx")`` then ``OnnxModel(tmp/"m.onnx")(mix)`` vs ``model(mix)``
   within 1e-4 (``export_onnx`` already checks the core on a second input length unless ``check=False``).
 
-Files: ``NAME.onnx`` (the core) + ``NAME.onnx.json`` (sidecar: ``format`` = "stemdeck-onnx", ``architecture``,
+Files: ``NAME.onnx`` (the core) + ``NAME.onnx.json`` (sidecar: ``format`` = "stemwright-onnx", ``architecture``,
 ``config``, ``sources``, ``samplerate``, ``audio_channels``, ``segment``, input/output names, ``sha256`` of the
-ONNX file). :func:`stemdeck.pretrained.formats.load_any` loads ``-m NAME.onnx`` through :class:`OnnxModel`.
+ONNX file). :func:`stemwright.pretrained.formats.load_any` loads ``-m NAME.onnx`` through :class:`OnnxModel`.
 """
 from __future__ import annotations
 
@@ -48,11 +48,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from stemdeck.atomic import atomic_write, atomic_write_text
+from stemwright.atomic import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-ONNX_FORMAT = "stemdeck-onnx"
+ONNX_FORMAT = "stemwright-onnx"
 ONNX_FORMAT_VERSION = 1
 DEFAULT_OPSET = 17
 
@@ -67,7 +67,7 @@ def supports_onnx(model: nn.Module) -> bool:
 
 
 def sidecar_path(path: str | Path) -> Path:
-    """``NAME.onnx.json`` beside ``NAME.onnx`` (not ``NAME.json``: that is a stemdeck checkpoint's metadata)."""
+    """``NAME.onnx.json`` beside ``NAME.onnx`` (not ``NAME.json``: that is a stemwright checkpoint's metadata)."""
     p = Path(path)
     return p.with_name(p.name + ".json")
 
@@ -117,7 +117,7 @@ def _session(path: Path, providers: Sequence[str] | None = None) -> Any:
     try:
         import onnxruntime as ort
     except ImportError:
-        raise OnnxExportError("onnxruntime is not installed: pip install 'stemdeck[onnx]'") from None
+        raise OnnxExportError("onnxruntime is not installed: pip install 'stemwright[onnx]'") from None
     options = ort.SessionOptions()
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=list(providers or ["CPUExecutionProvider"]))
@@ -154,15 +154,15 @@ def export_onnx(
     ``check`` the exported file is run by ONNX Runtime on an input of another length and compared with torch
     (max abs error <= ``atol``); a failure deletes nothing but raises :class:`OnnxExportError`.
     """
-    from stemdeck.models.base import check_model, config_to_dict
-    from stemdeck.models.checkpoint import architecture_name, sha256_file
+    from stemwright.models.base import check_model, config_to_dict
+    from stemwright.models.checkpoint import architecture_name, sha256_file
 
     path = Path(path)
     check_model(model)
     if not supports_onnx(model):
         raise OnnxExportError(
             f"{type(model).__name__} does not implement the ONNX-split protocol "
-            "(onnx_inputs / onnx_core / onnx_outputs; see stemdeck.engine.onnx)"
+            "(onnx_inputs / onnx_core / onnx_outputs; see stemwright.engine.onnx)"
         )
     if path.suffix != ".onnx":
         raise OnnxExportError(f"{path}: the output file name must end in .onnx")
@@ -214,27 +214,27 @@ def export_onnx(
 
 
 def read_sidecar(path: str | Path) -> dict[str, Any]:
-    from stemdeck.models.checkpoint import read_versioned_json
+    from stemwright.models.checkpoint import read_versioned_json
 
     meta = sidecar_path(path)
-    missing = f"{meta}: sidecar JSON of {Path(path).name} not found (written by stemdeck export-onnx)"
-    return read_versioned_json(meta, ONNX_FORMAT, ONNX_FORMAT_VERSION, OnnxExportError, "stemdeck ONNX sidecar", missing)
+    missing = f"{meta}: sidecar JSON of {Path(path).name} not found (written by stemwright export-onnx)"
+    return read_versioned_json(meta, ONNX_FORMAT, ONNX_FORMAT_VERSION, OnnxExportError, "stemwright ONNX sidecar", missing)
 
 
 class OnnxModel(nn.Module):
     """A separation model whose core runs in ONNX Runtime; pre/post-processing by the torch model's own code.
 
     Obeys the model contract (``sources``, ``samplerate``, ``audio_channels``, ``segment``, ``valid_length`` if
-    the torch model has one), so :func:`stemdeck.engine.run.separate_tensor` runs it like any other model.
+    the torch model has one), so :func:`stemwright.engine.run.separate_tensor` runs it like any other model.
 
     Shape: ``(B, C, T)`` -> ``(B, S, C, T)``.
     """
 
     def __init__(self, path: str | Path, *, providers: Sequence[str] | None = None, verify: bool = True):
         super().__init__()
-        from stemdeck.models.base import config_from_dict
-        from stemdeck.models.checkpoint import sha256_file
-        from stemdeck.models.registry import architecture_class
+        from stemwright.models.base import config_from_dict
+        from stemwright.models.checkpoint import sha256_file
+        from stemwright.models.registry import architecture_class
 
         path = Path(path)
         if not path.is_file():

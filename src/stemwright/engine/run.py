@@ -1,6 +1,6 @@
 """The chunk loop: runs a model over a track of any length with bounded memory.
 
-Where the audio comes from and goes to is the caller's business (:mod:`stemdeck.api`); this module only maps a
+Where the audio comes from and goes to is the caller's business (:mod:`stemwright.api`); this module only maps a
 ``(C, T)`` tensor at the model's rate to ``(S, C, T)`` stems.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ import random
 import torch
 from torch import nn
 
-from stemdeck.engine.chunking import batched, center_trim, cut_chunk, plan_offsets, triangle_weight
-from stemdeck.engine.progress import ProgressCallback, ProgressEvent
+from stemwright.engine.chunking import batched, center_trim, cut_chunk, plan_offsets, triangle_weight
+from stemwright.engine.progress import ProgressCallback, ProgressEvent
 
 log = logging.getLogger(__name__)
 

@@ -2,11 +2,11 @@
 
 - :func:`bss_eval_v4`: BSS Eval v4 (museval 0.4.1 / SiSEC 2018), per-window SDR/ISR/SIR/SAR.
 - :func:`mdx_sdr`: the Music Demixing Challenge global SDR; :func:`si_sdr`; :func:`nsdr` (MIR-1K).
-- :mod:`stemdeck.metrics.aggregate`: museval's JSON layout and median-of-medians aggregation.
+- :mod:`stemwright.metrics.aggregate`: museval's JSON layout and median-of-medians aggregation.
 """
-from stemdeck.metrics.aggregate import frames_median, track_json, tracks_aggregate
-from stemdeck.metrics.bsseval import BssEvalScores, bss_eval_v4, framing
-from stemdeck.metrics.sdr import (
+from stemwright.metrics.aggregate import frames_median, track_json, tracks_aggregate
+from stemwright.metrics.bsseval import BssEvalScores, bss_eval_v4, framing
+from stemwright.metrics.sdr import (
     bss_sources_sdr,
     length_weighted_mean,
     mdx_sdr,

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import numpy as np
 
-from stemdeck import __version__
-from stemdeck.metrics.bsseval import BssEvalScores
+from stemwright import __version__
+from stemwright.metrics.bsseval import BssEvalScores
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")
 
@@ -41,7 +41,7 @@ def track_json(scores: Mapping[str, BssEvalScores | Mapping[str, np.ndarray]], s
             for i in range(len(values["SDR"]))
         ]
         targets.append({"name": name, "frames": frames})
-    out: dict = {"targets": targets, "museval_version": "0.4.1 (compatible)", "stemdeck_version": __version__}
+    out: dict = {"targets": targets, "museval_version": "0.4.1 (compatible)", "stemwright_version": __version__}
     if extra:
         out.update({k: v for k, v in extra.items() if k not in ("win", "hop")})
     return out

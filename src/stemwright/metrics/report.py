@@ -1,6 +1,6 @@
 """Scoring whole datasets: per-track scores (museval JSON layout), summary tables (CSV/Markdown/JSON) and plots.
 
-Used by ``stemdeck eval``; the pieces are plain functions so they can be called from Python too.
+Used by ``stemwright eval``; the pieces are plain functions so they can be called from Python too.
 """
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stemdeck.atomic import atomic_write_png, atomic_write_text
-from stemdeck.metrics.aggregate import frames_median, track_json, tracks_aggregate
-from stemdeck.metrics.bsseval import bss_eval_v4
-from stemdeck.metrics.sdr import length_weighted_mean, mdx_sdr, nsdr
+from stemwright.atomic import atomic_write_png, atomic_write_text
+from stemwright.metrics.aggregate import frames_median, track_json, tracks_aggregate
+from stemwright.metrics.bsseval import bss_eval_v4
+from stemwright.metrics.sdr import length_weighted_mean, mdx_sdr, nsdr
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def to_csv(table: Mapping[str, Mapping[str, float]]) -> str:
 
 
 def track_record(r: TrackResult) -> dict:
-    """What is saved per track: museval's layout plus stemdeck's MDX/NSDR figures."""
+    """What is saved per track: museval's layout plus stemwright's MDX/NSDR figures."""
     data = dict(r.museval) if r.museval else {"targets": []}
     data.update({"track": r.name, "subset": r.subset, "samplerate": r.samplerate, "length": r.length})
     if r.mdx:

@@ -5,7 +5,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from stemdeck.metrics.bsseval import bss_eval_v4
+from stemwright.metrics.bsseval import bss_eval_v4
 
 MDX_EPS = 1e-7  # MDX 2021 / SDX 2023 evaluation: 10 log10((Σs² + ε) / (Σ(s - ŝ)² + ε)), ε = 1e-7
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stemdeck.audio.resample import resample
-from stemdeck.mixer.effects import MixError
+from stemwright.audio.resample import resample
+from stemwright.mixer.effects import MixError
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The mix document: a remix as data (docs/ARCHITECTURE.md, "Mix document").
 
-The same JSON is written by the web mixer, by ``stemdeck mix --save-mix`` and by :meth:`Mix.save`, so a mix made
+The same JSON is written by the web mixer, by ``stemwright mix --save-mix`` and by :meth:`Mix.save`, so a mix made
 in the browser can be exported from the command line and vice versa. Validation is strict (unknown keys are
 errors, so a typo like ``"gian_db"`` is reported rather than ignored) and every message names the field.
 """
@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stemdeck.atomic import atomic_write_text
-from stemdeck.mixer.effects import Effect, MixError
+from stemwright.atomic import atomic_write_text
+from stemwright.mixer.effects import Effect, MixError
 
 if TYPE_CHECKING:
-    from stemdeck.mixer.stems import StemSet
+    from stemwright.mixer.stems import StemSet
 
 VERSION = 1
 GAIN_RANGE = (-120.0, 24.0)  # dB; below -120 dB is inaudible in float, -inf is allowed separately
@@ -138,7 +138,7 @@ class Mix:
     """A remix of a set of stems.
 
     ``source`` (not part of the JSON) optionally remembers the stems the mix was made for, so that
-    ``stemdeck.render(mix)`` works without passing them again.
+    ``stemwright.render(mix)`` works without passing them again.
     """
 
     channels: list[Channel] = field(default_factory=list)
@@ -151,15 +151,15 @@ class Mix:
     @classmethod
     def from_stems(cls, stems: StemSet | list[str] | tuple[str, ...] | dict) -> Mix:
         """A neutral mix (every stem at 0 dB, centred, no effects) for a :class:`StemSet`, a dict or stem names."""
-        from stemdeck.mixer.stems import StemSet
+        from stemwright.mixer.stems import StemSet
 
         names = stems.names if isinstance(stems, StemSet) else list(stems)
         return cls([Channel(n) for n in names], source=stems if isinstance(stems, StemSet) else None)
 
     @classmethod
     def from_folder(cls, path: str | Path) -> Mix:
-        """A neutral mix of the stems in a folder written by ``stemdeck separate`` (or any folder of audio files)."""
-        from stemdeck.mixer.stems import load_stems
+        """A neutral mix of the stems in a folder written by ``stemwright separate`` (or any folder of audio files)."""
+        from stemwright.mixer.stems import load_stems
 
         return cls.from_stems(load_stems(path))
 
@@ -170,7 +170,7 @@ class Mix:
         _check_keys(data, _MIX_KEYS, "mix document")
         version = data.get("version", VERSION)
         if version != VERSION:
-            raise MixError(f"version: unsupported mix document version {version!r} (this stemdeck reads {VERSION})")
+            raise MixError(f"version: unsupported mix document version {version!r} (this stemwright reads {VERSION})")
         chans = data.get("channels", [])
         if not isinstance(chans, list):
             raise MixError(f"channels: must be a list, got {type(chans).__name__}")

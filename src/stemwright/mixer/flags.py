@@ -1,4 +1,4 @@
-"""Parsing the mixing flags of ``stemdeck mix`` into edits of a :class:`Mix`.
+"""Parsing the mixing flags of ``stemwright mix`` into edits of a :class:`Mix`.
 
 Syntax (each flag may be repeated; lists are comma separated):
 ``--gain vocals=-3,bass=+2`` (dB, or -inf), ``--mute drums,bass``, ``--solo vocals``, ``--pan other=-0.3``,
@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from stemdeck.mixer.document import GAIN_RANGE, OFFSET_LIMIT_S, Mix
-from stemdeck.mixer.effects import Effect, MixError, parse_chain, split_top_level
+from stemwright.mixer.document import GAIN_RANGE, OFFSET_LIMIT_S, Mix
+from stemwright.mixer.effects import Effect, MixError, parse_chain, split_top_level
 
 
 class FlagError(MixError):

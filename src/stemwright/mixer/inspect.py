@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from stemdeck.audio.io import read_audio
-from stemdeck.audio.resample import resample
-from stemdeck.mixer.loudness import true_peak_db
-from stemdeck.mixer.stems import StemSet, as_stemset
+from stemwright.audio.io import read_audio
+from stemwright.audio.resample import resample
+from stemwright.mixer.loudness import true_peak_db
+from stemwright.mixer.stems import StemSet, as_stemset
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def _round(v: float | None, nd: int = 3) -> float | None:
 
 @dataclass
 class InspectReport:
-    """Everything :func:`inspect` measured; :meth:`to_dict` gives the JSON of ``stemdeck inspect --json``."""
+    """Everything :func:`inspect` measured; :meth:`to_dict` gives the JSON of ``stemwright inspect --json``."""
 
     stems: list[str]
     samplerate: int
@@ -79,7 +79,7 @@ class InspectReport:
         return float(np.nanmean(off)) if off.size else 0.0
 
     def summary(self) -> str:
-        """Human-readable report (what ``stemdeck inspect`` prints)."""
+        """Human-readable report (what ``stemwright inspect`` prints)."""
         return format_report(self)
 
 
@@ -87,7 +87,7 @@ def _magnitudes(stems: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Mono STFT magnitudes. Shape: each ``(C, T)`` -> ``(F, N)``."""
     import torch
 
-    from stemdeck.dsp.stft import StftConfig, stft
+    from stemwright.dsp.stft import StftConfig, stft
 
     cfg = StftConfig(n_fft=N_FFT, hop_length=HOP)
     out = {}
@@ -231,7 +231,7 @@ def inspect(
         source=str(stemset.path) if stemset.path else None,
     )
     if plots is not None:
-        from stemdeck.mixer.plots import write_plots
+        from stemwright.mixer.plots import write_plots
 
         report.plots = [str(p) for p in write_plots(report, stemset, loaded[0] if loaded else None, Path(plots), overwrite)]
     return report

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 from scipy.signal import resample_poly
 
-from stemdeck.mixer.effects import MixError
+from stemwright.mixer.effects import MixError
 
 log = logging.getLogger(__name__)
 

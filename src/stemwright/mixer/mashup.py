@@ -17,19 +17,19 @@ from typing import Any
 
 import numpy as np
 
-from stemdeck.audio.resample import resample
-from stemdeck.mixer.analysis import Key, Rhythm, estimate_key, estimate_rhythm, fold_tempo_ratio, semitones_to_match
-from stemdeck.mixer.document import Channel, Mix
-from stemdeck.mixer.effects import MixError
-from stemdeck.mixer.render import _place, render
-from stemdeck.mixer.stems import StemSet, as_stemset
+from stemwright.audio.resample import resample
+from stemwright.mixer.analysis import Key, Rhythm, estimate_key, estimate_rhythm, fold_tempo_ratio, semitones_to_match
+from stemwright.mixer.document import Channel, Mix
+from stemwright.mixer.effects import MixError
+from stemwright.mixer.render import _place, render
+from stemwright.mixer.stems import StemSet, as_stemset
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class MashupPlan:
-    """What was estimated and what was changed (all printed by ``stemdeck mashup``)."""
+    """What was estimated and what was changed (all printed by ``stemwright mashup``)."""
 
     vocals_tempo: float
     backing_tempo: float

@@ -1,4 +1,4 @@
-"""PNG plots of ``stemdeck inspect``: per-stem spectrograms, a stacked waveform overview, bleed heat maps.
+"""PNG plots of ``stemwright inspect``: per-stem spectrograms, a stacked waveform overview, bleed heat maps.
 
 Written with matplotlib's non-interactive Agg backend to temporary names, then renamed (atomic outputs).
 """
@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stemdeck.atomic import atomic_write_png
-from stemdeck.mixer.effects import MixError
+from stemwright.atomic import atomic_write_png
+from stemwright.mixer.effects import MixError
 
 if TYPE_CHECKING:
-    from stemdeck.mixer.inspect import InspectReport
-    from stemdeck.mixer.stems import StemSet
+    from stemwright.mixer.inspect import InspectReport
+    from stemwright.mixer.stems import StemSet
 
 COLOURS = {"vocals": "#d62728", "drums": "#1f77b4", "bass": "#2ca02c", "other": "#9467bd", "mixture": "#444444",
            "residual": "#ff7f0e"}

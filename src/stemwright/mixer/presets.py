@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 
-from stemdeck.mixer.document import GAIN_RANGE, Mix
-from stemdeck.mixer.effects import Effect, MixError
+from stemwright.mixer.document import GAIN_RANGE, Mix
+from stemwright.mixer.effects import Effect, MixError
 
 PRESETS = ("instrumental", "acapella", "karaoke", "drumless", "bassless", "practice:<stem>")
 GUIDE_VOCAL_DB = -18.0  # quiet enough to sing over, loud enough to follow

@@ -1,4 +1,4 @@
-"""Rendering a :class:`~stemdeck.mixer.document.Mix` to audio.
+"""Rendering a :class:`~stemwright.mixer.document.Mix` to audio.
 
 Signal flow per channel (the order of a DAW strip, and of the web mixer's node graph):
 time offset -> polarity -> effect chain -> fader gain -> pan; channels are summed in channel order, then
@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from stemdeck.mixer.document import Channel, Mix
-from stemdeck.mixer.effects import MixError, apply_chain
-from stemdeck.mixer.loudness import LoudnessResult, normalize_loudness
-from stemdeck.mixer.stems import StemSet, as_stemset
+from stemwright.mixer.document import Channel, Mix
+from stemwright.mixer.effects import MixError, apply_chain
+from stemwright.mixer.loudness import LoudnessResult, normalize_loudness
+from stemwright.mixer.stems import StemSet, as_stemset
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def render(
     including positive offsets. With ``return_info`` also returns a dict (loudness measurements, warnings).
     """
     if not isinstance(mix, Mix):
-        raise MixError(f"render: expected a stemdeck.Mix, got {type(mix).__name__}")
+        raise MixError(f"render: expected a stemwright.Mix, got {type(mix).__name__}")
     mix.validate()
     stemset = _resolve(mix, stems, samplerate)
     sr = stemset.samplerate

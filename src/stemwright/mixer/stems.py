@@ -2,7 +2,7 @@
 
 Two kinds of folder are accepted:
 
-- one written by ``stemdeck separate``: its ``stemdeck.json`` manifest lists ``"stems": {name: relative path}``
+- one written by ``stemwright separate``: its ``stemwright.json`` manifest lists ``"stems": {name: relative path}``
   and ``"samplerate"``;
 - any folder of audio files, one per stem (the stem name is the file name without extension). A file called
   ``mixture.*`` is not a stem: it is kept aside as :attr:`StemSet.mixture_path` (MUSDB folders have one).
@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from stemdeck.audio.io import AudioError, is_audio_path, read_audio
-from stemdeck.audio.resample import resample
-from stemdeck.mixer.effects import MixError
+from stemwright.audio.io import AudioError, is_audio_path, read_audio
+from stemwright.audio.resample import resample
+from stemwright.mixer.effects import MixError
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "stemdeck.json"
+MANIFEST = "stemwright.json"
 MIXTURE_NAMES = ("mixture",)
 
 
@@ -150,7 +150,7 @@ def load_stems(path: str | Path) -> StemSet:
     if not folder.exists():
         raise MixError(f"{folder}: stems folder not found")
     if not folder.is_dir():
-        raise MixError(f"{folder}: not a folder (expected a folder of stems, e.g. one written by 'stemdeck separate')")
+        raise MixError(f"{folder}: not a folder (expected a folder of stems, e.g. one written by 'stemwright separate')")
     mixture = None
     if (folder / MANIFEST).is_file():
         files, rate = _manifest_files(folder)

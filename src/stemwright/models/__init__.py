@@ -1,1 +1,1 @@
-"""Separation models. One file per family; :mod:`stemdeck.models.registry` maps names to them."""
+"""Separation models. One file per family; :mod:`stemwright.models.registry` maps names to them."""

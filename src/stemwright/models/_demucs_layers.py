@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stemdeck.dsp.stft import StftConfig, istft, stft
+from stemwright.dsp.stft import StftConfig, istft, stft
 
 # --------------------------------------------------------------------------------------------- padding and STFT
 

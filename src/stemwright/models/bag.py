@@ -5,7 +5,7 @@ As ``demucs.apply.BagOfModels``: the estimate of source ``k`` is ``sum_m w[m][k]
 A bag ``segment`` overrides each member's segment, except that an HTDemucs keeps its own when the bag's is longer
 (it cannot run past its training length), exactly as demucs does.
 
-Demucs applies its chunked overlap-add to each member separately and then mixes; stemdeck's engine chunks the bag
+Demucs applies its chunked overlap-add to each member separately and then mixes; stemwright's engine chunks the bag
 once and mixes inside :meth:`BagOfModels.forward`. Because overlap-add is linear, both are equal when every member
 sees the same chunks, which is why members must agree on segment and valid length (checked at construction).
 """
@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from stemdeck.models.base import check_model, config_from_dict, config_to_dict
+from stemwright.models.base import check_model, config_from_dict, config_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def _member_segment(model: nn.Module, segment: float | None) -> float | None:
 
 
 def _build_member(architecture: str, config: dict[str, Any], segment: float | None) -> nn.Module:
-    from stemdeck.models.registry import architecture_class
+    from stemwright.models.registry import architecture_class
 
     cls = architecture_class(architecture)
     cfg = config_from_dict(cls.config_class, dict(config))
@@ -101,7 +101,7 @@ class BagOfModels(nn.Module):
         self.audio_channels = int(first.audio_channels)
         segments = {getattr(m, "segment", None) for m in self.models}
         if len(segments) != 1:
-            raise ValueError(f"bag members have different segments {sorted(map(str, segments))}; stemdeck runs a bag "
+            raise ValueError(f"bag members have different segments {sorted(map(str, segments))}; stemwright runs a bag "
                              "as one model, so its members must share one segment")
         self.segment = segments.pop()
         if self.segment is not None:
@@ -118,8 +118,8 @@ class BagOfModels(nn.Module):
     def from_models(
         cls, models: Sequence[nn.Module], weights: Sequence[Sequence[float]] | None = None, segment: float | None = None
     ) -> "BagOfModels":
-        """A bag of existing stemdeck models (their weights are copied)."""
-        from stemdeck.models.checkpoint import architecture_name
+        """A bag of existing stemwright models (their weights are copied)."""
+        from stemwright.models.checkpoint import architecture_name
 
         members = tuple({"architecture": architecture_name(m), "config": config_to_dict(m.config)} for m in models)
         w = None if weights is None else tuple(tuple(float(x) for x in row) for row in weights)

@@ -11,13 +11,13 @@ Pipeline (paper Fig. 1):
 3. **Mask estimation** (Sec. III-C): per source and band, a normalisation + MLP (``tanh`` hidden layer, GLU output)
    gives a complex mask for that band's bins; the masks are multiplied with the mixture spectrogram and inverted.
 
-stemdeck extension: ``band_widths`` may cover only the lowest ``sum(band_widths)`` bins; the bins above go entirely
+stemwright extension: ``band_widths`` may cover only the lowest ``sum(band_widths)`` bins; the bins above go entirely
 to ``residual_source`` (a model trained on 16 kHz material, whose content stops at 8 kHz, then still returns the
-mixture's high band in the accompaniment instead of dropping it). ``complement_source`` (also a stemdeck extension)
+mixture's high band in the accompaniment instead of dropping it). ``complement_source`` (also a stemwright extension)
 has no mask of its own: it is the mixture minus the other estimates (mixture consistency, as Open-Unmix's and
-Spleeter's "residual" stems), so the stems sum exactly to the input. The STFT is stemdeck's (:mod:`stemdeck.dsp.stft`).
+Spleeter's "residual" stems), so the stems sum exactly to the input. The STFT is stemwright's (:mod:`stemwright.dsp.stft`).
 
-For ONNX export the forward pass is split in three (see :mod:`stemdeck.engine.onnx`): :meth:`BSRNN.onnx_inputs`
+For ONNX export the forward pass is split in three (see :mod:`stemwright.engine.onnx`): :meth:`BSRNN.onnx_inputs`
 (STFT, outside the graph), :meth:`BSRNN.onnx_core` (real tensors in and out, exportable) and
 :meth:`BSRNN.onnx_outputs` (mask application + iSTFT, outside the graph).
 """
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from stemdeck.dsp.stft import StftConfig, istft, make_window, stft
+from stemwright.dsp.stft import StftConfig, istft, make_window, stft
 
 
 def band_widths_from_edges(samplerate: int, n_fft: int, edges_hz: tuple[float, ...], max_hz: float | None = None) -> tuple[int, ...]:
@@ -52,7 +52,7 @@ def band_widths_from_edges(samplerate: int, n_fft: int, edges_hz: tuple[float, .
 
 def bsrnn_bands(samplerate: int, n_fft: int, max_hz: float | None = None, *, coarse: bool = True) -> tuple[int, ...]:
     """A band layout in the spirit of the paper's "v7" scheme (Sec. IV-B): narrow bands at low frequencies, wider ones
-    higher up. ``coarse`` uses about half as many bands (stemdeck's CPU-sized models).
+    higher up. ``coarse`` uses about half as many bands (stemwright's CPU-sized models).
     """
     nyq = samplerate / 2
     top = nyq if max_hz is None else min(max_hz, nyq)
@@ -227,7 +227,7 @@ class BSRNN(nn.Module):
                 head.fc2.bias[half:] = 0.0
                 head.fc2.weight[:half] *= 0.1
 
-    # -- the three stages (also the ONNX split protocol of stemdeck.engine.onnx) --------------------------------
+    # -- the three stages (also the ONNX split protocol of stemwright.engine.onnx) --------------------------------
     onnx_input_names = ("spec",)
     onnx_output_names = ("masks",)
     onnx_dynamic_axes = {"spec": {0: "batch", 3: "frames"}, "masks": {0: "batch", 4: "frames"}}

@@ -1,7 +1,7 @@
-"""stemdeck's own checkpoint format: ``NAME.safetensors`` (weights) + ``NAME.json`` (everything else).
+"""stemwright's own checkpoint format: ``NAME.safetensors`` (weights) + ``NAME.json`` (everything else).
 
-The JSON holds: ``format`` (= "stemdeck-checkpoint"), ``format_version``, ``architecture`` (a key of
-:data:`~stemdeck.models.registry.ARCHITECTURES`), ``config`` (the model's config dataclass as a dict), ``sources``,
+The JSON holds: ``format`` (= "stemwright-checkpoint"), ``format_version``, ``architecture`` (a key of
+:data:`~stemwright.models.registry.ARCHITECTURES`), ``config`` (the model's config dataclass as a dict), ``sources``,
 ``samplerate``, ``audio_channels``, ``licence``, ``training`` (free-form summary of data and steps), ``metrics``,
 and ``sha256`` of the weights file. Loading verifies the checksum and matches keys strictly; nothing is unpickled.
 """
@@ -15,10 +15,10 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from stemdeck.atomic import atomic_write, atomic_write_text
-from stemdeck.models.base import check_model, config_from_dict, config_to_dict
+from stemwright.atomic import atomic_write, atomic_write_text
+from stemwright.models.base import check_model, config_from_dict, config_to_dict
 
-FORMAT = "stemdeck-checkpoint"
+FORMAT = "stemwright-checkpoint"
 FORMAT_VERSION = 1
 
 
@@ -43,7 +43,7 @@ def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
 
 
 def architecture_name(model: nn.Module) -> str:
-    from stemdeck.models.registry import ARCHITECTURES
+    from stemwright.models.registry import ARCHITECTURES
 
     target = f"{type(model).__module__}:{type(model).__name__}"
     for name, t in ARCHITECTURES.items():
@@ -87,7 +87,7 @@ def save_checkpoint(
 def read_versioned_json(
     meta: Path, fmt: str, version: int, error: type[Exception], what: str, missing: str | None = None
 ) -> dict[str, Any]:
-    """Read a stemdeck JSON document whose ``format`` must be ``fmt`` and ``format_version`` at most ``version``;
+    """Read a stemwright JSON document whose ``format`` must be ``fmt`` and ``format_version`` at most ``version``;
     every problem raises ``error`` with a message naming the file."""
     if not meta.exists():
         raise error(missing or f"{meta}: {what} not found")
@@ -99,19 +99,19 @@ def read_versioned_json(
         found = doc.get("format") if isinstance(doc, dict) else None
         raise error(f"{meta}: not a {what} (format={found!r})")
     if doc.get("format_version", 0) > version:
-        raise error(f"{meta}: format version {doc['format_version']} is newer than this stemdeck supports")
+        raise error(f"{meta}: format version {doc['format_version']} is newer than this stemwright supports")
     return doc
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     _, meta = checkpoint_paths(path)
-    doc = read_versioned_json(meta, FORMAT, FORMAT_VERSION, CheckpointError, "stemdeck checkpoint")
+    doc = read_versioned_json(meta, FORMAT, FORMAT_VERSION, CheckpointError, "stemwright checkpoint")
     return doc
 
 
 def load_checkpoint(path: str | Path, *, verify: bool = True) -> nn.Module:
     """Build the model named in the metadata and load its weights strictly."""
-    from stemdeck.models.registry import architecture_class
+    from stemwright.models.registry import architecture_class
 
     weights, meta = checkpoint_paths(path)
     doc = read_metadata(path)

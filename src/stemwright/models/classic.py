@@ -1,7 +1,7 @@
 """``classic``: a weight-free 4-stem separator built from signal processing alone.
 
 It is the floor that trained models must beat and what users get with no weights. All decisions are soft
-time-frequency masks on one STFT (:mod:`stemdeck.dsp.stft`), combined hierarchically so that the four masks sum
+time-frequency masks on one STFT (:mod:`stemwright.dsp.stft`), combined hierarchically so that the four masks sum
 to one in every bin and the stems therefore sum to the mixture (``other`` is computed as the mixture minus the
 other stems, so they do exactly):
 
@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stemdeck.dsp.masks import ratio_mask
-from stemdeck.dsp.stft import StftConfig, istft, make_window, stft
+from stemwright.dsp.masks import ratio_mask
+from stemwright.dsp.stft import StftConfig, istft, make_window, stft
 
 EPS = 1e-8
 
@@ -264,7 +264,7 @@ class ClassicSeparator(nn.Module):
         masks = self.masks(spec)
         named = [name for name in self.sources if name != "other"]
         if self.config.wiener_iterations > 0:
-            from stemdeck.dsp.wiener import wiener
+            from stemwright.dsp.wiener import wiener
 
             # Multichannel Wiener filter post-step (Nugraha et al. 2016): the masked magnitudes as source PSDs,
             # EM re-estimates a spatial covariance per source, which the shared mono masks cannot express.

@@ -1,3 +1,3 @@
 """The default model's name, importable without torch (the CLI's option defaults and ``--help`` need it)."""
 
-DEFAULT_MODEL = "stemdeck_4stem"
+DEFAULT_MODEL = "stemwright_4stem"

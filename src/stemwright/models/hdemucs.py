@@ -2,7 +2,7 @@
 
 Défossez, "Hybrid Spectrogram and Waveform Source Separation", ISMIR MDX workshop 2021. This is the architecture
 of the published ``hdemucs_mmi`` model. Config fields carry the reference ``demucs`` package's keyword names, and
-``state_dict`` keys are the same, so demucs checkpoints load directly (see :mod:`stemdeck.pretrained.demucs_format`).
+``state_dict`` keys are the same, so demucs checkpoints load directly (see :mod:`stemwright.pretrained.demucs_format`).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from fractions import Fraction
 import torch
 from torch import nn
 
-from stemdeck.models._demucs_layers import (
+from stemwright.models._demucs_layers import (
     FreqEmbedding,
     HDecLayer,
     HEncLayer,

@@ -2,10 +2,10 @@
 
 Rouard, Massa & Défossez, "Hybrid Transformers for Music Source Separation", ICASSP 2023. Config fields carry the
 reference ``demucs`` package's keyword names and ``state_dict`` keys are the same, so the published ``htdemucs``,
-``htdemucs_ft`` (a bag of four, see :mod:`stemdeck.models.bag`), ``htdemucs_6s`` weights load directly.
+``htdemucs_ft`` (a bag of four, see :mod:`stemwright.models.bag`), ``htdemucs_6s`` weights load directly.
 
-The spectrogram is stemdeck's one STFT (:func:`stemdeck.dsp.stft.stft` with ``normalized=True``), which is the
-transform Demucs uses. Outputs equal ``demucs.apply.apply_model`` (demucs 4.1.0) within 1e-4 through stemdeck's
+The spectrogram is stemwright's one STFT (:func:`stemwright.dsp.stft.stft` with ``normalized=True``), which is the
+transform Demucs uses. Outputs equal ``demucs.apply.apply_model`` (demucs 4.1.0) within 1e-4 through stemwright's
 engine (tests/models/test_htdemucs.py).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stemdeck.models._demucs_layers import (
+from stemwright.models._demucs_layers import (
     CrossTransformerEncoder,
     channels_as_complex,
     complex_as_channels,
@@ -26,7 +26,7 @@ from stemdeck.models._demucs_layers import (
     hybrid_spec,
     rescale_module,
 )
-from stemdeck.models.hdemucs import FOUR_STEMS, HybridUNet, check_common, segment_samples
+from stemwright.models.hdemucs import FOUR_STEMS, HybridUNet, check_common, segment_samples
 
 SIX_STEMS = ("drums", "bass", "other", "vocals", "guitar", "piano")
 

@@ -11,7 +11,7 @@ lines up sample for sample with the references.
   source power spectral densities ``v_j(f, n) = mean_c |S_j|²`` and spatial covariances ``R_j(f) = Σ_n S_j S_j^H /
   Σ_n v_j`` from the true stems, then ``Ŝ_j = v_j R_j (Σ_k v_k R_k)^-1 X``.
 
-Masks are applied to the mixture's STFT (:mod:`stemdeck.dsp.stft`); references are never modified.
+Masks are applied to the mixture's STFT (:mod:`stemwright.dsp.stft`); references are never modified.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from stemdeck.dsp.masks import binary_mask, ratio_mask
-from stemdeck.dsp.stft import StftConfig, istft, stft
+from stemwright.dsp.masks import binary_mask, ratio_mask
+from stemwright.dsp.stft import StftConfig, istft, stft
 
 KINDS = ("ibm", "irm", "mwf")
 

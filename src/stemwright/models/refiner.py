@@ -1,6 +1,6 @@
 """``classic_refiner``: a band-split RNN that learns corrections to the ``classic`` DSP separator.
 
-Why: a network trained from scratch on stemdeck's synthetic songs alone falls short of the hand-built ``classic``
+Why: a network trained from scratch on stemwright's synthetic songs alone falls short of the hand-built ``classic``
 separator on real recordings (models/README.md), because a 2-core CPU trains only a few thousand steps and synthetic
 songs are not real mixes. Starting from ``classic`` instead of from nothing keeps what the signal processing already
 gets right and spends the training on what it gets wrong — the residual-learning idea behind DSP-prior hybrids
@@ -10,13 +10,13 @@ Pipeline (``forward``: ``(B, C, T) -> (B, S, C, T)``):
 
 1. ``classic`` (no gradient) gives prior stems ``P_s`` that sum to the mixture.
 2. Both the mixture STFT ``X`` and the prior's ratio masks ``|P_s| / |X|`` go through the band split of
-   :class:`~stemdeck.models.bsrnn.BSRNN` (Luo & Yu 2023, Sec. III-A) and its band/sequence BiLSTMs (Sec. III-B).
+   :class:`~stemwright.models.bsrnn.BSRNN` (Luo & Yu 2023, Sec. III-A) and its band/sequence BiLSTMs (Sec. III-B).
 3. Per source (all but ``complement_source``) and band, a mask head (Sec. III-C) predicts a complex correction
    ``D_s``; the estimate is ``P_s + D_s * X``. The heads' output layers start at zero, so an untrained refiner *is*
    ``classic`` (to STFT round-off), and training can only move away from it where the data says so.
 4. ``complement_source`` (``other``) is the mixture minus the other estimates, so the stems sum to the input.
 
-The STFT is stemdeck's (:mod:`stemdeck.dsp.stft`); ``classic`` keeps its own (4096-point) resolution.
+The STFT is stemwright's (:mod:`stemwright.dsp.stft`); ``classic`` keeps its own (4096-point) resolution.
 """
 from __future__ import annotations
 
@@ -25,16 +25,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from stemdeck.dsp.stft import istft, stft
-from stemdeck.models.bsrnn import BSRNN, BSRNNConfig, _MaskHead
-from stemdeck.models.classic import ClassicConfig, ClassicSeparator
+from stemwright.dsp.stft import istft, stft
+from stemwright.models.bsrnn import BSRNN, BSRNNConfig, _MaskHead
+from stemwright.models.classic import ClassicConfig, ClassicSeparator
 
 _CLASSIC_SOURCES = ("vocals", "drums", "bass", "other")
 
 
 @dataclass(frozen=True, kw_only=True)
 class ClassicRefinerConfig(BSRNNConfig):
-    """:class:`~stemdeck.models.bsrnn.BSRNNConfig` plus the prior's settings.
+    """:class:`~stemwright.models.bsrnn.BSRNNConfig` plus the prior's settings.
 
     - ``prior_mask_limit``: the prior ratio masks ``|P_s| / |X|`` are clipped to ``[0, prior_mask_limit]`` before
       they are features (they exceed 1 only where the prior's STFT and the model's disagree, near silence).

@@ -6,8 +6,8 @@ Two explicit dicts, as data:
   Checkpoints name their architecture; this is how they find the code.
 - :data:`MODELS`: ready-to-use model name -> :class:`ModelEntry` (built-in, shipped with the package, or oracle).
 
-Published third-party checkpoints (download URL, checksum, licence) live in :mod:`stemdeck.pretrained` as data.
-Imports are lazy (strings), so ``stemdeck models`` does not import every architecture.
+Published third-party checkpoints (download URL, checksum, licence) live in :mod:`stemwright.pretrained` as data.
+Imports are lazy (strings), so ``stemwright models`` does not import every architecture.
 """
 from __future__ import annotations
 
@@ -20,20 +20,20 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from stemdeck.models.defaults import DEFAULT_MODEL  # re-exported; defined torch-free for the CLI
+from stemwright.models.defaults import DEFAULT_MODEL  # re-exported; defined torch-free for the CLI
 
 log = logging.getLogger(__name__)
 
 ARCHITECTURES: dict[str, str] = {
-    "classic": "stemdeck.models.classic:ClassicSeparator",
-    "htdemucs": "stemdeck.models.htdemucs:HTDemucs",
-    "hdemucs": "stemdeck.models.hdemucs:HDemucs",
-    "umx": "stemdeck.models.umx:OpenUnmix",
-    "bsrnn": "stemdeck.models.bsrnn:BSRNN",
-    "classic_refiner": "stemdeck.models.refiner:ClassicRefiner",
-    "bs_roformer": "stemdeck.models.roformer:BSRoformer",
-    "mel_roformer": "stemdeck.models.roformer:MelRoformer",
-    "bag": "stemdeck.models.bag:BagOfModels",
+    "classic": "stemwright.models.classic:ClassicSeparator",
+    "htdemucs": "stemwright.models.htdemucs:HTDemucs",
+    "hdemucs": "stemwright.models.hdemucs:HDemucs",
+    "umx": "stemwright.models.umx:OpenUnmix",
+    "bsrnn": "stemwright.models.bsrnn:BSRNN",
+    "classic_refiner": "stemwright.models.refiner:ClassicRefiner",
+    "bs_roformer": "stemwright.models.roformer:BSRoformer",
+    "mel_roformer": "stemwright.models.roformer:MelRoformer",
+    "bag": "stemwright.models.bag:BagOfModels",
 }
 
 
@@ -61,7 +61,7 @@ MODELS: dict[str, ModelEntry] = {
         samplerate=44100,
         description="Weight-free DSP baseline: HPSS drums, low-harmonic bass, centre/fluctuation vocals",
         licence="MIT (no weights)",
-        loader="stemdeck.models.classic:build_classic",
+        loader="stemwright.models.classic:build_classic",
     ),
     "oracle_ibm": ModelEntry(
         name="oracle_ibm",
@@ -70,7 +70,7 @@ MODELS: dict[str, ModelEntry] = {
         samplerate=44100,
         description="Ideal binary mask (needs the true stems): the upper bound of binary masking",
         licence="MIT (no weights)",
-        loader="stemdeck.models.oracle:build_ibm",
+        loader="stemwright.models.oracle:build_ibm",
         needs_references=True,
     ),
     "oracle_irm": ModelEntry(
@@ -80,7 +80,7 @@ MODELS: dict[str, ModelEntry] = {
         samplerate=44100,
         description="Ideal ratio mask (needs the true stems): the upper bound of soft masking",
         licence="MIT (no weights)",
-        loader="stemdeck.models.oracle:build_irm",
+        loader="stemwright.models.oracle:build_irm",
         needs_references=True,
     ),
     "oracle_mwf": ModelEntry(
@@ -90,29 +90,29 @@ MODELS: dict[str, ModelEntry] = {
         samplerate=44100,
         description="Oracle multichannel Wiener filter (needs the true stems)",
         licence="MIT (no weights)",
-        loader="stemdeck.models.oracle:build_mwf",
+        loader="stemwright.models.oracle:build_mwf",
         needs_references=True,
     ),
-    # stemdeck's own trained models, shipped in the package (stemdeck/pretrained/weights/<name>.{safetensors,json,md}).
-    "stemdeck_4stem": ModelEntry(
-        name="stemdeck_4stem",
+    # stemwright's own trained models, shipped in the package (stemwright/pretrained/weights/<name>.{safetensors,json,md}).
+    "stemwright_4stem": ModelEntry(
+        name="stemwright_4stem",
         architecture="classic_refiner",
         sources=("vocals", "drums", "bass", "other"),
         samplerate=44100,
-        description="stemdeck's own 4-stem model: classic plus a learned BSRNN correction per stem (2.2 M parameters), "
-        "trained on stemdeck synth songs + MIR-1K voices",
+        description="stemwright's own 4-stem model: classic plus a learned BSRNN correction per stem (2.2 M parameters), "
+        "trained on stemwright synth songs + MIR-1K voices",
         licence="MIT code; weights research-use only (trained on MIR-1K voices)",
-        loader="stemdeck.models.shipped:build_default4",
+        loader="stemwright.models.shipped:build_default4",
         parameters=2247644,
     ),
-    "stemdeck_vocals": ModelEntry(
-        name="stemdeck_vocals",
+    "stemwright_vocals": ModelEntry(
+        name="stemwright_vocals",
         architecture="bsrnn",
         sources=("vocals", "accompaniment"),
         samplerate=44100,
-        description="stemdeck's own 2-stem vocals/accompaniment BSRNN for karaoke / a cappella (MIR-1K-trained)",
+        description="stemwright's own 2-stem vocals/accompaniment BSRNN for karaoke / a cappella (MIR-1K-trained)",
         licence="MIT code; weights research-use only (trained on MIR-1K)",
-        loader="stemdeck.models.shipped:build_vocals",
+        loader="stemwright.models.shipped:build_vocals",
         parameters=712848,
     ),
 }
@@ -137,7 +137,7 @@ def get_entry(name: str) -> ModelEntry:
     try:
         return MODELS[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; run 'stemdeck models' for the list") from None
+        raise ValueError(f"unknown model {name!r}; run 'stemwright models' for the list") from None
 
 
 def load_model(
@@ -166,9 +166,9 @@ def load_model(
 
 def _load_path(path: Path) -> nn.Module:
     try:
-        loader: Callable[[Path], nn.Module] = import_string("stemdeck.pretrained.formats:load_any")
+        loader: Callable[[Path], nn.Module] = import_string("stemwright.pretrained.formats:load_any")
     except (ImportError, AttributeError):
-        from stemdeck.models.checkpoint import load_checkpoint
+        from stemwright.models.checkpoint import load_checkpoint
 
         return load_checkpoint(path)
     return loader(path)
@@ -176,7 +176,7 @@ def _load_path(path: Path) -> nn.Module:
 
 def _load_published(name: str, *, offline: bool, progress: bool) -> nn.Module:
     try:
-        fn = import_string("stemdeck.pretrained.catalogue:load_published")
+        fn = import_string("stemwright.pretrained.catalogue:load_published")
     except (ImportError, AttributeError):
         fn = None
     if fn is None:

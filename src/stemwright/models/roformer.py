@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stemdeck.dsp.stft import StftConfig, istft, make_window, stft
+from stemwright.dsp.stft import StftConfig, istft, make_window, stft
 
 log = logging.getLogger(__name__)
 
@@ -384,7 +384,7 @@ class _RoformerBase(nn.Module):
         spec = self.analysis(mix)
         return self.synthesis(spec, self.estimate_masks(spec), mix.shape[-1])
 
-    # -- ONNX split protocol (stemdeck.engine.onnx): the STFT and iSTFT stay outside the graph
+    # -- ONNX split protocol (stemwright.engine.onnx): the STFT and iSTFT stay outside the graph
     onnx_input_names = ("spec",)
     onnx_output_names = ("masks",)
     onnx_dynamic_axes = {"spec": {0: "batch", 2: "frames"}, "masks": {0: "batch", 3: "frames"}}

@@ -1,6 +1,6 @@
-"""Loaders of stemdeck's own models, shipped inside the package (``stemdeck/pretrained/weights/``).
+"""Loaders of stemwright's own models, shipped inside the package (``stemwright/pretrained/weights/``).
 
-Each shipped model is a stemdeck checkpoint (``NAME.safetensors`` + ``NAME.json``) with a model card ``NAME.md``
+Each shipped model is a stemwright checkpoint (``NAME.safetensors`` + ``NAME.json``) with a model card ``NAME.md``
 beside it (architecture, parameters, training data and licences, steps, measured SDR). They load offline.
 """
 from __future__ import annotations
@@ -10,15 +10,15 @@ from pathlib import Path
 
 from torch import nn
 
-from stemdeck.models.checkpoint import CheckpointError, load_checkpoint
+from stemwright.models.checkpoint import CheckpointError, load_checkpoint
 
-VOCALS = "stemdeck_vocals"
-DEFAULT4 = "stemdeck_4stem"
+VOCALS = "stemwright_vocals"
+DEFAULT4 = "stemwright_4stem"
 
 
 def weights_dir() -> Path:
     """Folder of the shipped checkpoints."""
-    return Path(str(resources.files("stemdeck").joinpath("pretrained", "weights")))
+    return Path(str(resources.files("stemwright").joinpath("pretrained", "weights")))
 
 
 def shipped_path(name: str) -> Path:
@@ -30,7 +30,7 @@ def shipped_path(name: str) -> Path:
 
 
 def load_shipped(name: str) -> nn.Module:
-    """Load a shipped model by its file name (``stemdeck_vocals``, ``stemdeck_4stem``)."""
+    """Load a shipped model by its file name (``stemwright_vocals``, ``stemwright_4stem``)."""
     return load_checkpoint(shipped_path(name))
 
 

@@ -5,12 +5,12 @@ JOSS 4(41), 2019. A port of ``openunmix.model.OpenUnmix`` (per target) and ``ope
 targets + STFT + Wiener EM) of openunmix 1.3.0, equal to it to float32 rounding (tests/models/test_umx.py).
 
 Pipeline, for a mixture ``(B, C, T)``:
-1. STFT (stemdeck.dsp.stft; openunmix's Separator uses ``center=True``, periodic Hann, reflect padding),
+1. STFT (stemwright.dsp.stft; openunmix's Separator uses ``center=True``, periodic Hann, reflect padding),
    magnitude ``|X|`` (averaged over channels for a mono model);
 2. per target: crop to ``max_bin`` bins (16 kHz bandwidth for the published models), normalise, fc + BN + tanh,
    3-layer BiLSTM with a skip connection, fc + BN + ReLU, fc + BN back to all bins, affine, ReLU, times ``|X|``;
 3. multichannel Wiener filter with ``niter`` EM iterations over blocks of ``wiener_win_len`` frames
-   (stemdeck.dsp.wiener), inverse STFT.
+   (stemwright.dsp.wiener), inverse STFT.
 
 State-dict keys are openunmix's: ``target_models.<source>.fc1.weight`` ... (a Separator's state dict minus its
 STFT windows and ``sample_rate``), so a target's ``.pth`` loads into ``target_models[source]`` as is.
@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stemdeck.dsp.stft import StftConfig, istft, stft
-from stemdeck.dsp.wiener import wiener
+from stemwright.dsp.stft import StftConfig, istft, stft
+from stemwright.dsp.wiener import wiener
 
 UMX_SOURCES = ("vocals", "drums", "bass", "other")
 
@@ -141,7 +141,7 @@ class OpenUnmix(nn.Module):
     """Open-Unmix separator: per-target BiLSTMs + multichannel Wiener filter (``openunmix.model.Separator``).
 
     Shape: ``(B, C, T)`` -> ``(B, S, C, T)``; ``S`` = len(sources) (+1 ``residual`` with ``config.residual``).
-    Implements the ONNX-split protocol (:mod:`stemdeck.engine.onnx`): STFT and Wiener filter stay in torch.
+    Implements the ONNX-split protocol (:mod:`stemwright.engine.onnx`): STFT and Wiener filter stay in torch.
     """
 
     config_class = UmxConfig

@@ -1,16 +1,16 @@
-"""The catalogue of published checkpoints: data in ``stemdeck/pretrained/catalogue/*.json``, read here.
+"""The catalogue of published checkpoints: data in ``stemwright/pretrained/catalogue/*.json``, read here.
 
 Every JSON file in that folder has the layout (one file per family; umx.json, demucs.json, roformer.json, ...)::
 
     {"models": [
       {"name": "umxhq",                      # unique over all files; what users type after -m
-       "architecture": "umx",                # a key of stemdeck.models.registry.ARCHITECTURES
+       "architecture": "umx",                # a key of stemwright.models.registry.ARCHITECTURES
        "family": "umx",                      # which loader turns the files into a model (see FAMILY_LOADERS)
        "files": [{"url": "https://...", "sha256": "<64 hex>" | "sha256_prefix": "<8+ hex>",
                   "filename": "vocals-b62c91ce.pth", ...free keys a family loader reads, e.g. "source"}],
        "sources": ["vocals", "drums", "bass", "other"],
        "samplerate": 44100,
-       "licence": "MIT",                     # licence of the *weights*, shown by `stemdeck models`
+       "licence": "MIT",                     # licence of the *weights*, shown by `stemwright models`
        "description": "...",
        "config": {...}                       # optional: architecture config / family-specific settings
        ...                                   # optional free keys (e.g. "bag", "homepage", "paper")
@@ -20,7 +20,7 @@ Loading a published model (:func:`load_published`): the files are downloaded (or
 ``CACHE/models/<family>/<filename>``, verified by checksum, then handed to the family loader.
 A family loader is ``module:function`` called as ``fn(entry: dict, paths: list[Path]) -> nn.Module``
 (:data:`FAMILY_LOADERS`); a family whose module has no such function but only one file falls back to
-:func:`stemdeck.pretrained.formats.load_any` on that file.
+:func:`stemwright.pretrained.formats.load_any` on that file.
 """
 from __future__ import annotations
 
@@ -34,18 +34,18 @@ from typing import Any
 
 from torch import nn
 
-from stemdeck.pretrained.download import cache_dir, download
+from stemwright.pretrained.download import cache_dir, download
 
 log = logging.getLogger(__name__)
 
-CATALOGUE_PACKAGE = "stemdeck.pretrained"
+CATALOGUE_PACKAGE = "stemwright.pretrained"
 CATALOGUE_FOLDER = "catalogue"
 
 #: family -> "module:function" taking (entry, paths) and returning the model.
 FAMILY_LOADERS: dict[str, str] = {
-    "umx": "stemdeck.pretrained.umx_format:load_catalogue_entry",
-    "demucs": "stemdeck.pretrained.demucs_format:load_catalogue_entry",
-    "roformer": "stemdeck.pretrained.roformer_format:load_catalogue_entry",
+    "umx": "stemwright.pretrained.umx_format:load_catalogue_entry",
+    "demucs": "stemwright.pretrained.demucs_format:load_catalogue_entry",
+    "roformer": "stemwright.pretrained.roformer_format:load_catalogue_entry",
 }
 
 REQUIRED = {
@@ -93,7 +93,7 @@ def _check_file_spec(spec: Any, where: str) -> None:
 
 def validate_entry(entry: Any, where: str) -> None:
     """Raise :class:`CatalogueError` naming ``where`` and the field when ``entry`` breaks the schema."""
-    from stemdeck.models.registry import ARCHITECTURES
+    from stemwright.models.registry import ARCHITECTURES
 
     if not isinstance(entry, dict):
         raise CatalogueError(f"{where}: a model entry must be an object")
@@ -183,7 +183,7 @@ def on_disk(entry: dict[str, Any]) -> bool:
 
 
 def list_published() -> list[dict[str, Any]]:
-    """One summary dict per published model, for ``stemdeck models``.
+    """One summary dict per published model, for ``stemwright models``.
 
     Keys: name, architecture, sources, samplerate, licence, description, on_disk.
     """
@@ -219,7 +219,7 @@ def fetch_files(entry: dict[str, Any], *, offline: bool = False, progress: bool 
 
 
 def _family_loader(entry: dict[str, Any]):
-    from stemdeck.models.registry import import_string
+    from stemwright.models.registry import import_string
 
     target = FAMILY_LOADERS.get(entry["family"])
     if target is None:
@@ -241,7 +241,7 @@ def load_published(name: str, *, offline: bool = False, progress: bool = True) -
     """Build a published model: fetch/verify its files, then hand them to its family's loader.
 
     The returned model carries ``published_info`` (name, licence, description, files) so the manifest and
-    ``stemdeck models`` can show the weights' licence.
+    ``stemwright models`` can show the weights' licence.
     """
     entry = get_published(name)
     if _NON_COMMERCIAL.search(entry["licence"]):
@@ -251,7 +251,7 @@ def load_published(name: str, *, offline: bool = False, progress: bool = True) -
     if loader is not None:
         model = loader(entry, paths)
     elif len(paths) == 1:
-        from stemdeck.pretrained.formats import load_any
+        from stemwright.pretrained.formats import load_any
 
         model = load_any(paths[0])
     else:

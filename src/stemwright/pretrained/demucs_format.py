@@ -5,7 +5,7 @@ Three layouts are understood:
 - ``.th`` packages as written by ``demucs.states.serialize_model``/``save_with_checksum``: a ``torch.save``d dict
   ``{"klass": demucs.htdemucs.HTDemucs | demucs.hdemucs.HDemucs, "args": [...], "kwargs": {...}, "state": {...},
   "training_args": {...}}``. It is unpickled with a *restricted* unpickler: the two demucs classes are mapped to
-  stemdeck's architectures and only plain data (``Fraction``, ``OrderedDict``, tensors, numpy scalars) is
+  stemwright's architectures and only plain data (``Fraction``, ``OrderedDict``, tensors, numpy scalars) is
   accepted; any other global is refused with an error naming it. Nothing from the file is executed.
 - the safetensors export of demucs (``demucs/hf.py``, ``tools/export_hf.py``): tensors = the state dict, metadata
   ``klass`` (dotted class name), ``args`` and ``kwargs`` (JSON, fractions as
@@ -14,8 +14,8 @@ Three layouts are understood:
 - bag YAML files (``htdemucs_ft.yaml``: ``models: [signatures]``, optional ``weights`` and ``segment``); member files
   are looked up beside the YAML as ``SIG.th``, ``SIG-<sha256 prefix>.th`` or ``SIG.safetensors``.
 
-Entry points: :func:`is_demucs_file`, :func:`load_demucs` (used by :mod:`stemdeck.pretrained.formats`) and
-:func:`load_catalogue_entry` (used by :mod:`stemdeck.pretrained.catalogue`).
+Entry points: :func:`is_demucs_file`, :func:`load_demucs` (used by :mod:`stemwright.pretrained.formats`) and
+:func:`load_catalogue_entry` (used by :mod:`stemwright.pretrained.catalogue`).
 """
 from __future__ import annotations
 
@@ -36,11 +36,11 @@ import torch
 import yaml
 from torch import nn
 
-from stemdeck.models.base import config_from_dict
+from stemwright.models.base import config_from_dict
 
 log = logging.getLogger(__name__)
 
-#: demucs class (module, name) -> stemdeck architecture name.
+#: demucs class (module, name) -> stemwright architecture name.
 DEMUCS_CLASSES: dict[tuple[str, str], str] = {
     ("demucs.htdemucs", "HTDemucs"): "htdemucs",
     ("demucs.hdemucs", "HDemucs"): "hdemucs",
@@ -57,7 +57,7 @@ _SIGNED_NAME = re.compile(r"^([0-9a-f]{8})-([0-9a-f]{8,64})\.th$")
 
 
 class DemucsFormatError(ValueError):
-    """A demucs checkpoint is malformed, unsafe, or uses a feature stemdeck does not implement."""
+    """A demucs checkpoint is malformed, unsafe, or uses a feature stemwright does not implement."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,13 +140,13 @@ def _restricted_pickle_module(path: Path) -> types.ModuleType:
                 return allowed[key]
             raise DemucsFormatError(
                 f"{path}: refusing to unpickle {module}.{name} (not a demucs model class nor plain data); "
-                "stemdeck never executes code from checkpoints"
+                "stemwright never executes code from checkpoints"
             )
 
-    module = types.ModuleType("stemdeck_restricted_pickle")
+    module = types.ModuleType("stemwright_restricted_pickle")
     module.Unpickler = RestrictedUnpickler  # type: ignore[attr-defined]
     module.load = lambda f, **kw: RestrictedUnpickler(f, **kw).load()  # type: ignore[attr-defined]
-    module.__name__ = "stemdeck_restricted_pickle"
+    module.__name__ = "stemwright_restricted_pickle"
     return module
 
 
@@ -211,9 +211,9 @@ def _plain(value: Any) -> Any:
 
 
 def config_from_demucs(architecture: str, args: Sequence[Any], kwargs: dict[str, Any], where: str) -> Any:
-    """The stemdeck config of a demucs model from its constructor arguments (unknown keywords are dropped with a
+    """The stemwright config of a demucs model from its constructor arguments (unknown keywords are dropped with a
     warning, as demucs' own non-strict loader does)."""
-    from stemdeck.models.registry import architecture_class
+    from stemwright.models.registry import architecture_class
 
     cls = architecture_class(architecture).config_class
     data = dict(kwargs)
@@ -232,8 +232,8 @@ def config_from_demucs(architecture: str, args: Sequence[Any], kwargs: dict[str,
 
 
 def model_from_package(package: dict[str, Any], where: str, segment: float | None = None) -> nn.Module:
-    """Build and load a stemdeck model from an unpickled demucs package dict."""
-    from stemdeck.models.registry import architecture_class
+    """Build and load a stemwright model from an unpickled demucs package dict."""
+    from stemwright.models.registry import architecture_class
 
     if not isinstance(package, dict) or not {"klass", "kwargs", "state"} <= set(package):
         raise DemucsFormatError(f"{where}: not a demucs model package (needs klass, args, kwargs, state)")
@@ -344,9 +344,9 @@ def _member_file(folder: Path, sig: str, where: str) -> Path:
 def build_bag(
     members: Sequence[nn.Module | Path], weights: Sequence[Sequence[float]] | None, segment: float | None, where: str
 ) -> nn.Module:
-    """A stemdeck model from demucs bag data: the single member itself when the bag is trivial, else a
-    :class:`~stemdeck.models.bag.BagOfModels`."""
-    from stemdeck.models.bag import BagOfModels
+    """A stemwright model from demucs bag data: the single member itself when the bag is trivial, else a
+    :class:`~stemwright.models.bag.BagOfModels`."""
+    from stemwright.models.bag import BagOfModels
 
     models = [load_demucs_member(m, segment) if isinstance(m, Path) else m for m in members]
     if len(models) == 1 and (weights is None or all(w == weights[0][0] for w in weights[0])):
@@ -379,7 +379,7 @@ def load_bag_yaml(path: str | Path) -> nn.Module:
 
 
 def load_demucs(path: str | Path) -> nn.Module:
-    """Load any demucs checkpoint (``.th``, safetensors export, or bag ``.yaml``) as a stemdeck model (eval mode)."""
+    """Load any demucs checkpoint (``.th``, safetensors export, or bag ``.yaml``) as a stemwright model (eval mode)."""
     p = Path(path)
     if not p.is_file():
         raise DemucsFormatError(f"{p}: file not found")

@@ -1,13 +1,13 @@
-"""Downloading published weights into stemdeck's cache, verified by checksum.
+"""Downloading published weights into stemwright's cache, verified by checksum.
 
-- Cache folder: ``$STEMDECK_CACHE`` if set, else the platform's user cache dir (``platformdirs.user_cache_dir("stemdeck")``,
-  e.g. ``~/.cache/stemdeck`` on Linux). Weights go to ``CACHE/models/<family>/<filename>``.
+- Cache folder: ``$STEMWRIGHT_CACHE`` if set, else the platform's user cache dir (``platformdirs.user_cache_dir("stemwright")``,
+  e.g. ``~/.cache/stemwright`` on Linux). Weights go to ``CACHE/models/<family>/<filename>``.
 - A download streams to a temporary name in the destination folder (``.NAME.XXXX.part``), is verified, and only then
   renamed to its final name, so an interrupted or tampered download never leaves a file that looks complete.
 - Verification: by the full sha256 when the catalogue has it, else by the sha256 *prefix* the publisher embeds in the
   file name (torch.hub / demucs / Open-Unmix convention, e.g. ``vocals-b62c91ce.pth``). A mismatch is refused with a
   :class:`ChecksumError` naming the file, the expected and the actual digest.
-- Offline (``offline=True`` or ``STEMDECK_OFFLINE=1``): nothing is fetched; a file that is not in the cache is a
+- Offline (``offline=True`` or ``STEMWRIGHT_OFFLINE=1``): nothing is fetched; a file that is not in the cache is a
   :class:`DownloadError` saying where it was expected and how to put it there.
 
 Tests never touch the network: ``file://`` URLs work, and :func:`fetch` can be monkeypatched.
@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Callable
 
-from stemdeck.atomic import atomic_write
+from stemwright.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +39,18 @@ class ChecksumError(DownloadError):
 
 
 def cache_dir() -> Path:
-    """The root of stemdeck's cache (``$STEMDECK_CACHE`` or the platform's user cache dir)."""
-    env = os.environ.get("STEMDECK_CACHE")
+    """The root of stemwright's cache (``$STEMWRIGHT_CACHE`` or the platform's user cache dir)."""
+    env = os.environ.get("STEMWRIGHT_CACHE")
     if env:
         return Path(env).expanduser()
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir("stemdeck"))
+    return Path(platformdirs.user_cache_dir("stemwright"))
 
 
 def env_offline() -> bool:
-    """True when ``STEMDECK_OFFLINE`` is set to a true value (1, true, yes)."""
-    return os.environ.get("STEMDECK_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    """True when ``STEMWRIGHT_OFFLINE`` is set to a true value (1, true, yes)."""
+    return os.environ.get("STEMWRIGHT_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def sha256_of(path: Path) -> str:
@@ -84,7 +84,7 @@ def fetch(url: str, out: IO[bytes], progress: Callable[[int, int | None], None] 
 
     Works for ``http(s)://`` and ``file://`` URLs. Tests monkeypatch this function to stay off the network.
     """
-    request = urllib.request.Request(url, headers={"User-Agent": "stemdeck"})
+    request = urllib.request.Request(url, headers={"User-Agent": "stemwright"})
     with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (URLs come from the catalogue)
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
@@ -133,7 +133,7 @@ def download(
     if offline or env_offline():
         raise DownloadError(
             f"{dest}: not in the cache and offline mode forbids downloading it from {url}; "
-            f"run once without --offline, or copy the file there (STEMDECK_CACHE={cache_dir()})"
+            f"run once without --offline, or copy the file there (STEMWRIGHT_CACHE={cache_dir()})"
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)

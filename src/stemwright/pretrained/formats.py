@@ -1,15 +1,15 @@
-"""``load_any(path)``: recognise a checkpoint's format and load it as a stemdeck model.
+"""``load_any(path)``: recognise a checkpoint's format and load it as a stemwright model.
 
 Formats, tried in this order (each family's module decides whether a path is one of its files):
 
 =====================  ===========================================================  ===================================
 format                 what a path looks like                                       loader
 =====================  ===========================================================  ===================================
-stemdeck checkpoint    ``NAME.safetensors`` + ``NAME.json`` (format stemdeck-ckpt)   stemdeck.models.checkpoint
-ONNX export            ``NAME.onnx`` + ``NAME.onnx.json`` sidecar                    stemdeck.engine.onnx.OnnxModel
-Demucs                 ``.th`` package, demucs safetensors export, bag ``.yaml``     stemdeck.pretrained.demucs_format
-BS/Mel-RoFormer        ``.ckpt`` + YAML config (ZFTurbo's training repository)       stemdeck.pretrained.roformer_format
-Open-Unmix             ``.pth`` state dict(s), folder with ``separator.json``        stemdeck.pretrained.umx_format
+stemwright checkpoint    ``NAME.safetensors`` + ``NAME.json`` (format stemwright-ckpt)   stemwright.models.checkpoint
+ONNX export            ``NAME.onnx`` + ``NAME.onnx.json`` sidecar                    stemwright.engine.onnx.OnnxModel
+Demucs                 ``.th`` package, demucs safetensors export, bag ``.yaml``     stemwright.pretrained.demucs_format
+BS/Mel-RoFormer        ``.ckpt`` + YAML config (ZFTurbo's training repository)       stemwright.pretrained.roformer_format
+Open-Unmix             ``.pth`` state dict(s), folder with ``separator.json``        stemwright.pretrained.umx_format
 =====================  ===========================================================  ===================================
 
 The family modules are imported lazily; a format whose module is not installed raises :class:`FormatError`
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 class FormatError(ValueError):
-    """A path is not a checkpoint stemdeck can load; the message names it and the reason."""
+    """A path is not a checkpoint stemwright can load; the message names it and the reason."""
 
 
 def _json_format(path: Path) -> str | None:
@@ -40,8 +40,8 @@ def _json_format(path: Path) -> str | None:
     return doc.get("format") if isinstance(doc, dict) else None
 
 
-def is_stemdeck_checkpoint(path: Path) -> bool:
-    from stemdeck.models.checkpoint import FORMAT, checkpoint_paths
+def is_stemwright_checkpoint(path: Path) -> bool:
+    from stemwright.models.checkpoint import FORMAT, checkpoint_paths
 
     if path.is_dir() or path.suffix not in (".json", ".safetensors", ""):
         return False
@@ -54,14 +54,14 @@ def is_onnx_file(path: Path) -> bool:
     return path.suffix == ".onnx" or path.name.endswith(".onnx.json")
 
 
-def _load_stemdeck(path: Path, **_: Any) -> nn.Module:
-    from stemdeck.models.checkpoint import load_checkpoint
+def _load_stemwright(path: Path, **_: Any) -> nn.Module:
+    from stemwright.models.checkpoint import load_checkpoint
 
     return load_checkpoint(path)
 
 
 def _load_onnx(path: Path, **_: Any) -> nn.Module:
-    from stemdeck.engine.onnx import OnnxModel
+    from stemwright.engine.onnx import OnnxModel
 
     return OnnxModel(path.with_name(path.name.removesuffix(".json")) if path.suffix == ".json" else path)
 
@@ -79,17 +79,17 @@ def _family(module: str, check: str, load: str) -> tuple[Callable[[Path], bool] 
 
 #: name, module, detector, loader, file suffixes that betray the format when its module is missing.
 FAMILIES: list[tuple[str, str, str, str, tuple[str, ...]]] = [
-    ("Demucs", "stemdeck.pretrained.demucs_format", "is_demucs_file", "load_demucs", (".th",)),
-    ("BS/Mel-RoFormer", "stemdeck.pretrained.roformer_format", "is_roformer_file", "load_roformer", (".ckpt",)),
-    ("Open-Unmix", "stemdeck.pretrained.umx_format", "is_umx_file", "load_umx", (".pth",)),
+    ("Demucs", "stemwright.pretrained.demucs_format", "is_demucs_file", "load_demucs", (".th",)),
+    ("BS/Mel-RoFormer", "stemwright.pretrained.roformer_format", "is_roformer_file", "load_roformer", (".ckpt",)),
+    ("Open-Unmix", "stemwright.pretrained.umx_format", "is_umx_file", "load_umx", (".pth",)),
 ]
 
 
 def detect(path: str | Path) -> str:
-    """The format name of ``path`` ("stemdeck", "onnx", "Demucs", ...); raises :class:`FormatError` if unknown."""
+    """The format name of ``path`` ("stemwright", "onnx", "Demucs", ...); raises :class:`FormatError` if unknown."""
     path = Path(path).expanduser()
-    if is_stemdeck_checkpoint(path):  # also the bare NAME of NAME.safetensors + NAME.json
-        return "stemdeck"
+    if is_stemwright_checkpoint(path):  # also the bare NAME of NAME.safetensors + NAME.json
+        return "stemwright"
     if not path.exists():
         raise FormatError(f"{path}: not found")
     if is_onnx_file(path):
@@ -103,7 +103,7 @@ def detect(path: str | Path) -> str:
         if is_file(path):
             return name
     raise FormatError(
-        f"{path}: unrecognised checkpoint format (supported: stemdeck .safetensors+.json, .onnx, Demucs .th/.yaml/"
+        f"{path}: unrecognised checkpoint format (supported: stemwright .safetensors+.json, .onnx, Demucs .th/.yaml/"
         ".safetensors, RoFormer .ckpt+.yaml, Open-Unmix .pth/folder)"
     )
 
@@ -116,8 +116,8 @@ def load_any(path: str | Path, *, config: str | Path | None = None, **options: A
     """
     path = Path(path).expanduser()
     kind = detect(path)
-    if kind == "stemdeck":
-        model = _load_stemdeck(path)
+    if kind == "stemwright":
+        model = _load_stemwright(path)
     elif kind == "onnx":
         model = _load_onnx(path)
     else:

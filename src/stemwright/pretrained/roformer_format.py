@@ -14,11 +14,11 @@ Layout (ZFTurbo's Music-Source-Separation-Training and the repositories that pub
 The YAML is found, in order: the ``config`` argument (path or already-parsed dict), ``NAME.yaml``/``NAME.yml``,
 ``config_NAME.yaml``, or the only YAML file in the checkpoint's folder.
 
-Mapping to stemdeck: ``bs_roformer`` when the model section has ``freqs_per_bands``, ``mel_roformer`` when it has
+Mapping to stemwright: ``bs_roformer`` when the model section has ``freqs_per_bands``, ``mel_roformer`` when it has
 ``num_bands``; sources are ``[target_instrument]`` when one is set (the model then outputs that stem only; the rest
 of the mix is the residual), else ``instruments``; ``segment = chunk_size / sample_rate`` seconds; the overlap that
 the community inference script uses (``num_overlap`` chunks over each sample, i.e. ``1 - 1/num_overlap``) is kept on
-the model as ``default_overlap``; :class:`stemdeck.Separator` (and ``stemdeck separate``) run the model with it
+the model as ``default_overlap``; :class:`stemwright.Separator` (and ``stemwright separate``) run the model with it
 unless an overlap is given.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ import torch
 import yaml
 from torch import nn
 
-from stemdeck.models.roformer import (
+from stemwright.models.roformer import (
     DEFAULT_FREQS_PER_BANDS,
     BSRoformer,
     BSRoformerConfig,
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_SUFFIXES = (".ckpt", ".pth", ".pt")
 YAML_SUFFIXES = (".yaml", ".yml")
 
-# model-section key -> stemdeck config field (same meaning, maybe another name)
+# model-section key -> stemwright config field (same meaning, maybe another name)
 _RENAMED = {
     "dim": "dim", "depth": "depth", "time_transformer_depth": "time_transformer_depth",
     "freq_transformer_depth": "freq_transformer_depth", "dim_head": "dim_head", "heads": "heads",
@@ -61,7 +61,7 @@ _IGNORED = {
     "multi_stft_resolution_loss_weight", "multi_stft_resolutions_window_sizes", "multi_stft_hop_size",
     "multi_stft_normalized", "sample_rate", "stereo", "num_stems",
 }
-# Options of forks that change the network and that stemdeck does not implement: (key, value that is harmless).
+# Options of forks that change the network and that stemwright does not implement: (key, value that is harmless).
 _UNSUPPORTED = {"linear_transformer_depth": 0, "skip_connection": False, "zero_dc": False, "freq_range": None,
                 "num_residual_streams": 1, "use_pope": False}
 
@@ -191,7 +191,7 @@ def _sources(doc: dict[str, Any], num_stems: int, where: str) -> tuple[str, ...]
 
 def config_from_yaml(doc: dict[str, Any], *, where: str = "config", architecture: str | None = None
                      ) -> tuple[type[_RoformerBase], BSRoformerConfig | MelRoformerConfig, dict[str, Any]]:
-    """Map a community YAML (parsed) to ``(model class, stemdeck config, extras)``.
+    """Map a community YAML (parsed) to ``(model class, stemwright config, extras)``.
 
     ``extras`` holds ``default_overlap`` and ``batch_size`` from the ``inference`` section when present.
     """
@@ -208,7 +208,7 @@ def config_from_yaml(doc: dict[str, Any], *, where: str = "config", architecture
         raise RoformerFormatError(f"{where}: unknown RoFormer architecture {architecture!r}")
     for key, harmless in _UNSUPPORTED.items():
         if key in model and model[key] != harmless and model[key] is not None:
-            raise RoformerFormatError(f"{where}: model.{key}={model[key]!r} is a fork option stemdeck does not "
+            raise RoformerFormatError(f"{where}: model.{key}={model[key]!r} is a fork option stemwright does not "
                                       f"implement (only {harmless!r} is supported)")
     unknown = sorted(set(model) - set(_RENAMED) - _IGNORED - set(_UNSUPPORTED))
     if unknown:
@@ -247,7 +247,7 @@ def config_from_yaml(doc: dict[str, Any], *, where: str = "config", architecture
     if inference.get("batch_size"):
         extras["batch_size"] = int(inference["batch_size"])
     if inference.get("normalize"):
-        log.warning("%s: inference.normalize is set; stemdeck does not apply the training repository's whole-track "
+        log.warning("%s: inference.normalize is set; stemwright does not apply the training repository's whole-track "
                     "mean/std normalisation, so results can differ slightly from its inference script", where)
     return cls, config, extras
 
@@ -292,7 +292,7 @@ def _load_weights(model: _RoformerBase, state: dict[str, torch.Tensor], path: Pa
 
 def load_roformer(path: str | Path, config: str | Path | dict[str, Any] | None = None, *,
                   architecture: str | None = None) -> nn.Module:
-    """Build the stemdeck model of a community RoFormer checkpoint, in eval mode.
+    """Build the stemwright model of a community RoFormer checkpoint, in eval mode.
 
     ``path``: the ``.ckpt``/``.pth``/``.pt`` file (or its YAML, with the checkpoint beside it). ``config``: the
     YAML path or parsed dict (default: found beside the checkpoint). ``architecture``: ``"bs_roformer"`` or

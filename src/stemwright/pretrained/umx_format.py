@@ -1,4 +1,4 @@
-"""Open-Unmix's published file layouts, loaded into :class:`stemdeck.models.umx.OpenUnmix`.
+"""Open-Unmix's published file layouts, loaded into :class:`stemwright.models.umx.OpenUnmix`.
 
 Supported:
 - a model folder as written by openunmix's ``scripts/train.py``: ``separator.json`` (``nfft``, ``nhop``,
@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from stemdeck.models.umx import UMX_SOURCES, OpenUnmix, UmxConfig
+from stemwright.models.umx import UMX_SOURCES, OpenUnmix, UmxConfig
 
 log = logging.getLogger(__name__)
 

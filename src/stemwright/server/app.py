@@ -23,11 +23,11 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Streamin
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from stemdeck.audio.io import AudioError, read_audio
-from stemdeck.server import media
-from stemdeck.server.db import Library
-from stemdeck.server.jobs import JobRunner, QueueFullError, default_separator_factory
-from stemdeck.server.upload import UploadError, receive_upload
+from stemwright.audio.io import AudioError, read_audio
+from stemwright.server import media
+from stemwright.server.db import Library
+from stemwright.server.jobs import JobRunner, QueueFullError, default_separator_factory
+from stemwright.server.upload import UploadError, receive_upload
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         finally:
             runner.stop()
 
-    app = FastAPI(title="stemdeck studio", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    app = FastAPI(title="stemwright studio", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.library = library
     app.state.runner = runner
     app.state.config = config
@@ -119,10 +119,10 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def _auth(request: Request, call_next):
         if config.token:
             given = (
-                request.headers.get("x-stemdeck-token")
+                request.headers.get("x-stemwright-token")
                 or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
                 or request.query_params.get("token")
-                or request.cookies.get("stemdeck_token")
+                or request.cookies.get("stemwright_token")
             )
             if not given or not hmac.compare_digest(given, config.token):
                 return JSONResponse({"error": "missing or wrong access token"}, status_code=401)
@@ -131,7 +131,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             return JSONResponse({"error": f"request body larger than {MAX_JSON_BYTES // 1024} KB"}, status_code=413)
         response = await call_next(request)
         if config.token and request.query_params.get("token"):
-            response.set_cookie("stemdeck_token", config.token, httponly=True, samesite="strict")
+            response.set_cookie("stemwright_token", config.token, httponly=True, samesite="strict")
         return response
 
     # -- helpers ---------------------------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         return doc
 
     def check_model(name: str) -> str:
-        from stemdeck.models.registry import MODELS
+        from stemwright.models.registry import MODELS
 
         if name not in MODELS or MODELS[name].needs_references:
             usable = [n for n, e in MODELS.items() if not e.needs_references]
@@ -184,7 +184,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         return name
 
     def default_model() -> str:
-        from stemdeck.models.registry import DEFAULT_MODEL
+        from stemwright.models.registry import DEFAULT_MODEL
 
         return config.default_model or DEFAULT_MODEL
 
@@ -211,7 +211,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.get("/api/models")
     async def models():
-        from stemdeck.models.registry import MODELS
+        from stemwright.models.registry import MODELS
 
         return {
             "default": default_model(),
@@ -398,7 +398,7 @@ def _validate_mix(document: Any, stems: dict[str, Path]) -> dict[str, Any]:
     """Check a mix document with the mixer engine's own validation; returns it normalised."""
     if not isinstance(document, dict):
         raise ApiError(400, "'document' must be a mix document (JSON object)")
-    from stemdeck.mixer.document import Mix
+    from stemwright.mixer.document import Mix
 
     try:
         mix = Mix.from_dict(document)
@@ -411,6 +411,6 @@ def _validate_mix(document: Any, stems: dict[str, Path]) -> dict[str, Any]:
 
 
 def _render_export(document: dict[str, Any], stems: dict[str, Path], target: Path, fmt: str) -> None:
-    from stemdeck.server.render_bridge import render_to_file
+    from stemwright.server.render_bridge import render_to_file
 
     render_to_file(document, stems, target, fmt)

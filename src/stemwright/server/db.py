@@ -93,7 +93,7 @@ class Library:
             version = self.schema_version
             if version > len(MIGRATIONS):
                 raise RuntimeError(
-                    f"{self.path}: database schema version {version} is newer than this stemdeck ({len(MIGRATIONS)})"
+                    f"{self.path}: database schema version {version} is newer than this stemwright ({len(MIGRATIONS)})"
                 )
             for i in range(version, len(MIGRATIONS)):
                 self._conn.executescript("BEGIN;" + MIGRATIONS[i] + f";PRAGMA user_version = {i + 1};COMMIT;")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from stemdeck.server.db import Library
+from stemwright.server.db import Library
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ SeparatorFactory = Callable[[str, Callable], Any]
 
 
 def default_separator_factory(model: str, progress: Callable) -> Any:
-    from stemdeck.api import Separator
+    from stemwright.api import Separator
 
     return Separator(model=model, device="auto", progress=progress)
 
@@ -79,7 +79,7 @@ class JobRunner:
 
     def start(self) -> None:
         for i in range(self.workers):
-            t = threading.Thread(target=self._loop, name=f"stemdeck-job-{i}", daemon=True)
+            t = threading.Thread(target=self._loop, name=f"stemwright-job-{i}", daemon=True)
             t.start()
             self._threads.append(t)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stemdeck.atomic import atomic_write, atomic_write_text
-from stemdeck.audio.io import read_audio, write_audio
+from stemwright.atomic import atomic_write, atomic_write_text
+from stemwright.audio.io import read_audio, write_audio
 
 PEAK_BUCKETS = 1600
 MEDIA_FORMATS = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg"}

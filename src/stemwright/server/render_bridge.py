@@ -1,19 +1,19 @@
-"""Server-side export of a mix document, through the same mixer engine as ``stemdeck mix``."""
+"""Server-side export of a mix document, through the same mixer engine as ``stemwright mix``."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from stemdeck.audio.io import write_audio
-from stemdeck.mixer.document import Mix
-from stemdeck.mixer.render import render
-from stemdeck.mixer.stems import load_stems
+from stemwright.audio.io import write_audio
+from stemwright.mixer.document import Mix
+from stemwright.mixer.render import render
+from stemwright.mixer.stems import load_stems
 
 
 def render_to_file(document: dict[str, Any], stems: dict[str, Path], target: Path, fmt: str) -> Path:
     """Render ``document`` over the stems folder and write ``target`` (wav: 32-bit float; flac: 24-bit; mp3: 320k).
 
-    The stems folder is loaded exactly as ``stemdeck mix STEMS_DIR`` loads it, so both give the same samples.
+    The stems folder is loaded exactly as ``stemwright mix STEMS_DIR`` loads it, so both give the same samples.
     """
     folders = {p.parent for p in stems.values()}
     if len(folders) != 1:

@@ -3,17 +3,17 @@ instruments), with real singing from MIR-1K.
 
 Python API::
 
-    from stemdeck.synth import generate_song, generate_dataset
+    from stemwright.synth import generate_song, generate_dataset
     song = generate_song(seed=7, seconds=30)  # .stems {drums,bass,other,vocals} (2, T), .mixture, .metadata
     generate_dataset("data/synth", songs=100, seconds=30, seed=0, jobs=2)   # MUSDB18 layout on disk
 
 See docs/synth.md.
 """
 
-from stemdeck.synth.dataset import SongExistsError, generate_dataset, song_name, song_seed, write_song
-from stemdeck.synth.resources import MissingPackageError, find_resources
-from stemdeck.synth.song import SAMPLERATE, STEMS, SynthSong, generate_song
-from stemdeck.synth.vocals import DEFAULT_MIR1K_DIR
+from stemwright.synth.dataset import SongExistsError, generate_dataset, song_name, song_seed, write_song
+from stemwright.synth.resources import MissingPackageError, find_resources
+from stemwright.synth.song import SAMPLERATE, STEMS, SynthSong, generate_song
+from stemwright.synth.vocals import DEFAULT_MIR1K_DIR
 
 __all__ = [
     "DEFAULT_MIR1K_DIR",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stemdeck.synth.theory import JAZZ_PROGRESSIONS, NOTE_NAMES, PROGRESSIONS, Chord, diatonic_chord
+from stemwright.synth.theory import JAZZ_PROGRESSIONS, NOTE_NAMES, PROGRESSIONS, Chord, diatonic_chord
 
 STYLES = ("rock", "pop", "funk", "hip-hop", "electronic", "jazz", "ballad")
 

@@ -23,9 +23,9 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from stemdeck.synth.resources import Resources, find_resources
-from stemdeck.synth.song import STEMS, SynthSong, generate_song
-from stemdeck.synth.vocals import DEFAULT_MIR1K_DIR
+from stemwright.synth.resources import Resources, find_resources
+from stemwright.synth.song import STEMS, SynthSong, generate_song
+from stemwright.synth.vocals import DEFAULT_MIR1K_DIR
 
 log = logging.getLogger(__name__)
 

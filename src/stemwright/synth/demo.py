@@ -2,8 +2,8 @@
 
 Four parts, each rendered on its own so the true stems are known: drums (kick, snare, hi-hat), bass (filtered
 saw), chords (detuned saw pad, spread wide) and a synthetic sung-vowel "vocal" (glottal pulse train with vibrato
-through vowel formant resonators, centre-panned). ``python -m stemdeck.synth.demo`` rewrites
-``src/stemdeck/data/demo.ogg``. The song is made by this code and is MIT-licensed like the rest of stemdeck.
+through vowel formant resonators, centre-panned). ``python -m stemwright.synth.demo`` rewrites
+``src/stemwright/data/demo.ogg``. The song is made by this code and is MIT-licensed like the rest of stemwright.
 """
 from __future__ import annotations
 
@@ -185,7 +185,7 @@ def write_demo(path: str | Path, samplerate: int = SAMPLERATE) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Render stemdeck's demo song.")
+    parser = argparse.ArgumentParser(description="Render stemwright's demo song.")
     parser.add_argument("path", nargs="?", default=str(Path(__file__).resolve().parents[1] / "data" / "demo.ogg"))
     args = parser.parse_args()
     print(write_demo(args.path))

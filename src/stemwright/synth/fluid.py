@@ -4,7 +4,7 @@ The library is driven in-process through ctypes: each worker process loads each 
 synthesiser, so a song costs only its rendering (``fluidsynth -F`` reloads and, for the compressed MuseScore
 ``.sf3``, re-decodes the soundfont at every call: about 6 s per part instead of a fraction of a second).
 Notes are scheduled sample-accurately up to FluidSynth's 64-sample block; FluidSynth's own reverb and chorus are
-off (effects are applied per stem by :mod:`stemdeck.synth.production`). The synthesiser is reset before each part,
+off (effects are applied per stem by :mod:`stemwright.synth.production`). The synthesiser is reset before each part,
 so a part renders the same whatever was rendered before it.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 
-from stemdeck.synth.parts import Note
+from stemwright.synth.parts import Note
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stemdeck.synth.compose import SongPlan
-from stemdeck.synth.theory import Chord, scale_pitches, voice_chord
+from stemwright.synth.compose import SongPlan
+from stemwright.synth.theory import Chord, scale_pitches, voice_chord
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 All of them come from Debian packages (installed by ``scripts/setup.sh``). When one is missing the generator stops
 with :class:`MissingPackageError`, whose message names the Debian package(s) to install.
 
-Search paths can be overridden with parameters or the environment variables ``STEMDECK_SOUNDFONT_DIRS``,
-``STEMDECK_DRUMKIT_DIRS`` (``os.pathsep``-separated folders) and ``STEMDECK_FLUIDSYNTH_LIB`` (the FluidSynth
+Search paths can be overridden with parameters or the environment variables ``STEMWRIGHT_SOUNDFONT_DIRS``,
+``STEMWRIGHT_DRUMKIT_DIRS`` (``os.pathsep``-separated folders) and ``STEMWRIGHT_FLUIDSYNTH_LIB`` (the FluidSynth
 shared library, a path or soname).
 """
 
@@ -49,7 +49,7 @@ class MissingPackageError(RuntimeError):
     def __init__(self, what: list[str], packages: list[str]):
         self.packages = sorted(set(packages))
         super().__init__(
-            "stemdeck synth cannot run: "
+            "stemwright synth cannot run: "
             + "; ".join(what)
             + f". Install the Debian package(s): sudo apt-get install {' '.join(self.packages)}"
             + " (or run scripts/setup.sh)"
@@ -88,20 +88,20 @@ def find_resources(
     """
     missing: list[str] = []
     packages: list[str] = []
-    library = fluidsynth or os.environ.get("STEMDECK_FLUIDSYNTH_LIB")
+    library = fluidsynth or os.environ.get("STEMWRIGHT_FLUIDSYNTH_LIB")
     if library:
         try:
             ctypes.CDLL(library)
         except OSError:
             library = None
     else:
-        from stemdeck.synth.fluid import find_library
+        from stemwright.synth.fluid import find_library
 
         library = find_library()
     if not library:
         missing.append("the FluidSynth library (libfluidsynth.so.3, Debian libfluidsynth3) was not found")
         packages.append("fluidsynth")
-    sf_dirs = _dirs(soundfont_dirs, "STEMDECK_SOUNDFONT_DIRS", DEFAULT_SOUNDFONT_DIRS)
+    sf_dirs = _dirs(soundfont_dirs, "STEMWRIGHT_SOUNDFONT_DIRS", DEFAULT_SOUNDFONT_DIRS)
     fonts: dict[str, Path] = {}
     for info in SOUNDFONTS:
         found = next((d / n for n in info.filenames for d in sf_dirs if (d / n).is_file()), None)
@@ -110,7 +110,7 @@ def find_resources(
             packages.append(info.package)
         else:
             fonts[info.key] = found
-    kit_dirs = _dirs(drumkit_dirs, "STEMDECK_DRUMKIT_DIRS", DEFAULT_DRUMKIT_DIRS)
+    kit_dirs = _dirs(drumkit_dirs, "STEMWRIGHT_DRUMKIT_DIRS", DEFAULT_DRUMKIT_DIRS)
     kits = tuple(sorted(p.parent for d in kit_dirs if d.is_dir() for p in d.glob("*/drumkit.xml")))
     if not kits:
         missing.append(f"no Hydrogen drum kits (*/drumkit.xml) in {', '.join(map(str, kit_dirs))}")

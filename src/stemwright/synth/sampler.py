@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from stemdeck.audio.resample import resample
+from stemwright.audio.resample import resample
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 
-from stemdeck import __version__
-from stemdeck.synth import fluid, parts, production, sampler, vocals
-from stemdeck.synth.compose import SongPlan, plan_song
-from stemdeck.synth.resources import SOUNDFONTS, Resources, find_resources
+from stemwright import __version__
+from stemwright.synth import fluid, parts, production, sampler, vocals
+from stemwright.synth.compose import SongPlan, plan_song
+from stemwright.synth.resources import SOUNDFONTS, Resources, find_resources
 
 log = logging.getLogger(__name__)
 
@@ -361,7 +361,7 @@ def generate_song(
     Returns a :class:`SynthSong` whose ``stems`` (drums, bass, other, vocals) and ``mixture`` have shape
     ``(2, round(seconds * samplerate))`` float32, and whose ``metadata`` describes everything (JSON-ready).
     ``mir1k_dir=None`` or a missing folder: lead vocals come from GM voice programs, and the metadata says so.
-    Raises :class:`~stemdeck.synth.resources.MissingPackageError` when a Debian package is missing.
+    Raises :class:`~stemwright.synth.resources.MissingPackageError` when a Debian package is missing.
     """
     if not seconds > 0:
         raise ValueError(f"seconds must be positive, got {seconds}")
@@ -383,7 +383,7 @@ def generate_song(
         "seed": int(seed),
         "seconds": seconds,
         "samplerate": samplerate,
-        "generator": f"stemdeck {__version__} synth",
+        "generator": f"stemwright {__version__} synth",
         **plan.to_json(),
         "stems": r.meta,
         "mixing": mixing,

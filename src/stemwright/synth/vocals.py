@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from stemdeck.audio.resample import resample
-from stemdeck.synth.compose import SongPlan
+from stemwright.audio.resample import resample
+from stemwright.synth.compose import SongPlan
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Training: YAML config -> datasets with on-the-fly augmentation -> AdamW/EMA loop -> stemdeck checkpoints.
+"""Training: YAML config -> datasets with on-the-fly augmentation -> AdamW/EMA loop -> stemwright checkpoints.
 
-Entry points: :func:`stemdeck.train.loop.train` and the ``stemdeck train`` command (:mod:`stemdeck.cli.train`).
+Entry points: :func:`stemwright.train.loop.train` and the ``stemwright train`` command (:mod:`stemwright.cli.train`).
 """

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from stemdeck.train.data import DataError, Song, resample_chunk, stem_for, to_channels
+from stemwright.train.data import DataError, Song, resample_chunk, stem_for, to_channels
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from stemdeck.atomic import atomic_write_text
-from stemdeck.models.checkpoint import checkpoint_paths
+from stemwright.atomic import atomic_write_text
+from stemwright.models.checkpoint import checkpoint_paths
 
 MARKER = "<!-- measured -->"
 

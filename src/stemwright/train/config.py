@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from stemdeck.train.augment import AugmentConfig
-from stemdeck.train.losses import LossConfig
+from stemwright.train.augment import AugmentConfig
+from stemwright.train.losses import LossConfig
 
 
 class ConfigError(ValueError):
@@ -55,7 +55,7 @@ class TrainConfig:
     device: str = "auto"
     max_minutes: float | None = None
     out: str | None = None
-    init_from: str | None = None  # stemdeck checkpoint whose matching weights (same name and shape) start a new run
+    init_from: str | None = None  # stemwright checkpoint whose matching weights (same name and shape) start a new run
     source_path: str = ""
 
     def digest(self) -> str:
@@ -86,15 +86,15 @@ def load_train_config(path: str | Path) -> TrainConfig:
     unknown = sorted(set(doc) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    from stemdeck.models.registry import ARCHITECTURES
+    from stemwright.models.registry import ARCHITECTURES
 
     arch = doc.get("architecture")
     if arch not in ARCHITECTURES:
         raise ConfigError(f"{path}: field 'architecture' must be one of {', '.join(sorted(ARCHITECTURES))}, got {arch!r}")
     model_cfg = _section(doc, "config", path)
     try:
-        from stemdeck.models.base import config_from_dict
-        from stemdeck.models.registry import architecture_class
+        from stemwright.models.base import config_from_dict
+        from stemwright.models.registry import architecture_class
 
         config_from_dict(architecture_class(arch).config_class, model_cfg)
     except (TypeError, ValueError) as e:

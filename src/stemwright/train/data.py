@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from stemdeck.audio.io import is_audio_path, read_audio
+from stemwright.audio.io import is_audio_path, read_audio
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def stem_folder_songs(root: str | Path, stems: tuple[str, ...] | None = None) ->
     if not songs:
         if any(p.name.lower().endswith(".stem.mp4") for p in root.iterdir()):
             # Random excerpts of AAC streams would mean decoding whole files per example; MUSDB18-HQ or wav is the
-            # format training reads (the .stem.mp4 files are fine for `stemdeck eval`).
+            # format training reads (the .stem.mp4 files are fine for `stemwright eval`).
             raise DataError(
                 f"{root}: holds .stem.mp4 files; training reads stem folders (ROOT/<song>/<stem>.wav, as MUSDB18-HQ). "
                 "Convert each file's streams 1-4 (drums, bass, other, vocals) to wav first, e.g. "

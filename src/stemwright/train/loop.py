@@ -15,18 +15,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from stemdeck.atomic import atomic_write_png
-from stemdeck.engine.device import resolve_device
-from stemdeck.models.base import config_from_dict
-from stemdeck.models.checkpoint import checkpoint_paths, save_checkpoint
-from stemdeck.models.registry import architecture_class
-from stemdeck.train.augment import RemixSampler
-from stemdeck.train.config import TrainConfig, load_train_config
-from stemdeck.train.data import load_songs
-from stemdeck.train.ema import EMA
-from stemdeck.train.losses import total_loss
-from stemdeck.train.state import ResumeError, latest_folder, load_state, save_state
-from stemdeck.train.validate import evaluate_model, load_val_set
+from stemwright.atomic import atomic_write_png
+from stemwright.engine.device import resolve_device
+from stemwright.models.base import config_from_dict
+from stemwright.models.checkpoint import checkpoint_paths, save_checkpoint
+from stemwright.models.registry import architecture_class
+from stemwright.train.augment import RemixSampler
+from stemwright.train.config import TrainConfig, load_train_config
+from stemwright.train.data import load_songs
+from stemwright.train.ema import EMA
+from stemwright.train.losses import total_loss
+from stemwright.train.state import ResumeError, latest_folder, load_state, save_state
+from stemwright.train.validate import evaluate_model, load_val_set
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +38,13 @@ def build_model(architecture: str, config: dict[str, Any]) -> nn.Module:
 
 
 def init_weights(model: nn.Module, path: str | Path) -> tuple[list[str], list[str]]:
-    """Copy the weights of a stemdeck checkpoint whose names and shapes match (warm start / fine-tuning).
+    """Copy the weights of a stemwright checkpoint whose names and shapes match (warm start / fine-tuning).
 
     Returns ``(loaded, skipped)`` parameter names; raises when nothing matches.
     """
     from safetensors.torch import load_file
 
-    from stemdeck.models.checkpoint import CheckpointError, checkpoint_paths
+    from stemwright.models.checkpoint import CheckpointError, checkpoint_paths
 
     weights, _ = checkpoint_paths(path)
     if not weights.exists():
@@ -259,7 +259,7 @@ def _after_validation(cfg: TrainConfig, out: Path, step: int, model: nn.Module, 
             save_checkpoint(model, cfg.export["path"], licence=cfg.export.get("licence", "unspecified"),
                             training={**training, **extra.get("training", {})},
                             metrics={"validation_sdr": row, "step": step}, extra={k: v for k, v in extra.items() if k != "training"})
-            from stemdeck.train.card import write_model_card
+            from stemwright.train.card import write_model_card
 
             card = write_model_card(cfg.export["path"], title=cfg.export.get("title"))
             for f in (*checkpoint_paths(cfg.export["path"]), card):

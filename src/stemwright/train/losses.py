@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from stemdeck.dsp.stft import StftConfig, stft
+from stemwright.dsp.stft import StftConfig, stft
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,7 +2,7 @@
 
 A checkpoint folder ``OUT/checkpoints/step_XXXXXXX/`` holds:
 
-- ``model.safetensors/.json`` and ``ema.safetensors/.json``: stemdeck checkpoints (:mod:`stemdeck.models.checkpoint`);
+- ``model.safetensors/.json`` and ``ema.safetensors/.json``: stemwright checkpoints (:mod:`stemwright.models.checkpoint`);
 - ``optimizer.safetensors``: every tensor of the optimiser state (``state.<param index>.<name>``) and the RNG states;
 - ``state.json``: step, optimiser param groups and scalar state, sampler RNG, AMP scaler, config digest.
 
@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from stemdeck.atomic import atomic_write_text
-from stemdeck.models.checkpoint import load_checkpoint, save_checkpoint
+from stemwright.atomic import atomic_write_text
+from stemwright.models.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 

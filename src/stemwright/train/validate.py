@@ -1,7 +1,7 @@
 """Validation on real data: SDR per source of a model, chunked through the engine like at inference time.
 
 SDR here is the global ("MDX", Mitsufuji et al. 2021) signal-to-distortion ratio
-``10 log10(sum ref^2 / sum (ref - est)^2)`` over the whole clip (:func:`stemdeck.metrics.sdr.mdx_sdr`): cheap
+``10 log10(sum ref^2 / sum (ref - est)^2)`` over the whole clip (:func:`stemwright.metrics.sdr.mdx_sdr`): cheap
 enough to run during training. The museval
 (BSS Eval v4) protocol figures reported for the shipped models come from ``benchmarks/bench_default.py``.
 """
@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from stemdeck.audio.io import is_audio_path, read_audio
-from stemdeck.audio.resample import resample
-from stemdeck.engine.run import separate_tensor
-from stemdeck.train.data import DataError
+from stemwright.audio.io import is_audio_path, read_audio
+from stemwright.audio.resample import resample
+from stemwright.engine.run import separate_tensor
+from stemwright.train.data import DataError
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,8 @@ class ValItem:
 
 
 def sdr(ref: np.ndarray, est: np.ndarray) -> float:
-    """Global (MDX) SDR in dB, from :mod:`stemdeck.metrics`. Shape: equal shapes."""
-    from stemdeck.metrics.sdr import mdx_sdr
+    """Global (MDX) SDR in dB, from :mod:`stemwright.metrics`. Shape: equal shapes."""
+    from stemwright.metrics.sdr import mdx_sdr
 
     return mdx_sdr(ref, est)
 

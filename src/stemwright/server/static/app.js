@@ -1,4 +1,4 @@
-// stemdeck studio — library + live stem mixer. Plain ES modules + Web Audio API, no build step.
+// stemwright studio — library + live stem mixer. Plain ES modules + Web Audio API, no build step.
 //
 // Audio graph per stem (all on one AudioContext clock, so stems stay sample-synchronised):
 //   AudioBufferSource -> lowshelf(250 Hz) -> peaking(1 kHz) -> highshelf(4 kHz) -> StereoPanner -> fader Gain -> master Gain
