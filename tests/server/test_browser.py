@@ -99,7 +99,10 @@ def test_studio_end_to_end(server, browser, mixtures_dir, tmp_path):
 
     # open the mixer: one strip per stem
     page.click("#songs button.open")
-    page.wait_for_selector("#loading", state="hidden", timeout=60_000)
+    # openMixer runs after the hash change: "#loading" is still hidden right after the click, so wait for the
+    # strips and for the loading note to be hidden again
+    page.wait_for_function("document.querySelectorAll('#strips .strip').length > 0 && "
+                           "document.querySelector('#loading').classList.contains('hidden')", timeout=60_000)
     stems = page.eval_on_selector_all("#strips .strip", "els => els.map(e => e.dataset.stem)")
     assert sorted(stems) == ["bass", "drums", "other", "vocals"]
     song_id = page.evaluate("window.studio.mixer.songId")

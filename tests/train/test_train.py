@@ -76,8 +76,8 @@ def _losses(out: Path) -> list[float]:
 
 
 def test_short_run_lowers_loss_and_writes_loadable_checkpoint(tmp_path, songs):
-    cfg = _config(tmp_path, songs, log_every=1, export={"path": str(tmp_path / "exported" / "tiny"), "licence": "test"})
-    out = train(cfg, out=tmp_path / "run")
+    cfg = _config(tmp_path, songs, log_every=1, export={"licence": "test"})
+    out = train(cfg, out=tmp_path / "run", export_path=tmp_path / "exported" / "tiny")
     losses = _losses(out)
     assert len(losses) == 30
     assert np.mean(losses[-5:]) < 0.85 * np.mean(losses[:5])
@@ -191,3 +191,51 @@ def test_stem_mp4_folder_gets_a_conversion_hint(tmp_path):
     (tmp_path / "Song A.stem.mp4").unlink()
     with pytest.raises(DataError, match="no song folders with stem files"):
         stem_folder_songs(tmp_path)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_export_under_the_run_folder(config, tmp_path):
+    """Defect: the configs exported to src/stemwright/pretrained/weights/... whatever --out said."""
+    from stemwright.train.config import load_train_config
+    from stemwright.train.loop import resolve_export_path
+
+    cfg = load_train_config(config)
+    target = resolve_export_path(cfg, tmp_path / "runs" / "mine", None)
+    assert target is not None and target.resolve().is_relative_to((tmp_path / "runs" / "mine").resolve())
+
+
+def test_export_path_in_config_is_refused(tmp_path, songs):
+    from stemwright.train.config import ConfigError, load_train_config
+
+    cfg = _config(tmp_path, songs, export={"path": str(tmp_path / "x"), "licence": "test"})
+    with pytest.raises(ConfigError, match="export.path"):
+        load_train_config(cfg)
+
+
+def test_export_into_the_package_needs_the_flag(tmp_path, songs):
+    import hashlib
+
+    import stemwright
+    from stemwright.train.loop import ExportPathError
+
+    shipped = Path(stemwright.__file__).parent / "pretrained" / "weights" / "stemwright_4stem.json"
+    before = hashlib.sha256(shipped.read_bytes()).hexdigest()
+    cfg = _config(tmp_path, songs, export={"licence": "test"})
+    with pytest.raises(ExportPathError, match="inside the installed stemwright package"):
+        train(cfg, out=tmp_path / "run", export_path=shipped.with_suffix(""))
+    assert hashlib.sha256(shipped.read_bytes()).hexdigest() == before
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_cli_train_refuses_package_export(tmp_path, songs, capsys):
+    import stemwright
+    from stemwright.cli.main import main
+
+    cfg = _config(tmp_path, songs, export={"licence": "test"})
+    target = Path(stemwright.__file__).parent / "pretrained" / "weights" / "stemwright_4stem"
+    code = main(["train", "--config", str(cfg), "--out", str(tmp_path / "run"), "--export", str(target)])
+    assert code == 1
+    assert "inside the installed stemwright package" in capsys.readouterr().err

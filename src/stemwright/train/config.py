@@ -81,6 +81,15 @@ def load_train_config(path: str | Path) -> TrainConfig:
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
+    export = doc.get("export")
+    if export is not None:
+        if not isinstance(export, dict):
+            raise ConfigError(f"{path}: field 'export' must be a mapping")
+        if "path" in export:
+            # A path in a config resolved against the current folder once let a run from the repository root
+            # overwrite the shipped weights; exports now go under the run folder or to an explicit --export path.
+            raise ConfigError(f"{path}: field 'export.path' is not read from configs; use 'export.name' (written to "
+                              "RUN/export/NAME) or pass an explicit export path")
     known = {"architecture", "config", "data", "augment", "loss", "optim", "checkpoint", "validation", "export",
              "seed", "threads", "device", "max_minutes", "out", "log_every", "init_from"}
     unknown = sorted(set(doc) - known)

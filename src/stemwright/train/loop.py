@@ -125,14 +125,49 @@ def _validate(model: nn.Module, sets: list[tuple[str, list]], device: torch.devi
     return row
 
 
+class ExportPathError(ValueError):
+    """The export path would write into the installed stemwright package without being allowed to."""
+
+
+def _package_dir() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def resolve_export_path(cfg: TrainConfig, out: Path, export_path: str | Path | None,
+                        allow_package_export: bool = False) -> Path | None:
+    """Where the best model is exported: ``export_path`` if given, else ``out/export/<export.name>``, else nowhere.
+
+    A path inside the installed stemwright package (the shipped weights live there) is refused unless
+    ``allow_package_export`` is true.
+    """
+    if export_path is not None:
+        target = Path(export_path)
+    elif cfg.export is not None:
+        name = str(cfg.export.get("name") or Path(cfg.source_path).stem or "model")
+        target = out / "export" / name
+    else:
+        return None
+    resolved = target.resolve()
+    if not allow_package_export and resolved.is_relative_to(_package_dir()):
+        raise ExportPathError(f"{target}: export path is inside the installed stemwright package ({_package_dir()}); "
+                              "refusing to overwrite shipped files unless package export is explicitly allowed")
+    return target
+
+
 def train(config_path: str | Path, *, out: str | Path | None = None, resume: bool = False,
-          max_steps: int | None = None, max_minutes: float | None = None, init_from: str | Path | None = None) -> Path:
+          max_steps: int | None = None, max_minutes: float | None = None, init_from: str | Path | None = None,
+          export_path: str | Path | None = None, allow_package_export: bool = False) -> Path:
     """Run (or resume) a training run; returns the output folder. Stops at ``max_steps``, after ``max_minutes``,
-    or on SIGTERM/SIGINT, always leaving a resumable checkpoint."""
+    or on SIGTERM/SIGINT, always leaving a resumable checkpoint.
+
+    Everything is written under ``out``; the best model is also exported to ``export_path`` when given (else to
+    ``out/export/<export.name>`` when the config has an ``export`` section). See :func:`resolve_export_path`.
+    """
     cfg: TrainConfig = load_train_config(config_path)
     if init_from is not None:
         cfg = dataclasses.replace(cfg, init_from=str(init_from))
     out = Path(out or cfg.out or Path("runs") / Path(config_path).stem)
+    export_to = resolve_export_path(cfg, out, export_path, allow_package_export)
     latest = latest_folder(out) if out.exists() else None
     if latest is not None and not resume:
         raise ResumeError(f"{out}: already holds a training run (step folder {latest.name}); pass --resume to continue it or choose another --out")
@@ -218,13 +253,13 @@ def train(config_path: str | Path, *, out: str | Path | None = None, resume: boo
                                                      "sec_per_step": round((time.monotonic() - t0) / max(1, step - last_saved), 3)})
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
             if val_sets and step % cfg.val_every == 0:
-                best = _after_validation(cfg, out, step, ema.model, val_sets, device, best)
+                best = _after_validation(cfg, out, export_to, step, ema.model, val_sets, device, best)
             if step % cfg.checkpoint_every == 0:
                 checkpoint()
         bar.close()
         checkpoint()
         if val_sets and step % cfg.val_every != 0 and step >= total_steps:
-            best = _after_validation(cfg, out, step, ema.model, val_sets, device, best)
+            best = _after_validation(cfg, out, export_to, step, ema.model, val_sets, device, best)
             checkpoint()
         plot_curves(out)
     finally:
@@ -240,7 +275,7 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _after_validation(cfg: TrainConfig, out: Path, step: int, model: nn.Module, val_sets, device, best: float) -> float:
+def _after_validation(cfg: TrainConfig, out: Path, export_to: Path | None, step: int, model: nn.Module, val_sets, device, best: float) -> float:
     t = time.monotonic()
     row = _validate(model, val_sets, device)
     _append_csv(out / "val_log.csv", {"step": step, **row, "seconds": round(time.monotonic() - t, 1)})
@@ -254,15 +289,15 @@ def _after_validation(cfg: TrainConfig, out: Path, step: int, model: nn.Module, 
                     "init_from": cfg.init_from}
         save_checkpoint(model, out / "best", training=training, metrics={"validation_sdr": row, "step": step},
                         licence=(cfg.export or {}).get("licence", "unspecified"))
-        if cfg.export and cfg.export.get("path"):
-            extra = {k: v for k, v in cfg.export.items() if k not in ("path", "licence", "title")}
-            save_checkpoint(model, cfg.export["path"], licence=cfg.export.get("licence", "unspecified"),
+        if export_to is not None:
+            extra = {k: v for k, v in (cfg.export or {}).items() if k not in ("name", "licence", "title")}
+            save_checkpoint(model, export_to, licence=(cfg.export or {}).get("licence", "unspecified"),
                             training={**training, **extra.get("training", {})},
                             metrics={"validation_sdr": row, "step": step}, extra={k: v for k, v in extra.items() if k != "training"})
             from stemwright.train.card import write_model_card
 
-            card = write_model_card(cfg.export["path"], title=cfg.export.get("title"))
-            for f in (*checkpoint_paths(cfg.export["path"]), card):
+            card = write_model_card(export_to, title=(cfg.export or {}).get("title"))
+            for f in (*checkpoint_paths(export_to), card):
                 os.chmod(f, 0o644)  # package data: world-readable (temp files are created 0600)
-            log.info("exported best model (score %.3f dB) to %s", score, cfg.export["path"])
+            log.info("exported best model (score %.3f dB) to %s", score, export_to)
     return best
