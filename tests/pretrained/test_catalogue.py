@@ -40,7 +40,8 @@ def test_names_unique_and_listing_keys():
     assert {"umxhq", "umxl"} <= set(names)
     for row in rows:
         assert set(row) == {"name", "architecture", "sources", "samplerate", "licence", "description", "on_disk"}
-        assert row["on_disk"] is False  # empty cache
+        package_data = all("package" in f for f in cat.get_published(row["name"])["files"])
+        assert row["on_disk"] is package_data  # empty cache; data of an installed package is always there
 
 
 def test_umx_entries_and_licences():
