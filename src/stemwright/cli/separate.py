@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import typer
 
-from stemwright.models.defaults import DEFAULT_MODEL
+from stemwright.models.defaults import DEFAULT_MODEL, DEFAULT_VOCALS_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def _usage_error(message: str) -> typer.BadParameter:
 def command(
     inputs: list[Path] = typer.Argument(None, help="Audio files or folders (walked for audio files).", show_default=False),
     out: Path = typer.Option(Path("separated"), "-o", "--out", help="Output folder."),
-    model: str = typer.Option(DEFAULT_MODEL, "-m", "--model", help="Model name ('stemwright models'), or a checkpoint path."),
+    model: Optional[str] = typer.Option(None, "-m", "--model", show_default=False, help=f"Model name ('stemwright models'), or a checkpoint path [default: {DEFAULT_MODEL}; {DEFAULT_VOCALS_MODEL} with --two-stems vocals]."),
     stems: Optional[str] = typer.Option(None, "--stems", help="Comma-separated stems to write, e.g. vocals,drums."),
     two_stems: Optional[str] = typer.Option(None, "--two-stems", help="Write STEM and no_STEM (the rest)."),
     fmt: OutFormat = typer.Option(OutFormat.wav, "--format", help="Output format."),
@@ -140,6 +140,7 @@ def command(
         raise _usage_error("give at least one INPUT file or folder (or --demo)")
     _check_options(fmt.value, bit_depth, mp3_bitrate, overlap, shifts, jobs, segment, stems, two_stems)
     stem_list = [s.strip() for s in stems.split(",") if s.strip()] if stems else None
+    model = model or (DEFAULT_VOCALS_MODEL if two_stems == "vocals" else DEFAULT_MODEL)
 
     try:
         sep = Separator(model=model, device=device.value, segment=segment, overlap=overlap, shifts=shifts,
