@@ -275,13 +275,15 @@ class Spleeter(nn.Module):
         out = spec.new_empty((batch, n_src, spec.shape[1], length), dtype=spec.real.dtype)
         for j in range(n_src):
             mask = (powered[:, j] + MASK_EPS / n_src) / total  # (B, C, F, N)
-            if cfg.mask_extension == "average":
-                row = mask.mean(dim=-2, keepdim=True)
-            else:
-                row = mask.new_zeros(mask.shape[:-2] + (1, mask.shape[-1]))
-            mask = torch.cat([mask, row.expand(*mask.shape[:-2], extra_bins, mask.shape[-1])], dim=-2)
-            wav = istft(spec * mask, self.stft_config, length=padded_length)
-            out[:, j] = wav[..., before : before + length]
+            # One (batch, channel) at a time: the whole-track iSTFT's buffers are the peak of memory.
+            for b in range(batch):
+                for c in range(spec.shape[1]):
+                    masked = spec.new_zeros(spec.shape[-2:])
+                    masked[:bins] = spec[b, c, :bins] * mask[b, c]
+                    if cfg.mask_extension == "average":  # Spleeter's _extend_mask: the mean over the bins
+                        masked[bins:] = spec[b, c, bins:] * mask[b, c].mean(dim=0, keepdim=True)
+                    wav = istft(masked, self.stft_config, length=padded_length)
+                    out[b, j, c] = wav[before : before + length]
         return out
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
