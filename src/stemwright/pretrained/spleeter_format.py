@@ -401,8 +401,19 @@ def load_state(model: Spleeter, state: dict[str, torch.Tensor], where: str) -> S
     return model.eval()
 
 
+#: Chunk length of loaded Spleeter models, in blocks: songs up to 24 blocks (285.3 s at 44.1 kHz) run whole; longer
+#: ones in chunks of that length, whose stride (18 blocks at the default overlap 0.25) keeps the block grid, so the
+#: chunked result equals the whole-track one away from the crossfades (benchmarks/spleeter_quality.py --chunked).
+#: Whole-track memory grows with the length (the spectrogram is about 85 MB per minute); this bounds it.
+SEGMENT_BLOCKS = 24
+
+
 def config_from_spleeter_params(params: dict[str, Any], where: str = "configuration", **overrides: Any) -> SpleeterConfig:
-    """A :class:`SpleeterConfig` from Spleeter's JSON configuration layout (``resources/2stems.json`` ...)."""
+    """A :class:`SpleeterConfig` from Spleeter's JSON configuration layout (``resources/2stems.json`` ...).
+
+    ``segment`` defaults to :data:`SEGMENT_BLOCKS` blocks; ``overrides`` replace any field (``segment=None``: the
+    whole track in one call, whatever its length).
+    """
     try:
         model = params.get("model", {}) or {}
         kind = model.get("type", "unet.unet")
@@ -428,6 +439,7 @@ def config_from_spleeter_params(params: dict[str, Any], where: str = "configurat
             separation_exponent=float(params.get("separation_exponent", 2)),
             mask_extension=str(params.get("mask_extension", "zeros")),
         )
+        fields["segment"] = SEGMENT_BLOCKS * fields["block_frames"] * fields["hop_length"] / fields["samplerate"]
     except SpleeterFormatError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:
