@@ -10,9 +10,11 @@ vocals = right, accompaniment = left), separated by each model at its own rate t
 Metrics: BSS Eval v4 SDR (stemwright.metrics, equal to museval 0.4.1) per 1 s window, median over windows per clip,
 then median over clips; and MIR-1K's GNSDR (length-weighted NSDR of whole-clip bss_eval_sources).
 
-Whole-track vs chunked (``--chunked``): Spleeter runs the whole track at once by default (``segment=None``: independent
-512-frame blocks inside ``forward``, the parity path); ``--segment S`` sends it through the engine's overlap-add
-(bounded memory). Measured (a) as an SDR difference with true stems on long tracks made of MIR-1K fdps clips joined
+Whole-track vs chunked (``--chunked``): ``segment=None`` runs the whole track at once (independent 512-frame blocks
+inside ``forward``, the parity path); with a segment the engine's overlap-add runs chunks padded with a block of real
+context on each side, on the whole track's block grid when the stride is a whole number of blocks (published models:
+24 blocks = 285.3 s). ``--segment-blocks N`` (default 4 = 47.6 s, so that the real songs have chunk edges) is the
+chunk length measured; ``--segment S`` instead measures an arbitrary length in seconds (off the grid). Measured (a) as an SDR difference with true stems on long tracks made of MIR-1K fdps clips joined
 end to end, and (b) on the real songs of ../shared/data/mixtures (no stems): SDR of the chunked output against the
 whole-track output, and the largest sample-to-sample jump of the difference within 10 ms of each chunk edge vs
 elsewhere (clicks).
@@ -56,14 +58,20 @@ import stemwright
 from stemwright.models.registry import load_model
 model = load_model(sys.argv[1], offline=True)
 load = time.perf_counter() - t0
-sep = stemwright.Separator(model, device="cpu", segment=float(sys.argv[5]) if sys.argv[5] != "none" else None)
+if sys.argv[5] == "none":  # the whole track in one call, whatever its length
+    import dataclasses
+    from stemwright.models.spleeter import Spleeter
+    whole = Spleeter(dataclasses.replace(model.config, segment=None))
+    whole.load_state_dict(model.state_dict())
+    model = whole.eval()
+sep = stemwright.Separator(model, device="cpu")
 t0 = time.perf_counter()
 stems = sep.separate(song, 44100)
 took = time.perf_counter() - t0
 print(json.dumps({"model": sys.argv[1], "load_s": round(load, 3), "seconds": round(took, 2),
                   "audio_s": song.shape[1] / 44100, "rtf": round(took / (song.shape[1] / 44100), 4),
                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-                  "rss_before_load_mb": round(base), "threads": int(sys.argv[2]), "segment": sys.argv[5]}))
+                  "rss_before_load_mb": round(base), "threads": int(sys.argv[2]), "segment": model.segment}))
 """
 
 
@@ -170,7 +178,11 @@ def chunked(args, results: list[dict]) -> None:
     from stemwright.engine.run import separate_tensor
     from stemwright.metrics.report import score_track, summarize
 
-    model = spleeter()
+    whole_model = spleeter(segment=None)
+    block = whole_model.config.block_samples
+    segment = args.segment if args.segment else args.segment_blocks * block / SR
+    chunk_model = spleeter(segment=segment)
+    print(f"chunked path: segment {segment:.3f} s ({segment * SR / block:.2f} blocks), overlap 0.25", flush=True)
     # (a) with true stems: MIR-1K fdps clips joined end to end into long tracks (16 kHz mono).
     clips = list(mir1k_clips("fdps"))
     groups = [clips[i : i + 12] for i in range(0, len(clips), 12)]
@@ -180,8 +192,8 @@ def chunked(args, results: list[dict]) -> None:
         refs = {k: np.concatenate([c[3][k] for c in group], axis=1) for k in ("vocals", "accompaniment")}
         sr = group[0][2]
         x = torch.from_numpy(np.repeat(resample(mix, sr, SR), 2, 0))
-        for path, seg in (("whole", None), ("chunked", args.segment)):
-            out = separate_tensor(model, x, segment=seg) if seg else separate_tensor(model, x)
+        for path, model in (("whole", whole_model), ("chunked", chunk_model)):
+            out = separate_tensor(model, x)
             est = {s: resample(out[j].mean(0, keepdim=True).numpy(), SR, sr)[:, : mix.shape[1]].astype(np.float64)
                    for j, s in enumerate(model.sources)}
             rows[path].append(score_track(f"fdps_long_{gi}", refs, est, sr, protocol="museval", mixture=mix))
@@ -189,7 +201,7 @@ def chunked(args, results: list[dict]) -> None:
     length_s = [sum(c[1].shape[1] for c in g) / group[0][2] for g in groups]
     for s in ("vocals", "accompaniment"):
         w, c = a["whole"][s], a["chunked"][s]
-        line = {"stage": "chunked_sdr", "stem": s, "segment": args.segment, "tracks": len(groups),
+        line = {"stage": "chunked_sdr", "stem": s, "segment": round(segment, 3), "tracks": len(groups),
                 "track_seconds": [round(t, 1) for t in length_s],
                 "whole_sdr_median": w["SDR median"], "chunked_sdr_median": c["SDR median"],
                 "sdr_difference_db": c["SDR median"] - w["SDR median"], "whole_gnsdr": w["GNSDR"],
@@ -202,30 +214,29 @@ def chunked(args, results: list[dict]) -> None:
             continue
         au = read_audio(song)
         x = torch.from_numpy(np.ascontiguousarray(resample(au.samples, au.samplerate, SR)))
-        if x.shape[-1] < 2 * args.segment * SR:
-            print(f"{song.name}: shorter than two chunks of {args.segment} s, skipped", flush=True)
-            continue
-        whole = separate_tensor(model, x)
-        part = separate_tensor(model, x, segment=args.segment)
+        whole = separate_tensor(whole_model, x)
+        part = separate_tensor(chunk_model, x)
         d = (part - whole).numpy()
-        edges = chunk_edges(x.shape[-1], args.segment)
+        edges = chunk_edges(x.shape[-1], segment)
         near = np.zeros(x.shape[-1], bool)
         for e in edges:
             near[max(0, e - 441) : e + 441] = True
+        if not edges:
+            near[:] = False
         jump_d = np.abs(np.diff(d, axis=-1)).max(axis=(0, 1))
         jump_p = np.abs(np.diff(part.numpy(), axis=-1)).max(axis=(0, 1))
         jump_w = np.abs(np.diff(whole.numpy(), axis=-1)).max(axis=(0, 1))
-        for j, s in enumerate(model.sources):
+        for j, s in enumerate(whole_model.sources):
             w = whole[j].numpy().astype(np.float64)
             agree = 10 * np.log10(np.sum(w**2) / max(np.sum(d[j].astype(np.float64) ** 2), 1e-20))
-            line = {"stage": "chunked_song", "song": song.name, "stem": s, "segment": args.segment,
+            line = {"stage": "chunked_song", "song": song.name, "stem": s, "segment": round(segment, 3),
                     "seconds": round(x.shape[-1] / SR, 1), "chunk_edges": len(edges),
                     "sdr_chunked_vs_whole_db": round(float(agree), 2),
                     "max_abs_diff": float(np.abs(d[j]).max()),
-                    "max_diff_jump_near_edges": float(jump_d[near[1:]].max()),
+                    "max_diff_jump_near_edges": float(jump_d[near[1:]].max()) if edges else None,
                     "max_diff_jump_elsewhere": float(jump_d[~near[1:]].max()),
-                    "max_jump_chunked_near_edges": float(jump_p[near[1:]].max()),
-                    "max_jump_whole_near_edges": float(jump_w[near[1:]].max())}
+                    "max_jump_chunked_near_edges": float(jump_p[near[1:]].max()) if edges else None,
+                    "max_jump_whole_near_edges": float(jump_w[near[1:]].max()) if edges else None}
             results.append(line)
             print(json.dumps(line), flush=True)
 
@@ -246,7 +257,8 @@ def main() -> int:
     ap.add_argument("--report", action="store_true", help="spleeter_2stems vs classic vs stemwright_vocals on singer fdps")
     ap.add_argument("--musdb", action="store_true", help="the same three on the MUSDB excerpt (noisy; classic tuned on it)")
     ap.add_argument("--chunked", action="store_true", help="whole-track vs chunked path")
-    ap.add_argument("--segment", type=float, default=30.0, help="chunk length for --chunked (s)")
+    ap.add_argument("--segment-blocks", type=int, default=4, help="chunk length for --chunked, in blocks (on the grid)")
+    ap.add_argument("--segment", type=float, default=0.0, help="chunk length for --chunked in seconds (off the grid)")
     ap.add_argument("--speed", action="store_true")
     ap.add_argument("--speed-seconds", type=float, default=180.0)
     ap.add_argument("--threads", type=int, default=1)
@@ -280,7 +292,7 @@ def main() -> int:
     if args.chunked:
         chunked(args, results)
     if args.speed:
-        for seg in ("none", str(args.segment)):
+        for seg in ("none", "default"):
             s = speed("spleeter_2stems", args.threads, args.speed_seconds, seg)
             results.append({"stage": "speed", **s})
             print(f"speed {json.dumps(s)}", flush=True)
