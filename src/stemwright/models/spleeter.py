@@ -261,7 +261,12 @@ class Spleeter(nn.Module):
         """Network outputs per source. Shape: ``(N, C, T_block, F)`` -> ``(N, S, C, T_block, F)``."""
         if blocks.shape[0] > 1 and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
             # One block at a time bounds activation memory; blocks are independent, so the result is the same.
-            return torch.cat([self._core(blocks[i : i + 1]) for i in range(blocks.shape[0])], dim=0)
+            first = self._core(blocks[:1])
+            out = first.new_empty((blocks.shape[0],) + first.shape[1:])
+            out[:1] = first
+            for i in range(1, blocks.shape[0]):
+                out[i : i + 1] = self._core(blocks[i : i + 1])
+            return out
         return self._core(blocks)
 
     def _core(self, blocks: torch.Tensor) -> torch.Tensor:
@@ -276,22 +281,25 @@ class Spleeter(nn.Module):
         cfg = self.config
         n_src, channels, bins = estimates.shape[1], estimates.shape[2], estimates.shape[4]
         # (B * blocks, S, C, T, F) -> (B, S, C, F, blocks * T) -> crop the padded frames
-        y = estimates.reshape(batch, -1, n_src, channels, cfg.block_frames, bins).permute(0, 2, 3, 5, 1, 4)
-        y = y.reshape(batch, n_src, channels, bins, -1)[..., :frames]
         before, after = self._frame_padding(length)
         padded_length = before + length + after
         extra_bins = spec.shape[-2] - bins
         if cfg.wiener:
+            # (B * blocks, S, C, T, F) -> (B, S, C, F, blocks * T) -> crop the padded frames
+            y = estimates.reshape(batch, -1, n_src, channels, cfg.block_frames, bins).permute(0, 2, 3, 5, 1, 4)
+            y = y.reshape(batch, n_src, channels, bins, -1)[..., :frames]
             v = F.pad(y, (0, 0, 0, extra_bins))  # Spleeter's pad_and_reshape: zero above F
             eps = float(torch.finfo(spec.real.dtype).eps)  # norbert's default eps (None -> machine epsilon)
             stems = wiener(v.to(spec.real.dtype), spec, 1, softmask=True, eps=eps)
             wav = istft(stems, self.stft_config, length=padded_length)
             return wav[..., before : before + length]
-        powered = y.pow(cfg.separation_exponent)
+        powered = estimates.pow(cfg.separation_exponent)  # block layout: no song-sized permuted copy
         total = powered.sum(dim=1) + MASK_EPS
         out = spec.new_empty((batch, n_src, spec.shape[1], length), dtype=spec.real.dtype)
         for j in range(n_src):
-            mask = (powered[:, j] + MASK_EPS / n_src) / total  # (B, C, F, N)
+            mask = (powered[:, j] + MASK_EPS / n_src) / total  # (B * blocks, C, T, F)
+            mask = mask.reshape(batch, -1, channels, cfg.block_frames, bins).permute(0, 2, 4, 1, 3)
+            mask = mask.reshape(batch, channels, bins, -1)[..., :frames]  # (B, C, F, N)
             # One (batch, channel) at a time: the whole-track iSTFT's buffers are the peak of memory.
             for b in range(batch):
                 for c in range(spec.shape[1]):
@@ -299,13 +307,38 @@ class Spleeter(nn.Module):
                     masked[:bins] = spec[b, c, :bins] * mask[b, c]
                     if cfg.mask_extension == "average":  # Spleeter's _extend_mask: the mean over the bins
                         masked[bins:] = spec[b, c, bins:] * mask[b, c].mean(dim=0, keepdim=True)
-                    wav = istft(masked, self.stft_config, length=padded_length)
-                    out[b, j, c] = wav[before : before + length]
+                    out[b, j, c] = _istft_in_slices(masked, self.stft_config, padded_length)[before : before + length]
         return out
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         inputs, context = self.onnx_inputs(mix)
         return self.onnx_outputs(self.onnx_core(*inputs), context)
+
+
+#: Frames per inverse-STFT slice: bounds the iSTFT's frame buffers on long inputs.
+ISTFT_SLICE_FRAMES = 1024
+
+
+def _istft_in_slices(spec: torch.Tensor, cfg: StftConfig, length: int) -> torch.Tensor:
+    """:func:`stemwright.dsp.stft.istft` of a long ``(F, N)`` spectrogram, computed over slices of frames.
+
+    Each slice is inverted with ``n_fft // hop`` extra frames on both sides, so every kept sample gets all the frames
+    that overlap it (and the same window normalisation) as in one call; only the buffers are smaller. Needs
+    ``center=True``. Shape: ``(F, N)`` complex -> ``(length,)``.
+    """
+    n = spec.shape[-1]
+    if n <= 2 * ISTFT_SLICE_FRAMES:
+        return istft(spec, cfg, length=length)
+    hop = cfg.hop_length
+    margin = -(-cfg.n_fft // hop)
+    out = spec.real.new_empty(length)
+    for a in range(0, n, ISTFT_SLICE_FRAMES):
+        b = min(n, a + ISTFT_SLICE_FRAMES)
+        lo, hi = max(0, a - margin), min(n, b + margin)
+        start, stop = a * hop, (length if b == n else b * hop)  # sample k of a slice = global sample lo * hop + k
+        piece = istft(spec[..., lo:hi], cfg, length=(length - lo * hop) if hi == n else (hi - 1 - lo) * hop)
+        out[start:stop] = piece[start - lo * hop : stop - lo * hop]
+    return out
 
 
 def build_spleeter(**options: Any) -> Spleeter:
