@@ -264,3 +264,16 @@ def test_tiny_config_is_a_valid_registry_architecture():
     model = cls(cls.config_class(**TINY_SPLEETER_CONFIG)).eval()
     with torch.no_grad():
         assert model(_noise(0.01)[None]).shape == (1, 2, 2, 441)
+
+
+@pytest.mark.parametrize("length", [48000, 48013])
+def test_sliced_istft_equals_one_call(length):
+    """The whole-track iSTFT runs over slices of 1024 frames (memory); it equals one dsp.stft.istft call."""
+    from stemwright.dsp.stft import stft
+    from stemwright.models.spleeter import _istft_in_slices
+
+    cfg = SpleeterConfig(**TINY_SPLEETER_CONFIG).stft  # hop 16: 3000 frames = 3 slices
+    gen = torch.Generator().manual_seed(length)
+    spec = stft(torch.randn(length, generator=gen), cfg) * (0.5 + torch.rand(cfg.n_bins, 1, generator=gen))
+    assert spec.shape[-1] > 2 * 1024
+    assert torch.equal(_istft_in_slices(spec, cfg, length), istft(spec, cfg, length=length))
