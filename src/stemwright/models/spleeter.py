@@ -249,7 +249,13 @@ class Spleeter(nn.Module):
         length = mix.shape[-1]
         before, after = self._frame_padding(length)
         x = F.pad(mix, (before, after)) if before or after else mix
-        spec = stft(x, self.stft_config)  # (B, C, F_all, N)
+        # One channel at a time: the STFT's frame buffers are as large as the spectrogram (memory on long inputs).
+        first = stft(x[0, 0], self.stft_config)
+        spec = first.new_empty(x.shape[:2] + first.shape)  # (B, C, F_all, N)
+        for b in range(x.shape[0]):
+            for c in range(x.shape[1]):
+                spec[b, c] = first if b == c == 0 else stft(x[b, c], self.stft_config)
+        del first
         mag = spec[..., : cfg.max_bin, :].abs()
         batch, channels, bins, frames = mag.shape
         n_blocks = max(1, -(-frames // cfg.block_frames))
@@ -293,11 +299,15 @@ class Spleeter(nn.Module):
             stems = wiener(v.to(spec.real.dtype), spec, 1, softmask=True, eps=eps)
             wav = istft(stems, self.stft_config, length=padded_length)
             return wav[..., before : before + length]
-        powered = estimates.pow(cfg.separation_exponent)  # block layout: no song-sized permuted copy
-        total = powered.sum(dim=1) + MASK_EPS
+        # In the block layout (no song-sized permuted copy), one source at a time.
+        exponent = cfg.separation_exponent
+        total = estimates[:, 0].pow(exponent)
+        for j in range(1, n_src):
+            total += estimates[:, j].pow(exponent)
+        total += MASK_EPS
         out = spec.new_empty((batch, n_src, spec.shape[1], length), dtype=spec.real.dtype)
         for j in range(n_src):
-            mask = (powered[:, j] + MASK_EPS / n_src) / total  # (B * blocks, C, T, F)
+            mask = (estimates[:, j].pow(exponent) + MASK_EPS / n_src) / total  # (B * blocks, C, T, F)
             mask = mask.reshape(batch, -1, channels, cfg.block_frames, bins).permute(0, 2, 4, 1, 3)
             mask = mask.reshape(batch, channels, bins, -1)[..., :frames]  # (B, C, F, N)
             # One (batch, channel) at a time: the whole-track iSTFT's buffers are the peak of memory.
@@ -312,7 +322,9 @@ class Spleeter(nn.Module):
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         inputs, context = self.onnx_inputs(mix)
-        return self.onnx_outputs(self.onnx_core(*inputs), context)
+        estimates = self.onnx_core(*inputs)
+        del inputs  # the magnitude blocks are not needed after the networks (memory on long inputs)
+        return self.onnx_outputs(estimates, context)
 
 
 #: Frames per inverse-STFT slice: bounds the iSTFT's frame buffers on long inputs.
