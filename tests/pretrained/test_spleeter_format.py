@@ -258,3 +258,54 @@ def test_converted_cache_is_pinned_used_and_rebuilt_when_tampered(tmp_path, monk
     assert "checksum mismatch" in caplog.text
     assert all(torch.equal(v, third.state_dict()[k]) for k, v in first.state_dict().items())
     assert sha256_of(cached) == pinned
+
+
+def _tf_names_of(model) -> dict[str, np.ndarray]:
+    """The TensorFlow variables Spleeter's graph would hold for ``model`` (layers numbered in creation order over the
+    sources: per source L+1 conv2d (encoder, then the final one), L conv2d_transpose, 2L batch norms; kernels
+    (kh, kw, in, out)), built independently of the reader's mapping."""
+    cfg = model.config
+    levels = len(cfg.filters)
+    out: dict[str, np.ndarray] = {}
+
+    def name(kind: str, i: int) -> str:
+        return kind if i == 0 else f"{kind}_{i}"
+
+    for k, source in enumerate(cfg.sources):
+        u = model.unets[source]
+        convs = list(u.encoder) + [u.final]
+        for i, conv in enumerate(convs):
+            n = name("conv2d", k * (levels + 1) + i)
+            out[f"{n}/kernel"] = conv.weight.detach().permute(2, 3, 1, 0).numpy()
+            out[f"{n}/bias"] = conv.bias.detach().numpy()
+        for i, deconv in enumerate(u.decoder):
+            n = name("conv2d_transpose", k * levels + i)
+            out[f"{n}/kernel"] = deconv.weight.detach().permute(2, 3, 1, 0).numpy()
+            out[f"{n}/bias"] = deconv.bias.detach().numpy()
+        bns = list(u.encoder_bn) + [None] + list(u.decoder_bn)  # BN6 exists in TF, unused
+        for i, bn in enumerate(bns):
+            n = name("batch_normalization", k * 2 * levels + i)
+            size = cfg.filters[-1] if bn is None else bn.num_features
+            values = (np.ones(size), np.zeros(size), np.zeros(size), np.ones(size)) if bn is None else (
+                bn.weight.detach().numpy(), bn.bias.detach().numpy(), bn.running_mean.numpy(), bn.running_var.numpy())
+            for param, v in zip(("gamma", "beta", "moving_mean", "moving_variance"), values):
+                out[f"{n}/{param}"] = np.asarray(v, np.float32)
+    return out
+
+
+def test_tf_mapping_of_a_five_source_softmax_model():
+    """The 5-stem layout (5 sources, softmax, ELU): TF names ``conv2d_10`` < ``conv2d_2`` order-independent mapping."""
+    from tests.spleeter_reference import tiny_spleeter
+
+    five = ("vocals", "piano", "drums", "bass", "other")
+    model = tiny_spleeter(seed=9, sources=five, softmax=True, conv_activation="elu", deconv_activation="elu")
+    tensors = _tf_names_of(model)
+    assert "conv2d_10/kernel" in tensors and "batch_normalization_19/gamma" in tensors
+    state = spf.state_dict_from_tf(tensors, model.config)
+    loaded = spf.load_state(Spleeter(model.config), state, "five")
+    for k, v in model.state_dict().items():
+        if not k.endswith("num_batches_tracked"):
+            assert torch.equal(v, loaded.state_dict()[k]), k
+    extra = dict(tensors, **{"conv2d_15/kernel": tensors["conv2d/kernel"]})  # a 6th source's layer
+    with pytest.raises(SpleeterFormatError, match="beyond the 5 sources"):
+        spf.state_dict_from_tf(extra, model.config)
