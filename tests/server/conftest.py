@@ -60,7 +60,8 @@ def make_client(tmp_path):
     def make(**overrides) -> TestClient:
         cfg = dict(data_dir=tmp_path / "studio", separator_factory=fake_factory, max_upload_mb=20)
         cfg.update(overrides)
-        client = TestClient(create_app(ServerConfig(**cfg)))
+        # a loopback name: the Host allow-list refuses TestClient's default "testserver"
+        client = TestClient(create_app(ServerConfig(**cfg)), base_url="http://localhost")
         client.__enter__()
         clients.append(client)
         return client

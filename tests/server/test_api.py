@@ -40,6 +40,8 @@ def test_upload_separate_and_serve_stems(make_client, short_wav):
     assert max(peaks["other"]["max"]) > max(peaks["vocals"]["max"]) > 0
     # zip of the stems
     z = zipfile.ZipFile(io.BytesIO(c.get(f"/api/songs/{song['id']}/stems.zip").content))
+    assert sorted(z.namelist()) == ["other.flac", "vocals.flac"]
+    z = zipfile.ZipFile(io.BytesIO(c.get(f"/api/songs/{song['id']}/stems.zip?format=wav").content))
     assert sorted(z.namelist()) == ["other.wav", "vocals.wav"]
 
 
@@ -105,14 +107,14 @@ def test_unknown_ids_and_traversal(make_client, short_wav):
 
 
 def test_token_required(make_client, short_wav):
-    c = make_client(token="s3cret")
+    c = make_client(token="s3cret-0123456789abcdef")
     assert c.get("/api/songs").status_code == 401
     assert c.get("/api/songs", headers={"x-stemwright-token": "wrong"}).status_code == 401
     assert c.get("/").status_code == 401
-    assert c.get("/api/songs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-    r = c.get("/?token=s3cret")
+    assert c.get("/api/songs", headers={"Authorization": "Bearer s3cret-0123456789abcdef"}).status_code == 200
+    r = c.get("/?token=s3cret-0123456789abcdef")
     assert r.status_code == 200 and "stemwright_token" in r.headers.get("set-cookie", "")
-    assert upload(c, short_wav, headers={"x-stemwright-token": "s3cret"}).status_code == 201
+    assert upload(c, short_wav, headers={"x-stemwright-token": "s3cret-0123456789abcdef"}).status_code == 201
 
 
 def test_full_queue_answers_429(make_client, short_wav):
