@@ -56,9 +56,10 @@ function renderSongs() {
     const pct = Math.round(100 * (job ? job.progress : 0));
     tr.innerHTML = `<td class="title"></td><td>${fmtTime(s.duration)}</td>
       <td class="status status-${s.status}">${s.status}${job && job.error ? ": " : ""}<span class="err"></span></td>
-      <td><div class="bar ${s.status === "done" ? "done" : ""}" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${pct}"><div style="width:${pct}%"></div></div><span class="pct muted">${pct}%</span></td>
+      <td><div class="bar ${s.status === "done" ? "done" : ""}" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${pct}"><div></div></div><span class="pct muted">${pct}%</span></td>
       <td class="actions"></td>`;
     $(".title", tr).textContent = s.title;
+    $(".bar > div", tr).style.width = `${pct}%`; // CSSOM, not a style attribute: the CSP allows no inline style
     if (job && job.error) $(".err", tr).textContent = job.error;
     const actions = $(".actions", tr);
     const btn = (label, fn, cls = "") => { const b = document.createElement("button"); b.textContent = label; b.className = cls; b.onclick = fn; actions.append(b); return b; };
