@@ -437,7 +437,7 @@ async function refreshMixList() {
   const sel = $("#mix-list");
   sel.innerHTML = "";
   const head = document.createElement("option");
-  head.value = ""; head.textContent = mixes.length ? `Open a saved mix (${mixes.length})` : "No saved mixes";
+  head.value = ""; head.textContent = mixes.length ? `Saved mixes (${mixes.length})` : "No saved mixes";
   sel.append(head);
   for (const m of mixes) {
     const o = document.createElement("option");
