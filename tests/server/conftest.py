@@ -130,7 +130,8 @@ class ServerProcess:
         import sys
 
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
-               "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+               # the sources the tests run on (PYTHONPATH first), then this checkout
+               "PYTHONPATH": os.pathsep.join(p for p in [os.environ.get("PYTHONPATH", ""), str(REPO_ROOT / "src"), str(REPO_ROOT)] if p)}
         self.data_dir = data_dir
         self.proc = subprocess.Popen([sys.executable, "-m", module, *args, "--data-dir", str(data_dir)],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,

@@ -366,7 +366,7 @@ function updatePlayButton() {
 function showLoop() {
   mixer.dirty = true;
   const { start, end } = mixer.loop;
-  $("#loop-range").textContent = end > start ? `${fmtTime(start)}–${fmtTime(end)}` : "drag on a waveform to select";
+  $("#loop-range").textContent = end > start ? `${fmtTime(start)}–${fmtTime(end)}` : "drag a waveform to loop";
 }
 
 // -- mix document ------------------------------------------------------------------------------------------------
@@ -437,7 +437,7 @@ async function refreshMixList() {
   const sel = $("#mix-list");
   sel.innerHTML = "";
   const head = document.createElement("option");
-  head.value = ""; head.textContent = mixes.length ? `Saved mixes (${mixes.length})` : "No saved mixes";
+  head.value = ""; head.textContent = mixes.length ? `Open mix (${mixes.length})` : "No mixes";
   sel.append(head);
   for (const m of mixes) {
     const o = document.createElement("option");
