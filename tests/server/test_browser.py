@@ -373,3 +373,22 @@ def test_studio_hardened_mixer_and_library(server, browser, mixtures_dir, tmp_pa
 def _clock(text: str) -> float:
     m, s = text.split(":")
     return 60 * int(m) + float(s)
+
+
+def test_token_mode_in_the_browser(server_process, browser, tmp_path):
+    """Item 4: the printed URL's token is exchanged for a cookie, the address bar ends clean, the page works."""
+    token = "browser-test-token-0123456789"
+    srv = server_process("serve", "--port", "0", "--token", token, "-m", "classic", module="stemwright.cli.main")
+    printed = re.search(r"(http://\S+)", srv.first_line).group(1)
+    assert printed == f"{srv.url}?token={token}"
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.add_init_script(CSP_WATCH)
+    page.goto(printed)
+    page.wait_for_selector("#model-select option[value=classic]", state="attached")
+    assert page.url == srv.url and token not in page.url
+    assert page.evaluate("fetch('/api/songs').then((r) => r.status)") == 200
+    assert page.evaluate("document.cookie") == ""  # HttpOnly: no script can read it
+    assert page.evaluate("window.__csp") == [] and not errors
+    page.close()

@@ -304,3 +304,44 @@ def test_chunked_json_refused_while_streaming(server_process, tmp_path):
             answer += s.recv(4096)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert sent < 1 * 2**20, f"the server read {sent} bytes before refusing"
+
+
+def test_probe_scans_boundedly_when_the_header_has_no_length(hour_of_silence, short_wav, monkeypatch):
+    """Item 2, the other branch: a file whose header does not give its length is scanned block by block, and the
+    scan stops just past the limit rather than at the end of the file."""
+    import soundfile
+
+    from stemwright.server import probe
+
+    reads: list[int] = []
+
+    class NoLength(soundfile.SoundFile):
+        @property
+        def frames(self):
+            return 0  # as for a stream written without a length
+
+        def read(self, frames=-1, *args, **kw):
+            reads.append(frames)
+            return super().read(frames, *args, **kw)
+
+    monkeypatch.setattr(probe.sf, "SoundFile", NoLength)
+    assert abs(probe.probe_audio(short_wav, 7200).duration - 1.0) < 1e-6
+    reads.clear()
+    with pytest.raises(probe.ProbeError, match="at most 0:01:00") as e:
+        probe.probe_audio(hour_of_silence, 60)
+    assert e.value.status == 413
+    assert all(0 < n <= probe.BLOCK_FRAMES * 8 for n in reads)
+    assert sum(reads) < 70 * 44100, "the scan went far past the limit"
+
+
+def test_probe_refuses_non_audio_and_reads_compressed_headers(tmp_path, mixtures_dir):
+    from stemwright.server.probe import ProbeError, probe_audio
+    from tests.server.conftest import MP3
+
+    junk = tmp_path / "junk.flac"
+    junk.write_bytes(b"fLaC" + b"\0" * 2000)
+    with pytest.raises(ProbeError) as e:
+        probe_audio(junk, 7200)
+    assert e.value.status == 415
+    info = probe_audio(mixtures_dir / MP3, 7200)
+    assert abs(info.duration - 10.9) < 0.2 and info.samplerate == 44100 and info.channels == 2
