@@ -188,6 +188,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         runner.start()
+        # load the model registry (it imports torch) in the background now, not on the page's first request
+        threading.Thread(target=_model_entries, name="stemwright-warm-registry", daemon=True).start()
         try:
             yield
         finally:
