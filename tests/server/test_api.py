@@ -241,6 +241,23 @@ def test_named_mixes(make_client, short_wav):
     mixes = {m["name"]: m["document"]["channels"][0]["gain_db"] for m in c.get(f"/api/songs/{sid}/mixes").json()["mixes"]}
     assert mixes == {"Practice": -9, "Gig": -6}
     assert c.post(f"/api/songs/{sid}/mixes", json={"name": "  ", "document": doc(0)}).status_code == 400
+    assert c.delete(f"/api/mixes/{b['id']}").status_code == 200
+    assert [m["name"] for m in c.get(f"/api/songs/{sid}/mixes").json()["mixes"]] == ["Practice"]
+    assert c.delete(f"/api/mixes/{b['id']}").status_code == 404
+
+
+def test_saved_mixes_per_song_are_bounded(make_client, short_wav, monkeypatch):
+    from stemwright.server import app as app_module
+
+    monkeypatch.setattr(app_module, "MAX_MIXES_PER_SONG", 3)
+    c = make_client()
+    sid = wait_status(c, upload(c, short_wav).json()["id"])["id"]
+    doc = {"version": 1, "channels": []}
+    for i in range(3):
+        assert c.post(f"/api/songs/{sid}/mixes", json={"name": f"m{i}", "document": doc}).status_code == 201
+    r = c.post(f"/api/songs/{sid}/mixes", json={"name": "one more", "document": doc})
+    assert r.status_code == 409 and "saved mixes" in r.json()["error"]
+    assert c.post(f"/api/songs/{sid}/mixes", json={"name": "m1", "document": doc}).status_code == 201  # replaces
 
 
 def test_stems_zip_is_flac_with_a_unicode_name(make_client, short_wav):

@@ -47,6 +47,7 @@ ID_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_JSON_BYTES = 256 * 1024
 SAFE_EXT = re.compile(r"^\.[a-z0-9]{1,8}$")
 MIX_NAME_MAX = 120
+MAX_MIXES_PER_SONG = 100  # named mixes are typed by hand; a bound keeps one song's list (and the page's menu) sane
 # The page loads only its own script, style sheet and API; no inline script or style attribute is needed.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
        "media-src 'self' blob:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -503,7 +504,11 @@ def create_app(config: ServerConfig) -> FastAPI:
             if mix_id is not None:
                 _check_id(str(mix_id), "mix")
             else:  # saving under an existing name replaces that mix: names are unique per song
-                mix_id = next((m["id"] for m in library.mixes(song["id"]) if m["name"] == name), None)
+                existing = library.mixes(song["id"])
+                mix_id = next((m["id"] for m in existing if m["name"] == name), None)
+                if mix_id is None and len(existing) >= MAX_MIXES_PER_SONG:
+                    raise ApiError(409, f"this song has {len(existing)} saved mixes, the most it can keep; "
+                                        "delete one or save under an existing name")
             return library.mix(library.save_mix(song["id"], name, mix, mix_id))
 
         return await asyncio.to_thread(run)
@@ -511,6 +516,12 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.get("/api/mixes/{mix_id}")
     def get_mix(mix_id: str):
         return _found(library.mix, mix_id, "mix")
+
+    @app.delete("/api/mixes/{mix_id}")
+    def delete_mix(mix_id: str):
+        mix = _found(library.mix, mix_id, "mix")
+        library.delete_mix(mix["id"])
+        return {"deleted": mix["id"]}
 
     @app.post("/api/songs/{song_id}/export")
     async def export(song_id: str, request: Request):
