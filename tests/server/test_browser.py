@@ -251,6 +251,7 @@ def test_studio_hardened_mixer_and_library(server, browser, mixtures_dir, tmp_pa
     title = "A rather long song title — ünïcode, to see it in the mixer"
     files = [_clip(mixtures_dir, tmp_path, f"{title}.wav", 4.0, 2.0), _clip(mixtures_dir, tmp_path, "second.wav", 2.0, 6.0)]
     payload = [[f.name, base64.b64encode(f.read_bytes()).decode()] for f in files]
+    payload.insert(1, ["notes.wav", base64.b64encode(b"not audio at all\n" * 64).decode()])  # refused, the rest go on
     page.evaluate("""(files) => {
         const dt = new DataTransfer();
         for (const [name, b64] of files) {
@@ -263,6 +264,7 @@ def test_studio_hardened_mixer_and_library(server, browser, mixtures_dir, tmp_pa
                       and all(s["status"] == "done" for s in ss if s["id"] not in before), url)
     new = {s["title"]: s for s in songs if s["id"] not in before}
     assert set(new) == {title, "second"}
+    _until(page, "document.querySelector('#upload-error').textContent.startsWith('notes.wav: ')")
     swallowed = page.evaluate("""() => ["dragover", "drop"].map((type) => {
         const dt = new DataTransfer(); dt.items.add(new File(["x"], "x.wav"));
         const ev = new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true });

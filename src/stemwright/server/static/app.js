@@ -107,36 +107,43 @@ function listenEvents() {
 }
 
 async function uploadAll(files) {
-  // one song and one job per file, uploaded one after the other (the server queues the jobs)
-  for (const f of Array.from(files)) await upload(f);
-}
-
-async function upload(file) {
+  // one song and one job per file, uploaded one after the other (the server queues the jobs); every refusal is
+  // listed, one line per file (the server's messages name the file)
   const err = $("#upload-error");
   err.classList.add("hidden");
+  const failures = [];
+  for (const f of Array.from(files)) {
+    const msg = await upload(f);
+    if (msg) { failures.push(msg); err.textContent = failures.join("\n"); err.classList.remove("hidden"); }
+  }
+}
+
+// Upload one file; resolves to an error message, or null when the server accepted it.
+async function upload(file) {
   const form = new FormData();
   form.append("model", $("#model-select").value);
   form.append("file", file, file.name);
   const bar = $("#upload-progress");
   bar.classList.remove("hidden");
   // XMLHttpRequest, because fetch cannot report upload progress.
-  await new Promise((resolve) => {
+  const error = await new Promise((resolve) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/songs");
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) $("div", bar).style.width = `${(100 * e.loaded) / e.total}%`; };
     xhr.onload = () => {
       bar.classList.add("hidden");
+      let msg = null;
       if (xhr.status >= 300) {
-        let msg = `upload failed (${xhr.status})`;
+        msg = `${file.name}: upload failed (${xhr.status})`;
         try { msg = JSON.parse(xhr.responseText).error || msg; } catch { /* keep */ }
-        err.textContent = msg; err.classList.remove("hidden");
       }
-      resolve();
+      resolve(msg);
     };
-    xhr.onerror = () => { bar.classList.add("hidden"); err.textContent = "upload failed: network error"; err.classList.remove("hidden"); resolve(); };
+    xhr.onerror = () => { bar.classList.add("hidden"); resolve(`${file.name}: upload failed (network error)`); };
     xhr.send(form);
   });
   await refreshSongs();
+  return error;
 }
 
 function setupDropzone() {
