@@ -15,7 +15,7 @@ import soundfile as sf
 from stemwright.audio.io import read_audio, write_audio
 from stemwright.engine.progress import ProgressEvent
 from stemwright.server.app import ServerConfig, create_app
-from tests.server.fake_serve import IdleSeparator, idle_factory  # noqa: F401 - re-exported for the tests
+from tests.server.fake_serve import idle_factory  # noqa: F401 - re-exported for the tests
 
 MP3 = "spleeter_audio_example_SlowMotionDream_StevenMBryant_CC-BY-3.0.mp3"
 

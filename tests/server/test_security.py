@@ -8,7 +8,6 @@ import threading
 import time
 import tracemalloc
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 

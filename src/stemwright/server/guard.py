@@ -8,7 +8,7 @@ make them carry the server's own ``Host`` or ``Origin``, nor a token it was neve
 from __future__ import annotations
 
 import hmac
-import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -82,14 +82,13 @@ def cross_origin_reason(method: str, host_header: str | None, origin: str | None
     return None
 
 
-def given_token(headers: dict[str, str] | object, query_token: str | None, cookie: str | None) -> str | None:
+def given_token(headers: Mapping[str, str], query_token: str | None, cookie: str | None) -> str | None:
     """The token a request carries: ``X-Stemwright-Token``, ``Authorization: Bearer`` (scheme case-insensitive,
     RFC 9110 section 11.1), ``?token=`` or the cookie, in that order."""
-    get = headers.get  # type: ignore[attr-defined]
-    direct = get("x-stemwright-token")
+    direct = headers.get("x-stemwright-token")
     if direct:
         return direct.strip()
-    scheme, _, value = (get("authorization") or "").strip().partition(" ")
+    scheme, _, value = (headers.get("authorization") or "").strip().partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return query_token or cookie or None
@@ -113,11 +112,3 @@ def check_token(token: str) -> str:
 
 def is_wildcard(host: str) -> bool:
     return normalise_host(host) in WILDCARD_ADDRESSES
-
-
-def is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(normalise_host(host))
-        return True
-    except ValueError:
-        return False
