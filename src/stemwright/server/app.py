@@ -360,9 +360,11 @@ def create_app(config: ServerConfig) -> FastAPI:
         return FileResponse(STATIC_DIR / "index.html", headers={"cache-control": "no-cache"})
 
     # -- API -------------------------------------------------------------------------------------------------------
+    schema_version = library.schema_version  # read once: the health check touches no file
+
     @app.get("/api/health")
     async def health():
-        return {"ok": True, "queue": runner.pending(), "schema_version": library.schema_version}
+        return {"ok": True, "queue": runner.pending(), "schema_version": schema_version}
 
     @app.get("/api/models")
     def models():
@@ -538,15 +540,14 @@ def create_app(config: ServerConfig) -> FastAPI:
             return song, paths, mix
 
         song, paths, mix = await asyncio.to_thread(prepare)
-        folder = exports.new_dir()
+        folder = await asyncio.to_thread(exports.new_dir)
         target = folder / f"mix.{fmt}"
         try:
             await exports.run(_render_export, mix, paths, target, fmt)
-        except ExportBusyError as e:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise ApiError(429, str(e)) from None
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+        except BaseException as e:
+            await asyncio.shield(asyncio.to_thread(shutil.rmtree, folder, True))
+            if isinstance(e, ExportBusyError):
+                raise ApiError(429, str(e)) from None
             raise
         return FileResponse(
             target, media_type=media.MEDIA_FORMATS[fmt],
