@@ -131,3 +131,32 @@ def test_model_listing_does_not_block_the_event_loop(make_client, monkeypatch):
     t.join(20)
     assert answers["models"].status_code == 200
     assert answers["health_s"] < 5.0, "the health check waited for the model listing"
+
+
+class _WrappingSeparator:
+    """An engine that turns the callback's exception into its own error on the way out."""
+
+    def __init__(self, model, progress):
+        from tests.server.fake_serve import IdleSeparator
+
+        self.inner = IdleSeparator(model, progress)
+
+    def separate_file(self, *args, **kw):
+        try:
+            return self.inner.separate_file(*args, **kw)
+        except Exception as e:
+            raise RuntimeError("separation aborted") from e
+
+
+def test_outcome_does_not_depend_on_how_the_engine_stops(make_client, short_wav):
+    c = make_client(separator_factory=_WrappingSeparator)
+    cancelled = upload(c, short_wav).json()["id"]
+    wait_status(c, cancelled, ("running",))
+    job = c.get(f"/api/songs/{cancelled}").json()["jobs"][-1]["id"]
+    c.post(f"/api/jobs/{job}/cancel")
+    assert wait_status(c, cancelled, ("cancelled", "failed"))["status"] == "cancelled"
+    running = upload(c, short_wav).json()["id"]
+    wait_status(c, running, ("running",))
+    c.app.state.begin_shutdown()
+    c.app.state.runner.stop()
+    assert c.app.state.library.jobs_for(running)[-1]["status"] == "interrupted"

@@ -214,21 +214,24 @@ class JobRunner:
             stems = {name: str(out / Path(p).name) for name, p in result.stem_paths.items()}
             samplerate = int(result.manifest.get("samplerate", song["samplerate"]))
             with self._final:
-                if self._closed:
+                if self._closed:  # stop() has marked the job interrupted: its stems are not recorded
+                    shutil.rmtree(out, ignore_errors=True)
                     return
                 self.library.set_stems(song["id"], job_id, stems, samplerate)
                 self.library.update_job(job_id, status="done", progress=1.0, stage="done", finished=time.time(),
                                         seconds=time.time() - started)
             self.live.update(job_id, status="done", progress=1.0, stage="done")
-        except JobCancelled:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if job_id in self._user_cancelled:
-                self._finish(job_id, status="cancelled", finished=time.time(), stage="cancelled")
-            else:  # stopped by the shutdown
-                self._finish(job_id, status="interrupted", finished=time.time(), stage="interrupted",
-                             error="the server stopped while this job was running")
         except Exception as e:  # noqa: BLE001 - reported to the user through the job's error field
             shutil.rmtree(tmp, ignore_errors=True)
+            # a stop request decides the outcome whatever the engine raised on its way out (JobCancelled or an
+            # error wrapping it): the user's cancel gives "cancelled", a shutdown "interrupted"
+            if isinstance(e, JobCancelled) or cancel.is_set():
+                if job_id in self._user_cancelled:
+                    self._finish(job_id, status="cancelled", finished=time.time(), stage="cancelled")
+                else:
+                    self._finish(job_id, status="interrupted", finished=time.time(), stage="interrupted",
+                                 error="the server stopped while this job was running")
+                return
             message = str(e) or type(e).__name__
             log.warning("job %s failed: %s", job_id, message)
             self._finish(job_id, status="failed", error=message, finished=time.time(), stage="failed")
