@@ -91,7 +91,9 @@ def test_leftovers_of_a_killed_server_are_removed(server_process, short_wav, tmp
     srv = server_process("--port", "0", data_dir=data)
     sid = _post_file(srv.url, short_wav)["id"]
     _wait_job(srv.url, sid, "running")
-    parts = list(data.glob("songs/*/jobs/*.part"))
+    end = time.monotonic() + 20  # "running" is recorded just before the engine makes its folder
+    while not (parts := list(data.glob("songs/*/jobs/*.part"))) and time.monotonic() < end:
+        time.sleep(0.05)
     assert parts, "the running job has a .part folder"
     partial_upload = data / "uploads" / ".upload.abc123.part"
     partial_upload.write_bytes(b"\0" * 4096)
