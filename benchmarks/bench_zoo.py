@@ -46,7 +46,7 @@ def _timed(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
 
 
 def build_umx() -> tuple[torch.nn.Module, Callable | None, str]:
-    from stemwright.models.registry import architecture_class
+    from stemwright.models.architectures import architecture_class
     from stemwright.models.umx import UmxConfig
 
     ours = architecture_class("umx")(UmxConfig()).eval()  # umxhq: hidden 512, max_bin 1487, niter 1, 300-frame blocks
@@ -63,7 +63,7 @@ def build_umx() -> tuple[torch.nn.Module, Callable | None, str]:
 
 def build_htdemucs() -> tuple[torch.nn.Module, Callable | None, str]:
     from stemwright.models import htdemucs
-    from stemwright.models.registry import architecture_class
+    from stemwright.models.architectures import architecture_class
 
     config = htdemucs.PUBLISHED["htdemucs"]
     ours = architecture_class("htdemucs")(config).eval()
@@ -83,7 +83,7 @@ def build_htdemucs() -> tuple[torch.nn.Module, Callable | None, str]:
 
 def build_bsrnn() -> tuple[torch.nn.Module, Callable | None, str]:
     from stemwright.models.bsrnn import BSRNNConfig
-    from stemwright.models.registry import architecture_class
+    from stemwright.models.architectures import architecture_class
 
     # Luo & Yu 2023, sec. 4: feature dimension 128, 12 band/sequence modules, BLSTM 256 hidden units.
     config = BSRNNConfig(feature_dim=128, hidden_dim=256, num_layers=12, mlp_dim=512)
