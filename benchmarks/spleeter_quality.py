@@ -55,7 +55,7 @@ song = np.ascontiguousarray(resample(a.samples, a.samplerate, 44100)[:, : int(se
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 t0 = time.perf_counter()
 import stemwright
-from stemwright.models.registry import load_model
+from stemwright.pretrained.loading import load_model
 model = load_model(sys.argv[1], offline=True)
 load = time.perf_counter() - t0
 if sys.argv[5] == "none":  # the whole track in one call, whatever its length
@@ -95,7 +95,7 @@ def musdb_tracks():
 
 def spleeter(**overrides):
     """spleeter_2stems with config overrides that keep its weights (mask_extension, wiener, segment)."""
-    from stemwright.models.registry import load_model
+    from stemwright.pretrained.loading import load_model
     from stemwright.models.spleeter import Spleeter, SpleeterConfig
 
     base = load_model("spleeter_2stems", offline=True)

