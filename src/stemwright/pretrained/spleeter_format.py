@@ -401,10 +401,10 @@ def load_state(model: Spleeter, state: dict[str, torch.Tensor], where: str) -> S
     return model.eval()
 
 
-#: Chunk length of loaded Spleeter models, in blocks: songs up to 24 blocks (285.3 s at 44.1 kHz) run whole; longer
-#: ones in chunks of that length, whose stride (18 blocks at the default overlap 0.25) keeps the block grid, so the
-#: chunked result equals the whole-track one away from the crossfades (benchmarks/spleeter_quality.py --chunked).
-#: Whole-track memory grows with the length (the spectrogram is about 85 MB per minute); this bounds it.
+#: Chunk length of loaded Spleeter models, in blocks (24 = 285.3 s at 44.1 kHz): the engine's stride (18 blocks at the
+#: default overlap 0.25) keeps every chunk on the whole track's block grid, so the chunked result is within 0.001 dB
+#: of the whole-track one (benchmarks/spleeter_quality.py --chunked), and songs up to 214 s run in one call. It bounds
+#: memory on long inputs (the whole-track spectrogram is about 85 MB per minute).
 SEGMENT_BLOCKS = 24
 
 
