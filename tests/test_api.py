@@ -337,3 +337,78 @@ def test_overlap_defaults_to_the_models_own() -> None:
     assert Separator(model=model, device="cpu", overlap=0.1).overlap == 0.1
     assert Separator(model=model, device="cpu", overlap=0.0).overlap == 0.0
     assert Separator(model=model, device="cpu").parameters()["overlap"] == 0.75
+
+
+# -- issue 17: failures leave nothing behind, re-runs, layout fields -------------------------------------------
+def test_failed_inputs_leave_no_folders(tmp_path: Path) -> None:
+    """Defect 6: a failed input left an empty OUT/<track>/ folder (CLI and API alike)."""
+    sep = Separator(Split(), device="cpu")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(AudioError, match="empty"):
+        sep.separate_file(tmp_path / "empty.wav", tmp_path / "o")
+    with pytest.raises(AudioError, match="not found"):
+        sep.separate_file(tmp_path / "missing.wav", tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_disk_full_says_so_and_leaves_no_partial_track(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect 8: "could not write (LibsndfileError: System error.)" and a vocals.wav without a manifest."""
+    import shutil
+
+    import stemwright.audio.io as io
+
+    sep = Separator(Split(), device="cpu")
+    src = _wav(tmp_path / "a.wav", music(0.3))
+    real_write = sf.write
+    calls = []
+
+    def full_after_one(path, *args, **kwargs):  # libsndfile's report of ENOSPC carries no errno
+        calls.append(path)
+        if len(calls) > 1:
+            raise RuntimeError("System error.")
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(io.sf, "write", full_after_one)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 0))
+    with pytest.raises(AudioError, match="high.wav: could not write: no space left on device"):
+        sep.separate_file(src, tmp_path / "o")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("*"))
+
+
+def test_filename_layout_fields_and_refusals(tmp_path: Path) -> None:
+    """Defects 3 and 9: {parent} keeps same-named files of different folders apart (MUSDB's track/mixture.wav);
+    conversions and format specs are refused."""
+    sep = Separator(Split(), device="cpu")
+    (tmp_path / "Track A").mkdir()
+    src = _wav(tmp_path / "Track A" / "mixture.wav", music(0.2))
+    r = sep.separate_file(src, tmp_path / "o", filename="{model}/{parent}/{stem}.{ext}")
+    assert r.stem_paths["low"] == tmp_path / "o" / "Split" / "Track A" / "low.wav"
+    for bad in ("{track}/{stem!r}.{ext}", "{track}/{stem:>9}.{ext}", "{track}/{stem}.{ext"):
+        with pytest.raises(SeparationError, match="filename template"):
+            sep.options(filename=bad)
+
+
+def test_segment_has_a_lower_bound() -> None:
+    """Defect 9: --segment 0.01 was accepted (66 s for an 11 s song)."""
+    with pytest.raises(SeparationError, match="at least 0.5 s"):
+        Separator(Split(), device="cpu", segment=0.01)
+    assert Separator(Split(), device="cpu", segment=0.5).segment == 0.5
+
+
+def test_skip_existing_resume_and_overwrite_cleanup(tmp_path: Path) -> None:
+    src = _wav(tmp_path / "a.wav", music(0.3))
+    out = tmp_path / "o"
+    first = Separator(Split(), device="cpu").separate_file(src, out)
+    stamp = first.manifest_path.stat().st_mtime_ns
+    again = Separator(Split(), device="cpu").separate_file(src, out, skip_existing=True)
+    assert again.skipped and again.manifest == first.manifest and first.manifest_path.stat().st_mtime_ns == stamp
+    # Other options: not the same run, and a finished run is kept unless overwrite is asked for.
+    with pytest.raises(AudioError, match="already exists"):
+        Separator(Split(), device="cpu").separate_file(src, out, skip_existing=True, clip_mode="clamp")
+    # An interrupted run (stems, no manifest) is redone.
+    first.manifest_path.unlink()
+    redone = Separator(Split(), device="cpu").separate_file(src, out, skip_existing=True)
+    assert not redone.skipped and redone.manifest_path.exists()
+    # Overwrite with another stem set removes the previous run's other stems: a folder never mixes two runs.
+    Separator(Split(), device="cpu").separate_file(src, out, two_stems="low", overwrite=True)
+    assert sorted(p.name for p in (out / "a").iterdir()) == ["low.wav", "no_low.wav", "stemwright.json"]
