@@ -22,11 +22,12 @@ import numpy as np
 
 from stemwright.audio.io import AudioError, is_audio_path, read_audio
 from stemwright.audio.resample import resample
+from stemwright.manifest import MANIFEST_NAME
 from stemwright.mixer.effects import MixError
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "stemwright.json"
+MANIFEST = MANIFEST_NAME  # defined once, in stemwright.manifest
 MIXTURE_NAMES = ("mixture",)
 
 

@@ -169,7 +169,7 @@ class JobRunner:
             )
             tmp.rename(out)  # job ids are fresh, so `out` never exists; a clash fails the job loudly
             stems = {name: str(out / Path(p).name) for name, p in result.stem_paths.items()}
-            self.library.set_stems(song["id"], job_id, stems, int(result.manifest.get("samplerate", song["samplerate"])))
+            self.library.set_stems(song["id"], job_id, stems, int(result.manifest.samplerate))
             seconds = time.time() - started
             self.library.update_job(job_id, status="done", progress=1.0, stage="done", finished=time.time(), seconds=seconds)
             self.live.update(job_id, status="done", progress=1.0, stage="done")
