@@ -251,7 +251,12 @@ def save_report(results: Sequence[TrackResult], outdir: Path, title: str, meta: 
                "museval_median": r.medians, "mdx_sdr": r.mdx, "nsdr": r.nsdr} for r in results]
     summary = {**meta, "summary": table, "tracks": tracks}
     written["json"] = atomic_write_text(outdir / "summary.json", json.dumps(summary, indent=2))
-    for p in save_plots(results, outdir, title):
+    try:
+        plots = save_plots(results, outdir, title)
+    except ImportError as e:  # matplotlib is the optional [plot] extra: the scores matter more than the figures
+        log.warning("plots skipped: %s is not installed (pip install 'stemwright[plot]')", e.name or "matplotlib")
+        plots = []
+    for p in plots:
         written[p.stem] = p
     return written
 
