@@ -97,13 +97,39 @@ def _read_soundfile(path: Path) -> tuple[np.ndarray, int, str]:
         shortfall = _wav_data_shortfall(path) if f.format == "WAV" else None
         if shortfall is not None:
             declared = shortfall[0] // max(1, f.channels * _bytes_per_sample(f.subtype))
-        data = f.read(dtype="float32", always_2d=True)
-        if declared > 0 and data.shape[0] < 0.99 * declared:
+        data = _read_planar(f)
+        if declared > 0 and data.shape[1] < 0.99 * declared:
             # libsndfile stops quietly at a cut; the header (a WAV data chunk's size, an MP3's Xing frame count)
             # says how long it was.
-            raise AudioError(path, f"truncated or corrupt: only {data.shape[0]} of the {declared} samples its header "
+            raise AudioError(path, f"truncated or corrupt: only {data.shape[1]} of the {declared} samples its header "
                                    "declares could be decoded")
-        return data.T, f.samplerate, f"{f.format}/{f.subtype}"
+        return data, f.samplerate, f"{f.format}/{f.subtype}"
+
+
+_READ_BLOCK = 1 << 16  # frames per read: a small reused interleaved buffer
+
+
+def _read_planar(f: sf.SoundFile) -> np.ndarray:
+    """The whole file as ``(C, T)`` float32, de-interleaved block by block into one array: reading it interleaved
+    and transposing after would touch twice the memory (hundreds of MB for a long multitrack)."""
+    expected = max(int(f.frames), 0)
+    out = np.empty((f.channels, expected), dtype=np.float32)
+    extra: list[np.ndarray] = []  # a decoder may yield more frames than the header says (rare)
+    pos = 0
+    buf = np.empty((_READ_BLOCK, f.channels), dtype=np.float32)
+    while True:
+        block = f.read(dtype="float32", always_2d=True, out=buf)  # a view of the frames actually decoded
+        n = block.shape[0]
+        if n == 0:
+            break
+        fit = max(0, min(n, expected - pos))
+        out[:, pos : pos + fit] = block[:fit].T
+        if fit < n:
+            extra.append(block[fit:].T.copy())
+        pos += fit
+    if extra:
+        return np.concatenate([out[:, :pos], *extra], axis=1)
+    return out if pos == expected else np.ascontiguousarray(out[:, :pos])
 
 
 def _bytes_per_sample(subtype: str) -> int:
