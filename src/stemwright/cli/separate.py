@@ -150,7 +150,7 @@ def command(
     items = collect_inputs(inputs, exclude=out)
     items = _refuse_collisions(sep, items, out, options)
     runner = _Runner(sep, out, options, overwrite=overwrite, skip_existing=skip_existing or (demo and not overwrite),
-                     progress=not quiet and not as_json)
+                     progress=not quiet)
     failures: list[Outcome] = []
     n_done = n_skipped = 0
     for o in runner.run(items, jobs):  # in input order, each as soon as it (and those before it) is done
@@ -258,6 +258,8 @@ class _Runner:
                                             skip_existing=self.skip_existing, **_file_options(self.options))
         except ValueError as e:  # AudioError, SeparationError: the message says what and why
             msg = str(e)
+            if getattr(e, "reason", "").startswith("already exists"):  # the library names no flags; the CLI does
+                msg = f"{e.path}: already exists (use --overwrite to replace it, or --skip-existing)"  # type: ignore[attr-defined]
             return Outcome(str(path), False, error=msg if str(path) in msg else f"{path}: {msg}")
         except Exception as e:  # noqa: BLE001 - a batch goes on past any one file's failure
             log.debug("separation of %s failed", path, exc_info=True)
