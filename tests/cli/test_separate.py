@@ -387,3 +387,11 @@ def test_third_party_warnings_hidden_unless_verbose(tmp_path: Path) -> None:
     (quiet, quiet_err), (loud, loud_err) = json.loads(proc.stdout.strip().splitlines()[-1])
     assert quiet == 0 and "noise from a library" not in quiet_err, quiet_err
     assert loud == 0 and "warning: noise from a library" in loud_err, loud_err
+
+
+def test_device_choices_are_the_engines() -> None:
+    """The CLI spells the engine's device list without importing torch; this keeps the two the same."""
+    from stemwright.cli.separate import DEVICE_CHOICES
+    from stemwright.engine.device import DEVICE_CHOICES as ENGINE
+
+    assert DEVICE_CHOICES == ENGINE
