@@ -244,3 +244,22 @@ def test_disk_full_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(AudioError, match="x.wav: could not write: no space left on device"):
         write_audio(tmp_path / "x.wav", tone(0.1), SR)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_native_decoder_chatter_is_hidden_on_request(tmp_path: Path, mixtures_dir: Path) -> None:
+    """libmpg123 prints "Note: Illegal Audio-MPEG-Header ..." straight to file descriptor 2; the CLI hides it
+    unless -v (issue 17)."""
+    import subprocess
+    import sys
+
+    data = bytearray((mixtures_dir / "spleeter_audio_example_SlowMotionDream_StevenMBryant_CC-BY-3.0.mp3").read_bytes()[:200_000])
+    data[50_000:53_000] = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    bad = tmp_path / "glitch.mp3"
+    bad.write_bytes(bytes(data))
+    script = ("import sys\nfrom stemwright.audio.io import AudioError, read_audio, set_native_decoder_messages\n"
+              "set_native_decoder_messages(sys.argv[2] == 'show')\n"
+              "try:\n    read_audio(sys.argv[1])\nexcept AudioError as e:\n    print(e, file=sys.stderr)\n")
+    shown = subprocess.run([sys.executable, "-c", script, str(bad), "show"], capture_output=True, text=True, timeout=60)
+    hidden = subprocess.run([sys.executable, "-c", script, str(bad), "hide"], capture_output=True, text=True, timeout=60)
+    assert "Illegal Audio-MPEG-Header" in shown.stderr, shown.stderr
+    assert "Illegal Audio-MPEG-Header" not in hidden.stderr and "glitch.mp3: truncated or corrupt" in hidden.stderr

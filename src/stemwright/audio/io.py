@@ -7,12 +7,16 @@ temporary name in the destination folder, renamed when complete.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import shutil
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -91,7 +95,48 @@ def _wav_data_shortfall(path: Path) -> tuple[int, int] | None:
     return None
 
 
+_NATIVE = {"quiet": False, "depth": 0, "saved": -1}
+_NATIVE_LOCK = threading.Lock()
+
+
+def set_native_decoder_messages(show: bool) -> None:
+    """Show or hide what native decoders print straight to the process's stderr (libmpg123 inside libsndfile:
+    "Note: Illegal Audio-MPEG-Header ..."); the CLI hides them unless ``-v``. Shown by default."""
+    _NATIVE["quiet"] = not show
+
+
+@contextlib.contextmanager
+def _native_stderr_hidden() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null while a native decoder runs (reference-counted: threads may overlap;
+    the real stderr is restored when the last one leaves). Python's own stderr writes in that window are lost too,
+    which is why it only wraps the decode call."""
+    if not _NATIVE["quiet"]:
+        yield
+        return
+    with _NATIVE_LOCK:
+        if _NATIVE["depth"] == 0:
+            sys.stderr.flush()
+            _NATIVE["saved"] = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        _NATIVE["depth"] += 1
+    try:
+        yield
+    finally:
+        with _NATIVE_LOCK:
+            _NATIVE["depth"] -= 1
+            if _NATIVE["depth"] == 0:
+                os.dup2(_NATIVE["saved"], 2)
+                os.close(_NATIVE["saved"])
+
+
 def _read_soundfile(path: Path) -> tuple[np.ndarray, int, str]:
+    with _native_stderr_hidden():
+        return _read_soundfile_unguarded(path)
+
+
+def _read_soundfile_unguarded(path: Path) -> tuple[np.ndarray, int, str]:
     with sf.SoundFile(str(path)) as f:
         declared = f.frames
         shortfall = _wav_data_shortfall(path) if f.format == "WAV" else None

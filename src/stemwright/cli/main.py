@@ -77,6 +77,9 @@ def _setup_output(verbose: bool) -> None:
         logging.getLogger("stemwright").setLevel(logging.WARNING)
         for noisy in ("numba", "matplotlib", "PIL", "httpx", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
+    from stemwright.audio.io import set_native_decoder_messages
+
+    set_native_decoder_messages(verbose)  # libmpg123's "Note: Illegal Audio-MPEG-Header ..." lines
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
     if not verbose:
         warnings.filterwarnings("ignore")
