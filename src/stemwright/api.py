@@ -144,7 +144,7 @@ class Separator:
             self.model = model.to(self.device).eval()
             self.model_name = getattr(model, "name", None) or type(model).__name__
         else:
-            from stemwright.models.registry import load_model
+            from stemwright.pretrained.loading import load_model
 
             self.model = load_model(model, device=self.device, offline=offline, progress=progress is None)
             check_model(self.model)

@@ -9,6 +9,7 @@ import soundfile as sf
 
 from stemwright.metrics import bss_eval_v4, bss_sources_sdr, framing
 from tests.metrics.museval_ref import import_museval
+from tests.reference import require
 
 STEMS = ("vocals", "drums", "bass", "other")
 TRACK = "Music Delta - 80s Rock"
@@ -73,7 +74,7 @@ def test_fixture_sir_every_window(fixture_case):
 def test_fixture_scores_do_not_depend_on_blas_threads(musdb_excerpt, fixture_case):
     """The ill-conditioned solve runs on one BLAS thread whatever the caller's setting, so scores are reproducible
     bit for bit across core counts (museval's LU moves SIR by 0.03 dB between 1 and 2 threads on this input)."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+    threadpoolctl = require("threadpoolctl")
     _, got = fixture_case
     refs = np.stack([sf.read(musdb_excerpt / TRACK / f"{s}.flac", dtype="float64", always_2d=True)[0] for s in STEMS])
     mix = refs.sum(0)

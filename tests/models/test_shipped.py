@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from stemwright.models.registry import MODELS, load_model
+from stemwright.models.registry import MODELS
+from stemwright.pretrained.loading import load_model
 from stemwright.models.shipped import DEFAULT4, VOCALS, shipped_path
 
 SHIPPED = [VOCALS, DEFAULT4]

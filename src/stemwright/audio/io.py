@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import av
 import soundfile as sf
 
 from stemwright.atomic import atomic_write
@@ -183,8 +184,6 @@ def _bytes_per_sample(subtype: str) -> int:
 
 
 def _read_av(path: Path) -> tuple[np.ndarray, int, str]:
-    import av
-
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as e:  # type: ignore[attr-defined]
@@ -320,8 +319,6 @@ def _atomic_target(path: Path, overwrite: bool) -> Path:
 
 
 def _write_mp3(tmp: Path, samples: np.ndarray, samplerate: int, bitrate_k: int) -> None:
-    import av
-
     with av.open(str(tmp), "w", format="mp3") as out:
         stream = out.add_stream("libmp3lame", rate=samplerate)
         stream.bit_rate = bitrate_k * 1000

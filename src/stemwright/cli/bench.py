@@ -36,7 +36,8 @@ def run_bench(model: str, device: str = "auto", input_path: Path | None = None, 
 
     from stemwright.api import Separator
     from stemwright.audio.io import read_audio
-    from stemwright.models.registry import MODELS, load_model
+    from stemwright.models.registry import MODELS
+    from stemwright.pretrained.loading import load_model
 
     rss_start = _rss_peak_mb()
     t0 = time.perf_counter()

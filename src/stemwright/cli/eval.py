@@ -143,7 +143,8 @@ def _targets(track, produced: dict[str, np.ndarray], fmt: Format) -> tuple[dict[
 def _eval_model(tracks: list, model: str, fmt: Format, protocol: str, device: str, quiet: bool) -> list:
     from stemwright.api import Separator
     from stemwright.metrics.report import score_track
-    from stemwright.models.registry import MODELS, load_model
+    from stemwright.models.registry import MODELS
+    from stemwright.pretrained.loading import load_model
 
     needs_refs = model in MODELS and MODELS[model].needs_references
     shared = None if needs_refs else Separator(model=model, device=device, progress=None)

@@ -18,8 +18,8 @@ def command(
     """Export a model to ONNX: STFT and other signal processing stay outside the graph (stemwright runs them), the
     learned core goes in the .onnx file. Run the result with `stemwright separate -m out.onnx`."""
     from stemwright.cli.common import fail, fail_from
-    from stemwright.engine.onnx import export_onnx, sidecar_path
-    from stemwright.models.registry import load_model
+    from stemwright.models.onnx import export_onnx, sidecar_path
+    from stemwright.pretrained.loading import load_model
 
     try:
         net = load_model(model, device="cpu", offline=offline)

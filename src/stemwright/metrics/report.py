@@ -197,10 +197,10 @@ def track_record(r: TrackResult) -> dict:
 
 def save_plots(results: Sequence[TrackResult], outdir: Path, title: str) -> list[Path]:
     """Per-stem box plots across tracks and per-track grouped bars. Returns the PNG paths."""
-    import matplotlib
+    import matplotlib  # lazy: a 0.3-0.6 s import only plots need
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # see above
 
     metric, values = _plot_values(results)
     if not values:
@@ -270,16 +270,3 @@ def save_report(results: Sequence[TrackResult], outdir: Path, title: str, meta: 
     for p in plots:
         written[p.stem] = p
     return written
-
-
-def load_results(outdir: Path) -> list[TrackResult]:
-    """Read back the per-track JSON files of a report folder (e.g. to re-plot). Tracks in name order."""
-    results = []
-    for path in sorted(Path(outdir).glob("*/*.json")):
-        data = json.loads(path.read_text())
-        if "track" not in data or "length" not in data:
-            continue
-        museval = {"targets": data["targets"]} if data.get("targets") else None
-        results.append(TrackResult(data["track"], data.get("subset", ""), int(data["samplerate"]), int(data["length"]),
-                                   museval=museval, mdx=data.get("mdx_sdr", {}), nsdr=data.get("nsdr", {})))
-    return sorted(results, key=lambda r: r.name)

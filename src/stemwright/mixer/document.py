@@ -11,13 +11,11 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stemwright.atomic import atomic_write_text
 from stemwright.mixer.effects import Effect, MixError
-
-if TYPE_CHECKING:
-    from stemwright.mixer.stems import StemSet
+from stemwright.mixer.stems import StemSet, load_stems
 
 VERSION = 1
 GAIN_RANGE = (-120.0, 24.0)  # dB; below -120 dB is inaudible in float, -inf is allowed separately
@@ -153,16 +151,12 @@ class Mix:
     @classmethod
     def from_stems(cls, stems: StemSet | list[str] | tuple[str, ...] | dict) -> Mix:
         """A neutral mix (every stem at 0 dB, centred, no effects) for a :class:`StemSet`, a dict or stem names."""
-        from stemwright.mixer.stems import StemSet
-
         names = stems.names if isinstance(stems, StemSet) else list(stems)
         return cls([Channel(n) for n in names], source=stems if isinstance(stems, StemSet) else None)
 
     @classmethod
     def from_folder(cls, path: str | Path) -> Mix:
         """A neutral mix of the stems in a folder written by ``stemwright separate`` (or any folder of audio files)."""
-        from stemwright.mixer.stems import load_stems
-
         return cls.from_stems(load_stems(path))
 
     @classmethod

@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from stemwright.audio.io import read_audio
 from stemwright.audio.resample import resample
+from stemwright.dsp.stft import StftConfig, stft
 from stemwright.mixer.loudness import true_peak_db
+from stemwright.mixer.plots import write_plots
 from stemwright.mixer.stems import StemSet, as_stemset
 
 log = logging.getLogger(__name__)
@@ -85,10 +88,6 @@ class InspectReport:
 
 def _magnitudes(stems: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Mono STFT magnitudes. Shape: each ``(C, T)`` -> ``(F, N)``."""
-    import torch
-
-    from stemwright.dsp.stft import StftConfig, stft
-
     cfg = StftConfig(n_fft=N_FFT, hop_length=HOP)
     out = {}
     for name, x in stems.items():
@@ -233,8 +232,6 @@ def inspect(
         source=str(stemset.path) if stemset.path else None,
     )
     if plots is not None:
-        from stemwright.mixer.plots import write_plots
-
         report.plots = [str(p) for p in write_plots(report, stemset, loaded[0] if loaded else None, Path(plots), overwrite)]
     return report
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pedalboard
 
 from stemwright.audio.resample import resample
 from stemwright.mixer.analysis import Key, Rhythm, estimate_key, estimate_rhythm, fold_tempo_ratio, semitones_to_match
@@ -154,8 +155,6 @@ def _downbeat_offset(ra: Rhythm, rb: Rhythm, tempo_b: float, factor: float) -> f
 
 def transform_vocal(vocal: np.ndarray, samplerate: int, plan: MashupPlan) -> np.ndarray:
     """Time-stretch and pitch-shift with Rubber Band (pedalboard). Shape: ``(C, T)`` -> ``(C, ~T / stretch)``."""
-    import pedalboard
-
     if plan.stretch == 1.0 and plan.semitones == 0:
         return np.asarray(vocal, dtype=np.float32).copy()
     out = pedalboard.time_stretch(

@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 import soundfile as sf
+from tqdm import tqdm
 
 from stemwright.synth.resources import Resources, find_resources
 from stemwright.synth.song import STEMS, SynthSong, generate_song
@@ -155,8 +156,6 @@ def generate_dataset(
     args = (str(out), seconds, seed, mir, resources, overwrite, midi, style)
     bar = None
     if progress is True:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(todo), unit="song", desc="synth")
     results: list[dict] = []
 
