@@ -336,6 +336,10 @@ class Separator:
             if done is not None:
                 _emit(progress, 1.0, "done", message=f"{plan.manifest_path} (already done)")
                 return SeparationResult(done, plan.stem_paths, plan.manifest_path, skipped=True)
+            other = _previous_run(plan)
+            if other is not None:
+                raise AudioError(plan.manifest_path, f"holds another run's stems (model {other.model!r}, or other "
+                                                     "output options); they are kept unless overwritten")
         previous = _previous_run(plan) if overwrite else None
         # skip_existing redoes an interrupted track (stems, no manifest); a finished run with other settings
         # is kept unless overwrite is given.

@@ -353,7 +353,8 @@ def test_demo_follows_the_model(tmp_path: Path, tiny_model: str, capsys: pytest.
     code, out, err = run(["separate", "--demo", "-m", tiny_model, "-o", str(tmp_path), "-q"], capsys)
     assert code == 0 and "already separated" in out
     code, out, err = run(["separate", "--demo", "-m", "classic", "-o", str(tmp_path), "-q", "--stems", "vocals"], capsys)
-    assert code == 1 and "already exists" in err and "already separated" not in out
+    assert code == 1 and "already separated" not in out
+    assert f"holds another run's stems (model '{tiny_model}'" in err and "use --overwrite" in err
 
 
 def test_third_party_warnings_hidden_unless_verbose(tmp_path: Path) -> None:

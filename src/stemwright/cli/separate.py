@@ -258,8 +258,11 @@ class _Runner:
                                             skip_existing=self.skip_existing, **_file_options(self.options))
         except ValueError as e:  # AudioError, SeparationError: the message says what and why
             msg = str(e)
-            if getattr(e, "reason", "").startswith("already exists"):  # the library names no flags; the CLI does
+            reason = getattr(e, "reason", "")  # the library names no flags; the CLI does
+            if reason.startswith("already exists"):
                 msg = f"{e.path}: already exists (use --overwrite to replace it, or --skip-existing)"  # type: ignore[attr-defined]
+            elif reason.startswith("holds another run"):
+                msg = f"{msg} (use --overwrite to replace them)"
             return Outcome(str(path), False, error=msg if str(path) in msg else f"{path}: {msg}")
         except Exception as e:  # noqa: BLE001 - a batch goes on past any one file's failure
             log.debug("separation of %s failed", path, exc_info=True)
