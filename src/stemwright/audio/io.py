@@ -308,7 +308,7 @@ def prepare_peaks_many(arrays: list[np.ndarray], clip_mode: str) -> tuple[list[n
 
 def _atomic_target(path: Path, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
-        raise AudioError(path, "already exists (use --overwrite to replace it)")
+        raise AudioError(path, "already exists")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
