@@ -63,4 +63,4 @@ def progress_bar(total: float, description: str, *, enabled: bool = True, positi
 
     return tqdm(total=total, desc=description, disable=not enabled, file=sys.stderr, dynamic_ncols=True,
                 position=position, unit=unit, leave=True,
-                bar_format="{desc} {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
+                bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")

@@ -236,15 +236,17 @@ class _Runner:
 
         with self._lock:
             slot = self._slots.pop(0) if self._slots else None
-        bar = progress_bar(1.0, track_name(path)[:40], enabled=self.progress, position=slot)
+        name = track_name(path)[:40]
+        bar = progress_bar(1.0, f"{name} {'':<9}", enabled=self.progress, position=slot)
         try:
             def on_progress(ev: Any) -> None:
                 bar.n = round(ev.fraction, 3)
-                bar.set_postfix_str(ev.stage, refresh=True)
+                bar.set_description_str(f"{name} {ev.stage:<9}", refresh=True)
 
             outcome = self._separate(path, on_progress)
             bar.n = 1.0
-            bar.set_postfix_str("skipped (already done)" if outcome.skipped else "done" if outcome.ok else "failed")
+            bar.set_description_str(f"{name} {'skipped' if outcome.skipped else 'done' if outcome.ok else 'failed':<9}",
+                                    refresh=True)
             return outcome
         finally:
             bar.close()
