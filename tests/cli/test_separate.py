@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -394,3 +395,28 @@ def test_device_choices_are_the_engines() -> None:
     from stemwright.engine.device import DEVICE_CHOICES as ENGINE
 
     assert DEVICE_CHOICES == ENGINE
+
+
+def test_ctrl_c_with_jobs_stops_the_batch(tmp_path: Path, tiny_model: str, capsys: pytest.CaptureFixture,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --jobs, Ctrl-C must not let the pool work through every remaining input before exiting."""
+    from stemwright.api import Separator
+
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for i in range(8):
+        sf.write(str(songs / f"s{i}.wav"), np.full((4410, 2), 0.1, np.float32), 44100)
+    real = Separator.separate_file
+    started: list[str] = []
+
+    def slow_then_interrupt(self, path, *args, **kwargs):
+        started.append(Path(path).name)
+        if Path(path).name == "s0.wav":
+            raise KeyboardInterrupt  # raised in a worker: the main thread gets it from map() in input order
+        time.sleep(0.3)  # the others take a while, so most are still queued when the interrupt arrives
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(Separator, "separate_file", slow_then_interrupt)
+    code, _, err = run(["separate", str(songs), "-m", tiny_model, "-o", str(tmp_path / "o"), "-q", "-j", "2"], capsys)
+    assert code == 130
+    assert len(started) < 8, started
