@@ -399,7 +399,7 @@ def test_device_choices_are_the_engines() -> None:
 
 def test_ctrl_c_with_jobs_stops_the_batch(tmp_path: Path, tiny_model: str, capsys: pytest.CaptureFixture,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """With --jobs, Ctrl-C must not let the pool work through every remaining input before exiting."""
+    """With --jobs, Ctrl-C stops the batch: the inputs not started are dropped (Executor.map cancels them)."""
     from stemwright.api import Separator
 
     songs = tmp_path / "songs"

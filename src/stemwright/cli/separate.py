@@ -228,13 +228,8 @@ class _Runner:
             yield from map(work, items)
             return
         self._slots = list(range(jobs))
-        pool = ThreadPoolExecutor(max_workers=jobs)
-        try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
             yield from pool.map(work, items)  # map yields in input order
-        except BaseException:  # Ctrl-C: drop the inputs not started (the running ones finish), then stop
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
 
     def one(self, path: Path) -> Outcome:
         from stemwright.api import track_name
