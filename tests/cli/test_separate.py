@@ -179,6 +179,7 @@ def test_jobs_runs_files_in_parallel(tmp_path: Path, mixtures_dir: Path, capsys:
         ["separate", "x.wav", "-m", "no-such-model", "--offline"],
         ["separate", "x.wav", "--filename", "{track}/{nope}.{ext}"],
         ["separate", "x.wav", "--filename", "{track}/{stem!r}.{ext}"],  # defect 9
+        ["separate", "x.wav", "--filename", "../{track}/{stem}.{ext}"],
         ["separate", "x.wav", "--filename", "{track}/{stem:>8}.{ext}"],
         ["separate", "x.wav", "--segment", "0.01"],  # defect 9: a lower bound
         ["separate", "x.wav", "--mp3", "--flac"],

@@ -144,6 +144,7 @@ def command(
         fail_from(e)
     try:
         options = sep.options(out_format, depth, mp3_bitrate, clip_mode.value, stem_list, two_stems, filename)
+        sep.plan(Path("track.wav"), out, options)  # a template that leaves the output folder is a usage error
     except SeparationError as e:
         fail(str(e), USAGE_EXIT)
 
