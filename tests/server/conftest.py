@@ -49,7 +49,7 @@ class FakeSeparator:
         for name, x in stems.items():
             paths[name] = write_audio(outdir / f"{name}.wav", x, audio.samplerate, bit_depth=32, overwrite=True)
         self.progress(ProgressEvent(1.0, "write", 4, 4))
-        return SimpleNamespace(stem_paths=paths, manifest={"samplerate": audio.samplerate})
+        return SimpleNamespace(stem_paths=paths, manifest=SimpleNamespace(samplerate=audio.samplerate))
 
 
 def fake_factory(model, progress):

@@ -26,6 +26,8 @@ _CHANNEL_KEYS = ("stem", "gain_db", "mute", "solo", "pan", "invert", "offset_s",
 _MASTER_KEYS = ("gain_db", "effects")
 _MIX_KEYS = ("version", "channels", "master", "loudness_lufs")
 
+MAX_DOCUMENT_BYTES = 1 << 20  # a mix document of a hundred stems with effects is ~50 kB
+
 
 def parse_gain(value: Any, where: str) -> float:
     """A gain in dB: a number, ``"-inf"`` or ``None`` (both meaning silent)."""
@@ -182,15 +184,22 @@ class Mix:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise MixError(f"mix document: not valid JSON ({e})") from None
+        except RecursionError:
+            raise MixError("mix document: nested too deeply to be a mix document") from None
         return cls.from_dict(data)
 
     @classmethod
     def load(cls, path: str | Path) -> Mix:
         p = Path(path)
         try:
+            if p.stat().st_size > MAX_DOCUMENT_BYTES:
+                raise MixError(f"{p}: too large for a mix document ({p.stat().st_size} bytes; at most "
+                               f"{MAX_DOCUMENT_BYTES})")
             text = p.read_text(encoding="utf-8")
         except OSError as e:
             raise MixError(f"{p}: cannot read mix file ({e.strerror or e})") from None
+        except UnicodeDecodeError:
+            raise MixError(f"{p}: not a mix document (not UTF-8 text; expected JSON such as the web mixer saves)") from None
         try:
             return cls.from_json(text)
         except MixError as e:
@@ -212,8 +221,11 @@ class Mix:
         """Write the JSON document atomically (temporary name + rename); refuses to replace a file unless asked."""
         p = Path(path)
         if p.exists() and not overwrite:
-            raise MixError(f"{p}: already exists (use --overwrite to replace it)")
-        return atomic_write_text(p, self.to_json() + "\n")
+            raise MixError(f"{p}: already exists")
+        try:
+            return atomic_write_text(p, self.to_json() + "\n")
+        except OSError as e:
+            raise MixError(f"{p}: cannot write ({e.strerror or e})") from None
 
     def copy(self) -> Mix:
         new = copy.deepcopy(Mix(self.channels, self.master, self.loudness_lufs, self.version))

@@ -91,8 +91,10 @@ def _magnitudes(stems: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     cfg = StftConfig(n_fft=N_FFT, hop_length=HOP)
     out = {}
     for name, x in stems.items():
-        mono = torch.from_numpy(np.ascontiguousarray(x.mean(axis=0)))
-        out[name] = stft(mono, cfg).abs().numpy()
+        mono = np.ascontiguousarray(x.mean(axis=0))
+        if mono.shape[0] <= N_FFT // 2:  # the centred STFT's reflect padding needs more than n_fft/2 samples
+            mono = np.pad(mono, (0, N_FFT // 2 + 1 - mono.shape[0]))
+        out[name] = stft(torch.from_numpy(mono), cfg).abs().numpy()
     return out
 
 

@@ -212,7 +212,7 @@ class JobRunner:
             )
             tmp.rename(out)  # job ids are fresh, so `out` never exists; a clash fails the job loudly
             stems = {name: str(out / Path(p).name) for name, p in result.stem_paths.items()}
-            samplerate = int(result.manifest.get("samplerate", song["samplerate"]))
+            samplerate = int(result.manifest.samplerate)
             with self._final:
                 if self._closed:  # stop() has marked the job interrupted: its stems are not recorded
                     shutil.rmtree(out, ignore_errors=True)

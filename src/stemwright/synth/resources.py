@@ -54,7 +54,7 @@ class MissingPackageError(RuntimeError):
             "stemwright synth cannot run: "
             + "; ".join(what)
             + f". Install the Debian package(s): sudo apt-get install {' '.join(self.packages)}"
-            + " (or run scripts/setup.sh)"
+            + " (or run scripts/setup.sh --dev)"
         )
 
 
