@@ -1,0 +1,124 @@
+"""The streaming chunk loop: equal to the in-memory one for any length, block size, batch, shift and valid length."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from stemwright.engine.run import separate_tensor
+from stemwright.engine.stream import StreamEngine, separate_blocks
+
+
+class Identity(nn.Module):
+    """Two 'sources': the input and twice the input (valid lengths as Demucs pads them when ``multiple > 1``)."""
+
+    sources = ("a", "b")
+    samplerate = 100
+    audio_channels = 2
+
+    def __init__(self, segment: float | None = 1.0, multiple: int = 1) -> None:
+        super().__init__()
+        self.segment = segment
+        self.multiple = multiple
+        self.seen: list[int] = []
+
+    def valid_length(self, n: int) -> int:
+        return -(-n // self.multiple) * self.multiple + (8 if self.multiple > 1 else 0)
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        self.seen.append(mix.shape[-1])
+        return torch.stack([mix, 2 * mix], dim=1)
+
+
+class Mixing(nn.Module):
+    """Not an identity: each output sample depends on its neighbours (a convolution), so context and chunk
+    boundaries matter and a wrong window would show."""
+
+    sources = ("a", "b")
+    samplerate = 100
+    audio_channels = 2
+    segment = 0.6
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(2, 4, 9, padding=4)
+        torch.nn.init.normal_(self.conv.weight, generator=torch.Generator().manual_seed(0))
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.conv(mix)).reshape(mix.shape[0], 2, 2, -1)
+
+
+def _blocks(x: torch.Tensor, size: int):
+    for i in range(0, x.shape[-1], size):
+        yield x[..., i : i + size]
+
+
+def _stream(model: nn.Module, x: torch.Tensor, block: int, **kw) -> torch.Tensor:
+    return torch.cat(list(separate_blocks(model, _blocks(x, block), **kw)), dim=-1)
+
+
+@pytest.mark.parametrize("length", [1, 7, 99, 100, 101, 457, 1000])
+@pytest.mark.parametrize("segment", [0.05, 0.5, 1.0, 3.0])
+@pytest.mark.parametrize("overlap", [0.0, 0.25, 0.9])
+@pytest.mark.parametrize("block", [1, 33, 250])
+def test_identity_reconstruction_grid(length: int, segment: float, overlap: float, block: int) -> None:
+    x = torch.randn(2, length, generator=torch.Generator().manual_seed(length))
+    out = _stream(Identity(), x, block, segment=segment, overlap=overlap)
+    assert out.shape == (2, 2, length)
+    assert float((out[0] - x).abs().max()) < 1e-6 and float((out[1] - 2 * x).abs().max()) < 2e-6
+
+
+@pytest.mark.parametrize("batch_size, shifts, multiple", list(itertools.product([1, 3], [0, 1, 3], [1, 16])))
+@pytest.mark.parametrize("block", [17, 160])
+def test_equals_in_memory(batch_size: int, shifts: int, multiple: int, block: int) -> None:
+    for length in (13, 250, 777):
+        x = torch.randn(2, length, generator=torch.Generator().manual_seed(length))
+        for model in (Identity(segment=0.7, multiple=multiple), Mixing()):
+            kw = dict(overlap=0.3, batch_size=batch_size, shifts=shifts, seed=3)
+            ref = separate_tensor(model, x, **kw)
+            out = _stream(model, x, block, **kw)
+            assert out.shape == ref.shape
+            assert float((out - ref).abs().max()) <= 1e-6, (type(model).__name__, length)
+
+
+def test_whole_track_model_buffers_and_matches() -> None:
+    model = Identity(segment=None)
+    x = torch.randn(2, 345, generator=torch.Generator().manual_seed(1))
+    for shifts in (0, 2):
+        model.seen.clear()
+        ref = separate_tensor(model, x, shifts=shifts)
+        model.seen.clear()
+        out = _stream(model, x, 50, shifts=shifts)
+        assert torch.allclose(out, ref, atol=1e-6) and len(model.seen) == max(1, shifts)
+
+
+def test_memory_is_bounded_by_segments() -> None:
+    """The engine's buffers stay a few segments long however long the stream is."""
+    model = Identity(segment=0.5, multiple=16)
+    engine = StreamEngine(model)
+    longest = 0
+    emitted = 0
+    for _ in range(600):  # 600 s at 100 Hz
+        out = engine.push(torch.zeros(2, 100))
+        emitted += 0 if out is None else out.shape[-1]
+        s = engine.splitters[0]
+        longest = max(longest, s.buf.shape[-1], s.acc.shape[-1] if s.acc is not None else 0)
+    emitted += engine.finish().shape[-1]
+    assert emitted == 60000
+    assert longest <= 4 * 50 + 100 + 32  # a few segments plus one block, never the track
+    assert max(model.seen) <= model.valid_length(50)
+
+
+def test_progress_counts_chunks() -> None:
+    events = []
+    x = torch.zeros(2, 1000)
+    list(separate_blocks(Identity(segment=1.0), _blocks(x, 100), progress=events.append, length_hint=1000))
+    assert [e.chunk_index for e in events] == list(range(1, 15))
+    assert all(e.num_chunks == 14 for e in events) and all(0 < e.fraction < 1 for e in events)
+
+
+def test_empty_stream_is_refused() -> None:
+    with pytest.raises(ValueError, match="no samples"):
+        list(separate_blocks(Identity(), iter([])))
