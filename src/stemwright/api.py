@@ -10,6 +10,7 @@ Where the audio comes from and goes to lives here; the chunk loop is :func:`stem
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import string
@@ -18,21 +19,25 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
+import soundfile as sf
 import torch
 from torch import nn
 
 from stemwright import __version__
 from stemwright.audio.channels import downmix_description, downmix_to_stereo
-from stemwright.audio.io import CLIP_MODES, AudioError, check_write_options, prepare_peaks_many, read_audio, write_audio
+from stemwright.atomic import atomic_write, temporary_beside
+from stemwright.audio.io import CLIP_MODES, AudioError, apply_clip, check_write_options, clip_report, write_audio
+from stemwright.audio.stream import BlockWriter, FloatSpool, StreamResampler, open_audio_stream
 from stemwright.manifest import MANIFEST_NAME, InputInfo, Manifest, ManifestError, SeparationOptions
 from stemwright.models.defaults import DEFAULT_MODEL
 from stemwright.audio.resample import resample
 from stemwright.engine.device import resolve_device
 from stemwright.engine.progress import ProgressCallback, ProgressEvent, scaled
 from stemwright.engine.run import separate_tensor
+from stemwright.engine.stream import StreamEngine
 from stemwright.models.base import check_model
 
 log = logging.getLogger(__name__)
@@ -53,7 +58,8 @@ class SeparationError(ValueError):
 @dataclass(frozen=True)
 class SeparationResult:
     """What :meth:`Separator.separate_file` wrote (or found already written: ``skipped``): the manifest (also
-    saved as ``stemwright.json``), the paths, and the written arrays (empty when skipped)."""
+    saved as ``stemwright.json``) and the paths. ``stems`` stays empty: the file path streams, and never holds
+    the song's stems in memory (read the files, or use :meth:`Separator.separate` on arrays)."""
 
     manifest: Manifest
     stem_paths: dict[str, Path]
@@ -257,6 +263,122 @@ class Separator:
         )
         return out.numpy()
 
+    # -- streams -----------------------------------------------------------------------------------------
+    def separate_stream(self, blocks: Iterable[Any], samplerate: int, progress: ProgressCallback | None = None,
+                        length_hint: int | None = None) -> Iterator[dict[str, np.ndarray]]:
+        """Separate audio that arrives in blocks, in memory bounded by a few segments whatever its length.
+
+        ``blocks``: ``(C, n)`` or ``(n,)`` arrays at ``samplerate`` (same channel count throughout, any sizes).
+        Yields ``{stem: (C', m)}`` float32 blocks in order, as soon as they are final; together they equal what
+        :meth:`separate` gives for the concatenated blocks (same model settings, to float rounding). Block sizes
+        out follow the model's chunk grid, not the input's. ``length_hint`` (input samples expected) only sizes
+        the progress fraction.
+        """
+        for _, stems in self._stream_pairs(blocks, samplerate, progress or self.progress, length_hint):
+            yield stems
+
+    def _stream_pairs(self, blocks: Iterable[Any], samplerate: int, progress: ProgressCallback | None,
+                      length_hint: int | None = None, origin: str = "audio", warn_downmix: bool = True,
+                      ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """The streaming twin of :meth:`separate`: yields ``(mix block (C, m), {stem: (C', m)})`` aligned at the
+        input rate (the mix after any downmix, for residual and two-stem outputs)."""
+        samplerate = check_samplerate(samplerate)
+        sr_model = self.samplerate
+        model_channels = int(self.model.audio_channels)
+        channels: int | None = None
+        length = 0
+        mix_fifo = _Fifo()
+        stem_fifos: dict[str, _Fifo] = {n: _Fifo() for n in self.sources}
+        ups: dict[str, StreamResampler] = {}
+        down: StreamResampler | None = None
+        engines: list[StreamEngine] = []
+        hint = int(length_hint * sr_model / samplerate) if length_hint else None
+        _emit(progress, 0.0, "resample")
+
+        def feed(model_in: np.ndarray | None, last: bool) -> None:
+            """Model-rate input -> engines -> stems at the input rate, into the fifos."""
+            outs = []
+            for c, engine in enumerate(engines):
+                if model_in is None:
+                    outs.append(engine.finish())
+                    continue
+                part = model_in[c : c + 1] if model_channels == 1 else model_in
+                if model_channels == 2 and part.shape[0] == 1:
+                    part = np.repeat(part, 2, axis=0)  # dual mono
+                o = engine.push(torch.from_numpy(np.ascontiguousarray(part)))
+                outs.append(o)
+            if any(o is None for o in outs):
+                if not last:
+                    return
+            est = np.concatenate([o.numpy() for o in outs], axis=1) if len(outs) > 1 else outs[0].numpy()
+            for i, name in enumerate(self.sources):
+                y = est[i]
+                if channels == 1:
+                    y = y.mean(axis=0, keepdims=True)
+                stem_fifos[name].push(ups[name](y, last=last))
+
+        def pairs(final: bool) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+            k = min(len(mix_fifo), *(len(f) for f in stem_fifos.values()))
+            if final:
+                k = len(mix_fifo)
+                for f in stem_fifos.values():
+                    f.fit(k, channels)  # resampling may be off by a sample (as _fit_length)
+            if k == 0:
+                return
+            x = mix_fifo.pop(k)
+            stems = {n: f.pop(k) for n, f in stem_fifos.items()}
+            if self.residual is not None:
+                others = sum(v for n, v in stems.items() if n != self.residual)
+                stems[self.residual] = (x - others).astype(np.float32)
+            yield x, stems
+
+        for raw in blocks:
+            x = self._check_block(raw, origin, channels, warn=warn_downmix)
+            if x.shape[1] == 0:
+                continue
+            if channels is None:
+                channels = x.shape[0]
+                down = StreamResampler(samplerate, sr_model, channels)
+                ups.update({n: StreamResampler(sr_model, samplerate, channels) for n in self.sources})
+                sub = scaled(progress, 0.05, 0.95)
+                engines = [self._engine(sub if c == 0 else None, hint)
+                           for c in range(channels if model_channels == 1 else 1)]
+            length += x.shape[1]
+            mix_fifo.push(x)
+            # the loop checks the engines' output once per block: it is a few blocks behind the input
+            feed(down(x), last=False)
+            yield from pairs(final=False)
+        if channels is None or down is None:
+            raise SeparationError(f"{origin} has no samples")
+        # Very short inputs are padded with silence before resampling, as separate() does; stems trimmed after.
+        min_len = int(np.ceil(MIN_INPUT_SECONDS * samplerate))
+        tail = np.zeros((channels, max(0, min_len - length)), dtype=np.float32)
+        feed(down(tail, last=True), last=False)
+        feed(None, last=True)
+        _emit(progress, 0.95, "resample")
+        yield from pairs(final=True)
+        _emit(progress, 1.0, "done")
+
+    def _engine(self, progress: ProgressCallback | None, length_hint: int | None) -> StreamEngine:
+        return StreamEngine(self.model, segment=self.segment, overlap=self.overlap, batch_size=self.batch_size,
+                            shifts=self.shifts, device=self.device, progress=progress, length_hint=length_hint)
+
+    def _check_block(self, raw: Any, origin: str, channels: int | None, warn: bool) -> np.ndarray:
+        x = as_float_audio(raw)
+        if x.ndim == 1:
+            x = x[None]
+        if x.ndim != 2:
+            raise SeparationError(f"{origin}: blocks must be (channels, time) or (time,), got shape {x.shape}")
+        if not np.isfinite(x).all():
+            raise SeparationError(f"{origin} contains {int((~np.isfinite(x)).sum())} non-finite (NaN/inf) samples")
+        if x.shape[0] > 2:
+            if warn and channels is None:
+                warnings.warn(f"{origin}: {downmix_description(x.shape[0])}", UserWarning, stacklevel=4)
+            x = downmix_to_stereo(x)
+        if channels is not None and x.shape[0] != channels and x.shape[1]:
+            raise SeparationError(f"{origin}: a block has {x.shape[0]} channels after {channels}-channel blocks")
+        return x
+
     # -- files -------------------------------------------------------------------------------------------
     def select_stems(self, stems: list[str] | tuple[str, ...] | None = None, two_stems: str | None = None) -> list[str]:
         """The stem names a separation writes; see :func:`select_stems`."""
@@ -348,33 +470,33 @@ class Separator:
 
         t0 = time.perf_counter()
         _emit(progress, 0.0, "load", message=str(path))
-        audio = read_audio(path)
-        notes: tuple[str, ...] = ()
-        mix = audio.samples
-        if audio.channels > 2:
-            notes = (downmix_description(audio.channels),)
-            warnings.warn(f"{path}: {notes[0]}", UserWarning, stacklevel=2)
-            mix = downmix_to_stereo(mix)
-        separated = self.separate(mix, audio.samplerate, progress=scaled(progress, 0.05, 0.9))
-        out = select_outputs(separated, self.select_stems(options.stems, options.two_stems), options.two_stems, mix)
-
-        _emit(progress, 0.9, "write")
-        # One gain for all stems, so that the written stems still sum to (a scaled copy of) the mixture.
-        arrays, clip = prepare_peaks_many(list(out.values()), clip_mode)
+        names = self.select_stems(options.stems, options.two_stems)
+        with open_audio_stream(path) as audio:
+            notes: tuple[str, ...] = ()
+            if audio.channels > 2:
+                notes = (downmix_description(audio.channels),)
+                warnings.warn(f"{path}: {notes[0]}", UserWarning, stacklevel=2)
+            pairs = self._stream_pairs(audio.blocks(), audio.samplerate, scaled(progress, 0.05, 0.9),
+                                       length_hint=audio.frames, origin=str(path), warn_downmix=False)
+            try:
+                clip, peaks, channels = write_stream(plan, names, pairs, audio.samplerate, options, replace,
+                                                     progress)
+            except BaseException:
+                _remove_empty_dirs(plan)
+                raise
         if clip_mode == "rescale":
             clip["scope"] = "one gain shared by all stems (they still sum to the scaled mixture)"
-        out = dict(zip(out, arrays))
-        write_stems(plan, out, audio.samplerate, options, replace)
         seconds = time.perf_counter() - t0
+        duration = audio.duration
         manifest = Manifest(
             stemwright_version=__version__, model=self.model_name, model_samplerate=self.samplerate,
             sources=tuple(self.sources), parameters=options,
             input=InputInfo(path=str(Path(path).resolve()), samplerate=audio.samplerate, channels=audio.channels,
-                            duration=audio.duration, codec=audio.codec),
-            samplerate=audio.samplerate, channels=int(next(iter(out.values())).shape[0]), duration=audio.duration,
+                            duration=duration, codec=audio.codec),
+            samplerate=audio.samplerate, channels=channels, duration=duration,
             stems={n: os.path.relpath(p, plan.manifest_path.parent) for n, p in plan.stem_paths.items()},
-            clip=clip, seconds=round(seconds, 4), rtf=round(seconds / audio.duration, 5) if audio.duration > 0 else None,
-            peaks={n: _peak_dbfs(v) for n, v in out.items()},
+            clip=clip, seconds=round(seconds, 4), rtf=round(seconds / duration, 5) if duration > 0 else None,
+            peaks={n: _dbfs(v) for n, v in peaks.items()},
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), notes=notes,
         )
         try:
@@ -389,7 +511,7 @@ class Separator:
             new = set(plan.stem_paths.values())
             _remove_files(p for p in previous.stem_paths(plan.manifest_path.parent).values() if p not in new)
         _emit(progress, 1.0, "done", message=str(plan.manifest_path))
-        return SeparationResult(manifest=manifest, stem_paths=plan.stem_paths, manifest_path=plan.manifest_path, stems=out)
+        return SeparationResult(manifest=manifest, stem_paths=plan.stem_paths, manifest_path=plan.manifest_path)
 
 
 @dataclass(frozen=True)
@@ -505,6 +627,136 @@ def write_stems(plan: OutputPlan, arrays: dict[str, np.ndarray], samplerate: int
         _remove_files(written)
         _remove_empty_dirs(plan)
         raise
+
+
+def write_stream(plan: OutputPlan, names: list[str], pairs: Iterable[tuple[np.ndarray, dict[str, np.ndarray]]],
+                 samplerate: int, options: SeparationOptions, overwrite: bool,
+                 progress: ProgressCallback | None = None) -> tuple[dict, dict[str, float], int]:
+    """Write the stems of a stream of ``(mix block, {stem: block})`` pairs, each to a temporary name beside its
+    path, renamed when every stem is complete; on any failure (a truncated input found at its end, a full disk,
+    a signal) the temporaries are removed and nothing is left. ``clip_mode`` ``rescale`` needs the song's peak
+    first: the stems go to raw float spools, then a second streamed pass scales and encodes them.
+
+    Returns the clip report, each written stem's peak (after the clip policy) and the channel count.
+    """
+    for p in plan.stem_paths.values():
+        if p.exists() and not overwrite:
+            raise AudioError(p, "already exists (choose to overwrite or skip existing outputs)")
+    mode = options.clip_mode
+    paths = list(plan.stem_paths.items())
+    state: dict[str, Any] = {"raw_peak": 0.0, "peaks": {n: 0.0 for n in names}, "channels": 0}
+
+    def encode(tmps: list[Path]) -> None:
+        two_pass = mode == "rescale"
+        with contextlib.ExitStack() as stack:
+            spools: dict[str, FloatSpool] = {}
+            writers: dict[str, BlockWriter] = {}
+            for (name, p), tmp in zip(paths, tmps):
+                if two_pass:
+                    spool_path = stack.enter_context(temporary_beside(p, suffix=".spool.f32"))
+                    spools[name] = FloatSpool(spool_path, 0)
+                    stack.callback(spools[name].close)
+            for mix, stems in pairs:
+                out = select_outputs(stems, names, options.two_stems, mix)
+                if not state["channels"]:
+                    state["channels"] = int(next(iter(out.values())).shape[0])
+                    if two_pass:
+                        for spool in spools.values():
+                            spool.channels = state["channels"]
+                    else:
+                        for (name, _), tmp in zip(paths, tmps):
+                            writers[name] = _writer(tmp, samplerate, state["channels"], options)
+                            stack.callback(writers[name].close, False)
+                for name, block in out.items():
+                    peak = float(np.max(np.abs(block))) if block.size else 0.0
+                    state["raw_peak"] = max(state["raw_peak"], peak)
+                    if two_pass:
+                        spools[name].write(block)
+                    else:
+                        block = apply_clip(block, peak, mode)  # clamp/none work sample by sample
+                        state["peaks"][name] = max(state["peaks"][name], float(np.max(np.abs(block), initial=0.0)))
+                        writers[name].write(block)
+            if two_pass:
+                _emit(progress, 0.9, "write")
+                gain_peak = state["raw_peak"]
+                for (name, _), tmp in zip(paths, tmps):
+                    w = _writer(tmp, samplerate, state["channels"], options)
+                    try:
+                        for block in spools[name].blocks():
+                            block = apply_clip(block, gain_peak, mode)
+                            state["peaks"][name] = max(state["peaks"][name], float(np.max(np.abs(block), initial=0.0)))
+                            w.write(block)
+                    except BaseException:
+                        w.close(flush=False)
+                        raise
+                    w.close()
+            else:
+                for w in writers.values():
+                    w.close()
+                writers.clear()
+                stack.pop_all()
+
+    suffixes = [(p, f".part.{options.format}") for _, p in paths]
+    try:
+        _atomic_many(suffixes, encode)
+    except AudioError:
+        raise
+    except (OSError, RuntimeError, sf.LibsndfileError) as e:
+        raise AudioError(paths[0][1].parent, f"could not write stems ({type(e).__name__}: {e})") from None
+    return clip_report(state["raw_peak"], mode), state["peaks"], state["channels"]
+
+
+def _writer(tmp: Path, samplerate: int, channels: int, options: SeparationOptions) -> BlockWriter:
+    return BlockWriter(tmp, samplerate, channels, options.format, options.bit_depth or 24, options.mp3_bitrate or 320)
+
+
+def _atomic_many(targets: list[tuple[Path, str]], write: Any) -> None:
+    """``write(temporary paths)`` then rename each to its target (``atomic_write`` nested: every temporary is
+    removed if anything fails, and by the signal handlers)."""
+    def nest(i: int, tmps: list[Path]) -> None:
+        if i == len(targets):
+            write(tmps)
+            return
+        path, suffix = targets[i]
+        atomic_write(path, lambda tmp: nest(i + 1, [*tmps, tmp]), suffix=suffix)
+
+    nest(0, [])
+
+
+class _Fifo:
+    """Samples ``(C, T)`` queued in blocks; pops exact lengths."""
+
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def push(self, x: np.ndarray) -> None:
+        if x.shape[-1]:
+            self.parts.append(x)
+            self.size += x.shape[-1]
+
+    def pop(self, k: int) -> np.ndarray:
+        cat = self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts, axis=-1)
+        head, rest = cat[..., :k], cat[..., k:]
+        self.parts = [rest] if rest.shape[-1] else []
+        self.size -= k
+        return np.ascontiguousarray(head, dtype=np.float32)
+
+    def fit(self, length: int, channels: int | None = None) -> None:
+        """Trim or zero-pad to ``length`` samples in all (as ``_fit_length``)."""
+        if self.size > length:
+            keep = self.pop(length) if length else None
+            self.parts, self.size = ([keep] if keep is not None else []), length
+        elif self.size < length:
+            c = self.parts[0].shape[0] if self.parts else (channels or 1)
+            self.push(np.zeros((c, length - self.size), dtype=np.float32))
+
+
+def _dbfs(peak: float) -> float | None:
+    return round(20 * np.log10(peak), 3) if peak > 0 else None
 
 
 def _previous_run(plan: OutputPlan) -> Manifest | None:

@@ -6,12 +6,13 @@ fails, and the result has the usual permissions (``mkstemp`` creates files as 06
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 def _umask() -> int:
@@ -43,6 +44,25 @@ def atomic_write(path: str | Path, write: Callable[[Path], object], *, suffix: s
         with _LOCK:
             _LIVE.discard(tmp)
     return p
+
+
+@contextlib.contextmanager
+def temporary_beside(path: str | Path, suffix: str = ".part") -> Iterator[Path]:
+    """A temporary file beside ``path`` (its folder is created) for scratch data, removed on exit and by
+    :func:`remove_live_temporaries` on a signal, like :func:`atomic_write`'s."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=suffix, dir=p.parent)
+    os.close(fd)
+    tmp = Path(name)
+    with _LOCK:
+        _LIVE.add(tmp)
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+        with _LOCK:
+            _LIVE.discard(tmp)
 
 
 # Temporary files being written right now, by any thread: a signal that kills the process removes them

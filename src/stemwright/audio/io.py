@@ -292,18 +292,33 @@ def prepare_peaks_many(arrays: list[np.ndarray], clip_mode: str) -> tuple[list[n
     uses one gain for all (so stems keep summing to a scaled mixture), ``clamp`` clips each sample, ``none`` keeps
     them. Returns the arrays (the same objects where nothing changes) and a report for the manifest.
     """
+    peak = max((float(np.max(np.abs(a))) for a in arrays if a.size), default=0.0)
+    report = clip_report(peak, clip_mode)
+    return [apply_clip(a, peak, clip_mode) for a in arrays], report
+
+
+def clip_report(peak: float, clip_mode: str) -> dict:
+    """The manifest's report of the clip policy for stems whose largest absolute sample is ``peak``."""
     if clip_mode not in CLIP_MODES:
         raise ValueError(f"clip mode must be one of {', '.join(CLIP_MODES)}, got {clip_mode!r}")
-    peak = max((float(np.max(np.abs(a))) for a in arrays if a.size), default=0.0)
     report = {"clip_mode": clip_mode, "peak": peak, "peak_dbfs": float(20 * np.log10(peak)) if peak > 0 else None}
     if peak <= 1.0 or clip_mode == "none":
         report["action"] = "none" if peak <= 1.0 else "left over full scale"
-        return list(arrays), report
-    if clip_mode == "rescale":
+    elif clip_mode == "rescale":
         report["action"] = f"scaled by {1 / peak:.6f}"
-        return [a / np.float32(peak) for a in arrays], report
-    report["action"] = "clamped to [-1, 1]"
-    return [np.clip(a, -1.0, 1.0) for a in arrays], report
+    else:
+        report["action"] = "clamped to [-1, 1]"
+    return report
+
+
+def apply_clip(samples: np.ndarray, peak: float, clip_mode: str) -> np.ndarray:
+    """The clip policy on (a block of) stems whose common peak is ``peak``: the same array when nothing changes.
+    ``clamp`` needs no peak (pass the block's own), so it works block by block."""
+    if peak <= 1.0 or clip_mode == "none":
+        return samples
+    if clip_mode == "rescale":
+        return samples / np.float32(peak)
+    return np.clip(samples, -1.0, 1.0)
 
 
 def _atomic_target(path: Path, overwrite: bool) -> Path:
