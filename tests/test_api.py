@@ -355,20 +355,20 @@ def test_disk_full_says_so_and_leaves_no_partial_track(tmp_path: Path, monkeypat
     """Defect 8: "could not write (LibsndfileError: System error.)" and a vocals.wav without a manifest."""
     import shutil
 
-    import stemwright.audio.io as io
+    from stemwright.audio.stream import BlockWriter
 
     sep = Separator(Split(), device="cpu")
     src = _wav(tmp_path / "a.wav", music(0.3))
-    real_write = sf.write
-    calls = []
+    real_write = BlockWriter.write
+    names = []
 
-    def full_after_one(path, *args, **kwargs):  # libsndfile's report of ENOSPC carries no errno
-        calls.append(path)
-        if len(calls) > 1:
+    def full_after_one(self, block):  # libsndfile's report of ENOSPC carries no errno
+        names.append(self)
+        if len(set(map(id, names))) > 1:  # the second stem's writer
             raise RuntimeError("System error.")
-        return real_write(path, *args, **kwargs)
+        return real_write(self, block)
 
-    monkeypatch.setattr(io.sf, "write", full_after_one)
+    monkeypatch.setattr(BlockWriter, "write", full_after_one)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 0))
     with pytest.raises(AudioError, match="high.wav: could not write: no space left on device"):
         sep.separate_file(src, tmp_path / "o")

@@ -22,14 +22,13 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
-import soundfile as sf
 import torch
 from torch import nn
 
 from stemwright import __version__
 from stemwright.audio.channels import downmix_description, downmix_to_stereo
 from stemwright.atomic import atomic_write, temporary_beside
-from stemwright.audio.io import CLIP_MODES, AudioError, apply_clip, check_write_options, clip_report, write_audio
+from stemwright.audio.io import CLIP_MODES, AudioError, _out_of_space, apply_clip, check_write_options, clip_report, write_audio
 from stemwright.audio.stream import BlockWriter, FloatSpool, StreamResampler, open_audio_stream
 from stemwright.manifest import MANIFEST_NAME, InputInfo, Manifest, ManifestError, SeparationOptions
 from stemwright.models.defaults import DEFAULT_MODEL
@@ -670,40 +669,55 @@ def write_stream(plan: OutputPlan, names: list[str], pairs: Iterable[tuple[np.nd
                 for name, block in out.items():
                     peak = float(np.max(np.abs(block))) if block.size else 0.0
                     state["raw_peak"] = max(state["raw_peak"], peak)
-                    if two_pass:
-                        spools[name].write(block)
-                    else:
-                        block = apply_clip(block, peak, mode)  # clamp/none work sample by sample
-                        state["peaks"][name] = max(state["peaks"][name], float(np.max(np.abs(block), initial=0.0)))
-                        writers[name].write(block)
+                    with _write_errors(plan.stem_paths[name], block.nbytes):
+                        if two_pass:
+                            spools[name].write(block)
+                        else:
+                            block = apply_clip(block, peak, mode)  # clamp/none work sample by sample
+                            state["peaks"][name] = max(state["peaks"][name], float(np.max(np.abs(block), initial=0.0)))
+                            writers[name].write(block)
             if two_pass:
                 _emit(progress, 0.9, "write")
                 gain_peak = state["raw_peak"]
-                for (name, _), tmp in zip(paths, tmps):
-                    w = _writer(tmp, samplerate, state["channels"], options)
-                    try:
-                        for block in spools[name].blocks():
-                            block = apply_clip(block, gain_peak, mode)
-                            state["peaks"][name] = max(state["peaks"][name], float(np.max(np.abs(block), initial=0.0)))
-                            w.write(block)
-                    except BaseException:
-                        w.close(flush=False)
-                        raise
-                    w.close()
+                for (name, p), tmp in zip(paths, tmps):
+                    with _write_errors(p, spools[name].frames * 4 * max(1, state["channels"])):
+                        w = _writer(tmp, samplerate, state["channels"], options)
+                        try:
+                            for block in spools[name].blocks():
+                                block = apply_clip(block, gain_peak, mode)
+                                state["peaks"][name] = max(state["peaks"][name],
+                                                           float(np.max(np.abs(block), initial=0.0)))
+                                w.write(block)
+                        except BaseException:
+                            w.close(flush=False)
+                            raise
+                        w.close()
             else:
-                for w in writers.values():
-                    w.close()
+                for name, w in writers.items():
+                    with _write_errors(plan.stem_paths[name], 0):
+                        w.close()
                 writers.clear()
                 stack.pop_all()
 
-    suffixes = [(p, f".part.{options.format}") for _, p in paths]
     try:
-        _atomic_many(suffixes, encode)
-    except AudioError:
-        raise
-    except (OSError, RuntimeError, sf.LibsndfileError) as e:
-        raise AudioError(paths[0][1].parent, f"could not write stems ({type(e).__name__}: {e})") from None
+        _atomic_many([(p, f".part.{options.format}") for _, p in paths], encode)
+    except OSError as e:  # creating a folder or a temporary name, or a rename
+        raise AudioError(plan.manifest_path.parent, f"could not write stems ({e.strerror or e})") from None
     return clip_report(state["raw_peak"], mode), state["peaks"], state["channels"]
+
+
+@contextlib.contextmanager
+def _write_errors(path: Path, nbytes: int) -> Iterator[None]:
+    """Writer failures as one :class:`AudioError` naming the stem (libsndfile reports a full disk as "System
+    error." with no errno: the free space says it, as in ``write_audio``)."""
+    try:
+        yield
+    except (AudioError, KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # noqa: BLE001 - any writer failure is reported against the file
+        if _out_of_space(e, path.parent if path.parent.exists() else Path("."), nbytes):
+            raise AudioError(path, "could not write: no space left on device") from None
+        raise AudioError(path, f"could not write ({type(e).__name__}: {e})") from None
 
 
 def _writer(tmp: Path, samplerate: int, channels: int, options: SeparationOptions) -> BlockWriter:
