@@ -40,11 +40,11 @@ class AudioStream:
     _close: Callable[[], None]
     frames_read: int = 0
 
-    def blocks(self, size: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
-        """Decoded ``(C, n)`` float32 blocks; raises :class:`AudioError` (naming the file) at a truncation, a
+    def blocks(self, size: int | None = None) -> Iterator[np.ndarray]:
+        """Decoded ``(C, n)`` float32 blocks (``size`` frames, default :data:`BLOCK_FRAMES`); raises :class:`AudioError` (naming the file) at a truncation, a
         decoding error or non-finite samples, and after the last block if the file had no samples."""
         bad = 0
-        for block in self._blocks(size):
+        for block in self._blocks(size or BLOCK_FRAMES):
             if not np.isfinite(block).all():
                 bad += int((~np.isfinite(block)).sum())
             if bad:
