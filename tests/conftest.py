@@ -39,6 +39,18 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session")
+def local_ray():
+    """A local Ray with 2 CPUs for the batch tests, started once (it takes seconds); workers get one thread."""
+    from tests.reference import require
+
+    ray = require("ray", reason="install the ray extra: pip install -e '.[ray]'")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """``STEMWRIGHT_SKIP_SLOW=1`` skips tests marked ``slow`` (CI runs them all)."""
     if os.environ.get("STEMWRIGHT_SKIP_SLOW") != "1":

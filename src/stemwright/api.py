@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from glob import escape as glob_escape
 import os
 import string
 import time
@@ -466,6 +467,7 @@ class Separator:
         # is kept unless overwrite is given.
         replace = overwrite or (skip_existing and not plan.manifest_path.exists())
         check_outputs(plan, replace)
+        _remove_stale_temporaries(plan)
 
         t0 = time.perf_counter()
         _emit(progress, 0.0, "load", message=str(path))
@@ -781,6 +783,18 @@ def _previous_run(plan: OutputPlan) -> Manifest | None:
     except ManifestError as e:
         log.warning("%s; its stems are not tracked", e)
         return None
+
+
+def _remove_stale_temporaries(plan: OutputPlan) -> None:
+    """Delete what a killed run (SIGKILL, out of memory, a lost node: no handler runs) left of this track's
+    outputs: ``.<stem file>.XXXX.part.<ext>`` temporaries and ``.spool.f32`` spools. A track is separated by one
+    run at a time, so these are nobody's work in progress."""
+    for p in plan.stem_paths.values():
+        if p.parent.is_dir():
+            for leftover in p.parent.glob(f".{glob_escape(p.name)}.*"):
+                if leftover.name.endswith((f".part{p.suffix}", ".spool.f32")):
+                    log.info("removing %s, left by an interrupted run", leftover)
+                    _remove_files([leftover])
 
 
 def _remove_files(paths: Any) -> None:

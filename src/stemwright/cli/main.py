@@ -26,6 +26,7 @@ from stemwright import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "separate": ("stemwright.cli.separate", "Split songs into stems."),
+    "batch": ("stemwright.cli.batch", "Separate a catalogue on Ray (local or cluster), resumable, with a report."),
     "models": ("stemwright.cli.models", "List the available models."),
     "eval": ("stemwright.cli.eval", "Score a separator on a dataset (BSS Eval v4 / MDX SDR)."),
     "bench": ("stemwright.cli.bench", "Time a model: seconds, real-time factor, peak memory."),

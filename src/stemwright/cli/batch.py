@@ -1,0 +1,133 @@
+"""``stemwright batch``: separate a catalogue on Ray (``pip install 'stemwright[ray]'``), locally or on a cluster.
+
+The same layout, manifests, skip rule and output options as ``stemwright separate`` (its option layer is reused);
+the work is spread over Ray actors that each load the model once (:mod:`stemwright.batch.ray_runner`).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from stemwright.cli.common import INPUT_EXIT, USAGE_EXIT, fail, fail_from, need_extra, progress_bar
+from stemwright.cli.separate import ClipMode, Device, OutFormat, Outcome, _bit_depth, _format, _refuse_collisions, \
+    collect_inputs
+from stemwright.models.defaults import DEFAULT_MODEL, DEFAULT_VOCALS_MODEL
+
+LIST_SUFFIXES = (".txt", ".csv", ".lst", ".m3u")
+
+
+def read_list(path: Path) -> list[Path]:
+    """Paths listed in a text file (one per line; ``#`` comments and blank lines skipped) or a CSV file (the
+    ``path`` column if there is a header naming it, else the first column). Relative paths are relative to the
+    list's folder."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot read the list ({getattr(e, 'strerror', None) or e})") from None
+    rows: list[str]
+    if path.suffix.lower() == ".csv":
+        table = [r for r in csv.reader(text.splitlines()) if r and any(c.strip() for c in r)]
+        header = [c.strip().lower() for c in table[0]] if table else []
+        col = header.index("path") if "path" in header else 0
+        rows = [r[col] for r in (table[1:] if "path" in header else table) if len(r) > col]
+    else:
+        rows = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [(path.parent / r.strip()) if not Path(r.strip()).is_absolute() else Path(r.strip()) for r in rows]
+
+
+def expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Lists (``.txt``/``.csv``/``.lst``/``.m3u`` files) replaced by the paths they name; files and folders kept."""
+    out: list[Path] = []
+    for p in inputs:
+        if p.is_file() and p.suffix.lower() in LIST_SUFFIXES:
+            out.extend(read_list(p))
+        else:
+            out.append(p)
+    return out
+
+
+def command(
+    inputs: list[Path] = typer.Argument(None, help="Audio files, folders, or .txt/.csv lists of paths (on storage every node sees).", show_default=False),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder (on storage every node sees)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster: 'auto' or 'ray://host:10001' [default: start a local Ray here]."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Ray actors, each with the model loaded once (one CPU each)."),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0.0, help="GPUs each actor asks Ray for (e.g. 0.5: two per GPU)."),
+    retries: int = typer.Option(2, "--retries", min=0, help="Extra tries for a track whose worker died or failed unexpectedly (bad files are not retried)."),
+    model: Optional[str] = typer.Option(None, "-m", "-n", "--model", "--name", help=f"Model name or checkpoint path [default: {DEFAULT_MODEL}]."),
+    stems: Optional[str] = typer.Option(None, "--stems", help="Comma-separated stems to write, e.g. vocals,drums."),
+    two_stems: Optional[str] = typer.Option(None, "--two-stems", help="Write STEM and no_STEM (the rest)."),
+    fmt: Optional[OutFormat] = typer.Option(None, "--format", help="Output format [default: wav]."),  # type: ignore[valid-type]
+    mp3: bool = typer.Option(False, "--mp3", help="Same as --format mp3."),
+    flac: bool = typer.Option(False, "--flac", help="Same as --format flac."),
+    bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="wav: 16, 24 or 32 (float); flac: 16 or 24 [default: 24]."),
+    mp3_bitrate: int = typer.Option(320, "--mp3-bitrate", help="mp3 bitrate in kbit/s (32-320)."),
+    device: Device = typer.Option("cpu", "-d", "--device", help="Where each worker runs the model."),  # type: ignore[valid-type]
+    segment: Optional[float] = typer.Option(None, "--segment", help="Chunk length in seconds, >= 0.5 (default: the model's)."),
+    overlap: Optional[float] = typer.Option(None, "--overlap", help="Overlap between chunks, in [0, 1)."),
+    shifts: int = typer.Option(0, "--shifts", help="Average N randomly shifted passes."),
+    residual: Optional[str] = typer.Option(None, "--residual", help="Put mixture minus the other stems into STEM."),
+    filename: str = typer.Option("{track}/{stem}.{ext}", "--filename", help="Output path template ({track} {stem} {ext} {model} {parent})."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Separate every track again (default: skip tracks already done with these settings)."),
+    clip_mode: ClipMode = typer.Option("rescale", "--clip-mode", help="Peaks over full scale: rescale all stems, clamp, or keep."),  # type: ignore[valid-type]
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON result per track as it completes (with its input index)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    offline: bool = typer.Option(False, "--offline", help="Never download model weights."),
+) -> None:
+    """Separate many files on Ray: OUT/<track>/<stem>.<ext> + stemwright.json each, and OUT/batch.json."""
+    need_extra("ray", "ray", "stemwright batch")
+    from stemwright.api import SeparationError, Separator
+    from stemwright.batch.ray_runner import REPORT_NAME, BatchSettings, RayBatch, TrackResult
+
+    if not inputs:
+        fail("give at least one INPUT file, folder or list", USAGE_EXIT)
+    out_format = _format(fmt.value if fmt else None, mp3, flac)
+    depth = _bit_depth(bit_depth, False, False)
+    stem_list = [s.strip() for s in stems.split(",") if s.strip()] if stems else None
+    model = model or (DEFAULT_VOCALS_MODEL if two_stems == "vocals" else DEFAULT_MODEL)
+    try:
+        # checked here, before any worker starts: a wrong name or option fails once, not once per track
+        sep = Separator(model=model, device="cpu", segment=segment, overlap=overlap, shifts=shifts,
+                        residual=residual, offline=offline)
+        options = sep.options(out_format, depth, mp3_bitrate, clip_mode.value, stem_list, two_stems, filename)
+        sep.plan(Path("track.wav"), out, options)
+    except SeparationError as e:
+        fail(str(e), USAGE_EXIT)
+    except (ValueError, TypeError) as e:
+        fail_from(e)
+    try:
+        paths = expand_inputs(list(inputs))
+    except ValueError as e:
+        fail(str(e), INPUT_EXIT)
+    items = _refuse_collisions(sep, collect_inputs(paths, exclude=out), out, options)
+    del sep
+    early = [o for o in items if isinstance(o, Outcome)]
+    todo = [str(p) for p in items if not isinstance(p, Outcome)]
+    settings = BatchSettings(model=model, device=device.value, segment=segment, overlap=overlap, shifts=shifts,
+                             residual=residual, offline=offline, options=options, outdir=str(out),
+                             overwrite=overwrite)
+    bar = progress_bar(len(todo), "tracks", enabled=not quiet and not as_json, unit="track")
+
+    def on_result(r: TrackResult) -> None:
+        bar.update(1)
+        if as_json:
+            print(json.dumps(r.as_json()), flush=True)
+
+    try:
+        with RayBatch(settings, workers=workers, address=address, gpus_per_worker=gpus_per_worker,
+                      retries=retries) as batch:
+            report = batch.run(todo, on_result)
+    except (ConnectionError, RuntimeError) as e:
+        fail(f"Ray: {e}", INPUT_EXIT)
+    finally:
+        bar.close()
+    report.write(out / REPORT_NAME)
+    print(report.summary(), file=sys.stderr if as_json else sys.stdout)
+    for o in early:
+        print(f"error: {o.error}", file=sys.stderr)
+    if early or report.count("failed"):
+        raise typer.Exit(INPUT_EXIT)
