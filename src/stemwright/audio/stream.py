@@ -211,8 +211,8 @@ class StreamResampler:
                                                                 quality=quality)
 
     def __call__(self, block: np.ndarray, last: bool = False) -> np.ndarray:
-        if self.same:
-            return np.array(block, dtype=np.float32, copy=True)
+        if self.same:  # callers never modify what they pass or get back: no copy
+            return np.asarray(block, dtype=np.float32)
         out = self._soxr.resample_chunk(np.ascontiguousarray(np.asarray(block, dtype=np.float32).T), last=last)
         return np.ascontiguousarray(out.T, dtype=np.float32).reshape(self.channels, -1)
 
