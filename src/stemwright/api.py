@@ -114,6 +114,10 @@ def check_samplerate(samplerate: Any) -> int:
 
 
 DEFAULT_OVERLAP = 0.25  # demucs' default: 25 % of a chunk crossfades with its neighbours
+# Models whose publisher runs the whole track in one call (Open-Unmix; models without a segment) do so up to this
+# length and in chunks of it beyond, in both the array and the streaming path, so that a long file's memory stays
+# bounded: 5 minutes covers nearly every song whole (as published), while a 2-hour set never sits in one call.
+LONG_INPUT_SEGMENT = 300.0
 
 
 class Separator:
@@ -260,6 +264,7 @@ class Separator:
             shifts=self.shifts,
             device=self.device,
             progress=progress,
+            long_segment=LONG_INPUT_SEGMENT,
         )
         return out.numpy()
 
@@ -361,7 +366,8 @@ class Separator:
 
     def _engine(self, progress: ProgressCallback | None, length_hint: int | None) -> StreamEngine:
         return StreamEngine(self.model, segment=self.segment, overlap=self.overlap, batch_size=self.batch_size,
-                            shifts=self.shifts, device=self.device, progress=progress, length_hint=length_hint)
+                            shifts=self.shifts, device=self.device, progress=progress, length_hint=length_hint,
+                            long_segment=LONG_INPUT_SEGMENT)
 
     def _check_block(self, raw: Any, origin: str, channels: int | None, warn: bool) -> np.ndarray:
         x = as_float_audio(raw)

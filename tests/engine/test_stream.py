@@ -94,6 +94,23 @@ def test_whole_track_model_buffers_and_matches() -> None:
         assert torch.allclose(out, ref, atol=1e-6) and len(model.seen) == max(1, shifts)
 
 
+@pytest.mark.parametrize("length", [299, 300, 301, 1000])
+@pytest.mark.parametrize("shifts", [0, 2])
+def test_whole_track_model_is_chunked_past_the_long_segment(length: int, shifts: int) -> None:
+    """A model without a segment runs whole-track up to ``long_segment`` seconds and in chunks of that beyond,
+    in both paths alike."""
+    model = Mixing()
+    model.segment = None
+    x = torch.randn(2, length, generator=torch.Generator().manual_seed(length))
+    kw = dict(shifts=shifts, long_segment=3.0, overlap=0.25)
+    ref = separate_tensor(model, x, **kw)
+    out = _stream(model, x, 70, **kw)
+    assert float((out - ref).abs().max()) <= 1e-6
+    ident = Identity(segment=None)
+    _stream(ident, x, 70, long_segment=3.0)
+    assert max(ident.seen) == (length if length <= 300 else 300)
+
+
 def test_memory_is_bounded_by_segments() -> None:
     """The engine's buffers stay a few segments long however long the stream is."""
     model = Identity(segment=0.5, multiple=16)

@@ -90,11 +90,13 @@ def separate_tensor(
     progress: ProgressCallback | None = None,
     seed: int = 0,
     transition_power: float = 1.0,
+    long_segment: float | None = None,
 ) -> torch.Tensor:
     """Separate one track with chunked overlap-add inference.
 
     ``segment`` is in seconds (default: the model's own ``segment``; ``None`` there means the whole track in one
-    call). ``shifts > 0`` averages that many randomly time-shifted passes (shift trick of Défossez et al., up to
+    call, or, for tracks longer than ``long_segment`` seconds, chunks of ``long_segment``: what bounds the memory
+    of whole-track models on long inputs, the same rule as the streaming engine's). ``shifts > 0`` averages that many randomly time-shifted passes (shift trick of Défossez et al., up to
     0.5 s), seeded by ``seed`` for reproducibility. The input tensor is not modified.
 
     Shape: ``(C, T)`` -> ``(S, C, T)``.
@@ -109,6 +111,8 @@ def separate_tensor(
     if segment is None:
         segment = getattr(model, "segment", None)
     sr = int(model.samplerate)
+    if not segment and long_segment and length > int(round(long_segment * sr)):
+        segment = long_segment
     if segment:
         segment_length = max(1, int(round(segment * sr)))
     else:

@@ -37,6 +37,7 @@ class StreamSplitter:
                  device: torch.device, transition_power: float = 1.0,
                  on_chunks: Callable[[int], None] | None = None) -> None:
         self.model = model
+        self.requested_overlap = overlap
         self.overlap = overlap if segment_length is not None else 0.0
         self.batch_size = batch_size
         self.device = device
@@ -55,6 +56,14 @@ class StreamSplitter:
         self.wsum = torch.zeros(0)
         self.emitted = 0
         self.sources: int | None = None
+
+    def chunk_from_now(self, segment_length: int) -> None:
+        """Turn a whole-track pass (nothing run yet) into a chunked one: the track proved longer than the
+        whole-track limit."""
+        if self.segment_length is not None:
+            raise RuntimeError("the pass is chunked already")
+        self.overlap = self.requested_overlap
+        self._set_segment(segment_length)
 
     def _set_segment(self, segment_length: int) -> None:
         plan_offsets(1, segment_length, self.overlap)  # validates overlap and length
@@ -174,18 +183,21 @@ class StreamEngine:
     def __init__(self, model: nn.Module, *, segment: float | None = None, overlap: float = 0.25,
                  batch_size: int = 1, shifts: int = 0, device: torch.device | str = "cpu",
                  progress: ProgressCallback | None = None, seed: int = 0, transition_power: float = 1.0,
-                 length_hint: int | None = None) -> None:
+                 length_hint: int | None = None, long_segment: float | None = None) -> None:
         self.device = torch.device(device)
         if segment is None:
             segment = getattr(model, "segment", None)
         sr = int(model.samplerate)
         self.whole = not segment
+        # whole-track models: chunked once the stream is longer than this (as separate_tensor's long_segment)
+        self.long_length = int(round(long_segment * sr)) if self.whole and long_segment else None
         self.max_shift = int(0.5 * sr)
         self.shifts = shifts
         segment_length = None if self.whole else max(1, int(round(segment * sr)))
         self.progress = progress
         self.done_chunks = 0
-        self.total_chunks = self._estimate(length_hint, segment_length, overlap)
+        chunked = self.long_length if self.long_length and (length_hint or 0) > self.long_length else segment_length
+        self.total_chunks = self._estimate(length_hint, chunked, overlap)
         self.length = 0
         if shifts > 0:
             rng = random.Random(seed)
@@ -224,6 +236,10 @@ class StreamEngine:
                 if o is not None and self.max_shift - o > 0:
                     self._collect(i, splitter.push(torch.zeros(block.shape[0], self.max_shift - o)))
         self.length += block.shape[-1]
+        if self.whole and self.long_length is not None and self.length > self.long_length:
+            self.whole = False
+            for splitter in self.splitters:
+                splitter.chunk_from_now(self.long_length)
         for i, splitter in enumerate(self.splitters):
             self._collect(i, splitter.push(block))
         return self._combine(final=False)
