@@ -122,3 +122,17 @@ def test_separate_stream_refuses_changing_channels() -> None:
         list(sep.separate_stream([np.zeros((2, 100)), np.zeros((1, 100))], 44100))
     with pytest.raises(SeparationError, match="no samples"):
         list(sep.separate_stream([], 44100))
+
+
+def test_leftovers_of_a_killed_run_are_removed(tmp_path: Path) -> None:
+    """SIGKILL runs no handler: the next run of the track removes its temporaries and spools."""
+    src = tmp_path / "a.wav"
+    sf.write(src, _noise(0.5, 44100, 2).T, 44100)
+    folder = tmp_path / "o" / "a"
+    folder.mkdir(parents=True)
+    stale = [folder / ".same.wav.k3j2.part.wav", folder / ".twice.wav.x1.spool.f32"]
+    other = folder / ".unrelated"
+    for p in [*stale, other]:
+        p.write_bytes(b"x")
+    Separator(Identity(), device="cpu").separate_file(src, tmp_path / "o", skip_existing=True)
+    assert not any(p.exists() for p in stale) and other.exists()

@@ -26,3 +26,16 @@ def test_batch_command(local_ray, tmp_path: Path, capsys: pytest.CaptureFixture)
     assert code == 1
     text = capsys.readouterr().out
     assert "0 separated, 2 already done, 1 failed" in text and "bad.wav" in text
+
+
+def test_lists_of_paths(tmp_path: Path) -> None:
+    from stemwright.cli.batch import expand_inputs, read_list
+
+    (tmp_path / "a.csv").write_text("artist,path\nX,songs/one.wav\nY,/abs/two.flac\n")
+    assert read_list(tmp_path / "a.csv") == [tmp_path / "songs" / "one.wav", Path("/abs/two.flac")]
+    (tmp_path / "b.csv").write_text("songs/three.wav,120\n")
+    assert read_list(tmp_path / "b.csv") == [tmp_path / "songs" / "three.wav"]
+    (tmp_path / "c.txt").write_text("# comment\n\nfour.mp3\n")
+    folder = tmp_path / "music"
+    folder.mkdir()
+    assert expand_inputs([tmp_path / "c.txt", folder]) == [tmp_path / "four.mp3", folder]
