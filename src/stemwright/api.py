@@ -312,9 +312,8 @@ class Separator:
                     part = np.repeat(part, 2, axis=0)  # dual mono
                 o = engine.push(torch.from_numpy(np.ascontiguousarray(part)))
                 outs.append(o)
-            if any(o is None for o in outs):
-                if not last:
-                    return
+            if any(o is None for o in outs):  # nothing final yet (finish() always returns a tensor)
+                return
             est = np.concatenate([o.numpy() for o in outs], axis=1) if len(outs) > 1 else outs[0].numpy()
             for i, name in enumerate(self.sources):
                 y = est[i]
