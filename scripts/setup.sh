@@ -3,7 +3,7 @@
 #
 #   scripts/setup.sh         .venv + torch (CPU wheel 2.13.0 first, so that no range pulls a CUDA build) + stemwright:
 #                            everything `stemwright separate` / `mix` / `eval` need. No root, no system packages.
-#   scripts/setup.sh --dev   also the [dev] extra (every optional part: studio, synth, train, plot, onnx, test tools),
+#   scripts/setup.sh --dev   also the [dev] extra (every optional part: studio, synth, train, plot, onnx, ray, test tools),
 #                            the reference packages of the parity tests, and the Debian packages that only the test
 #                            suite and `stemwright synth` use (FluidSynth, sound fonts, Chromium): with apt as root,
 #                            or through sudo; without either it names what is missing and what needs it.
