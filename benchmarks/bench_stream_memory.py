@@ -2,7 +2,8 @@
 ``stemwright separate`` runs) against the in-memory path (read the whole file, ``Separator.separate`` on the array,
 one clip gain over the stems, write each stem), for several lengths of generated stereo 44.1 kHz audio.
 
-Each run is a fresh interpreter, so its peak RSS (``ru_maxrss``) is that run's alone. The audio is generated on
+Each run is a fresh interpreter, so its peak RSS (``ru_maxrss``) is that run's alone; CPU seconds (user + system,
+model load included) compare the paths fairly on a machine shared with other work, where wall seconds do not. The audio is generated on
 the fly (a synthetic song looped with noise, written block by block: nothing is shipped), to a scratch folder.
 Not a timed test: run it by hand and quote the figures with the command and the machine's load.
 
@@ -44,7 +45,8 @@ else:
     for name, a in zip(stems, arrays):
         write_audio(f"{out}/{name}.wav", a, audio.samplerate, overwrite=True)
 secs = time.perf_counter() - t1
-print(json.dumps({"seconds": secs, "load_seconds": load,
+u = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": secs, "load_seconds": load, "cpu_seconds": u.ru_utime + u.ru_stime,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -92,7 +94,7 @@ def main() -> None:
                 r = json.loads(proc.stdout.strip().splitlines()[-1])
                 rtf = r["seconds"] / (minutes * 60)
                 print(f"{args.model:18s} {minutes:6g} min  {mode:6s}  peak RSS {r['peak_rss_mib']:8.0f} MiB  "
-                      f"{r['seconds']:8.1f} s  RTF {rtf:.4f}  (model load {r['load_seconds']:.1f} s, "
+                      f"{r['seconds']:8.1f} s  RTF {rtf:.4f}  CPU {r['cpu_seconds']:7.1f} s  (model load {r['load_seconds']:.1f} s, "
                       f"wall {time.perf_counter() - t0:.0f} s)", flush=True)
                 for f in out.rglob("*"):
                     if f.is_file():
