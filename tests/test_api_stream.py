@@ -136,3 +136,26 @@ def test_leftovers_of_a_killed_run_are_removed(tmp_path: Path) -> None:
         p.write_bytes(b"x")
     Separator(Identity(), device="cpu").separate_file(src, tmp_path / "o", skip_existing=True)
     assert not any(p.exists() for p in stale) and other.exists()
+
+
+def test_reader_decodes_like_read_audio(tmp_path: Path) -> None:
+    """Same decoder, same samples, same length as read_audio: libsndfile for wav/flac/mp3, PyAV for m4a."""
+    import av
+
+    from stemwright.audio.io import write_audio
+
+    x = _noise(1.5, 44100, 2)
+    paths = [write_audio(tmp_path / f"t.{ext}", x, 44100) for ext in ("flac", "mp3")]
+    with av.open(str(tmp_path / "t.m4a"), "w") as out:
+        s = out.add_stream("aac", rate=44100)
+        s.layout = "stereo"
+        frame = av.AudioFrame.from_ndarray(x, format="fltp", layout="stereo")
+        frame.sample_rate = 44100
+        for packet in [*s.encode(frame), *s.encode(None)]:
+            out.mux(packet)
+    for p in [*paths, tmp_path / "t.m4a"]:
+        ref = read_audio(p)
+        with audio_stream.open_audio_stream(p) as st:
+            got = np.concatenate(list(st.blocks(3000)), axis=1)
+            assert st.codec == ref.codec and st.samplerate == ref.samplerate, p
+        assert got.shape == ref.samples.shape and np.array_equal(got, ref.samples), p
