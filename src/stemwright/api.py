@@ -834,8 +834,3 @@ def _fit_length(y: np.ndarray, length: int) -> np.ndarray:
     if y.shape[-1] > length:
         return np.ascontiguousarray(y[..., :length], dtype=np.float32)
     return np.pad(y, ((0, 0), (0, length - y.shape[-1]))).astype(np.float32)
-
-
-def _peak_dbfs(x: np.ndarray) -> float | None:
-    peak = float(np.max(np.abs(x))) if x.size else 0.0
-    return round(20 * np.log10(peak), 3) if peak > 0 else None
