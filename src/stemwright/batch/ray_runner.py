@@ -9,6 +9,7 @@ that is stopped anywhere is finished by running it again.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -17,6 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
+from stemwright.api import Separator
 from stemwright.atomic import atomic_write_text
 from stemwright.manifest import SeparationOptions
 
@@ -108,8 +112,6 @@ class BatchReport:
         }
 
     def write(self, path: str | Path) -> Path:
-        import json
-
         return atomic_write_text(path, json.dumps(self.as_json(), indent=2) + "\n")
 
     def summary(self) -> str:
@@ -126,10 +128,6 @@ class SeparatorWorker:
     raises for a track: errors come back as a failed :class:`TrackResult` (``retry`` says whether to try again)."""
 
     def __init__(self, settings: BatchSettings) -> None:
-        import torch
-
-        from stemwright.api import Separator
-
         # one intra-op thread per actor (Ray gives it one CPU): actors on a node do not fight over cores
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1") or 1)))
         self.settings = settings
@@ -178,7 +176,7 @@ class RayBatch:
         self._actors: list[Any] = []
 
     def __enter__(self) -> "RayBatch":
-        import ray
+        import ray  # the optional [ray] extra: imported only when a batch starts
 
         if not ray.is_initialized():
             kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -191,7 +189,7 @@ class RayBatch:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        import ray
+        import ray  # the optional [ray] extra
 
         for a in self._actors:
             try:
@@ -207,14 +205,14 @@ class RayBatch:
 
     def worker_pids(self) -> list[int]:
         """The live actors' process ids (for tests and diagnostics)."""
-        import ray
+        import ray  # the optional [ray] extra
 
         return ray.get([a.pid.remote() for a in self._actors])
 
     def run(self, inputs: list[str], on_result: Callable[[TrackResult], None] | None = None) -> BatchReport:
         """Separate ``inputs`` (paths every node can read); ``on_result`` gets each result as it completes."""
-        import ray
-        from ray.exceptions import RayActorError, RayError
+        import ray  # the optional [ray] extra
+        from ray.exceptions import RayActorError, RayError  # the optional [ray] extra
 
         t0 = time.perf_counter()
         queue = deque((i, p, 1) for i, p in enumerate(inputs))
