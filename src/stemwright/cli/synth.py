@@ -27,6 +27,9 @@ def command(
         help="MIR-1K train clips for real vocals (default: ../shared/data/mir1k/train beside the repository).",
     ),
     no_mir1k: bool = typer.Option(False, "--no-mir1k", help="Vocals only from GM choir/voice programs."),
+    no_vocals: bool = typer.Option(
+        False, "--no-vocals", help="Instrumental songs: no vocals stem at all (drums, bass, other; no MIR-1K)."
+    ),
     midi: bool = typer.Option(False, "--midi", help="Also write each song's MIDI (song.mid)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace songs that already exist."),
     skip_existing: bool = typer.Option(
@@ -42,6 +45,9 @@ def command(
         print(f"stemwright synth: --style must be one of {', '.join(STYLES)}, got {style!r}", file=sys.stderr)
         raise typer.Exit(2)
     folder = None if no_mir1k else (mir1k_dir or DEFAULT_MIR1K_DIR)
+    if no_vocals and (no_mir1k or mir1k_dir is not None):
+        print("stemwright synth: --no-vocals cannot be combined with --no-mir1k or --mir1k-dir", file=sys.stderr)
+        raise typer.Exit(2)
     if mir1k_dir is not None and not mir1k_dir.is_dir():
         print(f"stemwright synth: {mir1k_dir}: MIR-1K folder not found", file=sys.stderr)
         raise typer.Exit(1)
@@ -60,6 +66,7 @@ def command(
             style=style,
             progress=not quiet,
             start=start,
+            vocals=not no_vocals,
         )
     except (MissingPackageError, SongExistsError, ValueError) as e:
         print(f"stemwright synth: {e}", file=sys.stderr)
