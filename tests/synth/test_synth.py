@@ -200,3 +200,25 @@ def test_parallel_jobs_write_the_same_songs_as_the_api(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [song_name(5, 0), song_name(5, 1)]
     midi = pretty_midi.PrettyMIDI(str(tmp_path / song_name(5, 0) / "song.mid"))
     assert any(i.is_drum for i in midi.instruments) and len(midi.instruments) >= 4
+
+
+def test_no_vocals_songs_have_instrument_stems_only(tmp_path: Path) -> None:
+    """``vocals=False`` / ``--no-vocals``: drums, bass, other (no vocals.wav, no MIR-1K), mixture = their sum."""
+    song = generate_song(31, 4.0, vocals=False)
+    assert list(song.stems) == ["drums", "bass", "other"]
+    assert np.array_equal(song.mixture, song.stems["drums"] + song.stems["bass"] + song.stems["other"])
+    assert np.abs(song.stems["other"]).max() > 0 and np.abs(song.mixture).max() <= 1.0
+    meta = song.metadata
+    assert meta["vocals"] is False and "vocals" not in meta["stems"] and meta["licences"]["vocals"] is None
+    assert not any(i.name.startswith("vocals/") for i in song.midi.instruments)
+    assert generate_song(31, 4.0).metadata["vocals"] is True
+
+    out = tmp_path / "nv"
+    assert main(["synth", "-o", str(out), "--songs", "1", "--seconds", "2", "--no-vocals", "-q"]) == 0
+    folder = out / song_name(0, 0)
+    assert sorted(f.name for f in folder.iterdir()) == ["bass.wav", "drums.wav", "mixture.wav", "other.wav", "song.json"]
+    written = {n: sf.read(str(folder / f"{n}.wav"), dtype="float32")[0].T for n in ("mixture", "drums", "bass", "other")}
+    assert np.abs(written["mixture"] - (written["drums"] + written["bass"] + written["other"])).max() <= 1e-6
+    # vocals options contradict --no-vocals: a usage error, nothing written
+    assert main(["synth", "-o", str(tmp_path / "x"), "--songs", "1", "--no-vocals", "--no-mir1k", "-q"]) == 2
+    assert not (tmp_path / "x").exists()
