@@ -34,6 +34,7 @@ ARCHITECTURES: dict[str, str] = {
     "bs_roformer": "stemwright.models.roformer:BSRoformer",
     "mel_roformer": "stemwright.models.roformer:MelRoformer",
     "bag": "stemwright.models.bag:BagOfModels",
+    "cascade": "stemwright.models.cascade:Cascade",
 }
 
 
