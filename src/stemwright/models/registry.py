@@ -35,6 +35,7 @@ ARCHITECTURES: dict[str, str] = {
     "mel_roformer": "stemwright.models.roformer:MelRoformer",
     "bag": "stemwright.models.bag:BagOfModels",
     "cascade": "stemwright.models.cascade:Cascade",
+    "spleeter": "stemwright.models.spleeter:Spleeter",
 }
 
 

