@@ -95,6 +95,10 @@ def test_from_models_and_checkpoint_round_trip(tmp_path):
     assert model.splitter is not splitter
     for k, v in splitter.state_dict().items():
         assert torch.equal(model.state_dict()[f"splitter.{k}"], v)
+    shared = Cascade.from_models(vocals, splitter, copy=False)
+    assert shared.splitter is splitter and shared.vocals is vocals
+    with pytest.raises(ValueError, match="do not match"):
+        Cascade(shared.config, members=(splitter, vocals))
     save_checkpoint(model, tmp_path / "c", licence="test")
     loaded = load_checkpoint(tmp_path / "c")
     assert isinstance(loaded, Cascade) and loaded.config == model.config

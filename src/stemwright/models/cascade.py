@@ -91,11 +91,18 @@ class Cascade(nn.Module):
 
     config_class = CascadeConfig
 
-    def __init__(self, config: CascadeConfig) -> None:
+    def __init__(self, config: CascadeConfig, *, members: tuple[nn.Module, nn.Module] | None = None) -> None:
+        """``members``: already built ``(vocals, splitter)`` models matching the config, used as they are (no second
+        construction and copy of the weights: the default model's load time)."""
         super().__init__()
         self.config = config
-        self.vocals = _build(config.vocals)
-        self.splitter = _build(config.splitter)
+        if members is not None:
+            if (member_spec(members[0]), member_spec(members[1])) != (config.vocals, config.splitter):
+                raise ValueError("cascade: the given members do not match CascadeConfig.vocals / .splitter")
+            self.vocals, self.splitter = members
+        else:
+            self.vocals = _build(config.vocals)
+            self.splitter = _build(config.splitter)
         v, s = self.vocals, self.splitter
         if config.vocals_source not in v.sources:
             raise ValueError(f"cascade: the vocals model has no {config.vocals_source!r} stem (it has {v.sources})")
@@ -119,9 +126,13 @@ class Cascade(nn.Module):
         self.register_buffer("wiener_window", make_window(self.wiener_stft), persistent=False)
 
     @classmethod
-    def from_models(cls, vocals: nn.Module, splitter: nn.Module, **options: Any) -> "Cascade":
-        """A cascade of two existing registered models (their weights are copied); ``options``: other config fields."""
-        model = cls(CascadeConfig(vocals=member_spec(vocals), splitter=member_spec(splitter), **options))
+    def from_models(cls, vocals: nn.Module, splitter: nn.Module, *, copy: bool = True, **options: Any) -> "Cascade":
+        """A cascade of two existing registered models; ``copy=False`` uses them as they are (the cascade then shares
+        their parameters). ``options``: other :class:`CascadeConfig` fields."""
+        config = CascadeConfig(vocals=member_spec(vocals), splitter=member_spec(splitter), **options)
+        if not copy:
+            return cls(config, members=(vocals, splitter))
+        model = cls(config)
         model.vocals.load_state_dict(vocals.state_dict(), strict=True)
         model.splitter.load_state_dict(splitter.state_dict(), strict=True)
         return model

@@ -14,6 +14,10 @@ from stemwright.models.checkpoint import CheckpointError, load_checkpoint
 
 VOCALS = "stemwright_vocals"
 DEFAULT4 = "stemwright_4stem"
+#: The instrument splitter of the 4-stem default (drums/bass/other), a shipped checkpoint of its own.
+DEFAULT4_SPLITTER = "stemwright_4stem_splitter"
+#: Where the 4-stem default takes its vocals: Spleeter's published 2-stem model (MIT), loaded offline.
+DEFAULT4_VOCALS = "spleeter_2stems"
 
 
 def weights_dir() -> Path:
@@ -30,7 +34,7 @@ def shipped_path(name: str) -> Path:
 
 
 def load_shipped(name: str) -> nn.Module:
-    """Load a shipped model by its file name (``stemwright_vocals``, ``stemwright_4stem``)."""
+    """Load a shipped checkpoint by its file name (``stemwright_vocals``, ``stemwright_4stem_splitter``)."""
     return load_checkpoint(shipped_path(name))
 
 
@@ -39,6 +43,12 @@ def build_vocals() -> nn.Module:
     return load_shipped(VOCALS)
 
 
-def build_default4() -> nn.Module:
-    """The 4-stem model (vocals, drums, bass, other)."""
-    return load_shipped(DEFAULT4)
+def build_default4(vocals_model: str = DEFAULT4_VOCALS, **options: object) -> nn.Module:
+    """The 4-stem default (vocals, drums, bass, other): a :class:`~stemwright.models.cascade.Cascade` of
+    ``vocals_model`` (a registered or published name, loaded offline) and the shipped instrument splitter on the
+    mixture minus the vocals. ``options``: other :class:`~stemwright.models.cascade.CascadeConfig` fields."""
+    from stemwright.models.cascade import Cascade
+    from stemwright.models.registry import load_model
+
+    vocals = load_model(vocals_model, offline=True, progress=False)
+    return Cascade.from_models(vocals, load_shipped(DEFAULT4_SPLITTER), copy=False, **options).eval()
