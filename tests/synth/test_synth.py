@@ -222,3 +222,30 @@ def test_no_vocals_songs_have_instrument_stems_only(tmp_path: Path) -> None:
     # vocals options contradict --no-vocals: a usage error, nothing written
     assert main(["synth", "-o", str(tmp_path / "x"), "--songs", "1", "--no-vocals", "--no-mir1k", "-q"]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_six_stem_songs_write_guitar_and_piano_on_their_own(tmp_path: Path) -> None:
+    """``split_instruments`` / ``--six-stems``: guitar (GM 24-30) and piano (GM 0-5) parts get stems of their own."""
+    seen = set()
+    for seed, style in ((4, "rock"), (5, "jazz"), (6, "ballad")):
+        song = generate_song(seed, 4.0, style=style, split_instruments=True, vocals=False)
+        assert list(song.stems) == ["drums", "bass", "guitar", "piano", "other"]
+        total = song.stems["drums"] + song.stems["bass"] + song.stems["guitar"] + song.stems["piano"] + song.stems["other"]
+        assert np.array_equal(song.mixture, total)
+        parts = song.metadata["stems"]
+        for stem, programs in (("guitar", range(24, 31)), ("piano", range(0, 6))):
+            for part in parts[stem]["parts"]:
+                assert part["program"] in programs, (stem, part["role"])
+                seen.add(stem)
+            if not parts[stem]["parts"]:
+                assert not song.stems[stem].any()  # no such part: a silent stem
+        assert not any(p["role"].split(":")[-1] in ("clean_guitar", "drive_guitar", "piano") for p in parts["other"]["parts"])
+        if seed == 4:
+            plain = generate_song(seed, 4.0, style=style, vocals=False)  # the same parts, only routed differently
+            roles = sorted(p["role"] for s in ("guitar", "piano", "other") for p in parts[s]["parts"])
+            assert roles == sorted(p["role"] for p in plain.metadata["stems"]["other"]["parts"])
+    assert seen == {"guitar", "piano"}
+    out = tmp_path / "six"
+    assert main(["synth", "-o", str(out), "--songs", "1", "--seconds", "2", "--six-stems", "-q"]) == 0
+    names = sorted(f.name for f in (out / song_name(0, 0)).iterdir())
+    assert names == sorted([f"{n}.wav" for n in ("mixture", "drums", "bass", "guitar", "piano", "other", "vocals")] + ["song.json"])

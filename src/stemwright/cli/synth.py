@@ -30,6 +30,9 @@ def command(
     no_vocals: bool = typer.Option(
         False, "--no-vocals", help="Instrumental songs: no vocals stem at all (drums, bass, other; no MIR-1K)."
     ),
+    six_stems: bool = typer.Option(
+        False, "--six-stems", help="Guitar and piano parts in guitar.wav / piano.wav of their own, not in other.wav."
+    ),
     midi: bool = typer.Option(False, "--midi", help="Also write each song's MIDI (song.mid)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace songs that already exist."),
     skip_existing: bool = typer.Option(
@@ -67,6 +70,7 @@ def command(
             progress=not quiet,
             start=start,
             vocals=not no_vocals,
+            split_instruments=six_stems,
         )
     except (MissingPackageError, SongExistsError, ValueError) as e:
         print(f"stemwright synth: {e}", file=sys.stderr)

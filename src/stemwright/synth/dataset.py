@@ -24,12 +24,12 @@ import numpy as np
 import soundfile as sf
 
 from stemwright.synth.resources import Resources, find_resources
-from stemwright.synth.song import STEMS, SynthSong, generate_song
+from stemwright.synth.song import SPLIT_STEMS, STEMS, SynthSong, generate_song
 from stemwright.synth.vocals import DEFAULT_MIR1K_DIR
 
 log = logging.getLogger(__name__)
 
-FILES = ("mixture",) + STEMS
+FILES = ("mixture",) + STEMS[:2] + SPLIT_STEMS + STEMS[2:]
 
 
 class SongExistsError(ValueError):
@@ -93,10 +93,18 @@ def _work(
     midi: bool,
     style: str | None,
     vocals: bool = True,
+    split_instruments: bool = False,
 ) -> dict:
     t0 = time.perf_counter()
     song = generate_song(
-        job.seed, seconds, mir1k_dir=mir1k_dir, resources=resources, name=job.name, style=style, vocals=vocals
+        job.seed,
+        seconds,
+        mir1k_dir=mir1k_dir,
+        resources=resources,
+        name=job.name,
+        style=style,
+        vocals=vocals,
+        split_instruments=split_instruments,
     )
     song.metadata["dataset"] = {"seed": dataset_seed, "index": job.index}
     write_song(song, Path(out_dir) / job.name, overwrite=overwrite, midi=midi)
@@ -126,6 +134,7 @@ def generate_dataset(
     progress: bool | Callable[[int, int, dict], None] = True,
     start: int = 0,
     vocals: bool = True,
+    split_instruments: bool = False,
 ) -> list[dict]:
     """Generate songs ``start .. start+songs-1`` of dataset ``seed`` into ``out_dir`` with ``jobs`` processes.
 
@@ -133,6 +142,7 @@ def generate_dataset(
     :class:`SongExistsError` unless ``overwrite`` (replace) or ``skip_existing`` (keep, generate only the missing).
     ``progress``: True for a tqdm bar, False for none, or a callback ``(done, total, summary)``.
     ``vocals=False``: songs without vocals (drums, bass, other; ``mir1k_dir`` unused), e.g. for instrument splitters.
+    ``split_instruments=True``: guitar and piano parts in ``guitar.wav`` and ``piano.wav`` instead of ``other.wav``.
     Returns one summary dict per generated song (name, style, tempo, key, vocals, seconds taken).
     """
     if songs < 1:
@@ -157,7 +167,7 @@ def generate_dataset(
     mir = str(mir1k_dir) if mir1k_dir is not None and vocals else None
     if mir is not None and not Path(mir).is_dir():
         log.warning("MIR-1K train folder %s not found: lead vocals will be GM voice programs", mir1k_dir)
-    args = (str(out), seconds, seed, mir, resources, overwrite, midi, style, vocals)
+    args = (str(out), seconds, seed, mir, resources, overwrite, midi, style, vocals, split_instruments)
     bar = None
     if progress is True:
         from tqdm import tqdm

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 SAMPLERATE = 44100
 STEMS = ("drums", "bass", "other", "vocals")  # MUSDB18 order after the mixture
 INSTRUMENT_STEMS = STEMS[:3]  # a song made with vocals=False (training data for instrument splitters)
+SPLIT_STEMS = ("guitar", "piano")  # with split_instruments=True, after bass and before other (6-stem layout)
+# GM families written to their own stem with split_instruments=True (the rest of "other" stays there).
+SPLIT_FAMILIES = {"clean_guitar": "guitar", "drive_guitar": "guitar", "piano": "piano"}
 
 # GM programs by family, for the "other" stem and for solo lines.
 FAMILIES: dict[str, tuple[int, ...]] = {
@@ -113,6 +116,11 @@ class _Renderer:
         self.meta: dict[str, dict] = {s: {"parts": []} for s in stems}
         timing = {"electronic": 2.0, "hip-hop": 5.0, "jazz": 10.0}.get(plan.style, 7.0)
         self.timing_ms, self.vel_sd = timing, 7.0
+
+    def stem_of(self, stem: str, family: str) -> str:
+        """The stem a part of GM ``family`` goes to: its own (guitar, piano) when this song splits them out."""
+        own = SPLIT_FAMILIES.get(family)
+        return own if own in self.stems else stem
 
     def add_gm_part(
         self,
@@ -213,7 +221,7 @@ def _other(r: _Renderer, seed: int, has_lead_vocal: bool) -> None:
     )
     side = 1.0 if rng.random() < 0.5 else -1.0
     r.add_gm_part(
-        "other",
+        r.stem_of("other", family),
         f"comp:{family}",
         int(rng.choice(FAMILIES[family])),
         notes,
@@ -227,7 +235,7 @@ def _other(r: _Renderer, seed: int, has_lead_vocal: bool) -> None:
         active = tuple(n for n in all_sections if n in ("chorus", "bridge", "outro")) or all_sections
         notes, det = parts.pad_part(r.plan, rng, *RANGES[fam], active=active)
         r.add_gm_part(
-            "other",
+            r.stem_of("other", fam),
             f"pad:{fam}",
             int(rng.choice(FAMILIES[fam])),
             notes,
@@ -243,7 +251,7 @@ def _other(r: _Renderer, seed: int, has_lead_vocal: bool) -> None:
         )
         notes, det = parts.arp_part(r.plan, rng, 60, 84, active=active or all_sections)
         r.add_gm_part(
-            "other",
+            r.stem_of("other", fam),
             f"arp:{fam}",
             int(rng.choice(FAMILIES[fam])),
             notes,
@@ -259,7 +267,7 @@ def _other(r: _Renderer, seed: int, has_lead_vocal: bool) -> None:
         lo, hi = RANGES[fam]
         notes, det = parts.melody_part(r.plan, rng, max(lo, 60), max(hi, 79), active=active)
         r.add_gm_part(
-            "other",
+            r.stem_of("other", fam),
             f"lead:{fam}",
             int(rng.choice(FAMILIES[fam])),
             notes,
@@ -327,11 +335,13 @@ def _produce(r: _Renderer, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray
     rng = _rng(seed, "production")
     levels = {"drums": (-19, -15), "bass": (-21, -16), "other": (-21, -16), "vocals": (-19, -14)}
     out: dict[str, np.ndarray] = {}
-    names = tuple(r.stems)  # STEMS, or INSTRUMENT_STEMS for a song without vocals
+    names = tuple(r.stems)  # STEMS, without vocals for vocals=False, with guitar and piano for split_instruments
     for stem in names:
-        fx = production.stem_effects(stem, rng, r.plan.style)
+        # guitar and piano were "other" parts: they get other's kind of chain and level range
+        kind = "other" if stem in SPLIT_STEMS else stem
+        fx = production.stem_effects(kind, rng, r.plan.style)
         y = production.apply_effects(r.stems[stem], fx, r.sr)
-        level = float(rng.uniform(*levels[stem]))
+        level = float(rng.uniform(*levels[kind]))
         out[stem] = production.normalise(y, level)
         r.meta[stem]["effects"] = fx
         r.meta[stem]["level_db"] = round(level, 2)
@@ -370,6 +380,7 @@ def generate_song(
     resources: Resources | None = None,
     name: str | None = None,
     vocals: bool = True,
+    split_instruments: bool = False,
 ) -> SynthSong:
     """Compose, render and mix one song from ``seed``.
 
@@ -378,6 +389,9 @@ def generate_song(
     ``mir1k_dir=None`` or a missing folder: lead vocals come from GM voice programs, and the metadata says so.
     ``vocals=False``: no vocals stem at all (drums, bass, other only; ``mir1k_dir`` is ignored), and the instrumental
     lead line plays in every section (as in an instrumental track) rather than only between the vocal sections.
+    ``split_instruments=True``: the parts of the guitar families (GM 24-30) and of the piano family (GM 0-5) are
+    written to stems of their own, ``guitar`` and ``piano`` (silent when the song has none), in the order drums, bass,
+    guitar, piano, other[, vocals]; the mixture is still the exact sum of the stems.
     Raises :class:`~stemwright.synth.resources.MissingPackageError` when a Debian package is missing.
     """
     if not seconds > 0:
@@ -387,7 +401,8 @@ def generate_song(
     clips = _vocals_mod.list_clips(folder) if folder is not None else ()
     plan = plan_song(seed, seconds, style)
     n = int(round(seconds * samplerate))
-    r = _Renderer(plan, res, n, samplerate, STEMS if vocals else INSTRUMENT_STEMS)
+    names = INSTRUMENT_STEMS[:2] + (SPLIT_STEMS if split_instruments else ()) + ("other",) + (("vocals",) if vocals else ())
+    r = _Renderer(plan, res, n, samplerate, names)
     _drums(r, seed)
     _bass(r, seed)
     _other(r, seed, has_lead_vocal=vocals)
@@ -403,6 +418,7 @@ def generate_song(
         "seconds": seconds,
         "samplerate": samplerate,
         "vocals": vocals,
+        "split_instruments": split_instruments,
         "generator": f"stemwright {__version__} synth",
         **plan.to_json(),
         "stems": r.meta,
