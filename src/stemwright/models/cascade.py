@@ -16,6 +16,10 @@ Pipeline (``forward``: ``(B, C, T) -> (B, S, C, T)``, ``S`` = vocals + the split
 4. Optionally (``wiener_iterations > 0``) a joint multichannel Wiener filter (:mod:`stemwright.dsp.wiener`) refines
    all stems at once from their magnitudes, before step 3's residual rule is applied again.
 
+ONNX: a cascade has no ONNX-split protocol of its own (:mod:`stemwright.engine.onnx` wants one graph between one
+pre- and one post-processing step, and the splitter's input is the vocals model's *output*). Its members have one
+each (``spleeter``, ``classic_refiner``): export them separately and subtract in between.
+
 Members are ``{"architecture": name, "config": {...}}`` dicts, as in :class:`~stemwright.models.bag.BagConfig`, so a
 cascade is built from data; :meth:`Cascade.from_models` wraps existing models (their weights are copied).
 """
