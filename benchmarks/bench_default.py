@@ -257,24 +257,25 @@ def write_cards(results: list[dict], args) -> None:
     import platform
 
     from stemwright.models.checkpoint import read_metadata
-    from stemwright.models.shipped import shipped_path
+    from stemwright.models.shipped import DEFAULT4, DEFAULT4_SPLITTER, shipped_path, weights_dir
     from stemwright.train.card import MARKER
 
     speeds = {r["speed"]["model"]: r["speed"] for r in results if "speed" in r}
     for model in args.models:
-        try:
-            base = shipped_path(model)
+        try:  # the 4-stem default is a cascade: its own weights are the splitter's checkpoint
+            base = shipped_path(DEFAULT4_SPLITTER if model == DEFAULT4 else model)
         except ValueError:
             continue
         meta = read_metadata(base)
-        card = base.with_name(model + ".md")
+        card = weights_dir() / (model + ".md")
         text = card.read_text()
         body = text[: text.index(MARKER)] if MARKER in text else text
         lines = [MARKER, "", "## Measured (benchmarks/bench_default.py)", "",
                  f"Measured checkpoint: sha256 `{meta['sha256']}`, step {meta.get('training', {}).get('steps')} "
                  f"(training may have exported newer weights since; the validation table above follows the weights).",
                  f"Command: `.venv/bin/python benchmarks/bench_default.py --models {' '.join(args.models)} --threads {args.threads}"
-                 + (" --speed" if args.speed else "") + (f" --mir1k-items {args.mir1k_items}" if args.mir1k_items else "") + " --cards`",
+                 + (" --speed" if args.speed else "") + (f" --mir1k-items {args.mir1k_items}" if args.mir1k_items else "")
+                 + f" --mir1k-singer {args.mir1k_singer}" + "".join(f" --synth {f}" for f in args.synth) + " --cards`",
                  f"Machine: {platform.machine()}, shared 2-core CPU, torch threads {args.threads}.", ""]
         for label in dict.fromkeys(r["set"] for r in results if r.get("set")):
             lines += _table(results, model, label)
