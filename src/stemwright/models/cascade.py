@@ -123,7 +123,7 @@ class Cascade(nn.Module):
         self.samplerate = int(s.samplerate)
         self.audio_channels = int(s.audio_channels)
         self.segment = config.segment if config.segment is not None else getattr(s, "segment", None)
-        self.default_overlap = getattr(s, "default_overlap", 0.25)
+        self.default_overlap = getattr(s, "default_overlap", None)  # None: the engine's usual 25 %
         self._vocal_index = v.sources.index(config.vocals_source)
         self._residual_index = s.sources.index(config.residual_source)
         self.wiener_stft = StftConfig(n_fft=config.wiener_n_fft, hop_length=config.wiener_hop)
