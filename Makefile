@@ -1,13 +1,16 @@
-# Quick start:  make demo   (set-up + separate the bundled demo song)
-#               make test   (set-up + whole test suite)
-.PHONY: setup demo test bench
+# Quick start:  make demo   (set-up without root + separate the bundled demo song)
+#               make test   (set-up with every extra and the test suite's Debian packages + whole test suite)
+.PHONY: setup setup-dev demo test bench
 setup:
 	bash scripts/setup.sh
+
+setup-dev:
+	bash scripts/setup.sh --dev
 
 demo: setup
 	.venv/bin/stemwright separate --demo -o out
 
-test: setup
+test: setup-dev
 	.venv/bin/python -m pytest -q
 
 bench: setup

@@ -80,7 +80,7 @@ def main() -> None:
     print(f"  real-time factor: {seconds / args.seconds:.3f}  ({args.seconds / seconds:.1f}x faster than real time)")
     print(f"  CPU time (user + sys, all threads): {cpu:.2f} s; on a busy machine wall-clock exceeds CPU / threads")
     print(f"  peak RSS: {peak_rss_mib():.0f} MiB (after imports and model set-up, before separating: {rss_before:.0f} MiB)")
-    print(f"  manifest rtf: {result.manifest['rtf']}")
+    print(f"  manifest rtf: {result.manifest.rtf}")
 
 
 if __name__ == "__main__":

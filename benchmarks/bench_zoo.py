@@ -6,17 +6,25 @@ config): parameter count, seconds and real-time factor (seconds of compute per s
 same weights (``openunmix.model.Separator``; ``demucs.apply.apply_model``, shifts=0), plus the max abs difference.
 Architectures whose module or reference package is missing are skipped with a message.
 
+Seconds are wall-clock; ``cpu`` is the process CPU time of the same call, which a busy shared machine disturbs far
+less (with one thread it is the work done). ``--bf16`` adds stemwright under ``torch.autocast("cpu", bfloat16)``
+(oneDNN bf16 kernels where the CPU has AVX-512 BF16 / AMX) and the SNR of its stems against the float32 stems:
+with random weights no SDR against references can judge it, so the difference itself is reported.
+
 Usage::
 
-    .venv/bin/python benchmarks/bench_zoo.py [--seconds 30] [--only umx,htdemucs] [--threads N]
+    .venv/bin/python benchmarks/bench_zoo.py [--seconds 30] [--only umx,htdemucs] [--threads N] [--bf16]
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import contextlib
 import json
 import logging
+import math
 import os
+import platform
 import sys
 import time
 import types
@@ -37,16 +45,41 @@ def _reference_import(module: str) -> Any:
     return importlib.import_module(module)
 
 
-def _timed(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
-    start = time.perf_counter()
-    with torch.inference_mode(), warnings.catch_warnings():
+def _timed(fn: Callable[[], torch.Tensor], bf16: bool = False) -> tuple[torch.Tensor, float, float]:
+    """``(output, wall seconds, process CPU seconds)``; with ``bf16`` under CPU autocast to bfloat16."""
+    precision = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    start, cpu = time.perf_counter(), time.process_time()
+    with torch.inference_mode(), warnings.catch_warnings(), precision:
         warnings.simplefilter("ignore")
-        out = fn()
-    return out, time.perf_counter() - start
+        out = fn().float()
+    return out, time.perf_counter() - start, time.process_time() - cpu
+
+
+def cpu_description() -> str:
+    """The CPU model and the vector/matrix extensions that matter for float32 and bfloat16 kernels."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+    return f"{model}; flags: {' '.join(f for f in wanted if f in flags) or 'none of ' + ','.join(wanted)}"
+
+
+def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
+    """10 log10(|reference|^2 / |reference - estimate|^2) over everything."""
+    noise = float((reference - estimate).double().pow(2).sum())
+    return math.inf if noise == 0 else 10 * math.log10(float(reference.double().pow(2).sum()) / noise)
 
 
 def build_umx() -> tuple[torch.nn.Module, Callable | None, str]:
-    from stemwright.models.registry import architecture_class
+    from stemwright.models.architectures import architecture_class
     from stemwright.models.umx import UmxConfig
 
     ours = architecture_class("umx")(UmxConfig()).eval()  # umxhq: hidden 512, max_bin 1487, niter 1, 300-frame blocks
@@ -63,7 +96,7 @@ def build_umx() -> tuple[torch.nn.Module, Callable | None, str]:
 
 def build_htdemucs() -> tuple[torch.nn.Module, Callable | None, str]:
     from stemwright.models import htdemucs
-    from stemwright.models.registry import architecture_class
+    from stemwright.models.architectures import architecture_class
 
     config = htdemucs.PUBLISHED["htdemucs"]
     ours = architecture_class("htdemucs")(config).eval()
@@ -83,7 +116,7 @@ def build_htdemucs() -> tuple[torch.nn.Module, Callable | None, str]:
 
 def build_bsrnn() -> tuple[torch.nn.Module, Callable | None, str]:
     from stemwright.models.bsrnn import BSRNNConfig
-    from stemwright.models.registry import architecture_class
+    from stemwright.models.architectures import architecture_class
 
     # Luo & Yu 2023, sec. 4: feature dimension 128, 12 band/sequence modules, BLSTM 256 hidden units.
     config = BSRNNConfig(feature_dim=128, hidden_dim=256, num_layers=12, mlp_dim=512)
@@ -108,7 +141,7 @@ ARCHS: dict[str, tuple[str, Callable[[], tuple[torch.nn.Module, Callable | None,
 }
 
 
-def bench(name: str, seconds: float, seed: int = 0) -> dict[str, Any]:
+def bench(name: str, seconds: float, seed: int = 0, bf16: bool = False) -> dict[str, Any]:
     from stemwright.engine.run import separate_tensor
 
     preset, build = ARCHS[name]
@@ -121,25 +154,33 @@ def bench(name: str, seconds: float, seed: int = 0) -> dict[str, Any]:
     # allocator growth) of about 1 s, which would otherwise be charged to whichever side runs first.
     warm = mix[:, : 2 * SR]
     _timed(lambda: separate_tensor(model, warm))
+    if bf16:
+        _timed(lambda: separate_tensor(model, warm), bf16=True)
     if reference is not None:
         try:
             _timed(lambda: reference(warm))
         except ImportError:
             pass
     # Engine defaults (overlap 0.25 for chunked models; whole-track models, segment None, run in one call).
-    ours, t_ours = _timed(lambda: separate_tensor(model, mix))
+    ours, t_ours, c_ours = _timed(lambda: separate_tensor(model, mix))
     row: dict[str, Any] = {
         "architecture": name, "preset": preset, "parameters": sum(p.numel() for p in model.parameters()),
-        "seconds": round(t_ours, 2), "rtf": round(t_ours / seconds, 3), "segment": model.segment,
+        "seconds": round(t_ours, 2), "cpu": round(c_ours, 2), "rtf": round(t_ours / seconds, 3), "segment": model.segment,
     }
+    if bf16:
+        low, t_low, c_low = _timed(lambda: separate_tensor(model, mix), bf16=True)
+        row.update(bf16_seconds=round(t_low, 2), bf16_cpu=round(c_low, 2), bf16_snr_db=round(snr_db(ours, low), 1))
     if reference is not None:
         try:
-            ref, t_ref = _timed(lambda: reference(mix))
+            ref, t_ref, c_ref = _timed(lambda: reference(mix))
         except ImportError as e:
             row["reference"] = f"skipped ({e})"
         else:
-            row.update(reference=ref_name, ref_seconds=round(t_ref, 2), ref_rtf=round(t_ref / seconds, 3),
-                       max_abs_diff=float((ours - ref).abs().max()))
+            row.update(reference=ref_name, ref_seconds=round(t_ref, 2), ref_cpu=round(c_ref, 2),
+                       ref_rtf=round(t_ref / seconds, 3), max_abs_diff=float((ours - ref).abs().max()),
+                       speedup_cpu=round(c_ref / c_ours, 2))
+            if bf16:
+                row["bf16_speedup_cpu"] = round(c_ref / c_low, 2)
     return row
 
 
@@ -149,23 +190,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(ARCHS), help="comma-separated architectures")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per architecture")
+    parser.add_argument("--bf16", action="store_true", help="also time stemwright under CPU bfloat16 autocast")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"# {args.seconds:g} s stereo @ {SR} Hz, CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"# CPU: {cpu_description()}", flush=True)
     for name in args.only.split(","):
-        row = bench(name.strip(), args.seconds)
+        row = bench(name.strip(), args.seconds, bf16=args.bf16)
         if args.json:
             print(json.dumps(row), flush=True)
         elif "skipped" in row:
             print(f"{name:13s} skipped: {row['skipped']}", flush=True)
         else:
             line = (f"{name:13s} {row['preset']:14s} {row['parameters'] / 1e6:7.2f} M params  "
-                    f"stemwright {row['seconds']:7.2f} s (RTF {row['rtf']:.3f})")
+                    f"stemwright {row['seconds']:7.2f} s (cpu {row['cpu']:.2f} s, RTF {row['rtf']:.3f})")
+            if "bf16_seconds" in row:
+                line += f" | bf16 {row['bf16_seconds']:7.2f} s (cpu {row['bf16_cpu']:.2f} s, SNR {row['bf16_snr_db']} dB)"
             if "ref_seconds" in row:
-                line += (f" | {row['reference']} {row['ref_seconds']:7.2f} s (RTF {row['ref_rtf']:.3f})"
-                         f" | max abs diff {row['max_abs_diff']:.2e}")
+                line += (f" | {row['reference']} {row['ref_seconds']:7.2f} s (cpu {row['ref_cpu']:.2f} s, RTF "
+                         f"{row['ref_rtf']:.3f}) | max abs diff {row['max_abs_diff']:.2e} | speed-up (cpu) "
+                         f"{row['speedup_cpu']}x" + (f", bf16 {row['bf16_speedup_cpu']}x" if "bf16_speedup_cpu" in row else ""))
             elif "reference" in row:
                 line += f" | reference {row['reference']}"
             print(line, flush=True)

@@ -39,7 +39,7 @@ def main() -> int:
     from stemwright.models.cascade import Cascade
     from stemwright.models.checkpoint import load_checkpoint
     from stemwright.models.refiner import ClassicRefiner
-    from stemwright.models.registry import load_model
+    from stemwright.pretrained.loading import load_model
 
     torch.set_num_threads(args.threads)
     vocals = load_model(args.vocals_model, offline=True, progress=False)

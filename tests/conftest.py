@@ -1,9 +1,11 @@
 """Shared fixtures. ``../shared/data`` sits beside the repository root (CI has it)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -26,10 +28,19 @@ def mixtures_dir(shared_data: Path) -> Path:
     return shared_data / "mixtures"
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op torch thread for a test module (``pytestmark = pytest.mark.usefixtures("one_thread")``): on a
+    small shared CI machine, OpenMP threads spinning against other processes made model tests 30x slower; results
+    do not depend on it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """``STEMWRIGHT_SKIP_SLOW=1`` skips tests marked ``slow`` (CI runs them all)."""
-    import os
-
     if os.environ.get("STEMWRIGHT_SKIP_SLOW") != "1":
         return
     skip = pytest.mark.skip(reason="STEMWRIGHT_SKIP_SLOW=1")

@@ -14,6 +14,7 @@ import stemwright
 from stemwright.api import SeparationError, Separator, track_name
 from stemwright.audio.io import AudioError, read_audio
 from stemwright.engine.progress import ProgressEvent
+from stemwright.manifest import MANIFEST_VERSION, Manifest
 
 SR = 44100
 
@@ -84,12 +85,45 @@ def test_mono_in_mono_out_and_1d(classic: Separator) -> None:
     assert all(v.shape == (1, x.shape[1]) for v in stems_1d.values())
 
 
-def test_six_channels_downmixed_with_warning() -> None:
-    x = music(0.5, channels=6)
-    with pytest.warns(UserWarning, match="6-channel input downmixed"):
+def test_surround_is_downmixed_with_itu_coefficients() -> None:
+    """Issue 17 defect 7: 5.1 and 7.1 keep their stereo image (ITU-R BS.775, LFE dropped), not mono in both."""
+    k = 0.70710678
+    x = music(0.5, channels=6, seed=1)  # L R C LFE Ls Rs
+    with pytest.warns(UserWarning, match="5.1 downmixed to stereo .ITU-R BS.775, LFE dropped"):
         stems = Separator(Split(), device="cpu").separate(x, SR)
     assert stems["low"].shape == (2, x.shape[1])
-    assert np.allclose(stems["low"][0], 0.7 * x.mean(0), atol=1e-5)
+    assert np.allclose(stems["low"][0], 0.7 * (x[0] + k * x[2] + k * x[4]), atol=1e-5)
+    assert np.allclose(stems["low"][1], 0.7 * (x[1] + k * x[2] + k * x[5]), atol=1e-5)
+    y = music(0.5, channels=8, seed=2)  # L R C LFE Lb Rb Ls Rs
+    with pytest.warns(UserWarning, match="7.1 downmixed"):
+        stems = Separator(Split(), device="cpu").separate(y, SR)
+    assert np.allclose(stems["low"][1], 0.7 * (y[1] + k * y[2] + k * y[5] + k * y[7]), atol=1e-5)
+    z = music(0.5, channels=3)
+    with pytest.warns(UserWarning, match="3-channel input downmixed to stereo .no standard layout"):
+        stems = Separator(Split(), device="cpu").separate(z, SR)
+    assert np.allclose(stems["low"][0], 0.7 * z.mean(0), atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype, scale, offset", [(np.int16, 32768, 0), (np.int32, 2**31, 0), (np.uint8, 128, 128)])
+def test_integer_arrays_are_scaled_like_integer_files(dtype: type, scale: float, offset: float) -> None:
+    """Issue 17 defect 4: int16 stems came back at +-32768 scale and uint8 kept its DC."""
+    x = music(0.3)
+    ints = np.round(x * (scale - 1) + offset).astype(dtype)
+    stems = Separator(Split(), device="cpu").separate(ints, SR)
+    expected = (ints.astype(np.float64) - offset) / scale
+    assert np.allclose(stems["low"], 0.7 * expected, atol=1e-5)
+    t = Separator(Split(), device="cpu").separate(torch.from_numpy(ints.astype(np.int16) if dtype is np.uint8 else ints), SR)
+    assert np.abs(t["low"]).max() < 1.0
+    with pytest.raises(SeparationError, match="boolean"):
+        Separator(Split(), device="cpu").separate(x > 0, SR)
+
+
+@pytest.mark.parametrize("sr", ["44100", 44100.0, 44100.9, True, None])
+def test_samplerate_must_be_an_integer(sr: object) -> None:
+    """Issue 17 defect 5: "44100" raised a TypeError from deep inside; 44100.9 was truncated silently."""
+    with pytest.raises(SeparationError, match="samplerate must be an integer"):
+        Separator(Split(), device="cpu").separate(music(0.1), sr)  # type: ignore[arg-type]
+    assert Separator(Split(), device="cpu").separate(music(0.1), np.int64(SR))["low"].shape == (2, SR // 10)
 
 
 def test_residual_makes_stems_sum_to_mixture() -> None:
@@ -171,7 +205,8 @@ def test_separate_file_writes_stems_and_manifest(tmp_path: Path, classic: Separa
     assert r.manifest_path == folder / "stemwright.json"
     assert set(p.name for p in folder.iterdir()) == {"vocals.wav", "drums.wav", "bass.wav", "other.wav", "stemwright.json"}
     m = json.loads(r.manifest_path.read_text())
-    assert m == json.loads(json.dumps(r.manifest))
+    assert m == r.manifest.to_dict() and Manifest.read(r.manifest_path) == r.manifest
+    assert m["version"] == MANIFEST_VERSION
     for key in ("stemwright_version", "model", "parameters", "input", "samplerate", "stems", "clip", "seconds", "rtf", "peaks"):
         assert key in m, key
     assert m["model"] == "classic" and m["samplerate"] == 48000 and m["input"]["samplerate"] == 48000
@@ -209,7 +244,7 @@ def test_two_stems_and_stem_selection(tmp_path: Path) -> None:
     got = {k: read_audio(p).samples for k, p in r.stem_paths.items()}
     assert np.abs(got["high"] + got["no_high"] - x).max() < 1e-6
     r = sep.separate_file(src, tmp_path / "sel", stems=["low"])
-    assert set(r.stem_paths) == {"low"} and list(r.manifest["stems"]) == ["low"]
+    assert set(r.stem_paths) == {"low"} and list(r.manifest.stems) == ["low"]
     with pytest.raises(SeparationError, match="not among"):
         sep.separate_file(src, tmp_path / "x", stems=["vocals"])
     with pytest.raises(SeparationError, match="two_stems"):
@@ -244,7 +279,7 @@ def test_filename_template(tmp_path: Path) -> None:
     r = sep.separate_file(src, tmp_path / "o", filename="{model}/{track}-{stem}.{ext}", fmt="flac", bit_depth=16)
     assert r.stem_paths["low"] == tmp_path / "o" / "Split" / "b-low.flac"
     assert r.manifest_path == tmp_path / "o" / "Split" / "stemwright.json"
-    assert r.manifest["stems"]["low"] == "b-low.flac"
+    assert r.manifest.stems["low"] == "b-low.flac"
     with pytest.raises(SeparationError, match="unknown field"):
         sep.separate_file(src, tmp_path / "o", filename="{track}/{instrument}.{ext}")
     with pytest.raises(SeparationError, match="must contain"):
@@ -259,7 +294,7 @@ def test_mp3_output_and_mono_file(tmp_path: Path) -> None:
     r = sep.separate_file(src, tmp_path / "o", fmt="mp3", mp3_bitrate=192)
     a = read_audio(r.stem_paths["low"])
     assert a.channels == 1 and a.samplerate == SR
-    assert r.manifest["parameters"]["mp3_bitrate"] == 192 and r.manifest["channels"] == 1
+    assert r.manifest.parameters.mp3_bitrate == 192 and r.manifest.channels == 1
 
 
 def test_bad_files(tmp_path: Path) -> None:
@@ -282,7 +317,7 @@ def test_six_channel_file_and_one_sample_file(tmp_path: Path) -> None:
     sep = Separator(Split(), device="cpu")
     with pytest.warns(UserWarning, match="downmixed"):
         r = sep.separate_file(_wav(tmp_path / "six.wav", music(0.3, channels=6)), tmp_path / "o")
-    assert read_audio(r.stem_paths["low"]).channels == 2 and r.manifest["input"]["channels"] == 6
+    assert read_audio(r.stem_paths["low"]).channels == 2 and r.manifest.input.channels == 6
     r = sep.separate_file(_wav(tmp_path / "one.wav", np.array([[0.5], [0.5]], np.float32)), tmp_path / "o")
     assert read_audio(r.stem_paths["low"]).samples.shape == (2, 1)
 
@@ -302,3 +337,78 @@ def test_overlap_defaults_to_the_models_own() -> None:
     assert Separator(model=model, device="cpu", overlap=0.1).overlap == 0.1
     assert Separator(model=model, device="cpu", overlap=0.0).overlap == 0.0
     assert Separator(model=model, device="cpu").parameters()["overlap"] == 0.75
+
+
+# -- issue 17: failures leave nothing behind, re-runs, layout fields -------------------------------------------
+def test_failed_inputs_leave_no_folders(tmp_path: Path) -> None:
+    """Defect 6: a failed input left an empty OUT/<track>/ folder (CLI and API alike)."""
+    sep = Separator(Split(), device="cpu")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(AudioError, match="empty"):
+        sep.separate_file(tmp_path / "empty.wav", tmp_path / "o")
+    with pytest.raises(AudioError, match="not found"):
+        sep.separate_file(tmp_path / "missing.wav", tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_disk_full_says_so_and_leaves_no_partial_track(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect 8: "could not write (LibsndfileError: System error.)" and a vocals.wav without a manifest."""
+    import shutil
+
+    import stemwright.audio.io as io
+
+    sep = Separator(Split(), device="cpu")
+    src = _wav(tmp_path / "a.wav", music(0.3))
+    real_write = sf.write
+    calls = []
+
+    def full_after_one(path, *args, **kwargs):  # libsndfile's report of ENOSPC carries no errno
+        calls.append(path)
+        if len(calls) > 1:
+            raise RuntimeError("System error.")
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(io.sf, "write", full_after_one)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 0))
+    with pytest.raises(AudioError, match="high.wav: could not write: no space left on device"):
+        sep.separate_file(src, tmp_path / "o")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("*"))
+
+
+def test_filename_layout_fields_and_refusals(tmp_path: Path) -> None:
+    """Defects 3 and 9: {parent} keeps same-named files of different folders apart (MUSDB's track/mixture.wav);
+    conversions and format specs are refused."""
+    sep = Separator(Split(), device="cpu")
+    (tmp_path / "Track A").mkdir()
+    src = _wav(tmp_path / "Track A" / "mixture.wav", music(0.2))
+    r = sep.separate_file(src, tmp_path / "o", filename="{model}/{parent}/{stem}.{ext}")
+    assert r.stem_paths["low"] == tmp_path / "o" / "Split" / "Track A" / "low.wav"
+    for bad in ("{track}/{stem!r}.{ext}", "{track}/{stem:>9}.{ext}", "{track}/{stem}.{ext"):
+        with pytest.raises(SeparationError, match="filename template"):
+            sep.options(filename=bad)
+
+
+def test_segment_has_a_lower_bound() -> None:
+    """Defect 9: --segment 0.01 was accepted (66 s for an 11 s song)."""
+    with pytest.raises(SeparationError, match="at least 0.5 s"):
+        Separator(Split(), device="cpu", segment=0.01)
+    assert Separator(Split(), device="cpu", segment=0.5).segment == 0.5
+
+
+def test_skip_existing_resume_and_overwrite_cleanup(tmp_path: Path) -> None:
+    src = _wav(tmp_path / "a.wav", music(0.3))
+    out = tmp_path / "o"
+    first = Separator(Split(), device="cpu").separate_file(src, out)
+    stamp = first.manifest_path.stat().st_mtime_ns
+    again = Separator(Split(), device="cpu").separate_file(src, out, skip_existing=True)
+    assert again.skipped and again.manifest == first.manifest and first.manifest_path.stat().st_mtime_ns == stamp
+    # Other options: not the same run, and a finished run is kept unless overwrite is asked for.
+    with pytest.raises(AudioError, match="holds another run's stems .model 'Split'"):
+        Separator(Split(), device="cpu").separate_file(src, out, skip_existing=True, clip_mode="clamp")
+    # An interrupted run (stems, no manifest) is redone.
+    first.manifest_path.unlink()
+    redone = Separator(Split(), device="cpu").separate_file(src, out, skip_existing=True)
+    assert not redone.skipped and redone.manifest_path.exists()
+    # Overwrite with another stem set removes the previous run's other stems: a folder never mixes two runs.
+    Separator(Split(), device="cpu").separate_file(src, out, two_stems="low", overwrite=True)
+    assert sorted(p.name for p in (out / "a").iterdir()) == ["low.wav", "no_low.wav", "stemwright.json"]

@@ -38,3 +38,32 @@ def test_suffix_ends_the_temporary_name(tmp_path):
     seen = []
     atomic_write(tmp_path / "plot.png", lambda tmp: (seen.append(tmp.name), tmp.write_bytes(b"png")), suffix=".part.png")
     assert seen[0].startswith(".plot.png.") and seen[0].endswith(".part.png")
+
+
+def test_sigterm_while_writing_leaves_no_temporary_file(tmp_path):
+    """Issue 17 defect 8: SIGTERM during an mp3 write left a hidden ``.vocals.mp3.*.part.mp3``."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, time\n"
+        "from stemwright.atomic import atomic_write, remove_temporaries_on_signals\n"
+        "remove_temporaries_on_signals()\n"
+        "def slow(tmp):\n"
+        "    tmp.write_bytes(b'half a file')\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(60)\n"
+        f"atomic_write({str(tmp_path / 'vocals.mp3')!r}, slow, suffix='.part.mp3')\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        assert len(list(tmp_path.iterdir())) == 1  # the temporary file exists now
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+    assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,7 @@
 Public API (imported lazily so that ``import stemwright`` stays fast):
 
 - :class:`stemwright.Separator` — separate arrays or files into stems.
+- :class:`stemwright.Manifest` — the typed ``stemwright.json`` written beside every separated track.
 - :class:`stemwright.Mix`, :func:`stemwright.render` — the mixer engine.
 - :func:`stemwright.inspect` — separation diagnostics.
 """
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Separator": "stemwright.api:Separator",
+    "Manifest": "stemwright.manifest:Manifest",
     "Mix": "stemwright.mixer.document:Mix",
     "render": "stemwright.mixer.render:render",
     "inspect": "stemwright.mixer.inspect:inspect",

@@ -10,7 +10,6 @@ Where the audio comes from and goes to lives here; the chunk loop is :func:`stem
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import string
@@ -26,9 +25,10 @@ import torch
 from torch import nn
 
 from stemwright import __version__
-from stemwright.atomic import atomic_write_text
+from stemwright.audio.channels import downmix_description, downmix_to_stereo
+from stemwright.audio.io import CLIP_MODES, AudioError, check_write_options, prepare_peaks_many, read_audio, write_audio
+from stemwright.manifest import MANIFEST_NAME, InputInfo, Manifest, ManifestError, SeparationOptions
 from stemwright.models.defaults import DEFAULT_MODEL
-from stemwright.audio.io import CLIP_MODES, WRITE_FORMATS, AudioError, prepare_peaks_many, read_audio, write_audio
 from stemwright.audio.resample import resample
 from stemwright.engine.device import resolve_device
 from stemwright.engine.progress import ProgressCallback, ProgressEvent, scaled
@@ -38,23 +38,28 @@ from stemwright.models.base import check_model
 log = logging.getLogger(__name__)
 
 MIN_SAMPLERATE, MAX_SAMPLERATE = 8000, 192000
-MANIFEST_NAME = "stemwright.json"
 MIN_INPUT_SECONDS = 0.05
-FILENAME_FIELDS = ("track", "stem", "ext", "model")
+# Below half a second a chunk is mostly the context padding and crossfade around it: a 0.01 s segment took
+# 66 s for an 11 s song (issue 17); 0.5 s keeps the overhead under ~2x the default's.
+MIN_SEGMENT_SECONDS = 0.5
+FILENAME_FIELDS = ("track", "stem", "ext", "model", "parent")
+DEFAULT_FILENAME = "{track}/{stem}.{ext}"
 
 
 class SeparationError(ValueError):
     """Bad input or options for a separation; the message names the field or file and the reason."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class SeparationResult:
-    """What :meth:`Separator.separate_file` wrote: the manifest (also saved as ``stemwright.json``) and the paths."""
+    """What :meth:`Separator.separate_file` wrote (or found already written: ``skipped``): the manifest (also
+    saved as ``stemwright.json``), the paths, and the written arrays (empty when skipped)."""
 
-    manifest: dict[str, Any]
+    manifest: Manifest
     stem_paths: dict[str, Path]
     manifest_path: Path
     stems: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    skipped: bool = False
 
 
 def track_name(path: str | Path) -> str:
@@ -66,11 +71,40 @@ def track_name(path: str | Path) -> str:
     return Path(name).stem
 
 
-def _as_float_array(audio: Any) -> np.ndarray:
-    """A float32 copy of numpy/torch/list audio; never a view of the caller's buffer."""
+def as_float_audio(audio: Any) -> np.ndarray:
+    """A float32 copy of numpy/torch/list audio; never a view of the caller's buffer.
+
+    Integer samples are scaled to [-1, 1) as :func:`~stemwright.audio.io.read_audio` scales integer files:
+    signed ``intN`` divided by ``2**(N-1)``, unsigned ``uintN`` centred on ``2**(N-1)`` first (so ``uint8``
+    loses its DC offset). Booleans are refused.
+    """
     if isinstance(audio, torch.Tensor):
-        return audio.detach().to("cpu", torch.float32).numpy().copy()
-    return np.array(audio, dtype=np.float32, copy=True)
+        audio = audio.detach().cpu().numpy()
+    x = np.asarray(audio)
+    if x.dtype == np.bool_:
+        raise SeparationError("audio: boolean arrays are not audio (pass float or integer samples)")
+    if np.issubdtype(x.dtype, np.signedinteger):
+        return (x.astype(np.float64) / 2.0 ** (8 * x.dtype.itemsize - 1)).astype(np.float32)
+    if np.issubdtype(x.dtype, np.unsignedinteger):
+        half = 2.0 ** (8 * x.dtype.itemsize - 1)
+        return ((x.astype(np.float64) - half) / half).astype(np.float32)
+    if not (np.issubdtype(x.dtype, np.floating) or x.dtype == object):
+        raise SeparationError(f"audio: samples of type {x.dtype} are not audio (pass float or integer samples)")
+    try:
+        return np.array(x, dtype=np.float32, copy=True)
+    except (TypeError, ValueError) as e:
+        raise SeparationError(f"audio: cannot be read as numbers ({e})") from None
+
+
+def check_samplerate(samplerate: Any) -> int:
+    """``samplerate`` as an ``int`` if it is an integer (Python or numpy, not bool) in 8-192 kHz, else
+    :class:`SeparationError`: a string or a float (even 44100.0) is refused rather than converted or truncated."""
+    if isinstance(samplerate, (bool, np.bool_)) or not isinstance(samplerate, (int, np.integer)):
+        raise SeparationError(f"samplerate must be an integer number of Hz, got {samplerate!r} "
+                              f"({type(samplerate).__name__})")
+    if not MIN_SAMPLERATE <= samplerate <= MAX_SAMPLERATE:
+        raise SeparationError(f"samplerate must be in {MIN_SAMPLERATE}-{MAX_SAMPLERATE} Hz, got {samplerate}")
+    return int(samplerate)
 
 
 DEFAULT_OVERLAP = 0.25  # demucs' default: 25 % of a chunk crossfades with its neighbours
@@ -98,8 +132,8 @@ class Separator:
     ) -> None:
         if overlap is not None and not 0.0 <= overlap < 1.0:
             raise SeparationError(f"overlap must be in [0, 1), got {overlap}")
-        if segment is not None and segment <= 0:
-            raise SeparationError(f"segment must be a positive number of seconds, got {segment}")
+        if segment is not None and not segment >= MIN_SEGMENT_SECONDS:
+            raise SeparationError(f"segment must be at least {MIN_SEGMENT_SECONDS} s, got {segment}")
         if shifts < 0:
             raise SeparationError(f"shifts must be >= 0, got {shifts}")
         if batch_size < 1:
@@ -110,7 +144,7 @@ class Separator:
             self.model = model.to(self.device).eval()
             self.model_name = getattr(model, "name", None) or type(model).__name__
         else:
-            from stemwright.models.registry import load_model
+            from stemwright.pretrained.loading import load_model
 
             self.model = load_model(model, device=self.device, offline=offline, progress=progress is None)
             check_model(self.model)
@@ -146,8 +180,8 @@ class Separator:
         }
 
     # -- arrays ------------------------------------------------------------------------------------------
-    def _check_audio(self, audio: Any, samplerate: int) -> np.ndarray:
-        x = _as_float_array(audio)
+    def _check_audio(self, audio: Any, samplerate: int, origin: str = "audio") -> np.ndarray:
+        x = as_float_audio(audio)
         if x.ndim == 1:
             x = x[None]
         if x.ndim != 2:
@@ -158,25 +192,25 @@ class Separator:
             raise SeparationError(f"audio has no samples (shape {x.shape})")
         if not np.isfinite(x).all():
             raise SeparationError(f"audio contains {int((~np.isfinite(x)).sum())} non-finite (NaN/inf) samples")
-        if not isinstance(samplerate, (int, np.integer)) or not MIN_SAMPLERATE <= samplerate <= MAX_SAMPLERATE:
-            raise SeparationError(f"samplerate must be an integer in {MIN_SAMPLERATE}-{MAX_SAMPLERATE} Hz, got {samplerate!r}")
         if x.shape[0] > 2:
-            msg = f"{x.shape[0]}-channel input downmixed to stereo (mean of all channels in both)"
-            warnings.warn(msg, UserWarning, stacklevel=3)
-            x = downmix(x)
+            warnings.warn(f"{origin}: {downmix_description(x.shape[0])}", UserWarning, stacklevel=3)
+            x = downmix_to_stereo(x)
         return x
 
     def separate(self, audio: Any, samplerate: int, progress: ProgressCallback | None = None) -> dict[str, np.ndarray]:
         """Separate one mixture.
 
         Mono input is separated as dual mono and returned mono; more than two channels are downmixed with a
-        warning. The caller's array is not modified.
+        warning (:mod:`stemwright.audio.channels`: ITU-R BS.775 for 5.0/5.1/7.1). Integer samples are scaled
+        to [-1, 1) (see :func:`as_float_audio`). ``samplerate`` must be an ``int``. The caller's array is not
+        modified.
 
         Shape: ``(C, T)`` or ``(T,)`` numpy/torch at ``samplerate`` -> ``{stem: (C', T)}`` float32 at ``samplerate``
         (``C' = 1`` for mono input, else 2).
         """
         progress = progress or self.progress
-        x = self._check_audio(audio, int(samplerate))
+        samplerate = check_samplerate(samplerate)
+        x = self._check_audio(audio, samplerate)
         channels, length = x.shape
         sr_model = self.samplerate
         _emit(progress, 0.0, "resample")
@@ -224,26 +258,49 @@ class Separator:
         return out.numpy()
 
     # -- files -------------------------------------------------------------------------------------------
-    def output_paths(
-        self, path: str | Path, outdir: str | Path, stems: list[str], ext: str, filename: str
-    ) -> tuple[dict[str, Path], Path]:
-        """Where each stem and the manifest go (the manifest sits in the stems' common folder)."""
-        fields = {name for _, name, _, _ in string.Formatter().parse(filename) if name}
-        unknown = sorted(fields - set(FILENAME_FIELDS))
-        if unknown:
-            raise SeparationError(f"--filename: unknown field(s) {', '.join('{' + u + '}' for u in unknown)} "
-                                  f"(use {', '.join('{' + f + '}' for f in FILENAME_FIELDS)})")
-        if "stem" not in fields:
-            raise SeparationError("--filename must contain {stem}, or every stem would go to the same file")
-        outdir = Path(outdir)
-        track = track_name(path)
-        model = Path(self.model_name).name
-        paths = {s: outdir / filename.format(track=track, stem=s, ext=ext, model=model) for s in stems}
-        for s, p in paths.items():
-            if outdir.resolve() not in p.resolve().parents:
-                raise SeparationError(f"--filename puts stem {s!r} outside the output folder ({p})")
-        common = Path(os.path.commonpath([str(p.parent) for p in paths.values()]))
-        return paths, common / MANIFEST_NAME
+    def select_stems(self, stems: list[str] | tuple[str, ...] | None = None, two_stems: str | None = None) -> list[str]:
+        """The stem names a separation writes; see :func:`select_stems`."""
+        return select_stems(self.sources, stems, two_stems)
+
+    def options(self, fmt: str = "wav", bit_depth: int = 24, mp3_bitrate: int = 320, clip_mode: str = "rescale",
+                stems: list[str] | tuple[str, ...] | None = None, two_stems: str | None = None,
+                filename: str = DEFAULT_FILENAME) -> SeparationOptions:
+        """Check the output options (before any work) and return them as recorded in the manifest."""
+        fmt = fmt.lower()
+        try:
+            check_write_options(fmt, bit_depth, mp3_bitrate)
+        except ValueError as e:
+            raise SeparationError(str(e)) from None
+        if clip_mode not in CLIP_MODES:
+            raise SeparationError(f"clip mode must be one of {', '.join(CLIP_MODES)}, got {clip_mode!r}")
+        names = self.select_stems(stems, two_stems)
+        check_filename(filename)
+        p = self.parameters()
+        return SeparationOptions(
+            segment=p["segment"], overlap=p["overlap"], shifts=p["shifts"], batch_size=p["batch_size"],
+            residual=p["residual"], device=p["device"], format=fmt,
+            bit_depth=bit_depth if fmt != "mp3" else None, mp3_bitrate=mp3_bitrate if fmt == "mp3" else None,
+            clip_mode=clip_mode, stems=tuple(names) if stems else None, two_stems=two_stems, filename=filename,
+        )
+
+    def plan(self, path: str | Path, outdir: str | Path, options: SeparationOptions) -> OutputPlan:
+        """Where the stems and the manifest of ``path`` go with these options (nothing is touched)."""
+        names = self.select_stems(options.stems, options.two_stems)
+        return plan_outputs(path, outdir, names, options.format, options.filename, Path(self.model_name).name)
+
+    def existing_run(self, plan: OutputPlan, options: SeparationOptions) -> Manifest | None:
+        """The manifest of a finished earlier run that wrote exactly what this one would (same model and
+        output options, every stem file present), else ``None``."""
+        if not plan.manifest_path.is_file():
+            return None
+        try:
+            old = Manifest.read(plan.manifest_path)
+        except ManifestError as e:
+            log.warning("%s; the track is separated again", e)
+            return None
+        same = (old.model == self.model_name and old.parameters.same_output(options)
+                and old.stem_paths(plan.manifest_path.parent) == plan.stem_paths)
+        return old if same and all(p.is_file() for p in plan.stem_paths.values()) else None
 
     def separate_file(
         self,
@@ -255,35 +312,51 @@ class Separator:
         clip_mode: str = "rescale",
         stems: list[str] | tuple[str, ...] | None = None,
         two_stems: str | None = None,
-        filename: str = "{track}/{stem}.{ext}",
+        filename: str = DEFAULT_FILENAME,
         overwrite: bool = False,
         progress: ProgressCallback | None = None,
+        skip_existing: bool = False,
     ) -> SeparationResult:
         """Separate an audio file and write the stems plus ``stemwright.json`` (written last, atomically).
 
+        Existing outputs: by default any of them is an error. ``skip_existing`` returns the earlier result
+        (``skipped=True``) when the track's manifest matches this model and these options, and redoes a track
+        whose stems exist without a manifest (an interrupted run). ``overwrite`` replaces the outputs and removes
+        the stems of the previous run of the track that this run does not write, so a folder never mixes two
+        runs. Nothing is created for an input that fails, and stems written before a failure are removed.
+
         Raises :class:`~stemwright.audio.io.AudioError` for unreadable input or unwritable output and
-        :class:`SeparationError` for bad options. Existing outputs are left alone unless ``overwrite``.
+        :class:`SeparationError` for bad options.
         """
         progress = progress or self.progress
-        fmt = fmt.lower()
-        if fmt not in WRITE_FORMATS:
-            raise SeparationError(f"format must be one of {', '.join(WRITE_FORMATS)}, got {fmt!r}")
-        if clip_mode not in CLIP_MODES:
-            raise SeparationError(f"clip mode must be one of {', '.join(CLIP_MODES)}, got {clip_mode!r}")
-        names = self._selected(stems, two_stems)
-        stem_paths, manifest_path = self.output_paths(path, outdir, names, fmt, filename)
-        self._check_outputs([*stem_paths.values(), manifest_path], overwrite)
+        options = self.options(fmt, bit_depth, mp3_bitrate, clip_mode, stems, two_stems, filename)
+        plan = self.plan(path, outdir, options)
+        if skip_existing:
+            done = self.existing_run(plan, options)
+            if done is not None:
+                _emit(progress, 1.0, "done", message=f"{plan.manifest_path} (already done)")
+                return SeparationResult(done, plan.stem_paths, plan.manifest_path, skipped=True)
+            other = _previous_run(plan)
+            if other is not None:
+                raise AudioError(plan.manifest_path, f"holds another run's stems (model {other.model!r}, or other "
+                                                     "output options); they are kept unless overwritten")
+        previous = _previous_run(plan) if overwrite else None
+        # skip_existing redoes an interrupted track (stems, no manifest); a finished run with other settings
+        # is kept unless overwrite is given.
+        replace = overwrite or (skip_existing and not plan.manifest_path.exists())
+        check_outputs(plan, replace)
 
         t0 = time.perf_counter()
         _emit(progress, 0.0, "load", message=str(path))
         audio = read_audio(path)
+        notes: tuple[str, ...] = ()
         mix = audio.samples
         if audio.channels > 2:
-            warnings.warn(f"{path}: {audio.channels}-channel input downmixed to stereo (mean of all channels in both)",
-                          UserWarning, stacklevel=2)
-            mix = downmix(mix)
+            notes = (downmix_description(audio.channels),)
+            warnings.warn(f"{path}: {notes[0]}", UserWarning, stacklevel=2)
+            mix = downmix_to_stereo(mix)
         separated = self.separate(mix, audio.samplerate, progress=scaled(progress, 0.05, 0.9))
-        out = self._select(separated, names, two_stems, mix)
+        out = select_outputs(separated, self.select_stems(options.stems, options.two_stems), options.two_stems, mix)
 
         _emit(progress, 0.9, "write")
         # One gain for all stems, so that the written stems still sum to (a scaled copy of) the mixture.
@@ -291,86 +364,177 @@ class Separator:
         if clip_mode == "rescale":
             clip["scope"] = "one gain shared by all stems (they still sum to the scaled mixture)"
         out = dict(zip(out, arrays))
-        for name, p in stem_paths.items():
-            write_audio(p, out[name], audio.samplerate, fmt=fmt, bit_depth=bit_depth, mp3_bitrate=mp3_bitrate, overwrite=overwrite)
+        write_stems(plan, out, audio.samplerate, options, replace)
         seconds = time.perf_counter() - t0
-        manifest = {
-            "stemwright_version": __version__,
-            "model": self.model_name,
-            "model_samplerate": self.samplerate,
-            "sources": list(self.sources),
-            "parameters": {
-                **self.parameters(),
-                "format": fmt,
-                "bit_depth": bit_depth if fmt != "mp3" else None,
-                "mp3_bitrate": mp3_bitrate if fmt == "mp3" else None,
-                "clip_mode": clip_mode,
-                "stems": list(stems) if stems else None,
-                "two_stems": two_stems,
-                "filename": filename,
-            },
-            "input": {
-                "path": str(Path(path).resolve()),
-                "samplerate": audio.samplerate,
-                "channels": audio.channels,
-                "duration": audio.duration,
-                "codec": audio.codec,
-            },
-            "samplerate": audio.samplerate,
-            "channels": int(next(iter(out.values())).shape[0]),
-            "duration": audio.duration,
-            "stems": {n: os.path.relpath(p, manifest_path.parent) for n, p in stem_paths.items()},
-            "clip": clip,
-            "seconds": round(seconds, 4),
-            "rtf": round(seconds / audio.duration, 5) if audio.duration > 0 else None,
-            "peaks": {n: _peak_dbfs(v) for n, v in out.items()},
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        _write_json_atomic(manifest_path, manifest, overwrite)
-        _emit(progress, 1.0, "done", message=str(manifest_path))
-        return SeparationResult(manifest=manifest, stem_paths=stem_paths, manifest_path=manifest_path, stems=out)
+        manifest = Manifest(
+            stemwright_version=__version__, model=self.model_name, model_samplerate=self.samplerate,
+            sources=tuple(self.sources), parameters=options,
+            input=InputInfo(path=str(Path(path).resolve()), samplerate=audio.samplerate, channels=audio.channels,
+                            duration=audio.duration, codec=audio.codec),
+            samplerate=audio.samplerate, channels=int(next(iter(out.values())).shape[0]), duration=audio.duration,
+            stems={n: os.path.relpath(p, plan.manifest_path.parent) for n, p in plan.stem_paths.items()},
+            clip=clip, seconds=round(seconds, 4), rtf=round(seconds / audio.duration, 5) if audio.duration > 0 else None,
+            peaks={n: _peak_dbfs(v) for n, v in out.items()},
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"), notes=notes,
+        )
+        try:
+            manifest.write(plan.manifest_path, overwrite=replace)
+        except BaseException as e:
+            _remove_files(plan.stem_paths.values())
+            _remove_empty_dirs(plan)
+            if isinstance(e, OSError):
+                raise AudioError(plan.manifest_path, f"could not write ({e.strerror or e})") from None
+            raise
+        if previous is not None:
+            new = set(plan.stem_paths.values())
+            _remove_files(p for p in previous.stem_paths(plan.manifest_path.parent).values() if p not in new)
+        _emit(progress, 1.0, "done", message=str(plan.manifest_path))
+        return SeparationResult(manifest=manifest, stem_paths=plan.stem_paths, manifest_path=plan.manifest_path, stems=out)
 
-    def _selected(self, stems: list[str] | tuple[str, ...] | None, two_stems: str | None) -> list[str]:
-        if stems and two_stems:
-            raise SeparationError("choose either stems or two_stems, not both")
-        if two_stems is not None:
-            if two_stems not in self.sources:
-                raise SeparationError(f"two_stems: {two_stems!r} is not one of the model's stems ({', '.join(self.sources)})")
-            return [two_stems, f"no_{two_stems}"]
-        if stems:
-            unknown = [s for s in stems if s not in self.sources]
-            if unknown:
-                raise SeparationError(f"stems: {', '.join(map(repr, unknown))} not among the model's stems ({', '.join(self.sources)})")
-            return list(dict.fromkeys(stems))
-        return list(self.sources)
 
-    @staticmethod
-    def _select(separated: dict[str, np.ndarray], names: list[str], two_stems: str | None, mix: np.ndarray) -> dict[str, np.ndarray]:
-        if two_stems is None:
-            return {n: separated[n] for n in names}
-        stem = separated[two_stems]
-        mix = mix if stem.shape[0] == mix.shape[0] else mix.mean(axis=0, keepdims=True)
-        # no_X = mixture - X, so the two files always sum to the mixture.
-        return {two_stems: stem, f"no_{two_stems}": (mix - stem).astype(np.float32)}
+@dataclass(frozen=True)
+class OutputPlan:
+    """Where one input's outputs go: ``stem_paths`` and the manifest in their common folder; ``outdir`` is the
+    run's output folder (folders below it that a failed run created are removed again)."""
 
-    @staticmethod
-    def _check_outputs(paths: list[Path], overwrite: bool) -> None:
-        """Fail before any work when an output exists (without overwrite) or its folder cannot be written."""
-        for p in paths:
-            if p.exists() and not overwrite:
-                raise AudioError(p, "already exists (use --overwrite to replace it)")
-        for folder in {p.parent for p in paths}:
+    input: Path
+    outdir: Path
+    stem_paths: dict[str, Path]
+    manifest_path: Path
+
+
+def select_stems(sources: tuple[str, ...] | list[str], stems: list[str] | tuple[str, ...] | None = None,
+                 two_stems: str | None = None) -> list[str]:
+    """The stem names to write: all ``sources``, the chosen ``stems`` (in the given order, duplicates dropped),
+    or ``[two_stems, "no_" + two_stems]``. Raises :class:`SeparationError` for names the model does not have."""
+    if stems and two_stems:
+        raise SeparationError("choose either stems or two_stems, not both")
+    if two_stems is not None:
+        if two_stems not in sources:
+            raise SeparationError(f"two_stems: {two_stems!r} is not one of the model's stems ({', '.join(sources)})")
+        return [two_stems, f"no_{two_stems}"]
+    if stems:
+        unknown = [s for s in stems if s not in sources]
+        if unknown:
+            raise SeparationError(f"stems: {', '.join(map(repr, unknown))} not among the model's stems ({', '.join(sources)})")
+        return list(dict.fromkeys(stems))
+    return list(sources)
+
+
+def select_outputs(separated: dict[str, np.ndarray], names: list[str], two_stems: str | None,
+                   mix: np.ndarray) -> dict[str, np.ndarray]:
+    """The arrays to write, by name: the chosen stems, or ``X`` and ``no_X = mixture - X`` (so the two always
+    sum to the mixture). Shapes: ``(C, T)`` each."""
+    if two_stems is None:
+        return {n: separated[n] for n in names}
+    stem = separated[two_stems]
+    mix = mix if stem.shape[0] == mix.shape[0] else mix.mean(axis=0, keepdims=True)
+    return {two_stems: stem, f"no_{two_stems}": (mix - stem).astype(np.float32)}
+
+
+def check_filename(filename: str) -> set[str]:
+    """The fields of an output path template; :class:`SeparationError` for unknown fields, conversions
+    (``{stem!r}``), format specs (``{stem:>10}``) or a template without ``{stem}``."""
+    try:
+        parsed = list(string.Formatter().parse(filename))
+    except ValueError as e:
+        raise SeparationError(f"filename template {filename!r}: {e}") from None
+    fields = set()
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if conversion or spec:
+            raise SeparationError(f"filename template {filename!r}: conversions and format specs are not allowed "
+                                  f"(write plain {{{name}}})")
+        fields.add(name)
+    unknown = sorted(fields - set(FILENAME_FIELDS))
+    if unknown:
+        raise SeparationError(f"filename template: unknown field(s) {', '.join('{' + u + '}' for u in unknown)} "
+                              f"(use {', '.join('{' + f + '}' for f in FILENAME_FIELDS)})")
+    if "stem" not in fields:
+        raise SeparationError("filename template must contain {stem}, or every stem would go to the same file")
+    return fields
+
+
+def plan_outputs(path: str | Path, outdir: str | Path, stems: list[str], ext: str, filename: str,
+                 model: str) -> OutputPlan:
+    """Fill the template: ``{track}`` (file name without extension), ``{parent}`` (the input's folder name, e.g.
+    a MUSDB track folder holding ``mixture.wav``), ``{stem}``, ``{ext}``, ``{model}``. The manifest goes in the
+    stems' common folder; every path must stay inside ``outdir``."""
+    check_filename(filename)
+    outdir = Path(outdir)
+    source = Path(path)
+    parent = source.resolve().parent.name or "root"
+    paths = {s: outdir / filename.format(track=track_name(source), stem=s, ext=ext, model=model, parent=parent)
+             for s in stems}
+    root = outdir.resolve()
+    for s, p in paths.items():
+        if root not in p.resolve().parents:
+            raise SeparationError(f"filename template puts stem {s!r} outside the output folder ({p})")
+    common = Path(os.path.commonpath([str(p.parent) for p in paths.values()]))
+    return OutputPlan(source, outdir, paths, common / MANIFEST_NAME)
+
+
+def check_outputs(plan: OutputPlan, overwrite: bool) -> None:
+    """Fail before any work when an output exists (without ``overwrite``) or its folder could not be created or
+    written. Creates nothing: folders appear when the first file is written."""
+    for p in [*plan.stem_paths.values(), plan.manifest_path]:
+        if p.exists() and not overwrite:
+            raise AudioError(p, "already exists (choose to overwrite or skip existing outputs)")
+    for folder in {p.parent for p in plan.stem_paths.values()}:
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise AudioError(folder, f"cannot create output folder ({existing} is not a folder)")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise AudioError(folder, f"output folder is not writable ({existing})")
+
+
+def write_stems(plan: OutputPlan, arrays: dict[str, np.ndarray], samplerate: int, options: SeparationOptions,
+                overwrite: bool) -> None:
+    """Write each stem atomically; if one fails (disk full, a signal, ...) the stems written so far and the
+    folders created for them are removed, so a track is either complete or absent."""
+    written: list[Path] = []
+    try:
+        for name, p in plan.stem_paths.items():
+            write_audio(p, arrays[name], samplerate, fmt=options.format, bit_depth=options.bit_depth or 24,
+                        mp3_bitrate=options.mp3_bitrate or 320, overwrite=overwrite)
+            written.append(p)
+    except BaseException:
+        _remove_files(written)
+        _remove_empty_dirs(plan)
+        raise
+
+
+def _previous_run(plan: OutputPlan) -> Manifest | None:
+    if not plan.manifest_path.is_file():
+        return None
+    try:
+        return Manifest.read(plan.manifest_path)
+    except ManifestError as e:
+        log.warning("%s; its stems are not tracked", e)
+        return None
+
+
+def _remove_files(paths: Any) -> None:
+    for p in paths:
+        try:
+            Path(p).unlink(missing_ok=True)
+        except OSError as e:
+            log.warning("could not remove %s: %s", p, e.strerror or e)
+
+
+def _remove_empty_dirs(plan: OutputPlan) -> None:
+    """Remove the (now empty) folders below the output folder that hold this plan's outputs."""
+    root = plan.outdir.resolve()
+    for folder in sorted({p.parent.resolve() for p in plan.stem_paths.values()}, key=lambda f: -len(f.parts)):
+        while folder != root and root in folder.parents:
             try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise AudioError(folder, f"cannot create output folder ({e.strerror or e})") from None
-            if not os.access(folder, os.W_OK):
-                raise AudioError(folder, "output folder is not writable")
-
-
-def downmix(x: np.ndarray) -> np.ndarray:
-    """More than two channels -> the mean of all of them in both channels. Shape: ``(C, T)`` -> ``(2, T)``."""
-    return np.repeat(x.mean(axis=0, keepdims=True), 2, axis=0).astype(np.float32)
+                folder.rmdir()
+            except OSError:
+                break  # not empty (another track's files) or already gone
+            folder = folder.parent
 
 
 def _emit(progress: ProgressCallback | None, fraction: float, stage: str, message: str = "") -> None:
@@ -390,9 +554,3 @@ def _fit_length(y: np.ndarray, length: int) -> np.ndarray:
 def _peak_dbfs(x: np.ndarray) -> float | None:
     peak = float(np.max(np.abs(x))) if x.size else 0.0
     return round(20 * np.log10(peak), 3) if peak > 0 else None
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any], overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise AudioError(path, "already exists (use --overwrite to replace it)")
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")

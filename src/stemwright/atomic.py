@@ -7,7 +7,9 @@ fails, and the result has the usual permissions (``mkstemp`` creates files as 06
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,6 +30,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], object], *, suffix: s
     fd, name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=suffix, dir=p.parent)
     os.close(fd)
     tmp = Path(name)
+    with _LOCK:
+        _LIVE.add(tmp)
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
@@ -35,7 +39,45 @@ def atomic_write(path: str | Path, write: Callable[[Path], object], *, suffix: s
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        with _LOCK:
+            _LIVE.discard(tmp)
     return p
+
+
+# Temporary files being written right now, by any thread: a signal that kills the process removes them
+# (``except BaseException`` above only runs for Python exceptions, not for SIGTERM's default action).
+_LIVE: set[Path] = set()
+_LOCK = threading.Lock()
+
+
+def remove_live_temporaries() -> int:
+    """Delete every temporary file :func:`atomic_write` is writing at this moment; returns how many."""
+    with _LOCK:
+        live = list(_LIVE)
+        _LIVE.clear()
+    for tmp in live:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+    return len(live)
+
+
+def remove_temporaries_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGHUP)) -> None:
+    """Install handlers (main thread only) that remove the live temporary files, then let the signal do what it
+    would have done (so the exit status still says "killed by SIGTERM"). SIGINT needs none: it raises
+    ``KeyboardInterrupt``, which the ``except`` in :func:`atomic_write` handles."""
+
+    def handler(signum: int, frame: Any) -> None:
+        remove_live_temporaries()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in signals:
+        signal.signal(sig, handler)
 
 
 def atomic_write_text(path: str | Path, data: str | bytes) -> Path:

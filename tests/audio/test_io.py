@@ -205,3 +205,61 @@ def test_resample_lengths_and_input_untouched(sr_in: int, sr_out: int) -> None:
     back = resample(y, sr_out, sr_in)
     mid = slice(200, x.shape[1] - 200)
     assert _snr_db(x[:, mid], back[:, mid]) > 60
+
+
+@pytest.mark.parametrize("name, subtype", [("t.wav", "PCM_16"), ("t24.wav", "PCM_24"), ("t.flac", "PCM_16")])
+def test_truncated_wav_and_flac_are_refused(tmp_path: Path, name: str, subtype: str) -> None:
+    """Issue 17 defect 2: a cut wav was read as half a song; a cut flac "kept 58 frames" and went on."""
+    full = tmp_path / ("full" + Path(name).suffix)
+    sf.write(str(full), tone(2.0, channels=2).T, SR, subtype=subtype)
+    data = full.read_bytes()
+    cut = tmp_path / name
+    cut.write_bytes(data[: len(data) // 2 + 1])
+    with pytest.raises(AudioError, match="truncated or corrupt"):
+        read_audio(cut)
+    assert read_audio(full).samples.shape == (2, 2 * SR)
+
+
+def test_wav_with_unknown_data_size_is_read(tmp_path: Path) -> None:
+    """A streaming writer leaves the data size 0xFFFFFFFF: that is "unknown", not a truncation."""
+    path = tmp_path / "stream.wav"
+    sf.write(str(path), tone(0.5).T, SR, subtype="PCM_16")
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"data") + 4
+    raw[at : at + 4] = b"\xff\xff\xff\xff"
+    path.write_bytes(bytes(raw))
+    assert read_audio(path).samples.shape[1] == SR // 2
+
+
+def test_disk_full_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17 defect 8: ENOSPC read "could not write (LibsndfileError: System error.)"."""
+    import errno
+
+    import stemwright.audio.io as io
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io.sf, "write", full)
+    with pytest.raises(AudioError, match="x.wav: could not write: no space left on device"):
+        write_audio(tmp_path / "x.wav", tone(0.1), SR)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_native_decoder_chatter_is_hidden_on_request(tmp_path: Path, mixtures_dir: Path) -> None:
+    """libmpg123 prints "Note: Illegal Audio-MPEG-Header ..." straight to file descriptor 2; the CLI hides it
+    unless -v (issue 17)."""
+    import subprocess
+    import sys
+
+    data = bytearray((mixtures_dir / "spleeter_audio_example_SlowMotionDream_StevenMBryant_CC-BY-3.0.mp3").read_bytes()[:200_000])
+    data[50_000:53_000] = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    bad = tmp_path / "glitch.mp3"
+    bad.write_bytes(bytes(data))
+    script = ("import sys\nfrom stemwright.audio.io import AudioError, read_audio, set_native_decoder_messages\n"
+              "set_native_decoder_messages(sys.argv[2] == 'show')\n"
+              "try:\n    read_audio(sys.argv[1])\nexcept AudioError as e:\n    print(e, file=sys.stderr)\n")
+    shown = subprocess.run([sys.executable, "-c", script, str(bad), "show"], capture_output=True, text=True, timeout=60)
+    hidden = subprocess.run([sys.executable, "-c", script, str(bad), "hide"], capture_output=True, text=True, timeout=60)
+    assert "Illegal Audio-MPEG-Header" in shown.stderr, shown.stderr
+    assert "Illegal Audio-MPEG-Header" not in hidden.stderr and "glitch.mp3: truncated or corrupt" in hidden.stderr

@@ -38,3 +38,19 @@ def test_inspect_errors(tmp_path, capsys):
     assert "stems folder not found" in capsys.readouterr().err
     assert main(["inspect", str(tmp_path), "--mixture", str(tmp_path / "m.wav")]) == 1
     assert "no audio files found" in capsys.readouterr().err
+
+
+def test_inspect_short_stems_and_mixture_flag(tmp_path, capsys):
+    """Issue 17 defect 5: stems shorter than ~1024 samples raised a torch padding error; -m is --model elsewhere,
+    so it no longer means --mixture here."""
+    import numpy as np
+    import soundfile as sf
+
+    folder = tmp_path / "short"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("vocals", "other"):
+        sf.write(str(folder / f"{name}.wav"), 0.1 * rng.standard_normal((300, 2)), 44100, subtype="FLOAT")
+    assert main(["inspect", str(folder), "--json"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["inspect", str(folder), "-m", str(folder / "vocals.wav")]) == 2

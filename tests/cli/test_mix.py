@@ -1,6 +1,8 @@
 """``stemwright mix``: outputs, presets, flags, mix files, and a clear one-line error for every bad flag."""
 from __future__ import annotations
 
+import os
+
 import json
 
 import numpy as np
@@ -26,7 +28,7 @@ def _read(path):
 
 def test_neutral_mix_writes_the_sum(stems_dir, tmp_path, capsys):
     out = tmp_path / "mix.wav"
-    assert main(["mix", str(stems_dir), "-o", str(out), "--bit-depth", "32"]) == 0
+    assert main(["mix", str(stems_dir), "-o", str(out), "--bit-depth", "32", "--clip-mode", "none"]) == 0
     y, sr = _read(out)
     stems = {n: _read(stems_dir / f"{n}.wav")[0] for n in ("bass", "drums", "other", "vocals")}
     assert sr == 22050 and np.array_equal(y, stems["bass"] + stems["drums"] + stems["other"] + stems["vocals"])
@@ -91,6 +93,10 @@ def test_no_overwrite_without_flag(stems_dir, tmp_path, capsys):
         (["--loudness", "5"], "--loudness: must be in [-70, 0] LUFS"),
         (["--format", "ogg"], "--format: unknown format 'ogg'"),
         (["--master-gain", "loud"], "--master-gain: master='loud' is not a number of dB"),
+        (["--fx", "vocals=highpass(120"], "unbalanced '('"),  # issue 17 defect 5: was exit 1
+        (["--bit-depth", "8"], "wav bit depth must be 16, 24 or 32, got 8"),  # defect 5: refused before rendering
+        (["--mp3-bitrate", "5", "-o", "x.mp3"], "mp3 bitrate must be 32-320 kbit/s, got 5"),
+        (["--clip-mode", "soft"], "soft"),
     ],
 )
 def test_bad_flags_are_usage_errors(stems_dir, tmp_path, capsys, args, message):
@@ -115,3 +121,42 @@ def test_bad_inputs(stems_dir, tmp_path, capsys):
     assert main(["mix", str(stems_dir)]) == 2
     assert "-o OUT" in capsys.readouterr().err
     assert main(["mix", str(stems_dir), "-o", str(tmp_path / "o.ogg")]) == 2
+
+
+def test_unreadable_documents_and_folders_are_one_line(stems_dir, tmp_path, capsys):
+    """Issue 17 defect 5: tracebacks for a read-only --save-mix folder, a non-UTF-8 or .wav --mix-file, deep JSON."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # (root can write anywhere)
+            assert main(["mix", str(stems_dir), "--save-mix", str(locked / "m.json")]) == 1
+            err = capsys.readouterr().err
+            assert err.startswith(f"error: {locked / 'm.json'}: cannot write") and err.count("\n") == 1
+    finally:
+        locked.chmod(0o700)
+    wav = next(p for p in stems_dir.iterdir() if p.suffix == ".wav")
+    latin = tmp_path / "latin.json"
+    latin.write_bytes('{"channels": [], "note": "caf\xe9"}'.encode("latin-1"))
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
+    for doc, reason in ((wav, "not UTF-8"), (latin, "not UTF-8"), (deep, "nested too deeply")):
+        assert main(["mix", str(stems_dir), "-o", str(tmp_path / "o.wav"), "--mix-file", str(doc)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {doc}") and reason in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_clip_mode_defaults_to_one_gain_that_prevents_clipping(stems_dir, tmp_path, capsys):
+    """Presets could write clipped files with only a warning; now one gain keeps the mix under full scale."""
+    import soundfile as sf
+
+    out = tmp_path / "loud.wav"
+    assert main(["mix", str(stems_dir), "-o", str(out), "--master-gain", "+12", "--bit-depth", "16"]) == 0
+    printed = capsys.readouterr().out
+    assert "clip: the mix peaked at +" in printed and "so that it does not clip" in printed
+    x, _ = sf.read(str(out))
+    assert np.abs(x).max() <= 1.0 and np.abs(x).max() > 0.99
+    kept = tmp_path / "kept.wav"
+    assert main(["mix", str(stems_dir), "-o", str(kept), "--master-gain", "+12", "--clip-mode", "none"]) == 0
+    assert "warning: the mix peaked at +" in capsys.readouterr().err

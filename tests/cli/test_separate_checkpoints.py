@@ -12,9 +12,9 @@ import pytest
 import soundfile as sf
 
 from stemwright.cli.main import main
-from tests.models.test_htdemucs import TINY_HT, one_thread  # noqa: F401
-from tests.pretrained.test_demucs_format import reference_model as demucs_reference, save_th
-from tests.pretrained.test_roformer_format import write_pair
+from tests.models.demucs_reference import reference_model as demucs_reference, save_th
+from tests.models.tiny import TINY_HT
+from tests.pretrained.roformer_files import write_pair
 
 SR = 44100
 
@@ -40,7 +40,7 @@ def separate(song: Path, model: Path, out: Path) -> dict[str, np.ndarray]:
     return stems
 
 
-def test_demucs_th_package(tmp_path, song, one_thread):  # noqa: F811
+def test_demucs_th_package(tmp_path, song, one_thread):
     from stemwright.models.htdemucs import HTDemucsConfig
 
     path = save_th(demucs_reference(HTDemucsConfig(**TINY_HT), seed=3), tmp_path / "ckpt", "abcd1234")

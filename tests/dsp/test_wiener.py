@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from stemwright.dsp.wiener import expectation_maximization, initial_estimates, wiener
-from tests.models.umx_reference import import_openunmix, one_thread  # noqa: F401 (fixture)
+from tests.models.umx_reference import import_openunmix
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,14 +8,12 @@ from __future__ import annotations
 import sys
 import types
 
-import pytest
+from tests.reference import require
 
 
 def import_museval():
     try:
-        import museval  # noqa: F401
-    except ImportError:
-        pytest.skip("museval (test-only reference, [dev] extra) is not installed")
+        require("museval")
     except RuntimeError:  # stempeg: "ffmpeg or ffprobe could not be found"
         for name in [k for k in sys.modules if k.split(".")[0] in ("museval", "musdb", "stempeg")]:
             del sys.modules[name]

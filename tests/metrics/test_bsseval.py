@@ -9,6 +9,7 @@ import soundfile as sf
 
 from stemwright.metrics import bss_eval_v4, bss_sources_sdr, framing
 from tests.metrics.museval_ref import import_museval
+from tests.reference import require
 
 STEMS = ("vocals", "drums", "bass", "other")
 TRACK = "Music Delta - 80s Rock"
@@ -73,7 +74,7 @@ def test_fixture_sir_every_window(fixture_case):
 def test_fixture_scores_do_not_depend_on_blas_threads(musdb_excerpt, fixture_case):
     """The ill-conditioned solve runs on one BLAS thread whatever the caller's setting, so scores are reproducible
     bit for bit across core counts (museval's LU moves SIR by 0.03 dB between 1 and 2 threads on this input)."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+    threadpoolctl = require("threadpoolctl")
     _, got = fixture_case
     refs = np.stack([sf.read(musdb_excerpt / TRACK / f"{s}.flac", dtype="float64", always_2d=True)[0] for s in STEMS])
     mix = refs.sum(0)
@@ -189,3 +190,15 @@ def test_fixture_input_matches_exact_solution_every_window(fixture_case):
     diff = np.abs(got - exact)
     for k, name in enumerate(("SDR", "ISR", "SIR", "SAR")):
         assert diff[k].max() < 0.01, f"{name} max diff to the exact solution {diff[k].max():.4f} dB"
+
+
+def test_float32_input_scores_exactly_as_its_float64_copy() -> None:
+    """The eval command passes float32 stems (issue 17: no whole-track float64 copies); the kernel casts block by
+    block, so the scores are those of the float64 copy."""
+    rng = np.random.default_rng(5)
+    refs = (0.1 * rng.standard_normal((2, 2, 3 * 8000))).astype(np.float32)
+    ests = (0.8 * refs + 0.05 * rng.standard_normal(refs.shape)).astype(np.float32)
+    a = bss_eval_v4(refs, ests, window=8000, hop=8000)
+    b = bss_eval_v4(refs.astype(np.float64), ests.astype(np.float64), window=8000, hop=8000)
+    for x, y in zip(a.as_dict().values(), b.as_dict().values()):
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-9)

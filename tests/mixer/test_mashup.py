@@ -97,3 +97,20 @@ def test_analysis_helpers():
 def test_missing_vocal_stem(songs, tmp_path):
     with pytest.raises(MixError, match="no 'lead' stem"):
         mashup(*songs, vocal_stem="lead")
+
+
+def test_a_song_mashed_with_itself_stays_in_place(songs):
+    """Issue 17 defect 9: the vocal landed one bar late when A's downbeat estimate came out a hair after B's."""
+    from stemwright.mixer.mashup import plan_mashup
+
+    a = load_stems(songs[0])
+    plan = plan_mashup(a, a)
+    assert abs(plan.offset_s) < 0.02, plan.describe()
+
+
+def test_offset_beyond_the_backing_is_refused(songs):
+    """Issue 17 defect 9: --offset past the end of the song silently dropped the vocal."""
+    with pytest.raises(MixError, match="entirely outside the backing"):
+        mashup(*songs, offset_s=3600.0, vocals_tempo=A_TEMPO, backing_tempo=B_TEMPO, semitones=0)
+    with pytest.raises(MixError, match="entirely outside the backing"):
+        mashup(*songs, offset_s=-3600.0, vocals_tempo=A_TEMPO, backing_tempo=B_TEMPO, semitones=0)

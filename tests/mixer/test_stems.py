@@ -56,6 +56,8 @@ def test_plain_folder_with_mixture_and_mismatches(tmp_path, caplog):
         (lambda p: None, "stems folder not found"),
         (lambda p: p.mkdir(), "no audio files found"),
         (lambda p: (p.mkdir(), (p / "stemwright.json").write_text("{")), "cannot read manifest"),
+        (lambda p: (p.mkdir(), (p / "stemwright.json").write_bytes(b"\xff\xfe\x00garbage")), "cannot read manifest"),
+        (lambda p: (p.mkdir(), (p / "stemwright.json").write_text("[" * 100000)), "cannot read manifest"),
         (lambda p: (p.mkdir(), (p / "stemwright.json").write_text('{"stems": []}')), "field 'stems' must be"),
         (lambda p: (p.mkdir(), (p / "stemwright.json").write_text('{"stems": {"vocals": "v.wav"}}')), "stem 'vocals': .*file not found"),
         (lambda p: (p.mkdir(), (p / "x.wav").write_bytes(b"RIFF garbage")), r"stem 'x': .*x\.wav: .*corrupt"),

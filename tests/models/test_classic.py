@@ -11,7 +11,9 @@ import torch
 from stemwright.engine.run import separate_tensor
 from stemwright.models.base import check_model, config_from_dict, config_to_dict
 from stemwright.models.classic import ClassicConfig, ClassicSeparator, build_classic, long_median, median_filter
-from stemwright.models.registry import MODELS, architecture_class, load_model
+from stemwright.models.architectures import architecture_class
+from stemwright.models.registry import MODELS
+from stemwright.pretrained.loading import load_model
 
 SR = 44100
 

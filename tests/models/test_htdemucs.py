@@ -8,9 +8,6 @@ model (so the key names match), then ``demucs.apply.apply_model(model, mix, shif
 from __future__ import annotations
 
 import copy
-import dataclasses
-import sys
-import types
 import warnings
 
 import numpy as np
@@ -20,41 +17,17 @@ import torch
 from stemwright.engine.run import separate_tensor
 from stemwright.models.bag import BagConfig, BagOfModels
 from stemwright.models.base import config_to_dict
-from stemwright.models.checkpoint import load_checkpoint, save_checkpoint
 from stemwright.models.hdemucs import HDemucs, HDemucsConfig
 from stemwright.models.htdemucs import PUBLISHED, HTDemucs, HTDemucsConfig
-from stemwright.models.registry import architecture_class
+from stemwright.models.architectures import architecture_class
+from stemwright.models.umx import OpenUnmix, UmxConfig
+from tests.models.demucs_reference import demucs_kwargs, demucs_modules
+from tests.models.tiny import TINY_H, TINY_HT
 
 SR = 44100
 TOL = 1e-4
-TINY_HT = dict(sources=("drums", "bass", "other", "vocals"), channels=8, depth=4, nfft=2048, bottom_channels=16,
-               t_layers=2, t_heads=2, segment=1.0, dconv_mode=3)
-# nfft 1024 = hop 256 = 4**4: the time branch meets the frequency branch after 4 layers, then one time layer.
-TINY_H = dict(sources=("drums", "bass", "other", "vocals"), channels=8, depth=5, nfft=1024, dconv_mode=3,
-              dconv_lstm=3, dconv_attn=3, segment=3.0)
 
-
-def demucs_modules():
-    """The reference package (test-only; scripts/requirements-parity.txt). torchaudio is not installable here
-    and the model code does not use it: an empty stand-in satisfies demucs' module-level imports."""
-    sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))
-    try:
-        import demucs.apply
-        import demucs.hdemucs
-        import demucs.htdemucs
-    except ImportError as e:  # pragma: no cover - the parity extra is part of the test set-up
-        pytest.fail(f"reference package missing ({e}); run: pip install --no-deps -r scripts/requirements-parity.txt")
-    return demucs
-
-
-def demucs_kwargs(config) -> dict:
-    """The demucs constructor keywords of a stemwright config (same names)."""
-    kw = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-    kw["sources"] = list(kw["sources"])
-    for key in ("multi_freqs", "t_cape_glob_loc_scale"):
-        if key in kw:
-            kw[key] = list(kw[key])
-    return kw
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def reference_and_ours(config, seed: int = 0):
@@ -66,16 +39,6 @@ def reference_and_ours(config, seed: int = 0):
     ours = architecture_class("htdemucs" if isinstance(config, HTDemucsConfig) else "hdemucs")(config).eval()
     ours.load_state_dict(ref.state_dict(), strict=True)
     return ref, ours
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a small shared CI machine, OpenMP threads spinning against other processes made
-    these tests 30x slower; results do not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -202,23 +165,6 @@ def test_htdemucs_without_transformer_and_mono():
         assert model(torch.randn(1, 1, 5000)).shape == (1, 1, 1, 5000)
 
 
-def test_forward_writes_nothing_to_self_and_keeps_input():
-    torch.manual_seed(0)
-    model = HTDemucs(HTDemucsConfig(**TINY_HT)).eval()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    attrs = dict(vars(model))
-    x = torch.randn(1, 2, 4000)
-    x0 = x.clone()
-    with torch.no_grad():
-        model(x)
-    model.train()
-    model(torch.randn(1, 2, 8192))
-    model.eval()
-    assert vars(model).keys() == attrs.keys() and model.segment == 1.0
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert torch.equal(x, x0)
-
-
 def test_published_configs_describe_the_released_models():
     ht, six = PUBLISHED["htdemucs"], PUBLISHED["htdemucs_6s"]
     assert ht.sources == ("drums", "bass", "other", "vocals") and ht.bottom_channels == 512 and ht.dconv_mode == 3
@@ -255,27 +201,10 @@ def test_bag_validation():
     other = {"architecture": "htdemucs", "config": config_to_dict(HTDemucsConfig(**{**TINY_HT, "segment": 0.5}))}
     with pytest.raises(ValueError, match="different segments"):
         BagOfModels(BagConfig(members=(member, other)))
+    with pytest.raises(ValueError, match="cannot be a bag member"):
+        BagConfig(members=({"architecture": "umx", "config": {}},))
 
 
-# ----------------------------------------------------------------------------------------------------- checkpoints
-
-
-@pytest.mark.parametrize("kind", ["htdemucs", "hdemucs", "bag"])
-def test_checkpoint_round_trip_is_bit_exact(tmp_path, kind):
-    torch.manual_seed(7)
-    if kind == "htdemucs":
-        model = HTDemucs(HTDemucsConfig(**TINY_HT))
-    elif kind == "hdemucs":
-        model = HDemucs(HDemucsConfig(**TINY_H))
-    else:
-        members = [HTDemucs(HTDemucsConfig(**TINY_HT)) for _ in range(2)]
-        model = BagOfModels.from_models(members, weights=[[1, 0, 1, 0.5], [0, 1, 1, 0.5]])
-    model.eval()
-    save_checkpoint(model, tmp_path / "m", licence="MIT")
-    loaded = load_checkpoint(tmp_path / "m")
-    assert type(loaded) is type(model) and loaded.config == model.config
-    for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
-        assert k == k2 and torch.equal(a, b)
-    x = torch.randn(1, 2, 6000, generator=torch.Generator().manual_seed(3))
-    with torch.no_grad():
-        assert torch.equal(model(x), loaded(x))
+def test_bag_members_are_demucs_models():
+    with pytest.raises(ValueError, match="bag member 1 is a OpenUnmix"):
+        BagOfModels.from_models([HTDemucs(HTDemucsConfig(**TINY_HT)), OpenUnmix(UmxConfig())])

@@ -7,7 +7,11 @@ import torch
 
 from stemwright.engine.run import separate_tensor
 from stemwright.metrics import mdx_sdr
-from stemwright.models.registry import MODELS, load_model
+from stemwright.models.architectures import ARCHITECTURES
+from stemwright.models.checkpoint import CheckpointError, save_checkpoint
+from stemwright.models.registry import MODELS
+from stemwright.pretrained.loading import load_model
+from tests.models.contract import changed_attributes, snapshot
 
 SR = 22050
 
@@ -64,3 +68,23 @@ def test_errors_are_clear():
         from stemwright.models.oracle import OracleConfig
 
         OracleConfig(kind="xyz")
+
+
+@pytest.mark.parametrize("name", ["oracle_ibm", "oracle_irm", "oracle_mwf"])
+def test_oracle_contract(name, tmp_path):
+    """The model contract where it applies to an oracle: attributes, (B, C, T) -> (B, S, C, T) on its own mixture,
+    input untouched, no writes to self; not a registered architecture, so it has no checkpoint."""
+    stems = _stems(SR // 2)
+    model = load_model(name, references=stems, samplerate=SR)
+    assert model.sources == tuple(stems) and model.samplerate == SR and model.audio_channels == 2
+    assert model.segment is None and type(model) not in ARCHITECTURES.values() and MODELS[name].architecture == "oracle"
+    mix = torch.from_numpy(sum(stems.values()))[None].repeat(2, 1, 1)
+    before_mix, before = mix.clone(), snapshot(model)
+    with torch.no_grad():
+        out = model(mix)
+    assert out.shape == (2, 3, 2, SR // 2) and torch.isfinite(out).all()
+    assert torch.equal(mix, before_mix)
+    assert not changed_attributes(before, snapshot(model))
+    with pytest.raises(CheckpointError, match="not a registered architecture"):
+        save_checkpoint(model, tmp_path / "oracle")
+

@@ -6,17 +6,16 @@ import pytest
 import torch
 
 from stemwright.models.bsrnn import BSRNN, BSRNNConfig
-from stemwright.models.checkpoint import load_checkpoint, save_checkpoint
+from stemwright.models.checkpoint import save_checkpoint
 from stemwright.models.classic import ClassicConfig, ClassicSeparator
 from stemwright.models.refiner import ClassicRefiner, ClassicRefinerConfig
+from tests.models.tiny import TINY_REFINER
 
 SR = 16000
 
 
 def tiny(**kw) -> ClassicRefinerConfig:
-    base = dict(samplerate=SR, n_fft=512, hop_length=256, band_widths=(16, 16, 32, 64, 129), feature_dim=8,
-                hidden_dim=8, num_layers=1, mlp_dim=8, segment=4.0)
-    return ClassicRefinerConfig(**{**base, **kw})
+    return ClassicRefinerConfig(**{**TINY_REFINER, "samplerate": SR, **kw})
 
 
 def _song(seconds: float = 2.0) -> torch.Tensor:
@@ -86,19 +85,6 @@ def test_gradients_reach_the_corrections_only_through_the_network():
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-def test_checkpoint_round_trip(tmp_path):
-    torch.manual_seed(1)
-    model = ClassicRefiner(tiny()).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    save_checkpoint(model, tmp_path / "ref")
-    loaded = load_checkpoint(tmp_path / "ref").eval()
-    mix = _song(1.0)
-    with torch.inference_mode():
-        assert torch.equal(model(mix), loaded(mix))
-
-
 def test_warm_start_from_bsrnn_keeps_the_refiner_equal_to_classic(tmp_path):
     from stemwright.train.loop import init_weights
 
@@ -115,21 +101,3 @@ def test_warm_start_from_bsrnn_keeps_the_refiner_equal_to_classic(tmp_path):
     with torch.inference_mode():
         assert torch.allclose(model(mix), ClassicSeparator(ClassicConfig(samplerate=SR))(mix), atol=1e-5)
 
-
-def test_onnx_split_matches_onnxruntime(tmp_path):
-    """The correction network exports to ONNX; classic (the prior) and the STFTs run outside the graph."""
-    pytest.importorskip("onnxruntime")
-    from stemwright.engine.onnx import OnnxModel, export_onnx
-
-    torch.manual_seed(2)
-    model = ClassicRefiner(tiny()).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    path = export_onnx(model, tmp_path / "refiner.onnx", seconds=1.0)
-    ort_model = OnnxModel(path)
-    x = _song(1.3)
-    with torch.inference_mode():
-        ref, got = model(x), ort_model(x)
-    assert ref.shape == got.shape
-    assert float((ref - got).abs().max()) <= 1e-4

@@ -23,8 +23,7 @@ import torch
 from torch import nn
 
 from stemwright.engine.run import separate_tensor
-from stemwright.models.checkpoint import load_checkpoint, save_checkpoint
-from stemwright.models.registry import architecture_class
+from stemwright.models.architectures import architecture_class
 from stemwright.models.roformer import (
     DEFAULT_FREQS_PER_BANDS,
     BSRoformer,
@@ -33,9 +32,11 @@ from stemwright.models.roformer import (
     MelRoformerConfig,
     mel_band_layout,
 )
+from tests.models.tiny import TINY_ROFORMER, TINY_ROFORMER_BANDS
+from tests.reference import require
 
-TINY = dict(dim=16, depth=1, dim_head=8, heads=2, n_fft=256, hop_length=64, win_length=256, segment=None)
-TINY_BANDS = (32, 32, 32, 33)  # 129 bins for n_fft 256
+TINY = TINY_ROFORMER
+TINY_BANDS = TINY_ROFORMER_BANDS
 
 
 def tiny_bs(**kw) -> BSRoformer:
@@ -139,25 +140,11 @@ def test_registered_under_their_architecture_names():
     assert architecture_class("mel_roformer") is MelRoformer
 
 
-@pytest.mark.parametrize("build", [tiny_bs, tiny_mel], ids=["bs", "mel"])
-def test_checkpoint_round_trip_is_bit_exact(build, tmp_path):
-    torch.manual_seed(3)
-    model = build(sources=("vocals", "other"))
-    meta = save_checkpoint(model, tmp_path / "roformer", licence="MIT", training={"data": "none (random)"})
-    loaded = load_checkpoint(meta)
-    assert type(loaded) is type(model) and loaded.config == model.config
-    a, b = model.state_dict(), loaded.state_dict()
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    mix = torch.randn(1, 2, 3000)
-    with torch.no_grad():
-        assert torch.equal(model(mix), loaded(mix))
-
-
 # ---------------------------------------------------------------------------------------------- ONNX
 @pytest.mark.parametrize("build", [tiny_bs, tiny_mel], ids=["bs", "mel"])
 def test_onnx_core_matches_torch_through_the_engine(build, tmp_path):
-    pytest.importorskip("onnxruntime")
-    from stemwright.engine.onnx import OnnxModel, export_onnx
+    require("onnxruntime")
+    from stemwright.models.onnx import OnnxModel, export_onnx
 
     torch.manual_seed(5)
     model = build(sources=("vocals", "other"), segment=0.5)
@@ -173,7 +160,6 @@ def test_onnx_core_matches_torch_through_the_engine(build, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- parity
 SR = 44100
-REFERENCE_MISSING = "reference package missing: pip install --no-deps -r scripts/requirements-parity.txt"
 SEGMENT_SAMPLES = 200 * 441  # 2 s, a multiple of the hop (see module docstring)
 SMALL = dict(dim=16, depth=2, time_transformer_depth=1, freq_transformer_depth=1, dim_head=8, heads=2,
              stft_n_fft=2048, stft_hop_length=441, stft_win_length=2048)
@@ -209,7 +195,7 @@ def music(shared_data) -> torch.Tensor:
 
 
 def _reference(kind: str, n_sources: int) -> nn.Module:
-    bs_roformer = pytest.importorskip("bs_roformer", reason=REFERENCE_MISSING)
+    bs_roformer = require("bs_roformer")
     torch.manual_seed(1234)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from stemwright.models.registry import MODELS, load_model
+from stemwright.models.registry import MODELS
 from stemwright.models.shipped import DEFAULT4, DEFAULT4_SPLITTER, VOCALS, shipped_path
+from stemwright.pretrained.loading import load_model
 
 # model name -> (shipped checkpoint file, a phrase its card must contain about the weights' licence)
 SHIPPED = {VOCALS: (VOCALS, "research use only"), DEFAULT4: (DEFAULT4_SPLITTER, "no MIR-1K")}

@@ -5,8 +5,9 @@ import importlib
 import sys
 import types
 
-import pytest
 import torch
+
+from tests.reference import require
 
 
 def import_openunmix(module: str = "openunmix.model"):
@@ -17,7 +18,7 @@ def import_openunmix(module: str = "openunmix.model"):
     if saved is None:
         sys.modules["torchaudio"] = types.ModuleType("torchaudio")
     try:
-        pytest.importorskip("openunmix", reason="test-only reference package (scripts/requirements-parity.txt)")
+        require("openunmix")
         return importlib.import_module(module)
     finally:
         if saved is None:
@@ -60,13 +61,3 @@ def reference_separator(
         nb_channels=nb_channels, wiener_win_len=wiener_win_len,
     )
     return randomize_(sep, seed).eval()
-
-
-@pytest.fixture(scope="module", autouse=False)
-def one_thread():
-    """Run a module's small models on one thread: on a busy shared CPU, intra-op threading of tiny tensors costs far
-    more in synchronisation than it gains (measured: 108 s -> 13 s for tests/pretrained/test_umx_format.py)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

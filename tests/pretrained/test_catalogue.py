@@ -11,7 +11,8 @@ import torch
 from stemwright.pretrained import catalogue as cat
 from stemwright.pretrained.catalogue import CatalogueError, catalogue_files, list_published, load_published, validate_entry
 from stemwright.pretrained.download import ChecksumError, DownloadError
-from tests.models.umx_reference import one_thread, reference_separator  # noqa: F401 (fixture)
+from stemwright.pretrained.loading import load_model
+from tests.models.umx_reference import reference_separator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -40,7 +41,8 @@ def test_names_unique_and_listing_keys():
     assert {"umxhq", "umxl"} <= set(names)
     for row in rows:
         assert set(row) == {"name", "architecture", "sources", "samplerate", "licence", "description", "on_disk"}
-        assert row["on_disk"] is False  # empty cache
+        package_data = all("package" in f for f in cat.get_published(row["name"])["files"])
+        assert row["on_disk"] is package_data  # empty cache; data of an installed package is always there
 
 
 def test_umx_entries_and_licences():
@@ -126,9 +128,7 @@ def test_load_published_downloads_verifies_and_matches_reference(local_catalogue
     assert load_published("umx_local", offline=True).sources == model.sources
 
 
-def test_registry_load_model_uses_catalogue(local_catalogue):
-    from stemwright.models.registry import load_model
-
+def test_load_model_resolves_catalogue_names(local_catalogue):
     model = load_model("umx_local", progress=False)
     assert model.sources == ("vocals", "drums", "bass", "other") and not model.training
 

@@ -21,14 +21,18 @@ from safetensors.torch import save_file
 
 from stemwright.engine.run import separate_tensor
 from stemwright.models.base import config_from_dict
-from stemwright.models.registry import architecture_class
+from stemwright.models.architectures import architecture_class
 from stemwright.models.bag import BagOfModels
 from stemwright.models.hdemucs import HDemucs, HDemucsConfig
 from stemwright.models.htdemucs import HTDemucs, HTDemucsConfig
 from stemwright.pretrained import demucs_format as df
-from tests.models.test_htdemucs import TINY_H, TINY_HT, demucs_kwargs, demucs_modules, one_thread  # noqa: F401
+from tests.models.demucs_reference import demucs_modules, reference_model, save_th
+from tests.models.tiny import TINY_H, TINY_HT
+from tests.reference import require
 
 TOL = 1e-4
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 SR = 44100
 
 
@@ -40,36 +44,6 @@ def mix() -> torch.Tensor:
     tone = sum(torch.sin(2 * np.pi * f * t) for f in (110.0, 220.0 * 1.26, 440.0 * 1.5)) / 3
     bursts = torch.randn(2, t.numel(), generator=g) * (torch.sin(2 * np.pi * 2 * t) > 0.9)
     return (0.3 * tone + 0.2 * bursts).float()
-
-
-def reference_model(config, seed: int):
-    dm = demucs_modules()
-    torch.manual_seed(seed)
-    klass = dm.htdemucs.HTDemucs if isinstance(config, HTDemucsConfig) else dm.hdemucs.HDemucs
-    return klass(**demucs_kwargs(config)).eval()
-
-
-def save_th(model, folder: Path, sig: str, half: bool = True) -> Path:
-    """Write ``SIG-<sha256[:8]>.th`` exactly as demucs does (``serialize_model`` + ``save_with_checksum``); the
-    training args carry the kinds of plain data real packages hold (numpy scalars, fractions, paths)."""
-    import demucs.states
-
-    args, kwargs = model._init_args_kwargs
-    kwargs = dict(kwargs)
-    if "segment" in kwargs:
-        kwargs["segment"] = Fraction(kwargs["segment"]).limit_denominator(1000)
-    package = {
-        "klass": model.__class__,
-        "args": args,
-        "kwargs": kwargs,
-        "state": demucs.states.get_state(model, None, half=half),
-        "training_args": {"seed": 42, "lr": np.float64(3e-4), "segment": Fraction(39, 5),
-                          "dset": {"wav": Path("/data/wav"), "sources": ["drums", "bass"]}},
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    demucs.states.save_with_checksum(package, folder / f"{sig}.th")
-    (path,) = folder.glob(f"{sig}-*.th")
-    return path
 
 
 def save_safetensors_export(model, path: Path) -> Path:
@@ -109,7 +83,8 @@ def outputs_equal(ref_model, ours, mix: torch.Tensor) -> None:
 @pytest.mark.parity
 @pytest.mark.parametrize("kind", ["htdemucs", "hdemucs"])
 def test_th_package_loads_to_reference_outputs(tmp_path, mix, kind):
-    import demucs.states
+    demucs = demucs_modules()
+    require("demucs.states")
 
     config = HTDemucsConfig(**TINY_HT) if kind == "htdemucs" else HDemucsConfig(**TINY_H)
     path = save_th(reference_model(config, seed=11), tmp_path, "0123abcd")
@@ -161,8 +136,8 @@ def test_unsupported_and_malformed_packages(tmp_path):
     torch.save({"klass": collections.Counter, "args": [], "kwargs": {}, "state": {}}, path)
     with pytest.raises(df.DemucsFormatError, match="collections.Counter"):
         df.load_demucs(path)
-    demucs_modules()
-    import demucs.demucs
+    demucs = demucs_modules()
+    require("demucs.demucs")
 
     v2 = tmp_path / "v2.th"
     torch.save({"klass": demucs.demucs.Demucs, "args": [], "kwargs": {}, "state": {}}, v2)
@@ -177,7 +152,8 @@ def test_unsupported_and_malformed_packages(tmp_path):
 
 @pytest.mark.parity
 def test_quantized_and_mismatched_states_are_refused(tmp_path):
-    import demucs.htdemucs
+    demucs = demucs_modules()
+    require("demucs.htdemucs")
 
     ref = reference_model(HTDemucsConfig(**TINY_HT), seed=14)
     args, kwargs = ref._init_args_kwargs
@@ -198,7 +174,8 @@ def test_quantized_and_mismatched_states_are_refused(tmp_path):
 
 @pytest.mark.parity
 def test_safetensors_export_loads_to_reference_outputs(tmp_path, mix):
-    import demucs.hf
+    demucs = demucs_modules()
+    require("demucs.hf")
 
     ref = reference_model(HTDemucsConfig(**TINY_HT), seed=15)
     path = save_safetensors_export(ref, tmp_path / "0badc0de.safetensors")
@@ -212,7 +189,8 @@ def test_safetensors_export_loads_to_reference_outputs(tmp_path, mix):
 
 @pytest.mark.parity
 def test_bag_yaml_loads_to_reference_outputs(tmp_path, mix):
-    import demucs.pretrained
+    demucs = demucs_modules()
+    require("demucs.pretrained")
 
     config = HTDemucsConfig(**TINY_HT)
     sigs = ["aaaa0001", "aaaa0002"]
@@ -248,8 +226,7 @@ def test_missing_bag_member_is_named(tmp_path):
 
 
 def _demucs_remote() -> Path:
-    demucs_modules()
-    import demucs
+    demucs = demucs_modules()
 
     return Path(demucs.__file__).parent / "remote"
 

@@ -1,17 +1,14 @@
 """``load_any``: format detection and dispatch, with clear errors for what is not a checkpoint."""
 from __future__ import annotations
 
-import importlib
-
 import pytest
 import torch
 
 from stemwright.models.checkpoint import save_checkpoint
-from stemwright.models.registry import load_model
+from stemwright.pretrained.loading import load_model
 from stemwright.models.umx import build_umx
-from stemwright.pretrained import formats
 from stemwright.pretrained.formats import FormatError, detect, load_any
-from tests.models.umx_reference import one_thread, randomize_  # noqa: F401 (fixture)
+from tests.models.umx_reference import randomize_
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -21,7 +18,7 @@ def test_stemwright_checkpoint_by_any_of_its_names(tmp_path):
     save_checkpoint(model, tmp_path / "tiny", licence="MIT")
     for name in ("tiny", "tiny.json", "tiny.safetensors"):
         assert detect(tmp_path / name) == "stemwright"
-    loaded = load_model(tmp_path / "tiny.safetensors")  # the registry goes through formats.load_any
+    loaded = load_model(tmp_path / "tiny.safetensors")  # the resolver goes through formats.load_any
     mix = 0.1 * torch.randn(1, 2, 8000, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.equal(loaded(mix), model(mix))
@@ -34,18 +31,3 @@ def test_unrecognised_and_missing(tmp_path):
     text.write_text("hello")
     with pytest.raises(FormatError, match="unrecognised checkpoint format"):
         load_any(text)
-
-
-def test_missing_family_module_says_not_supported_yet(tmp_path, monkeypatch):
-    real_import = importlib.import_module
-
-    def fake_import(name, *args):
-        if name == "stemwright.pretrained.demucs_format":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return real_import(name, *args)
-
-    monkeypatch.setattr(formats.importlib, "import_module", fake_import)
-    th = tmp_path / "955717e8-8726e21a.th"
-    th.write_bytes(b"\x80\x04junk")
-    with pytest.raises(FormatError, match="not supported yet"):
-        load_any(th)

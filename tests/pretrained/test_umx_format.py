@@ -12,7 +12,7 @@ import torch
 from stemwright.models.umx import OpenUnmix
 from stemwright.pretrained.formats import detect, load_any
 from stemwright.pretrained.umx_format import UmxFormatError, is_umx_file, load_umx
-from tests.models.umx_reference import reference_separator, one_thread  # noqa: F401 (fixture)
+from tests.models.umx_reference import reference_separator
 
 pytestmark = [pytest.mark.parity, pytest.mark.usefixtures("one_thread")]
 SETTINGS = dict(hidden_size=16, n_fft=2048, n_hop=512, max_bin=700)

@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+import soundfile as sf
+
 from stemwright.audio.io import read_audio, write_audio
 from stemwright.engine.progress import ProgressEvent
 from stemwright.server.app import ServerConfig, create_app
+from tests.server.fake_serve import idle_factory  # noqa: F401 - re-exported for the tests
 
 MP3 = "spleeter_audio_example_SlowMotionDream_StevenMBryant_CC-BY-3.0.mp3"
 
@@ -46,7 +49,7 @@ class FakeSeparator:
         for name, x in stems.items():
             paths[name] = write_audio(outdir / f"{name}.wav", x, audio.samplerate, bit_depth=32, overwrite=True)
         self.progress(ProgressEvent(1.0, "write", 4, 4))
-        return SimpleNamespace(stem_paths=paths, manifest={"samplerate": audio.samplerate})
+        return SimpleNamespace(stem_paths=paths, manifest=SimpleNamespace(samplerate=audio.samplerate))
 
 
 def fake_factory(model, progress):
@@ -60,7 +63,8 @@ def make_client(tmp_path):
     def make(**overrides) -> TestClient:
         cfg = dict(data_dir=tmp_path / "studio", separator_factory=fake_factory, max_upload_mb=20)
         cfg.update(overrides)
-        client = TestClient(create_app(ServerConfig(**cfg)))
+        # a loopback name: the Host allow-list refuses TestClient's default "testserver"
+        client = TestClient(create_app(ServerConfig(**cfg)), base_url="http://localhost")
         client.__enter__()
         clients.append(client)
         return client
@@ -98,3 +102,83 @@ def short_wav(tmp_path) -> Path:
     rng = np.random.default_rng(0)
     x = (0.1 * rng.standard_normal((2, 22050))).astype(np.float32)
     return write_audio(tmp_path / "short.wav", x, 22050, bit_depth=16)
+
+
+@pytest.fixture(scope="session")
+def hour_of_silence(tmp_path_factory) -> Path:
+    """One hour of 44.1 kHz stereo silence as FLAC: ~600 KB on disk, 1.3 GB once decoded to float32."""
+    path = tmp_path_factory.mktemp("bomb") / "hour.flac"
+    block = np.zeros((441_000, 2), np.float32)
+    with sf.SoundFile(str(path), "w", 44100, 2, subtype="PCM_16", format="FLAC") as f:
+        for _ in range(360):
+            f.write(block)
+    assert path.stat().st_size < 1_000_000
+    return path
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ServerProcess:
+    """A studio server in a subprocess (``python -m tests.server.fake_serve`` or the real CLI) and the URL it
+    printed, and the process."""
+
+    def __init__(self, args: list[str], data_dir: Path, module: str = "tests.server.fake_serve"):
+        import os
+        import re
+        import subprocess
+        import sys
+
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
+               # the sources the tests run on (PYTHONPATH first), then this checkout
+               "PYTHONPATH": os.pathsep.join(p for p in [os.environ.get("PYTHONPATH", ""), str(REPO_ROOT / "src"), str(REPO_ROOT)] if p)}
+        self.data_dir = data_dir
+        self.proc = subprocess.Popen([sys.executable, "-m", module, *args, "--data-dir", str(data_dir)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                     cwd=str(REPO_ROOT))
+        m = None
+        for _ in range(50):  # skip warnings printed while importing
+            self.first_line = self.proc.stdout.readline()
+            m = re.search(r"studio: (http://\S+?/)(\s|\?|$)", self.first_line)
+            if m or not self.first_line:
+                break
+        if not m:
+            self.proc.kill()
+            raise AssertionError(f"server did not print its URL: {self.first_line!r} {self.proc.stdout.read()[-2000:]}")
+        self.url = m.group(1)
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        import urllib.error
+        import urllib.request
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                urllib.request.urlopen(self.url + "api/health", timeout=1).read()
+                return
+            except urllib.error.HTTPError:
+                return  # it answers (401 in token mode)
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("server did not answer /api/health")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc.stdout.close()
+
+
+@pytest.fixture()
+def server_process(tmp_path):
+    started: list[ServerProcess] = []
+
+    def start(*args: str, data_dir: Path | None = None, module: str = "tests.server.fake_serve") -> ServerProcess:
+        p = ServerProcess(list(args), data_dir or tmp_path / "studio", module)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()

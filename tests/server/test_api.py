@@ -40,6 +40,8 @@ def test_upload_separate_and_serve_stems(make_client, short_wav):
     assert max(peaks["other"]["max"]) > max(peaks["vocals"]["max"]) > 0
     # zip of the stems
     z = zipfile.ZipFile(io.BytesIO(c.get(f"/api/songs/{song['id']}/stems.zip").content))
+    assert sorted(z.namelist()) == ["other.flac", "vocals.flac"]
+    z = zipfile.ZipFile(io.BytesIO(c.get(f"/api/songs/{song['id']}/stems.zip?format=wav").content))
     assert sorted(z.namelist()) == ["other.wav", "vocals.wav"]
 
 
@@ -102,17 +104,6 @@ def test_unknown_ids_and_traversal(make_client, short_wav):
     assert r.status_code == 400 and "format" in r.json()["error"]
     r = c.get(f"/api/songs/{sid}/stems/vocals", params={"format": "/etc/passwd"})
     assert r.status_code == 400
-
-
-def test_token_required(make_client, short_wav):
-    c = make_client(token="s3cret")
-    assert c.get("/api/songs").status_code == 401
-    assert c.get("/api/songs", headers={"x-stemwright-token": "wrong"}).status_code == 401
-    assert c.get("/").status_code == 401
-    assert c.get("/api/songs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-    r = c.get("/?token=s3cret")
-    assert r.status_code == 200 and "stemwright_token" in r.headers.get("set-cookie", "")
-    assert upload(c, short_wav, headers={"x-stemwright-token": "s3cret"}).status_code == 201
 
 
 def test_full_queue_answers_429(make_client, short_wav):
@@ -218,3 +209,72 @@ def test_schema_migrations(tmp_path):
     again.close()
     with pytest.raises(RuntimeError, match="newer"):
         Library(tmp_path / "lib.sqlite3")
+
+
+def test_earlier_stems_survive_a_rerun_that_ends_without_stems(make_client, short_wav):
+    """Issue 15 item 10 (API side): a cancelled or failed re-run leaves the earlier stems listed and served."""
+    c = make_client()
+    sid = wait_status(c, upload(c, short_wav).json()["id"])["id"]
+    FakeSeparator.gate = threading.Event()
+    job = c.post(f"/api/songs/{sid}/jobs", json={}).json()
+    assert c.get(f"/api/songs/{sid}").json()["stems"] == ["vocals", "other"]  # playable while the re-run runs
+    wait_status(c, sid, ("running",))
+    c.post(f"/api/jobs/{job['id']}/cancel")
+    song = wait_status(c, sid, ("cancelled",))
+    assert song["stems"] == ["vocals", "other"] and song["stems_job"] == song["jobs"][0]["id"]
+    FakeSeparator.gate, FakeSeparator.fail = None, "boom"
+    c.post(f"/api/songs/{sid}/jobs", json={})
+    song = wait_status(c, sid, ("failed",))
+    assert song["stems"] == ["vocals", "other"]
+    assert c.get(f"/api/songs/{sid}/stems/vocals").status_code == 200
+
+
+def test_named_mixes(make_client, short_wav):
+    """Issue 15 item 14 (API side): several named mixes per song; saving under a name replaces that mix."""
+    c = make_client()
+    sid = wait_status(c, upload(c, short_wav).json()["id"])["id"]
+    doc = lambda g: {"version": 1, "channels": [{"stem": "vocals", "gain_db": g}]}  # noqa: E731
+    a = c.post(f"/api/songs/{sid}/mixes", json={"name": "Practice", "document": doc(-3)}).json()
+    b = c.post(f"/api/songs/{sid}/mixes", json={"name": "Gig", "document": doc(-6)}).json()
+    again = c.post(f"/api/songs/{sid}/mixes", json={"name": "Practice", "document": doc(-9)}).json()
+    assert again["id"] == a["id"] != b["id"]
+    mixes = {m["name"]: m["document"]["channels"][0]["gain_db"] for m in c.get(f"/api/songs/{sid}/mixes").json()["mixes"]}
+    assert mixes == {"Practice": -9, "Gig": -6}
+    assert c.post(f"/api/songs/{sid}/mixes", json={"name": "  ", "document": doc(0)}).status_code == 400
+    assert c.delete(f"/api/mixes/{b['id']}").status_code == 200
+    assert [m["name"] for m in c.get(f"/api/songs/{sid}/mixes").json()["mixes"]] == ["Practice"]
+    assert c.delete(f"/api/mixes/{b['id']}").status_code == 404
+
+
+def test_saved_mixes_per_song_are_bounded(make_client, short_wav, monkeypatch):
+    from stemwright.server import app as app_module
+
+    monkeypatch.setattr(app_module, "MAX_MIXES_PER_SONG", 3)
+    c = make_client()
+    sid = wait_status(c, upload(c, short_wav).json()["id"])["id"]
+    doc = {"version": 1, "channels": []}
+    for i in range(3):
+        assert c.post(f"/api/songs/{sid}/mixes", json={"name": f"m{i}", "document": doc}).status_code == 201
+    r = c.post(f"/api/songs/{sid}/mixes", json={"name": "one more", "document": doc})
+    assert r.status_code == 409 and "saved mixes" in r.json()["error"]
+    assert c.post(f"/api/songs/{sid}/mixes", json={"name": "m1", "document": doc}).status_code == 201  # replaces
+
+
+def test_stems_zip_is_flac_with_a_unicode_name(make_client, short_wav):
+    """Issue 15 item 15: FLAC by default (smaller than the stored float WAVs), the title's Unicode kept."""
+    c = make_client()
+    with open(short_wav, "rb") as f:
+        r = c.post("/api/songs", files={"file": ("x.wav", f, "audio/wav")}, data={"title": "Ünicode Söng with spaces"})
+    song = wait_status(c, r.json()["id"])
+    flac = c.get(f"/api/songs/{song['id']}/stems.zip")
+    wav = c.get(f"/api/songs/{song['id']}/stems.zip?format=wav")
+    assert len(flac.content) < 0.6 * len(wav.content)
+    z = zipfile.ZipFile(io.BytesIO(flac.content))
+    x, sr = sf.read(io.BytesIO(z.read("vocals.flac")), always_2d=True)
+    assert sr == 22050 and x.shape == (22050, 2)
+    cd = flac.headers["content-disposition"]
+    assert "filename*=UTF-8''%C3%9Cnicode%20S%C3%B6ng%20with%20spaces-stems.zip" in cd
+    assert 'filename="Unicode Song with spaces-stems.zip"' in cd
+    export = c.post(f"/api/songs/{song['id']}/export", json={"format": "wav", "document": {"version": 1, "channels": []}})
+    assert "S%C3%B6ng%20with%20spaces-mix.wav" in export.headers["content-disposition"]
+    assert c.get(f"/api/songs/{song['id']}/stems.zip?format=mp3").status_code == 400

@@ -65,6 +65,12 @@ def browser():
         b.close()
 
 
+def _until(page, expression: str, timeout: float = 30_000) -> None:
+    """``page.wait_for_function`` on an expression, passed as a function: Playwright evaluates a bare expression
+    with ``eval``, which the studio's Content-Security-Policy (rightly) refuses."""
+    page.wait_for_function(f"() => ({expression})", timeout=timeout)
+
+
 def _get(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=10) as r:
         return json.loads(r.read())
@@ -76,6 +82,7 @@ def test_studio_end_to_end(server, browser, mixtures_dir, tmp_path):
     page = browser.new_page(viewport={"width": 1280, "height": 800}, accept_downloads=True)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.add_init_script(CSP_WATCH)
     page.goto(url)
     page.wait_for_selector("#model-select option[value=classic]", state="attached")
 
@@ -101,7 +108,7 @@ def test_studio_end_to_end(server, browser, mixtures_dir, tmp_path):
     page.click("#songs button.open")
     # openMixer runs after the hash change: "#loading" is still hidden right after the click, so wait for the
     # strips and for the loading note to be hidden again
-    page.wait_for_function("document.querySelectorAll('#strips .strip').length > 0 && "
+    _until(page, "document.querySelectorAll('#strips .strip').length > 0 && "
                            "document.querySelector('#loading').classList.contains('hidden')", timeout=60_000)
     stems = page.eval_on_selector_all("#strips .strip", "els => els.map(e => e.dataset.stem)")
     assert sorted(stems) == ["bass", "drums", "other", "vocals"]
@@ -109,7 +116,7 @@ def test_studio_end_to_end(server, browser, mixtures_dir, tmp_path):
 
     # play: the audio clock advances and the playback position follows
     page.click("#play")
-    page.wait_for_function("window.studio.mixer.playing && window.studio.position() > 0.5", timeout=10_000)
+    _until(page, "window.studio.mixer.playing && window.studio.position() > 0.5", timeout=10_000)
     t0 = page.evaluate("window.studio.mixer.ctx.currentTime")
     time.sleep(0.5)
     assert page.evaluate("window.studio.mixer.ctx.currentTime") > t0 + 0.2
@@ -135,7 +142,7 @@ def test_studio_end_to_end(server, browser, mixtures_dir, tmp_path):
     page.focus("#strips .strip[data-stem=vocals]")
     page.keyboard.press("s")
     page.keyboard.press("s")
-    page.wait_for_function(
+    _until(page, 
         "(() => { const g = Object.fromEntries(window.studio.mixer.strips.map(s => [s.name, s.fader.gain.value]));"
         " return Math.abs(g.drums - 0.501187) < 1e-3 && g.bass < 1e-4 && Math.abs(g.vocals - 1) < 1e-3; })()",
         timeout=5_000,
@@ -146,7 +153,7 @@ def test_studio_end_to_end(server, browser, mixtures_dir, tmp_path):
 
     # save the mix and check the stored document
     page.click("#save-mix")
-    page.wait_for_function("document.querySelector('#status').textContent.startsWith('mix saved')")
+    _until(page, "document.querySelector('#status').textContent.startsWith('mix saved')")
     stored = _get(f"{url}api/songs/{song_id}/mixes")["mixes"][0]["document"]
     by_stem = {c["stem"]: c for c in stored["channels"]}
     assert by_stem["drums"]["gain_db"] == -6 and by_stem["bass"]["mute"] is True
@@ -185,9 +192,202 @@ def test_studio_end_to_end(server, browser, mixtures_dir, tmp_path):
             assert abs(rms(web[ch]) - rms(a[: int(4.0 * sr_a), ch])) < 0.1, ch
 
     # narrow window still usable: strips stack and nothing overflows horizontally
-    page.set_viewport_size({"width": 420, "height": 900})
+    page.set_viewport_size({"width": 360, "height": 900})
     page.wait_for_timeout(200)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     page.screenshot(path=str(ARTIFACTS / "mixer-narrow.png"), full_page=True)
+    assert page.evaluate("window.__csp") == []  # the page works under its own Content-Security-Policy
     assert not errors, errors
+    page.close()
+
+
+CSP_WATCH = ("window.__csp = []; document.addEventListener('securitypolicyviolation', "
+             "(e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));")
+
+
+def _clip(mixtures_dir: Path, tmp_path: Path, name: str, seconds: float, start: float) -> Path:
+    from stemwright.audio.io import read_audio, write_audio
+
+    audio = read_audio(mixtures_dir / MP3)
+    a = int(start * audio.samplerate)
+    return write_audio(tmp_path / name, audio.samples[:, a:a + int(seconds * audio.samplerate)], audio.samplerate,
+                       bit_depth=16)
+
+
+def _wait_api(predicate, url: str, timeout: float = 120.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        songs = _get(url + "api/songs")["songs"]
+        if predicate(songs):
+            return songs
+        time.sleep(0.2)
+    raise AssertionError(f"library never reached the expected state: {songs}")
+
+
+def _fits(page, selector: str, width: int) -> list[str]:
+    """Elements matching ``selector`` that stick out of a ``width`` px viewport."""
+    return page.eval_on_selector_all(
+        selector, f"els => els.filter(e => e.offsetParent !== null && e.getBoundingClientRect().right > {width} + 1)"
+                  ".map(e => e.outerHTML.slice(0, 80))")
+
+
+def test_studio_hardened_mixer_and_library(server, browser, mixtures_dir, tmp_path):
+    """Issue 15, items 9-15: several files dropped, drops elsewhere swallowed, Open mixer after a re-run without
+    stems, every view at 360 px, the Reset preset, loop and clock, no redraws while paused, the autosaved working
+    state across a reload, named mixes, the status cleared and the stems freed on leaving the mixer."""
+    import base64
+
+    url, _data = server
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.add_init_script(CSP_WATCH)
+    page.goto(url)
+    page.wait_for_selector("#model-select option[value=classic]", state="attached")
+    before = {s["id"] for s in _get(url + "api/songs")["songs"]}
+
+    # 13: two files dropped on the drop zone make two songs; a drop anywhere else is swallowed
+    title = "A rather long song title — ünïcode, to see it in the mixer"
+    files = [_clip(mixtures_dir, tmp_path, f"{title}.wav", 4.0, 2.0), _clip(mixtures_dir, tmp_path, "second.wav", 2.0, 6.0)]
+    payload = [[f.name, base64.b64encode(f.read_bytes()).decode()] for f in files]
+    payload.insert(1, ["notes.wav", base64.b64encode(b"not audio at all\n" * 64).decode()])  # refused, the rest go on
+    page.evaluate("""(files) => {
+        const dt = new DataTransfer();
+        for (const [name, b64] of files) {
+          const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          dt.items.add(new File([bytes], name, { type: "audio/wav" }));
+        }
+        document.querySelector("#dropzone").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }""", payload)
+    songs = _wait_api(lambda ss: len({s["id"] for s in ss} - before) == 2
+                      and all(s["status"] == "done" for s in ss if s["id"] not in before), url)
+    new = {s["title"]: s for s in songs if s["id"] not in before}
+    assert set(new) == {title, "second"}
+    _until(page, "document.querySelector('#upload-error').textContent.startsWith('notes.wav: ')")
+    swallowed = page.evaluate("""() => ["dragover", "drop"].map((type) => {
+        const dt = new DataTransfer(); dt.items.add(new File(["x"], "x.wav"));
+        const ev = new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true });
+        document.querySelector("main").dispatchEvent(ev);
+        return ev.defaultPrevented; })""")
+    assert swallowed == [True, True]
+    assert page.url.startswith(url)
+    song_id = new[title]["id"]
+
+    # 10: a re-run that ended without stems (cancelled here) keeps "Open mixer" for the earlier stems
+    _until(page, f"document.querySelectorAll('#songs tr[data-song=\"{song_id}\"] button.open').length === 1")
+    page.evaluate("""(id) => {
+        const s = window.studio.library.songs.find((x) => x.id === id);
+        s.jobs.push({ ...s.jobs[0], id: "f".repeat(32), status: "cancelled", progress: 0.3 });
+        s.status = "cancelled";
+        window.studio.renderSongs();
+    }""", song_id)
+    row = page.locator(f"#songs tr[data-song='{song_id}']")
+    assert row.locator("button.open").count() == 1 and row.locator(".status").inner_text().startswith("cancelled")
+
+    # 12: the library at 360 px: every button and the model menu within the width
+    page.set_viewport_size({"width": 360, "height": 800})
+    page.wait_for_timeout(200)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert _fits(page, "#songs button, #model-select, #dropzone", 360) == []
+    page.screenshot(path=str(ARTIFACTS / "library-360.png"), full_page=True)
+
+    # ... and the mixer at 360 px, its title readable
+    row.locator("button.open").click()
+    _until(page, "document.querySelectorAll('#strips .strip').length > 0 && "
+                           "document.querySelector('#loading').classList.contains('hidden')", timeout=60_000)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert _fits(page, ".transport > *, .strip", 360) == []
+    assert page.evaluate("document.querySelector('#nav-song').getBoundingClientRect().width") > 200
+    page.screenshot(path=str(ARTIFACTS / "mixer-360.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+    # 11: "Reset (all stems)" also resets the EQ and the master gain
+    page.eval_on_selector("#strips .strip[data-stem=vocals] input.eq-low",
+                          "el => { el.value = 6; el.dispatchEvent(new Event('input')); }")
+    page.eval_on_selector("#master-gain", "el => { el.value = -6; el.dispatchEvent(new Event('input')); }")
+    page.select_option("#preset", "reset")
+    doc = page.evaluate("window.studio.mixDocument()")
+    assert all(c["effects"] == [] for c in doc["channels"]) and doc["master"]["gain_db"] == 0
+    assert page.evaluate("document.querySelector('#master-gain').value") == "0"
+
+    # 9: with the loop on, seeking past its end plays the loop, and the clock says so
+    page.evaluate("window.studio.mixer.loop = { on: false, start: 0.5, end: 1.5 }")
+    page.check("#loop")
+    page.evaluate("window.studio.togglePlay()")
+    _until(page, "window.studio.mixer.playing")
+    page.evaluate("window.studio.seek(3.0)")
+    for _ in range(5):
+        page.wait_for_timeout(250)
+        pos = page.evaluate("window.studio.position()")
+        assert 0.5 <= pos <= 1.5, pos
+        # the clock's text follows on the next animation frame
+        _until(page, "(() => { const [m, s] = document.querySelector('#position').textContent.split(':');"
+                     " const t = 60 * Number(m) + Number(s); return t >= 0.5 && t <= 1.6; })()", timeout=3000)
+    # ... and ticking Loop with the playhead past the region moves it to the region
+    page.evaluate("window.studio.togglePlay()")
+    page.uncheck("#loop")
+    page.evaluate("window.studio.seek(3.2)")
+    page.check("#loop")
+    assert page.evaluate("window.studio.position()") == 0.5
+
+    # 15: a paused mixer draws nothing per frame
+    draws = page.evaluate("window.studio.mixer.draws")
+    page.wait_for_timeout(1000)
+    assert page.evaluate("window.studio.mixer.draws") - draws <= 2
+
+    # 14: the working state (mix, loop, playhead) survives a reload; mixes have names
+    page.eval_on_selector("#strips .strip[data-stem=drums] input.gain",
+                          "el => { el.value = -9; el.dispatchEvent(new Event('input')); }")
+    page.evaluate("window.studio.seek(1.25)")
+    page.wait_for_timeout(500)  # the autosave runs 300 ms after the last change
+    page.reload()
+    _until(page, "document.querySelectorAll('#strips .strip').length > 0 && "
+                           "document.querySelector('#loading').classList.contains('hidden')", timeout=60_000)
+    state = page.evaluate("""() => ({ drums: window.studio.mixer.strips.find((s) => s.name === "drums").gainDb,
+        loop: window.studio.mixer.loop, pos: window.studio.position(), checked: document.querySelector("#loop").checked })""")
+    assert state == {"drums": -9, "loop": {"on": True, "start": 0.5, "end": 1.5}, "pos": 1.25, "checked": True}
+    page.fill("#mix-name", "Practice")
+    page.click("#save-mix")
+    _until(page, "document.querySelector('#status').textContent.startsWith('mix saved')")
+    page.eval_on_selector("#strips .strip[data-stem=drums] input.gain",
+                          "el => { el.value = 3; el.dispatchEvent(new Event('input')); }")
+    page.fill("#mix-name", "Gig")
+    page.click("#save-mix")
+    _until(page, "document.querySelector('#status').textContent.includes('Gig')")
+    mixes = {m["name"]: m for m in _get(f"{url}api/songs/{song_id}/mixes")["mixes"]}
+    assert set(mixes) == {"Practice", "Gig"}
+    drums = {n: next(c for c in m["document"]["channels"] if c["stem"] == "drums")["gain_db"] for n, m in mixes.items()}
+    assert drums == {"Practice": -9, "Gig": 3}
+    page.select_option("#mix-list", mixes["Practice"]["id"])
+    assert page.evaluate("window.studio.mixer.strips.find((s) => s.name === 'drums').gainDb") == -9
+
+    # 15: leaving the mixer clears its status and frees the decoded stems
+    page.click("#nav-library")
+    page.wait_for_selector("#library-view:not(.hidden)")
+    assert page.inner_text("#status") == ""
+    freed = page.evaluate("""() => ({ strips: window.studio.mixer.strips.length, ctx: window.studio.mixer.ctx,
+        elements: document.querySelectorAll('#strips .strip').length })""")
+    assert freed == {"strips": 0, "ctx": None, "elements": 0}
+    assert page.evaluate("window.__csp") == []
+    assert not errors, errors
+    page.close()
+
+
+def test_token_mode_in_the_browser(server_process, browser, tmp_path):
+    """Item 4: the printed URL's token is exchanged for a cookie, the address bar ends clean, the page works."""
+    token = "browser-test-token-0123456789"
+    srv = server_process("serve", "--port", "0", "--token", token, "-m", "classic", module="stemwright.cli.main")
+    printed = re.search(r"(http://\S+)", srv.first_line).group(1)
+    assert printed == f"{srv.url}?token={token}"
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.add_init_script(CSP_WATCH)
+    page.goto(printed)
+    page.wait_for_selector("#model-select option[value=classic]", state="attached")
+    assert page.url == srv.url and token not in page.url
+    assert page.evaluate("fetch('/api/songs').then((r) => r.status)") == 200
+    assert page.evaluate("document.cookie") == ""  # HttpOnly: no script can read it
+    assert page.evaluate("window.__csp") == [] and not errors
     page.close()

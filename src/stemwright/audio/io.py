@@ -7,12 +7,19 @@ temporary name in the destination folder, renamed when complete.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
+import shutil
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
+import av
 import soundfile as sf
 
 from stemwright.atomic import atomic_write
@@ -25,6 +32,8 @@ AUDIO_EXTENSIONS = (
 )
 WRITE_FORMATS = ("wav", "flac", "mp3")
 CLIP_MODES = ("rescale", "clamp", "none")
+BIT_DEPTHS = {"wav": (16, 24, 32), "flac": (16, 24)}
+MP3_BITRATES = (32, 320)
 MIN_SAMPLERATE, MAX_SAMPLERATE = 8000, 192000
 
 
@@ -60,20 +69,121 @@ def is_audio_path(path: Path) -> bool:
     return name.endswith(".stem.mp4") or path.suffix.lower() in AUDIO_EXTENSIONS
 
 
+def _wav_data_shortfall(path: Path) -> tuple[int, int] | None:
+    """``(declared, present)`` byte counts of a RIFF/WAVE file's ``data`` chunk when the file ends before the
+    chunk does, else ``None``. libsndfile silently shortens such a file to what is there (its ``frames`` already
+    count only the bytes present), so the header has to be read here. Sizes 0 and 0xFFFFFFFF mean "unknown" (a
+    writer that could not seek back), and RF64 keeps its sizes elsewhere: those are not checked.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, length = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if cid == b"data":
+                if length in (0, 0xFFFFFFFF):
+                    return None
+                present = size - (pos + 8)
+                return (length, present) if present < length else None
+            pos += 8 + length + (length & 1)  # chunks are padded to an even length (RIFF spec)
+    return None
+
+
+_NATIVE = {"quiet": False, "depth": 0, "saved": -1}
+_NATIVE_LOCK = threading.Lock()
+
+
+def set_native_decoder_messages(show: bool) -> None:
+    """Show or hide what native decoders print straight to the process's stderr (libmpg123 inside libsndfile:
+    "Note: Illegal Audio-MPEG-Header ..."); the CLI hides them unless ``-v``. Shown by default."""
+    _NATIVE["quiet"] = not show
+
+
+@contextlib.contextmanager
+def _native_stderr_hidden() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null while a native decoder runs (reference-counted: threads may overlap;
+    the real stderr is restored when the last one leaves). Python's own stderr writes in that window are lost too,
+    which is why it only wraps the decode call."""
+    if not _NATIVE["quiet"]:
+        yield
+        return
+    with _NATIVE_LOCK:
+        if _NATIVE["depth"] == 0:
+            sys.stderr.flush()
+            _NATIVE["saved"] = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        _NATIVE["depth"] += 1
+    try:
+        yield
+    finally:
+        with _NATIVE_LOCK:
+            _NATIVE["depth"] -= 1
+            if _NATIVE["depth"] == 0:
+                os.dup2(_NATIVE["saved"], 2)
+                os.close(_NATIVE["saved"])
+
+
 def _read_soundfile(path: Path) -> tuple[np.ndarray, int, str]:
+    with _native_stderr_hidden():
+        return _read_soundfile_unguarded(path)
+
+
+def _read_soundfile_unguarded(path: Path) -> tuple[np.ndarray, int, str]:
     with sf.SoundFile(str(path)) as f:
         declared = f.frames
-        data = f.read(dtype="float32", always_2d=True)
-        if declared > 0 and data.shape[0] < 0.99 * declared:
-            # libsndfile stops quietly at a cut; the header (e.g. an MP3's Xing frame count) says how long it was.
-            raise AudioError(path, f"truncated or corrupt: only {data.shape[0]} of the {declared} samples its header "
+        shortfall = _wav_data_shortfall(path) if f.format == "WAV" else None
+        if shortfall is not None:
+            declared = shortfall[0] // max(1, f.channels * _bytes_per_sample(f.subtype))
+        data = _read_planar(f)
+        if declared > 0 and data.shape[1] < 0.99 * declared:
+            # libsndfile stops quietly at a cut; the header (a WAV data chunk's size, an MP3's Xing frame count)
+            # says how long it was.
+            raise AudioError(path, f"truncated or corrupt: only {data.shape[1]} of the {declared} samples its header "
                                    "declares could be decoded")
-        return data.T, f.samplerate, f"{f.format}/{f.subtype}"
+        return data, f.samplerate, f"{f.format}/{f.subtype}"
+
+
+_READ_BLOCK = 1 << 16  # frames per read: a small reused interleaved buffer
+
+
+def _read_planar(f: sf.SoundFile) -> np.ndarray:
+    """The whole file as ``(C, T)`` float32, de-interleaved block by block into one array: reading it interleaved
+    and transposing after would touch twice the memory (hundreds of MB for a long multitrack)."""
+    expected = max(int(f.frames), 0)
+    out = np.empty((f.channels, expected), dtype=np.float32)
+    extra: list[np.ndarray] = []  # a decoder may yield more frames than the header says (rare)
+    pos = 0
+    buf = np.empty((_READ_BLOCK, f.channels), dtype=np.float32)
+    while True:
+        block = f.read(dtype="float32", always_2d=True, out=buf)  # a view of the frames actually decoded
+        n = block.shape[0]
+        if n == 0:
+            break
+        fit = max(0, min(n, expected - pos))
+        out[:, pos : pos + fit] = block[:fit].T
+        if fit < n:
+            extra.append(block[fit:].T.copy())
+        pos += fit
+    if extra:
+        return np.concatenate([out[:, :pos], *extra], axis=1)
+    return out if pos == expected else np.ascontiguousarray(out[:, :pos])
+
+
+def _bytes_per_sample(subtype: str) -> int:
+    return {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
+            "ULAW": 1, "ALAW": 1}.get(subtype, 2)
 
 
 def _read_av(path: Path) -> tuple[np.ndarray, int, str]:
-    import av
-
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as e:  # type: ignore[attr-defined]
@@ -94,11 +204,18 @@ def _read_av(path: Path) -> tuple[np.ndarray, int, str]:
                     blocks.append(arr.reshape(-1, frame.layout.nb_channels if hasattr(frame.layout, "nb_channels") else len(frame.layout.channels)).T.astype(np.float32))
         except av.error.FFmpegError as e:  # type: ignore[attr-defined]
             if not blocks:
-                raise AudioError(path, f"corrupt audio ({e})") from None
-            log.warning("%s: decoding stopped early (%s); keeping %d frames", path, e, len(blocks))
+                raise AudioError(path, f"corrupt audio ({_short_reason(e, path)})") from None
+            # A cut file decodes up to the cut and then fails: refuse it rather than separate half a song.
+            got = sum(b.shape[1] for b in blocks)
+            raise AudioError(path, f"truncated or corrupt: decoding stopped after {got} samples "
+                                   f"({got / rate:.2f} s) with '{_short_reason(e, path)}'") from None
         if not blocks:
             raise AudioError(path, "contains no audio samples")
         data = np.concatenate(blocks, axis=1)
+        declared = _declared_samples(stream, int(rate))
+        if declared and data.shape[1] < 0.99 * declared:
+            raise AudioError(path, f"truncated or corrupt: only {data.shape[1]} of the {declared} samples its header "
+                                   "declares could be decoded")
         fmt = stream.codec_context.format.name if stream.codec_context.format else ""
         if fmt.startswith(("s16",)):
             data = data / 32768.0
@@ -107,6 +224,14 @@ def _read_av(path: Path) -> tuple[np.ndarray, int, str]:
         elif fmt.startswith("u8"):
             data = (data - 128.0) / 128.0
         return data.astype(np.float32), int(rate), f"{stream.codec_context.name}"
+
+
+def _declared_samples(stream, rate: int) -> int | None:
+    """Length a lossless stream's header declares (FLAC's STREAMINFO total, via FFmpeg), else ``None``: lossy
+    containers' durations are estimates (encoder delay, bitrate guesses) and are not held against the decoder."""
+    if stream.codec_context.name not in ("flac", "alac", "wavpack") or not stream.duration or stream.time_base is None:
+        return None
+    return int(round(float(stream.duration * stream.time_base) * rate))
 
 
 def _short_reason(error: Exception, path: Path) -> str:
@@ -183,7 +308,7 @@ def prepare_peaks_many(arrays: list[np.ndarray], clip_mode: str) -> tuple[list[n
 
 def _atomic_target(path: Path, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
-        raise AudioError(path, "already exists (use --overwrite to replace it)")
+        raise AudioError(path, "already exists")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -194,8 +319,6 @@ def _atomic_target(path: Path, overwrite: bool) -> Path:
 
 
 def _write_mp3(tmp: Path, samples: np.ndarray, samplerate: int, bitrate_k: int) -> None:
-    import av
-
     with av.open(str(tmp), "w", format="mp3") as out:
         stream = out.add_stream("libmp3lame", rate=samplerate)
         stream.bit_rate = bitrate_k * 1000
@@ -225,14 +348,10 @@ def write_audio(
     """
     p = Path(path)
     fmt = (fmt or p.suffix.lstrip(".")).lower()
-    if fmt not in WRITE_FORMATS:
-        raise AudioError(p, f"unsupported output format {fmt!r} (choose {', '.join(WRITE_FORMATS)})")
-    if fmt == "wav" and bit_depth not in (16, 24, 32):
-        raise AudioError(p, f"wav bit depth must be 16, 24 or 32, got {bit_depth}")
-    if fmt == "flac" and bit_depth not in (16, 24):
-        raise AudioError(p, f"flac bit depth must be 16 or 24, got {bit_depth}")
-    if fmt == "mp3" and not 32 <= mp3_bitrate <= 320:
-        raise AudioError(p, f"mp3 bitrate must be 32-320 kbit/s, got {mp3_bitrate}")
+    try:
+        check_write_options(fmt, bit_depth, mp3_bitrate)
+    except ValueError as e:
+        raise AudioError(p, str(e)) from None
     _atomic_target(p, overwrite)
     data = np.asarray(samples, dtype=np.float32)
     if data.ndim == 1:
@@ -251,4 +370,30 @@ def write_audio(
     except AudioError:
         raise
     except Exception as e:
+        if _out_of_space(e, p.parent, data.nbytes):
+            raise AudioError(p, "could not write: no space left on device") from None
         raise AudioError(p, f"could not write ({type(e).__name__}: {e})") from None
+
+
+def _out_of_space(error: Exception, folder: Path, nbytes: int) -> bool:
+    """Whether a failed write ran out of disk: ENOSPC/EDQUOT from the OS, or (libsndfile reports only "System
+    error.") less free space left in the folder than the samples would need uncompressed."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < nbytes
+    except OSError:
+        return False
+
+
+def check_write_options(fmt: str, bit_depth: int, mp3_bitrate: int) -> None:
+    """Raise ``ValueError`` unless ``fmt`` is writable with that bit depth (wav 16/24/32, flac 16/24) and mp3
+    bitrate (32-320 kbit/s, LAME's range); callers check before any expensive work."""
+    if fmt not in WRITE_FORMATS:
+        raise ValueError(f"unsupported output format {fmt!r} (choose {', '.join(WRITE_FORMATS)})")
+    if fmt == "wav" and bit_depth not in BIT_DEPTHS["wav"]:
+        raise ValueError(f"wav bit depth must be 16, 24 or 32, got {bit_depth}")
+    if fmt == "flac" and bit_depth not in BIT_DEPTHS["flac"]:
+        raise ValueError(f"flac bit depth must be 16 or 24, got {bit_depth}")
+    if fmt == "mp3" and not MP3_BITRATES[0] <= mp3_bitrate <= MP3_BITRATES[1]:
+        raise ValueError(f"mp3 bitrate must be {MP3_BITRATES[0]}-{MP3_BITRATES[1]} kbit/s, got {mp3_bitrate}")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import resource
-import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -12,11 +11,6 @@ import numpy as np
 import typer
 
 from stemwright.models.defaults import DEFAULT_MODEL
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    print(f"stemwright bench: {message}", file=sys.stderr)
-    return typer.Exit(code)
 
 
 def generated_input(seconds: float, samplerate: int, channels: int = 2, seed: int = 0) -> np.ndarray:
@@ -42,7 +36,8 @@ def run_bench(model: str, device: str = "auto", input_path: Path | None = None, 
 
     from stemwright.api import Separator
     from stemwright.audio.io import read_audio
-    from stemwright.models.registry import MODELS, load_model
+    from stemwright.models.registry import MODELS
+    from stemwright.pretrained.loading import load_model
 
     rss_start = _rss_peak_mb()
     t0 = time.perf_counter()
@@ -91,22 +86,24 @@ def run_bench(model: str, device: str = "auto", input_path: Path | None = None, 
 
 
 def command(
-    model: str = typer.Option(DEFAULT_MODEL, "-m", "--model", help="Model name ('stemwright models') or checkpoint path."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    model: str = typer.Option(DEFAULT_MODEL, "-m", "-n", "--model", help="Model name ('stemwright models') or checkpoint path."),
+    device: str = typer.Option("auto", "-d", "--device", help="auto, cpu, cuda or mps."),
     input_path: Optional[Path] = typer.Option(None, "--input", help="Audio file to separate (default: generated audio)."),
     seconds: float = typer.Option(30.0, "--seconds", help="Length of the generated input in seconds."),
     repeat: int = typer.Option(1, "--repeat", help="Separate N times and report the fastest."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Time a model: seconds, real-time factor (processing time / audio duration), peak memory."""
+    from stemwright.cli.common import USAGE_EXIT, fail, fail_from
+
     if input_path is not None and not input_path.is_file():
-        raise _fail(f"{input_path}: file not found")
+        fail(f"{input_path}: file not found")
     if seconds <= 0 or repeat < 1:
-        raise _fail("--seconds must be > 0 and --repeat >= 1", 2)
+        fail("--seconds must be > 0 and --repeat >= 1", USAGE_EXIT)
     try:
         report = run_bench(model, device, input_path, seconds, repeat)
     except ValueError as e:
-        raise _fail(str(e)) from None
+        fail_from(e)
     if as_json:
         print(json.dumps(report, indent=2))
         return

@@ -37,43 +37,39 @@ class EvalInputError(ValueError):
     """Bad input for the evaluation (exit code 1, one line)."""
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    print(f"stemwright eval: {message}", file=sys.stderr)
-    return typer.Exit(code)
-
-
 def command(
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="Dataset root (MUSDB18 layout, folder of stems, MIR-1K)."),
     fmt: Format = typer.Option(Format.musdb, "--format", help="Dataset layout."),
     split: str = typer.Option("", "--split", help="Sub-folder to score (default: test; dev for mir1k)."),
-    model: Optional[str] = typer.Option(None, "-m", "--model", help="Model name ('stemwright models'), oracle_*, or a checkpoint path."),
+    model: Optional[str] = typer.Option(None, "-m", "-n", "--model", help="Model name ('stemwright models'), oracle_*, or a checkpoint path."),
     protocol: Protocol = typer.Option(Protocol.all, "--protocol", help="museval (BSS Eval v4), mdx (global SDR) or all."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Report folder (default: eval-<model>)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of a table."),
     references: Optional[Path] = typer.Option(None, "--references", help="Reference stems (dataset layout, see --format)."),
     estimates: Optional[Path] = typer.Option(None, "--estimates", help="Estimated stems: DIR/<track>/<stem>.<ext> (as 'stemwright separate' writes)."),
-    device: str = typer.Option("auto", "--device", help="Where the model runs: auto, cpu, cuda, mps."),
+    device: str = typer.Option("auto", "-d", "--device", help="Where the model runs: auto, cpu, cuda, mps."),
     tracks: Optional[str] = typer.Option(None, "--tracks", help="Comma-separated track names to score (default: all)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report folder's files."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Score a separator on a dataset: per-track JSON (museval layout), summary CSV/Markdown/JSON, plots."""
+    from stemwright.cli.common import USAGE_EXIT, fail, fail_from
     from stemwright.datasets import DatasetError, open_dataset
     from stemwright.metrics.report import save_report, summarize, to_text
 
     if (dataset is None) == (references is None):
-        raise _fail("give either --dataset DIR -m MODEL, or --references DIR --estimates DIR", 2)
+        fail("give either --dataset DIR -m MODEL, or --references DIR --estimates DIR", USAGE_EXIT)
     if references is not None and (estimates is None or model is not None):
-        raise _fail("--references needs --estimates (and no -m)", 2)
+        fail("--references needs --estimates (and no -m)", USAGE_EXIT)
     if dataset is not None and not model:
-        raise _fail("--dataset needs -m MODEL", 2)
+        fail("--dataset needs -m MODEL", USAGE_EXIT)
     split_name = split or ("dev" if fmt is Format.mir1k else "test")
     root = dataset if dataset is not None else references
     assert root is not None
     label = model if model else f"estimates:{estimates.name if estimates else ''}"
     report_dir = out or Path(f"eval-{Path(str(model)).stem if model else 'estimates'}")
     if (report_dir / "summary.json").exists() and not overwrite:
-        raise _fail(f"{report_dir}: a report already exists (use --overwrite or another -o)")
+        fail(f"{report_dir}: a report already exists (use --overwrite or another -o)")
     try:
         ds = open_dataset(root, fmt.value, split_name)
         selected = _select(ds, tracks)
@@ -85,9 +81,9 @@ def command(
             results = _eval_estimates(selected, estimates, fmt, protocol.value, quiet)
         seconds = time.perf_counter() - start
     except (DatasetError, EvalInputError) as e:
-        raise _fail(str(e)) from None
+        fail(str(e))
     except ValueError as e:  # model loading / audio errors: one line naming the culprit
-        raise _fail(str(e)) from None
+        fail_from(e)
     meta: dict[str, Any] = {
         "model": label, "dataset": str(root), "format": fmt.value, "split": ds.split, "protocol": protocol.value,
         "seconds": round(seconds, 2),
@@ -147,7 +143,8 @@ def _targets(track, produced: dict[str, np.ndarray], fmt: Format) -> tuple[dict[
 def _eval_model(tracks: list, model: str, fmt: Format, protocol: str, device: str, quiet: bool) -> list:
     from stemwright.api import Separator
     from stemwright.metrics.report import score_track
-    from stemwright.models.registry import MODELS, load_model
+    from stemwright.models.registry import MODELS
+    from stemwright.pretrained.loading import load_model
 
     needs_refs = model in MODELS and MODELS[model].needs_references
     shared = None if needs_refs else Separator(model=model, device=device, progress=None)

@@ -6,12 +6,12 @@ from typing import Optional
 
 import typer
 
-from stemwright.cli.mix import fail
+from stemwright.cli.common import fail
 
 
 def command(
     stems_dir: Path = typer.Argument(..., help="Folder of stems ('stemwright separate' output or one audio file per stem)."),
-    mixture: Optional[Path] = typer.Option(None, "--mixture", "-m", help="The original mix (default: mixture.* in the folder)."),
+    mixture: Optional[Path] = typer.Option(None, "--mixture", help="The original mix (default: mixture.* in the folder)."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write PNG plots (spectrograms, waveforms, bleed) to this folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing plot files."),
@@ -24,5 +24,5 @@ def command(
     try:
         report = inspect(stems_dir, mixture, plots=plots, overwrite=overwrite)
     except (MixError, AudioError) as e:
-        fail("inspect", str(e))
+        fail(str(e))
     print(report.to_json() if as_json else report.summary())

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import warnings
 
 import click
 import typer
@@ -38,18 +39,78 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Import name of an optional package -> the extra that installs it (pyproject.toml [project.optional-dependencies]).
+OPTIONAL_PACKAGES = {
+    "fastapi": "studio", "uvicorn": "studio", "multipart": "studio", "python_multipart": "studio",
+    "pretty_midi": "synth", "mido": "synth", "matplotlib": "plot", "ray": "ray", "onnx": "onnx",
+    "onnxruntime": "onnx",
+}
+VERBOSE_FLAGS = ("-v", "--verbose")
+HELP_FLAGS = ["-h", "--help"]
+
+
 def _usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = [f"stemwright {__version__} — music stem separation", "", "usage: stemwright COMMAND [OPTIONS] ...", "", "commands:"]
+    lines = [f"stemwright {__version__} — music stem separation", "",
+             "usage: stemwright [-v] COMMAND [OPTIONS] ...", "", "commands:"]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", "Run 'stemwright COMMAND --help' for a command's options."]
+    lines += ["", "Run 'stemwright COMMAND -h' for a command's options; -v shows library logs and third-party warnings."]
     return "\n".join(lines)
+
+
+class _LowerLevel(logging.Formatter):
+    """``warning: ...`` / ``error: ...``: the same prefixes the commands print."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def _setup_output(verbose: bool) -> None:
+    """One style on stderr: ``warning:``/``error:`` lines. Our warnings always show; third-party ones (numpy,
+    librosa, torch, ...) and info logs only with ``-v``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LowerLevel())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    if not verbose:
+        logging.getLogger("stemwright").setLevel(logging.WARNING)
+        for noisy in ("numba", "matplotlib", "PIL", "httpx", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+    from stemwright.audio.io import set_native_decoder_messages
+
+    set_native_decoder_messages(verbose)  # libmpg123's "Note: Illegal Audio-MPEG-Header ..." lines
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+    if not verbose:
+        warnings.filterwarnings("ignore")
+        warnings.filterwarnings("default", category=UserWarning, module=r"stemwright(\.|$)")
+
+
+def _missing_extra(error: ImportError) -> str | None:
+    name = (error.name or "").split(".")[0]
+    extra = OPTIONAL_PACKAGES.get(name)
+    return f"this command needs the optional package {name!r}: pip install 'stemwright[{extra}]'" if extra else None
+
+
+def _interrupted(name: str) -> None:
+    print("error: interrupted (finished tracks are kept; rerun with --skip-existing to do the rest)"
+          if name == "separate" else "error: interrupted", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    if not args or args[0] in ("-h", "--help", "help"):
+    verbose = False
+    while args and args[0] in VERBOSE_FLAGS:
+        verbose, args = True, args[1:]
+    if args and args[0] in COMMANDS and args[0] != "train" and any(a in VERBOSE_FLAGS for a in args[1:]):
+        verbose, args = True, [args[0]] + [a for a in args[1:] if a not in VERBOSE_FLAGS]
+    elif args and args[0] == "train":
+        verbose = verbose or any(a in VERBOSE_FLAGS for a in args[1:])
+    _setup_output(verbose)
+    if not args:  # a bare command is a usage error, as in git, pip and demucs
+        print(_usage(), file=sys.stderr)
+        return 2
+    if args[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
     if args[0] in ("-V", "--version"):
@@ -57,27 +118,38 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name = args[0]
     if name not in COMMANDS:
-        print(f"stemwright: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        print(f"error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    from stemwright.atomic import remove_temporaries_on_signals
+
+    remove_temporaries_on_signals()
     module_name, help_ = COMMANDS[name]
-    module = importlib.import_module(module_name)
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=help_)
-    app.command(name=name, help=module.command.__doc__ or help_)(module.command)
     try:
+        module = importlib.import_module(module_name)
+        app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=help_,
+                          context_settings={"help_option_names": HELP_FLAGS})
+        app.command(name=name, help=module.command.__doc__ or help_)(module.command)
         result = app(args[1:], prog_name=f"stemwright {name}", standalone_mode=False)
     except _USAGE_ERRORS as e:
         # One plain line (no boxed rich panel), naming the command; exit status 2 as for any usage error.
-        hint = f" (see 'stemwright {name} --help')"
-        print(f"stemwright {name}: error: {e.format_message()}{hint}", file=sys.stderr)
+        print(f"error: {e.format_message()} (see 'stemwright {name} -h')", file=sys.stderr)
         return 2
     except _EXITS as e:
         return int(getattr(e, "exit_code", getattr(e, "code", 1)) or 0)
-    except _ABORTS:
-        print("aborted", file=sys.stderr)
+    except (*_ABORTS, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        _interrupted(name)
         return 130
+    except ImportError as e:
+        message = _missing_extra(e)
+        if message is None:
+            raise
+        print(f"error: stemwright {name}: {message}", file=sys.stderr)
+        return 1
     except SystemExit as e:
         code = e.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    if result == 130:  # typer turns Ctrl-C into a return value of 130, in non-standalone mode
+        _interrupted(name)
     return result if isinstance(result, int) else 0
 
 

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from stemwright.cli.mix import USAGE_EXIT, describe_output, fail, resolve_output, write_mix_audio
+from stemwright.cli.common import USAGE_EXIT, fail
+from stemwright.cli.mix import ClipMode, describe_output, resolve_output, write_mix_audio
 
 
 def command(
@@ -27,6 +28,8 @@ def command(
     loudness: Optional[float] = typer.Option(None, "--loudness", help="Normalise to this integrated LUFS (true peak <= -1 dBTP)."),
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="wav, flac or mp3 (default: from the output name)."),
     bit_depth: int = typer.Option(24, "--bit-depth", help="wav: 16, 24 or 32 (float); flac: 16 or 24."),
+    mp3_bitrate: int = typer.Option(320, "--mp3-bitrate", help="mp3 bitrate in kbit/s."),
+    clip_mode: ClipMode = typer.Option("rescale", "--clip-mode", help="Peaks over full scale: one gain for the whole mix (rescale), clamp, or keep (float wav)."),  # type: ignore[valid-type]
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
@@ -37,7 +40,7 @@ def command(
     from stemwright.mixer.mashup import mashup
     from stemwright.mixer.stems import load_stems
 
-    path, fmt_ = resolve_output("mashup", out, fmt, overwrite)
+    path, fmt_ = resolve_output(out, fmt, overwrite, bit_depth, mp3_bitrate)
     try:
         keys = {"vocals_key": parse_key(vocals_key) if vocals_key else None,
                 "backing_key": parse_key(backing_key) if backing_key else None}
@@ -50,7 +53,7 @@ def command(
         if loudness is not None and not -70 <= loudness <= 0:
             raise MixError(f"--loudness: must be in [-70, 0] LUFS, got {loudness:g}")
     except MixError as e:
-        fail("mashup", str(e), USAGE_EXIT)
+        fail(str(e), USAGE_EXIT)
     try:
         a, b = load_stems(vocals), load_stems(backing)
         result = mashup(
@@ -59,11 +62,13 @@ def command(
             stretch=not no_stretch, **keys,
         )
     except MixError as e:
-        fail("mashup", str(e))
-    write_mix_audio("mashup", result.audio, result.samplerate, path, fmt_, bit_depth, 320, overwrite)
+        fail(str(e))
+    audio, note = write_mix_audio(result.audio, result.samplerate, path, fmt_, bit_depth, mp3_bitrate, overwrite,
+                                  clip_mode.value)
     if as_json:
-        print(json.dumps({"output": str(path), **result.plan.to_dict()}, indent=2))
+        print(json.dumps({"output": str(path), **result.plan.to_dict(), "clip": note}, indent=2))
         return
     print(result.plan.describe())
-    print(f"wrote {path} ({result.audio.shape[1] / result.samplerate:.2f} s): "
-          f"{describe_output(result.audio, result.samplerate)}")
+    print(f"wrote {path} ({audio.shape[1] / result.samplerate:.2f} s): {describe_output(audio, result.samplerate)}")
+    if note:
+        print(f"clip: {note}")

@@ -3,46 +3,47 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
+
+from stemwright.audio.io import CLIP_MODES
+from stemwright.cli.common import USAGE_EXIT, choices, fail, warn
+
+ClipMode = choices("ClipMode", CLIP_MODES)
 
 if TYPE_CHECKING:  # imported lazily at run time so that 'stemwright --help' stays fast
     from stemwright.mixer.document import Mix
     from stemwright.mixer.stems import StemSet
 
-USAGE_EXIT, INPUT_EXIT = 2, 1
-
-
-def fail(command: str, message: str, code: int = INPUT_EXIT) -> NoReturn:
-    """One-line error on stderr and exit: 1 for bad input, 2 for bad usage (flags)."""
-    print(f"stemwright {command}: error: {message}", file=sys.stderr)
-    raise typer.Exit(code)
-
-
-def resolve_output(command: str, out: Path, fmt: Optional[str], overwrite: bool) -> tuple[Path, str]:
-    """Output path and format from ``-o`` and ``--format`` (suffix added when missing); refuses to overwrite."""
-    from stemwright.audio.io import WRITE_FORMATS
+def resolve_output(out: Path, fmt: Optional[str], overwrite: bool, bit_depth: int = 24,
+                   mp3_bitrate: int = 320) -> tuple[Path, str]:
+    """Output path and format from ``-o`` and ``--format`` (suffix added when missing), with the bit depth and
+    bitrate checked for that format before any rendering; refuses to overwrite."""
+    from stemwright.audio.io import WRITE_FORMATS, check_write_options
 
     suffix = out.suffix.lower().lstrip(".")
     if fmt is not None:
         fmt = fmt.lower()
         if fmt not in WRITE_FORMATS:
-            fail(command, f"--format: unknown format {fmt!r} (choose {', '.join(WRITE_FORMATS)})", USAGE_EXIT)
+            fail(f"--format: unknown format {fmt!r} (choose {', '.join(WRITE_FORMATS)})", USAGE_EXIT)
         if suffix in WRITE_FORMATS and suffix != fmt:
-            fail(command, f"--format {fmt} conflicts with the output name {out.name!r}", USAGE_EXIT)
+            fail(f"--format {fmt} conflicts with the output name {out.name!r}", USAGE_EXIT)
         if suffix != fmt:
             out = out.with_name(out.name + "." + fmt)
     elif suffix in WRITE_FORMATS:
         fmt = suffix
     elif suffix:
-        fail(command, f"{out}: cannot write .{suffix} files (use .wav, .flac or .mp3, or --format)", USAGE_EXIT)
+        fail(f"{out}: cannot write .{suffix} files (use .wav, .flac or .mp3, or --format)", USAGE_EXIT)
     else:
         fmt, out = "wav", out.with_name(out.name + ".wav")
+    try:
+        check_write_options(fmt, bit_depth, mp3_bitrate)
+    except ValueError as e:
+        fail(str(e), USAGE_EXIT)
     if out.exists() and not overwrite:
-        fail(command, f"{out}: already exists (use --overwrite to replace it)")
+        fail(f"{out}: already exists (use --overwrite to replace it)")
     return out, fmt
 
 
@@ -60,21 +61,33 @@ def describe_output(audio, samplerate: int) -> str:
     return ", ".join(parts)
 
 
-def write_mix_audio(command: str, audio, samplerate: int, out: Path, fmt: str, bit_depth: int, mp3_bitrate: int,
-                    overwrite: bool, hint: str = "use --loudness -14 or lower gains") -> None:
-    """Write atomically; warn (never silently) when an integer or mp3 file will clip."""
+def write_mix_audio(audio, samplerate: int, out: Path, fmt: str, bit_depth: int, mp3_bitrate: int,
+                    overwrite: bool, clip_mode: str = "rescale") -> tuple[Any, str | None]:
+    """Apply the clip policy (``rescale``: one gain so that nothing clips, the default; ``clamp``; ``none``) and
+    write atomically. Returns the written audio and a line saying what the policy did (``None`` when nothing was
+    over full scale);
+    warns (never silently) when ``none`` leaves an integer or mp3 file clipping."""
     import numpy as np
 
-    from stemwright.audio.io import AudioError, write_audio
+    from stemwright.audio.io import AudioError, prepare_peaks, write_audio
 
-    peak = float(np.abs(audio).max()) if audio.size else 0.0
-    if peak > 1.0 and (fmt != "wav" or bit_depth != 32):
-        print(f"stemwright {command}: warning: the mix peaks at {20 * math.log10(peak):+.2f} dBFS and is clipped in "
-              f"the {fmt} file; {hint}", file=sys.stderr)
+    audio, report = prepare_peaks(audio, clip_mode)
+    peak = report["peak"]
+    note = None
+    if peak > 1.0:
+        over = f"the mix peaked at {20 * math.log10(peak):+.2f} dBFS"
+        if clip_mode == "rescale":
+            note = f"{over}; scaled by {-20 * math.log10(peak):.2f} dB so that it does not clip (--clip-mode)"
+        elif clip_mode == "clamp":
+            note = f"{over}; clamped to full scale (--clip-mode clamp)"
+        elif fmt != "wav" or bit_depth != 32:
+            warn(f"{over} and is clipped in the {fmt} file; use --clip-mode rescale, --loudness -14 or lower gains")
     try:
-        write_audio(out, audio, samplerate, fmt=fmt, bit_depth=bit_depth, mp3_bitrate=mp3_bitrate, overwrite=overwrite)
+        write_audio(out, np.asarray(audio), samplerate, fmt=fmt, bit_depth=bit_depth, mp3_bitrate=mp3_bitrate,
+                    overwrite=overwrite)
     except AudioError as e:
-        fail(command, str(e))
+        fail(str(e))
+    return audio, note
 
 
 def command(
@@ -99,6 +112,7 @@ def command(
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="wav, flac or mp3 (default: from the output name)."),
     bit_depth: int = typer.Option(24, "--bit-depth", help="wav: 16, 24 or 32 (float); flac: 16 or 24."),
     mp3_bitrate: int = typer.Option(320, "--mp3-bitrate", help="mp3 bitrate in kbit/s."),
+    clip_mode: ClipMode = typer.Option("rescale", "--clip-mode", help="Peaks over full scale: one gain for the whole mix (rescale), clamp, or keep (float wav)."),  # type: ignore[valid-type]
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Remix separated stems into one file.
@@ -112,16 +126,16 @@ def command(
     from stemwright.mixer.stems import load_stems
 
     if out is None and save_mix is None:
-        fail("mix", "give an output file with -o OUT (and/or --save-mix mix.json)", USAGE_EXIT)
+        fail("give an output file with -o OUT (and/or --save-mix mix.json)", USAGE_EXIT)
     if loudness is not None and not -70 <= loudness <= 0:
-        fail("mix", f"--loudness: must be in [-70, 0] LUFS, got {loudness:g}", USAGE_EXIT)
-    target = resolve_output("mix", out, fmt, overwrite) if out is not None else None
+        fail(f"--loudness: must be in [-70, 0] LUFS, got {loudness:g}", USAGE_EXIT)
+    target = resolve_output(out, fmt, overwrite, bit_depth, mp3_bitrate) if out is not None else None
     if save_mix is not None and save_mix.exists() and not overwrite:
-        fail("mix", f"{save_mix}: already exists (use --overwrite to replace it)")
+        fail(f"{save_mix}: already exists (use --overwrite to replace it)")
     try:
         stems = load_stems(stems_dir)
     except MixError as e:
-        fail("mix", str(e))
+        fail(str(e))
     try:
         mix = _base_mix(mix_file, stems)
         mix.source = stems
@@ -129,7 +143,7 @@ def command(
             try:
                 mix = apply_preset(mix, preset)
             except MixError as e:
-                fail("mix", str(e), USAGE_EXIT)
+                fail(str(e), USAGE_EXIT)
         mix = apply_flags(mix, MixFlags(gain or [], mute or [], solo or [], pan or [], invert or [], offset or [],
                                         fx or [], master or []))
         if master_gain is not None:
@@ -138,25 +152,29 @@ def command(
             mix.loudness_lufs = loudness
         mix.validate()
     except FlagError as e:
-        fail("mix", str(e), USAGE_EXIT)
+        fail(str(e), USAGE_EXIT)
     except MixError as e:
-        fail("mix", str(e))
+        fail(str(e))
     if save_mix is not None:
-        mix.save(save_mix, overwrite=overwrite)
+        try:
+            mix.save(save_mix, overwrite=overwrite)
+        except MixError as e:
+            fail(str(e))
         print(f"mix document: {save_mix}")
     if target is None:
         return
     try:
         audio, info = render(mix, stems, return_info=True)
     except MixError as e:
-        fail("mix", str(e))
+        fail(str(e))
     path, fmt_ = target
-    write_mix_audio("mix", audio, stems.samplerate, path, fmt_, bit_depth, mp3_bitrate, overwrite,
-                    hint="use --loudness -14, --master \"limiter(-1)\" or lower gains")
+    audio, note = write_mix_audio(audio, stems.samplerate, path, fmt_, bit_depth, mp3_bitrate, overwrite, clip_mode.value)
     playing = mix.audible()
     print(f"wrote {path} ({audio.shape[1] / stems.samplerate:.2f} s, {stems.samplerate} Hz, {audio.shape[0]} ch)")
     print(f"stems playing: {', '.join(playing) or 'none'}")
     print(describe_output(audio, stems.samplerate))
+    if note:
+        print(f"clip: {note}")
 
 
 def _base_mix(mix_file: Optional[Path], stems: StemSet) -> Mix:

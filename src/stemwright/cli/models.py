@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 import typer
@@ -10,10 +12,44 @@ import typer
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, kw_only=True)
+class MeasuredSdr:
+    """SDR figures stemwright measured for one model (``pretrained/measured_sdr.json``), with where they came from."""
+
+    stems: dict[str, float]  # stem -> dB
+    data: str  # what it was measured on (never data used to pick the checkpoint)
+    metric: str
+    source: str  # the benchmark command and date
+
+    def short(self) -> str:
+        """``vocals 8.5, accompaniment 12.1 (MIR-1K fdps)``-style text for the table."""
+        figures = ", ".join(f"{stem} {value:.1f}" for stem, value in self.stems.items())
+        return f"{figures} ({self.data.split(',')[0].split('(')[0].strip()})"
+
+
+def measured_sdr() -> dict[str, MeasuredSdr]:
+    """Model name -> the SDR stemwright measured (empty when the table is missing)."""
+    try:
+        doc = json.loads((resources.files("stemwright.pretrained") / "measured_sdr.json").read_text())
+    except (FileNotFoundError, ValueError) as e:
+        log.warning("measured SDR table unreadable (%s)", e)
+        return {}
+    return {
+        name: MeasuredSdr(stems={k: float(v) for k, v in row["sdr_db"].items()}, data=row["data"],
+                          metric=row["metric"], source=row["source"])
+        for name, row in doc.get("models", {}).items()
+    }
+
+
+def _sdr_json(sdr: MeasuredSdr | None) -> dict[str, Any] | None:
+    return None if sdr is None else {"sdr_db": sdr.stems, "data": sdr.data, "metric": sdr.metric, "source": sdr.source}
+
+
 def registry_rows() -> list[dict[str, Any]]:
     """One dict per :data:`~stemwright.models.registry.MODELS` entry."""
     from stemwright.models.registry import DEFAULT_MODEL, MODELS
 
+    sdr = measured_sdr()
     return [
         {
             "name": e.name,
@@ -26,6 +62,7 @@ def registry_rows() -> list[dict[str, Any]]:
             "description": e.description,
             "needs_references": e.needs_references,
             "default": e.name == DEFAULT_MODEL,
+            "measured_sdr": _sdr_json(sdr.get(e.name)),
         }
         for e in MODELS.values()
     ]
@@ -38,15 +75,17 @@ def published_rows() -> tuple[list[dict[str, Any]] | None, str | None]:
     except ImportError as e:
         return None, f"published-model catalogue not available ({e})"
     rows = []
+    sdr = measured_sdr()
     for item in list_published():
-        rows.append({"kind": "published", **item, "sources": list(item.get("sources", ()))})
+        rows.append({"kind": "published", **item, "sources": list(item.get("sources", ())),
+                     "measured_sdr": _sdr_json(sdr.get(item.get("name", "")))})
     return rows, None
 
 
 def command(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
-    """List the available models: name, stems, sample rate, size, licence."""
+    """List the available models: name, stems, sample rate, size, licence, measured SDR (dB)."""
     builtin = registry_rows()
     published, why = published_rows()
     if as_json:
@@ -57,21 +96,31 @@ def command(
 
     console = Console()
     table = Table(title="Models (use with -m NAME)", show_lines=False)
-    for col in ("name", "stems", "rate", "parameters", "licence", "description"):
+    sdr = measured_sdr()
+    for col in ("name", "stems", "rate", "parameters", "licence", "SDR (dB)", "description"):
         table.add_column(col, overflow="fold")
     for r in builtin:
         params = f"{r['parameters']:,}" if r["parameters"] else "none"
         name = r["name"] + (" (default)" if r["default"] else "")
-        table.add_row(name, ",".join(r["sources"]), str(r["samplerate"]), params, r["licence"], r["description"])
+        table.add_row(name, ",".join(r["sources"]), str(r["samplerate"]), params, r["licence"],
+                      _sdr_cell(sdr, r["name"]), r["description"])
     console.print(table)
     if published is None:
         console.print(f"Published models: {why}.")
         return
     pub = Table(title="Published checkpoints (downloaded on first use)")
-    for col in ("name", "architecture", "stems", "rate", "licence", "on disk", "description"):
+    for col in ("name", "architecture", "stems", "rate", "licence", "on disk", "SDR (dB)", "description"):
         pub.add_column(col, overflow="fold")
     for r in published:
         pub.add_row(str(r.get("name")), str(r.get("architecture", "")), ",".join(r.get("sources", [])),
                     str(r.get("samplerate", "")), str(r.get("licence", "")), "yes" if r.get("on_disk") else "no",
-                    str(r.get("description", "")))
+                    _sdr_cell(sdr, str(r.get("name"))), str(r.get("description", "")))
     console.print(pub)
+    if sdr:
+        first = next(iter(sdr.values()))
+        console.print(f"SDR: {first.metric}, measured by stemwright ('stemwright models --json' says on what data and "
+                      "with which command); '–': not measured.")
+
+
+def _sdr_cell(sdr: dict[str, MeasuredSdr], name: str) -> str:
+    return sdr[name].short() if name in sdr else "–"

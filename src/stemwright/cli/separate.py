@@ -4,68 +4,50 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import warnings
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from enum import Enum
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 
-from stemwright.models.defaults import DEFAULT_MODEL
+from stemwright.audio.io import CLIP_MODES, WRITE_FORMATS
+from stemwright.cli.common import INPUT_EXIT, USAGE_EXIT, choices, fail, fail_from, progress_bar
+from stemwright.models.defaults import DEFAULT_MODEL, DEFAULT_VOCALS_MODEL
 
 log = logging.getLogger(__name__)
 
 DEMO_RESOURCE = "data/demo.ogg"
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # as stemwright.engine.device.DEVICE_CHOICES (no torch import here)
+OutFormat = choices("OutFormat", WRITE_FORMATS)
+ClipMode = choices("ClipMode", CLIP_MODES)
+Device = choices("Device", DEVICE_CHOICES)
 
 
-class OutFormat(str, Enum):
-    wav = "wav"
-    flac = "flac"
-    mp3 = "mp3"
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
-
-
-class ClipMode(str, Enum):
-    rescale = "rescale"
-    clamp = "clamp"
-    none = "none"
-
-
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
-    """The result of one input: a manifest on success, a one-line reason on failure."""
+    """The result of one input: a manifest on success (``skipped`` when an earlier run had already written it),
+    a one-line reason on failure."""
 
     input: str
     ok: bool
-    manifest: dict[str, Any] | None = None
+    manifest: Any = None  # stemwright.manifest.Manifest
     manifest_path: str | None = None
     error: str | None = None
+    skipped: bool = False
 
     def as_json(self) -> dict[str, Any]:
         if not self.ok:
             return {"input": self.input, "ok": False, "error": self.error}
-        m = self.manifest or {}
-        folder = Path(self.manifest_path).parent if self.manifest_path else None
+        m = self.manifest
+        folder = Path(self.manifest_path).parent if self.manifest_path else Path(".")
         return {
-            "input": self.input,
-            "ok": True,
-            "manifest": self.manifest_path,
-            "stems": {k: str(folder / v) if folder else v for k, v in m.get("stems", {}).items()},
-            "samplerate": m.get("samplerate"),
-            "duration": m.get("duration"),
-            "seconds": m.get("seconds"),
-            "rtf": m.get("rtf"),
-            "peaks": m.get("peaks"),
-            "clip": m.get("clip"),
+            "input": self.input, "ok": True, "skipped": self.skipped, "manifest": self.manifest_path,
+            "model": m.model, "stems": {k: str(folder / v) for k, v in m.stems.items()},
+            "samplerate": m.samplerate, "duration": m.duration, "seconds": m.seconds, "rtf": m.rtf,
+            "peaks": dict(m.peaks), "clip": dict(m.clip),
         }
 
 
@@ -74,202 +56,248 @@ def demo_path() -> Path:
     return Path(str(resources.files("stemwright").joinpath(DEMO_RESOURCE)))
 
 
-def collect_inputs(inputs: list[Path], exclude: Path | None = None) -> tuple[list[Path], list[Outcome]]:
-    """Expand folders into the audio files below them (sorted, hidden files and anything under ``exclude`` — the
-    output folder — skipped, so earlier stems are not separated again); missing paths become failures."""
+def collect_inputs(inputs: list[Path], exclude: Path | None = None) -> list[Path | Outcome]:
+    """Expand folders into the audio files below them (sorted; hidden files and anything under ``exclude`` — the
+    output folder — skipped, so earlier stems are not separated again), in the order given. A missing path or
+    a folder without audio becomes a failed :class:`Outcome` in its place."""
     from stemwright.audio.io import is_audio_path
 
     skip = exclude.resolve() if exclude is not None else None
 
-    def wanted(f: Path) -> bool:
-        if not f.is_file() or not is_audio_path(f) or f.name.startswith("."):
-            return False
-        return skip is None or skip not in f.resolve().parents
+    def inside_output(f: Path) -> bool:
+        return skip is not None and (skip == f.resolve() or skip in f.resolve().parents)
 
-    files: list[Path] = []
-    failures: list[Outcome] = []
+    items: list[Path | Outcome] = []
+    seen: set[Path] = set()
     for p in inputs:
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if wanted(f))
+            audio = sorted(f for f in p.rglob("*") if f.is_file() and is_audio_path(f) and not f.name.startswith("."))
+            found = [f for f in audio if not inside_output(f)]
             if not found:
-                failures.append(Outcome(str(p), False, error=f"{p}: folder contains no audio files"))
-            files.extend(found)
+                why = (f"{p}: its {len(audio)} audio file(s) are all inside the output folder {exclude} (skipped so "
+                       "that stems are not separated again; choose another -o)") if audio else \
+                    f"{p}: folder contains no audio files"
+                items.append(Outcome(str(p), False, error=why))
+            new = [f for f in found if f not in seen]
         elif p.exists():
-            files.append(p)
+            new = [p] if p not in seen else []
         else:
-            failures.append(Outcome(str(p), False, error=f"{p}: file not found"))
-    return list(dict.fromkeys(files)), failures
-
-
-def _usage_error(message: str) -> typer.BadParameter:
-    return typer.BadParameter(message)
+            items.append(Outcome(str(p), False, error=f"{p}: file not found"))
+            continue
+        seen.update(new)
+        items.extend(new)
+    return items
 
 
 def command(
     inputs: list[Path] = typer.Argument(None, help="Audio files or folders (walked for audio files).", show_default=False),
     out: Path = typer.Option(Path("separated"), "-o", "--out", help="Output folder."),
-    model: str = typer.Option(DEFAULT_MODEL, "-m", "--model", help="Model name ('stemwright models'), or a checkpoint path."),
+    model: Optional[str] = typer.Option(None, "-m", "-n", "--model", "--name",
+                                        help=f"Model name ('stemwright models'), or a checkpoint path [default: {DEFAULT_MODEL}; {DEFAULT_VOCALS_MODEL} with --two-stems vocals]."),
     stems: Optional[str] = typer.Option(None, "--stems", help="Comma-separated stems to write, e.g. vocals,drums."),
     two_stems: Optional[str] = typer.Option(None, "--two-stems", help="Write STEM and no_STEM (the rest)."),
-    fmt: OutFormat = typer.Option(OutFormat.wav, "--format", help="Output format."),
-    bit_depth: int = typer.Option(24, "--bit-depth", help="wav: 16, 24 or 32 (float); flac: 16 or 24."),
+    fmt: Optional[OutFormat] = typer.Option(None, "--format", help="Output format [default: wav]."),  # type: ignore[valid-type]
+    mp3: bool = typer.Option(False, "--mp3", help="Same as --format mp3."),
+    flac: bool = typer.Option(False, "--flac", help="Same as --format flac."),
+    bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="wav: 16, 24 or 32 (float); flac: 16 or 24 [default: 24]."),
+    int24: bool = typer.Option(False, "--int24", help="Same as --bit-depth 24."),
+    float32: bool = typer.Option(False, "--float32", help="Same as --bit-depth 32 (float wav)."),
     mp3_bitrate: int = typer.Option(320, "--mp3-bitrate", help="mp3 bitrate in kbit/s (32-320)."),
-    device: Device = typer.Option(Device.auto, "--device", help="Where the model runs."),
-    segment: Optional[float] = typer.Option(None, "--segment", help="Chunk length in seconds (default: the model's)."),
+    device: Device = typer.Option("auto", "-d", "--device", help="Where the model runs."),  # type: ignore[valid-type]
+    segment: Optional[float] = typer.Option(None, "--segment", help="Chunk length in seconds, >= 0.5 (default: the model's)."),
     overlap: Optional[float] = typer.Option(None, "--overlap", help="Overlap between chunks, in [0, 1) (default: the model's publisher's, else 0.25)."),
     shifts: int = typer.Option(0, "--shifts", help="Average N randomly shifted passes (slower, slightly better)."),
     residual: Optional[str] = typer.Option(None, "--residual", help="Put mixture minus the other stems into STEM."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Files separated in parallel."),
-    filename: str = typer.Option("{track}/{stem}.{ext}", "--filename", help="Output path template: {track} {stem} {ext} {model}."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON result per input (one per line)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Files separated in parallel."),
+    filename: str = typer.Option(
+        "{track}/{stem}.{ext}", "--filename",
+        help="Output path template with {track} {stem} {ext} {model} {parent}: '{model}/{track}/{stem}.{ext}' to "
+             "compare models, '{parent}/{stem}.{ext}' for dataset folders (MUSDB's TRACK/mixture.wav)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (and the previous run's other stems)."),
+    skip_existing: bool = typer.Option(False, "--skip-existing",
+                                       help="Skip tracks already separated with this model and these options; redo interrupted ones."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON result per input (one per line, in input order, as each is done)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    clip_mode: ClipMode = typer.Option(ClipMode.rescale, "--clip-mode", help="Peaks over full scale: rescale all stems, clamp, or keep (float wav)."),
+    clip_mode: ClipMode = typer.Option("rescale", "--clip-mode", help="Peaks over full scale: rescale all stems, clamp, or keep (float wav)."),  # type: ignore[valid-type]
     demo: bool = typer.Option(False, "--demo", help="Separate the bundled demo song and print where the stems went."),
     offline: bool = typer.Option(False, "--offline", help="Never download model weights."),
 ) -> None:
     """Split songs into stems: OUT/<track>/<stem>.<ext> plus OUT/<track>/stemwright.json."""
-    from stemwright.api import Separator, SeparationError
+    from stemwright.api import SeparationError, Separator
 
-    # Library warnings (e.g. a downmixed 6-channel file) as one plain line each on stderr.
-    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
     inputs = list(inputs or [])
     if demo:
         inputs.insert(0, demo_path())
     if not inputs:
-        raise _usage_error("give at least one INPUT file or folder (or --demo)")
-    _check_options(fmt.value, bit_depth, mp3_bitrate, overlap, shifts, jobs, segment, stems, two_stems)
+        fail("give at least one INPUT file or folder (or --demo)", USAGE_EXIT)
+    if overwrite and skip_existing:
+        fail("use either --overwrite or --skip-existing, not both", USAGE_EXIT)
+    out_format = _format(fmt.value if fmt else None, mp3, flac)
+    depth = _bit_depth(bit_depth, int24, float32)
     stem_list = [s.strip() for s in stems.split(",") if s.strip()] if stems else None
-
+    model = model or (DEFAULT_VOCALS_MODEL if two_stems == "vocals" else DEFAULT_MODEL)
     try:
-        sep = Separator(model=model, device=device.value, segment=segment, overlap=overlap, shifts=shifts,
-                        residual=residual, offline=offline)
-    except (SeparationError, ValueError, TypeError) as e:
-        raise _usage_error(str(e)) from None
-    try:
-        names = sep._selected(stem_list, two_stems)  # noqa: SLF001 - validate the selection before any work
-        sep.output_paths(Path("track.wav"), out, names, fmt.value, filename)  # and the --filename template
+        sep = Separator(model=model, device=device.value, segment=segment, overlap=overlap,
+                        shifts=shifts, residual=residual, offline=offline)
     except SeparationError as e:
-        raise _usage_error(str(e)) from None
+        fail(str(e), USAGE_EXIT)
+    except (ValueError, TypeError) as e:
+        fail_from(e)
+    try:
+        options = sep.options(out_format, depth, mp3_bitrate, clip_mode.value, stem_list, two_stems, filename)
+        sep.plan(Path("track.wav"), out, options)  # a template that leaves the output folder is a usage error
+    except SeparationError as e:
+        fail(str(e), USAGE_EXIT)
 
-    files, failures = collect_inputs(inputs, exclude=out)
-    options = dict(fmt=fmt.value, bit_depth=bit_depth, mp3_bitrate=mp3_bitrate, clip_mode=clip_mode.value,
-                   stems=stem_list, two_stems=two_stems, filename=filename, overwrite=overwrite)
-    if demo and not overwrite:
-        done = _existing_demo(sep, out, options)
-        if done is not None:
-            files = [f for f in files if f != demo_path()]
-            _print_demo(done, already=True)
-    outcomes = _run_all(sep, files, out, options, jobs=jobs, show_progress=not quiet)
-    for o in outcomes:
+    items = collect_inputs(inputs, exclude=out)
+    items = _refuse_collisions(sep, items, out, options)
+    runner = _Runner(sep, out, options, overwrite=overwrite, skip_existing=skip_existing or (demo and not overwrite),
+                     progress=not quiet)
+    failures: list[Outcome] = []
+    n_done = n_skipped = 0
+    for o in runner.run(items, jobs):  # in input order, each as soon as it (and those before it) is done
+        if not o.ok:
+            failures.append(o)
+        n_done += o.ok and not o.skipped
+        n_skipped += o.skipped
         if as_json:
             print(json.dumps(o.as_json()), flush=True)
+        elif o.ok and demo and Path(o.input) == demo_path():
+            _print_demo(o)
         elif o.ok:
-            if demo and Path(o.input) == demo_path():
-                _print_demo(Path(o.manifest_path or "."))
-            else:
-                _print_ok(o)
-    failures += [o for o in outcomes if not o.ok]
-    for f in failures:
-        if as_json and f not in outcomes:
-            print(json.dumps(f.as_json()), flush=True)
+            _print_ok(o)
     if failures:
-        n_ok = sum(o.ok for o in outcomes)
-        print(f"{len(failures)} input(s) failed, {n_ok} separated:", file=sys.stderr)
+        done = f"{n_done} separated" + (f", {n_skipped} already done" if n_skipped else "")
+        print(f"{len(failures)} input(s) failed, {done}:", file=sys.stderr)
         for f in failures:
             print(f"error: {f.error}", file=sys.stderr)
-        raise typer.Exit(1)
+        raise typer.Exit(INPUT_EXIT)
 
 
-def _check_options(fmt: str, bit_depth: int, mp3_bitrate: int, overlap: float | None, shifts: int, jobs: int,
-                   segment: float | None, stems: str | None, two_stems: str | None) -> None:
-    if fmt == "wav" and bit_depth not in (16, 24, 32):
-        raise _usage_error(f"--bit-depth for wav must be 16, 24 or 32, got {bit_depth}")
-    if fmt == "flac" and bit_depth not in (16, 24):
-        raise _usage_error(f"--bit-depth for flac must be 16 or 24, got {bit_depth}")
-    if not 32 <= mp3_bitrate <= 320:
-        raise _usage_error(f"--mp3-bitrate must be 32-320 kbit/s, got {mp3_bitrate}")
-    if overlap is not None and not 0 <= overlap < 1:
-        raise _usage_error(f"--overlap must be in [0, 1), got {overlap}")
-    if shifts < 0:
-        raise _usage_error(f"--shifts must be >= 0, got {shifts}")
-    if jobs < 1:
-        raise _usage_error(f"--jobs must be >= 1, got {jobs}")
-    if segment is not None and segment <= 0:
-        raise _usage_error(f"--segment must be a positive number of seconds, got {segment}")
-    if stems and two_stems:
-        raise _usage_error("use either --stems or --two-stems, not both")
+def _format(fmt: str | None, mp3: bool, flac: bool) -> str:
+    chosen = {f for f, on in (("mp3", mp3), ("flac", flac)) if on} | ({fmt} if fmt else set())
+    if len(chosen) > 1:
+        fail(f"conflicting output formats: {', '.join(sorted(chosen))} (give one of --format, --mp3, --flac)", USAGE_EXIT)
+    return chosen.pop() if chosen else "wav"
 
 
-def _separate_one(sep: Any, path: Path, out: Path, options: dict[str, Any], progress: Any) -> Outcome:
-    from stemwright.audio.io import AudioError
-
-    try:
-        result = sep.separate_file(path, out, progress=progress, **options)
-    except (AudioError, ValueError) as e:
-        msg = str(e)
-        return Outcome(str(path), False, error=msg if str(path) in msg else f"{path}: {msg}")
-    except Exception as e:  # noqa: BLE001 - a batch goes on past any one file's failure
-        log.debug("separation of %s failed", path, exc_info=True)
-        return Outcome(str(path), False, error=f"{path}: {type(e).__name__}: {e}")
-    return Outcome(str(path), True, manifest=result.manifest, manifest_path=str(result.manifest_path))
+def _bit_depth(bit_depth: int | None, int24: bool, float32: bool) -> int:
+    chosen = {d for d, on in ((24, int24), (32, float32)) if on} | ({bit_depth} if bit_depth is not None else set())
+    if len(chosen) > 1:
+        fail(f"conflicting bit depths: {', '.join(map(str, sorted(chosen)))} (give one of --bit-depth, --int24, "
+             "--float32)", USAGE_EXIT)
+    return chosen.pop() if chosen else 24
 
 
-def _run_all(sep: Any, files: list[Path], out: Path, options: dict[str, Any], *, jobs: int,
-             show_progress: bool) -> list[Outcome]:
-    if not files:
-        return []
-    if not show_progress:
-        return _map(lambda f: _separate_one(sep, f, out, options, None), files, jobs)
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+def _refuse_collisions(sep: Any, items: list[Path | Outcome], out: Path, options: Any) -> list[Path | Outcome]:
+    """Inputs whose outputs would land on an earlier input's files (``A/01.wav`` and ``B/01.wav`` with the
+    default layout) fail before any work: a run never overwrites its own output."""
+    owner: dict[Path, Path] = {}
+    checked: list[Path | Outcome] = []
+    for item in items:
+        if isinstance(item, Outcome):
+            checked.append(item)
+            continue
+        try:
+            plan = sep.plan(item, out, options)
+        except ValueError as e:
+            checked.append(Outcome(str(item), False, error=f"{item}: {e}"))
+            continue
+        targets = [*plan.stem_paths.values(), plan.manifest_path]
+        clash = next((owner[t] for t in targets if t in owner), None)
+        if clash is not None:
+            checked.append(Outcome(str(item), False, error=(
+                f"{item}: its stems would overwrite those of {clash} in this run (same track name); keep them apart "
+                "with --filename \"{parent}/{track}/{stem}.{ext}\"")))
+            continue
+        owner.update({t: item for t in targets})
+        checked.append(item)
+    return checked
 
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-               TextColumn("{task.fields[stage]}"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        def work(path: Path) -> Outcome:
-            from stemwright.api import track_name
 
-            task = bar.add_task(track_name(path)[:40], total=1.0, stage="")
+class _Runner:
+    """Separates the inputs (``jobs`` at a time) and yields their outcomes in input order."""
 
+    def __init__(self, sep: Any, out: Path, options: Any, *, overwrite: bool, skip_existing: bool, progress: bool):
+        self.sep, self.out, self.options = sep, out, options
+        self.overwrite, self.skip_existing, self.progress = overwrite, skip_existing, progress
+        self._slots: list[int] = []
+        self._lock = threading.Lock()
+
+    def run(self, items: list[Path | Outcome], jobs: int) -> Iterator[Outcome]:
+        work: Callable[[Path | Outcome], Outcome] = lambda item: item if isinstance(item, Outcome) else self.one(item)
+        if jobs <= 1 or len(items) <= 1:
+            yield from map(work, items)
+            return
+        self._slots = list(range(jobs))
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            yield from pool.map(work, items)  # map yields in input order
+
+    def one(self, path: Path) -> Outcome:
+        from stemwright.api import track_name
+
+        with self._lock:
+            slot = self._slots.pop(0) if self._slots else None
+        name = track_name(path)[:40]
+        bar = progress_bar(1.0, f"{name} {'':<9}", enabled=self.progress, position=slot)
+        try:
             def on_progress(ev: Any) -> None:
-                bar.update(task, completed=ev.fraction, stage=ev.stage)
+                bar.n = round(ev.fraction, 3)
+                bar.set_description_str(f"{name} {ev.stage:<9}", refresh=True)
 
-            outcome = _separate_one(sep, path, out, options, on_progress)
-            bar.update(task, completed=1.0, stage="done" if outcome.ok else "failed")
+            outcome = self._separate(path, on_progress)
+            bar.n = 1.0
+            bar.set_description_str(f"{name} {'skipped' if outcome.skipped else 'done' if outcome.ok else 'failed':<9}",
+                                    refresh=True)
             return outcome
+        finally:
+            bar.close()
+            if slot is not None:
+                with self._lock:
+                    self._slots.append(slot)
 
-        return _map(work, files, jobs)
+    def _separate(self, path: Path, progress: Any) -> Outcome:
+        try:
+            result = self.sep.separate_file(path, self.out, progress=progress, overwrite=self.overwrite,
+                                            skip_existing=self.skip_existing, **_file_options(self.options))
+        except ValueError as e:  # AudioError, SeparationError: the message says what and why
+            msg = str(e)
+            reason = getattr(e, "reason", "")  # the library names no flags; the CLI does
+            if reason.startswith("already exists"):
+                msg = f"{e.path}: already exists (use --overwrite to replace it, or --skip-existing)"  # type: ignore[attr-defined]
+            elif reason.startswith("holds another run"):
+                msg = f"{msg} (use --overwrite to replace them)"
+            return Outcome(str(path), False, error=msg if str(path) in msg else f"{path}: {msg}")
+        except Exception as e:  # noqa: BLE001 - a batch goes on past any one file's failure
+            log.debug("separation of %s failed", path, exc_info=True)
+            return Outcome(str(path), False, error=f"{path}: {type(e).__name__}: {e}")
+        return Outcome(str(path), True, manifest=result.manifest, manifest_path=str(result.manifest_path),
+                       skipped=result.skipped)
 
 
-def _map(fn: Any, items: list[Path], jobs: int) -> list[Outcome]:
-    if jobs <= 1 or len(items) <= 1:
-        return [fn(x) for x in items]
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(fn, items))
+def _file_options(options: Any) -> dict[str, Any]:
+    """``separate_file`` keywords from the checked :class:`~stemwright.manifest.SeparationOptions`."""
+    return dict(fmt=options.format, bit_depth=options.bit_depth or 24, mp3_bitrate=options.mp3_bitrate or 320,
+                clip_mode=options.clip_mode, stems=list(options.stems) if options.stems else None,
+                two_stems=options.two_stems, filename=options.filename)
 
 
-def _existing_demo(sep: Any, out: Path, options: dict[str, Any]) -> Path | None:
-    """The demo's manifest when a previous ``--demo`` run already wrote every output, else ``None``."""
-    names = sep._selected(options["stems"], options["two_stems"])  # noqa: SLF001
-    paths, manifest = sep.output_paths(demo_path(), out, names, options["fmt"], options["filename"])
-    return manifest if manifest.exists() and all(p.exists() for p in paths.values()) else None
-
-
-def _print_demo(manifest_path: Path, already: bool = False) -> None:
-    data = json.loads(manifest_path.read_text())
-    folder = manifest_path.parent
-    head = "The demo song was already separated" if already else "Separated the demo song"
-    print(f"{head} with model '{data.get('model')}'. Stems are in {folder}/:")
-    for name, rel in data.get("stems", {}).items():
+def _print_demo(o: Outcome) -> None:
+    folder = Path(o.manifest_path or ".").parent
+    head = "The demo song was already separated" if o.skipped else "Separated the demo song"
+    print(f"{head} with model '{o.manifest.model}'. Stems are in {folder}/:")
+    for name, rel in o.manifest.stems.items():
         print(f"  {name:<10} {folder / rel}")
-    print(f"  manifest   {manifest_path}")
-    if already:
+    print(f"  manifest   {o.manifest_path}")
+    if o.skipped:
         print("(use --overwrite to separate it again)")
 
 
 def _print_ok(o: Outcome) -> None:
-    m = o.manifest or {}
     folder = Path(o.manifest_path or ".").parent
-    stems = ", ".join(m.get("stems", {}))
-    print(f"{o.input} -> {folder}/ [{stems}] in {m.get('seconds', 0):.1f} s (real-time factor {m.get('rtf') or 0:.3f})")
+    stems = ", ".join(o.manifest.stems)
+    if o.skipped:
+        print(f"{o.input} -> {folder}/ [{stems}] already separated with these settings (skipped)")
+        return
+    print(f"{o.input} -> {folder}/ [{stems}] in {o.manifest.seconds:.1f} s "
+          f"(real-time factor {o.manifest.rtf or 0:.3f})")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -41,19 +40,18 @@ def command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Generate synthetic songs stem by stem (FluidSynth GM soundfonts, Hydrogen drum kits, MIR-1K vocals)."""
+    from stemwright.cli.common import USAGE_EXIT, fail
     from stemwright.synth import DEFAULT_MIR1K_DIR, MissingPackageError, SongExistsError, generate_dataset
     from stemwright.synth.compose import STYLES
 
     if style is not None and style not in STYLES:
-        print(f"stemwright synth: --style must be one of {', '.join(STYLES)}, got {style!r}", file=sys.stderr)
-        raise typer.Exit(2)
+        fail(f"--style must be one of {', '.join(STYLES)}, got {style!r}", USAGE_EXIT)
     folder = None if no_mir1k else (mir1k_dir or DEFAULT_MIR1K_DIR)
     if no_vocals and (no_mir1k or mir1k_dir is not None):
         print("stemwright synth: --no-vocals cannot be combined with --no-mir1k or --mir1k-dir", file=sys.stderr)
         raise typer.Exit(2)
     if mir1k_dir is not None and not mir1k_dir.is_dir():
-        print(f"stemwright synth: {mir1k_dir}: MIR-1K folder not found", file=sys.stderr)
-        raise typer.Exit(1)
+        fail(f"{mir1k_dir}: MIR-1K folder not found")
     t0 = time.perf_counter()
     try:
         results = generate_dataset(
@@ -73,8 +71,7 @@ def command(
             split_instruments=six_stems,
         )
     except (MissingPackageError, SongExistsError, ValueError) as e:
-        print(f"stemwright synth: {e}", file=sys.stderr)
-        raise typer.Exit(1) from None
+        fail(str(e))
     elapsed = time.perf_counter() - t0
     rate = len(results) / elapsed * 60 if elapsed > 0 else float("inf")
     print(

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +21,7 @@ def command(
 ) -> None:
     """Train a separation model from a YAML config; checkpoints go to OUT/checkpoints, logs to OUT/*.csv + curves.png."""
     from stemwright.train.config import ConfigError
+    from stemwright.cli.common import fail
     from stemwright.train.data import DataError
     from stemwright.train.loop import ExportPathError, train
     from stemwright.train.state import ResumeError
@@ -33,6 +33,5 @@ def command(
         folder = train(config, out=out, resume=resume, max_steps=max_steps, max_minutes=max_minutes, init_from=init_from,
                        export_path=export, allow_package_export=export_into_package)
     except (ExportPathError, ConfigError, DataError, ResumeError, ValueError) as e:
-        print(f"stemwright train: {e}", file=sys.stderr)
-        raise typer.Exit(1)
+        fail(str(e))
     print(f"run folder: {folder}")

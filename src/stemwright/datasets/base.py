@@ -34,9 +34,9 @@ class Track:
     source_names: tuple[str, ...]
     loader: Loader = field(repr=False)
     subset: str = ""
-    _cache: tuple[dict[str, np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+    _cache: tuple[dict[str, np.ndarray], np.ndarray | None] | None = field(default=None, repr=False)
 
-    def _load(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def _load(self) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
         if self._cache is None:
             sources, mixture, rate = self.loader()
             if rate != self.samplerate:
@@ -46,15 +46,15 @@ class Track:
                 desc = ", ".join(f"{k} {v[0]}ch x {v[1]}" for k, v in lengths.items())
                 raise DatasetError(f"track {self.name!r} ({self.path}): stems differ in shape ({desc})")
             first = next(iter(sources.values()))
-            if mixture is None:
-                mixture = np.sum(list(sources.values()), axis=0, dtype=np.float32)
-            elif mixture.shape != first.shape:
+            if mixture is not None and mixture.shape != first.shape:
                 raise DatasetError(
                     f"track {self.name!r} ({self.path}): mixture is {mixture.shape[0]}ch x {mixture.shape[1]} "
                     f"but stems are {first.shape[0]}ch x {first.shape[1]}"
                 )
+            # The mixture of a track without one is summed only when asked for (scoring estimates never needs
+            # it, and on a long track the sum is hundreds of MB of fresh memory).
             self._cache = ({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in sources.items()},
-                           np.ascontiguousarray(mixture, dtype=np.float32))
+                           None if mixture is None else np.ascontiguousarray(mixture, dtype=np.float32))
         return self._cache
 
     @property
@@ -64,12 +64,19 @@ class Track:
 
     @property
     def mixture(self) -> np.ndarray:
-        """Shape: ``(C, T)`` float32."""
-        return self._load()[1]
+        """Shape: ``(C, T)`` float32 (the sum of the stems when the dataset has no mixture file)."""
+        sources, mixture = self._load()
+        if mixture is None:
+            stems = iter(sources.values())
+            mixture = next(stems).copy()
+            for x in stems:  # in place: no (S, C, T) temporary
+                mixture += x
+            self._cache = (sources, mixture)
+        return mixture
 
     @property
     def duration(self) -> float:
-        return self.mixture.shape[-1] / self.samplerate
+        return next(iter(self.sources.values())).shape[-1] / self.samplerate
 
     def unload(self) -> None:
         self._cache = None

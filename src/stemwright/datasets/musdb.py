@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import av
 import soundfile as sf
 
 from stemwright.audio.io import AudioError, read_audio
@@ -51,8 +52,6 @@ def _folder_track(folder: Path, subset: str) -> Track:
 
 def decode_stem_mp4(path: Path) -> tuple[list[np.ndarray], int]:
     """Decode every audio stream of an NI ``.stem.mp4`` in one pass. -> list of ``(C, T)`` float32, samplerate."""
-    import av
-
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as e:  # type: ignore[attr-defined]
@@ -82,8 +81,6 @@ def decode_stem_mp4(path: Path) -> tuple[list[np.ndarray], int]:
 
 
 def _stem_mp4_rate(path: Path) -> int:
-    import av
-
     try:
         with av.open(str(path)) as c:
             audio = [s for s in c.streams if s.type == "audio"]

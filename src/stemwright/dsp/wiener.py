@@ -34,10 +34,6 @@ EPS = 1e-10
 SCALE_FACTOR = 10.0
 
 
-def _complex_dtype(real: torch.dtype) -> torch.dtype:
-    return torch.complex128 if real == torch.float64 else torch.complex64
-
-
 def _invert(m: torch.Tensor) -> torch.Tensor:
     """Inverse of ``(..., C, C)`` complex matrices (closed forms for C = 1, 2 as the reference)."""
     c = m.shape[-1]

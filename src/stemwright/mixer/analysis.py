@@ -90,7 +90,7 @@ def _fit_tempo(beats: np.ndarray, fallback: float) -> float:
 
 def _downbeat(y: np.ndarray, beat_frames: np.ndarray, beats_per_bar: int) -> int:
     """Index of the first downbeat: the beat phase whose beats carry the most low-frequency (kick/bass) onset energy."""
-    import librosa
+    import librosa  # lazy: librosa's submodules take ~3 s to import
 
     if len(beat_frames) < beats_per_bar * 2:
         return 0
@@ -107,7 +107,7 @@ def _downbeat(y: np.ndarray, beat_frames: np.ndarray, beats_per_bar: int) -> int
 
 def estimate_rhythm(audio: np.ndarray, samplerate: int, beats_per_bar: int = 4) -> Rhythm:
     """Tempo (BPM), beat times and first downbeat of ``(C, T)`` audio."""
-    import librosa
+    import librosa  # lazy: librosa's submodules take ~3 s to import
 
     y = to_mono(audio, samplerate)
     if not np.any(y):
@@ -128,7 +128,7 @@ def estimate_rhythm(audio: np.ndarray, samplerate: int, beats_per_bar: int = 4) 
 
 def estimate_key(audio: np.ndarray, samplerate: int) -> Key:
     """Krumhansl-Schmuckler key of ``(C, T)`` audio (constant-Q chroma averaged over time)."""
-    import librosa
+    import librosa  # lazy: librosa's submodules take ~3 s to import
 
     y = to_mono(audio, samplerate)
     if not np.any(y):

@@ -11,13 +11,11 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stemwright.atomic import atomic_write_text
 from stemwright.mixer.effects import Effect, MixError
-
-if TYPE_CHECKING:
-    from stemwright.mixer.stems import StemSet
+from stemwright.mixer.stems import StemSet, load_stems
 
 VERSION = 1
 GAIN_RANGE = (-120.0, 24.0)  # dB; below -120 dB is inaudible in float, -inf is allowed separately
@@ -27,6 +25,8 @@ LUFS_RANGE = (-70.0, 0.0)
 _CHANNEL_KEYS = ("stem", "gain_db", "mute", "solo", "pan", "invert", "offset_s", "effects")
 _MASTER_KEYS = ("gain_db", "effects")
 _MIX_KEYS = ("version", "channels", "master", "loudness_lufs")
+
+MAX_DOCUMENT_BYTES = 1 << 20  # a mix document of a hundred stems with effects is ~50 kB
 
 
 def parse_gain(value: Any, where: str) -> float:
@@ -151,16 +151,12 @@ class Mix:
     @classmethod
     def from_stems(cls, stems: StemSet | list[str] | tuple[str, ...] | dict) -> Mix:
         """A neutral mix (every stem at 0 dB, centred, no effects) for a :class:`StemSet`, a dict or stem names."""
-        from stemwright.mixer.stems import StemSet
-
         names = stems.names if isinstance(stems, StemSet) else list(stems)
         return cls([Channel(n) for n in names], source=stems if isinstance(stems, StemSet) else None)
 
     @classmethod
     def from_folder(cls, path: str | Path) -> Mix:
         """A neutral mix of the stems in a folder written by ``stemwright separate`` (or any folder of audio files)."""
-        from stemwright.mixer.stems import load_stems
-
         return cls.from_stems(load_stems(path))
 
     @classmethod
@@ -188,15 +184,22 @@ class Mix:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise MixError(f"mix document: not valid JSON ({e})") from None
+        except RecursionError:
+            raise MixError("mix document: nested too deeply to be a mix document") from None
         return cls.from_dict(data)
 
     @classmethod
     def load(cls, path: str | Path) -> Mix:
         p = Path(path)
         try:
+            if p.stat().st_size > MAX_DOCUMENT_BYTES:
+                raise MixError(f"{p}: too large for a mix document ({p.stat().st_size} bytes; at most "
+                               f"{MAX_DOCUMENT_BYTES})")
             text = p.read_text(encoding="utf-8")
         except OSError as e:
             raise MixError(f"{p}: cannot read mix file ({e.strerror or e})") from None
+        except UnicodeDecodeError:
+            raise MixError(f"{p}: not a mix document (not UTF-8 text; expected JSON such as the web mixer saves)") from None
         try:
             return cls.from_json(text)
         except MixError as e:
@@ -218,8 +221,11 @@ class Mix:
         """Write the JSON document atomically (temporary name + rename); refuses to replace a file unless asked."""
         p = Path(path)
         if p.exists() and not overwrite:
-            raise MixError(f"{p}: already exists (use --overwrite to replace it)")
-        return atomic_write_text(p, self.to_json() + "\n")
+            raise MixError(f"{p}: already exists")
+        try:
+            return atomic_write_text(p, self.to_json() + "\n")
+        except OSError as e:
+            raise MixError(f"{p}: cannot write ({e.strerror or e})") from None
 
     def copy(self) -> Mix:
         new = copy.deepcopy(Mix(self.channels, self.master, self.loudness_lufs, self.version))

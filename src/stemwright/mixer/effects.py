@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pedalboard
 
 
 class MixError(ValueError):
@@ -150,8 +151,6 @@ class Effect:
 
     def to_plugin(self, samplerate: float, where: str = "effect") -> Any:
         """The pedalboard plugin for this effect at ``samplerate`` (checks cut-offs against Nyquist)."""
-        import pedalboard
-
         spec = EFFECTS[self.type]
         cutoff = self.params.get("cutoff_hz")
         if cutoff is not None and cutoff >= samplerate / 2:
@@ -241,7 +240,6 @@ def apply_chain(audio: np.ndarray, effects: list[Effect], samplerate: float, whe
     """
     if not effects:
         return audio
-    import pedalboard
 
     board = pedalboard.Pedalboard([e.to_plugin(samplerate, f"{where}[{i}]") for i, e in enumerate(effects)])
     out = board(np.ascontiguousarray(audio, dtype=np.float32), samplerate, reset=True)

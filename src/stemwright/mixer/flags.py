@@ -81,7 +81,11 @@ def parse_fx(values: list[str] | None, valid: list[str], flag: str = "--fx") -> 
     """
     out = []
     for v in values or []:
-        for part in split_top_level(v, ";"):
+        try:
+            parts = split_top_level(v, ";")
+        except MixError as e:  # an unbalanced parenthesis is a typing error: usage, like every other flag error
+            raise FlagError(f"{flag}: {e}") from None
+        for part in parts:
             if not part:
                 continue
             if "=" not in part.split("(", 1)[0]:

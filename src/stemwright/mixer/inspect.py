@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from stemwright.audio.io import read_audio
 from stemwright.audio.resample import resample
+from stemwright.dsp.stft import StftConfig, stft
 from stemwright.mixer.loudness import true_peak_db
+from stemwright.mixer.plots import write_plots
 from stemwright.mixer.stems import StemSet, as_stemset
 
 log = logging.getLogger(__name__)
@@ -85,15 +88,13 @@ class InspectReport:
 
 def _magnitudes(stems: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Mono STFT magnitudes. Shape: each ``(C, T)`` -> ``(F, N)``."""
-    import torch
-
-    from stemwright.dsp.stft import StftConfig, stft
-
     cfg = StftConfig(n_fft=N_FFT, hop_length=HOP)
     out = {}
     for name, x in stems.items():
-        mono = torch.from_numpy(np.ascontiguousarray(x.mean(axis=0)))
-        out[name] = stft(mono, cfg).abs().numpy()
+        mono = np.ascontiguousarray(x.mean(axis=0))
+        if mono.shape[0] <= N_FFT // 2:  # the centred STFT's reflect padding needs more than n_fft/2 samples
+            mono = np.pad(mono, (0, N_FFT // 2 + 1 - mono.shape[0]))
+        out[name] = stft(torch.from_numpy(mono), cfg).abs().numpy()
     return out
 
 
@@ -231,8 +232,6 @@ def inspect(
         source=str(stemset.path) if stemset.path else None,
     )
     if plots is not None:
-        from stemwright.mixer.plots import write_plots
-
         report.plots = [str(p) for p in write_plots(report, stemset, loaded[0] if loaded else None, Path(plots), overwrite)]
     return report
 

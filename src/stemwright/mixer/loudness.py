@@ -30,7 +30,7 @@ def _db(x: float) -> float:
 
 def integrated_lufs(audio: np.ndarray, samplerate: int) -> float:
     """Integrated loudness in LUFS (-inf for silence). Shape: ``(C, T)``; needs at least 0.4 s (one gating block)."""
-    import pyloudnorm
+    import pyloudnorm  # lazy: a 1.7 s import only loudness needs
 
     x = np.asarray(audio, dtype=np.float64)
     if x.ndim == 1:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pedalboard
 
 from stemwright.audio.resample import resample
 from stemwright.mixer.analysis import Key, Rhythm, estimate_key, estimate_rhythm, fold_tempo_ratio, semitones_to_match
@@ -136,19 +137,24 @@ def _positive(v: float, flag: str) -> float:
 
 
 def _downbeat_offset(ra: Rhythm, rb: Rhythm, tempo_b: float, factor: float) -> float:
-    """Start of the vocal so that its first downbeat lands on the first downbeat of B at or after it."""
+    """Start of the vocal so that its first downbeat lands on the first downbeat of B at or after it.
+
+    "At or after" allows a quarter of a beat of estimation jitter: the two downbeats are estimated on different
+    signals (A's full mix, B's backing), so a song mashed with itself used to land a whole bar late when its
+    estimate came out a few milliseconds after B's. The vocal may then start up to a quarter beat early
+    (cutting at most that much of its lead-in).
+    """
     vocal_down = ra.downbeat / factor  # after stretching
-    bar = rb.beats_per_bar * 60.0 / tempo_b
+    beat = 60.0 / tempo_b
+    bar = rb.beats_per_bar * beat
     target = rb.downbeat
-    while target < vocal_down - 1e-9:
+    while target < vocal_down - 0.25 * beat:
         target += bar
     return target - vocal_down
 
 
 def transform_vocal(vocal: np.ndarray, samplerate: int, plan: MashupPlan) -> np.ndarray:
     """Time-stretch and pitch-shift with Rubber Band (pedalboard). Shape: ``(C, T)`` -> ``(C, ~T / stretch)``."""
-    import pedalboard
-
     if plan.stretch == 1.0 and plan.semitones == 0:
         return np.asarray(vocal, dtype=np.float32).copy()
     out = pedalboard.time_stretch(
@@ -174,7 +180,11 @@ def mashup(
         log.warning("vocals are at %d Hz, backing at %d Hz; resampling the vocal", a.samplerate, b.samplerate)
         vocal = resample(vocal, a.samplerate, b.samplerate)
     moved = transform_vocal(vocal, b.samplerate, plan)
-    vocal_track = _place(moved, int(round(plan.offset_s * b.samplerate)), b.length)  # on the backing's timeline
+    start = int(round(plan.offset_s * b.samplerate))
+    if start >= b.length or start + moved.shape[1] <= 0:
+        raise MixError(f"offset {plan.offset_s:+.3f} s puts the vocal ({moved.shape[1] / b.samplerate:.2f} s) entirely "
+                       f"outside the backing (0 to {b.length / b.samplerate:.2f} s); nothing of it would be heard")
+    vocal_track = _place(moved, start, b.length)  # on the backing's timeline
     backing_parts = {n: x for n, x in b.audio.items() if n != vocal_stem}
     name = "vocals" if "vocals" not in backing_parts else "mashup_vocals"
     mix = Mix([Channel(name, gain_db=vocals_gain_db)] + [Channel(n, gain_db=backing_gain_db) for n in backing_parts],

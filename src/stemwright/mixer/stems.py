@@ -22,11 +22,12 @@ import numpy as np
 
 from stemwright.audio.io import AudioError, is_audio_path, read_audio
 from stemwright.audio.resample import resample
+from stemwright.manifest import MANIFEST_NAME
 from stemwright.mixer.effects import MixError
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "stemwright.json"
+MANIFEST = MANIFEST_NAME  # defined once, in stemwright.manifest
 MIXTURE_NAMES = ("mixture",)
 
 
@@ -107,6 +108,8 @@ def _manifest_files(folder: Path) -> tuple[dict[str, Path], int | None]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise MixError(f"{path}: cannot read manifest ({e})") from None
+    except (UnicodeDecodeError, RecursionError) as e:
+        raise MixError(f"{path}: cannot read manifest (not a JSON text: {type(e).__name__})") from None
     stems = data.get("stems") if isinstance(data, dict) else None
     if not isinstance(stems, dict) or not stems:
         raise MixError(f"{path}: field 'stems' must be a non-empty object {{name: relative path}}")

@@ -8,6 +8,9 @@ A bag ``segment`` overrides each member's segment, except that an HTDemucs keeps
 Demucs applies its chunked overlap-add to each member separately and then mixes; stemwright's engine chunks the bag
 once and mixes inside :meth:`BagOfModels.forward`. Because overlap-add is linear, both are equal when every member
 sees the same chunks, which is why members must agree on segment and valid length (checked at construction).
+
+Members are Demucs models (:data:`MEMBER_ARCHITECTURES`), as in demucs: this module builds them from their names
+itself, so it needs no architecture table above it (:mod:`stemwright.models.architectures` imports this module).
 """
 from __future__ import annotations
 
@@ -20,8 +23,13 @@ import torch
 from torch import nn
 
 from stemwright.models.base import check_model, config_from_dict, config_to_dict
+from stemwright.models.hdemucs import HDemucs
+from stemwright.models.htdemucs import HTDemucs
 
 log = logging.getLogger(__name__)
+
+#: The architectures a bag may hold (their names as in :data:`stemwright.models.architectures.ARCHITECTURES`).
+MEMBER_ARCHITECTURES: dict[str, type[nn.Module]] = {"htdemucs": HTDemucs, "hdemucs": HDemucs}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,8 +48,9 @@ class BagConfig:
         for i, member in enumerate(self.members):
             if not isinstance(member, dict) or set(member) != {"architecture", "config"}:
                 raise ValueError(f"BagConfig.members[{i}] must be {{'architecture': ..., 'config': {{...}}}}")
-            if member["architecture"] == "bag":
-                raise ValueError(f"BagConfig.members[{i}]: bags cannot be nested")
+            if member["architecture"] not in MEMBER_ARCHITECTURES:
+                raise ValueError(f"BagConfig.members[{i}]: architecture {member['architecture']!r} cannot be a bag member "
+                                 f"(members: {', '.join(MEMBER_ARCHITECTURES)})")
         if self.weights is not None:
             if len(self.weights) != len(self.members):
                 raise ValueError(f"BagConfig.weights has {len(self.weights)} rows for {len(self.members)} members")
@@ -60,15 +69,13 @@ def _member_segment(model: nn.Module, segment: float | None) -> float | None:
     own = getattr(model, "segment", None)
     if segment is None:
         return own
-    if type(model).__name__ == "HTDemucs" and own is not None and segment > own:
+    if isinstance(model, HTDemucs) and own is not None and segment > own:
         return own
     return segment
 
 
 def _build_member(architecture: str, config: dict[str, Any], segment: float | None) -> nn.Module:
-    from stemwright.models.registry import architecture_class
-
-    cls = architecture_class(architecture)
+    cls = MEMBER_ARCHITECTURES[architecture]
     cfg = config_from_dict(cls.config_class, dict(config))
     model = cls(cfg)
     new_segment = _member_segment(model, segment)
@@ -119,9 +126,11 @@ class BagOfModels(nn.Module):
         cls, models: Sequence[nn.Module], weights: Sequence[Sequence[float]] | None = None, segment: float | None = None
     ) -> "BagOfModels":
         """A bag of existing stemwright models (their weights are copied)."""
-        from stemwright.models.checkpoint import architecture_name
-
-        members = tuple({"architecture": architecture_name(m), "config": config_to_dict(m.config)} for m in models)
+        names = {cls: name for name, cls in MEMBER_ARCHITECTURES.items()}
+        for i, m in enumerate(models):
+            if type(m) not in names:
+                raise ValueError(f"bag member {i} is a {type(m).__name__}; members: {', '.join(MEMBER_ARCHITECTURES)}")
+        members = tuple({"architecture": names[type(m)], "config": config_to_dict(m.config)} for m in models)
         w = None if weights is None else tuple(tuple(float(x) for x in row) for row in weights)
         bag = cls(BagConfig(members=members, weights=w, segment=segment))
         for mine, theirs in zip(bag.models, models):

@@ -11,24 +11,32 @@ writes nothing to ``self``. It declares:
 
 Optionally ``valid_length(n) -> int`` (input length the model wants for ``n`` samples; the engine pads with real
 context) — Demucs models have one.
+
+Staged models (optional, see :func:`has_stages`): a model whose forward is signal processing around a learned core
+splits it in three, and ``forward`` is literally their composition::
+
+    inputs, context = model.prepare(mix)           # parameter-free pre-processing (STFT, features), in torch
+    core_out = model.core(*inputs)                 # the learned part: real tensors in and out
+    stems = model.finish(core_out, context)        # parameter-free post-processing (masks, Wiener, iSTFT)
+
+- ``prepare(mix (B, C, T)) -> (tuple of real tensors, context)``; ``context`` is any Python object ``finish`` needs.
+- ``core(*inputs) -> Tensor | tuple[Tensor, ...]``: a pure function of its inputs and the parameters, without
+  complex dtypes, data-dependent Python control flow or writes to ``self`` (so it can be traced, compiled, exported
+  to ONNX, run in reduced precision or on another runtime).
+- ``finish(core_out, context) -> (B, S, C, T)``.
+- Optional names for the core's tensors: ``core_input_names`` / ``core_output_names``, and ``core_dynamic_axes``
+  (``{name: {axis: label}}``) for exporters.
+
+``prepare`` and ``finish`` use no learned parameters: :class:`stemwright.models.onnx.OnnxModel` runs them on a model
+rebuilt from its config without weights.
 """
 from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-import torch
-
-
-@runtime_checkable
-class SeparationModel(Protocol):
-    sources: tuple[str, ...]
-    samplerate: int
-    audio_channels: int
-    segment: float | None
-
-    def __call__(self, mix: torch.Tensor) -> torch.Tensor: ...
+STAGES = ("prepare", "core", "finish")
 
 
 def check_model(model: Any) -> None:
@@ -38,6 +46,11 @@ def check_model(model: Any) -> None:
         raise TypeError(f"{type(model).__name__} is not a separation model: missing {', '.join(missing)}")
     if not model.sources:
         raise TypeError(f"{type(model).__name__} declares no sources")
+
+
+def has_stages(model: Any) -> bool:
+    """True when ``model`` splits its forward into ``prepare`` / ``core`` / ``finish`` (see the module docstring)."""
+    return all(callable(getattr(model, name, None)) for name in STAGES)
 
 
 def _tuplify(value: Any) -> Any:

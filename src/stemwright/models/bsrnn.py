@@ -17,9 +17,9 @@ mixture's high band in the accompaniment instead of dropping it). ``complement_s
 has no mask of its own: it is the mixture minus the other estimates (mixture consistency, as Open-Unmix's and
 Spleeter's "residual" stems), so the stems sum exactly to the input. The STFT is stemwright's (:mod:`stemwright.dsp.stft`).
 
-For ONNX export the forward pass is split in three (see :mod:`stemwright.engine.onnx`): :meth:`BSRNN.onnx_inputs`
-(STFT, outside the graph), :meth:`BSRNN.onnx_core` (real tensors in and out, exportable) and
-:meth:`BSRNN.onnx_outputs` (mask application + iSTFT, outside the graph).
+The forward pass is staged (see :mod:`stemwright.models.base`): :meth:`BSRNN.prepare`
+(STFT, outside the graph), :meth:`BSRNN.core` (real tensors in and out, exportable) and
+:meth:`BSRNN.finish` (mask application + iSTFT, outside the graph).
 """
 from __future__ import annotations
 
@@ -227,20 +227,20 @@ class BSRNN(nn.Module):
                 head.fc2.bias[half:] = 0.0
                 head.fc2.weight[:half] *= 0.1
 
-    # -- the three stages (also the ONNX split protocol of stemwright.engine.onnx) --------------------------------
-    onnx_input_names = ("spec",)
-    onnx_output_names = ("masks",)
-    onnx_dynamic_axes = {"spec": {0: "batch", 3: "frames"}, "masks": {0: "batch", 4: "frames"}}
+    # -- the three stages (stemwright.models.base): prepare / core / finish ---------------------------------------
+    core_input_names = ("spec",)
+    core_output_names = ("masks",)
+    core_dynamic_axes = {"spec": {0: "batch", 3: "frames"}, "masks": {0: "batch", 4: "frames"}}
 
-    def onnx_inputs(self, mix: torch.Tensor) -> tuple[tuple[torch.Tensor], dict]:
+    def prepare(self, mix: torch.Tensor) -> tuple[tuple[torch.Tensor], dict]:
         """STFT of the mixture as real features (no learned parameters).
 
-        Shape: ``(B, C, T)`` -> ``((B, C, F, N, 2),)`` real/imaginary parts, and the context for :meth:`onnx_outputs`.
+        Shape: ``(B, C, T)`` -> ``((B, C, F, N, 2),)`` real/imaginary parts, and the context for :meth:`finish`.
         """
         spec_ri = torch.view_as_real(stft(mix, self.config.stft, window=self.window))
         return (spec_ri,), {"spec": spec_ri, "length": mix.shape[-1]}
 
-    def onnx_core(self, spec_ri: torch.Tensor) -> torch.Tensor:
+    def core(self, spec_ri: torch.Tensor) -> torch.Tensor:
         """Masks from the spectrogram (real tensors only: exportable to ONNX).
 
         Shape: ``(B, C, F, N, 2)`` -> masks ``(B, S', C, F', N, 2)`` for the ``S'`` masked sources (all but
@@ -274,7 +274,7 @@ class BSRNN(nn.Module):
             masks.append(torch.cat(per_band, dim=2).permute(0, 3, 2, 1, 4))  # (B, C, F', N, 2)
         return torch.stack(masks, dim=1)
 
-    def onnx_outputs(self, masks: torch.Tensor, context: dict) -> torch.Tensor:
+    def finish(self, masks: torch.Tensor, context: dict) -> torch.Tensor:
         """Apply the complex masks, route the unmodelled high band to ``residual_source``/``complement_source``,
         form the complement source, and invert.
 
@@ -302,5 +302,5 @@ class BSRNN(nn.Module):
         """Shape: ``(B, C, T)`` -> ``(B, S, C, T)``."""
         if mix.dim() != 3 or mix.shape[1] != self.audio_channels:
             raise ValueError(f"BSRNN expects (batch, {self.audio_channels}, time), got {tuple(mix.shape)}")
-        inputs, context = self.onnx_inputs(mix)
-        return self.onnx_outputs(self.onnx_core(*inputs), context)
+        inputs, context = self.prepare(mix)
+        return self.finish(self.core(*inputs), context)

@@ -16,9 +16,9 @@ Pipeline (``forward``: ``(B, C, T) -> (B, S, C, T)``, ``S`` = vocals + the split
 4. Optionally (``wiener_iterations > 0``) a joint multichannel Wiener filter (:mod:`stemwright.dsp.wiener`) refines
    all stems at once from their magnitudes, before step 3's residual rule is applied again.
 
-ONNX: a cascade has no ONNX-split protocol of its own (:mod:`stemwright.engine.onnx` wants one graph between one
-pre- and one post-processing step, and the splitter's input is the vocals model's *output*). Its members have one
-each (``spleeter``, ``classic_refiner``): export them separately and subtract in between.
+Not a staged model (:func:`stemwright.models.base.has_stages`: one learned core between one ``prepare`` and one
+``finish``): the splitter's input is the vocals model's *output*, so there are two cores. Its members are staged
+models (``spleeter``, ``classic_refiner``): export them to ONNX separately and subtract in between.
 
 Members are ``{"architecture": name, "config": {...}}`` dicts, as in :class:`~stemwright.models.bag.BagConfig`, so a
 cascade is built from data; :meth:`Cascade.from_models` wraps existing models (their weights are copied).
@@ -32,7 +32,23 @@ import torch
 from torch import nn
 
 from stemwright.dsp.stft import StftConfig, istft, make_window, stft
+from stemwright.dsp.wiener import wiener
 from stemwright.models.base import check_model, config_from_dict, config_to_dict
+from stemwright.models.bsrnn import BSRNN
+from stemwright.models.classic import ClassicSeparator
+from stemwright.models.refiner import ClassicRefiner
+from stemwright.models.spleeter import Spleeter
+from stemwright.models.umx import OpenUnmix
+
+#: The families a cascade member can be (a table of its own, as the bag's: models/architectures.py imports this
+#: module, so it cannot import that table back). Names as in ARCHITECTURES.
+MEMBER_ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "classic": ClassicSeparator,
+    "classic_refiner": ClassicRefiner,
+    "bsrnn": BSRNN,
+    "spleeter": Spleeter,
+    "umx": OpenUnmix,
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,8 +77,11 @@ class CascadeConfig:
             member = getattr(self, field)
             if not isinstance(member, dict) or set(member) != {"architecture", "config"}:
                 raise ValueError(f"CascadeConfig.{field} must be {{'architecture': ..., 'config': {{...}}}}")
-            if member["architecture"] == "cascade":
-                raise ValueError(f"CascadeConfig.{field}: cascades cannot be nested")
+            if member["architecture"] not in MEMBER_ARCHITECTURES:
+                raise ValueError(
+                    f"CascadeConfig.{field}: architecture {member['architecture']!r} cannot be a cascade member "
+                    f"(one of {', '.join(sorted(MEMBER_ARCHITECTURES))})"
+                )
         if self.segment is not None and self.segment <= 0:
             raise ValueError(f"CascadeConfig.segment must be positive seconds or null, got {self.segment}")
         if self.wiener_iterations < 0:
@@ -72,19 +91,18 @@ class CascadeConfig:
 
 
 def _build(member: dict[str, Any]) -> nn.Module:
-    from stemwright.models.registry import architecture_class
-
-    cls = architecture_class(member["architecture"])
+    cls = MEMBER_ARCHITECTURES[member["architecture"]]
     model = cls(config_from_dict(cls.config_class, dict(member["config"])))
     check_model(model)
     return model
 
 
 def member_spec(model: nn.Module) -> dict[str, Any]:
-    """``{"architecture", "config"}`` of a registered model (what :class:`CascadeConfig` holds)."""
-    from stemwright.models.checkpoint import architecture_name
-
-    return {"architecture": architecture_name(model), "config": config_to_dict(model.config)}
+    """``{"architecture", "config"}`` of a model that can be a member (what :class:`CascadeConfig` holds)."""
+    for name, cls in MEMBER_ARCHITECTURES.items():
+        if type(model) is cls:
+            return {"architecture": name, "config": config_to_dict(model.config)}
+    raise ValueError(f"{type(model).__name__} cannot be a cascade member (one of {', '.join(sorted(MEMBER_ARCHITECTURES))})")
 
 
 class Cascade(nn.Module):
@@ -168,8 +186,6 @@ class Cascade(nn.Module):
 
     def _wiener(self, mix: torch.Tensor, stems: torch.Tensor) -> torch.Tensor:
         """Joint multichannel Wiener refinement of all stems. Shape: ``(B, S, C, T)`` -> ``(B, S, C, T)``."""
-        from stemwright.dsp.wiener import wiener
-
         b, s, c, t = stems.shape
         cfg, win = self.wiener_stft, self.wiener_window
         x = stft(mix.float(), cfg, window=win)  # (B, C, F, N)

@@ -1,7 +1,7 @@
 """stemwright's own checkpoint format: ``NAME.safetensors`` (weights) + ``NAME.json`` (everything else).
 
 The JSON holds: ``format`` (= "stemwright-checkpoint"), ``format_version``, ``architecture`` (a key of
-:data:`~stemwright.models.registry.ARCHITECTURES`), ``config`` (the model's config dataclass as a dict), ``sources``,
+:data:`~stemwright.models.architectures.ARCHITECTURES`), ``config`` (the model's config dataclass as a dict), ``sources``,
 ``samplerate``, ``audio_channels``, ``licence``, ``training`` (free-form summary of data and steps), ``metrics``,
 and ``sha256`` of the weights file. Loading verifies the checksum and matches keys strictly; nothing is unpickled.
 """
@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from stemwright.atomic import atomic_write, atomic_write_text
+from stemwright.models.architectures import architecture_class, architecture_name
 from stemwright.models.base import check_model, config_from_dict, config_to_dict
 
 FORMAT = "stemwright-checkpoint"
@@ -42,16 +43,6 @@ def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
 
 
-def architecture_name(model: nn.Module) -> str:
-    from stemwright.models.registry import ARCHITECTURES
-
-    target = f"{type(model).__module__}:{type(model).__name__}"
-    for name, t in ARCHITECTURES.items():
-        if t == target:
-            return name
-    raise CheckpointError(f"{target} is not a registered architecture")
-
-
 def save_checkpoint(
     model: nn.Module,
     path: str | Path,
@@ -63,13 +54,17 @@ def save_checkpoint(
 ) -> Path:
     """Write ``path.safetensors`` and ``path.json``; returns the JSON path."""
     check_model(model)
+    try:
+        architecture = architecture_name(model)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
     weights, meta = checkpoint_paths(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_write(weights, lambda tmp: save_file(state, str(tmp)))
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "architecture": architecture_name(model),
+        "architecture": architecture,
         "config": config_to_dict(model.config),
         "sources": list(model.sources),
         "samplerate": int(model.samplerate),
@@ -111,8 +106,6 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 def load_checkpoint(path: str | Path, *, verify: bool = True) -> nn.Module:
     """Build the model named in the metadata and load its weights strictly."""
-    from stemwright.models.registry import architecture_class
-
     weights, meta = checkpoint_paths(path)
     doc = read_metadata(path)
     if not weights.exists():
@@ -121,7 +114,10 @@ def load_checkpoint(path: str | Path, *, verify: bool = True) -> nn.Module:
         digest = sha256_file(weights)
         if digest != doc.get("sha256"):
             raise CheckpointError(f"{weights}: sha256 {digest[:12]}… does not match the metadata's {str(doc.get('sha256'))[:12]}…")
-    cls = architecture_class(doc["architecture"])
+    try:
+        cls = architecture_class(doc["architecture"])
+    except ValueError as e:
+        raise CheckpointError(f"{meta}: {e}") from None
     model = cls(config_from_dict(cls.config_class, doc["config"]))
     state = load_file(str(weights))
     try:

@@ -33,6 +33,7 @@ from torch import nn
 
 from stemwright.dsp.masks import ratio_mask
 from stemwright.dsp.stft import StftConfig, istft, make_window, stft
+from stemwright.dsp.wiener import wiener
 
 EPS = 1e-8
 
@@ -264,8 +265,6 @@ class ClassicSeparator(nn.Module):
         masks = self.masks(spec)
         named = [name for name in self.sources if name != "other"]
         if self.config.wiener_iterations > 0:
-            from stemwright.dsp.wiener import wiener
-
             # Multichannel Wiener filter post-step (Nugraha et al. 2016): the masked magnitudes as source PSDs,
             # EM re-estimates a spatial covariance per source, which the shared mono masks cannot express.
             mags = torch.stack([masks[name] * spec.abs() for name in self.sources], dim=1)  # (B, S, C, F, N)

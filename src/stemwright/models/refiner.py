@@ -103,16 +103,16 @@ class ClassicRefiner(BSRNN):
         return None
 
     # -- the three stages ----------------------------------------------------------------------------------------
-    onnx_input_names = ("spec", "prior_masks")
-    onnx_output_names = ("delta",)
-    onnx_dynamic_axes = {"spec": {0: "batch", 3: "frames"}, "prior_masks": {0: "batch", 4: "frames"},
+    core_input_names = ("spec", "prior_masks")
+    core_output_names = ("delta",)
+    core_dynamic_axes = {"spec": {0: "batch", 3: "frames"}, "prior_masks": {0: "batch", 4: "frames"},
                          "delta": {0: "batch", 4: "frames"}}
 
-    def onnx_inputs(self, mix: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], dict]:
+    def prepare(self, mix: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], dict]:
         """STFT of the mixture and of classic's stems (no learned parameters).
 
         Shape: ``(B, C, T)`` -> ``((B, C, F, N, 2), (B, S, C, F, N))``: mixture real/imaginary parts and the prior's
-        clipped ratio masks; the context keeps the prior spectrograms of the masked sources for :meth:`onnx_outputs`.
+        clipped ratio masks; the context keeps the prior spectrograms of the masked sources for :meth:`finish`.
         """
         cfg = self.config
         spec = stft(mix, cfg.stft, window=self.window)  # (B, C, F, N)
@@ -132,7 +132,7 @@ class ClassicRefiner(BSRNN):
         spec_ri = torch.view_as_real(spec)
         return (spec_ri, masks), {"spec": spec_ri, "prior": torch.stack(kept, dim=1), "length": mix.shape[-1]}
 
-    def onnx_core(self, spec_ri: torch.Tensor, prior_masks: torch.Tensor) -> torch.Tensor:
+    def core(self, spec_ri: torch.Tensor, prior_masks: torch.Tensor) -> torch.Tensor:
         """Corrections from the mixture and the prior masks.
 
         Shape: ``(B, C, F, N, 2)``, ``(B, S, C, F, N)`` -> ``(B, S', C, F', N, 2)`` for the ``S'`` masked sources and the
@@ -150,7 +150,7 @@ class ClassicRefiner(BSRNN):
             start += w
         return self._decode(self._trunk(torch.stack(bands, dim=1)), self.delta_heads, b, c, n)
 
-    def onnx_outputs(self, delta: torch.Tensor, context: dict) -> torch.Tensor:
+    def finish(self, delta: torch.Tensor, context: dict) -> torch.Tensor:
         """``P_s + D_s * X`` on the modelled bins (``P_s`` above them), complement source, iSTFT.
 
         Shape: delta ``(B, S', C, F', N, 2)`` -> stems ``(B, S, C, T)``.

@@ -384,21 +384,21 @@ class _RoformerBase(nn.Module):
         spec = self.analysis(mix)
         return self.synthesis(spec, self.estimate_masks(spec), mix.shape[-1])
 
-    # -- ONNX split protocol (stemwright.engine.onnx): the STFT and iSTFT stay outside the graph
-    onnx_input_names = ("spec",)
-    onnx_output_names = ("masks",)
-    onnx_dynamic_axes = {"spec": {0: "batch", 2: "frames"}, "masks": {0: "batch", 3: "frames"}}
+    # -- stages (stemwright.models.base): the STFT and iSTFT stay outside the core
+    core_input_names = ("spec",)
+    core_output_names = ("masks",)
+    core_dynamic_axes = {"spec": {0: "batch", 2: "frames"}, "masks": {0: "batch", 3: "frames"}}
 
-    def onnx_inputs(self, mix: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], dict]:
+    def prepare(self, mix: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], dict]:
         """Shape: ``(B, C, T)`` -> ``((spec (B, F*C, N, 2),), context)``."""
         spec = self.analysis(mix)
         return (spec,), {"spec": spec, "length": int(mix.shape[-1])}
 
-    def onnx_core(self, spec: torch.Tensor) -> torch.Tensor:
+    def core(self, spec: torch.Tensor) -> torch.Tensor:
         """The exported graph. Shape: ``(B, F*C, N, 2)`` -> masks ``(B, S, F*C, N, 2)``."""
         return self.estimate_masks(spec)
 
-    def onnx_outputs(self, masks: torch.Tensor, context: dict) -> torch.Tensor:
+    def finish(self, masks: torch.Tensor, context: dict) -> torch.Tensor:
         """Shape: masks ``(B, S, F*C, N, 2)`` -> stems ``(B, S, C, T)``."""
         masks = torch.as_tensor(masks).to(context["spec"].dtype)
         return self.synthesis(context["spec"], masks, context["length"])

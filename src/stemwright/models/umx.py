@@ -141,13 +141,13 @@ class OpenUnmix(nn.Module):
     """Open-Unmix separator: per-target BiLSTMs + multichannel Wiener filter (``openunmix.model.Separator``).
 
     Shape: ``(B, C, T)`` -> ``(B, S, C, T)``; ``S`` = len(sources) (+1 ``residual`` with ``config.residual``).
-    Implements the ONNX-split protocol (:mod:`stemwright.engine.onnx`): STFT and Wiener filter stay in torch.
+    A staged model (:mod:`stemwright.models.base`): STFT and Wiener filter outside the learned core.
     """
 
     config_class = UmxConfig
-    onnx_input_names = ("magnitude",)
-    onnx_output_names = ("estimates",)
-    onnx_dynamic_axes = {"magnitude": {0: "batch", 3: "frames"}, "estimates": {0: "batch", 4: "frames"}}
+    core_input_names = ("magnitude",)
+    core_output_names = ("estimates",)
+    core_dynamic_axes = {"magnitude": {0: "batch", 3: "frames"}, "estimates": {0: "batch", 4: "frames"}}
 
     def __init__(self, config: UmxConfig | None = None) -> None:
         super().__init__()
@@ -168,8 +168,8 @@ class OpenUnmix(nn.Module):
             }
         )
 
-    # ONNX-split protocol: forward == onnx_outputs(onnx_core(*onnx_inputs(mix)))
-    def onnx_inputs(self, mix: torch.Tensor) -> tuple[tuple[torch.Tensor], tuple[torch.Tensor, int]]:
+    # Stages (stemwright.models.base): forward == finish(core(*prepare(mix)))
+    def prepare(self, mix: torch.Tensor) -> tuple[tuple[torch.Tensor], tuple[torch.Tensor, int]]:
         """STFT and magnitude. Shape: ``(B, C, T)`` -> ``((B, C', F, N),)`` + context (complex STFT, T)."""
         if mix.dim() != 3 or mix.shape[1] != self.audio_channels:
             raise ValueError(f"expected mix (batch, {self.audio_channels}, time), got {tuple(mix.shape)}")
@@ -179,11 +179,11 @@ class OpenUnmix(nn.Module):
             mag = mag.mean(dim=1, keepdim=True)  # energy-preserving downmix in the magnitude domain (openunmix)
         return (mag,), (spec, mix.shape[-1])
 
-    def onnx_core(self, mag: torch.Tensor) -> torch.Tensor:
+    def core(self, mag: torch.Tensor) -> torch.Tensor:
         """Target magnitudes. Shape: ``(B, C', F, N)`` -> ``(B, S_targets, C', F, N)``."""
         return torch.stack([model(mag) for model in self.target_models.values()], dim=1)
 
-    def onnx_outputs(self, estimates: torch.Tensor, context: tuple[torch.Tensor, int]) -> torch.Tensor:
+    def finish(self, estimates: torch.Tensor, context: tuple[torch.Tensor, int]) -> torch.Tensor:
         """Wiener filter + iSTFT. Shape: ``(B, S_targets, C', F, N)`` -> ``(B, S, C, T)``."""
         spec, length = context
         cfg = self.config
@@ -194,8 +194,8 @@ class OpenUnmix(nn.Module):
         return istft(stems, self.stft_config, length=length)
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
-        inputs, context = self.onnx_inputs(mix)
-        return self.onnx_outputs(self.onnx_core(*inputs), context)
+        inputs, context = self.prepare(mix)
+        return self.finish(self.core(*inputs), context)
 
 
 def build_umx(**options: Any) -> OpenUnmix:

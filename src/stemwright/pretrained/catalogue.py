@@ -4,7 +4,7 @@ Every JSON file in that folder has the layout (one file per family; umx.json, de
 
     {"models": [
       {"name": "umxhq",                      # unique over all files; what users type after -m
-       "architecture": "umx",                # a key of stemwright.models.registry.ARCHITECTURES
+       "architecture": "umx",                # a key of stemwright.models.architectures.ARCHITECTURES
        "family": "umx",                      # which loader turns the files into a model (see FAMILY_LOADERS)
        "files": [{"url": "https://...", "sha256": "<64 hex>" | "sha256_prefix": "<8+ hex>",
                   "filename": "vocals-b62c91ce.pth", ...free keys a family loader reads, e.g. "source"}
@@ -19,11 +19,10 @@ Every JSON file in that folder has the layout (one file per family; umx.json, de
 
 Loading a published model (:func:`load_published`): the files are downloaded (or found) in
 ``CACHE/models/<family>/<filename>``, verified by checksum, then handed to the family loader. A ``package`` file is
-data inside an installed Python package (found with importlib.resources, never downloaded), verified by its full
-sha256 on every load, so a tampered file is refused.
-A family loader is ``module:function`` called as ``fn(entry: dict, paths: list[Path]) -> nn.Module``
-(:data:`FAMILY_LOADERS`); a family whose module has no such function but only one file falls back to
-:func:`stemwright.pretrained.formats.load_any` on that file.
+data inside an installed Python package (found with importlib.util.find_spec, never downloaded nor imported),
+verified by its full sha256 on every load, so a tampered file is refused.
+A family loader is a function called as ``fn(entry: dict, paths: list[Path]) -> nn.Module``
+(:data:`FAMILY_LOADERS`).
 """
 from __future__ import annotations
 
@@ -33,10 +32,12 @@ import logging
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from torch import nn
 
+from stemwright.models.architectures import ARCHITECTURES
+from stemwright.pretrained import demucs_format, roformer_format, spleeter_format, umx_format
 from stemwright.pretrained.download import DownloadError, cache_dir, download, verify
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,12 @@ log = logging.getLogger(__name__)
 CATALOGUE_PACKAGE = "stemwright.pretrained"
 CATALOGUE_FOLDER = "catalogue"
 
-#: family -> "module:function" taking (entry, paths) and returning the model.
-FAMILY_LOADERS: dict[str, str] = {
-    "umx": "stemwright.pretrained.umx_format:load_catalogue_entry",
-    "demucs": "stemwright.pretrained.demucs_format:load_catalogue_entry",
-    "roformer": "stemwright.pretrained.roformer_format:load_catalogue_entry",
-    "spleeter": "stemwright.pretrained.spleeter_format:load_catalogue_entry",
+#: family -> loader taking (entry, paths) and returning the model.
+FAMILY_LOADERS: dict[str, Callable[[dict[str, Any], list[Path]], nn.Module]] = {
+    "umx": umx_format.load_catalogue_entry,
+    "demucs": demucs_format.load_catalogue_entry,
+    "roformer": roformer_format.load_catalogue_entry,
+    "spleeter": spleeter_format.load_catalogue_entry,
 }
 
 REQUIRED = {
@@ -125,8 +126,6 @@ def package_file(spec: dict[str, Any]) -> Path:
 
 def validate_entry(entry: Any, where: str) -> None:
     """Raise :class:`CatalogueError` naming ``where`` and the field when ``entry`` breaks the schema."""
-    from stemwright.models.registry import ARCHITECTURES
-
     if not isinstance(entry, dict):
         raise CatalogueError(f"{where}: a model entry must be an object")
     for key, typ in REQUIRED.items():
@@ -154,6 +153,8 @@ def validate_entry(entry: Any, where: str) -> None:
         raise CatalogueError(f"{where}: 'samplerate' {entry['samplerate']} is outside 8000..192000")
     if not entry["licence"].strip():
         raise CatalogueError(f"{where}: 'licence' is empty (the weights' licence must be shown)")
+    if entry["family"] not in FAMILY_LOADERS:
+        raise CatalogueError(f"{where}: unknown family {entry['family']!r}; known: {', '.join(FAMILY_LOADERS)}")
     if "config" in entry and not isinstance(entry["config"], dict):
         raise CatalogueError(f"{where}: 'config' must be an object")
 
@@ -260,25 +261,6 @@ def fetch_files(entry: dict[str, Any], *, offline: bool = False, progress: bool 
     return paths
 
 
-def _family_loader(entry: dict[str, Any]):
-    from stemwright.models.registry import import_string
-
-    target = FAMILY_LOADERS.get(entry["family"])
-    if target is None:
-        raise CatalogueError(f"model {entry['name']!r}: no loader for family {entry['family']!r}")
-    try:
-        return import_string(target)
-    except ModuleNotFoundError as e:
-        if not target.startswith(e.name or "\0"):
-            raise
-        raise CatalogueError(
-            f"model {entry['name']!r}: loading the {entry['family']!r} format is not supported yet "
-            f"({target.split(':')[0]} is not installed)"
-        ) from None
-    except AttributeError:
-        return None
-
-
 def load_published(name: str, *, offline: bool = False, progress: bool = True) -> nn.Module:
     """Build a published model: fetch/verify its files, then hand them to its family's loader.
 
@@ -288,16 +270,8 @@ def load_published(name: str, *, offline: bool = False, progress: bool = True) -
     entry = get_published(name)
     if _NON_COMMERCIAL.search(entry["licence"]):
         log.warning("model %s: the weights' licence is %s (no commercial use)", name, entry["licence"])
-    loader = _family_loader(entry)
     paths = fetch_files(entry, offline=offline, progress=progress)
-    if loader is not None:
-        model = loader(entry, paths)
-    elif len(paths) == 1:
-        from stemwright.pretrained.formats import load_any
-
-        model = load_any(paths[0])
-    else:
-        raise CatalogueError(f"model {name!r}: family {entry['family']!r} has no loader for {len(paths)} files")
+    model = FAMILY_LOADERS[entry["family"]](entry, paths)
     model.published_info = {
         "name": name,
         "licence": entry["licence"],

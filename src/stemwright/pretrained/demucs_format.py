@@ -32,10 +32,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import yaml
+from safetensors.torch import load_file
 from torch import nn
 
+from stemwright.models.architectures import architecture_class
+from stemwright.models.bag import BagOfModels
 from stemwright.models.base import config_from_dict
 
 log = logging.getLogger(__name__)
@@ -73,8 +77,6 @@ def _rebuild_path(*parts: str) -> str:
 
 
 def _safe_globals() -> dict[tuple[str, str], Any]:
-    import numpy as np
-
     allowed: dict[tuple[str, str], Any] = {
         ("collections", "OrderedDict"): collections.OrderedDict,
         ("fractions", "Fraction"): Fraction,
@@ -108,16 +110,12 @@ def _codecs_encode(obj: str, encoding: str = "utf-8") -> bytes:
 
 
 def _numpy_scalar(dtype: Any, data: bytes | None = None) -> Any:
-    import numpy as np
-
     if data is None:
         raise pickle.UnpicklingError("numpy object scalars are refused")
     return np.frombuffer(data, dtype=dtype)[0].item()
 
 
 def _numpy_reconstruct(*args: Any) -> Any:
-    import numpy as np
-
     core = getattr(np, "_core", None) or np.core
     _reconstruct = core.multiarray._reconstruct
     if not args or args[0] is not np.ndarray:
@@ -213,8 +211,6 @@ def _plain(value: Any) -> Any:
 def config_from_demucs(architecture: str, args: Sequence[Any], kwargs: dict[str, Any], where: str) -> Any:
     """The stemwright config of a demucs model from its constructor arguments (unknown keywords are dropped with a
     warning, as demucs' own non-strict loader does)."""
-    from stemwright.models.registry import architecture_class
-
     cls = architecture_class(architecture).config_class
     data = dict(kwargs)
     if args:
@@ -233,8 +229,6 @@ def config_from_demucs(architecture: str, args: Sequence[Any], kwargs: dict[str,
 
 def model_from_package(package: dict[str, Any], where: str, segment: float | None = None) -> nn.Module:
     """Build and load a stemwright model from an unpickled demucs package dict."""
-    from stemwright.models.registry import architecture_class
-
     if not isinstance(package, dict) or not {"klass", "kwargs", "state"} <= set(package):
         raise DemucsFormatError(f"{where}: not a demucs model package (needs klass, args, kwargs, state)")
     klass = package["klass"]
@@ -308,8 +302,6 @@ def _decode_json(value: Any) -> Any:
 
 def load_safetensors(path: str | Path, segment: float | None = None) -> nn.Module:
     """Load one model of demucs' safetensors export (class and arguments in the metadata)."""
-    from safetensors.torch import load_file
-
     p = Path(path)
     meta = _safetensors_metadata(p)
     if not meta or "klass" not in meta:
@@ -346,8 +338,6 @@ def build_bag(
 ) -> nn.Module:
     """A stemwright model from demucs bag data: the single member itself when the bag is trivial, else a
     :class:`~stemwright.models.bag.BagOfModels`."""
-    from stemwright.models.bag import BagOfModels
-
     models = [load_demucs_member(m, segment) if isinstance(m, Path) else m for m in members]
     if len(models) == 1 and (weights is None or all(w == weights[0][0] for w in weights[0])):
         return models[0]  # demucs' one-model bags (htdemucs, hdemucs_mmi) are the model itself

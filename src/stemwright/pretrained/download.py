@@ -17,13 +17,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import tempfile
 import urllib.request
 from pathlib import Path
 from typing import IO, Callable
 
-from stemwright.atomic import atomic_write
+import platformdirs
+from tqdm import tqdm
+
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,6 @@ def cache_dir() -> Path:
     env = os.environ.get("STEMWRIGHT_CACHE")
     if env:
         return Path(env).expanduser()
-    import platformdirs
 
     return Path(platformdirs.user_cache_dir("stemwright"))
 
@@ -100,7 +100,6 @@ def _progress_bar(name: str, enabled: bool):
     """A tqdm bar in bytes, or a no-op callback."""
     if not enabled:
         return None, lambda done, total: None
-    from tqdm import tqdm
 
     bar = tqdm(desc=f"download {name}", unit="B", unit_scale=True, unit_divisor=1024, leave=False)
 
@@ -155,8 +154,3 @@ def download(
         if bar is not None:
             bar.close()
     return dest
-
-
-def copy_into_cache(src: Path, dest: Path) -> Path:
-    """Copy a local file into the cache atomically (used by tests and by users who fetched weights by hand)."""
-    return atomic_write(dest, lambda tmp: shutil.copyfile(src, tmp))

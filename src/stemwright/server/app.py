@@ -2,31 +2,42 @@
 
 All identifiers in URLs are 32-hex-digit ids checked by a pattern, stem names must be ones the database knows, and
 formats come from an allow-list, so no request parameter ever becomes part of a file path.
+
+Every request passes the checks of :mod:`stemwright.server.guard` (Host allow-list, origin check, token) first.
+Handlers that touch the database, files or the model registry are plain functions, which FastAPI runs in its
+thread pool, so the event loop (and with it the event streams and health checks) never waits on them.
 """
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import re
 import shutil
-import tempfile
+import threading
 import time
-from dataclasses import dataclass
+import unicodedata
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from python_multipart.multipart import parse_options_header
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from stemwright.audio.io import AudioError, read_audio
-from stemwright.server import media
+from stemwright.server import guard, media
 from stemwright.server.db import Library
+from stemwright.server.exports import ExportBusyError, ExportQueue, check_mix_limits
 from stemwright.server.jobs import JobRunner, QueueFullError, default_separator_factory
+from stemwright.server.probe import ProbeError, probe_audio
 from stemwright.server.upload import UploadError, receive_upload
 
 log = logging.getLogger(__name__)
@@ -35,17 +46,46 @@ STATIC_DIR = Path(__file__).parent / "static"
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_JSON_BYTES = 256 * 1024
 SAFE_EXT = re.compile(r"^\.[a-z0-9]{1,8}$")
+MIX_NAME_MAX = 120
+MAX_MIXES_PER_SONG = 100  # named mixes are typed by hand; a bound keeps one song's list (and the page's menu) sane
+# The page loads only its own script, style sheet and API; no inline script or style attribute is needed.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+       "media-src 'self' blob:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "content-security-policy": CSP,
+    "x-frame-options": "DENY",  # frame-ancestors for browsers that predate CSP 2
+    "referrer-policy": "no-referrer",
+    "cross-origin-resource-policy": "same-origin",
+}
+TOKEN_COOKIE = "stemwright_token"
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class ServerConfig:
+    """Everything ``create_app`` needs. ``host`` is the bound address (it joins the Host allow-list)."""
+
     data_dir: Path
+    host: str = "127.0.0.1"
+    allow_hosts: tuple[str, ...] = ()
     workers: int = 1
     max_upload_mb: int = 500
+    max_duration: float = 7200.0
     token: str | None = None
     max_queue: int = 16
+    max_exports: int = 4
+    export_ttl_s: float = 600.0
     default_model: str | None = None
-    separator_factory: Callable = default_separator_factory
+    separator_factory: Callable = field(default=default_separator_factory)
+
+    def __post_init__(self) -> None:
+        if self.token is not None:
+            guard.check_token(self.token)
+        if not self.max_duration > 0:
+            raise ValueError(f"max_duration must be positive, got {self.max_duration}")
+        for name in ("workers", "max_upload_mb", "max_queue", "max_exports"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 class ApiError(Exception):
@@ -68,6 +108,62 @@ def _found(lookup: Callable[[str], dict[str, Any] | None], value: str, what: str
     return row
 
 
+def _model_entries() -> list[Any]:
+    """The registry's usable models (importing it loads torch: call from a worker thread, never the event loop)."""
+    from stemwright.models.registry import MODELS
+
+    return [e for e in MODELS.values() if not e.needs_references]
+
+
+def _default_model_name() -> str:
+    from stemwright.models.registry import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
+def download_name(title: str, suffix: str) -> str:
+    """A file name from a song title: Unicode kept, path separators and control characters removed."""
+    text = "".join(ch for ch in unicodedata.normalize("NFC", title) if unicodedata.category(ch)[0] != "C")
+    text = re.sub(r'[\\/:*?"<>|]+', "_", text).strip(" .")[:80] or "stemwright"
+    return f"{text}{suffix}"
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with an ASCII fallback and the exact name as RFC 5987 ``filename*``."""
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    ascii_name = re.sub(r"[^A-Za-z0-9._ -]+", "_", ascii_name).strip() or "download"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+class TextGzip:
+    """gzip for the page, its assets and the peaks JSON only: audio does not compress, and compressing it would
+    break range requests."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=1024)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == "/" or path.startswith("/static/") or path.endswith("/peaks"):
+            await self.gzip(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def remove_upload_leftovers(upload_dir: Path) -> int:
+    """Remove partial uploads a killed server left behind (at start-up)."""
+    removed = 0
+    for part in upload_dir.glob(".upload.*.part"):
+        part.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _refuse(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=SECURITY_HEADERS)
+
+
 def create_app(config: ServerConfig) -> FastAPI:
     data_dir = Path(config.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -77,21 +173,36 @@ def create_app(config: ServerConfig) -> FastAPI:
         log.warning("%d job(s) were interrupted by the last shutdown and can be re-run", len(interrupted))
     runner = JobRunner(library, data_dir, workers=config.workers, max_queue=config.max_queue,
                        separator_factory=config.separator_factory)
+    leftovers = runner.remove_leftovers() + remove_upload_leftovers(data_dir / "uploads")
+    if leftovers:
+        log.warning("removed %d partial file(s) left by a server that was killed", leftovers)
+    exports = ExportQueue(data_dir / "exports", max_pending=config.max_exports, ttl_s=config.export_ttl_s)
+    exports.clear()
+    hosts = guard.HostPolicy.for_bind(config.host, config.allow_hosts, token=bool(config.token))
+    stopping = threading.Event()
 
-    from contextlib import asynccontextmanager
+    def begin_shutdown() -> None:
+        """First step of a shutdown (called from the signal handler): end event streams, stop jobs."""
+        stopping.set()
+        runner.request_stop()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         runner.start()
+        # load the model registry (it imports torch) in the background now, not on the page's first request
+        threading.Thread(target=_model_entries, name="stemwright-warm-registry", daemon=True).start()
         try:
             yield
         finally:
-            runner.stop()
+            begin_shutdown()
+            await asyncio.to_thread(runner.stop)
 
     app = FastAPI(title="stemwright studio", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.library = library
     app.state.runner = runner
     app.state.config = config
+    app.state.exports = exports
+    app.state.begin_shutdown = begin_shutdown
     max_upload = config.max_upload_mb * 1024 * 1024
 
     # -- errors: always JSON with a message, never a stack trace ------------------------------------------------
@@ -114,25 +225,37 @@ def create_app(config: ServerConfig) -> FastAPI:
         log.exception("unhandled error")
         return JSONResponse({"error": f"internal error ({type(e).__name__})"}, status_code=500)
 
-    # -- token check ---------------------------------------------------------------------------------------------
+    # -- Host, origin and token checks, security headers ---------------------------------------------------------
     @app.middleware("http")
-    async def _auth(request: Request, call_next):
+    async def _guard(request: Request, call_next):
+        host = request.headers.get("host")
+        if not hosts.allows(host):
+            return _refuse(403, f"Host {str(host)[:80]!r} is not one of the studio's allowed hosts")
+        reason = guard.cross_origin_reason(request.method, host, request.headers.get("origin"),
+                                           request.headers.get("sec-fetch-site"))
+        if reason:
+            return _refuse(403, reason)
         if config.token:
-            given = (
-                request.headers.get("x-stemwright-token")
-                or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-                or request.query_params.get("token")
-                or request.cookies.get("stemwright_token")
-            )
-            if not given or not hmac.compare_digest(given, config.token):
-                return JSONResponse({"error": "missing or wrong access token"}, status_code=401)
+            query_token = request.query_params.get("token")
+            given = guard.given_token(request.headers, query_token, request.cookies.get(TOKEN_COOKIE))
+            if not guard.token_matches(given, config.token):
+                return _refuse(401, "missing or wrong access token")
+            if query_token is not None and request.method in ("GET", "HEAD"):
+                # exchange the token for a cookie and drop it from the address bar and the history
+                clean = request.url.remove_query_params("token")
+                target = clean.path + (f"?{clean.query}" if clean.query else "")
+                response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
+                response.set_cookie(TOKEN_COOKIE, config.token, httponly=True, samesite="strict", path="/")
+                return response
         length = request.headers.get("content-length")
         if request.url.path != "/api/songs" and length and length.isdigit() and int(length) > MAX_JSON_BYTES:
-            return JSONResponse({"error": f"request body larger than {MAX_JSON_BYTES // 1024} KB"}, status_code=413)
+            return _refuse(413, f"request body larger than {MAX_JSON_BYTES // 1024} KB")
         response = await call_next(request)
-        if config.token and request.query_params.get("token"):
-            response.set_cookie("stemwright_token", config.token, httponly=True, samesite="strict")
+        for k, v in SECURITY_HEADERS.items():
+            response.headers.setdefault(k, v)
         return response
+
+    app.add_middleware(TextGzip)
 
     # -- helpers ---------------------------------------------------------------------------------------------------
     def song_or_404(song_id: str) -> dict[str, Any]:
@@ -154,7 +277,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             "id": song["id"], "title": song["title"], "duration": song["duration"],
             "samplerate": song["samplerate"], "channels": song["channels"], "created": song["created"],
             "status": latest["status"] if latest else "new", "jobs": jobs,
-            "stems": [s["name"] for s in stems],
+            "stems": [s["name"] for s in stems], "stems_job": stems[0]["job_id"] if stems else None,
         }
 
     def stem_paths(song_id: str) -> dict[str, Path]:
@@ -164,29 +287,32 @@ def create_app(config: ServerConfig) -> FastAPI:
         return {r["name"]: Path(r["path"]) for r in rows}
 
     async def read_json(request: Request) -> dict[str, Any]:
-        body = await request.body()
-        if len(body) > MAX_JSON_BYTES:
-            raise ApiError(413, "request body too large")
+        """The JSON object in the body. ``application/json`` is required: a cross-site form can send
+        ``text/plain`` without a preflight, never ``application/json``. The size is bounded while streaming."""
+        ctype, _ = parse_options_header(request.headers.get("content-type", ""))
+        if ctype != b"application/json":
+            raise ApiError(415, "the body must be JSON sent as Content-Type: application/json")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_JSON_BYTES:
+                raise ApiError(413, f"request body larger than {MAX_JSON_BYTES // 1024} KB")
         try:
-            doc = json.loads(body or b"{}")
-        except json.JSONDecodeError as e:
-            raise ApiError(400, f"body is not valid JSON ({e.msg})") from None
+            doc = json.loads(bytes(body) or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ApiError(400, f"body is not valid JSON ({getattr(e, 'msg', 'not UTF-8')})") from None
         if not isinstance(doc, dict):
             raise ApiError(400, "body must be a JSON object")
         return doc
 
     def check_model(name: str) -> str:
-        from stemwright.models.registry import MODELS
-
-        if name not in MODELS or MODELS[name].needs_references:
-            usable = [n for n, e in MODELS.items() if not e.needs_references]
-            raise ApiError(400, f"unknown model {name!r}; choose one of {', '.join(usable)}")
+        entries = _model_entries()
+        if name not in {e.name for e in entries}:
+            raise ApiError(400, f"unknown model {name[:60]!r}; choose one of {', '.join(e.name for e in entries)}")
         return name
 
     def default_model() -> str:
-        from stemwright.models.registry import DEFAULT_MODEL
-
-        return config.default_model or DEFAULT_MODEL
+        return config.default_model or _default_model_name()
 
     def start_job(song_id: str, model: str) -> str:
         job_id = library.add_job(song_id, model, {"model": model})
@@ -197,32 +323,61 @@ def create_app(config: ServerConfig) -> FastAPI:
             raise ApiError(429, str(e)) from None
         return job_id
 
+    def accept_upload(path: Path, size: int, filename: str, fields: dict[str, str]) -> dict[str, Any]:
+        """Check the stored upload (bounded decode), record the song and queue its job (worker thread)."""
+        model = check_model(fields.get("model") or default_model())
+        shown = Path(filename).name[:120]
+        try:
+            info = probe_audio(path, config.max_duration, name=filename)
+        except ProbeError as e:
+            raise ApiError(e.status, f"{shown}: {e.reason}") from None
+        song_id = library.add_song(
+            title=(fields.get("title") or Path(filename).stem)[:200] or "untitled",
+            original_name=Path(filename).name[:255], source_path="", samplerate=info.samplerate,
+            channels=info.channels, duration=info.duration, size_bytes=size,
+        )
+        ext = Path(filename).suffix.lower()
+        ext = ext if SAFE_EXT.match(ext) else ".audio"
+        song_dir = data_dir / "songs" / song_id
+        song_dir.mkdir(parents=True, exist_ok=True)
+        source = song_dir / f"source{ext}"
+        path.replace(source)
+        with library.tx() as c:
+            c.execute("UPDATE songs SET source_path = ? WHERE id = ?", (str(source), song_id))
+        try:
+            start_job(song_id, model)
+        except ApiError:
+            library.delete_song(song_id)
+            shutil.rmtree(song_dir, ignore_errors=True)
+            raise
+        return song_view(library.song(song_id))
+
     # -- pages -----------------------------------------------------------------------------------------------------
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", response_class=HTMLResponse)
-    async def index():
+    def index():
         return FileResponse(STATIC_DIR / "index.html", headers={"cache-control": "no-cache"})
 
     # -- API -------------------------------------------------------------------------------------------------------
+    schema_version = library.schema_version  # read once: the health check touches no file
+
     @app.get("/api/health")
     async def health():
-        return {"ok": True, "queue": runner.pending(), "schema_version": library.schema_version}
+        return {"ok": True, "queue": runner.pending(), "schema_version": schema_version}
 
     @app.get("/api/models")
-    async def models():
-        from stemwright.models.registry import MODELS
-
+    def models():
         return {
             "default": default_model(),
             "models": [
                 {"name": e.name, "sources": list(e.sources), "description": e.description, "licence": e.licence}
-                for e in MODELS.values() if not e.needs_references
+                for e in _model_entries()
             ],
         }
 
     @app.get("/api/songs")
-    async def list_songs():
+    def list_songs():
         live = live_jobs()  # one snapshot for the whole list, not one per song
         return {"songs": [song_view(s, live) for s in library.songs()]}
 
@@ -236,43 +391,17 @@ def create_app(config: ServerConfig) -> FastAPI:
                                       data_dir / "uploads", max_upload)
         except UploadError as e:
             raise ApiError(e.status, str(e)) from None
-        model = up.fields.get("model") or default_model()
         try:
-            check_model(model)
-            try:
-                audio = await asyncio.to_thread(read_audio, up.path)
-            except AudioError as e:
-                raise ApiError(415, f"{Path(up.filename).name[:120]}: {e.reason}") from None
-            song_id = library.add_song(
-                title=(up.fields.get("title") or Path(up.filename).stem)[:200] or "untitled",
-                original_name=Path(up.filename).name[:255], source_path="", samplerate=audio.samplerate,
-                channels=audio.channels, duration=audio.duration, size_bytes=up.size,
-            )
-        except BaseException:
-            up.path.unlink(missing_ok=True)
-            raise
-        ext = Path(up.filename).suffix.lower()
-        ext = ext if SAFE_EXT.match(ext) else ".audio"
-        song_dir = data_dir / "songs" / song_id
-        song_dir.mkdir(parents=True, exist_ok=True)
-        source = song_dir / f"source{ext}"
-        up.path.replace(source)
-        with library.tx() as c:
-            c.execute("UPDATE songs SET source_path = ? WHERE id = ?", (str(source), song_id))
-        try:
-            start_job(song_id, model)
-        except ApiError:
-            library.delete_song(song_id)
-            shutil.rmtree(song_dir, ignore_errors=True)
-            raise
-        return song_view(library.song(song_id))
+            return await asyncio.to_thread(accept_upload, up.path, up.size, up.filename, up.fields)
+        finally:
+            up.path.unlink(missing_ok=True)  # moved into the song's folder when accepted
 
     @app.get("/api/songs/{song_id}")
-    async def get_song(song_id: str):
+    def get_song(song_id: str):
         return song_view(song_or_404(song_id))
 
     @app.delete("/api/songs/{song_id}")
-    async def delete_song(song_id: str):
+    def delete_song(song_id: str):
         song = song_or_404(song_id)
         for job in library.jobs_for(song["id"]):
             runner.cancel(job["id"])
@@ -282,16 +411,19 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.post("/api/songs/{song_id}/jobs", status_code=201)
     async def rerun(song_id: str, request: Request):
-        song = song_or_404(song_id)
         doc = await read_json(request)
-        model = check_model(str(doc.get("model") or default_model()))
-        if any(j["status"] in ("queued", "running") for j in library.jobs_for(song["id"])):
-            raise ApiError(409, "this song already has a separation in progress")
-        job_id = start_job(song["id"], model)
-        return library.job(job_id)
+
+        def run() -> dict[str, Any]:
+            song = song_or_404(song_id)
+            model = check_model(str(doc.get("model") or default_model()))
+            if any(j["status"] in ("queued", "running") for j in library.jobs_for(song["id"])):
+                raise ApiError(409, "this song already has a separation in progress")
+            return library.job(start_job(song["id"], model))
+
+        return await asyncio.to_thread(run)
 
     @app.get("/api/jobs/{job_id}")
-    async def get_job(job_id: str):
+    def get_job(job_id: str):
         job = _found(library.job, job_id, "job")
         live = dict(runner.live.jobs.get(job_id, {}))
         if job["status"] in ("queued", "running") and live:
@@ -299,7 +431,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         return job
 
     @app.post("/api/jobs/{job_id}/cancel")
-    async def cancel_job(job_id: str):
+    def cancel_job(job_id: str):
         job = _found(library.job, job_id, "job")
         if not runner.cancel(job_id):
             raise ApiError(409, f"job {job_id} is {job['status']}, not queued or running")
@@ -310,7 +442,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         async def stream():
             seen = -1
             last_beat = time.monotonic()
-            while True:
+            # ends when the client goes or the server stops (else a shutdown waits for every open tab)
+            while not stopping.is_set():
                 if await request.is_disconnected():
                     break
                 version, jobs = runner.live.snapshot()
@@ -328,68 +461,99 @@ def create_app(config: ServerConfig) -> FastAPI:
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
     @app.get("/api/songs/{song_id}/stems/{stem}")
-    async def stem_audio(song_id: str, stem: str, format: str = "wav"):
+    def stem_audio(song_id: str, stem: str, format: str = "wav"):
         paths = stem_paths(song_or_404(song_id)["id"])
         if stem not in paths:
             raise ApiError(404, f"unknown stem {stem[:40]!r}; this song has {', '.join(paths)}")
         if format not in media.MEDIA_FORMATS:
             raise ApiError(400, f"format must be one of {', '.join(media.MEDIA_FORMATS)}")
-        path = await asyncio.to_thread(media.encoded, paths[stem], format)
+        path = media.encoded(paths[stem], format)
         return FileResponse(path, media_type=media.MEDIA_FORMATS[format], headers={"cache-control": "no-cache"})
 
     @app.get("/api/songs/{song_id}/peaks")
-    async def stem_peaks(song_id: str):
+    def stem_peaks(song_id: str):
         paths = stem_paths(song_or_404(song_id)["id"])
-        out = {}
-        for name, p in paths.items():
-            out[name] = await asyncio.to_thread(media.peaks, p)
-        return {"stems": out}
+        return {"stems": {name: media.peaks(p) for name, p in paths.items()}}
 
     @app.get("/api/songs/{song_id}/stems.zip")
-    async def stems_zip(song_id: str):
+    def stems_zip(song_id: str, format: str = "flac"):
         song = song_or_404(song_id)
         paths = stem_paths(song["id"])
-        target = data_dir / "songs" / song["id"] / "stems.zip"
+        if format not in ("flac", "wav"):
+            raise ApiError(400, "format must be flac or wav")
+        target = data_dir / "songs" / song["id"] / f"stems-{format}.zip"
         if not target.exists() or any(p.stat().st_mtime > target.stat().st_mtime for p in paths.values()):
-            await asyncio.to_thread(media.stems_zip, paths, target)
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", song["title"])[:80] or "stems"
-        return FileResponse(target, media_type="application/zip", filename=f"{name}-stems.zip")
+            media.stems_zip(paths, target, format)
+        name = download_name(song["title"], "-stems.zip")
+        return FileResponse(target, media_type="application/zip",
+                            headers={"content-disposition": content_disposition(name)})
 
     @app.get("/api/songs/{song_id}/mixes")
-    async def list_mixes(song_id: str):
+    def list_mixes(song_id: str):
         return {"mixes": library.mixes(song_or_404(song_id)["id"])}
 
     @app.post("/api/songs/{song_id}/mixes", status_code=201)
     async def save_mix(song_id: str, request: Request):
-        song = song_or_404(song_id)
         doc = await read_json(request)
-        document = doc.get("document")
-        mix = _validate_mix(document, stem_paths(song["id"]))
-        mix_id = doc.get("id")
-        if mix_id is not None:
-            _check_id(str(mix_id), "mix")
-        saved = library.save_mix(song["id"], str(doc.get("name") or "mix")[:120], mix, mix_id)
-        return library.mix(saved)
+
+        def run() -> dict[str, Any]:
+            song = song_or_404(song_id)
+            mix = _validate_mix(doc.get("document"), stem_paths(song["id"]))
+            name = str(doc.get("name") or "").strip()[:MIX_NAME_MAX]
+            if not name:
+                raise ApiError(400, "'name': a mix needs a name")
+            mix_id = doc.get("id")
+            if mix_id is not None:
+                _check_id(str(mix_id), "mix")
+            else:  # saving under an existing name replaces that mix: names are unique per song
+                existing = library.mixes(song["id"])
+                mix_id = next((m["id"] for m in existing if m["name"] == name), None)
+                if mix_id is None and len(existing) >= MAX_MIXES_PER_SONG:
+                    raise ApiError(409, f"this song has {len(existing)} saved mixes, the most it can keep; "
+                                        "delete one or save under an existing name")
+            return library.mix(library.save_mix(song["id"], name, mix, mix_id))
+
+        return await asyncio.to_thread(run)
 
     @app.get("/api/mixes/{mix_id}")
-    async def get_mix(mix_id: str):
+    def get_mix(mix_id: str):
         return _found(library.mix, mix_id, "mix")
+
+    @app.delete("/api/mixes/{mix_id}")
+    def delete_mix(mix_id: str):
+        mix = _found(library.mix, mix_id, "mix")
+        library.delete_mix(mix["id"])
+        return {"deleted": mix["id"]}
 
     @app.post("/api/songs/{song_id}/export")
     async def export(song_id: str, request: Request):
-        song = song_or_404(song_id)
         doc = await read_json(request)
         fmt = str(doc.get("format", "wav"))
         if fmt not in ("wav", "mp3", "flac"):
             raise ApiError(400, "format must be wav, flac or mp3")
-        paths = stem_paths(song["id"])
-        mix = _validate_mix(doc.get("document"), paths)
-        exports = data_dir / "exports"
-        exports.mkdir(exist_ok=True)
-        target = Path(tempfile.mkdtemp(dir=exports)) / f"mix.{fmt}"
-        await asyncio.to_thread(_render_export, mix, paths, target, fmt)
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", song["title"])[:80] or "mix"
-        return FileResponse(target, media_type=media.MEDIA_FORMATS[fmt], filename=f"{name}-mix.{fmt}")
+
+        def prepare() -> tuple[dict[str, Any], dict[str, Path], dict[str, Any]]:
+            song = song_or_404(song_id)
+            paths = stem_paths(song["id"])
+            mix = _validate_mix(doc.get("document"), paths)
+            exports.sweep()
+            return song, paths, mix
+
+        song, paths, mix = await asyncio.to_thread(prepare)
+        folder = await asyncio.to_thread(exports.new_dir)
+        target = folder / f"mix.{fmt}"
+        try:
+            await exports.run(_render_export, mix, paths, target, fmt)
+        except BaseException as e:
+            await asyncio.shield(asyncio.to_thread(shutil.rmtree, folder, True))
+            if isinstance(e, ExportBusyError):
+                raise ApiError(429, str(e)) from None
+            raise
+        return FileResponse(
+            target, media_type=media.MEDIA_FORMATS[fmt],
+            headers={"content-disposition": content_disposition(download_name(song["title"], f"-mix.{fmt}"))},
+            background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),  # gone once downloaded
+        )
 
     return app
 
@@ -405,6 +569,7 @@ def _validate_mix(document: Any, stems: dict[str, Path]) -> dict[str, Any]:
         unknown = [c.stem for c in mix.channels if c.stem not in stems]
         if unknown:
             raise ValueError(f"unknown stem(s) {', '.join(unknown)}; this song has {', '.join(stems)}")
+        check_mix_limits(mix)
     except (ValueError, TypeError, KeyError) as e:
         raise ApiError(400, f"invalid mix document: {e}") from None
     return mix.to_dict()

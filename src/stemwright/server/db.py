@@ -213,6 +213,10 @@ class Library:
             r["document"] = json.loads(r["document"])
         return rows
 
+    def delete_mix(self, mix_id: str) -> None:
+        with self.tx() as c:
+            c.execute("DELETE FROM mixes WHERE id = ?", (mix_id,))
+
     def mix(self, mix_id: str) -> dict[str, Any] | None:
         rows = self.query("SELECT * FROM mixes WHERE id = ?", (mix_id,))
         if not rows:

@@ -3,6 +3,10 @@
 Progress comes from the engine's progress callback and is kept in memory (for the live event stream) and written
 to the database at most a few times a second. Cancelling sets a flag that the callback turns into an exception,
 which stops the engine between chunks.
+
+Shutdown sets the same flags. A job the user cancelled ends "cancelled"; every other job still queued or running
+when the server stops ends "interrupted" — decided by who asked, never by timing: final states are written under
+one lock, and once :meth:`JobRunner.stop` has marked the leftovers, a late worker writes nothing.
 """
 from __future__ import annotations
 
@@ -76,6 +80,9 @@ class JobRunner:
         self._cancel: dict[str, threading.Event] = {}
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        self._user_cancelled: set[str] = set()
+        self._final = threading.Lock()
+        self._closed = False
 
     def start(self) -> None:
         for i in range(self.workers):
@@ -83,12 +90,39 @@ class JobRunner:
             t.start()
             self._threads.append(t)
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def request_stop(self) -> None:
+        """Ask every job to stop (safe from a signal handler: sets flags only)."""
         self._stop.set()
-        for ev in self._cancel.values():
+        for ev in list(self._cancel.values()):
             ev.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def stop(self, timeout: float = 5.0) -> list[str]:
+        """Stop the workers (waiting at most ``timeout`` s in all) and mark every job that did not finish as
+        interrupted; returns their ids."""
+        self.request_stop()
+        deadline = time.monotonic() + timeout
         for t in self._threads:
-            t.join(timeout)
+            t.join(max(0.0, deadline - time.monotonic()))
+        with self._final:
+            self._closed = True
+            ids = self.library.mark_interrupted()
+        for job_id in ids:
+            self.live.update(job_id, status="interrupted", stage="interrupted")
+        if ids:
+            log.warning("%d job(s) interrupted by the shutdown; they can be re-run", len(ids))
+        return ids
+
+    def remove_leftovers(self) -> int:
+        """Remove the ``jobs/*.part`` folders a killed server left behind (at start-up, before any job runs)."""
+        removed = 0
+        for part in (self.data_dir / "songs").glob("*/jobs/*.part"):
+            shutil.rmtree(part, ignore_errors=True)
+            removed += 1
+        return removed
 
     def job_dir(self, song_id: str, job_id: str) -> Path:
         return self.data_dir / "songs" / song_id / "jobs" / job_id
@@ -110,11 +144,20 @@ class JobRunner:
         job = self.library.job(job_id)
         if job is None or job["status"] not in ("queued", "running"):
             return False
+        self._user_cancelled.add(job_id)
         ev = self._cancel.setdefault(job_id, threading.Event())
         ev.set()
         if job["status"] == "queued":
-            self.library.update_job(job_id, status="cancelled", finished=time.time())
-            self.live.update(job_id, status="cancelled")
+            self._finish(job_id, status="cancelled", finished=time.time(), stage="cancelled")
+        return True
+
+    def _finish(self, job_id: str, **fields: Any) -> bool:
+        """Write a job's final state unless the runner has already closed (then stop() has marked it)."""
+        with self._final:
+            if self._closed:
+                return False
+            self.library.update_job(job_id, **fields)
+        self.live.update(job_id, **{k: v for k, v in fields.items() if k in ("status", "progress", "stage", "error")})
         return True
 
     def pending(self) -> int:
@@ -138,7 +181,7 @@ class JobRunner:
         if job is None:
             return
         cancel = self._cancel.setdefault(job_id, threading.Event())
-        if cancel.is_set() or job["status"] != "queued":
+        if cancel.is_set() or job["status"] != "queued" or self._stop.is_set():
             return
         song = self.library.song(job["song_id"])
         if song is None:
@@ -169,19 +212,29 @@ class JobRunner:
             )
             tmp.rename(out)  # job ids are fresh, so `out` never exists; a clash fails the job loudly
             stems = {name: str(out / Path(p).name) for name, p in result.stem_paths.items()}
-            self.library.set_stems(song["id"], job_id, stems, int(result.manifest.get("samplerate", song["samplerate"])))
-            seconds = time.time() - started
-            self.library.update_job(job_id, status="done", progress=1.0, stage="done", finished=time.time(), seconds=seconds)
+            samplerate = int(result.manifest.samplerate)
+            with self._final:
+                if self._closed:  # stop() has marked the job interrupted: its stems are not recorded
+                    shutil.rmtree(out, ignore_errors=True)
+                    return
+                self.library.set_stems(song["id"], job_id, stems, samplerate)
+                self.library.update_job(job_id, status="done", progress=1.0, stage="done", finished=time.time(),
+                                        seconds=time.time() - started)
             self.live.update(job_id, status="done", progress=1.0, stage="done")
-        except JobCancelled:
-            shutil.rmtree(tmp, ignore_errors=True)
-            self.library.update_job(job_id, status="cancelled", finished=time.time(), stage="cancelled")
-            self.live.update(job_id, status="cancelled", stage="cancelled")
         except Exception as e:  # noqa: BLE001 - reported to the user through the job's error field
             shutil.rmtree(tmp, ignore_errors=True)
+            # a stop request decides the outcome whatever the engine raised on its way out (JobCancelled or an
+            # error wrapping it): the user's cancel gives "cancelled", a shutdown "interrupted"
+            if isinstance(e, JobCancelled) or cancel.is_set():
+                if job_id in self._user_cancelled:
+                    self._finish(job_id, status="cancelled", finished=time.time(), stage="cancelled")
+                else:
+                    self._finish(job_id, status="interrupted", finished=time.time(), stage="interrupted",
+                                 error="the server stopped while this job was running")
+                return
             message = str(e) or type(e).__name__
             log.warning("job %s failed: %s", job_id, message)
-            self.library.update_job(job_id, status="failed", error=message, finished=time.time(), stage="failed")
-            self.live.update(job_id, status="failed", error=message)
+            self._finish(job_id, status="failed", error=message, finished=time.time(), stage="failed")
         finally:
             self._cancel.pop(job_id, None)
+            self._user_cancelled.discard(job_id)

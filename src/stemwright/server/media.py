@@ -50,12 +50,15 @@ def encoded(path: Path, fmt: str) -> Path:
     return target
 
 
-def stems_zip(stems: dict[str, Path], target: Path) -> Path:
-    """Zip the stem files (stored, not deflated: audio does not compress) to ``target`` atomically."""
+def stems_zip(stems: dict[str, Path], target: Path, fmt: str = "flac") -> Path:
+    """Zip the stems to ``target`` atomically: ``flac`` (24-bit, lossless and about a third of the size of the
+    stored 32-bit float WAVs) or ``wav`` (the stored files). Stored, not deflated: audio does not compress."""
+    if fmt not in ("flac", "wav"):
+        raise ValueError("format must be flac or wav")
 
     def write(tmp: Path) -> None:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
             for name, p in stems.items():
-                z.write(p, arcname=f"{name}{p.suffix}")
+                z.write(encoded(p, fmt), arcname=f"{name}.{fmt}")
 
     return atomic_write(target, write)

@@ -2,6 +2,7 @@
 and the client's file name is kept only as a display title (never as a path)."""
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -27,6 +28,11 @@ class UploadResult:
     fields: dict[str, str] = field(default_factory=dict)
 
 
+def _make_part(target_dir: Path) -> tuple[int, str]:
+    target_dir.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(dir=target_dir, prefix=".upload.", suffix=".part")
+
+
 async def receive_upload(
     content_type: str, body: AsyncIterator[bytes], target_dir: Path, max_bytes: int
 ) -> UploadResult:
@@ -34,8 +40,7 @@ async def receive_upload(
     ctype, params = parse_options_header(content_type or "")
     if ctype != b"multipart/form-data" or b"boundary" not in params:
         raise UploadError(415, "upload must be multipart/form-data with a 'file' field")
-    target_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target_dir, prefix=".upload.", suffix=".part")
+    fd, tmp_name = await asyncio.to_thread(_make_part, target_dir)
     out = os.fdopen(fd, "wb")
     tmp = Path(tmp_name)
     state = {"header_field": b"", "header_value": b"", "disposition": b"", "name": "", "filename": None,
@@ -86,10 +91,11 @@ async def receive_upload(
         },
     )
     try:
+        # the parser's callbacks write to disk: run it in a worker thread so the event loop never waits on I/O
         async for chunk in body:
-            parser.write(chunk)
+            await asyncio.to_thread(parser.write, chunk)
         parser.finalize()
-        out.close()
+        await asyncio.to_thread(out.close)
     except UploadError:
         out.close()
         tmp.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 import soundfile as sf
+from tqdm import tqdm
 
 from stemwright.synth.resources import Resources, find_resources
 from stemwright.synth.song import SPLIT_STEMS, STEMS, SynthSong, generate_song
@@ -170,8 +171,6 @@ def generate_dataset(
     args = (str(out), seconds, seed, mir, resources, overwrite, midi, style, vocals, split_instruments)
     bar = None
     if progress is True:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(todo), unit="song", desc="synth")
     results: list[dict] = []
 

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 from scipy import signal
 
 log = logging.getLogger(__name__)
@@ -174,8 +175,6 @@ def render_demo(samplerate: int = SAMPLERATE, seed: int = 2) -> tuple[np.ndarray
 
 def write_demo(path: str | Path, samplerate: int = SAMPLERATE) -> Path:
     """Render the demo and write it as Ogg Vorbis (or any format soundfile infers from the suffix)."""
-    import soundfile as sf
-
     mix, _ = render_demo(samplerate)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

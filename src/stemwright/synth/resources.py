@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from stemwright.synth.fluid import find_library
+
 DEFAULT_SOUNDFONT_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/soundfonts")
 DEFAULT_DRUMKIT_DIRS = ("/usr/share/hydrogen/data/drumkits",)
 
@@ -52,7 +54,7 @@ class MissingPackageError(RuntimeError):
             "stemwright synth cannot run: "
             + "; ".join(what)
             + f". Install the Debian package(s): sudo apt-get install {' '.join(self.packages)}"
-            + " (or run scripts/setup.sh)"
+            + " (or run scripts/setup.sh --dev)"
         )
 
 
@@ -95,8 +97,6 @@ def find_resources(
         except OSError:
             library = None
     else:
-        from stemwright.synth.fluid import find_library
-
         library = find_library()
     if not library:
         missing.append("the FluidSynth library (libfluidsynth.so.3, Debian libfluidsynth3) was not found")

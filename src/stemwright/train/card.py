@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from safetensors import safe_open
 
 from stemwright.atomic import atomic_write_text
 from stemwright.models.checkpoint import checkpoint_paths
@@ -63,8 +64,6 @@ def write_model_card(path: str | Path, *, title: str | None = None) -> Path:
     doc = json.loads(meta.read_text())
     parameters = None
     try:
-        from safetensors import safe_open
-
         with safe_open(str(weights), "pt") as f:
             parameters = sum(_prod(f.get_slice(k).get_shape()) for k in f.keys())
     except Exception:  # noqa: BLE001 - the card is informative; a count failure must not stop training

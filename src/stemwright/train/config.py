@@ -9,6 +9,9 @@ from typing import Any
 
 import yaml
 
+from stemwright.models.architectures import ARCHITECTURES, architecture_class
+from stemwright.models.base import config_from_dict
+
 from stemwright.train.augment import AugmentConfig
 from stemwright.train.losses import LossConfig
 
@@ -95,16 +98,11 @@ def load_train_config(path: str | Path) -> TrainConfig:
     unknown = sorted(set(doc) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    from stemwright.models.registry import ARCHITECTURES
-
     arch = doc.get("architecture")
     if arch not in ARCHITECTURES:
         raise ConfigError(f"{path}: field 'architecture' must be one of {', '.join(sorted(ARCHITECTURES))}, got {arch!r}")
     model_cfg = _section(doc, "config", path)
     try:
-        from stemwright.models.base import config_from_dict
-        from stemwright.models.registry import architecture_class
-
         config_from_dict(architecture_class(arch).config_class, model_cfg)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{path}: field 'config' is not a valid {arch} configuration: {e}") from None

@@ -8,19 +8,23 @@ import logging
 import math
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
+from tqdm import tqdm
 
 from stemwright.atomic import atomic_write_png
 from stemwright.engine.device import resolve_device
+from stemwright.models.architectures import architecture_class
 from stemwright.models.base import config_from_dict
-from stemwright.models.checkpoint import checkpoint_paths, save_checkpoint
-from stemwright.models.registry import architecture_class
+from stemwright.models.checkpoint import CheckpointError, checkpoint_paths, save_checkpoint
 from stemwright.train.augment import RemixSampler
+from stemwright.train.card import write_model_card
 from stemwright.train.config import TrainConfig, load_train_config
 from stemwright.train.data import load_songs
 from stemwright.train.ema import EMA
@@ -42,10 +46,6 @@ def init_weights(model: nn.Module, path: str | Path) -> tuple[list[str], list[st
 
     Returns ``(loaded, skipped)`` parameter names; raises when nothing matches.
     """
-    from safetensors.torch import load_file
-
-    from stemwright.models.checkpoint import CheckpointError, checkpoint_paths
-
     weights, _ = checkpoint_paths(path)
     if not weights.exists():
         raise CheckpointError(f"{weights}: init_from checkpoint not found")
@@ -85,10 +85,10 @@ def _append_csv(path: Path, row: dict[str, Any]) -> None:
 
 def plot_curves(out: Path) -> Path | None:
     """``OUT/curves.png``: training loss and validation SDR against steps."""
-    import matplotlib
+    import matplotlib  # lazy: a 0.3-0.6 s import only plots need
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: see above
 
     def read(p: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(open(p))) if p.exists() else []
@@ -222,8 +222,6 @@ def train(config_path: str | Path, *, out: str | Path | None = None, resume: boo
                    keep=cfg.keep_checkpoints)
 
     try:
-        from tqdm import tqdm
-
         bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", disable=None)
         t0, last_saved = time.monotonic(), step
         while step < total_steps and not stop["flag"] and time.monotonic() < deadline:
@@ -270,8 +268,6 @@ def train(config_path: str | Path, *, out: str | Path | None = None, resume: boo
 
 
 def _main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 
@@ -294,8 +290,6 @@ def _after_validation(cfg: TrainConfig, out: Path, export_to: Path | None, step:
             save_checkpoint(model, export_to, licence=(cfg.export or {}).get("licence", "unspecified"),
                             training={**training, **extra.get("training", {})},
                             metrics={"validation_sdr": row, "step": step}, extra={k: v for k, v in extra.items() if k != "training"})
-            from stemwright.train.card import write_model_card
-
             card = write_model_card(export_to, title=(cfg.export or {}).get("title"))
             for f in (*checkpoint_paths(export_to), card):
                 os.chmod(f, 0o644)  # package data: world-readable (temp files are created 0600)

@@ -19,6 +19,7 @@ from torch import nn
 from stemwright.audio.io import is_audio_path, read_audio
 from stemwright.audio.resample import resample
 from stemwright.engine.run import separate_tensor
+from stemwright.metrics.sdr import mdx_sdr
 from stemwright.train.data import DataError
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,6 @@ class ValItem:
 
 def sdr(ref: np.ndarray, est: np.ndarray) -> float:
     """Global (MDX) SDR in dB, from :mod:`stemwright.metrics`. Shape: equal shapes."""
-    from stemwright.metrics.sdr import mdx_sdr
-
     return mdx_sdr(ref, est)
 
 

@@ -56,13 +56,15 @@ function renderSongs() {
     const pct = Math.round(100 * (job ? job.progress : 0));
     tr.innerHTML = `<td class="title"></td><td>${fmtTime(s.duration)}</td>
       <td class="status status-${s.status}">${s.status}${job && job.error ? ": " : ""}<span class="err"></span></td>
-      <td><div class="bar ${s.status === "done" ? "done" : ""}" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${pct}"><div style="width:${pct}%"></div></div><span class="pct muted">${pct}%</span></td>
+      <td><div class="bar ${s.status === "done" ? "done" : ""}" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${pct}"><div></div></div><span class="pct muted">${pct}%</span></td>
       <td class="actions"></td>`;
     $(".title", tr).textContent = s.title;
+    $(".bar > div", tr).style.width = `${pct}%`; // CSSOM, not a style attribute: the CSP allows no inline style
     if (job && job.error) $(".err", tr).textContent = job.error;
     const actions = $(".actions", tr);
     const btn = (label, fn, cls = "") => { const b = document.createElement("button"); b.textContent = label; b.className = cls; b.onclick = fn; actions.append(b); return b; };
-    if (s.status === "done") btn("Open mixer", () => { location.hash = `#/song/${s.id}`; }, "primary open");
+    // the latest finished stems stay playable while a re-run is queued, running, cancelled, failed or interrupted
+    if (s.stems.length) btn("Open mixer", () => { location.hash = `#/song/${s.id}`; }, "primary open");
     if (s.status === "queued" || s.status === "running") btn("Cancel", () => api(`/api/jobs/${job.id}/cancel`, { method: "POST" }).then(refreshSongs).catch((e) => setStatus(e.message)));
     if (["failed", "cancelled", "interrupted", "done"].includes(s.status)) btn("Re-run", () => rerun(s.id));
     btn("Delete", () => { if (confirm(`Delete “${s.title}” and its stems?`)) api(`/api/songs/${s.id}`, { method: "DELETE" }).then(refreshSongs); });
@@ -90,7 +92,7 @@ function listenEvents() {
       const was = job.status;
       Object.assign(job, j);
       song.status = j.status;
-      if (was !== j.status && ["done", "failed", "cancelled"].includes(j.status)) finished = true;
+      if (was !== j.status && ["done", "failed", "cancelled", "interrupted"].includes(j.status)) finished = true;
       const row = document.querySelector(`tr[data-song="${song.id}"]`);
       if (row) {
         const pct = Math.round(100 * (j.progress || 0));
@@ -104,42 +106,56 @@ function listenEvents() {
   };
 }
 
-async function upload(file) {
+async function uploadAll(files) {
+  // one song and one job per file, uploaded one after the other (the server queues the jobs); every refusal is
+  // listed, one line per file (the server's messages name the file)
   const err = $("#upload-error");
   err.classList.add("hidden");
+  const failures = [];
+  for (const f of Array.from(files)) {
+    const msg = await upload(f);
+    if (msg) { failures.push(msg); err.textContent = failures.join("\n"); err.classList.remove("hidden"); }
+  }
+}
+
+// Upload one file; resolves to an error message, or null when the server accepted it.
+async function upload(file) {
   const form = new FormData();
   form.append("model", $("#model-select").value);
   form.append("file", file, file.name);
   const bar = $("#upload-progress");
   bar.classList.remove("hidden");
   // XMLHttpRequest, because fetch cannot report upload progress.
-  await new Promise((resolve) => {
+  const error = await new Promise((resolve) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/songs");
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) $("div", bar).style.width = `${(100 * e.loaded) / e.total}%`; };
     xhr.onload = () => {
       bar.classList.add("hidden");
+      let msg = null;
       if (xhr.status >= 300) {
-        let msg = `upload failed (${xhr.status})`;
+        msg = `${file.name}: upload failed (${xhr.status})`;
         try { msg = JSON.parse(xhr.responseText).error || msg; } catch { /* keep */ }
-        err.textContent = msg; err.classList.remove("hidden");
       }
-      resolve();
+      resolve(msg);
     };
-    xhr.onerror = () => { bar.classList.add("hidden"); err.textContent = "upload failed: network error"; err.classList.remove("hidden"); resolve(); };
+    xhr.onerror = () => { bar.classList.add("hidden"); resolve(`${file.name}: upload failed (network error)`); };
     xhr.send(form);
   });
   await refreshSongs();
+  return error;
 }
 
 function setupDropzone() {
   const dz = $("#dropzone");
   const input = $("#file-input");
-  input.onchange = () => { if (input.files[0]) upload(input.files[0]); input.value = ""; };
+  input.onchange = () => { const files = Array.from(input.files); input.value = ""; uploadAll(files); };
   dz.addEventListener("keydown", (e) => { if (e.key === "Enter") input.click(); });
   for (const t of ["dragenter", "dragover"]) dz.addEventListener(t, (e) => { e.preventDefault(); dz.classList.add("over"); });
   for (const t of ["dragleave", "drop"]) dz.addEventListener(t, (e) => { e.preventDefault(); dz.classList.remove("over"); });
-  dz.addEventListener("drop", (e) => { const f = e.dataTransfer.files[0]; if (f) upload(f); });
+  dz.addEventListener("drop", (e) => { e.stopPropagation(); uploadAll(e.dataTransfer.files); });
+  // a file dropped anywhere else would make the browser navigate away from the studio to open it
+  for (const t of ["dragover", "drop"]) window.addEventListener(t, (e) => { e.preventDefault(); });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -149,6 +165,7 @@ const mixer = {
   ctx: null, songId: null, song: null, strips: [], master: null, duration: 0,
   playing: false, startCtxTime: 0, startOffset: 0, sources: [],
   loop: { on: false, start: 0, end: 0 }, focused: null, mixId: null, raf: 0,
+  dirty: true, draws: 0, autosaveTimer: 0, restoring: false,
 };
 
 function audioContext() {
@@ -199,7 +216,7 @@ function applyStrip(strip) {
   el.classList.toggle("silent", !audible(strip));
 }
 
-function applyAll() { for (const s of mixer.strips) applyStrip(s); }
+function applyAll() { for (const s of mixer.strips) applyStrip(s); changed(); }
 
 function makeStrip(name, buffer, peaks) {
   const el = $("#strip-template").content.firstElementChild.cloneNode(true);
@@ -208,9 +225,9 @@ function makeStrip(name, buffer, peaks) {
   $(".name", el).textContent = name;
   $(".swatch", el).style.background = COLORS[name] || "#aaa";
   buildStripGraph(strip);
-  $(".gain", el).oninput = (e) => { strip.gainDb = Number(e.target.value); applyStrip(strip); };
-  $(".pan", el).oninput = (e) => { strip.pan = Number(e.target.value); applyStrip(strip); };
-  for (const band of ["low", "mid", "high"]) $(`.eq-${band}`, el).oninput = (e) => { strip.eq[band] = Number(e.target.value); applyStrip(strip); };
+  $(".gain", el).oninput = (e) => { strip.gainDb = Number(e.target.value); applyStrip(strip); changed(); };
+  $(".pan", el).oninput = (e) => { strip.pan = Number(e.target.value); applyStrip(strip); changed(); };
+  for (const band of ["low", "mid", "high"]) $(`.eq-${band}`, el).oninput = (e) => { strip.eq[band] = Number(e.target.value); applyStrip(strip); changed(); };
   $(".mute", el).onclick = () => { strip.mute = !strip.mute; applyAll(); };
   $(".solo", el).onclick = () => { strip.solo = !strip.solo; applyAll(); };
   el.addEventListener("focusin", () => { mixer.focused = strip; });
@@ -272,14 +289,35 @@ function drawOverlays() {
   $("#position").textContent = fmtTime(pos);
 }
 
-function tick() { drawOverlays(); mixer.raf = requestAnimationFrame(tick); }
+// Redraw only while playing or after a change: a paused mixer costs no frames.
+function tick() {
+  if (mixer.playing || mixer.dirty) { mixer.dirty = false; mixer.draws += 1; drawOverlays(); }
+  mixer.raf = requestAnimationFrame(tick);
+}
+
+// Something the user sees or would lose changed: redraw, and autosave the working state soon.
+function changed() {
+  mixer.dirty = true;
+  if (!mixer.songId || mixer.restoring) return;
+  clearTimeout(mixer.autosaveTimer);
+  mixer.autosaveTimer = setTimeout(autosave, 300);
+}
 
 // -- transport ---------------------------------------------------------------------------------------------------
+const looping = () => mixer.loop.on && mixer.loop.end > mixer.loop.start;
+
+// Where playback starts for a requested offset. A looping AudioBufferSource started past loopEnd plays from
+// loopStart (Web Audio spec, "playhead position" of AudioBufferSourceNode), so the transport does the same and
+// the clock never counts on past the region while the loop is what is heard.
+function effectiveOffset(offset) {
+  return looping() && offset >= mixer.loop.end ? mixer.loop.start : offset;
+}
+
 function position() {
   if (!mixer.playing) return mixer.startOffset;
-  let p = mixer.startOffset + (mixer.ctx.currentTime - mixer.startCtxTime);
-  const { on, start, end } = mixer.loop;
-  if (on && end > start && mixer.startOffset < end && p >= end) p = start + ((p - start) % (end - start));
+  let p = mixer.startOffset + Math.max(0, mixer.ctx.currentTime - mixer.startCtxTime);
+  const { start, end } = mixer.loop;
+  if (looping() && p >= end) p = start + ((p - start) % (end - start));
   return Math.min(p, mixer.duration);
 }
 
@@ -292,6 +330,7 @@ function stopSources() {
 function startAt(offset) {
   const ctx = audioContext();
   stopSources();
+  offset = effectiveOffset(offset);
   const when = ctx.currentTime + 0.05; // one start time for every stem: sample-synchronous
   const { on, start, end } = mixer.loop;
   for (const s of mixer.strips) {
@@ -310,18 +349,19 @@ function startAt(offset) {
   mixer.startOffset = offset;
   mixer.playing = true;
   updatePlayButton();
+  changed();
 }
 
 async function togglePlay() {
   const ctx = audioContext();
   if (ctx.state === "suspended") await ctx.resume();
-  if (mixer.playing) { mixer.startOffset = position(); mixer.playing = false; stopSources(); updatePlayButton(); }
+  if (mixer.playing) { mixer.startOffset = position(); mixer.playing = false; stopSources(); updatePlayButton(); changed(); }
   else startAt(mixer.startOffset >= mixer.duration ? 0 : mixer.startOffset);
 }
 
 function seek(t) {
   t = Math.max(0, Math.min(mixer.duration, t));
-  if (mixer.playing) startAt(t); else mixer.startOffset = t;
+  if (mixer.playing) startAt(t); else { mixer.startOffset = effectiveOffset(t); changed(); }
 }
 
 function updatePlayButton() {
@@ -331,8 +371,9 @@ function updatePlayButton() {
 }
 
 function showLoop() {
+  mixer.dirty = true;
   const { start, end } = mixer.loop;
-  $("#loop-range").textContent = end > start ? `${fmtTime(start)}–${fmtTime(end)}` : "drag on a waveform to select";
+  $("#loop-range").textContent = end > start ? `${fmtTime(start)}–${fmtTime(end)}` : "drag a waveform to loop";
 }
 
 // -- mix document ------------------------------------------------------------------------------------------------
@@ -373,21 +414,80 @@ function setMasterGain(db) {
 function applyPreset(name) {
   const vocal = mixer.strips.find((s) => s.name === "vocals");
   for (const s of mixer.strips) { s.gainDb = 0; s.mute = false; s.solo = false; s.pan = 0; }
+  if (name === "reset") { for (const s of mixer.strips) s.eq = { low: 0, mid: 0, high: 0 }; setMasterGain(0); }
   if (name === "instrumental" && vocal) vocal.mute = true;
   if (name === "acapella" && vocal) vocal.solo = true;
   if (name === "karaoke" && vocal) vocal.gainDb = -18; // a low guide vocal over the instrumental
   applyAll();
 }
 
+// -- saved mixes (named, on the server) and the working state (autosaved in this browser) ------------------------
+// Saving under an existing name replaces that mix; a new name makes a new one.
 async function saveMix() {
+  const name = $("#mix-name").value.trim() || "studio mix";
+  $("#mix-name").value = name;
   const res = await api(`/api/songs/${mixer.songId}/mixes`, {
     method: "POST", headers: { "content-type": "application/json" },
-    body: JSON.stringify({ id: mixer.mixId, name: "studio mix", document: mixDocument() }),
+    body: JSON.stringify({ name, document: mixDocument() }),
   });
   const saved = await res.json();
   mixer.mixId = saved.id;
-  setStatus(`mix saved (${new Date(saved.updated * 1000).toLocaleTimeString()})`);
+  await refreshMixList();
+  setStatus(`mix saved: “${saved.name}” (${new Date(saved.updated * 1000).toLocaleTimeString()})`);
+  autosave();
   return saved;
+}
+
+async function refreshMixList() {
+  const { mixes } = await (await api(`/api/songs/${mixer.songId}/mixes`)).json();
+  mixer.mixes = mixes;
+  const sel = $("#mix-list");
+  sel.innerHTML = "";
+  const head = document.createElement("option");
+  head.value = ""; head.textContent = mixes.length ? `Open mix (${mixes.length})` : "No mixes";
+  sel.append(head);
+  for (const m of mixes) {
+    const o = document.createElement("option");
+    o.value = m.id; o.textContent = m.name;
+    sel.append(o);
+  }
+  return mixes;
+}
+
+function openSavedMix(mixId) {
+  const m = (mixer.mixes || []).find((x) => x.id === mixId);
+  if (!m) return;
+  mixer.mixId = m.id;
+  $("#mix-name").value = m.name;
+  applyDocument(m.document);
+  setStatus(`opened mix “${m.name}”`);
+}
+
+const workingKey = (songId) => `stemwright.working.${songId}`;
+
+// The working state survives a reload or a closed tab: the mix, the loop, the playhead and the mix name.
+function autosave() {
+  clearTimeout(mixer.autosaveTimer);
+  if (!mixer.songId || !mixer.strips.length || mixer.restoring) return;
+  const state = { document: mixDocument(), loop: { ...mixer.loop }, position: position(), name: $("#mix-name").value, saved: Date.now() };
+  try { localStorage.setItem(workingKey(mixer.songId), JSON.stringify(state)); } catch { /* storage disabled or full */ }
+}
+
+function loadWorking(songId) {
+  try { return JSON.parse(localStorage.getItem(workingKey(songId)) || "null"); } catch { return null; }
+}
+
+function restoreWorking(state) {
+  applyDocument(state.document);
+  const d = mixer.duration;
+  const { on, start, end } = state.loop || {};
+  if (Number.isFinite(start) && Number.isFinite(end) && end > start && start < d) {
+    mixer.loop = { on: !!on, start, end: Math.min(end, d) };
+  }
+  $("#loop").checked = mixer.loop.on;
+  showLoop();
+  mixer.startOffset = effectiveOffset(Math.max(0, Math.min(d, Number(state.position) || 0)));
+  $("#mix-name").value = state.name || "";
 }
 
 async function exportMix() {
@@ -399,7 +499,10 @@ async function exportMix() {
   const blob = await res.blob();
   const a = document.createElement("a");
   a.href = URL.createObjectURL(blob);
-  a.download = `${(mixer.song.title || "mix").replace(/[^A-Za-z0-9._-]+/g, "_")}-mix.${fmt}`;
+  // the server's name keeps the title's Unicode (RFC 5987 filename*)
+  const cd = res.headers.get("content-disposition") || "";
+  const star = cd.match(/filename\*=UTF-8''([^;]+)/i);
+  a.download = star ? decodeURIComponent(star[1]) : `mix.${fmt}`;
   document.body.append(a); a.click(); a.remove();
   setTimeout(() => URL.revokeObjectURL(a.href), 60000);
   setStatus(`exported ${fmt}`);
@@ -430,33 +533,55 @@ async function openMixer(songId) {
   mixer.loop = { on: false, start: 0, end: 0 };
   $("#loop").checked = false;
   showLoop();
-  const { mixes } = await (await api(`/api/songs/${songId}/mixes`)).json();
-  if (mixes.length) { mixer.mixId = mixes[0].id; applyDocument(mixes[0].document); } else { mixer.mixId = null; setMasterGain(0); applyAll(); }
+  const mixes = await refreshMixList();
+  const working = loadWorking(songId);
+  mixer.restoring = true;
+  mixer.mixId = null;
+  $("#mix-name").value = "";
+  setMasterGain(0);
+  if (working && working.document) { restoreWorking(working); setStatus("restored your last working state"); }
+  else if (mixes.length) openSavedMix(mixes[0].id);
+  else applyAll();
+  mixer.restoring = false;
+  mixer.dirty = true;
   $("#loading").classList.add("hidden");
   mixer.strips[0] && mixer.strips[0].el.focus();
   cancelAnimationFrame(mixer.raf);
   tick();
 }
 
+// Leaving the mixer keeps the working state and frees the decoded stems (hundreds of MB for a song): buffers,
+// cached waveform images, the strips' elements and the AudioContext itself.
 function closeMixer() {
+  autosave();
   stopSources();
   mixer.playing = false;
   cancelAnimationFrame(mixer.raf);
-  for (const s of mixer.strips) s.fader.disconnect();
+  for (const s of mixer.strips) { s.fader.disconnect(); s.buffer = null; s.image = null; s.peaks = null; }
   mixer.strips = [];
+  mixer.focused = null;
+  mixer.mixes = [];
+  $("#strips").innerHTML = "";
+  if (mixer.ctx) { mixer.ctx.close().catch(() => {}); mixer.ctx = null; mixer.master = null; }
+  mixer.songId = null; mixer.song = null; mixer.duration = 0;
 }
 
 function setupMixerControls() {
   $("#play").onclick = togglePlay;
   $("#loop").onchange = (e) => {
+    const pos = position();
     mixer.loop.on = e.target.checked && mixer.loop.end > mixer.loop.start;
     e.target.checked = mixer.loop.on;
-    if (mixer.playing) startAt(position());
+    if (mixer.playing) startAt(pos); else mixer.startOffset = effectiveOffset(pos);
     showLoop();
+    changed();
   };
   $("#preset").onchange = (e) => { if (e.target.value) applyPreset(e.target.value); e.target.value = ""; };
-  $("#master-gain").oninput = (e) => setMasterGain(Number(e.target.value));
+  $("#master-gain").oninput = (e) => { setMasterGain(Number(e.target.value)); changed(); };
   $("#save-mix").onclick = () => saveMix().catch((e) => setStatus(e.message));
+  $("#mix-list").onchange = (e) => { if (e.target.value) openSavedMix(e.target.value); e.target.value = ""; };
+  $("#mix-name").addEventListener("keydown", (e) => { if (e.key === "Enter") saveMix().catch((err) => setStatus(err.message)); });
+  window.addEventListener("pagehide", autosave);
   $("#export").onclick = () => exportMix().catch((e) => setStatus(e.message));
   const spaceIsTransport = (e) => {
     const tag = (e.target.tagName || "").toLowerCase();
@@ -468,7 +593,8 @@ function setupMixerControls() {
     if ($("#mixer-view").classList.contains("hidden")) return;
     if (spaceIsTransport(e)) { e.preventDefault(); if (!e.repeat) togglePlay(); return; }
     const strip = mixer.focused;
-    if (!strip || e.ctrlKey || e.metaKey || e.altKey) return;
+    const typing = ["input", "textarea"].includes((e.target.tagName || "").toLowerCase()) && e.target.type === "text";
+    if (!strip || typing || e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.key === "m" || e.key === "M") { strip.mute = !strip.mute; applyAll(); }
     if (e.key === "s" || e.key === "S") { strip.solo = !strip.solo; applyAll(); }
   });
@@ -487,6 +613,7 @@ async function route() {
   } else {
     closeMixer();
     $("#nav-song").textContent = "";
+    setStatus(""); // a mixer's message ("exported mp3") does not belong to the library
     await refreshSongs();
   }
 }
@@ -519,7 +646,8 @@ async function renderOffline(seconds) {
   return { samplerate: rate, channels: [Array.from(out.getChannelData(0)), Array.from(out.getChannelData(1))] };
 }
 
-window.studio = { mixer, renderOffline, position, togglePlay, seek, mixDocument, applyPreset, saveMix, refreshSongs, library };
+window.studio = { mixer, renderOffline, position, togglePlay, seek, mixDocument, applyPreset, saveMix, refreshSongs, renderSongs,
+  library, autosave, uploadAll };
 
 setupDropzone();
 setupMixerControls();

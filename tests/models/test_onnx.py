@@ -6,13 +6,14 @@ import json
 import pytest
 import torch
 
-from stemwright.engine.onnx import OnnxExportError, OnnxModel, export_onnx, sidecar_path, supports_onnx
+from stemwright.models.onnx import OnnxExportError, OnnxModel, export_onnx, sidecar_path, has_stages
 from stemwright.engine.run import separate_tensor
 from stemwright.models.umx import build_umx
 from stemwright.pretrained.formats import load_any
-from tests.models.umx_reference import randomize_, one_thread  # noqa: F401 (fixture)
+from tests.models.umx_reference import randomize_
+from tests.reference import require
 
-pytest.importorskip("onnxruntime")
+require("onnxruntime")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -79,8 +80,8 @@ def test_export_refusals(umx, exported, tmp_path):
     class NoSplit(torch.nn.Module):
         sources, samplerate, audio_channels, segment = ("a",), 44100, 2, None
 
-    assert not supports_onnx(NoSplit()) and supports_onnx(umx)
-    with pytest.raises(OnnxExportError, match="ONNX-split protocol"):
+    assert not has_stages(NoSplit()) and has_stages(umx)
+    with pytest.raises(OnnxExportError, match="not a staged model"):
         export_onnx(NoSplit(), tmp_path / "n.onnx")
     with pytest.raises(OnnxExportError, match="sidecar"):
         (tmp_path / "lonely.onnx").write_bytes(exported.read_bytes())

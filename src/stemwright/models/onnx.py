@@ -1,36 +1,13 @@
-"""ONNX export with the signal processing outside the graph, and an ONNX Runtime model the engine runs as-is.
+"""ONNX export of a staged model's core, and an ONNX Runtime model the engine runs like any other.
 
-Why a split: STFT/iSTFT (complex numbers), Wiener filtering (small complex matrix inverses) and similar steps export
-poorly or not at all, while the learned core (LSTMs, transformers, convolutions on real tensors) exports well. So a
-model is cut in three:
+STFT/iSTFT (complex numbers), Wiener filtering (small complex matrix inverses) and similar steps export poorly or
+not at all, while the learned core (LSTMs, transformers, convolutions on real tensors) exports well. So only the
+``core`` stage of a staged model (see :mod:`stemwright.models.base`: ``prepare`` / ``core`` / ``finish``) goes into
+the graph; ``prepare`` and ``finish`` run in torch, from the model rebuilt from its config without weights.
 
-    forward(mix) == onnx_outputs(onnx_core(*inputs), context)   where   inputs, context = onnx_inputs(mix)
-
-The ONNX-split protocol (what a model implements to be exportable)
------------------------------------------------------------------
-``onnx_inputs(self, mix) -> (tuple_of_tensors, context)``
-    Pre-processing in torch. ``mix`` has shape ``(B, C, T)``. Returns the *real-valued* tensors fed to the core,
-    in order, and any ``context`` the post-processing needs (e.g. the complex mixture STFT, the length ``T``);
-    ``context`` never enters the graph, so it may be any Python object.
-``onnx_core(self, *inputs) -> Tensor | tuple[Tensor, ...]``
-    The learned part. Traced by ``torch.onnx.export``, so: real tensors only, no data-dependent Python control
-    flow, shapes derived from the inputs (dynamic axes), no complex dtypes, no in-place writes to ``self``.
-    It must be a pure function of its inputs and the module's parameters.
-``onnx_outputs(self, core_out, context) -> Tensor``
-    Post-processing in torch, returning the stems ``(B, S, C, T)``. ``core_out`` is what ``onnx_core`` returned
-    (a tensor, or a tuple when the core has several outputs). Pre- and post-processing must not use learned
-    parameters: :class:`OnnxModel` rebuilds the torch model from its config *without* loading weights.
-
-Optional attributes:
-``onnx_input_names`` / ``onnx_output_names`` (sequences of str), and ``onnx_dynamic_axes``
-(``{name: {axis: "label"}}``); default names are ``input0..``/``output0..`` and by default axis 0 ("batch") and the
-last axis ("frames") of every input and output are dynamic.
-
-Rules of thumb for implementers (bsrnn, bs_roformer, ...):
-- Return the complex STFT as real/imag stacked on a trailing axis (``torch.view_as_real``) if the core needs it.
-- Keep ``forward`` defined literally as the composition above, so the torch path and the ONNX path cannot drift.
-- Write a test: ``export_onnx(model, tmp/"m.onnx")`` then ``OnnxModel(tmp/"m.onnx")(mix)`` vs ``model(mix)``
-  within 1e-4 (``export_onnx`` already checks the core on a second input length unless ``check=False``).
+``export_onnx`` traces ``core`` (default names ``input0..``/``output0..`` and dynamic axis 0 ("batch") and last axis
+("frames") unless the model declares ``core_input_names`` / ``core_output_names`` / ``core_dynamic_axes``), then
+checks ONNX Runtime against torch on an input of another length.
 
 Files: ``NAME.onnx`` (the core) + ``NAME.onnx.json`` (sidecar: ``format`` = "stemwright-onnx", ``architecture``,
 ``config``, ``sources``, ``samplerate``, ``audio_channels``, ``segment``, input/output names, ``sha256`` of the
@@ -49,6 +26,9 @@ import torch
 from torch import nn
 
 from stemwright.atomic import atomic_write, atomic_write_text
+from stemwright.models.architectures import architecture_class, architecture_name
+from stemwright.models.base import check_model, config_from_dict, config_to_dict, has_stages
+from stemwright.models.checkpoint import read_versioned_json, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +41,6 @@ class OnnxExportError(ValueError):
     """A model cannot be exported, or an exported file is missing/inconsistent."""
 
 
-def supports_onnx(model: nn.Module) -> bool:
-    """True when ``model`` implements the ONNX-split protocol."""
-    return all(callable(getattr(model, name, None)) for name in ("onnx_inputs", "onnx_core", "onnx_outputs"))
-
-
 def sidecar_path(path: str | Path) -> Path:
     """``NAME.onnx.json`` beside ``NAME.onnx`` (not ``NAME.json``: that is a stemwright checkpoint's metadata)."""
     p = Path(path)
@@ -73,14 +48,14 @@ def sidecar_path(path: str | Path) -> Path:
 
 
 class _Core(nn.Module):
-    """Exposes ``model.onnx_core`` as a module's forward for tracing."""
+    """Exposes ``model.core`` as a module's forward for tracing."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
     def forward(self, *inputs: torch.Tensor) -> Any:
-        return self.model.onnx_core(*inputs)
+        return self.model.core(*inputs)
 
 
 def _as_tuple(x: Any) -> tuple[torch.Tensor, ...]:
@@ -95,7 +70,7 @@ def _names(model: nn.Module, attr: str, prefix: str, n: int) -> list[str]:
 
 
 def _dynamic_axes(model: nn.Module, named: dict[str, torch.Tensor]) -> dict[str, dict[int, str]]:
-    axes = getattr(model, "onnx_dynamic_axes", None)
+    axes = getattr(model, "core_dynamic_axes", None)
     if axes is not None:
         return {k: dict(v) for k, v in axes.items()}
     return {name: {0: "batch", t.dim() - 1: "frames"} for name, t in named.items()}
@@ -115,7 +90,7 @@ def _run_session(session: Any, names: Sequence[str], inputs: Sequence[torch.Tens
 
 def _session(path: Path, providers: Sequence[str] | None = None) -> Any:
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: the optional [onnx] extra
     except ImportError:
         raise OnnxExportError("onnxruntime is not installed: pip install 'stemwright[onnx]'") from None
     options = ort.SessionOptions()
@@ -126,9 +101,9 @@ def _session(path: Path, providers: Sequence[str] | None = None) -> Any:
 def _check_export(model: nn.Module, path: Path, in_names: list[str], seconds: float, atol: float) -> float:
     """Run torch core and ORT on an input of another length/batch than the traced one; return max abs error."""
     mix = _example_mix(model, seconds * 0.77 + 0.1, 1, seed=1)
-    inputs, _ = model.onnx_inputs(mix)
+    inputs, _ = model.prepare(mix)
     with torch.inference_mode():
-        ref = _as_tuple(model.onnx_core(*inputs))
+        ref = _as_tuple(model.core(*inputs))
     got = _run_session(_session(path), in_names, _as_tuple(inputs))
     err = max(float(np.max(np.abs(g - r.detach().cpu().numpy()))) if r.numel() else 0.0 for g, r in zip(got, ref))
     if not err <= atol:
@@ -148,21 +123,18 @@ def export_onnx(
     overwrite: bool = False,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Export the core of ``model`` to ``path`` (``.onnx``) and write its JSON sidecar; returns ``path``.
+    """Export the ``core`` stage of a staged ``model`` to ``path`` (``.onnx``) and write its JSON sidecar; returns ``path``.
 
     The graph is traced on ``seconds`` of random audio (the time/frames and batch axes stay dynamic). With
     ``check`` the exported file is run by ONNX Runtime on an input of another length and compared with torch
     (max abs error <= ``atol``); a failure deletes nothing but raises :class:`OnnxExportError`.
     """
-    from stemwright.models.base import check_model, config_to_dict
-    from stemwright.models.checkpoint import architecture_name, sha256_file
-
     path = Path(path)
     check_model(model)
-    if not supports_onnx(model):
+    if not has_stages(model):
         raise OnnxExportError(
-            f"{type(model).__name__} does not implement the ONNX-split protocol "
-            "(onnx_inputs / onnx_core / onnx_outputs; see stemwright.engine.onnx)"
+            f"{type(model).__name__} is not a staged model "
+            "(prepare / core / finish; see stemwright.models.base), so it has no core to export"
         )
     if path.suffix != ".onnx":
         raise OnnxExportError(f"{path}: the output file name must end in .onnx")
@@ -171,12 +143,12 @@ def export_onnx(
         if p.exists() and not overwrite:
             raise OnnxExportError(f"{p}: already exists (use --overwrite)")
     model = model.eval()
-    inputs, _ = model.onnx_inputs(_example_mix(model, seconds, batch, seed=0))
+    inputs, _ = model.prepare(_example_mix(model, seconds, batch, seed=0))
     inputs = _as_tuple(inputs)
     with torch.inference_mode():
-        outputs = _as_tuple(model.onnx_core(*inputs))
-    in_names = _names(model, "onnx_input_names", "input", len(inputs))
-    out_names = _names(model, "onnx_output_names", "output", len(outputs))
+        outputs = _as_tuple(model.core(*inputs))
+    in_names = _names(model, "core_input_names", "input", len(inputs))
+    out_names = _names(model, "core_output_names", "output", len(outputs))
     axes = _dynamic_axes(model, {**dict(zip(in_names, inputs)), **dict(zip(out_names, outputs))})
 
     def write_onnx(tmp: Path) -> None:
@@ -214,8 +186,7 @@ def export_onnx(
 
 
 def read_sidecar(path: str | Path) -> dict[str, Any]:
-    from stemwright.models.checkpoint import read_versioned_json
-
+    """The validated JSON sidecar of ``NAME.onnx``."""
     meta = sidecar_path(path)
     missing = f"{meta}: sidecar JSON of {Path(path).name} not found (written by stemwright export-onnx)"
     return read_versioned_json(meta, ONNX_FORMAT, ONNX_FORMAT_VERSION, OnnxExportError, "stemwright ONNX sidecar", missing)
@@ -232,20 +203,19 @@ class OnnxModel(nn.Module):
 
     def __init__(self, path: str | Path, *, providers: Sequence[str] | None = None, verify: bool = True):
         super().__init__()
-        from stemwright.models.base import config_from_dict
-        from stemwright.models.checkpoint import sha256_file
-        from stemwright.models.registry import architecture_class
-
         path = Path(path)
         if not path.is_file():
             raise OnnxExportError(f"{path}: ONNX file not found")
         doc = read_sidecar(path)
         if verify and doc.get("sha256") and sha256_file(path) != doc["sha256"]:
             raise OnnxExportError(f"{path}: sha256 does not match its sidecar {sidecar_path(path).name}; refusing it")
-        cls = architecture_class(doc["architecture"])
+        try:
+            cls = architecture_class(doc["architecture"])
+        except ValueError as e:
+            raise OnnxExportError(f"{sidecar_path(path)}: {e}") from None
         host = cls(config_from_dict(cls.config_class, doc["config"])).eval()
-        if not supports_onnx(host):
-            raise OnnxExportError(f"{path}: architecture {doc['architecture']} has no ONNX-split protocol")
+        if not has_stages(host):
+            raise OnnxExportError(f"{path}: architecture {doc['architecture']} is not a staged model")
         self.host = host  # weights unused: only its parameter-free pre/post-processing runs
         self.config = host.config
         self.path = path
@@ -259,8 +229,8 @@ class OnnxModel(nn.Module):
             self.valid_length = host.valid_length
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
-        inputs, context = self.host.onnx_inputs(mix)
+        inputs, context = self.host.prepare(mix)
         outs = _run_session(self.session, self.input_names, _as_tuple(inputs))
         tensors = tuple(torch.from_numpy(o).to(mix.device) for o in outs)
         core = tensors[0] if len(tensors) == 1 else tensors
-        return self.host.onnx_outputs(core, context)
+        return self.host.finish(core, context)

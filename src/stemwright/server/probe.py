@@ -1,0 +1,131 @@
+"""Checking an upload without decoding all of it: a small file can hold hours of audio (one hour of FLAC silence
+is ~600 KB), so the content check decodes a bounded prefix and takes the duration from the header, or from a
+bounded, block-wise scan where the header has none. Memory stays a few blocks whatever the file says.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from stemwright.audio.io import MAX_SAMPLERATE, MIN_SAMPLERATE
+
+PREFIX_SECONDS = 5.0
+BLOCK_FRAMES = 65536
+# Extensions libsndfile does not read; PyAV (FFmpeg) goes first for them, as in stemwright.audio.io.read_audio.
+AV_FIRST = (".stem.mp4", ".mp4", ".m4a", ".aac", ".mov", ".webm", ".mka", ".wma", ".m4v")
+
+
+class ProbeError(ValueError):
+    """The upload is not usable audio; ``status`` is the HTTP status to answer (415 not audio, 413 too long)."""
+
+    def __init__(self, status: int, reason: str):
+        self.status = status
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class Probe:
+    samplerate: int
+    channels: int
+    duration: float
+    codec: str
+
+
+def probe_audio(path: Path, max_duration: float, name: str = "") -> Probe:
+    """Samplerate, channels and duration of ``path``; decodes at most ``PREFIX_SECONDS`` plus, for formats whose
+    header has no length, a block-wise scan that stops past ``max_duration``. Raises :class:`ProbeError`."""
+    name = (name or path.name).lower()
+    readers = (_probe_av, _probe_soundfile) if name.endswith(AV_FIRST) else (_probe_soundfile, _probe_av)
+    errors: list[str] = []
+    for reader in readers:
+        try:
+            result = reader(path, max_duration)
+            break
+        except ProbeError as e:
+            if e.status == 413:
+                raise
+            errors.append(e.reason)
+        except Exception as e:  # noqa: BLE001 - any decoder failure means "try the other decoder"
+            errors.append(type(e).__name__ if not str(e) else str(e).split("\n")[0][:120])
+    else:
+        raise ProbeError(415, "not an audio file or corrupt (" + "; ".join(dict.fromkeys(errors))[:200] + ")")
+    if not MIN_SAMPLERATE <= result.samplerate <= MAX_SAMPLERATE:
+        raise ProbeError(415, f"sample rate {result.samplerate} Hz is outside the supported "
+                              f"{MIN_SAMPLERATE}-{MAX_SAMPLERATE} Hz")
+    if result.duration <= 0:
+        raise ProbeError(415, "contains no audio samples")
+    if result.duration > max_duration:
+        raise ProbeError(413, f"{_clock(result.duration)} long; the studio accepts at most {_clock(max_duration)}")
+    return result
+
+
+def _check_block(block: np.ndarray) -> None:
+    if block.size and not np.isfinite(block).all():
+        raise ProbeError(415, "contains non-finite (NaN/inf) samples")
+
+
+def _probe_soundfile(path: Path, max_duration: float) -> Probe:
+    with sf.SoundFile(str(path)) as f:
+        sr, frames = int(f.samplerate), int(f.frames)
+        if sr <= 0:
+            raise ProbeError(415, "no sample rate in the header")
+        prefix = f.read(min(int(PREFIX_SECONDS * sr), BLOCK_FRAMES * 8), dtype="float32", always_2d=True)
+        _check_block(prefix)
+        if prefix.shape[0] == 0:
+            raise ProbeError(415, "contains no audio samples")
+        # libsndfile reports the header's length; 0 or the "unknown" sentinel (SF_COUNT_MAX) means: scan.
+        if frames <= 0 or frames >= 2**62:
+            limit = int(max_duration * sr) + 1
+            frames = prefix.shape[0]
+            while frames <= limit:
+                block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                frames += block.shape[0]
+        return Probe(sr, int(f.channels), frames / sr, f"{f.format}/{f.subtype}")
+
+
+def _probe_av(path: Path, max_duration: float) -> Probe:
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as e:  # type: ignore[attr-defined]
+        raise ProbeError(415, str(e).split(": '")[0][:120]) from None
+    with container:
+        streams = [s for s in container.streams if s.type == "audio"]
+        if not streams:
+            raise ProbeError(415, "contains no audio stream")
+        stream = streams[0]  # NI stems: stream 0 is the mixture
+        sr = int(stream.codec_context.sample_rate or stream.rate or 0)
+        if sr <= 0:
+            raise ProbeError(415, "no sample rate in the header")
+        channels = int(stream.codec_context.channels or 0)
+        declared = None
+        if stream.duration and stream.time_base:
+            declared = float(stream.duration * stream.time_base)
+        elif container.duration:
+            declared = container.duration / av.time_base
+        decoded = 0
+        scan_to = PREFIX_SECONDS if declared else max_duration + 1.0
+        for frame in container.decode(stream):
+            block = frame.to_ndarray()
+            if block.dtype.kind == "f":
+                _check_block(block)
+            channels = channels or len(frame.layout.channels)
+            decoded += frame.samples
+            if decoded / sr > scan_to:
+                break
+        if decoded == 0:
+            raise ProbeError(415, "contains no audio samples")
+        duration = declared if declared else decoded / sr
+        return Probe(sr, channels or 1, duration, stream.codec_context.name)
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
