@@ -48,8 +48,7 @@ def command(
         fail(f"--style must be one of {', '.join(STYLES)}, got {style!r}", USAGE_EXIT)
     folder = None if no_mir1k else (mir1k_dir or DEFAULT_MIR1K_DIR)
     if no_vocals and (no_mir1k or mir1k_dir is not None):
-        print("stemwright synth: --no-vocals cannot be combined with --no-mir1k or --mir1k-dir", file=sys.stderr)
-        raise typer.Exit(2)
+        fail("--no-vocals cannot be combined with --no-mir1k or --mir1k-dir", USAGE_EXIT)
     if mir1k_dir is not None and not mir1k_dir.is_dir():
         fail(f"{mir1k_dir}: MIR-1K folder not found")
     t0 = time.perf_counter()
