@@ -122,7 +122,7 @@ def command(
     demo: bool = typer.Option(False, "--demo", help="Separate the bundled demo song and print where the stems went."),
     offline: bool = typer.Option(False, "--offline", help="Never download model weights."),
     fast: bool = typer.Option(False, "--fast", help="bfloat16 where the CPU/GPU runs it natively (AVX-512 BF16, AMX, Ampere+): "
-                              "faster, stems within 40 dB SNR of the exact path; elsewhere no effect."),
+                              "faster, slightly different stems; elsewhere no effect."),
 ) -> None:
     """Split songs into stems: OUT/<track>/<stem>.<ext> plus OUT/<track>/stemwright.json."""
     from stemwright.api import SeparationError, Separator
