@@ -32,6 +32,7 @@ from stemwright.models.defaults import DEFAULT_MODEL
 from stemwright.audio.resample import resample
 from stemwright.engine.device import resolve_device
 from stemwright.engine.progress import ProgressCallback, ProgressEvent, scaled
+from stemwright.engine.precision import choose_precision, precision_context
 from stemwright.engine.run import separate_tensor
 from stemwright.models.base import check_model
 
@@ -116,6 +117,9 @@ class Separator:
     ``residual=STEM`` replaces that stem by the mixture minus the other stems, so the stems sum exactly to the
     mixture. ``progress`` receives :class:`~stemwright.engine.progress.ProgressEvent` (fraction, stage, chunk index);
     if it raises, the separation stops with that exception (used to cancel jobs).
+
+    ``fast=True`` runs the model under bfloat16 autocast where the device has native bfloat16 kernels (AVX-512 BF16
+    or AMX CPUs, Ampere+ GPUs; elsewhere float32 with a logged warning), see :mod:`stemwright.engine.precision`.
     """
 
     def __init__(
@@ -129,6 +133,7 @@ class Separator:
         residual: str | None = None,
         progress: ProgressCallback | None = None,
         offline: bool = False,
+        fast: bool = False,
     ) -> None:
         if overlap is not None and not 0.0 <= overlap < 1.0:
             raise SeparationError(f"overlap must be in [0, 1), got {overlap}")
@@ -159,6 +164,8 @@ class Separator:
         self.batch_size = batch_size
         self.residual = residual
         self.progress = progress
+        # fast: bfloat16 autocast where the device runs it natively, else float32 (stemwright.engine.precision)
+        self.precision = choose_precision(self.device, fast)
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -244,6 +251,11 @@ class Separator:
         return stems
 
     def _run(self, mix: np.ndarray, progress: ProgressCallback | None) -> np.ndarray:
+        """Shape: ``(C, T)`` at the model rate -> ``(S, C, T)``, in the chosen precision."""
+        with precision_context(self.precision, self.device):
+            return self._run_chunks(mix, progress)
+
+    def _run_chunks(self, mix: np.ndarray, progress: ProgressCallback | None) -> np.ndarray:
         """Shape: ``(C, T)`` at the model rate -> ``(S, C, T)``."""
         out = separate_tensor(
             self.model,
