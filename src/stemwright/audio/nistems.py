@@ -174,7 +174,7 @@ def _boxes(data: bytes, start: int, end: int) -> list[tuple[str, int, int, int]]
         elif size == 0:
             size = end - off
         if size < header or off + size > end:
-            raise NiStemsError(f"box {kind!r} at byte {off}: size {size} runs past its parent")
+            raise NiStemsError(f"not an MP4 file (box {kind!r} at byte {off}: size {size} runs past its parent)")
         out.append((kind.decode("latin-1"), off, header, size))
         off += size
     return out
