@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import struct
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -85,8 +85,6 @@ class StemsMetadata:
                 raise NiStemsError(f"metadata: colour {c!r} is not of the form #RRGGBB")
 
     def to_json(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         return {"version": self.version,
                 "stems": [{"name": n, "color": c} for n, c in zip(self.names, self.colours)],
                 "mastering_dsp": {"compressor": asdict(self.compressor), "limiter": asdict(self.limiter)}}
