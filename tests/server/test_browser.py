@@ -391,3 +391,45 @@ def test_token_mode_in_the_browser(server_process, browser, tmp_path):
     assert page.evaluate("document.cookie") == ""  # HttpOnly: no script can read it
     assert page.evaluate("window.__csp") == [] and not errors
     page.close()
+
+
+def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path):
+    """Issue 14 in the studio: the mixer shows the song's tempo, meter and key, and its NI Stems link downloads a
+    .stem.mp4 of five streams; both fit at 360 px."""
+    import base64
+
+    url, _data = server
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.add_init_script(CSP_WATCH)
+    page.goto(url)
+    page.wait_for_selector("#model-select option[value=classic]", state="attached")
+    before = {s["id"] for s in _get(url + "api/songs")["songs"]}
+    clip = _clip(mixtures_dir, tmp_path, "practice.wav", 6.0, 2.0)
+    page.evaluate("""([name, b64]) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name, { type: "audio/wav" }));
+        document.querySelector("#dropzone").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }""", [clip.name, base64.b64encode(clip.read_bytes()).decode()])
+    songs = _wait_api(lambda ss: any(s["id"] not in before and s["status"] == "done" for s in ss), url)
+    song_id = next(s["id"] for s in songs if s["id"] not in before)
+    _until(page, f"document.querySelectorAll('#songs tr[data-song=\"{song_id}\"] button.open').length === 1")
+    page.locator(f"#songs tr[data-song='{song_id}'] button.open").click()
+    _until(page, "/^\\d+\\.\\d BPM · [34]\\/4 · [A-G]#? (major|minor)$/.test(document.querySelector('#analysis').textContent)",
+           timeout=60_000)
+    shown = page.locator("#analysis").inner_text()
+    stored = _get(url + f"api/songs/{song_id}/analysis")
+    assert shown.startswith(f"{stored['tempo_bpm']:.1f} BPM") and stored["key"] in shown
+    href = page.get_attribute("#download-ni", "href")
+    assert href == f"/api/songs/{song_id}/stems.stem.mp4"
+    head = page.evaluate("""async (href) => {
+        const r = await fetch(href); const b = new Uint8Array(await r.arrayBuffer());
+        return [r.status, b.length, String.fromCharCode(...b.slice(4, 12))]; }""", href)
+    assert head[0] == 200 and head[1] > 10_000 and head[2] == "ftypM4A "
+    page.set_viewport_size({"width": 360, "height": 800})
+    page.wait_for_timeout(200)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert _fits(page, ".transport > *", 360) == []
+    assert page.evaluate("window.__csp") == [] and not errors, (errors, page.evaluate("window.__csp"))
+    page.close()

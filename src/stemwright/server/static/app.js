@@ -517,6 +517,8 @@ async function openMixer(songId) {
   mixer.song = song;
   $("#nav-song").textContent = `› ${song.title}`;
   $("#download-zip").href = `/api/songs/${songId}/stems.zip`;
+  $("#download-ni").href = `/api/songs/${songId}/stems.stem.mp4`;
+  showAnalysis(songId);
   const ctx = audioContext();
   const { stems: peaks } = await (await api(`/api/songs/${songId}/peaks`)).json();
   const buffers = await Promise.all(song.stems.map(async (name) => {
@@ -548,6 +550,22 @@ async function openMixer(songId) {
   mixer.strips[0] && mixer.strips[0].el.focus();
   cancelAnimationFrame(mixer.raf);
   tick();
+}
+
+// Tempo, meter and key: computed once per separation on the server (seconds for a long song), so the mixer
+// opens without waiting for it; a song whose stems cannot be analysed just shows nothing.
+async function showAnalysis(songId) {
+  const out = $("#analysis");
+  out.textContent = "analysing…";
+  try {
+    const r = await api(`/api/songs/${songId}/analysis`);
+    if (mixer.songId !== songId) return;
+    const a = await r.json();
+    mixer.analysis = a;
+    out.textContent = `${a.tempo_bpm.toFixed(1)} BPM · ${a.time_signature} · ${a.key}`;
+  } catch (e) {
+    if (mixer.songId === songId) out.textContent = "";
+  }
 }
 
 // Leaving the mixer keeps the working state and frees the decoded stems (hundreds of MB for a song): buffers,
