@@ -394,8 +394,8 @@ def test_token_mode_in_the_browser(server_process, browser, tmp_path):
 
 
 def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path):
-    """Issue 14 in the studio: the mixer shows the song's tempo, meter and key, and its NI Stems link downloads a
-    .stem.mp4 of five streams; both fit at 360 px."""
+    """Issue 14 in the studio: the mixer shows the song's tempo, meter and key, its NI Stems link downloads a
+    .stem.mp4, each strip downloads its stem in the chosen format; all of it fits at 360 px."""
     import base64
 
     url, _data = server
@@ -427,9 +427,20 @@ def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path)
         const r = await fetch(href); const b = new Uint8Array(await r.arrayBuffer());
         return [r.status, b.length, String.fromCharCode(...b.slice(4, 12))]; }""", href)
     assert head[0] == 200 and head[1] > 10_000 and head[2] == "ftypM4A "
+    # one stem at a time, in the export format
+    page.select_option("#export-format", "mp3")
+    link = page.locator("#strips .strip[data-stem='vocals'] a.download")
+    assert link.get_attribute("href") == f"/api/songs/{song_id}/stems/vocals?format=mp3"
+    assert link.get_attribute("download") == "practice - vocals.mp3"
+    got = page.evaluate("""async (href) => {
+        const r = await fetch(href); const b = new Uint8Array(await r.arrayBuffer());
+        return [r.status, r.headers.get("content-type"), b.length]; }""", link.get_attribute("href"))
+    assert got[0] == 200 and got[1] == "audio/mpeg" and got[2] > 10_000
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "practice-mixer.png"))  # docs/images/studio-practice.png in the README
     page.set_viewport_size({"width": 360, "height": 800})
     page.wait_for_timeout(200)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-    assert _fits(page, ".transport > *", 360) == []
+    assert _fits(page, ".transport > *, .strip, .strip a.download", 360) == []
     assert page.evaluate("window.__csp") == [] and not errors, (errors, page.evaluate("window.__csp"))
     page.close()

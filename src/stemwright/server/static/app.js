@@ -231,8 +231,18 @@ function makeStrip(name, buffer, peaks) {
   $(".mute", el).onclick = () => { strip.mute = !strip.mute; applyAll(); };
   $(".solo", el).onclick = () => { strip.solo = !strip.solo; applyAll(); };
   el.addEventListener("focusin", () => { mixer.focused = strip; });
+  stemLink(strip);
   setupWaveform(strip);
   return strip;
+}
+
+// One stem at a time, in the format chosen for exports (wav, flac or mp3), named after the song and the stem.
+function stemLink(strip) {
+  const fmt = $("#export-format").value;
+  const a = $(".download", strip.el);
+  a.href = `/api/songs/${mixer.songId}/stems/${encodeURIComponent(strip.name)}?format=${fmt}`;
+  a.download = `${(mixer.song && mixer.song.title) || "song"} - ${strip.name}.${fmt}`;
+  a.setAttribute("aria-label", `Download the ${strip.name} stem as ${fmt}`);
 }
 
 // -- waveform: click to seek, drag to select the loop region -----------------------------------------------------
@@ -601,6 +611,7 @@ function setupMixerControls() {
   $("#mix-name").addEventListener("keydown", (e) => { if (e.key === "Enter") saveMix().catch((err) => setStatus(err.message)); });
   window.addEventListener("pagehide", autosave);
   $("#export").onclick = () => exportMix().catch((e) => setStatus(e.message));
+  $("#export-format").onchange = () => { for (const s of mixer.strips) stemLink(s); };
   const spaceIsTransport = (e) => {
     const tag = (e.target.tagName || "").toLowerCase();
     return e.key === " " && !$("#mixer-view").classList.contains("hidden") && tag !== "select" && !(tag === "input" && e.target.type === "text");
