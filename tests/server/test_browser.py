@@ -395,7 +395,8 @@ def test_token_mode_in_the_browser(server_process, browser, tmp_path):
 
 def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path):
     """Issue 14 in the studio: the mixer shows the song's tempo, meter and key, its NI Stems link downloads a
-    .stem.mp4, each strip downloads its stem in the chosen format; all of it fits at 360 px."""
+    .stem.mp4, each strip downloads its stem in the chosen format, level meters (stems and master) move while
+    playing with a clip indicator; all of it fits at 360 px."""
     import base64
 
     url, _data = server
@@ -436,11 +437,26 @@ def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path)
         const r = await fetch(href); const b = new Uint8Array(await r.arrayBuffer());
         return [r.status, r.headers.get("content-type"), b.length]; }""", link.get_attribute("href"))
     assert got[0] == 200 and got[1] == "audio/mpeg" and got[2] > 10_000
+    # level meters move while playing (every stem and the master), and full scale lights the clip indicator
+    assert page.evaluate("[...document.querySelectorAll('.meter')].every((m) => !(Number(m.dataset.peak) > 0))")
+    page.click("#play")
+    _until(page, "[...document.querySelectorAll('#strips .meter')].every((m) => Number(m.dataset.peak) > 0) && "
+                 "Number(document.querySelector('#master-meter').dataset.peak) > 0", timeout=20_000)
+    assert page.evaluate("document.querySelector('#master-meter .level').style.width") not in ("", "0%", "0.0%")
+    assert not page.evaluate("document.querySelector('#master-meter').classList.contains('clipped')")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "practice-mixer.png"))  # docs/images/studio-practice.png in the README
+    page.evaluate("""() => { for (const el of [document.querySelector('#master-gain'), ...document.querySelectorAll('#strips .gain')]) {
+        el.value = 12; el.dispatchEvent(new Event('input')); } }""")
+    _until(page, "document.querySelector('#master-meter').classList.contains('clipped')", timeout=20_000)
+    page.click("#play")  # pause: the meters fall to zero, the clip indicator stays until clicked
+    _until(page, "Number(document.querySelector('#master-meter').dataset.peak) === 0")
+    assert page.evaluate("document.querySelector('#master-meter').classList.contains('clipped')")
+    page.click("#master-meter")
+    assert not page.evaluate("document.querySelector('#master-meter').classList.contains('clipped')")
     page.set_viewport_size({"width": 360, "height": 800})
     page.wait_for_timeout(200)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-    assert _fits(page, ".transport > *, .strip, .strip a.download", 360) == []
+    assert _fits(page, ".transport > *, .strip, .strip a.download, .meter", 360) == []
     assert page.evaluate("window.__csp") == [] and not errors, (errors, page.evaluate("window.__csp"))
     page.close()

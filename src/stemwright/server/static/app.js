@@ -173,6 +173,7 @@ function audioContext() {
     mixer.ctx = new AudioContext({ latencyHint: "interactive" });
     mixer.master = mixer.ctx.createGain();
     mixer.master.connect(mixer.ctx.destination);
+    mixer.masterMeter = makeMeter(mixer.ctx, mixer.master);
   }
   return mixer.ctx;
 }
@@ -187,7 +188,36 @@ function buildStripGraph(strip) {
   const panner = ctx.createStereoPanner();
   const fader = ctx.createGain();
   filters[0].connect(filters[1]); filters[1].connect(filters[2]); filters[2].connect(panner); panner.connect(fader); fader.connect(mixer.master);
-  Object.assign(strip, { input: filters[0], filters, panner, fader });
+  Object.assign(strip, { input: filters[0], filters, panner, fader, meter: makeMeter(ctx, fader) });
+}
+
+// -- level meters: the peak of the last ~21 ms (1024 samples at 48 kHz) after each fader and after the master
+// gain, on a -60..0 dBFS scale; a sample at or over full scale lights the clip indicator until it is clicked.
+const METER_FLOOR_DB = -60;
+function makeMeter(ctx, node) {
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 1024;
+  node.connect(analyser);
+  return { analyser, data: new Float32Array(analyser.fftSize), peak: 0 };
+}
+
+function readMeter(meter, el) {
+  let peak = 0;
+  if (mixer.playing) {
+    meter.analyser.getFloatTimeDomainData(meter.data);
+    for (const v of meter.data) { const a = Math.abs(v); if (a > peak) peak = a; }
+  }
+  meter.peak = peak;
+  const db = peak > 0 ? 20 * Math.log10(peak) : -Infinity;
+  const fill = Math.max(0, Math.min(1, (db - METER_FLOOR_DB) / -METER_FLOOR_DB));
+  $(".level", el).style.width = `${(fill * 100).toFixed(1)}%`;
+  el.dataset.peak = peak.toFixed(4);
+  if (peak >= 1) el.classList.add("clipped");
+}
+
+function drawMeters() {
+  for (const s of mixer.strips) readMeter(s.meter, $(".meter", s.el));
+  if (mixer.masterMeter) readMeter(mixer.masterMeter, $("#master-meter"));
 }
 
 function audible(strip) {
@@ -231,6 +261,7 @@ function makeStrip(name, buffer, peaks) {
   $(".mute", el).onclick = () => { strip.mute = !strip.mute; applyAll(); };
   $(".solo", el).onclick = () => { strip.solo = !strip.solo; applyAll(); };
   el.addEventListener("focusin", () => { mixer.focused = strip; });
+  $(".meter", el).onclick = (e) => e.currentTarget.classList.remove("clipped");
   stemLink(strip);
   setupWaveform(strip);
   return strip;
@@ -301,7 +332,7 @@ function drawOverlays() {
 
 // Redraw only while playing or after a change: a paused mixer costs no frames.
 function tick() {
-  if (mixer.playing || mixer.dirty) { mixer.dirty = false; mixer.draws += 1; drawOverlays(); }
+  if (mixer.playing || mixer.dirty) { mixer.dirty = false; mixer.draws += 1; drawOverlays(); drawMeters(); }
   mixer.raf = requestAnimationFrame(tick);
 }
 
@@ -612,6 +643,7 @@ function setupMixerControls() {
   window.addEventListener("pagehide", autosave);
   $("#export").onclick = () => exportMix().catch((e) => setStatus(e.message));
   $("#export-format").onchange = () => { for (const s of mixer.strips) stemLink(s); };
+  $("#master-meter").onclick = (e) => e.currentTarget.classList.remove("clipped");
   const spaceIsTransport = (e) => {
     const tag = (e.target.tagName || "").toLowerCase();
     return e.key === " " && !$("#mixer-view").classList.contains("hidden") && tag !== "select" && !(tag === "input" && e.target.type === "text");
