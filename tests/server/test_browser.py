@@ -437,6 +437,35 @@ def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path)
         const r = await fetch(href); const b = new Uint8Array(await r.arrayBuffer());
         return [r.status, r.headers.get("content-type"), b.length]; }""", link.get_attribute("href"))
     assert got[0] == 200 and got[1] == "audio/mpeg" and got[2] > 10_000
+    # the keyboard on the beat grid (paused): Home, arrows by a beat, shift+arrows by a bar, [ ] loop on beats, L
+    beats, downbeats = stored["beats"], stored["downbeats"]
+    offset = "window.studio.mixer.startOffset"
+    page.locator("#strips .strip .name").first.click()
+    page.keyboard.press("Home")
+    assert page.evaluate(offset) == 0
+    page.keyboard.press("ArrowRight")
+    first = next(b for b in beats if b > 0.02)
+    assert abs(page.evaluate(offset) - first) < 1e-6
+    page.keyboard.press("ArrowRight")
+    second = next(b for b in beats if b > first + 0.02)
+    assert abs(page.evaluate(offset) - second) < 1e-6
+    page.keyboard.press("ArrowLeft")
+    assert abs(page.evaluate(offset) - first) < 1e-6
+    page.keyboard.press("Shift+ArrowRight")
+    bar1 = next(d for d in downbeats if d > first + 0.02)
+    assert abs(page.evaluate(offset) - bar1) < 1e-6
+    page.keyboard.press("[")
+    page.keyboard.press("Shift+ArrowRight")
+    bar2 = next(d for d in downbeats if d > bar1 + 0.02)
+    page.keyboard.press("]")
+    loop = page.evaluate("window.studio.mixer.loop")
+    assert abs(loop["start"] - bar1) < 1e-6 and abs(loop["end"] - bar2) < 1e-6 and not loop["on"]
+    page.keyboard.press("l")
+    assert page.evaluate("window.studio.mixer.loop.on") and page.is_checked("#loop")
+    page.keyboard.press("L")
+    assert not page.is_checked("#loop")
+    page.keyboard.press("Home")
+
     # level meters move while playing (every stem and the master), and full scale lights the clip indicator
     assert page.evaluate("[...document.querySelectorAll('.meter')].every((m) => !(Number(m.dataset.peak) > 0))")
     page.click("#play")

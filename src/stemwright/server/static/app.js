@@ -622,7 +622,7 @@ function closeMixer() {
   mixer.mixes = [];
   $("#strips").innerHTML = "";
   if (mixer.ctx) { mixer.ctx.close().catch(() => {}); mixer.ctx = null; mixer.master = null; }
-  mixer.songId = null; mixer.song = null; mixer.duration = 0;
+  mixer.songId = null; mixer.song = null; mixer.duration = 0; mixer.analysis = null;
 }
 
 function setupMixerControls() {
@@ -653,6 +653,7 @@ function setupMixerControls() {
   document.addEventListener("keydown", (e) => {
     if ($("#mixer-view").classList.contains("hidden")) return;
     if (spaceIsTransport(e)) { e.preventDefault(); if (!e.repeat) togglePlay(); return; }
+    if (gridKey(e)) { e.preventDefault(); return; }
     const strip = mixer.focused;
     const typing = ["input", "textarea"].includes((e.target.tagName || "").toLowerCase()) && e.target.type === "text";
     if (!strip || typing || e.ctrlKey || e.metaKey || e.altKey) return;
@@ -660,6 +661,46 @@ function setupMixerControls() {
     if (e.key === "s" || e.key === "S") { strip.solo = !strip.solo; applyAll(); }
   });
   window.addEventListener("resize", () => { for (const s of mixer.strips) s.image = null; });
+}
+
+// -- keyboard on the beat grid: arrows seek by a beat, shift+arrows by a bar, [ ] set the loop in/out on the
+// nearest beat, L loop on/off, Home to the start. Without an analysis (yet) arrows step 1 s (shift: 4 s).
+// Keys typed into a text field, or arrows on a focused slider or menu, keep their usual meaning.
+function gridKey(e) {
+  const tag = (e.target.tagName || "").toLowerCase();
+  if (e.ctrlKey || e.metaKey || e.altKey || tag === "textarea" || (tag === "input" && e.target.type === "text")) return false;
+  const a = mixer.analysis;
+  if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
+    if (tag === "input" || tag === "select") return false;
+    const dir = e.key === "ArrowRight" ? 1 : -1;
+    const grid = a ? (e.shiftKey ? a.downbeats : a.beats) : null;
+    const pos = position();
+    if (!grid || !grid.length) { seek(pos + dir * (e.shiftKey ? 4 : 1)); return true; }
+    const eps = 0.02; // a press right after a seek lands a few ms past the beat: still "on" it
+    const next = dir > 0 ? grid.find((t) => t > pos + eps) : [...grid].reverse().find((t) => t < pos - eps);
+    seek(next === undefined ? (dir > 0 ? mixer.duration : 0) : next);
+    return true;
+  }
+  if (e.key === "Home") { seek(0); return true; }
+  if (e.key === "l" || e.key === "L") { const box = $("#loop"); box.checked = !box.checked; box.onchange({ target: box }); return true; }
+  if (e.key === "[" || e.key === "]") {
+    const pos = snapToBeat(position());
+    const bar = a ? (a.beats_per_bar * 60) / a.tempo_bpm : 2;
+    const loop = mixer.loop;
+    if (e.key === "[") { loop.start = pos; if (loop.end <= loop.start) loop.end = Math.min(mixer.duration, pos + bar); }
+    else { loop.end = pos; if (loop.end <= loop.start) loop.start = Math.max(0, pos - bar); }
+    if (mixer.playing && loop.on) startAt(position());
+    showLoop();
+    changed();
+    return true;
+  }
+  return false;
+}
+
+function snapToBeat(t) {
+  const beats = mixer.analysis && mixer.analysis.beats;
+  if (!beats || !beats.length) return t;
+  return beats.reduce((best, b) => (Math.abs(b - t) < Math.abs(best - t) ? b : best), beats[0]);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
