@@ -396,7 +396,8 @@ def test_token_mode_in_the_browser(server_process, browser, tmp_path):
 def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path):
     """Issue 14 in the studio: the mixer shows the song's tempo, meter and key, its NI Stems link downloads a
     .stem.mp4, each strip downloads its stem in the chosen format, level meters (stems and master) move while
-    playing with a clip indicator; all of it fits at 360 px."""
+    playing with a clip indicator, the keyboard moves on the beat grid, count-in and metronome click on it; all of
+    it fits at 360 px."""
     import base64
 
     url, _data = server
@@ -464,6 +465,33 @@ def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path)
     assert page.evaluate("window.studio.mixer.loop.on") and page.is_checked("#loop")
     page.keyboard.press("L")
     assert not page.is_checked("#loop")
+    page.keyboard.press("Home")
+
+    # count-in: one bar of clicks at the song's tempo before the stems start (heard on the master meter with every
+    # stem muted); then the metronome clicks on the song's beats while it plays
+    for b in page.locator("#strips .strip button.mute").all():
+        b.click()
+    page.check("#count-in")
+    page.click("#play")
+    _until(page, "Number(document.querySelector('#master-meter').dataset.peak) > 0.05 && "
+                 "window.studio.mixer.ctx.currentTime < window.studio.mixer.startCtxTime", timeout=10_000)
+    state = page.evaluate("({clicks: window.studio.mixer.clicks, start: window.studio.mixer.startCtxTime})")
+    before = [c for c in state["clicks"] if c["at"] < state["start"] - 1e-6]
+    beat = 60 / stored["tempo_bpm"]
+    assert len(before) == stored["beats_per_bar"] and [c["accent"] for c in before] == [True] + [False] * (len(before) - 1)
+    assert np.allclose(np.diff([c["at"] for c in before]), beat, atol=1e-6)
+    assert abs(state["start"] - before[-1]["at"] - beat) < 1e-6
+    page.check("#metronome")
+    _until(page, "window.studio.mixer.clicks.some((c) => c.at >= window.studio.mixer.startCtxTime)", timeout=10_000)
+    state = page.evaluate("({clicks: window.studio.mixer.clicks, start: window.studio.mixer.startCtxTime, "
+                          "offset: window.studio.mixer.startOffset})")
+    during = [c["at"] - state["start"] + state["offset"] for c in state["clicks"] if c["at"] >= state["start"]]
+    assert during and all(min(abs(t - b) for b in beats) < 1e-6 for t in during)
+    page.click("#play")
+    page.uncheck("#metronome")
+    page.uncheck("#count-in")
+    for b in page.locator("#strips .strip button.mute").all():
+        b.click()
     page.keyboard.press("Home")
 
     # level meters move while playing (every stem and the master), and full scale lights the clip indicator

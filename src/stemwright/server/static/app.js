@@ -165,7 +165,7 @@ const mixer = {
   ctx: null, songId: null, song: null, strips: [], master: null, duration: 0,
   playing: false, startCtxTime: 0, startOffset: 0, sources: [],
   loop: { on: false, start: 0, end: 0 }, focused: null, mixId: null, raf: 0,
-  dirty: true, draws: 0, autosaveTimer: 0, restoring: false,
+  dirty: true, draws: 0, autosaveTimer: 0, restoring: false, analysis: null, clicks: [], clickedUntil: 0,
 };
 
 function audioContext() {
@@ -285,7 +285,12 @@ function setupWaveform(strip) {
   canvas.addEventListener("pointermove", (e) => {
     if (down === null) return;
     const t = timeAt(e);
-    if (Math.abs(t - down) > mixer.duration / 200) { mixer.loop.start = Math.min(down, t); mixer.loop.end = Math.max(down, t); showLoop(); }
+    if (Math.abs(t - down) > mixer.duration / 200) {
+      // on the beat grid when the song is analysed: a dragged loop starts and ends on beats
+      const a = snapToBeat(Math.min(down, t)), b = snapToBeat(Math.max(down, t));
+      mixer.loop.start = a; mixer.loop.end = b > a ? b : Math.max(down, t);
+      showLoop();
+    }
   });
   canvas.addEventListener("pointerup", (e) => {
     const t = timeAt(e);
@@ -333,6 +338,7 @@ function drawOverlays() {
 // Redraw only while playing or after a change: a paused mixer costs no frames.
 function tick() {
   if (mixer.playing || mixer.dirty) { mixer.dirty = false; mixer.draws += 1; drawOverlays(); drawMeters(); }
+  scheduleMetronome();
   mixer.raf = requestAnimationFrame(tick);
 }
 
@@ -368,11 +374,18 @@ function stopSources() {
   mixer.sources = [];
 }
 
-function startAt(offset) {
+function startAt(offset, countIn = false) {
   const ctx = audioContext();
   stopSources();
   offset = effectiveOffset(offset);
-  const when = ctx.currentTime + 0.05; // one start time for every stem: sample-synchronous
+  let when = ctx.currentTime + 0.05; // one start time for every stem: sample-synchronous
+  const a = mixer.analysis;
+  if (countIn && a && $("#count-in").checked) {
+    // one bar of clicks at the song's tempo before the song starts, the first accented
+    const beat = 60 / a.tempo_bpm;
+    for (let k = 0; k < a.beats_per_bar; k++) click(when + k * beat, k === 0);
+    when += a.beats_per_bar * beat;
+  }
   const { on, start, end } = mixer.loop;
   for (const s of mixer.strips) {
     const src = ctx.createBufferSource();
@@ -387,6 +400,7 @@ function startAt(offset) {
     if (mixer.sources[0] === first && mixer.playing && !mixer.loop.on) { mixer.playing = false; mixer.startOffset = 0; updatePlayButton(); }
   };
   mixer.startCtxTime = when;
+  mixer.clickedUntil = when - 0.01;
   mixer.startOffset = offset;
   mixer.playing = true;
   updatePlayButton();
@@ -397,7 +411,47 @@ async function togglePlay() {
   const ctx = audioContext();
   if (ctx.state === "suspended") await ctx.resume();
   if (mixer.playing) { mixer.startOffset = position(); mixer.playing = false; stopSources(); updatePlayButton(); changed(); }
-  else startAt(mixer.startOffset >= mixer.duration ? 0 : mixer.startOffset);
+  else startAt(mixer.startOffset >= mixer.duration ? 0 : mixer.startOffset, true);
+}
+
+// -- metronome: a short blip into the master (so the meters and exports of the page hear it), 1.5 kHz on a
+// downbeat and 1 kHz on other beats. While playing, tick() schedules the clicks of the next 150 ms of song time.
+function click(at, accent) {
+  const ctx = mixer.ctx;
+  const osc = ctx.createOscillator();
+  const env = ctx.createGain();
+  osc.frequency.value = accent ? 1500 : 1000;
+  env.gain.setValueAtTime(0, at);
+  env.gain.linearRampToValueAtTime(0.5, at + 0.002);
+  env.gain.exponentialRampToValueAtTime(0.001, at + 0.05);
+  osc.connect(env); env.connect(mixer.master);
+  osc.start(at); osc.stop(at + 0.06);
+  mixer.clicks.push({ at, accent });
+  if (mixer.clicks.length > 64) mixer.clicks.shift();
+}
+
+function scheduleMetronome() {
+  const a = mixer.analysis;
+  if (!mixer.playing || !a || !$("#metronome").checked) return;
+  const now = Math.max(mixer.ctx.currentTime, mixer.startCtxTime); // the context time of position()
+  const pos = position();
+  const ahead = 0.15;
+  // [song time from, song time to, context time of "from"]; a loop's end continues at its start
+  const spans = [[pos, pos + ahead, now]];
+  if (looping() && pos + ahead > mixer.loop.end) {
+    spans[0][1] = mixer.loop.end;
+    spans.push([mixer.loop.start, mixer.loop.start + (pos + ahead - mixer.loop.end), now + (mixer.loop.end - pos)]);
+  }
+  const downs = new Set(a.downbeats.map((t) => t.toFixed(3)));
+  for (const [from, to, base] of spans) {
+    for (const t of a.beats) {
+      if (t < from - 1e-3 || t >= to) continue;
+      const at = base + (t - from);
+      if (at <= mixer.clickedUntil + 1e-3) continue; // already scheduled on an earlier frame
+      click(at, downs.has(t.toFixed(3)));
+      mixer.clickedUntil = at;
+    }
+  }
 }
 
 function seek(t) {
