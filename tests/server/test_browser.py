@@ -396,8 +396,8 @@ def test_token_mode_in_the_browser(server_process, browser, tmp_path):
 def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path):
     """Issue 14 in the studio: the mixer shows the song's tempo, meter and key, its NI Stems link downloads a
     .stem.mp4, each strip downloads its stem in the chosen format, level meters (stems and master) move while
-    playing with a clip indicator, the keyboard moves on the beat grid, count-in and metronome click on it; all of
-    it fits at 360 px."""
+    playing with a clip indicator, the keyboard moves on the beat grid, count-in and metronome click on it, A/B
+    switches to the original song at the same position; all of it fits at 360 px."""
     import base64
 
     url, _data = server
@@ -490,6 +490,31 @@ def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path)
     page.click("#play")
     page.uncheck("#metronome")
     page.uncheck("#count-in")
+    for b in page.locator("#strips .strip button.mute").all():
+        b.click()
+    page.keyboard.press("Home")
+
+    # A/B: with every stem muted the mix is silent, so whatever the master meter hears is the original song; the
+    # switch keeps the position (no restart)
+    for b in page.locator("#strips .strip button.mute").all():
+        b.click()
+    page.click("#ab")
+    _until(page, "document.querySelector('#ab').getAttribute('aria-pressed') === 'true'", timeout=20_000)
+    page.click("#play")
+    master_peak = "Number(document.querySelector('#master-meter').dataset.peak)"
+    _until(page, f"{master_peak} > 0.02", timeout=10_000)
+    pos = "window.studio.position()"
+    before_switch = page.evaluate(pos)
+    page.click("#ab")
+    after_switch = page.evaluate(pos)
+    assert page.get_attribute("#ab", "aria-pressed") == "false"
+    assert 0 <= after_switch - before_switch < 0.25, (before_switch, after_switch)
+    _until(page, f"{master_peak} < 0.001", timeout=10_000)  # back on the (muted) mix
+    page.click("#ab")
+    _until(page, f"{master_peak} > 0.02", timeout=10_000)
+    assert page.evaluate(pos) > after_switch
+    page.click("#play")
+    page.click("#ab")
     for b in page.locator("#strips .strip button.mute").all():
         b.click()
     page.keyboard.press("Home")

@@ -81,3 +81,16 @@ def test_ni_stems_of_a_two_stem_song_is_refused_with_the_reason(make_client, sho
     wait_status(client, song["id"])
     r = client.get(f"/api/songs/{song['id']}/stems.stem.mp4")
     assert r.status_code == 409 and "NI Stems needs four stems" in r.json()["error"]
+
+
+def test_original_lines_up_with_the_stems(make_client, tmp_path):
+    client = make_client(separator_factory=FourStems)
+    song = upload(client, _song(tmp_path)).json()
+    wait_status(client, song["id"])
+    r = client.get(f"/api/songs/{song['id']}/original")
+    assert r.status_code == 200 and r.headers["content-type"] == "audio/flac"
+    original, rate = sf.read(io.BytesIO(r.content), always_2d=True)
+    drums, _ = sf.read(io.BytesIO(client.get(f"/api/songs/{song['id']}/stems/drums?format=wav").content), always_2d=True)
+    assert rate == 22050 and original.shape == drums.shape
+    assert np.abs(original * SHARES["drums"] - drums).max() < 1e-4  # same samples: the stems are shares of it
+    assert client.get("/api/songs/" + "0" * 32 + "/original").status_code == 404

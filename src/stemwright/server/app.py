@@ -470,6 +470,17 @@ def create_app(config: ServerConfig) -> FastAPI:
         path = media.encoded(paths[stem], format)
         return FileResponse(path, media_type=media.MEDIA_FORMATS[format], headers={"cache-control": "no-cache"})
 
+    @app.get("/api/songs/{song_id}/original")
+    def original_audio(song_id: str):
+        """The uploaded song decoded by the same reader as the separation (so it lines up with the stems sample
+        for sample), as FLAC: the studio's A/B switch plays it against the mix."""
+        song = song_or_404(song_id)
+        source = Path(song["source_path"])
+        if not source.is_file():
+            raise ApiError(404, "this song's original file is not stored")
+        path = media.encoded_original(source)
+        return FileResponse(path, media_type=media.MEDIA_FORMATS["flac"], headers={"cache-control": "no-cache"})
+
     @app.get("/api/songs/{song_id}/peaks")
     def stem_peaks(song_id: str):
         paths = stem_paths(song_or_404(song_id)["id"])

@@ -166,6 +166,7 @@ const mixer = {
   playing: false, startCtxTime: 0, startOffset: 0, sources: [],
   loop: { on: false, start: 0, end: 0 }, focused: null, mixId: null, raf: 0,
   dirty: true, draws: 0, autosaveTimer: 0, restoring: false, analysis: null, clicks: [], clickedUntil: 0,
+  original: null, ab: false, mixBus: null,
 };
 
 function audioContext() {
@@ -174,6 +175,8 @@ function audioContext() {
     mixer.master = mixer.ctx.createGain();
     mixer.master.connect(mixer.ctx.destination);
     mixer.masterMeter = makeMeter(mixer.ctx, mixer.master);
+    mixer.mixBus = mixer.ctx.createGain(); // every strip's fader; muted while A/B plays the original
+    mixer.mixBus.connect(mixer.master);
   }
   return mixer.ctx;
 }
@@ -187,7 +190,7 @@ function buildStripGraph(strip) {
   });
   const panner = ctx.createStereoPanner();
   const fader = ctx.createGain();
-  filters[0].connect(filters[1]); filters[1].connect(filters[2]); filters[2].connect(panner); panner.connect(fader); fader.connect(mixer.master);
+  filters[0].connect(filters[1]); filters[1].connect(filters[2]); filters[2].connect(panner); panner.connect(fader); fader.connect(mixer.mixBus);
   Object.assign(strip, { input: filters[0], filters, panner, fader, meter: makeMeter(ctx, fader) });
 }
 
@@ -395,6 +398,14 @@ function startAt(offset, countIn = false) {
     src.start(when, offset);
     mixer.sources.push(src);
   }
+  if (mixer.original) { // the original song, started with the stems: A/B switches at the same position
+    const src = ctx.createBufferSource();
+    src.buffer = mixer.original.buffer;
+    if (on && end > start) { src.loop = true; src.loopStart = start; src.loopEnd = end; }
+    src.connect(mixer.original.gain);
+    src.start(when, offset);
+    mixer.sources.push(src);
+  }
   const first = mixer.sources[0];
   first.onended = () => {
     if (mixer.sources[0] === first && mixer.playing && !mixer.loop.on) { mixer.playing = false; mixer.startOffset = 0; updatePlayButton(); }
@@ -412,6 +423,32 @@ async function togglePlay() {
   if (ctx.state === "suspended") await ctx.resume();
   if (mixer.playing) { mixer.startOffset = position(); mixer.playing = false; stopSources(); updatePlayButton(); changed(); }
   else startAt(mixer.startOffset >= mixer.duration ? 0 : mixer.startOffset, true);
+}
+
+// -- A/B: the original song against the current mix, at the same position. The original is fetched and decoded
+// on the first press (it is as large as one stem), then plays in sync with the stems at all times; the switch only
+// moves two gains (5 ms glides), so nothing restarts and the position is kept.
+async function toggleAB() {
+  const button = $("#ab");
+  if (!mixer.original) {
+    button.disabled = true;
+    setStatus("loading the original…");
+    try {
+      const data = await (await api(`/api/songs/${mixer.songId}/original`)).arrayBuffer();
+      const buffer = await mixer.ctx.decodeAudioData(data);
+      const gain = mixer.ctx.createGain();
+      gain.gain.value = 0;
+      gain.connect(mixer.master);
+      mixer.original = { buffer, gain };
+      if (mixer.playing) startAt(position());
+      setStatus("");
+    } finally { button.disabled = false; }
+  }
+  mixer.ab = !mixer.ab;
+  setParam(mixer.mixBus.gain, mixer.ab ? 0 : 1);
+  setParam(mixer.original.gain.gain, mixer.ab ? 1 : 0);
+  button.setAttribute("aria-pressed", String(mixer.ab));
+  button.textContent = mixer.ab ? "A/B: original" : "A/B: mix";
 }
 
 // -- metronome: a short blip into the master (so the meters and exports of the page hear it), 1.5 kHz on a
@@ -677,6 +714,7 @@ function closeMixer() {
   $("#strips").innerHTML = "";
   if (mixer.ctx) { mixer.ctx.close().catch(() => {}); mixer.ctx = null; mixer.master = null; }
   mixer.songId = null; mixer.song = null; mixer.duration = 0; mixer.analysis = null;
+  mixer.original = null; mixer.ab = false; $("#ab").setAttribute("aria-pressed", "false"); $("#ab").textContent = "A/B: mix";
 }
 
 function setupMixerControls() {
@@ -698,6 +736,7 @@ function setupMixerControls() {
   $("#export").onclick = () => exportMix().catch((e) => setStatus(e.message));
   $("#export-format").onchange = () => { for (const s of mixer.strips) stemLink(s); };
   $("#master-meter").onclick = (e) => e.currentTarget.classList.remove("clipped");
+  $("#ab").onclick = () => toggleAB().catch((e) => setStatus(e.message));
   const spaceIsTransport = (e) => {
     const tag = (e.target.tagName || "").toLowerCase();
     return e.key === " " && !$("#mixer-view").classList.contains("hidden") && tag !== "select" && !(tag === "input" && e.target.type === "text");
