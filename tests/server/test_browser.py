@@ -519,6 +519,30 @@ def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path)
         b.click()
     page.keyboard.press("Home")
 
+    # undo/redo of mixer changes (a settled fader move is one step; buttons and keyboard). The mutes above are
+    # steps too, so this starts from a history that is not empty (and lets the last of them settle first).
+    page.wait_for_timeout(400)
+    gain = "#strips .strip[data-stem='vocals'] .gain"
+    vocals_db = "window.studio.mixer.strips.find((s) => s.name === 'vocals').gainDb"
+    assert page.evaluate(vocals_db) == 0 and page.is_disabled("#redo")
+    for value in ("-6", "-12"):
+        page.evaluate("([sel, v]) => { const el = document.querySelector(sel); el.value = v; "
+                      "el.dispatchEvent(new Event('input')); }", [gain, value])
+        page.wait_for_timeout(400)
+    assert page.evaluate(vocals_db) == -12
+    page.click("#undo")
+    assert page.evaluate(vocals_db) == -6 and page.input_value(gain) == "-6"
+    page.keyboard.press("Control+z")
+    assert page.evaluate(vocals_db) == 0
+    page.keyboard.press("Control+Shift+Z")
+    assert page.evaluate(vocals_db) == -6
+    page.click("#redo")
+    assert page.evaluate(vocals_db) == -12 and page.is_disabled("#redo")
+    page.click("#undo")
+    page.click("#undo")
+    assert page.evaluate(vocals_db) == 0 and not page.is_disabled("#redo")
+    assert page.evaluate("window.studio.mixer.strips.every((s) => !s.mute)")
+
     # level meters move while playing (every stem and the master), and full scale lights the clip indicator
     assert page.evaluate("[...document.querySelectorAll('.meter')].every((m) => !(Number(m.dataset.peak) > 0))")
     page.click("#play")

@@ -166,7 +166,7 @@ const mixer = {
   playing: false, startCtxTime: 0, startOffset: 0, sources: [],
   loop: { on: false, start: 0, end: 0 }, focused: null, mixId: null, raf: 0,
   dirty: true, draws: 0, autosaveTimer: 0, restoring: false, analysis: null, clicks: [], clickedUntil: 0,
-  original: null, ab: false, mixBus: null,
+  original: null, ab: false, mixBus: null, history: [], future: [], lastDoc: null, historyTimer: 0,
 };
 
 function audioContext() {
@@ -351,6 +351,48 @@ function changed() {
   if (!mixer.songId || mixer.restoring) return;
   clearTimeout(mixer.autosaveTimer);
   mixer.autosaveTimer = setTimeout(autosave, 300);
+  clearTimeout(mixer.historyTimer);
+  mixer.historyTimer = setTimeout(recordHistory, 300);
+}
+
+// -- undo/redo of mixer changes: a snapshot of the mix document once a change has settled for 300 ms (a fader
+// drag is one step, not a hundred); at most HISTORY_MAX steps back.
+const HISTORY_MAX = 100;
+function recordHistory() {
+  clearTimeout(mixer.historyTimer);
+  if (!mixer.songId || !mixer.strips.length) return;
+  const doc = JSON.stringify(mixDocument());
+  if (doc === mixer.lastDoc) return;
+  if (mixer.lastDoc !== null) { mixer.history.push(mixer.lastDoc); if (mixer.history.length > HISTORY_MAX) mixer.history.shift(); }
+  mixer.future = [];
+  mixer.lastDoc = doc;
+  updateUndoButtons();
+}
+
+function resetHistory() {
+  clearTimeout(mixer.historyTimer);
+  mixer.history = []; mixer.future = [];
+  mixer.lastDoc = mixer.strips.length ? JSON.stringify(mixDocument()) : null;
+  updateUndoButtons();
+}
+
+function stepHistory(back) {
+  recordHistory(); // a change still settling counts as a step first
+  const from = back ? mixer.history : mixer.future;
+  if (!from.length) return;
+  (back ? mixer.future : mixer.history).push(mixer.lastDoc);
+  mixer.lastDoc = from.pop();
+  mixer.restoring = true;
+  applyDocument(JSON.parse(mixer.lastDoc));
+  mixer.restoring = false;
+  clearTimeout(mixer.autosaveTimer);
+  mixer.autosaveTimer = setTimeout(autosave, 300);
+  updateUndoButtons();
+}
+
+function updateUndoButtons() {
+  $("#undo").disabled = !mixer.history.length;
+  $("#redo").disabled = !mixer.future.length;
 }
 
 // -- transport ---------------------------------------------------------------------------------------------------
@@ -677,6 +719,7 @@ async function openMixer(songId) {
   else if (mixes.length) openSavedMix(mixes[0].id);
   else applyAll();
   mixer.restoring = false;
+  resetHistory();
   mixer.dirty = true;
   $("#loading").classList.add("hidden");
   mixer.strips[0] && mixer.strips[0].el.focus();
@@ -714,6 +757,7 @@ function closeMixer() {
   $("#strips").innerHTML = "";
   if (mixer.ctx) { mixer.ctx.close().catch(() => {}); mixer.ctx = null; mixer.master = null; }
   mixer.songId = null; mixer.song = null; mixer.duration = 0; mixer.analysis = null;
+  clearTimeout(mixer.historyTimer); mixer.history = []; mixer.future = []; mixer.lastDoc = null;
   mixer.original = null; mixer.ab = false; $("#ab").setAttribute("aria-pressed", "false"); $("#ab").textContent = "A/B: mix";
 }
 
@@ -737,6 +781,8 @@ function setupMixerControls() {
   $("#export-format").onchange = () => { for (const s of mixer.strips) stemLink(s); };
   $("#master-meter").onclick = (e) => e.currentTarget.classList.remove("clipped");
   $("#ab").onclick = () => toggleAB().catch((e) => setStatus(e.message));
+  $("#undo").onclick = () => stepHistory(true);
+  $("#redo").onclick = () => stepHistory(false);
   const spaceIsTransport = (e) => {
     const tag = (e.target.tagName || "").toLowerCase();
     return e.key === " " && !$("#mixer-view").classList.contains("hidden") && tag !== "select" && !(tag === "input" && e.target.type === "text");
@@ -746,6 +792,12 @@ function setupMixerControls() {
   document.addEventListener("keydown", (e) => {
     if ($("#mixer-view").classList.contains("hidden")) return;
     if (spaceIsTransport(e)) { e.preventDefault(); if (!e.repeat) togglePlay(); return; }
+    const typingText = ["input", "textarea"].includes((e.target.tagName || "").toLowerCase()) && e.target.type === "text";
+    if ((e.ctrlKey || e.metaKey) && !e.altKey && !typingText && (e.key === "z" || e.key === "Z" || e.key === "y")) {
+      e.preventDefault();
+      stepHistory(e.key === "z" && !e.shiftKey);
+      return;
+    }
     if (gridKey(e)) { e.preventDefault(); return; }
     const strip = mixer.focused;
     const typing = ["input", "textarea"].includes((e.target.tagName || "").toLowerCase()) && e.target.type === "text";
