@@ -7,10 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from stemwright.audio.io import AudioError, read_audio
+from stemwright.audio.io import read_audio
 from stemwright.audio.nistems import DEFAULT_BITRATE, NI_SLOTS, NiStemsError, group_stems, write_ni_stems
 from stemwright.audio.resample import resample
-from stemwright.mixer.effects import MixError
 from stemwright.mixer.stems import StemSet, as_stemset
 
 log = logging.getLogger(__name__)
@@ -56,5 +55,3 @@ def export_ni_stems(stems: Any, out: str | Path, *, mixture: str | Path | None =
     report = write_ni_stems(out, mix, slots, s.samplerate, codec=codec, bitrate=bitrate, overwrite=overwrite)
     return {**report, "groups": {k: list(v) for k, v in groups.items()}, "mixture": origin}
 
-
-__all__ = ["export_ni_stems", "NiStemsError", "MixError", "AudioError"]

@@ -24,7 +24,7 @@ from stemwright.analysis import SongAnalysis, analyze
 from stemwright.atomic import atomic_write
 from stemwright.audio.io import write_audio
 from stemwright.mixer.analysis import Key, parse_key
-from stemwright.mixer.stems import StemSet, as_stemset
+from stemwright.mixer.stems import as_stemset
 from stemwright.samples.loops import cut_loops, rms_dbfs
 from stemwright.samples.oneshots import extract_one_shots
 
@@ -178,5 +178,4 @@ def filter_entries(entries: Iterable[SampleEntry], *, bpm: float | None = None, 
     return out
 
 
-__all__ = ["BARS", "INDEX_NAME", "LibraryError", "SampleEntry", "StemSet", "build_library", "filter_entries",
-           "read_index"]
+__all__ = ["BARS", "INDEX_NAME", "LibraryError", "SampleEntry", "build_library", "filter_entries", "read_index"]
