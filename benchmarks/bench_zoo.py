@@ -8,18 +8,18 @@ Architectures whose module or reference package is missing are skipped with a me
 
 Seconds are wall-clock; ``cpu`` is the process CPU time of the same call, which a busy shared machine disturbs far
 less (with one thread it is the work done). ``--bf16`` adds stemwright under ``torch.autocast("cpu", bfloat16)``
-(oneDNN bf16 kernels where the CPU has AVX-512 BF16 / AMX) and the SNR of its stems against the float32 stems:
+(oneDNN bf16 kernels where the CPU has AVX-512 BF16 / AMX; what ``Separator(fast=True)`` / ``separate --fast`` run,
+see ``stemwright.engine.precision``) and the SNR of its stems against the float32 stems:
 with random weights no SDR against references can judge it, so the difference itself is reported.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_zoo.py [--seconds 30] [--only umx,htdemucs] [--threads N] [--bf16]
+    .venv/bin/python benchmarks/bench_zoo.py [--seconds 30] [--only umx,htdemucs] [--threads N] [--bf16] [--onnx]
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import contextlib
 import json
 import logging
 import math
@@ -47,7 +47,11 @@ def _reference_import(module: str) -> Any:
 
 def _timed(fn: Callable[[], torch.Tensor], bf16: bool = False) -> tuple[torch.Tensor, float, float]:
     """``(output, wall seconds, process CPU seconds)``; with ``bf16`` under CPU autocast to bfloat16."""
-    precision = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    from stemwright.engine.precision import EXACT, Precision, precision_context
+
+    # the same context as Separator(fast=True) on a CPU with native bfloat16 kernels
+    chosen = Precision(torch.bfloat16, "bench --bf16") if bf16 else EXACT
+    precision = precision_context(chosen, torch.device("cpu"))
     start, cpu = time.perf_counter(), time.process_time()
     with torch.inference_mode(), warnings.catch_warnings(), precision:
         warnings.simplefilter("ignore")
@@ -141,7 +145,33 @@ ARCHS: dict[str, tuple[str, Callable[[], tuple[torch.nn.Module, Callable | None,
 }
 
 
-def bench(name: str, seconds: float, seed: int = 0, bf16: bool = False) -> dict[str, Any]:
+def _bench_onnx(model: torch.nn.Module, mix: torch.Tensor, warm: torch.Tensor, exact: torch.Tensor,
+                seconds: float) -> dict[str, Any]:
+    """The model's core exported to ONNX (``stemwright export-onnx``) and run by ONNX Runtime through the engine
+    (what ``-m NAME.onnx`` runs), STFT/iSTFT in torch; the export is a one-off cost, timed apart."""
+    import tempfile
+
+    from stemwright.engine.run import separate_tensor
+    from stemwright.models.base import has_stages
+    from stemwright.models.onnx import OnnxModel, export_onnx
+
+    if not has_stages(model):
+        return {"onnx": "not a staged model"}
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            path = export_onnx(model, f"{tmp}/core.onnx", seconds=min(4.0, seconds), check=False)
+        export_cpu = time.process_time() - start
+        onnx_model = OnnxModel(path)
+        _timed(lambda: separate_tensor(onnx_model, warm))
+        out, t_onnx, c_onnx = _timed(lambda: separate_tensor(onnx_model, mix))
+    return {"onnx_seconds": round(t_onnx, 2), "onnx_cpu": round(c_onnx, 2), "onnx_rtf": round(t_onnx / seconds, 3),
+            "onnx_export_cpu": round(export_cpu, 1), "onnx_max_abs_diff": float((out - exact).abs().max()),
+            "_onnx_out": out}
+
+
+def bench(name: str, seconds: float, seed: int = 0, bf16: bool = False, onnx: bool = False) -> dict[str, Any]:
     from stemwright.engine.run import separate_tensor
 
     preset, build = ARCHS[name]
@@ -170,6 +200,8 @@ def bench(name: str, seconds: float, seed: int = 0, bf16: bool = False) -> dict[
     if bf16:
         low, t_low, c_low = _timed(lambda: separate_tensor(model, mix), bf16=True)
         row.update(bf16_seconds=round(t_low, 2), bf16_cpu=round(c_low, 2), bf16_snr_db=round(snr_db(ours, low), 1))
+    if onnx:
+        row.update(_bench_onnx(model, mix, warm, ours, seconds))
     if reference is not None:
         try:
             ref, t_ref, c_ref = _timed(lambda: reference(mix))
@@ -181,6 +213,10 @@ def bench(name: str, seconds: float, seed: int = 0, bf16: bool = False) -> dict[
                        speedup_cpu=round(c_ref / c_ours, 2))
             if bf16:
                 row["bf16_speedup_cpu"] = round(c_ref / c_low, 2)
+            if "onnx_cpu" in row:
+                row.update(onnx_speedup_cpu=round(c_ref / row["onnx_cpu"], 2),
+                           onnx_max_abs_diff_ref=float((row.pop("_onnx_out") - ref).abs().max()))
+    row.pop("_onnx_out", None)
     return row
 
 
@@ -191,14 +227,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per architecture")
     parser.add_argument("--bf16", action="store_true", help="also time stemwright under CPU bfloat16 autocast")
+    parser.add_argument("--onnx", action="store_true", help="also time the core exported to ONNX Runtime (staged models)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"# {args.seconds:g} s stereo @ {SR} Hz, CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)
     print(f"# CPU: {cpu_description()}", flush=True)
+    if args.bf16:
+        from stemwright.engine.precision import choose_precision
+
+        print(f"# --fast here: {choose_precision(torch.device('cpu'), fast=True).reason}", flush=True)
     for name in args.only.split(","):
-        row = bench(name.strip(), args.seconds, bf16=args.bf16)
+        row = bench(name.strip(), args.seconds, bf16=args.bf16, onnx=args.onnx)
         if args.json:
             print(json.dumps(row), flush=True)
         elif "skipped" in row:
@@ -208,10 +249,15 @@ def main(argv: list[str] | None = None) -> int:
                     f"stemwright {row['seconds']:7.2f} s (cpu {row['cpu']:.2f} s, RTF {row['rtf']:.3f})")
             if "bf16_seconds" in row:
                 line += f" | bf16 {row['bf16_seconds']:7.2f} s (cpu {row['bf16_cpu']:.2f} s, SNR {row['bf16_snr_db']} dB)"
+            if "onnx_seconds" in row:
+                line += (f" | onnx {row['onnx_seconds']:7.2f} s (cpu {row['onnx_cpu']:.2f} s, RTF {row['onnx_rtf']:.3f}, "
+                         f"export {row['onnx_export_cpu']} s cpu once, max abs diff vs torch {row['onnx_max_abs_diff']:.1e})")
             if "ref_seconds" in row:
                 line += (f" | {row['reference']} {row['ref_seconds']:7.2f} s (cpu {row['ref_cpu']:.2f} s, RTF "
                          f"{row['ref_rtf']:.3f}) | max abs diff {row['max_abs_diff']:.2e} | speed-up (cpu) "
-                         f"{row['speedup_cpu']}x" + (f", bf16 {row['bf16_speedup_cpu']}x" if "bf16_speedup_cpu" in row else ""))
+                         f"{row['speedup_cpu']}x" + (f", bf16 {row['bf16_speedup_cpu']}x" if "bf16_speedup_cpu" in row else "")
+                         + (f", onnx {row['onnx_speedup_cpu']}x (max abs diff {row['onnx_max_abs_diff_ref']:.1e})"
+                            if "onnx_speedup_cpu" in row else ""))
             elif "reference" in row:
                 line += f" | reference {row['reference']}"
             print(line, flush=True)

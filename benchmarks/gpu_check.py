@@ -6,7 +6,7 @@ library, no weight file: random weights of the published configurations, audio s
 1. CUDA vs CPU stems for every registered architecture (max abs difference through the engine, TF32 off, on at most
    10 s of audio: the CPU side stays short);
 2. seconds, real-time factor and peak GPU memory of ``htdemucs``, ``htdemucs_ft`` (a bag of four), the default model's
-   architecture (``classic_refiner``) and ``bs_roformer`` on 3 minutes of audio;
+   architecture (``cascade``: Spleeter vocals + the shipped splitter) and ``bs_roformer`` on 3 minutes of audio;
 3. a few mixed-precision (AMP) training steps of ``htdemucs``: step time, peak memory, finite loss and gradients.
 
 ``--dry-run`` runs the same code with tiny configurations and seconds of audio on the CPU (CI runs it so that the
@@ -38,11 +38,13 @@ from stemwright.models.architectures import ARCHITECTURES
 from stemwright.models.bag import BagConfig
 from stemwright.models.base import config_from_dict, config_to_dict
 from stemwright.models.bsrnn import BSRNNConfig
+from stemwright.models.cascade import CascadeConfig
 from stemwright.models.classic import ClassicConfig
 from stemwright.models.hdemucs import HDemucsConfig
 from stemwright.models.htdemucs import PUBLISHED, HTDemucsConfig
 from stemwright.models.refiner import ClassicRefinerConfig
 from stemwright.models.roformer import BSRoformerConfig, MelRoformerConfig
+from stemwright.models.spleeter import SpleeterConfig
 from stemwright.models.umx import UmxConfig
 
 log = logging.getLogger("gpu_check")
@@ -60,6 +62,10 @@ def _catalogue_config(name: str) -> dict[str, Any]:
     return entries[name]["config"]
 
 
+def _splitter_config() -> dict[str, Any]:
+    return _package_json("pretrained", "weights", "stemwright_4stem_splitter.json")["config"]
+
+
 def published_configs() -> dict[str, Callable[[], Any]]:
     """Architecture -> its published configuration (the catalogue's or the shipped model's)."""
     return {
@@ -68,8 +74,12 @@ def published_configs() -> dict[str, Callable[[], Any]]:
         "hdemucs": lambda: config_from_dict(HDemucsConfig, _catalogue_config("hdemucs_mmi")),
         "umx": lambda: config_from_dict(UmxConfig, _catalogue_config("umxhq")),
         "bsrnn": lambda: config_from_dict(BSRNNConfig, _package_json("pretrained", "weights", "stemwright_vocals.json")["config"]),
-        "classic_refiner": lambda: config_from_dict(
-            ClassicRefinerConfig, _package_json("pretrained", "weights", "stemwright_4stem.json")["config"]),
+        "classic_refiner": lambda: config_from_dict(ClassicRefinerConfig, _splitter_config()),
+        # SpleeterConfig's defaults are the published 2-stem model (Spleeter's 2stems.json)
+        "spleeter": lambda: SpleeterConfig(),
+        # the default model stemwright_4stem: Spleeter's vocals, then the shipped drums/bass/other splitter
+        "cascade": lambda: CascadeConfig(vocals={"architecture": "spleeter", "config": config_to_dict(SpleeterConfig())},
+                                         splitter={"architecture": "classic_refiner", "config": _splitter_config()}),
         # The defaults are the published configurations: viperx's BS-RoFormer ep_317 and Kim's Mel-RoFormer vocals
         # (checked against the catalogue by tests/benchmarks/test_gpu_check.py).
         "bs_roformer": lambda: BSRoformerConfig(),
@@ -94,6 +104,13 @@ def tiny_configs() -> dict[str, Callable[[], Any]]:
                                      feature_dim=8, hidden_dim=8, num_layers=1, mlp_dim=8, segment=0.5),
         "classic_refiner": lambda: ClassicRefinerConfig(n_fft=512, hop_length=256, band_widths=(16, 16, 32, 64, 129),
                                                         feature_dim=8, hidden_dim=8, num_layers=1, mlp_dim=8, segment=1.0),
+        "spleeter": lambda: SpleeterConfig(n_fft=256, hop_length=64, max_bin=64, block_frames=16, filters=(2, 4)),
+        "cascade": lambda: CascadeConfig(
+            vocals={"architecture": "spleeter", "config": config_to_dict(
+                SpleeterConfig(n_fft=256, hop_length=64, max_bin=64, block_frames=16, filters=(2, 4)))},
+            splitter={"architecture": "classic_refiner", "config": config_to_dict(ClassicRefinerConfig(
+                sources=("drums", "bass", "other"), n_fft=512, hop_length=256, band_widths=(16, 16, 32, 64, 129),
+                feature_dim=8, hidden_dim=8, num_layers=1, mlp_dim=8, segment=1.0))}),
         "bs_roformer": lambda: BSRoformerConfig(**roformer, freqs_per_bands=(32, 32, 32, 33)),
         "mel_roformer": lambda: MelRoformerConfig(**roformer, num_bands=8),
         "bag": lambda: BagConfig(members=(member, member), weights=((1, 0, 1, 0.5), (0, 1, 1, 0.5))),
@@ -212,7 +229,7 @@ def run(dry_run: bool, device: torch.device, max_minutes: float) -> list[dict[st
     for arch in sorted(ARCHITECTURES):
         seconds = 0.5 if dry_run else parity_seconds.get(arch, 10.0)
         plan.append((f"parity {arch}", lambda a=arch, s=seconds: check_parity(a, configs, device, s)))
-    speed = ["htdemucs", "bag", "classic_refiner", "bs_roformer"]  # bag = htdemucs_ft
+    speed = ["htdemucs", "bag", "cascade", "bs_roformer"]  # bag = htdemucs_ft; cascade = the default model
     for arch in speed:
         seconds = 2.0 if dry_run else 180.0
         plan.append((f"speed {arch}", lambda a=arch, s=seconds: check_speed(a, configs, device, s, batch_size=1)))

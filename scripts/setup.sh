@@ -17,6 +17,7 @@ if [ "$DEV" = 1 ]; then
   APT_PACKAGES=(
     fluidsynth fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont hydrogen-drumkits  # stemwright synth
     chromium                                                                                       # browser tests
+    ffmpeg                                                                                         # NI Stems tests (ffprobe, stempeg)
   )
   need_apt=()
   for p in "${APT_PACKAGES[@]}"; do

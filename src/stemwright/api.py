@@ -36,6 +36,7 @@ from stemwright.models.defaults import DEFAULT_MODEL
 from stemwright.audio.resample import resample
 from stemwright.engine.device import resolve_device
 from stemwright.engine.progress import ProgressCallback, ProgressEvent, scaled
+from stemwright.engine.precision import choose_precision, precision_context
 from stemwright.engine.run import separate_tensor
 from stemwright.engine.stream import StreamEngine
 from stemwright.models.base import check_model
@@ -126,6 +127,9 @@ class Separator:
     ``residual=STEM`` replaces that stem by the mixture minus the other stems, so the stems sum exactly to the
     mixture. ``progress`` receives :class:`~stemwright.engine.progress.ProgressEvent` (fraction, stage, chunk index);
     if it raises, the separation stops with that exception (used to cancel jobs).
+
+    ``fast=True`` runs the model under bfloat16 autocast where the device has native bfloat16 kernels (AVX-512 BF16
+    or AMX CPUs, Ampere+ GPUs; elsewhere float32 with a logged warning), see :mod:`stemwright.engine.precision`.
     """
 
     def __init__(
@@ -139,6 +143,7 @@ class Separator:
         residual: str | None = None,
         progress: ProgressCallback | None = None,
         offline: bool = False,
+        fast: bool = False,
     ) -> None:
         if overlap is not None and not 0.0 <= overlap < 1.0:
             raise SeparationError(f"overlap must be in [0, 1), got {overlap}")
@@ -169,6 +174,8 @@ class Separator:
         self.batch_size = batch_size
         self.residual = residual
         self.progress = progress
+        # fast: bfloat16 autocast where the device runs it natively, else float32 (stemwright.engine.precision)
+        self.precision = choose_precision(self.device, fast)
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -254,6 +261,11 @@ class Separator:
         return stems
 
     def _run(self, mix: np.ndarray, progress: ProgressCallback | None) -> np.ndarray:
+        """Shape: ``(C, T)`` at the model rate -> ``(S, C, T)``, in the chosen precision."""
+        with precision_context(self.precision, self.device):
+            return self._run_chunks(mix, progress)
+
+    def _run_chunks(self, mix: np.ndarray, progress: ProgressCallback | None) -> np.ndarray:
         """Shape: ``(C, T)`` at the model rate -> ``(S, C, T)``."""
         out = separate_tensor(
             self.model,
@@ -304,14 +316,14 @@ class Separator:
             """Model-rate input -> engines -> stems at the input rate, into the fifos."""
             outs = []
             for c, engine in enumerate(engines):
-                if model_in is None:
-                    outs.append(engine.finish())
-                    continue
-                part = model_in[c : c + 1] if model_channels == 1 else model_in
-                if model_channels == 2 and part.shape[0] == 1:
-                    part = np.repeat(part, 2, axis=0)  # dual mono
-                o = engine.push(torch.from_numpy(np.ascontiguousarray(part)))
-                outs.append(o)
+                with precision_context(self.precision, self.device):  # as _run: the model calls in --fast's precision
+                    if model_in is None:
+                        outs.append(engine.finish())
+                        continue
+                    part = model_in[c : c + 1] if model_channels == 1 else model_in
+                    if model_channels == 2 and part.shape[0] == 1:
+                        part = np.repeat(part, 2, axis=0)  # dual mono
+                    outs.append(engine.push(torch.from_numpy(np.ascontiguousarray(part))))
             if any(o is None for o in outs):  # nothing final yet (finish() always returns a tensor)
                 return
             est = np.concatenate([o.numpy() for o in outs], axis=1) if len(outs) > 1 else outs[0].numpy()

@@ -54,7 +54,7 @@ def test_dry_run_on_cpu_without_audio_or_format_libraries(tmp_path):
             assert any("librosa" in x.get("skipped", "") for x in report["results"])
             continue
         assert r is not None and r["finite"] and r["max_abs_diff"] == 0.0, arch  # CPU against CPU: identical
-    for arch in ("htdemucs", "bag", "classic_refiner", "bs_roformer"):
+    for arch in ("htdemucs", "bag", "cascade", "bs_roformer"):
         r = results[("speed", arch)]
         assert r["finite"] and r["seconds"] > 0 and r["rtf"] > 0
     amp = results[("amp_training", "htdemucs")]

@@ -32,8 +32,9 @@ def _midi_hz(m: float) -> float:
 
 
 def make_song(folder: Path, tempo: float, tonic: int, mode: str, seconds: float = 14.0, sr: int = 22050,
-              seed: int = 0, lead_in: float = 0.0) -> dict[str, np.ndarray]:
-    """Write vocals/drums/bass/other wavs (stereo) of a 4/4 song; returns the stems. ``tonic``: pitch class."""
+              seed: int = 0, lead_in: float = 0.0, beats_per_bar: int = 4) -> dict[str, np.ndarray]:
+    """Write vocals/drums/bass/other wavs (stereo) of a 4/4 (or ``beats_per_bar``/4) song; returns the stems.
+    ``tonic``: pitch class."""
     rng = np.random.default_rng(seed)
     n = int(seconds * sr)
     scale = MAJOR if mode == "major" else MINOR
@@ -55,8 +56,8 @@ def make_song(folder: Path, tempo: float, tonic: int, mode: str, seconds: float 
     k = 0
     while lead_in + k * beat < seconds:
         t0 = lead_in + k * beat
-        bar, pos = divmod(k, 4)
-        if pos in (0, 2):  # kick on 1 and 3 (louder on the downbeat), snare on 2 and 4, hats on the off-beats
+        bar, pos = divmod(k, beats_per_bar)
+        if pos == 0 or (beats_per_bar == 4 and pos == 2):  # kick on 1 and 3 (louder on the downbeat), snare on 2 and 4, hats on the off-beats
             add("drums", kick, t0, 0.9 if pos == 0 else 0.6)
         else:
             add("drums", snare, t0, 0.35)
@@ -64,11 +65,11 @@ def make_song(folder: Path, tempo: float, tonic: int, mode: str, seconds: float 
         degree = PROGRESSIONS[mode][bar % 4]
         root = 48 + tonic + scale[degree]
         if pos == 0:
-            add("bass", _tone(_midi_hz(root - 12), int(4 * beat * sr), sr, 1.0, 2), t0, 0.2)
+            add("bass", _tone(_midi_hz(root - 12), int(beats_per_bar * beat * sr), sr, 1.0, 2), t0, 0.2)
             for d in (0, 2, 4):
                 pc = _chord_pc(scale, mode, degree, d)
-                add("other", _tone(_midi_hz(60 + tonic + pc), int(4 * beat * sr), sr, 1.5, 2), t0, 0.2)
-        melody = _chord_pc(scale, mode, degree, (0, 2, 4, 2)[pos]) % 12
+                add("other", _tone(_midi_hz(60 + tonic + pc), int(beats_per_bar * beat * sr), sr, 1.5, 2), t0, 0.2)
+        melody = _chord_pc(scale, mode, degree, (0, 2, 4, 2)[pos % 4]) % 12
         add("vocals", _tone(_midi_hz(72 + tonic + melody), int(beat * sr), sr, 0.15, 3), t0, 0.3)
         k += 1
     folder.mkdir(parents=True, exist_ok=True)

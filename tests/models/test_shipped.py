@@ -6,26 +6,55 @@ import pytest
 import torch
 
 from stemwright.models.registry import MODELS
+from stemwright.models.shipped import DEFAULT4, DEFAULT4_SPLITTER, VOCALS, shipped_path
 from stemwright.pretrained.loading import load_model
-from stemwright.models.shipped import DEFAULT4, VOCALS, shipped_path
 
-SHIPPED = [VOCALS, DEFAULT4]
+# model name -> (shipped checkpoint file, a phrase its card must contain about the weights' licence)
+SHIPPED = {VOCALS: (VOCALS, "research use only"), DEFAULT4: (DEFAULT4_SPLITTER, "no MIR-1K")}
 
 
-@pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_model_loads_and_matches_registry(name):
+@pytest.mark.parametrize("name", list(SHIPPED))
+def test_shipped_model_loads_offline_and_matches_registry(name, monkeypatch):
+    # Offline: any attempt to download fails the test.
+    monkeypatch.setattr("urllib.request.urlopen", lambda *a, **k: pytest.fail("a shipped model tried the network"))
     entry = MODELS[name]
-    model = load_model(name)
+    model = load_model(name, offline=True)
     assert tuple(model.sources) == entry.sources
     assert model.samplerate == entry.samplerate
     assert sum(p.numel() for p in model.parameters()) == entry.parameters
-    base = shipped_path(name)
-    assert base.with_name(name + ".safetensors").stat().st_size < 16 * 2**20  # "a few MB"
-    card = base.with_name(name + ".md").read_text()
-    assert "research use only" in card and "Training steps" in card
+    file, licence_phrase = SHIPPED[name]
+    base = shipped_path(file)
+    assert base.with_name(file + ".safetensors").stat().st_size < 16 * 2**20  # "a few MB"
+    card = base.parent.joinpath(name + ".md").read_text()
+    assert licence_phrase in card and "Training steps" in card
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 2, 44100)).astype(np.float32) * 0.1)
     with torch.inference_mode():
         y = model(x)
     assert y.shape == (1, len(entry.sources), 2, 44100) and torch.isfinite(y).all()
     # One source is the complement (mixture minus the others): the stems sum to the input.
     assert torch.allclose(y.sum(1), x, atol=1e-4)
+
+
+def test_default4_is_spleeter_vocals_then_the_shipped_splitter(tmp_path):
+    """The default's vocals are spleeter_2stems' as they are; its splitter round-trips through a checkpoint."""
+    from stemwright.models.cascade import Cascade
+    from stemwright.models.checkpoint import load_checkpoint, save_checkpoint
+
+    model = load_model(DEFAULT4, offline=True)
+    assert isinstance(model, Cascade) and model.sources == ("vocals", "drums", "bass", "other")
+    assert model.config.vocals["architecture"] == "spleeter"
+    assert model.splitter.sources == ("drums", "bass", "other")
+    spleeter = load_model("spleeter_2stems", offline=True)
+    for k, v in spleeter.state_dict().items():
+        assert torch.equal(model.vocals.state_dict()[k], v), k
+    save_checkpoint(model.splitter, tmp_path / "splitter", licence="test")
+    again = load_checkpoint(tmp_path / "splitter")
+    for k, v in model.splitter.state_dict().items():
+        assert torch.equal(again.state_dict()[k], v), k
+    x = torch.from_numpy(np.random.default_rng(1).standard_normal((1, 2, 3 * 44100)).astype(np.float32) * 0.1)
+    with torch.inference_mode():
+        y = model(x)
+        v = spleeter(x)[:, 0]
+        split = again.eval()(x - v)
+    assert torch.allclose(y[:, 0], v, atol=1e-5)
+    assert torch.allclose(y[:, 1:3], split[:, :2], atol=1e-4)

@@ -13,6 +13,7 @@ from stemwright.models.base import check_model
 from stemwright.models.checkpoint import load_checkpoint, save_checkpoint
 from stemwright.models.spleeter import Spleeter, SpleeterConfig
 from stemwright.pretrained.spleeter_format import SEGMENT_BLOCKS
+from tests.reference import require
 from tests.spleeter_reference import (  # noqa: F401 (one_thread is a fixture)
     TINY_SPLEETER_CONFIG,
     missing_reference,
@@ -249,7 +250,7 @@ def test_stages_compose_to_forward_and_the_core_exports(tmp_path):
     with torch.no_grad():
         inputs, ctx = model.prepare(mix)
         assert torch.equal(model.finish(model.core(*inputs), ctx), model(mix))
-    pytest.importorskip("onnxruntime")
+    require("onnxruntime")
     from stemwright.models.onnx import OnnxModel, export_onnx
 
     export_onnx(model, tmp_path / "spl.onnx", seconds=0.1)

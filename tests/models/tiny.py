@@ -14,6 +14,7 @@ from stemwright.models.refiner import ClassicRefinerConfig
 from stemwright.models.roformer import BSRoformerConfig, MelRoformerConfig
 from stemwright.models.spleeter import SpleeterConfig
 from stemwright.models.umx import UmxConfig
+from tests.models.tiny_cascade import tiny_cascade_config
 from tests.spleeter_reference import TINY_SPLEETER_CONFIG
 
 TINY_HT = dict(sources=("drums", "bass", "other", "vocals"), channels=8, depth=4, nfft=2048, bottom_channels=16,
@@ -47,4 +48,5 @@ TINY_CONFIGS: dict[str, Callable[[], Any]] = {
     "mel_roformer": lambda: MelRoformerConfig(**TINY_ROFORMER, num_bands=8),
     "bag": _bag,
     "spleeter": lambda: SpleeterConfig(**TINY_SPLEETER_CONFIG),
+    "cascade": tiny_cascade_config,
 }

@@ -199,11 +199,13 @@ def test_request_size_limit_on_json(make_client, short_wav):
 
 
 def test_schema_migrations(tmp_path):
+    from stemwright.server.db import MIGRATIONS
+
     lib = Library(tmp_path / "lib.sqlite3")
-    assert lib.schema_version == 1
+    assert lib.schema_version == len(MIGRATIONS)
     lib.close()
     again = Library(tmp_path / "lib.sqlite3")
-    assert again.schema_version == 1
+    assert again.schema_version == len(MIGRATIONS)
     with again.tx() as conn:
         conn.execute("PRAGMA user_version = 99")
     again.close()

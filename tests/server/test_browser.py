@@ -391,3 +391,178 @@ def test_token_mode_in_the_browser(server_process, browser, tmp_path):
     assert page.evaluate("document.cookie") == ""  # HttpOnly: no script can read it
     assert page.evaluate("window.__csp") == [] and not errors
     page.close()
+
+
+def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path):
+    """Issue 14 in the studio: the mixer shows the song's tempo, meter and key, its NI Stems link downloads a
+    .stem.mp4, each strip downloads its stem in the chosen format, level meters (stems and master) move while
+    playing with a clip indicator, the keyboard moves on the beat grid, count-in and metronome click on it, A/B
+    switches to the original song at the same position; all of it fits at 360 px."""
+    import base64
+
+    url, _data = server
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.add_init_script(CSP_WATCH)
+    page.goto(url)
+    page.wait_for_selector("#model-select option[value=classic]", state="attached")
+    before = {s["id"] for s in _get(url + "api/songs")["songs"]}
+    clip = _clip(mixtures_dir, tmp_path, "practice.wav", 6.0, 2.0)
+    page.evaluate("""([name, b64]) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name, { type: "audio/wav" }));
+        document.querySelector("#dropzone").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }""", [clip.name, base64.b64encode(clip.read_bytes()).decode()])
+    songs = _wait_api(lambda ss: any(s["id"] not in before and s["status"] == "done" for s in ss), url)
+    song_id = next(s["id"] for s in songs if s["id"] not in before)
+    _until(page, f"document.querySelectorAll('#songs tr[data-song=\"{song_id}\"] button.open').length === 1")
+    page.locator(f"#songs tr[data-song='{song_id}'] button.open").click()
+    _until(page, "/^\\d+\\.\\d BPM · [34]\\/4 · [A-G]#? (major|minor)$/.test(document.querySelector('#analysis').textContent)",
+           timeout=60_000)
+    shown = page.locator("#analysis").inner_text()
+    stored = _get(url + f"api/songs/{song_id}/analysis")
+    assert shown.startswith(f"{stored['tempo_bpm']:.1f} BPM") and stored["key"] in shown
+    href = page.get_attribute("#download-ni", "href")
+    assert href == f"/api/songs/{song_id}/stems.stem.mp4"
+    head = page.evaluate("""async (href) => {
+        const r = await fetch(href); const b = new Uint8Array(await r.arrayBuffer());
+        return [r.status, b.length, String.fromCharCode(...b.slice(4, 12))]; }""", href)
+    assert head[0] == 200 and head[1] > 10_000 and head[2] == "ftypM4A "
+    # one stem at a time, in the export format
+    page.select_option("#export-format", "mp3")
+    link = page.locator("#strips .strip[data-stem='vocals'] a.download")
+    assert link.get_attribute("href") == f"/api/songs/{song_id}/stems/vocals?format=mp3"
+    assert link.get_attribute("download") == "practice - vocals.mp3"
+    got = page.evaluate("""async (href) => {
+        const r = await fetch(href); const b = new Uint8Array(await r.arrayBuffer());
+        return [r.status, r.headers.get("content-type"), b.length]; }""", link.get_attribute("href"))
+    assert got[0] == 200 and got[1] == "audio/mpeg" and got[2] > 10_000
+    # the keyboard on the beat grid (paused): Home, arrows by a beat, shift+arrows by a bar, [ ] loop on beats, L
+    beats, downbeats = stored["beats"], stored["downbeats"]
+    offset = "window.studio.mixer.startOffset"
+    page.locator("#strips .strip .name").first.click()
+    page.keyboard.press("Home")
+    assert page.evaluate(offset) == 0
+    page.keyboard.press("ArrowRight")
+    first = next(b for b in beats if b > 0.02)
+    assert abs(page.evaluate(offset) - first) < 1e-6
+    page.keyboard.press("ArrowRight")
+    second = next(b for b in beats if b > first + 0.02)
+    assert abs(page.evaluate(offset) - second) < 1e-6
+    page.keyboard.press("ArrowLeft")
+    assert abs(page.evaluate(offset) - first) < 1e-6
+    page.keyboard.press("Shift+ArrowRight")
+    bar1 = next(d for d in downbeats if d > first + 0.02)
+    assert abs(page.evaluate(offset) - bar1) < 1e-6
+    page.keyboard.press("[")
+    page.keyboard.press("Shift+ArrowRight")
+    bar2 = next(d for d in downbeats if d > bar1 + 0.02)
+    page.keyboard.press("]")
+    loop = page.evaluate("window.studio.mixer.loop")
+    assert abs(loop["start"] - bar1) < 1e-6 and abs(loop["end"] - bar2) < 1e-6 and not loop["on"]
+    page.keyboard.press("l")
+    assert page.evaluate("window.studio.mixer.loop.on") and page.is_checked("#loop")
+    page.keyboard.press("L")
+    assert not page.is_checked("#loop")
+    page.keyboard.press("Home")
+
+    # count-in: one bar of clicks at the song's tempo before the stems start (heard on the master meter with every
+    # stem muted); then the metronome clicks on the song's beats while it plays
+    for b in page.locator("#strips .strip button.mute").all():
+        b.click()
+    page.check("#count-in")
+    page.click("#play")
+    _until(page, "Number(document.querySelector('#master-meter').dataset.peak) > 0.05 && "
+                 "window.studio.mixer.ctx.currentTime < window.studio.mixer.startCtxTime", timeout=10_000)
+    state = page.evaluate("({clicks: window.studio.mixer.clicks, start: window.studio.mixer.startCtxTime})")
+    before = [c for c in state["clicks"] if c["at"] < state["start"] - 1e-6]
+    beat = 60 / stored["tempo_bpm"]
+    assert len(before) == stored["beats_per_bar"] and [c["accent"] for c in before] == [True] + [False] * (len(before) - 1)
+    assert np.allclose(np.diff([c["at"] for c in before]), beat, atol=1e-6)
+    assert abs(state["start"] - before[-1]["at"] - beat) < 1e-6
+    page.check("#metronome")
+    _until(page, "window.studio.mixer.clicks.some((c) => c.at >= window.studio.mixer.startCtxTime)", timeout=10_000)
+    state = page.evaluate("({clicks: window.studio.mixer.clicks, start: window.studio.mixer.startCtxTime, "
+                          "offset: window.studio.mixer.startOffset})")
+    during = [c["at"] - state["start"] + state["offset"] for c in state["clicks"] if c["at"] >= state["start"]]
+    assert during and all(min(abs(t - b) for b in beats) < 1e-6 for t in during)
+    page.click("#play")
+    page.uncheck("#metronome")
+    page.uncheck("#count-in")
+    for b in page.locator("#strips .strip button.mute").all():
+        b.click()
+    page.keyboard.press("Home")
+
+    # A/B: with every stem muted the mix is silent, so whatever the master meter hears is the original song; the
+    # switch keeps the position (no restart)
+    for b in page.locator("#strips .strip button.mute").all():
+        b.click()
+    page.click("#ab")
+    _until(page, "document.querySelector('#ab').getAttribute('aria-pressed') === 'true'", timeout=20_000)
+    page.click("#play")
+    master_peak = "Number(document.querySelector('#master-meter').dataset.peak)"
+    _until(page, f"{master_peak} > 0.02", timeout=10_000)
+    pos = "window.studio.position()"
+    before_switch = page.evaluate(pos)
+    page.click("#ab")
+    after_switch = page.evaluate(pos)
+    assert page.get_attribute("#ab", "aria-pressed") == "false"
+    assert 0 <= after_switch - before_switch < 0.25, (before_switch, after_switch)
+    _until(page, f"{master_peak} < 0.001", timeout=10_000)  # back on the (muted) mix
+    page.click("#ab")
+    _until(page, f"{master_peak} > 0.02", timeout=10_000)
+    assert page.evaluate(pos) > after_switch
+    page.click("#play")
+    page.click("#ab")
+    for b in page.locator("#strips .strip button.mute").all():
+        b.click()
+    page.keyboard.press("Home")
+
+    # undo/redo of mixer changes (a settled fader move is one step; buttons and keyboard). The mutes above are
+    # steps too, so this starts from a history that is not empty (and lets the last of them settle first).
+    page.wait_for_timeout(400)
+    gain = "#strips .strip[data-stem='vocals'] .gain"
+    vocals_db = "window.studio.mixer.strips.find((s) => s.name === 'vocals').gainDb"
+    assert page.evaluate(vocals_db) == 0 and page.is_disabled("#redo")
+    for value in ("-6", "-12"):
+        page.evaluate("([sel, v]) => { const el = document.querySelector(sel); el.value = v; "
+                      "el.dispatchEvent(new Event('input')); }", [gain, value])
+        page.wait_for_timeout(400)
+    assert page.evaluate(vocals_db) == -12
+    page.click("#undo")
+    assert page.evaluate(vocals_db) == -6 and page.input_value(gain) == "-6"
+    page.keyboard.press("Control+z")
+    assert page.evaluate(vocals_db) == 0
+    page.keyboard.press("Control+Shift+Z")
+    assert page.evaluate(vocals_db) == -6
+    page.click("#redo")
+    assert page.evaluate(vocals_db) == -12 and page.is_disabled("#redo")
+    page.click("#undo")
+    page.click("#undo")
+    assert page.evaluate(vocals_db) == 0 and not page.is_disabled("#redo")
+    assert page.evaluate("window.studio.mixer.strips.every((s) => !s.mute)")
+
+    # level meters move while playing (every stem and the master), and full scale lights the clip indicator
+    assert page.evaluate("[...document.querySelectorAll('.meter')].every((m) => !(Number(m.dataset.peak) > 0))")
+    page.click("#play")
+    _until(page, "[...document.querySelectorAll('#strips .meter')].every((m) => Number(m.dataset.peak) > 0) && "
+                 "Number(document.querySelector('#master-meter').dataset.peak) > 0", timeout=20_000)
+    assert page.evaluate("document.querySelector('#master-meter .level').style.width") not in ("", "0%", "0.0%")
+    assert not page.evaluate("document.querySelector('#master-meter').classList.contains('clipped')")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "practice-mixer.png"))  # docs/images/studio-practice.png in the README
+    page.evaluate("""() => { for (const el of [document.querySelector('#master-gain'), ...document.querySelectorAll('#strips .gain')]) {
+        el.value = 12; el.dispatchEvent(new Event('input')); } }""")
+    _until(page, "document.querySelector('#master-meter').classList.contains('clipped')", timeout=20_000)
+    page.click("#play")  # pause: the meters fall to zero, the clip indicator stays until clicked
+    _until(page, "Number(document.querySelector('#master-meter').dataset.peak) === 0")
+    assert page.evaluate("document.querySelector('#master-meter').classList.contains('clipped')")
+    page.click("#master-meter")
+    assert not page.evaluate("document.querySelector('#master-meter').classList.contains('clipped')")
+    page.set_viewport_size({"width": 360, "height": 800})
+    page.wait_for_timeout(200)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert _fits(page, ".transport > *, .strip, .strip a.download, .meter", 360) == []
+    assert page.evaluate("window.__csp") == [] and not errors, (errors, page.evaluate("window.__csp"))
+    page.close()

@@ -200,3 +200,52 @@ def test_parallel_jobs_write_the_same_songs_as_the_api(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [song_name(5, 0), song_name(5, 1)]
     midi = pretty_midi.PrettyMIDI(str(tmp_path / song_name(5, 0) / "song.mid"))
     assert any(i.is_drum for i in midi.instruments) and len(midi.instruments) >= 4
+
+
+def test_no_vocals_songs_have_instrument_stems_only(tmp_path: Path) -> None:
+    """``vocals=False`` / ``--no-vocals``: drums, bass, other (no vocals.wav, no MIR-1K), mixture = their sum."""
+    song = generate_song(31, 4.0, vocals=False)
+    assert list(song.stems) == ["drums", "bass", "other"]
+    assert np.array_equal(song.mixture, song.stems["drums"] + song.stems["bass"] + song.stems["other"])
+    assert np.abs(song.stems["other"]).max() > 0 and np.abs(song.mixture).max() <= 1.0
+    meta = song.metadata
+    assert meta["vocals"] is False and "vocals" not in meta["stems"] and meta["licences"]["vocals"] is None
+    assert not any(i.name.startswith("vocals/") for i in song.midi.instruments)
+    assert generate_song(31, 4.0).metadata["vocals"] is True
+
+    out = tmp_path / "nv"
+    assert main(["synth", "-o", str(out), "--songs", "1", "--seconds", "2", "--no-vocals", "-q"]) == 0
+    folder = out / song_name(0, 0)
+    assert sorted(f.name for f in folder.iterdir()) == ["bass.wav", "drums.wav", "mixture.wav", "other.wav", "song.json"]
+    written = {n: sf.read(str(folder / f"{n}.wav"), dtype="float32")[0].T for n in ("mixture", "drums", "bass", "other")}
+    assert np.abs(written["mixture"] - (written["drums"] + written["bass"] + written["other"])).max() <= 1e-6
+    # vocals options contradict --no-vocals: a usage error, nothing written
+    assert main(["synth", "-o", str(tmp_path / "x"), "--songs", "1", "--no-vocals", "--no-mir1k", "-q"]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_six_stem_songs_write_guitar_and_piano_on_their_own(tmp_path: Path) -> None:
+    """``split_instruments`` / ``--six-stems``: guitar (GM 24-30) and piano (GM 0-5) parts get stems of their own."""
+    seen = set()
+    for seed, style in ((4, "rock"), (5, "jazz"), (6, "ballad")):
+        song = generate_song(seed, 4.0, style=style, split_instruments=True, vocals=False)
+        assert list(song.stems) == ["drums", "bass", "guitar", "piano", "other"]
+        total = song.stems["drums"] + song.stems["bass"] + song.stems["guitar"] + song.stems["piano"] + song.stems["other"]
+        assert np.array_equal(song.mixture, total)
+        parts = song.metadata["stems"]
+        for stem, programs in (("guitar", range(24, 31)), ("piano", range(0, 6))):
+            for part in parts[stem]["parts"]:
+                assert part["program"] in programs, (stem, part["role"])
+                seen.add(stem)
+            if not parts[stem]["parts"]:
+                assert not song.stems[stem].any()  # no such part: a silent stem
+        assert not any(p["role"].split(":")[-1] in ("clean_guitar", "drive_guitar", "piano") for p in parts["other"]["parts"])
+        if seed == 4:
+            plain = generate_song(seed, 4.0, style=style, vocals=False)  # the same parts, only routed differently
+            roles = sorted(p["role"] for s in ("guitar", "piano", "other") for p in parts[s]["parts"])
+            assert roles == sorted(p["role"] for p in plain.metadata["stems"]["other"]["parts"])
+    assert seen == {"guitar", "piano"}
+    out = tmp_path / "six"
+    assert main(["synth", "-o", str(out), "--songs", "1", "--seconds", "2", "--six-stems", "-q"]) == 0
+    names = sorted(f.name for f in (out / song_name(0, 0)).iterdir())
+    assert names == sorted([f"{n}.wav" for n in ("mixture", "drums", "bass", "guitar", "piano", "other", "vocals")] + ["song.json"])

@@ -221,7 +221,7 @@ def test_export_into_the_package_needs_the_flag(tmp_path, songs):
     import stemwright
     from stemwright.train.loop import ExportPathError
 
-    shipped = Path(stemwright.__file__).parent / "pretrained" / "weights" / "stemwright_4stem.json"
+    shipped = Path(stemwright.__file__).parent / "pretrained" / "weights" / "stemwright_vocals.json"
     before = hashlib.sha256(shipped.read_bytes()).hexdigest()
     cfg = _config(tmp_path, songs, export={"licence": "test"})
     with pytest.raises(ExportPathError, match="inside the installed stemwright package"):
@@ -235,7 +235,7 @@ def test_cli_train_refuses_package_export(tmp_path, songs, capsys):
     from stemwright.cli.main import main
 
     cfg = _config(tmp_path, songs, export={"licence": "test"})
-    target = Path(stemwright.__file__).parent / "pretrained" / "weights" / "stemwright_4stem"
+    target = Path(stemwright.__file__).parent / "pretrained" / "weights" / "stemwright_vocals"
     code = main(["train", "--config", str(cfg), "--out", str(tmp_path / "run"), "--export", str(target)])
     assert code == 1
     assert "inside the installed stemwright package" in capsys.readouterr().err

@@ -183,7 +183,7 @@ def _bytes_per_sample(subtype: str) -> int:
             "ULAW": 1, "ALAW": 1}.get(subtype, 2)
 
 
-def _read_av(path: Path) -> tuple[np.ndarray, int, str]:
+def _read_av(path: Path, stream_index: int = 0) -> tuple[np.ndarray, int, str]:
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as e:  # type: ignore[attr-defined]
@@ -192,7 +192,9 @@ def _read_av(path: Path) -> tuple[np.ndarray, int, str]:
         streams = [s for s in container.streams if s.type == "audio"]
         if not streams:
             raise AudioError(path, "contains no audio stream")
-        stream = streams[0]  # NI stems: stream 0 is the mixture
+        if stream_index >= len(streams):
+            raise AudioError(path, f"has {len(streams)} audio stream(s), no stream {stream_index}")
+        stream = streams[stream_index]  # NI stems: stream 0 is the mixture, 1-4 the stems
         rate = stream.codec_context.sample_rate or stream.rate
         blocks = []
         try:
@@ -243,8 +245,9 @@ def _short_reason(error: Exception, path: Path) -> str:
     return text.strip(" :.") or type(error).__name__
 
 
-def read_audio(path: str | Path) -> AudioFile:
-    """Decode an audio file to float32 ``(C, T)``.
+def read_audio(path: str | Path, stream: int = 0) -> AudioFile:
+    """Decode an audio file to float32 ``(C, T)``; ``stream``: which audio stream of a multi-stream file (an NI
+    ``.stem.mp4`` has the mixture at 0 and four stems at 1-4; see :func:`audio_stream_count`).
 
     Raises :class:`AudioError` naming the file for: not found, not a file, empty, not audio/corrupt, no samples,
     non-finite samples, or a sample rate outside 8–192 kHz.
@@ -259,9 +262,10 @@ def read_audio(path: str | Path) -> AudioFile:
     use_av_first = p.name.lower().endswith((".stem.mp4", ".mp4", ".m4a", ".aac", ".mov", ".webm", ".mka", ".wma", ".m4v"))
     data = None
     errors = []
-    for reader in ((_read_av, _read_soundfile) if use_av_first else (_read_soundfile, _read_av)):
+    readers = ((_read_av, _read_soundfile) if use_av_first else (_read_soundfile, _read_av)) if stream == 0 else (_read_av,)
+    for reader in readers:
         try:
-            data, sr, codec = reader(p)
+            data, sr, codec = reader(p, stream) if reader is _read_av else reader(p)
             break
         except AudioError as e:
             if e.reason.startswith("truncated"):
@@ -279,6 +283,16 @@ def read_audio(path: str | Path) -> AudioFile:
     if not MIN_SAMPLERATE <= sr <= MAX_SAMPLERATE:
         raise AudioError(p, f"sample rate {sr} Hz is outside the supported {MIN_SAMPLERATE}-{MAX_SAMPLERATE} Hz")
     return AudioFile(np.ascontiguousarray(data, dtype=np.float32), int(sr), str(p), codec)
+
+
+def audio_stream_count(path: str | Path) -> int:
+    """Number of audio streams in a file (5 in an NI ``.stem.mp4``; 1 in a wav)."""
+    p = Path(path)
+    try:
+        with av.open(str(p)) as container:
+            return sum(1 for s in container.streams if s.type == "audio")
+    except (av.error.FFmpegError, OSError) as e:  # type: ignore[attr-defined]
+        raise AudioError(p, _short_reason(e, p)) from None
 
 
 def prepare_peaks(samples: np.ndarray, clip_mode: str) -> tuple[np.ndarray, dict]:

@@ -32,9 +32,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("stemwright.cli.bench", "Time a model: seconds, real-time factor, peak memory."),
     "synth": ("stemwright.cli.synth", "Generate synthetic multitrack songs for training."),
     "train": ("stemwright.cli.train", "Train a separation model from a YAML config."),
-    "export-onnx": ("stemwright.cli.export_onnx", "Export a model to ONNX."),
+    "export": ("stemwright.cli.export", "Write separated stems as audio for other software (NI Stems .stem.mp4 for DJs)."),
+    "export-onnx": ("stemwright.cli.export_onnx", "Export a model (not audio) to ONNX."),
     "mix": ("stemwright.cli.mix", "Remix separated stems (gains, pan, effects, presets, loudness)."),
     "mashup": ("stemwright.cli.mashup", "Put the vocals of one song over the backing of another."),
+    "analyze": ("stemwright.cli.analyze", "Tempo, beats, downbeats, time signature and key of a song, from its stems."),
+    "samples": ("stemwright.cli.samples", "Cut a sample library (bar loops, drum one-shots, index) from stems."),
     "inspect": ("stemwright.cli.inspect", "Diagnose separated stems: bleed, mono compatibility, clipping, plots."),
     "serve": ("stemwright.cli.serve", "Start stemwright studio, the local web app with a live stem mixer."),
 }

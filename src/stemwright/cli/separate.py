@@ -121,6 +121,8 @@ def command(
     clip_mode: ClipMode = typer.Option("rescale", "--clip-mode", help="Peaks over full scale: rescale all stems, clamp, or keep (float wav)."),  # type: ignore[valid-type]
     demo: bool = typer.Option(False, "--demo", help="Separate the bundled demo song and print where the stems went."),
     offline: bool = typer.Option(False, "--offline", help="Never download model weights."),
+    fast: bool = typer.Option(False, "--fast", help="bfloat16 where the CPU/GPU runs it natively (AVX-512 BF16, AMX, Ampere+): "
+                              "faster, slightly different stems; elsewhere no effect."),
 ) -> None:
     """Split songs into stems: OUT/<track>/<stem>.<ext> plus OUT/<track>/stemwright.json."""
     from stemwright.api import SeparationError, Separator
@@ -138,7 +140,7 @@ def command(
     model = model or (DEFAULT_VOCALS_MODEL if two_stems == "vocals" else DEFAULT_MODEL)
     try:
         sep = Separator(model=model, device=device.value, segment=segment, overlap=overlap,
-                        shifts=shifts, residual=residual, offline=offline)
+                        shifts=shifts, residual=residual, offline=offline, fast=fast)
     except SeparationError as e:
         fail(str(e), USAGE_EXIT)
     except (ValueError, TypeError) as e:

@@ -26,6 +26,12 @@ def command(
         help="MIR-1K train clips for real vocals (default: ../shared/data/mir1k/train beside the repository).",
     ),
     no_mir1k: bool = typer.Option(False, "--no-mir1k", help="Vocals only from GM choir/voice programs."),
+    no_vocals: bool = typer.Option(
+        False, "--no-vocals", help="Instrumental songs: no vocals stem at all (drums, bass, other; no MIR-1K)."
+    ),
+    six_stems: bool = typer.Option(
+        False, "--six-stems", help="Guitar and piano parts in guitar.wav / piano.wav of their own, not in other.wav."
+    ),
     midi: bool = typer.Option(False, "--midi", help="Also write each song's MIDI (song.mid)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace songs that already exist."),
     skip_existing: bool = typer.Option(
@@ -41,6 +47,8 @@ def command(
     if style is not None and style not in STYLES:
         fail(f"--style must be one of {', '.join(STYLES)}, got {style!r}", USAGE_EXIT)
     folder = None if no_mir1k else (mir1k_dir or DEFAULT_MIR1K_DIR)
+    if no_vocals and (no_mir1k or mir1k_dir is not None):
+        fail("--no-vocals cannot be combined with --no-mir1k or --mir1k-dir", USAGE_EXIT)
     if mir1k_dir is not None and not mir1k_dir.is_dir():
         fail(f"{mir1k_dir}: MIR-1K folder not found")
     t0 = time.perf_counter()
@@ -58,6 +66,8 @@ def command(
             style=style,
             progress=not quiet,
             start=start,
+            vocals=not no_vocals,
+            split_instruments=six_stems,
         )
     except (MissingPackageError, SongExistsError, ValueError) as e:
         fail(str(e))

@@ -10,6 +10,7 @@ from torch import nn
 
 from stemwright.models.bag import BagOfModels
 from stemwright.models.bsrnn import BSRNN
+from stemwright.models.cascade import Cascade
 from stemwright.models.classic import ClassicSeparator
 from stemwright.models.hdemucs import HDemucs
 from stemwright.models.htdemucs import HTDemucs
@@ -29,6 +30,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "mel_roformer": MelRoformer,
     "bag": BagOfModels,
     "spleeter": Spleeter,
+    "cascade": Cascade,
 }
 
 

@@ -216,8 +216,21 @@ class HTDemucs(HybridUNet):
             xt = self.channel_downsampler_t(xt)
         return x, xt
 
-    def forward(self, mix: torch.Tensor) -> torch.Tensor:
-        """Shape: ``(B, C, T)`` -> ``(B, S, C, T)``."""
+    # ------------------------------------------------------------------------------------------- stages
+    # The learned U-Nets and transformer (``core``) work on real tensors only; the STFT, the normalisation and the
+    # iSTFT around them (``prepare`` / ``finish``) have no parameters. So the core can be exported to ONNX, compiled
+    # or run in reduced precision without the complex spectrogram (see stemwright.models.base).
+    core_input_names = ("spec", "wave")
+    core_output_names = ("spec_out", "wave_out")
+    # In eval mode the core always sees the training length (``valid_length``): only the batch axis varies.
+    core_dynamic_axes = {"spec": {0: "batch"}, "wave": {0: "batch"}, "spec_out": {0: "batch"}, "wave_out": {0: "batch"}}
+
+    def prepare(self, mix: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], "HTDemucsContext"]:
+        """Pad to the training length, spectrogram as channels and normalise both branches.
+
+        Shape: ``(B, C, T)`` -> ``((B, 2C, nfft/2, frames), (B, C, L))`` with ``L`` the padded length, and the
+        context :meth:`finish` needs.
+        """
         length = mix.shape[-1]
         target = length
         if self.config.use_train_segment and not self.training:
@@ -226,16 +239,49 @@ class HTDemucs(HybridUNet):
                 mix = F.pad(mix, (0, target - length))  # as the reference: zeros on the right
         z = hybrid_spec(mix, self.config.nfft)
         x, mean, std = self._normalise(complex_as_channels(z).to(mix.device), (1, 2, 3))
-        b, _, fq, t = x.shape
         xt, meant, stdt = self._normalise(mix, (1, 2))
+        return (x, xt), HTDemucsContext(length=length, mean=mean, std=std, mean_t=meant, std_t=stdt)
+
+    def core(self, x: torch.Tensor, xt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoders, cross-domain transformer, decoders.
+
+        Shape: ``(B, 2C, F, N)``, ``(B, C, L)`` -> ``(B, S, 2C, F, N)``, ``(B, S, C, L)`` (normalised units).
+        """
+        b, _, fq, t = x.shape
+        length = xt.shape[-1]
         x, xt, saved, saved_t, lengths, lengths_t = self._encode(x, xt)
         x, xt = self._bottleneck(x, xt)
         x, xt = self._decode(x, xt, saved, saved_t, lengths, lengths_t)
         s = len(self.sources)
-        x = x.view(b, s, -1, fq, t) * std[:, None] + mean[:, None]
-        out = hybrid_ispec(channels_as_complex(x), self.hop_length, target)
-        xt = xt.view(b, s, -1, target) * stdt[:, None] + meant[:, None]
-        return (xt + out)[..., :length]
+        return x.view(b, s, -1, fq, t), xt.view(b, s, -1, length)
+
+    def finish(self, core_out: tuple[torch.Tensor, torch.Tensor], context: "HTDemucsContext") -> torch.Tensor:
+        """Undo the normalisation, iSTFT of the spectral branch, sum with the waveform branch, trim the padding.
+
+        Shape: core outputs -> ``(B, S, C, T)``.
+        """
+        x, xt = core_out
+        x = x * context.std[:, None] + context.mean[:, None]
+        out = hybrid_ispec(channels_as_complex(x), self.hop_length, xt.shape[-1])
+        xt = xt * context.std_t[:, None] + context.mean_t[:, None]
+        return (xt + out)[..., : context.length]
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        """Shape: ``(B, C, T)`` -> ``(B, S, C, T)``."""
+        inputs, context = self.prepare(mix)
+        return self.finish(self.core(*inputs), context)
+
+
+@dataclass(frozen=True)
+class HTDemucsContext:
+    """What :meth:`HTDemucs.finish` needs from :meth:`HTDemucs.prepare`: the input length and the normalisation
+    statistics of the spectral (``mean``, ``std``: ``(B, 1, 1, 1)``) and waveform (``(B, 1, 1)``) branches."""
+
+    length: int
+    mean: torch.Tensor
+    std: torch.Tensor
+    mean_t: torch.Tensor
+    std_t: torch.Tensor
 
 
 def build_htdemucs(**options: Any) -> HTDemucs:

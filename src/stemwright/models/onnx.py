@@ -95,6 +95,9 @@ def _session(path: Path, providers: Sequence[str] | None = None) -> Any:
         raise OnnxExportError("onnxruntime is not installed: pip install 'stemwright[onnx]'") from None
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # ONNX Runtime ignores torch's (and OMP_NUM_THREADS's) thread setting and takes every core by default: follow
+    # torch's, so torch.set_num_threads / OMP_NUM_THREADS limit both runtimes alike.
+    options.intra_op_num_threads = torch.get_num_threads()
     return ort.InferenceSession(str(path), options, providers=list(providers or ["CPUExecutionProvider"]))
 
 

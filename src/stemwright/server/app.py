@@ -470,6 +470,17 @@ def create_app(config: ServerConfig) -> FastAPI:
         path = media.encoded(paths[stem], format)
         return FileResponse(path, media_type=media.MEDIA_FORMATS[format], headers={"cache-control": "no-cache"})
 
+    @app.get("/api/songs/{song_id}/original")
+    def original_audio(song_id: str):
+        """The uploaded song decoded by the same reader as the separation (so it lines up with the stems sample
+        for sample), as FLAC: the studio's A/B switch plays it against the mix."""
+        song = song_or_404(song_id)
+        source = Path(song["source_path"])
+        if not source.is_file():
+            raise ApiError(404, "this song's original file is not stored")
+        path = media.encoded_original(source)
+        return FileResponse(path, media_type=media.MEDIA_FORMATS["flac"], headers={"cache-control": "no-cache"})
+
     @app.get("/api/songs/{song_id}/peaks")
     def stem_peaks(song_id: str):
         paths = stem_paths(song_or_404(song_id)["id"])
@@ -487,6 +498,53 @@ def create_app(config: ServerConfig) -> FastAPI:
         name = download_name(song["title"], "-stems.zip")
         return FileResponse(target, media_type="application/zip",
                             headers={"content-disposition": content_disposition(name)})
+
+    @app.get("/api/songs/{song_id}/analysis")
+    async def song_analysis(song_id: str):
+        """Tempo, beats, downbeats, meter and key of the song's current stems: computed once (through the
+        bounded exports queue, it takes seconds) and kept in the database with the separation job."""
+        def lookup() -> tuple[str, dict[str, Path], dict[str, Any] | None]:
+            song = song_or_404(song_id)
+            paths = stem_paths(song["id"])
+            job_id = library.stems(song["id"])[0]["job_id"]
+            return job_id, paths, library.analysis(job_id)
+
+        job_id, paths, stored = await asyncio.to_thread(lookup)
+        if stored is None:
+            try:
+                stored = await exports.run(_analyse, paths)
+            except ExportBusyError as e:
+                raise ApiError(429, str(e)) from None
+            except ValueError as e:  # silent or beatless stems: the analysis says why
+                raise ApiError(422, f"cannot analyse this song: {e}") from None
+            await asyncio.to_thread(library.save_analysis, song_id, job_id, stored)
+        return {"job_id": job_id, **stored}
+
+    @app.get("/api/songs/{song_id}/stems.stem.mp4")
+    async def ni_stems(song_id: str, codec: str = "aac"):
+        """The song as an NI Stems file (mixture + drums, bass, other, vocals) for Traktor, Mixxx and other DJ
+        software; rendered through the bounded exports queue, removed once downloaded."""
+        if codec not in ("aac", "alac"):
+            raise ApiError(400, "codec must be aac or alac")
+        song = await asyncio.to_thread(song_or_404, song_id)
+        paths = await asyncio.to_thread(stem_paths, song["id"])
+        await asyncio.to_thread(exports.sweep)
+        folder = await asyncio.to_thread(exports.new_dir)
+        target = folder / "song.stem.mp4"
+        try:
+            await exports.run(_render_ni_stems, paths, Path(song["source_path"]), target, codec)
+        except BaseException as e:
+            await asyncio.shield(asyncio.to_thread(shutil.rmtree, folder, True))
+            if isinstance(e, ExportBusyError):
+                raise ApiError(429, str(e)) from None
+            if isinstance(e, ValueError):  # e.g. a 2-stem separation: the message says what NI Stems needs
+                raise ApiError(409, str(e)) from None
+            raise
+        return FileResponse(
+            target, media_type="audio/mp4",
+            headers={"content-disposition": content_disposition(download_name(song["title"], ".stem.mp4"))},
+            background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+        )
 
     @app.get("/api/songs/{song_id}/mixes")
     def list_mixes(song_id: str):
@@ -573,6 +631,27 @@ def _validate_mix(document: Any, stems: dict[str, Path]) -> dict[str, Any]:
     except (ValueError, TypeError, KeyError) as e:
         raise ApiError(400, f"invalid mix document: {e}") from None
     return mix.to_dict()
+
+
+def _stemset(stems: dict[str, Path]) -> Any:
+    from stemwright.audio.io import read_audio
+    from stemwright.mixer.stems import as_stemset
+
+    files = {name: read_audio(path) for name, path in stems.items()}
+    rate = next(iter(files.values())).samplerate
+    return as_stemset({name: f.samples for name, f in files.items()}, rate)
+
+
+def _analyse(stems: dict[str, Path]) -> dict[str, Any]:
+    from stemwright.analysis import analyze
+
+    return analyze(_stemset(stems)).to_dict()
+
+
+def _render_ni_stems(stems: dict[str, Path], source: Path, target: Path, codec: str) -> None:
+    from stemwright.mixer.export import export_ni_stems
+
+    export_ni_stems(_stemset(stems), target, mixture=source if source.is_file() else None, codec=codec)
 
 
 def _render_export(document: dict[str, Any], stems: dict[str, Path], target: Path, fmt: str) -> None:

@@ -61,6 +61,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_song ON jobs(song_id);
     CREATE INDEX mixes_song ON mixes(song_id);
     """,
+    # 2: song analysis (tempo, beats, downbeats, meter, key), once per separation
+    """
+    CREATE TABLE analyses (
+        job_id TEXT PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+        song_id TEXT NOT NULL REFERENCES songs(id) ON DELETE CASCADE,
+        document TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    """,
 ]
 
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
@@ -189,6 +198,17 @@ class Library:
             "AND j.finished = (SELECT MAX(finished) FROM jobs WHERE song_id = ? AND status = 'done') ORDER BY s.rowid",
             (song_id, song_id),
         )
+
+    # -- analyses -------------------------------------------------------------------------------------------
+    def save_analysis(self, song_id: str, job_id: str, document: dict[str, Any]) -> None:
+        with self.tx() as c:
+            c.execute("INSERT OR REPLACE INTO analyses (job_id, song_id, document, created) VALUES (?, ?, ?, ?)",
+                      (job_id, song_id, json.dumps(document), time.time()))
+
+    def analysis(self, job_id: str) -> dict[str, Any] | None:
+        """The stored analysis (``SongAnalysis.to_dict()``) of a separation job's stems, if computed."""
+        rows = self.query("SELECT document FROM analyses WHERE job_id = ?", (job_id,))
+        return json.loads(rows[0]["document"]) if rows else None
 
     # -- mixes ----------------------------------------------------------------------------------------------
     def save_mix(self, song_id: str, name: str, document: dict[str, Any], mix_id: str | None = None) -> str:

@@ -50,6 +50,17 @@ def encoded(path: Path, fmt: str) -> Path:
     return target
 
 
+def encoded_original(source: Path) -> Path:
+    """The uploaded song as 24-bit FLAC beside it (made once): decoded by :func:`read_audio`, as the separation
+    decoded it, so its samples line up with the stems'. Peaks over full scale are clamped, as in :func:`encoded`."""
+    target = source.with_name(f".{source.name}.original.flac")
+    if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    audio = read_audio(source)
+    write_audio(target, np.clip(audio.samples, -1.0, 1.0), audio.samplerate, fmt="flac", bit_depth=24, overwrite=True)
+    return target
+
+
 def stems_zip(stems: dict[str, Path], target: Path, fmt: str = "flac") -> Path:
     """Zip the stems to ``target`` atomically: ``flac`` (24-bit, lossless and about a third of the size of the
     stored 32-bit float WAVs) or ``wav`` (the stored files). Stored, not deflated: audio does not compress."""

@@ -1,7 +1,7 @@
 """Write generated songs to disk in the MUSDB18 layout: :func:`generate_dataset`.
 
 ``OUT/<song>/{mixture,drums,bass,other,vocals}.wav`` (44.1 kHz stereo 32-bit float, so the mixture equals the sum
-of the stems to float precision) + ``OUT/<song>/song.json`` (+ ``song.mid`` with ``midi=True``).
+of the stems to float precision; no ``vocals.wav`` for songs made with ``vocals=False``) + ``OUT/<song>/song.json`` (+ ``song.mid`` with ``midi=True``).
 Each song is written into a hidden temporary folder beside it and renamed into place when complete, so an
 interrupted run never leaves a half-written song under its final name.
 """
@@ -25,12 +25,12 @@ import soundfile as sf
 from tqdm import tqdm
 
 from stemwright.synth.resources import Resources, find_resources
-from stemwright.synth.song import STEMS, SynthSong, generate_song
+from stemwright.synth.song import SPLIT_STEMS, STEMS, SynthSong, generate_song
 from stemwright.synth.vocals import DEFAULT_MIR1K_DIR
 
 log = logging.getLogger(__name__)
 
-FILES = ("mixture",) + STEMS
+FILES = ("mixture",) + STEMS[:2] + SPLIT_STEMS + STEMS[2:]
 
 
 class SongExistsError(ValueError):
@@ -65,7 +65,7 @@ def write_song(song: SynthSong, folder: Path, overwrite: bool = False, midi: boo
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the song folder gets ordinary permissions
     try:
         arrays = {"mixture": song.mixture, **song.stems}
-        for name in FILES:
+        for name in (n for n in FILES if n in arrays):
             sf.write(str(tmp / f"{name}.wav"), arrays[name].T, song.samplerate, subtype="FLOAT", format="WAV")
         (tmp / "song.json").write_text(json.dumps(song.metadata, indent=1, ensure_ascii=False) + "\n")
         if midi:
@@ -93,9 +93,20 @@ def _work(
     overwrite: bool,
     midi: bool,
     style: str | None,
+    vocals: bool = True,
+    split_instruments: bool = False,
 ) -> dict:
     t0 = time.perf_counter()
-    song = generate_song(job.seed, seconds, mir1k_dir=mir1k_dir, resources=resources, name=job.name, style=style)
+    song = generate_song(
+        job.seed,
+        seconds,
+        mir1k_dir=mir1k_dir,
+        resources=resources,
+        name=job.name,
+        style=style,
+        vocals=vocals,
+        split_instruments=split_instruments,
+    )
     song.metadata["dataset"] = {"seed": dataset_seed, "index": job.index}
     write_song(song, Path(out_dir) / job.name, overwrite=overwrite, midi=midi)
     m = song.metadata
@@ -104,7 +115,7 @@ def _work(
         "style": m["style"],
         "tempo_bpm": m["tempo_bpm"],
         "key": f"{m['key']} {m['mode']}",
-        "vocals": m["stems"]["vocals"]["source"],
+        "vocals": m["stems"]["vocals"]["source"] if vocals else None,
         "seconds_taken": time.perf_counter() - t0,
     }
 
@@ -123,12 +134,16 @@ def generate_dataset(
     style: str | None = None,
     progress: bool | Callable[[int, int, dict], None] = True,
     start: int = 0,
+    vocals: bool = True,
+    split_instruments: bool = False,
 ) -> list[dict]:
     """Generate songs ``start .. start+songs-1`` of dataset ``seed`` into ``out_dir`` with ``jobs`` processes.
 
     The same (seed, index) always gives the same song, whatever ``jobs``. Existing songs raise
     :class:`SongExistsError` unless ``overwrite`` (replace) or ``skip_existing`` (keep, generate only the missing).
     ``progress``: True for a tqdm bar, False for none, or a callback ``(done, total, summary)``.
+    ``vocals=False``: songs without vocals (drums, bass, other; ``mir1k_dir`` unused), e.g. for instrument splitters.
+    ``split_instruments=True``: guitar and piano parts in ``guitar.wav`` and ``piano.wav`` instead of ``other.wav``.
     Returns one summary dict per generated song (name, style, tempo, key, vocals, seconds taken).
     """
     if songs < 1:
@@ -150,10 +165,10 @@ def generate_dataset(
     if skip_existing and not overwrite:
         todo = [j for j in todo if j.name not in existing]
     out.mkdir(parents=True, exist_ok=True)
-    mir = str(mir1k_dir) if mir1k_dir is not None else None
-    if mir1k_dir is not None and not Path(mir1k_dir).is_dir():
+    mir = str(mir1k_dir) if mir1k_dir is not None and vocals else None
+    if mir is not None and not Path(mir).is_dir():
         log.warning("MIR-1K train folder %s not found: lead vocals will be GM voice programs", mir1k_dir)
-    args = (str(out), seconds, seed, mir, resources, overwrite, midi, style)
+    args = (str(out), seconds, seed, mir, resources, overwrite, midi, style, vocals, split_instruments)
     bar = None
     if progress is True:
         bar = tqdm(total=len(todo), unit="song", desc="synth")

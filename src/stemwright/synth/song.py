@@ -17,7 +17,8 @@ import numpy as np
 import pretty_midi
 
 from stemwright import __version__
-from stemwright.synth import fluid, parts, production, sampler, vocals
+from stemwright.synth import fluid, parts, production, sampler
+from stemwright.synth import vocals as _vocals_mod
 from stemwright.synth.compose import SongPlan, plan_song
 from stemwright.synth.resources import SOUNDFONTS, Resources, find_resources
 
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 
 SAMPLERATE = 44100
 STEMS = ("drums", "bass", "other", "vocals")  # MUSDB18 order after the mixture
+INSTRUMENT_STEMS = STEMS[:3]  # a song made with vocals=False (training data for instrument splitters)
+SPLIT_STEMS = ("guitar", "piano")  # with split_instruments=True, after bass and before other (6-stem layout)
+# GM families written to their own stem with split_instruments=True (the rest of "other" stays there).
+SPLIT_FAMILIES = {"clean_guitar": "guitar", "drive_guitar": "guitar", "piano": "piano"}
 
 # GM programs by family, for the "other" stem and for solo lines.
 FAMILIES: dict[str, tuple[int, ...]] = {
@@ -75,7 +80,8 @@ VOICE_PROGRAMS = (52, 53, 54, 85)  # Choir Aahs, Voice Oohs, Synth Voice, Lead 6
 @dataclass
 class SynthSong:
     """A generated song. ``stems[name]`` and ``mixture`` have shape ``(2, T)`` float32 at ``samplerate``;
-    ``mixture`` is exactly ``drums + bass + other + vocals`` (float32, summed in that order)."""
+    ``mixture`` is exactly ``drums + bass + other + vocals`` (float32, summed in that order); a song made with
+    ``vocals=False`` has no ``vocals`` stem and its mixture is ``drums + bass + other``."""
 
     stems: dict[str, np.ndarray]
     mixture: np.ndarray
@@ -101,13 +107,20 @@ def _pick_soundfont(rng: np.random.Generator, res: Resources) -> str:
 class _Renderer:
     """Renders parts into per-stem buffers and records what was done."""
 
-    def __init__(self, plan: SongPlan, res: Resources, n_samples: int, samplerate: int):
+    def __init__(
+        self, plan: SongPlan, res: Resources, n_samples: int, samplerate: int, stems: tuple[str, ...] = STEMS
+    ):
         self.plan, self.res, self.n, self.sr = plan, res, n_samples, samplerate
         self.midi = pretty_midi.PrettyMIDI(initial_tempo=plan.tempo)
-        self.stems = {s: np.zeros((2, n_samples), dtype=np.float32) for s in STEMS}
-        self.meta: dict[str, dict] = {s: {"parts": []} for s in STEMS}
+        self.stems = {s: np.zeros((2, n_samples), dtype=np.float32) for s in stems}
+        self.meta: dict[str, dict] = {s: {"parts": []} for s in stems}
         timing = {"electronic": 2.0, "hip-hop": 5.0, "jazz": 10.0}.get(plan.style, 7.0)
         self.timing_ms, self.vel_sd = timing, 7.0
+
+    def stem_of(self, stem: str, family: str) -> str:
+        """The stem a part of GM ``family`` goes to: its own (guitar, piano) when this song splits them out."""
+        own = SPLIT_FAMILIES.get(family)
+        return own if own in self.stems else stem
 
     def add_gm_part(
         self,
@@ -208,7 +221,7 @@ def _other(r: _Renderer, seed: int, has_lead_vocal: bool) -> None:
     )
     side = 1.0 if rng.random() < 0.5 else -1.0
     r.add_gm_part(
-        "other",
+        r.stem_of("other", family),
         f"comp:{family}",
         int(rng.choice(FAMILIES[family])),
         notes,
@@ -222,7 +235,7 @@ def _other(r: _Renderer, seed: int, has_lead_vocal: bool) -> None:
         active = tuple(n for n in all_sections if n in ("chorus", "bridge", "outro")) or all_sections
         notes, det = parts.pad_part(r.plan, rng, *RANGES[fam], active=active)
         r.add_gm_part(
-            "other",
+            r.stem_of("other", fam),
             f"pad:{fam}",
             int(rng.choice(FAMILIES[fam])),
             notes,
@@ -238,7 +251,7 @@ def _other(r: _Renderer, seed: int, has_lead_vocal: bool) -> None:
         )
         notes, det = parts.arp_part(r.plan, rng, 60, 84, active=active or all_sections)
         r.add_gm_part(
-            "other",
+            r.stem_of("other", fam),
             f"arp:{fam}",
             int(rng.choice(FAMILIES[fam])),
             notes,
@@ -254,7 +267,7 @@ def _other(r: _Renderer, seed: int, has_lead_vocal: bool) -> None:
         lo, hi = RANGES[fam]
         notes, det = parts.melody_part(r.plan, rng, max(lo, 60), max(hi, 79), active=active)
         r.add_gm_part(
-            "other",
+            r.stem_of("other", fam),
             f"lead:{fam}",
             int(rng.choice(FAMILIES[fam])),
             notes,
@@ -265,12 +278,12 @@ def _other(r: _Renderer, seed: int, has_lead_vocal: bool) -> None:
         )
 
 
-def _vocals(r: _Renderer, seed: int, clips: tuple[vocals.VocalClip, ...], mir1k_dir: Path | None) -> dict:
+def _vocals(r: _Renderer, seed: int, clips: tuple[_vocals_mod.VocalClip, ...], mir1k_dir: Path | None) -> dict:
     rng = _rng(seed, "vocals")
     vocal_sections = tuple(dict.fromkeys(s.name for s in r.plan.sections if s.vocals))
     info: dict = {"mir1k_dir": str(mir1k_dir) if mir1k_dir else None}
     if clips:
-        voice, placements = vocals.place_vocals(r.plan, clips, r.n, r.sr, rng)
+        voice, placements = _vocals_mod.place_vocals(r.plan, clips, r.n, r.sr, rng)
         r._add(
             "vocals",
             np.stack([voice, voice]),
@@ -309,15 +322,26 @@ def _vocals(r: _Renderer, seed: int, clips: tuple[vocals.VocalClip, ...], mir1k_
     return info
 
 
+def _sum(stems: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
+    """The mixture: the stems added in MUSDB18 order (float32, so a reader can reproduce it exactly)."""
+    total = stems[names[0]].copy()
+    for name in names[1:]:
+        total += stems[name]
+    return total
+
+
 def _produce(r: _Renderer, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
     """Stem effect chains, stem levels, one master gain; returns stems, mixture and the mixing record."""
     rng = _rng(seed, "production")
     levels = {"drums": (-19, -15), "bass": (-21, -16), "other": (-21, -16), "vocals": (-19, -14)}
     out: dict[str, np.ndarray] = {}
-    for stem in STEMS:
-        fx = production.stem_effects(stem, rng, r.plan.style)
+    names = tuple(r.stems)  # STEMS, without vocals for vocals=False, with guitar and piano for split_instruments
+    for stem in names:
+        # guitar and piano were "other" parts: they get other's kind of chain and level range
+        kind = "other" if stem in SPLIT_STEMS else stem
+        fx = production.stem_effects(kind, rng, r.plan.style)
         y = production.apply_effects(r.stems[stem], fx, r.sr)
-        level = float(rng.uniform(*levels[stem]))
+        level = float(rng.uniform(*levels[kind]))
         out[stem] = production.normalise(y, level)
         r.meta[stem]["effects"] = fx
         r.meta[stem]["level_db"] = round(level, 2)
@@ -326,14 +350,14 @@ def _produce(r: _Renderer, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray
     # Master: the mixture at a random loudness, lowered further if its peak would pass the random ceiling.
     loudness_db = float(rng.uniform(-20.0, -14.0))
     ceiling_db = float(rng.uniform(-3.0, -0.5))
-    mix = out["drums"] + out["bass"] + out["other"] + out["vocals"]
+    mix = _sum(out, names)
     rms, peak = production.loud_rms(mix), float(np.max(np.abs(mix)))
     gain = min(10 ** (loudness_db / 20) / max(rms, 1e-9), 10 ** (ceiling_db / 20) / max(peak, 1e-9))
     master = np.float32(gain)
-    for stem in STEMS:
+    for stem in names:
         out[stem] = (out[stem] * master).astype(np.float32)
         out[stem][:, -fade:] *= env
-    mixture = out["drums"] + out["bass"] + out["other"] + out["vocals"]
+    mixture = _sum(out, names)
     return (
         out,
         mixture,
@@ -352,37 +376,49 @@ def generate_song(
     *,
     samplerate: int = SAMPLERATE,
     style: str | None = None,
-    mir1k_dir: str | Path | None = vocals.DEFAULT_MIR1K_DIR,
+    mir1k_dir: str | Path | None = _vocals_mod.DEFAULT_MIR1K_DIR,
     resources: Resources | None = None,
     name: str | None = None,
+    vocals: bool = True,
+    split_instruments: bool = False,
 ) -> SynthSong:
     """Compose, render and mix one song from ``seed``.
 
     Returns a :class:`SynthSong` whose ``stems`` (drums, bass, other, vocals) and ``mixture`` have shape
     ``(2, round(seconds * samplerate))`` float32, and whose ``metadata`` describes everything (JSON-ready).
     ``mir1k_dir=None`` or a missing folder: lead vocals come from GM voice programs, and the metadata says so.
+    ``vocals=False``: no vocals stem at all (drums, bass, other only; ``mir1k_dir`` is ignored), and the instrumental
+    lead line plays in every section (as in an instrumental track) rather than only between the vocal sections.
+    ``split_instruments=True``: the parts of the guitar families (GM 24-30) and of the piano family (GM 0-5) are
+    written to stems of their own, ``guitar`` and ``piano`` (silent when the song has none), in the order drums, bass,
+    guitar, piano, other[, vocals]; the mixture is still the exact sum of the stems.
     Raises :class:`~stemwright.synth.resources.MissingPackageError` when a Debian package is missing.
     """
     if not seconds > 0:
         raise ValueError(f"seconds must be positive, got {seconds}")
     res = resources or find_resources()
-    folder = Path(mir1k_dir) if mir1k_dir is not None else None
-    clips = vocals.list_clips(folder) if folder is not None else ()
+    folder = Path(mir1k_dir) if mir1k_dir is not None and vocals else None
+    clips = _vocals_mod.list_clips(folder) if folder is not None else ()
     plan = plan_song(seed, seconds, style)
     n = int(round(seconds * samplerate))
-    r = _Renderer(plan, res, n, samplerate)
+    names = INSTRUMENT_STEMS[:2] + (SPLIT_STEMS if split_instruments else ()) + ("other",) + (("vocals",) if vocals else ())
+    r = _Renderer(plan, res, n, samplerate, names)
     _drums(r, seed)
     _bass(r, seed)
-    _other(r, seed, has_lead_vocal=True)
-    vocal_info = _vocals(r, seed, clips, folder)
+    _other(r, seed, has_lead_vocal=vocals)
+    if vocals:
+        vocal_info = _vocals(r, seed, clips, folder)
     stems, mixture, mixing = _produce(r, seed)
-    r.meta["vocals"].update(vocal_info)
+    if vocals:
+        r.meta["vocals"].update(vocal_info)
     r.meta["drums"].pop("kick_grid", None)
     metadata = {
         "name": name or f"synth-{seed}",
         "seed": int(seed),
         "seconds": seconds,
         "samplerate": samplerate,
+        "vocals": vocals,
+        "split_instruments": split_instruments,
         "generator": f"stemwright {__version__} synth",
         **plan.to_json(),
         "stems": r.meta,
@@ -390,7 +426,7 @@ def generate_song(
         "licences": {
             "soundfonts": {s.package: s.licence for s in SOUNDFONTS},
             "drumkits": "per kit, see stems.drums.parts[0].licence (/usr/share/doc/hydrogen-drumkits/copyright)",
-            "vocals": "MIR-1K (Hsu & Jang), research use" if clips else None,
+            "vocals": "MIR-1K (Hsu & Jang), research use" if clips else None,  # None: GM voices, or no vocals
         },
     }
     return SynthSong(stems=stems, mixture=mixture, metadata=metadata, samplerate=samplerate, midi=r.midi)

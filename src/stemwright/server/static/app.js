@@ -165,7 +165,8 @@ const mixer = {
   ctx: null, songId: null, song: null, strips: [], master: null, duration: 0,
   playing: false, startCtxTime: 0, startOffset: 0, sources: [],
   loop: { on: false, start: 0, end: 0 }, focused: null, mixId: null, raf: 0,
-  dirty: true, draws: 0, autosaveTimer: 0, restoring: false,
+  dirty: true, draws: 0, autosaveTimer: 0, restoring: false, analysis: null, clicks: [], clickedUntil: 0,
+  original: null, ab: false, mixBus: null, history: [], future: [], lastDoc: null, historyTimer: 0,
 };
 
 function audioContext() {
@@ -173,6 +174,9 @@ function audioContext() {
     mixer.ctx = new AudioContext({ latencyHint: "interactive" });
     mixer.master = mixer.ctx.createGain();
     mixer.master.connect(mixer.ctx.destination);
+    mixer.masterMeter = makeMeter(mixer.ctx, mixer.master);
+    mixer.mixBus = mixer.ctx.createGain(); // every strip's fader; muted while A/B plays the original
+    mixer.mixBus.connect(mixer.master);
   }
   return mixer.ctx;
 }
@@ -186,8 +190,37 @@ function buildStripGraph(strip) {
   });
   const panner = ctx.createStereoPanner();
   const fader = ctx.createGain();
-  filters[0].connect(filters[1]); filters[1].connect(filters[2]); filters[2].connect(panner); panner.connect(fader); fader.connect(mixer.master);
-  Object.assign(strip, { input: filters[0], filters, panner, fader });
+  filters[0].connect(filters[1]); filters[1].connect(filters[2]); filters[2].connect(panner); panner.connect(fader); fader.connect(mixer.mixBus);
+  Object.assign(strip, { input: filters[0], filters, panner, fader, meter: makeMeter(ctx, fader) });
+}
+
+// -- level meters: the peak of the last ~21 ms (1024 samples at 48 kHz) after each fader and after the master
+// gain, on a -60..0 dBFS scale; a sample at or over full scale lights the clip indicator until it is clicked.
+const METER_FLOOR_DB = -60;
+function makeMeter(ctx, node) {
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 1024;
+  node.connect(analyser);
+  return { analyser, data: new Float32Array(analyser.fftSize), peak: 0 };
+}
+
+function readMeter(meter, el) {
+  let peak = 0;
+  if (mixer.playing) {
+    meter.analyser.getFloatTimeDomainData(meter.data);
+    for (const v of meter.data) { const a = Math.abs(v); if (a > peak) peak = a; }
+  }
+  meter.peak = peak;
+  const db = peak > 0 ? 20 * Math.log10(peak) : -Infinity;
+  const fill = Math.max(0, Math.min(1, (db - METER_FLOOR_DB) / -METER_FLOOR_DB));
+  $(".level", el).style.width = `${(fill * 100).toFixed(1)}%`;
+  el.dataset.peak = peak.toFixed(4);
+  if (peak >= 1) el.classList.add("clipped");
+}
+
+function drawMeters() {
+  for (const s of mixer.strips) readMeter(s.meter, $(".meter", s.el));
+  if (mixer.masterMeter) readMeter(mixer.masterMeter, $("#master-meter"));
 }
 
 function audible(strip) {
@@ -231,8 +264,19 @@ function makeStrip(name, buffer, peaks) {
   $(".mute", el).onclick = () => { strip.mute = !strip.mute; applyAll(); };
   $(".solo", el).onclick = () => { strip.solo = !strip.solo; applyAll(); };
   el.addEventListener("focusin", () => { mixer.focused = strip; });
+  $(".meter", el).onclick = (e) => e.currentTarget.classList.remove("clipped");
+  stemLink(strip);
   setupWaveform(strip);
   return strip;
+}
+
+// One stem at a time, in the format chosen for exports (wav, flac or mp3), named after the song and the stem.
+function stemLink(strip) {
+  const fmt = $("#export-format").value;
+  const a = $(".download", strip.el);
+  a.href = `/api/songs/${mixer.songId}/stems/${encodeURIComponent(strip.name)}?format=${fmt}`;
+  a.download = `${(mixer.song && mixer.song.title) || "song"} - ${strip.name}.${fmt}`;
+  a.setAttribute("aria-label", `Download the ${strip.name} stem as ${fmt}`);
 }
 
 // -- waveform: click to seek, drag to select the loop region -----------------------------------------------------
@@ -244,7 +288,12 @@ function setupWaveform(strip) {
   canvas.addEventListener("pointermove", (e) => {
     if (down === null) return;
     const t = timeAt(e);
-    if (Math.abs(t - down) > mixer.duration / 200) { mixer.loop.start = Math.min(down, t); mixer.loop.end = Math.max(down, t); showLoop(); }
+    if (Math.abs(t - down) > mixer.duration / 200) {
+      // on the beat grid when the song is analysed: a dragged loop starts and ends on beats
+      const a = snapToBeat(Math.min(down, t)), b = snapToBeat(Math.max(down, t));
+      mixer.loop.start = a; mixer.loop.end = b > a ? b : Math.max(down, t);
+      showLoop();
+    }
   });
   canvas.addEventListener("pointerup", (e) => {
     const t = timeAt(e);
@@ -291,7 +340,8 @@ function drawOverlays() {
 
 // Redraw only while playing or after a change: a paused mixer costs no frames.
 function tick() {
-  if (mixer.playing || mixer.dirty) { mixer.dirty = false; mixer.draws += 1; drawOverlays(); }
+  if (mixer.playing || mixer.dirty) { mixer.dirty = false; mixer.draws += 1; drawOverlays(); drawMeters(); }
+  scheduleMetronome();
   mixer.raf = requestAnimationFrame(tick);
 }
 
@@ -301,6 +351,48 @@ function changed() {
   if (!mixer.songId || mixer.restoring) return;
   clearTimeout(mixer.autosaveTimer);
   mixer.autosaveTimer = setTimeout(autosave, 300);
+  clearTimeout(mixer.historyTimer);
+  mixer.historyTimer = setTimeout(recordHistory, 300);
+}
+
+// -- undo/redo of mixer changes: a snapshot of the mix document once a change has settled for 300 ms (a fader
+// drag is one step, not a hundred); at most HISTORY_MAX steps back.
+const HISTORY_MAX = 100;
+function recordHistory() {
+  clearTimeout(mixer.historyTimer);
+  if (!mixer.songId || !mixer.strips.length) return;
+  const doc = JSON.stringify(mixDocument());
+  if (doc === mixer.lastDoc) return;
+  if (mixer.lastDoc !== null) { mixer.history.push(mixer.lastDoc); if (mixer.history.length > HISTORY_MAX) mixer.history.shift(); }
+  mixer.future = [];
+  mixer.lastDoc = doc;
+  updateUndoButtons();
+}
+
+function resetHistory() {
+  clearTimeout(mixer.historyTimer);
+  mixer.history = []; mixer.future = [];
+  mixer.lastDoc = mixer.strips.length ? JSON.stringify(mixDocument()) : null;
+  updateUndoButtons();
+}
+
+function stepHistory(back) {
+  recordHistory(); // a change still settling counts as a step first
+  const from = back ? mixer.history : mixer.future;
+  if (!from.length) return;
+  (back ? mixer.future : mixer.history).push(mixer.lastDoc);
+  mixer.lastDoc = from.pop();
+  mixer.restoring = true;
+  applyDocument(JSON.parse(mixer.lastDoc));
+  mixer.restoring = false;
+  clearTimeout(mixer.autosaveTimer);
+  mixer.autosaveTimer = setTimeout(autosave, 300);
+  updateUndoButtons();
+}
+
+function updateUndoButtons() {
+  $("#undo").disabled = !mixer.history.length;
+  $("#redo").disabled = !mixer.future.length;
 }
 
 // -- transport ---------------------------------------------------------------------------------------------------
@@ -327,11 +419,18 @@ function stopSources() {
   mixer.sources = [];
 }
 
-function startAt(offset) {
+function startAt(offset, countIn = false) {
   const ctx = audioContext();
   stopSources();
   offset = effectiveOffset(offset);
-  const when = ctx.currentTime + 0.05; // one start time for every stem: sample-synchronous
+  let when = ctx.currentTime + 0.05; // one start time for every stem: sample-synchronous
+  const a = mixer.analysis;
+  if (countIn && a && $("#count-in").checked) {
+    // one bar of clicks at the song's tempo before the song starts, the first accented
+    const beat = 60 / a.tempo_bpm;
+    for (let k = 0; k < a.beats_per_bar; k++) click(when + k * beat, k === 0);
+    when += a.beats_per_bar * beat;
+  }
   const { on, start, end } = mixer.loop;
   for (const s of mixer.strips) {
     const src = ctx.createBufferSource();
@@ -341,11 +440,20 @@ function startAt(offset) {
     src.start(when, offset);
     mixer.sources.push(src);
   }
+  if (mixer.original) { // the original song, started with the stems: A/B switches at the same position
+    const src = ctx.createBufferSource();
+    src.buffer = mixer.original.buffer;
+    if (on && end > start) { src.loop = true; src.loopStart = start; src.loopEnd = end; }
+    src.connect(mixer.original.gain);
+    src.start(when, offset);
+    mixer.sources.push(src);
+  }
   const first = mixer.sources[0];
   first.onended = () => {
     if (mixer.sources[0] === first && mixer.playing && !mixer.loop.on) { mixer.playing = false; mixer.startOffset = 0; updatePlayButton(); }
   };
   mixer.startCtxTime = when;
+  mixer.clickedUntil = when - 0.01;
   mixer.startOffset = offset;
   mixer.playing = true;
   updatePlayButton();
@@ -356,7 +464,73 @@ async function togglePlay() {
   const ctx = audioContext();
   if (ctx.state === "suspended") await ctx.resume();
   if (mixer.playing) { mixer.startOffset = position(); mixer.playing = false; stopSources(); updatePlayButton(); changed(); }
-  else startAt(mixer.startOffset >= mixer.duration ? 0 : mixer.startOffset);
+  else startAt(mixer.startOffset >= mixer.duration ? 0 : mixer.startOffset, true);
+}
+
+// -- A/B: the original song against the current mix, at the same position. The original is fetched and decoded
+// on the first press (it is as large as one stem), then plays in sync with the stems at all times; the switch only
+// moves two gains (5 ms glides), so nothing restarts and the position is kept.
+async function toggleAB() {
+  const button = $("#ab");
+  if (!mixer.original) {
+    button.disabled = true;
+    setStatus("loading the original…");
+    try {
+      const data = await (await api(`/api/songs/${mixer.songId}/original`)).arrayBuffer();
+      const buffer = await mixer.ctx.decodeAudioData(data);
+      const gain = mixer.ctx.createGain();
+      gain.gain.value = 0;
+      gain.connect(mixer.master);
+      mixer.original = { buffer, gain };
+      if (mixer.playing) startAt(position());
+      setStatus("");
+    } finally { button.disabled = false; }
+  }
+  mixer.ab = !mixer.ab;
+  setParam(mixer.mixBus.gain, mixer.ab ? 0 : 1);
+  setParam(mixer.original.gain.gain, mixer.ab ? 1 : 0);
+  button.setAttribute("aria-pressed", String(mixer.ab));
+  button.textContent = mixer.ab ? "A/B: original" : "A/B: mix";
+}
+
+// -- metronome: a short blip into the master (so the meters and exports of the page hear it), 1.5 kHz on a
+// downbeat and 1 kHz on other beats. While playing, tick() schedules the clicks of the next 150 ms of song time.
+function click(at, accent) {
+  const ctx = mixer.ctx;
+  const osc = ctx.createOscillator();
+  const env = ctx.createGain();
+  osc.frequency.value = accent ? 1500 : 1000;
+  env.gain.setValueAtTime(0, at);
+  env.gain.linearRampToValueAtTime(0.5, at + 0.002);
+  env.gain.exponentialRampToValueAtTime(0.001, at + 0.05);
+  osc.connect(env); env.connect(mixer.master);
+  osc.start(at); osc.stop(at + 0.06);
+  mixer.clicks.push({ at, accent });
+  if (mixer.clicks.length > 64) mixer.clicks.shift();
+}
+
+function scheduleMetronome() {
+  const a = mixer.analysis;
+  if (!mixer.playing || !a || !$("#metronome").checked) return;
+  const now = Math.max(mixer.ctx.currentTime, mixer.startCtxTime); // the context time of position()
+  const pos = position();
+  const ahead = 0.15;
+  // [song time from, song time to, context time of "from"]; a loop's end continues at its start
+  const spans = [[pos, pos + ahead, now]];
+  if (looping() && pos + ahead > mixer.loop.end) {
+    spans[0][1] = mixer.loop.end;
+    spans.push([mixer.loop.start, mixer.loop.start + (pos + ahead - mixer.loop.end), now + (mixer.loop.end - pos)]);
+  }
+  const downs = new Set(a.downbeats.map((t) => t.toFixed(3)));
+  for (const [from, to, base] of spans) {
+    for (const t of a.beats) {
+      if (t < from - 1e-3 || t >= to) continue;
+      const at = base + (t - from);
+      if (at <= mixer.clickedUntil + 1e-3) continue; // already scheduled on an earlier frame
+      click(at, downs.has(t.toFixed(3)));
+      mixer.clickedUntil = at;
+    }
+  }
 }
 
 function seek(t) {
@@ -517,6 +691,8 @@ async function openMixer(songId) {
   mixer.song = song;
   $("#nav-song").textContent = `› ${song.title}`;
   $("#download-zip").href = `/api/songs/${songId}/stems.zip`;
+  $("#download-ni").href = `/api/songs/${songId}/stems.stem.mp4`;
+  showAnalysis(songId);
   const ctx = audioContext();
   const { stems: peaks } = await (await api(`/api/songs/${songId}/peaks`)).json();
   const buffers = await Promise.all(song.stems.map(async (name) => {
@@ -543,11 +719,28 @@ async function openMixer(songId) {
   else if (mixes.length) openSavedMix(mixes[0].id);
   else applyAll();
   mixer.restoring = false;
+  resetHistory();
   mixer.dirty = true;
   $("#loading").classList.add("hidden");
   mixer.strips[0] && mixer.strips[0].el.focus();
   cancelAnimationFrame(mixer.raf);
   tick();
+}
+
+// Tempo, meter and key: computed once per separation on the server (seconds for a long song), so the mixer
+// opens without waiting for it; a song whose stems cannot be analysed just shows nothing.
+async function showAnalysis(songId) {
+  const out = $("#analysis");
+  out.textContent = "analysing…";
+  try {
+    const r = await api(`/api/songs/${songId}/analysis`);
+    if (mixer.songId !== songId) return;
+    const a = await r.json();
+    mixer.analysis = a;
+    out.textContent = `${a.tempo_bpm.toFixed(1)} BPM · ${a.time_signature} · ${a.key}`;
+  } catch (e) {
+    if (mixer.songId === songId) out.textContent = "";
+  }
 }
 
 // Leaving the mixer keeps the working state and frees the decoded stems (hundreds of MB for a song): buffers,
@@ -563,7 +756,9 @@ function closeMixer() {
   mixer.mixes = [];
   $("#strips").innerHTML = "";
   if (mixer.ctx) { mixer.ctx.close().catch(() => {}); mixer.ctx = null; mixer.master = null; }
-  mixer.songId = null; mixer.song = null; mixer.duration = 0;
+  mixer.songId = null; mixer.song = null; mixer.duration = 0; mixer.analysis = null;
+  clearTimeout(mixer.historyTimer); mixer.history = []; mixer.future = []; mixer.lastDoc = null;
+  mixer.original = null; mixer.ab = false; $("#ab").setAttribute("aria-pressed", "false"); $("#ab").textContent = "A/B: mix";
 }
 
 function setupMixerControls() {
@@ -583,6 +778,11 @@ function setupMixerControls() {
   $("#mix-name").addEventListener("keydown", (e) => { if (e.key === "Enter") saveMix().catch((err) => setStatus(err.message)); });
   window.addEventListener("pagehide", autosave);
   $("#export").onclick = () => exportMix().catch((e) => setStatus(e.message));
+  $("#export-format").onchange = () => { for (const s of mixer.strips) stemLink(s); };
+  $("#master-meter").onclick = (e) => e.currentTarget.classList.remove("clipped");
+  $("#ab").onclick = () => toggleAB().catch((e) => setStatus(e.message));
+  $("#undo").onclick = () => stepHistory(true);
+  $("#redo").onclick = () => stepHistory(false);
   const spaceIsTransport = (e) => {
     const tag = (e.target.tagName || "").toLowerCase();
     return e.key === " " && !$("#mixer-view").classList.contains("hidden") && tag !== "select" && !(tag === "input" && e.target.type === "text");
@@ -592,6 +792,13 @@ function setupMixerControls() {
   document.addEventListener("keydown", (e) => {
     if ($("#mixer-view").classList.contains("hidden")) return;
     if (spaceIsTransport(e)) { e.preventDefault(); if (!e.repeat) togglePlay(); return; }
+    const typingText = ["input", "textarea"].includes((e.target.tagName || "").toLowerCase()) && e.target.type === "text";
+    if ((e.ctrlKey || e.metaKey) && !e.altKey && !typingText && (e.key === "z" || e.key === "Z" || e.key === "y")) {
+      e.preventDefault();
+      stepHistory(e.key === "z" && !e.shiftKey);
+      return;
+    }
+    if (gridKey(e)) { e.preventDefault(); return; }
     const strip = mixer.focused;
     const typing = ["input", "textarea"].includes((e.target.tagName || "").toLowerCase()) && e.target.type === "text";
     if (!strip || typing || e.ctrlKey || e.metaKey || e.altKey) return;
@@ -599,6 +806,46 @@ function setupMixerControls() {
     if (e.key === "s" || e.key === "S") { strip.solo = !strip.solo; applyAll(); }
   });
   window.addEventListener("resize", () => { for (const s of mixer.strips) s.image = null; });
+}
+
+// -- keyboard on the beat grid: arrows seek by a beat, shift+arrows by a bar, [ ] set the loop in/out on the
+// nearest beat, L loop on/off, Home to the start. Without an analysis (yet) arrows step 1 s (shift: 4 s).
+// Keys typed into a text field, or arrows on a focused slider or menu, keep their usual meaning.
+function gridKey(e) {
+  const tag = (e.target.tagName || "").toLowerCase();
+  if (e.ctrlKey || e.metaKey || e.altKey || tag === "textarea" || (tag === "input" && e.target.type === "text")) return false;
+  const a = mixer.analysis;
+  if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
+    if (tag === "input" || tag === "select") return false;
+    const dir = e.key === "ArrowRight" ? 1 : -1;
+    const grid = a ? (e.shiftKey ? a.downbeats : a.beats) : null;
+    const pos = position();
+    if (!grid || !grid.length) { seek(pos + dir * (e.shiftKey ? 4 : 1)); return true; }
+    const eps = 0.02; // a press right after a seek lands a few ms past the beat: still "on" it
+    const next = dir > 0 ? grid.find((t) => t > pos + eps) : [...grid].reverse().find((t) => t < pos - eps);
+    seek(next === undefined ? (dir > 0 ? mixer.duration : 0) : next);
+    return true;
+  }
+  if (e.key === "Home") { seek(0); return true; }
+  if (e.key === "l" || e.key === "L") { const box = $("#loop"); box.checked = !box.checked; box.onchange({ target: box }); return true; }
+  if (e.key === "[" || e.key === "]") {
+    const pos = snapToBeat(position());
+    const bar = a ? (a.beats_per_bar * 60) / a.tempo_bpm : 2;
+    const loop = mixer.loop;
+    if (e.key === "[") { loop.start = pos; if (loop.end <= loop.start) loop.end = Math.min(mixer.duration, pos + bar); }
+    else { loop.end = pos; if (loop.end <= loop.start) loop.start = Math.max(0, pos - bar); }
+    if (mixer.playing && loop.on) startAt(position());
+    showLoop();
+    changed();
+    return true;
+  }
+  return false;
+}
+
+function snapToBeat(t) {
+  const beats = mixer.analysis && mixer.analysis.beats;
+  if (!beats || !beats.length) return t;
+  return beats.reduce((best, b) => (Math.abs(b - t) < Math.abs(best - t) ? b : best), beats[0]);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

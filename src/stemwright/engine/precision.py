@@ -1,0 +1,68 @@
+"""Reduced-precision inference, the ``fast`` option of :class:`stemwright.Separator` (``stemwright separate --fast``).
+
+The fast path runs the model under ``torch.autocast`` with bfloat16: matrix products and convolutions (the learned
+layers) in bfloat16, with float32 accumulation; the STFT, normalisations and the engine's overlap-add stay float32.
+It is only used where the hardware has native bfloat16 kernels, because emulated bfloat16 is slower than float32:
+
+- CPU: oneDNN's bfloat16 kernels, which need AVX-512 BF16 (AMD Zen 4+, Intel Cooper Lake+) or AMX (Intel Sapphire
+  Rapids+), as reported by ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``;
+- CUDA: ``torch.cuda.is_bf16_supported()`` (Ampere and later).
+
+Elsewhere (older CPUs, Apple MPS, pre-Ampere GPUs) ``fast`` keeps float32 and logs why: the stems are then exactly
+those of the exact path. bfloat16 rather than float16: it has float32's exponent range, so no overflow in the
+un-normalised activations of the published models (float16 would need per-model scaling).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import ContextManager
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """What a separation computes in: ``dtype`` is ``torch.float32`` (exact path) or ``torch.bfloat16`` (autocast);
+    ``reason`` says why, for logs and reports."""
+
+    dtype: torch.dtype
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
+
+
+EXACT = Precision(torch.float32, "exact path")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """True when ``device`` has native bfloat16 matrix kernels (see the module docstring)."""
+    if device.type == "cpu":
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return False
+
+
+def choose_precision(device: torch.device, fast: bool) -> Precision:
+    """The precision a separation on ``device`` uses: float32 unless ``fast`` and the device runs bfloat16 natively."""
+    if not fast:
+        return EXACT
+    if native_bf16(device):
+        return Precision(torch.bfloat16, f"bfloat16 autocast ({device.type} has native bfloat16 kernels)")
+    reason = (f"float32: {device.type} has no native bfloat16 kernels "
+              f"(CPU: AVX-512 BF16 or AMX needed), so the fast option changes nothing")
+    log.warning("fast: %s", reason)
+    return Precision(torch.float32, reason)
+
+
+def precision_context(precision: Precision, device: torch.device) -> ContextManager:
+    """A context manager that runs model calls in ``precision`` on ``device`` (autocast, or nothing for float32)."""
+    if precision.dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=precision.dtype)

@@ -1,0 +1,155 @@
+"""Sample libraries: loops on the bar lines of generated songs, click-free seams, drum one-shot classes, the index
+and ``stemwright samples``."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import butter, sosfilt
+
+from stemwright.cli.main import main
+from stemwright.samples.library import LibraryError, build_library, filter_entries, read_index
+from stemwright.samples.loops import cut_loops, fade_ends, nearest_zero_crossing
+from stemwright.samples.oneshots import classify, dedupe_one_shots, extract_one_shots
+from tests.mixer.songs import make_song
+
+SR = 22050
+TEMPO, LEAD_IN = 120.0, 0.25
+BAR = 4 * 60 / TEMPO
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("songs") / "demo"
+    stems = make_song(folder, TEMPO, 9, "minor", seconds=12.0, sr=SR, lead_in=LEAD_IN)
+    sf.write(folder / "silence.wav", np.zeros((len(stems["bass"][0]), 2), np.float32), SR)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def library(song, tmp_path_factory):
+    lib = tmp_path_factory.mktemp("lib")
+    entries = build_library(song, lib, one_shots=True)
+    return lib, entries
+
+
+def test_loops_start_on_the_bar_lines(library):
+    _, entries = library
+    loops = [e for e in entries if e.kind == "loop"]
+    assert {e.bars for e in loops} == {1, 2, 4}
+    for e in loops:
+        t = e.source_start_s - LEAD_IN
+        assert abs(t - round(t / BAR) * BAR) <= 0.010, e.path  # the issue's 10 ms
+        assert e.duration_s == pytest.approx(e.bars * 4 * 60 / e.bpm, abs=0.001)  # whole bars: loops stay in tempo
+        assert e.bpm == pytest.approx(TEMPO, rel=0.01) and e.key == "A minor"
+    assert not [e for e in loops if e.stem == "silence"]  # near-silent stems give no loops
+    name = next(e.path for e in loops if e.stem == "bass" and e.bars == 2)
+    assert "demo_bass_120bpm_Am_bar" in name and name.endswith("_2bar.wav")
+
+
+def test_seams_are_no_louder_than_the_loops_own_transients(library):
+    lib, entries = library
+    for e in entries:
+        if e.kind != "loop":
+            continue
+        x, _ = sf.read(lib / e.path, always_2d=True)
+        steps = np.abs(np.diff(x, axis=0)).max(axis=0)
+        seam = np.abs(x[0] - x[-1])
+        assert np.all(seam <= steps + 1e-6), e.path
+
+
+def test_zero_crossing_and_fades():
+    x = np.sin(2 * np.pi * 100 * np.arange(1000) / 8000)
+    assert nearest_zero_crossing(x, 45, 10) in (40, 41)
+    assert nearest_zero_crossing(np.ones(100), 50, 10) == 50
+    y = np.ones((2, 100), np.float32)
+    faded = fade_ends(y, 10)
+    assert faded[0, 0] < 0.05 and faded[0, -1] < 0.05 and faded[0, 50] == 1.0 and y[0, 0] == 1.0  # copy
+
+
+def test_cut_loops_skips_silence_and_partial_bars():
+    x = np.zeros((1, SR * 5), np.float32)
+    x[:, SR:2 * SR] = np.sin(np.arange(SR) * 0.3)  # only the second bar (1 s bars) has sound
+    loops = cut_loops(x, SR, np.arange(0.0, 4.0, 1.0), 1.0, 1)
+    assert [lp.bar for lp in loops] == [2]
+    assert cut_loops(x, SR, np.arange(0.0, 4.0, 1.0), 1.0, 4, first_bar=3)[0].bar == 3
+    assert cut_loops(x, SR, np.array([3.5]), 1.0, 1) == []  # would run past the end
+
+
+def _hit(kind: str, rng: np.random.Generator) -> np.ndarray:
+    n = int(0.2 * SR)
+    t = np.arange(n) / SR
+    if kind == "kick":
+        x = np.sin(2 * np.pi * 55 * t) * np.exp(-t / 0.08)
+    elif kind == "snare":
+        x = sosfilt(butter(4, [300, 2500], "bandpass", fs=SR, output="sos"), rng.standard_normal(n)) * np.exp(-t / 0.05)
+        x += 0.3 * np.sin(2 * np.pi * 190 * t) * np.exp(-t / 0.05)
+    else:
+        x = sosfilt(butter(4, 6000, "highpass", fs=SR, output="sos"), rng.standard_normal(n)) * np.exp(-t / 0.02)
+    return (x / np.abs(x).max()).astype(np.float32)
+
+
+def test_one_shot_classes_and_duplicates():
+    rng = np.random.default_rng(3)
+    pattern = ["kick", "hat", "snare", "hat"] * 4
+    drums = np.zeros(int(len(pattern) * 0.5 * SR + SR), np.float32)
+    for i, kind in enumerate(pattern):
+        hit = _hit(kind, rng) * (0.8 if i % 3 else 0.5)
+        start = int((0.25 + i * 0.5) * SR)
+        drums[start:start + len(hit)] += hit
+    shots = extract_one_shots(np.stack([drums, drums]), SR, dedupe=False)
+    assert [s.kind for s in shots] == pattern
+    assert all(abs(s.start / SR - 0.25 - i * 0.5) < 0.02 for i, s in enumerate(shots))
+    assert all(np.abs(s.audio).max() == pytest.approx(10 ** (-1 / 20), rel=1e-3) for s in shots)  # normalised
+    assert all(s.audio.shape[1] < 0.5 * SR for s in shots)  # trimmed before the next hit
+    kept = dedupe_one_shots(shots)
+    assert sorted(s.kind for s in kept).count("kick") == 1  # the same kick at two levels is one sample
+    assert {s.kind for s in kept} == {"kick", "snare", "hat"}
+    assert classify(np.zeros(1000, np.float32), SR) == "other"
+
+
+def test_index_and_filters(library, song, tmp_path):
+    lib, entries = library
+    assert read_index(lib) == entries
+    shots = [e for e in entries if e.kind == "one-shot"]
+    assert shots and {e.drum_class for e in shots} <= {"kick", "snare", "hat", "other"}
+    assert all((lib / e.path).is_file() for e in entries)
+    assert filter_entries(entries, bpm=60, key="Am", kind="loop") == [e for e in entries if e.kind == "loop"]
+    assert filter_entries(entries, bpm=100) == [] and filter_entries(entries, key="C") == []
+    assert filter_entries(entries, stem="bass", bars=4) == [e for e in entries if e.stem == "bass" and e.bars == 4]
+    # a second song is added beside the first; the same song again replaces its own entries
+    other = tmp_path / "lib"
+    build_library(song, other, song="one", bars=(4,))
+    build_library(song, other, song="two", bars=(4,))
+    build_library(song, other, song="one", bars=(4,))
+    assert sorted({e.song for e in read_index(other)}) == ["one", "two"]
+    assert len(read_index(other)) == 2 * len([e for e in entries if e.bars == 4])
+    with pytest.raises(LibraryError, match="bars"):
+        build_library(song, other, bars=(3,))
+    (other / "index.json").write_text("{")
+    with pytest.raises(LibraryError, match="index.json: not a stemwright sample index"):
+        read_index(other)
+
+
+def test_cli(song, tmp_path, capsys):
+    lib = tmp_path / "lib"
+    assert main(["samples", str(song), "-o", str(lib), "--bars", "2", "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert made and {e["bars"] for e in made} == {2}
+    assert main(["samples", "--list", str(lib), "--bpm", "120", "--key", "Am", "--stem", "drums", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed and {e["stem"] for e in listed} == {"drums"}
+    assert main(["samples", "--list", str(lib), "--key", "Am"]) == 0
+    assert f"{len(made)} sample(s)" in capsys.readouterr().out
+    for args, code, message in (
+        (["--list", str(lib), "--key", "H"], 2, "--key"),
+        ([str(song), "-o", str(lib), "--bars", "3"], 2, "--bars"),
+        ([str(song)], 2, "-o LIBRARY"),
+        (["--list", str(tmp_path / "nope")], 1, "library folder not found"),
+        ([str(tmp_path / "nope"), "-o", str(lib)], 1, "not found"),
+    ):
+        assert main(["samples", *args]) == code, args
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err

@@ -1,0 +1,96 @@
+"""The studio's side of issue 14: song analysis stored once per separation, NI Stems download."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import soundfile as sf
+
+from stemwright.audio.io import read_audio, write_audio
+from stemwright.audio.nistems import read_ni_stems
+from stemwright.engine.progress import ProgressEvent
+from tests.mixer.songs import make_song
+from tests.server.conftest import upload, wait_status
+
+SHARES = {"drums": 0.4, "bass": 0.3, "other": 0.2, "vocals": 0.1}
+
+
+class FourStems:
+    """drums/bass/other/vocals as fixed shares of the mixture (sums exactly to it)."""
+
+    calls = 0
+
+    def __init__(self, model, progress):
+        self.progress = progress
+
+    def separate_file(self, path, outdir, *, fmt, bit_depth, clip_mode, filename, overwrite):
+        audio = read_audio(path)
+        paths = {n: write_audio(Path(outdir) / f"{n}.wav", audio.samples * k, audio.samplerate, bit_depth=32,
+                                overwrite=True) for n, k in SHARES.items()}
+        self.progress(ProgressEvent(1.0, "write", 1, 1))
+        return SimpleNamespace(stem_paths=paths, manifest=SimpleNamespace(samplerate=audio.samplerate))
+
+
+def _song(tmp_path: Path) -> Path:
+    stems = make_song(tmp_path / "parts", 120.0, 9, "minor", seconds=8.0, sr=22050)
+    mix = sum(stems.values())
+    return write_audio(tmp_path / "song.wav", mix, 22050, bit_depth=16)
+
+
+def test_analysis_is_computed_once_and_stored(make_client, tmp_path, monkeypatch):
+    client = make_client(separator_factory=FourStems)
+    song = upload(client, _song(tmp_path)).json()
+    done = wait_status(client, song["id"])
+    calls = []
+    import stemwright.analysis as analysis_pkg
+
+    real = analysis_pkg.analyze
+    monkeypatch.setattr(analysis_pkg, "analyze", lambda s: calls.append(1) or real(s))
+    first = client.get(f"/api/songs/{song['id']}/analysis")
+    assert first.status_code == 200, first.text
+    doc = first.json()
+    assert abs(doc["tempo_bpm"] - 120.0) < 1.2 and doc["time_signature"] == "4/4" and doc["key"] == "A minor"
+    assert doc["downbeats"] and doc["job_id"] == done["stems_job"]
+    again = client.get(f"/api/songs/{song['id']}/analysis").json()
+    assert again == doc and len(calls) == 1  # stored in the database, not recomputed
+    assert client.get("/api/songs/" + "0" * 32 + "/analysis").status_code == 404
+
+
+def test_ni_stems_download(make_client, tmp_path):
+    client = make_client(separator_factory=FourStems)
+    song = upload(client, _song(tmp_path)).json()
+    wait_status(client, song["id"])
+    r = client.get(f"/api/songs/{song['id']}/stems.stem.mp4")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "audio/mp4" and ".stem.mp4" in r.headers["content-disposition"]
+    path = tmp_path / "down.stem.mp4"
+    path.write_bytes(r.content)
+    got = read_ni_stems(path)
+    assert got.metadata.names == ("drums", "bass", "other", "vocals")
+    n = min(got.mixture.shape[1], got.stems["drums"].shape[1])
+    ratio = np.sum(got.stems["drums"][:, :n] ** 2) / np.sum(got.stems["vocals"][:, :n] ** 2)
+    assert 10 < ratio < 22  # (0.4 / 0.1)^2 = 16: the stems are in their slots
+    assert client.get(f"/api/songs/{song['id']}/stems.stem.mp4?codec=mp3").status_code == 400
+
+
+def test_ni_stems_of_a_two_stem_song_is_refused_with_the_reason(make_client, short_wav):
+    client = make_client()  # the default fake: vocals + other
+    song = upload(client, short_wav).json()
+    wait_status(client, song["id"])
+    r = client.get(f"/api/songs/{song['id']}/stems.stem.mp4")
+    assert r.status_code == 409 and "NI Stems needs four stems" in r.json()["error"]
+
+
+def test_original_lines_up_with_the_stems(make_client, tmp_path):
+    client = make_client(separator_factory=FourStems)
+    song = upload(client, _song(tmp_path)).json()
+    wait_status(client, song["id"])
+    r = client.get(f"/api/songs/{song['id']}/original")
+    assert r.status_code == 200 and r.headers["content-type"] == "audio/flac"
+    original, rate = sf.read(io.BytesIO(r.content), always_2d=True)
+    drums, _ = sf.read(io.BytesIO(client.get(f"/api/songs/{song['id']}/stems/drums?format=wav").content), always_2d=True)
+    assert rate == 22050 and original.shape == drums.shape
+    assert np.abs(original * SHARES["drums"] - drums).max() < 1e-4  # same samples: the stems are shares of it
+    assert client.get("/api/songs/" + "0" * 32 + "/original").status_code == 404
