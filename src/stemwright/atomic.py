@@ -27,22 +27,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], object], *, suffix: s
     ``suffix`` ends the temporary name (writers that infer the format from the extension need e.g. ``".part.png"``).
     """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=suffix, dir=p.parent)
-    os.close(fd)
-    tmp = Path(name)
-    with _LOCK:
-        _LIVE.add(tmp)
-    try:
+    with temporary_beside(p, suffix) as tmp:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        with _LOCK:
-            _LIVE.discard(tmp)
     return p
 
 

@@ -245,13 +245,12 @@ def _short_reason(error: Exception, path: Path) -> str:
     return text.strip(" :.") or type(error).__name__
 
 
-def read_audio(path: str | Path, stream: int = 0) -> AudioFile:
-    """Decode an audio file to float32 ``(C, T)``; ``stream``: which audio stream of a multi-stream file (an NI
-    ``.stem.mp4`` has the mixture at 0 and four stems at 1-4; see :func:`audio_stream_count`).
+# Containers libsndfile cannot open (or opens wrongly): PyAV decodes them first.
+_AV_FIRST_SUFFIXES = (".stem.mp4", ".mp4", ".m4a", ".aac", ".mov", ".webm", ".mka", ".wma", ".m4v")
 
-    Raises :class:`AudioError` naming the file for: not found, not a file, empty, not audio/corrupt, no samples,
-    non-finite samples, or a sample rate outside 8–192 kHz.
-    """
+
+def checked_input(path: str | Path) -> Path:
+    """``path`` as a Path, or :class:`AudioError` when it is missing, not a file or empty (0 bytes)."""
     p = Path(path)
     if not p.exists():
         raise AudioError(p, "file not found")
@@ -259,7 +258,23 @@ def read_audio(path: str | Path, stream: int = 0) -> AudioFile:
         raise AudioError(p, "not a file")
     if p.stat().st_size == 0:
         raise AudioError(p, "file is empty (0 bytes)")
-    use_av_first = p.name.lower().endswith((".stem.mp4", ".mp4", ".m4a", ".aac", ".mov", ".webm", ".mka", ".wma", ".m4v"))
+    return p
+
+
+def prefers_av(path: Path) -> bool:
+    """Whether ``path`` is decoded with PyAV first (mp4-family containers), else libsndfile first."""
+    return path.name.lower().endswith(_AV_FIRST_SUFFIXES)
+
+
+def read_audio(path: str | Path, stream: int = 0) -> AudioFile:
+    """Decode an audio file to float32 ``(C, T)``; ``stream``: which audio stream of a multi-stream file (an NI
+    ``.stem.mp4`` has the mixture at 0 and four stems at 1-4; see :func:`audio_stream_count`).
+
+    Raises :class:`AudioError` naming the file for: not found, not a file, empty, not audio/corrupt, no samples,
+    non-finite samples, or a sample rate outside 8–192 kHz.
+    """
+    p = checked_input(path)
+    use_av_first = prefers_av(p)
     data = None
     errors = []
     readers = ((_read_av, _read_soundfile) if use_av_first else (_read_soundfile, _read_av)) if stream == 0 else (_read_av,)

@@ -74,17 +74,8 @@ def open_audio_stream(path: str | Path) -> AudioStream:
     """Open ``path`` for block reading with the decoder ``read_audio`` uses for it (libsndfile, else PyAV; PyAV
     first for mp4-family containers). Raises :class:`AudioError` as ``read_audio`` does for missing, empty,
     unreadable files and sample rates outside 8-192 kHz."""
-    p = Path(path)
-    if not p.exists():
-        raise AudioError(p, "file not found")
-    if not p.is_file():
-        raise AudioError(p, "not a file")
-    if p.stat().st_size == 0:
-        raise AudioError(p, "file is empty (0 bytes)")
-    use_av_first = p.name.lower().endswith((".stem.mp4", ".mp4", ".m4a", ".aac", ".mov", ".webm", ".mka", ".wma",
-                                            ".m4v"))
-    errors: list[str] = []
-    stream = None
+    p = _io.checked_input(path)
+    use_av_first = _io.prefers_av(p)
     for opener in ((_open_av, _open_soundfile) if use_av_first else (_open_soundfile, _open_av)):
         try:
             stream = opener(p)
