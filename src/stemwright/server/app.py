@@ -108,11 +108,28 @@ def _found(lookup: Callable[[str], dict[str, Any] | None], value: str, what: str
     return row
 
 
-def _model_entries() -> list[Any]:
-    """The registry's usable models (importing it loads torch: call from a worker thread, never the event loop)."""
-    from stemwright.models.registry import MODELS
+@dataclass(frozen=True, kw_only=True)
+class StudioModel:
+    """A model the studio offers: a registry model, or a published one whose files are already on disk."""
 
-    return [e for e in MODELS.values() if not e.needs_references]
+    name: str
+    sources: tuple[str, ...]
+    description: str
+    licence: str
+
+
+def _model_entries() -> list[StudioModel]:
+    """The registry's usable models, then the published models usable offline (e.g. ``spleeter_2stems``, whose
+    weights ship in a package): the studio never downloads. Importing the registry loads torch: call from a worker
+    thread, never the event loop."""
+    from stemwright.models.registry import MODELS
+    from stemwright.pretrained.catalogue import list_published
+
+    models = [StudioModel(name=e.name, sources=tuple(e.sources), description=e.description, licence=e.licence)
+              for e in MODELS.values() if not e.needs_references]
+    models += [StudioModel(name=e["name"], sources=tuple(e["sources"]), description=e["description"],
+                           licence=e["licence"]) for e in list_published() if e["on_disk"]]
+    return models
 
 
 def _default_model_name() -> str:
