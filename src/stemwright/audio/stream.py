@@ -76,6 +76,8 @@ def open_audio_stream(path: str | Path) -> AudioStream:
     unreadable files and sample rates outside 8-192 kHz."""
     p = _io.checked_input(path)
     use_av_first = _io.prefers_av(p)
+    errors: list[str] = []
+    stream = None
     for opener in ((_open_av, _open_soundfile) if use_av_first else (_open_soundfile, _open_av)):
         try:
             stream = opener(p)
