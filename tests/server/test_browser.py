@@ -5,6 +5,7 @@ Screenshots are kept under artifacts/studio/ (and the mixer one is what the READ
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -560,9 +561,85 @@ def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path)
     assert page.evaluate("document.querySelector('#master-meter').classList.contains('clipped')")
     page.click("#master-meter")
     assert not page.evaluate("document.querySelector('#master-meter').classList.contains('clipped')")
+    _check_speed_and_transpose(page, url, song_id, stored)
     page.set_viewport_size({"width": 360, "height": 800})
     page.wait_for_timeout(200)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-    assert _fits(page, ".transport > *, .strip, .strip a.download, .meter", 360) == []
+    assert _fits(page, ".transport > *, .strip, .strip a.download, .meter, #speed, #transpose", 360) == []
     assert page.evaluate("window.__csp") == [] and not errors, (errors, page.evaluate("window.__csp"))
     page.close()
+
+
+def _peak_hz(x: np.ndarray, sr: int) -> float:
+    """The strongest frequency (Hann window, parabolic interpolation between FFT bins)."""
+    spec = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+    k = int(np.argmax(spec[1:-1])) + 1
+    a, b, c = np.log(spec[k - 1:k + 2] + 1e-12)
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * sr / x.size
+
+
+def _check_speed_and_transpose(page, url: str, song_id: str, stored: dict) -> None:
+    """Speed and transpose (issue 14): through the page's own OfflineAudioContext + SoundTouch path a sine gets
+    duration / speed long and 2^(st/12) higher, as the server's Rubber Band render does; live, a change is heard
+    on the next block, the clock runs at the speed, the metronome follows it, and the export has the same length
+    as what the page plays."""
+    from stemwright.mixer.document import TimePitch
+    from stemwright.mixer.render import apply_time_pitch
+
+    sr = 44100
+    tone = (0.3 * np.sin(2 * np.pi * 440.0 * np.arange(2 * sr) / sr)).astype(np.float32)
+    for speed, semitones in ((0.8, 3), (1.25, -5), (0.5, 12), (1.5, -12)):
+        left, right = page.evaluate("""async ([x, sr, speed, st]) => {
+            const out = await window.studio.renderTimePitch([Float32Array.from(x), Float32Array.from(x)], sr, speed, st);
+            return out.map((c) => Array.from(c)); }""", [tone.tolist(), sr, speed, semitones])
+        page_out = np.asarray(left, dtype=np.float32)
+        server_out = apply_time_pitch(np.stack([tone, tone]), sr, TimePitch(speed=speed, semitones=semitones))[0]
+        want = 440.0 * 2 ** (semitones / 12)
+        assert page_out.size == server_out.size == round(2 * sr / speed)
+        middle = slice(page_out.size // 4, 3 * page_out.size // 4)
+        assert abs(_peak_hz(page_out[middle], sr) / want - 1) < 0.01, (speed, semitones)
+        assert abs(_peak_hz(server_out[middle], sr) / want - 1) < 0.01, (speed, semitones)
+        assert np.sqrt(np.mean(page_out[middle] ** 2)) > 0.15  # the level is kept, not a faint residue
+        np.testing.assert_allclose(left, right)
+
+    # live: the sources play at the speed, the shifter after the mix is in the graph, the clock follows
+    page.click("#play")
+    _until(page, "Number(document.querySelector('#master-meter').dataset.peak) > 0.01", timeout=10_000)
+    page.evaluate("""() => { const el = document.querySelector('#speed'); el.value = 75; el.dispatchEvent(new Event('input')); }""")
+    page.evaluate("""() => { const el = document.querySelector('#transpose'); el.value = 2; el.dispatchEvent(new Event('input')); }""")
+    assert page.input_value("#speed") == "75" and page.inner_text("#speed-out") == "75 %"
+    assert page.inner_text("#transpose-out") == "+2 st"
+    rates = page.evaluate("window.studio.mixer.sources.map((s) => s.playbackRate.value)")
+    assert rates and all(abs(r - 0.75) < 1e-6 for r in rates)
+    assert abs(page.evaluate("window.studio.mixer.pitchNode.st.virtualPitch") - 2 ** (2 / 12) / 0.75) < 1e-6
+    # heard within a second: the master meter (after the shifter) moves again within 1 s of the change
+    page.wait_for_timeout(100)  # what the meter shows now has come through the shifter only
+    _until(page, "Number(document.querySelector('#master-meter').dataset.peak) > 0.01", timeout=1_000)
+    clock = "({ p: window.studio.position(), t: window.studio.mixer.ctx.currentTime })"
+    a = page.evaluate(clock)
+    page.wait_for_timeout(600)
+    b = page.evaluate(clock)
+    assert abs((b["p"] - a["p"]) / (b["t"] - a["t"]) - 0.75) < 0.02
+    page.check("#metronome")
+    _until(page, "window.studio.mixer.clicks.filter((c) => c.at >= window.studio.mixer.startCtxTime).length >= 2",
+           timeout=15_000)
+    state = page.evaluate("({clicks: window.studio.mixer.clicks, start: window.studio.mixer.startCtxTime, "
+                          "offset: window.studio.mixer.startOffset})")
+    during = [state["offset"] + (c["at"] - state["start"]) * 0.75 for c in state["clicks"] if c["at"] >= state["start"]]
+    assert all(min(abs(t - beat) for beat in stored["beats"]) < 1e-6 for t in during)
+    page.uncheck("#metronome")
+    page.click("#play")
+    doc = page.evaluate("window.studio.mixDocument()")
+    assert doc["version"] == 2 and doc["time_pitch"] == {"speed": 0.75, "semitones": 2}
+    # the export renders the same speed and key: as long as what the page plays
+    duration = page.evaluate("window.studio.mixer.duration")
+    played = page.evaluate("window.studio.renderOffline(1e9).then((r) => r.channels[0].length)")
+    exported = page.evaluate("""async ([id, doc]) => {
+        const r = await fetch(`/api/songs/${id}/export`, { method: "POST", headers: { "content-type": "application/json" },
+          body: JSON.stringify({ format: "wav", document: doc }) });
+        return [r.status, Array.from(new Uint8Array(await r.arrayBuffer()))]; }""", [song_id, doc])
+    assert exported[0] == 200
+    audio, rate = sf.read(io.BytesIO(bytes(exported[1])), always_2d=True)
+    assert audio.shape[0] == played == round(duration * rate / 0.75)
+    page.evaluate("window.studio.setTimePitch(1, 0)")
+    assert page.evaluate("window.studio.mixDocument().version") == 1

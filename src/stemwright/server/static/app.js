@@ -2,6 +2,10 @@
 //
 // Audio graph per stem (all on one AudioContext clock, so stems stay sample-synchronised):
 //   AudioBufferSource -> lowshelf(250 Hz) -> peaking(1 kHz) -> highshelf(4 kHz) -> StereoPanner -> fader Gain -> master Gain
+// Speed and transpose act on the mix as a whole: every source plays at playbackRate = speed (one rate and one start
+// time for all, so the stems stay sample-synchronous) and one SoundTouch pitch shifter after the mix bus moves the
+// pitch by 2^(semitones/12) / speed, which undoes the rate's pitch change and adds the transpose:
+//   strips' faders + original -> mix bus/A-B gains -> time/pitch (bypassed at 100 % and 0 st) -> master Gain
 // The mix document built from this state is the one the server renders (docs/ARCHITECTURE.md): gain in dB,
 // pan with the StereoPannerNode law, mute/solo as in a DAW, so what plays here is what the export writes.
 
@@ -9,6 +13,7 @@ const COLORS = { vocals: "#ff7aa8", drums: "#ffb84f", bass: "#7d8bff", other: "#
   no_vocals: "#5fd3c8", accompaniment: "#5fd3c8" };
 const EQ = { low: { type: "lowshelf", hz: 250 }, mid: { type: "peaking", hz: 1000, q: 0.7071 }, high: { type: "highshelf", hz: 4000 } };
 const $ = (sel, root = document) => root.querySelector(sel);
+import { SoundTouch } from "./vendor/soundtouchjs/soundtouch.js";
 
 const api = async (path, opts = {}) => {
   const res = await fetch(path, opts);
@@ -167,6 +172,7 @@ const mixer = {
   loop: { on: false, start: 0, end: 0 }, focused: null, mixId: null, raf: 0,
   dirty: true, draws: 0, autosaveTimer: 0, restoring: false, analysis: null, clicks: [], clickedUntil: 0,
   original: null, ab: false, mixBus: null, history: [], future: [], lastDoc: null, historyTimer: 0,
+  speed: 1, semitones: 0, pitchIn: null, pitchNode: null,
 };
 
 function audioContext() {
@@ -175,8 +181,10 @@ function audioContext() {
     mixer.master = mixer.ctx.createGain();
     mixer.master.connect(mixer.ctx.destination);
     mixer.masterMeter = makeMeter(mixer.ctx, mixer.master);
+    mixer.pitchIn = mixer.ctx.createGain(); // the mix and the original, before speed/transpose
     mixer.mixBus = mixer.ctx.createGain(); // every strip's fader; muted while A/B plays the original
-    mixer.mixBus.connect(mixer.master);
+    mixer.mixBus.connect(mixer.pitchIn);
+    routePitch();
   }
   return mixer.ctx;
 }
@@ -407,7 +415,7 @@ function effectiveOffset(offset) {
 
 function position() {
   if (!mixer.playing) return mixer.startOffset;
-  let p = mixer.startOffset + Math.max(0, mixer.ctx.currentTime - mixer.startCtxTime);
+  let p = mixer.startOffset + Math.max(0, mixer.ctx.currentTime - mixer.startCtxTime) * mixer.speed;
   const { start, end } = mixer.loop;
   if (looping() && p >= end) p = start + ((p - start) % (end - start));
   return Math.min(p, mixer.duration);
@@ -427,7 +435,7 @@ function startAt(offset, countIn = false) {
   const a = mixer.analysis;
   if (countIn && a && $("#count-in").checked) {
     // one bar of clicks at the song's tempo before the song starts, the first accented
-    const beat = 60 / a.tempo_bpm;
+    const beat = 60 / a.tempo_bpm / mixer.speed; // at the playing speed
     for (let k = 0; k < a.beats_per_bar; k++) click(when + k * beat, k === 0);
     when += a.beats_per_bar * beat;
   }
@@ -435,6 +443,7 @@ function startAt(offset, countIn = false) {
   for (const s of mixer.strips) {
     const src = ctx.createBufferSource();
     src.buffer = s.buffer;
+    src.playbackRate.value = mixer.speed;
     if (on && end > start) { src.loop = true; src.loopStart = start; src.loopEnd = end; }
     src.connect(s.input);
     src.start(when, offset);
@@ -443,6 +452,7 @@ function startAt(offset, countIn = false) {
   if (mixer.original) { // the original song, started with the stems: A/B switches at the same position
     const src = ctx.createBufferSource();
     src.buffer = mixer.original.buffer;
+    src.playbackRate.value = mixer.speed;
     if (on && end > start) { src.loop = true; src.loopStart = start; src.loopEnd = end; }
     src.connect(mixer.original.gain);
     src.start(when, offset);
@@ -480,7 +490,7 @@ async function toggleAB() {
       const buffer = await mixer.ctx.decodeAudioData(data);
       const gain = mixer.ctx.createGain();
       gain.gain.value = 0;
-      gain.connect(mixer.master);
+      gain.connect(mixer.pitchIn);
       mixer.original = { buffer, gain };
       if (mixer.playing) startAt(position());
       setStatus("");
@@ -491,6 +501,110 @@ async function toggleAB() {
   setParam(mixer.original.gain.gain, mixer.ab ? 1 : 0);
   button.setAttribute("aria-pressed", String(mixer.ab));
   button.textContent = mixer.ab ? "A/B: original" : "A/B: mix";
+}
+
+// -- speed and transpose ------------------------------------------------------------------------------------------
+// SoundTouch (vendor/soundtouchjs, LGPL-2.1) in pitch-only mode: tempo 1, pitch = 2^(semitones/12) / speed.
+const PITCH_BLOCK = 2048; // ScriptProcessor block: 46 ms at 44.1 kHz, so a change is heard well within a second
+
+function pitchFactor(speed = mixer.speed, semitones = mixer.semitones) { return Math.pow(2, semitones / 12) / speed; }
+
+// Push one stereo block through SoundTouch and take the same number of frames out (zeros until it has output).
+// Shared by the live node and renderTimePitch, so the tests measure the code that plays.
+function pitchBlock(st, inL, inR, outL, outR) {
+  const n = inL.length;
+  const inter = new Float32Array(2 * n);
+  for (let i = 0; i < n; i++) { inter[2 * i] = inL[i]; inter[2 * i + 1] = inR[i]; }
+  st.inputBuffer.putSamples(inter, 0, n);
+  st.process();
+  const have = Math.min(n, st.outputBuffer.frameCount);
+  const out = new Float32Array(2 * n);
+  if (have > 0) st.outputBuffer.receiveSamples(out, have);
+  const lead = n - have; // an underrun (only while SoundTouch fills up) is padded at the front
+  outL.fill(0, 0, lead); outR.fill(0, 0, lead);
+  for (let i = 0; i < have; i++) { outL[lead + i] = out[2 * i]; outR[lead + i] = out[2 * i + 1]; }
+  return lead;
+}
+
+// Connect the mix (pitchIn) to the master directly at 100 % and 0 st (bit-exact, no latency), else through the
+// SoundTouch node; a new factor is set on the running shifter, so a change is heard on its next block.
+function routePitch() {
+  const ctx = mixer.ctx;
+  if (!ctx || !mixer.pitchIn) return;
+  const factor = pitchFactor();
+  mixer.pitchIn.disconnect();
+  if (Math.abs(factor - 1) < 1e-9) { mixer.pitchIn.connect(mixer.master); return; }
+  if (!mixer.pitchNode) {
+    const node = ctx.createScriptProcessor(PITCH_BLOCK, 2, 2);
+    const st = new SoundTouch();
+    node.onaudioprocess = (e) => {
+      const i = e.inputBuffer, o = e.outputBuffer;
+      pitchBlock(st, i.getChannelData(0), i.getChannelData(i.numberOfChannels > 1 ? 1 : 0), o.getChannelData(0), o.getChannelData(1));
+    };
+    node.connect(mixer.master);
+    mixer.pitchNode = { node, st };
+  }
+  mixer.pitchNode.st.pitch = factor;
+  mixer.pitchIn.connect(mixer.pitchNode.node);
+}
+
+// Speed in [0.5, 1.5] and transpose in whole semitones [-12, 12] (the mix document's ranges). While playing, the
+// sources restart at the new rate from the current position (the transport clock then runs at the new speed).
+function setTimePitch(speed, semitones) {
+  speed = Math.min(1.5, Math.max(0.5, Number.isFinite(speed) ? speed : 1));
+  semitones = Math.min(12, Math.max(-12, Math.round(Number.isFinite(semitones) ? semitones : 0)));
+  const pos = mixer.playing ? position() : null;
+  const changedSpeed = speed !== mixer.speed;
+  mixer.speed = speed; mixer.semitones = semitones;
+  $("#speed").value = String(Math.round(speed * 100));
+  $("#speed-out").textContent = `${Math.round(speed * 100)} %`;
+  $("#transpose").value = String(semitones);
+  $("#transpose-out").textContent = `${semitones > 0 ? "+" : semitones < 0 ? "−" : "±"}${Math.abs(semitones)} st`;
+  routePitch();
+  if (pos !== null && changedSpeed) startAt(pos);
+  showTransposedKey();
+}
+
+function showTransposedKey() {
+  const el = $("#analysis-key");
+  if (!el) return;
+  const a = mixer.analysis;
+  if (!a || !mixer.semitones) { el.textContent = ""; return; }
+  const names = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
+  el.textContent = ` → ${names[(a.key_tonic + mixer.semitones + 120) % 12]} ${a.key_mode}`;
+}
+
+// What the page plays at `speed`/`semitones` for the given channels (Float32 arrays at `rate`): an
+// OfflineAudioContext plays them at playbackRate = speed (length / speed), then the same SoundTouch pitch shifter
+// as live playback. The shifter's start-up delay is taken off by feeding silence after the end.
+async function renderTimePitch(channels, rate, speed = mixer.speed, semitones = mixer.semitones) {
+  const inLength = channels[0].length;
+  const length = Math.round(inLength / speed);
+  const off = new OfflineAudioContext(2, length, rate);
+  const buf = off.createBuffer(channels.length, inLength, rate);
+  channels.forEach((c, i) => buf.copyToChannel(c instanceof Float32Array ? c : Float32Array.from(c), i));
+  const src = off.createBufferSource();
+  src.buffer = buf; src.playbackRate.value = speed;
+  src.connect(off.destination); src.start(0);
+  const played = await off.startRendering();
+  const L = played.getChannelData(0), R = played.getChannelData(1);
+  const factor = pitchFactor(speed, semitones);
+  if (Math.abs(factor - 1) < 1e-9) return [L, R];
+  const st = new SoundTouch();
+  st.pitch = factor;
+  // the zeros pitchBlock pads while SoundTouch fills up are its delay; feed silence until that much more is out
+  let delay = 0;
+  const outL = [], outR = [];
+  for (let at = 0; at < length + delay + PITCH_BLOCK; at += PITCH_BLOCK) {
+    const inL = new Float32Array(PITCH_BLOCK), inR = new Float32Array(PITCH_BLOCK);
+    if (at < length) { inL.set(L.subarray(at, at + PITCH_BLOCK)); inR.set(R.subarray(at, at + PITCH_BLOCK)); }
+    const oL = new Float32Array(PITCH_BLOCK), oR = new Float32Array(PITCH_BLOCK);
+    delay += pitchBlock(st, inL, inR, oL, oR);
+    outL.push(oL); outR.push(oR);
+  }
+  const join = (parts) => { const a = new Float32Array(parts.length * PITCH_BLOCK); parts.forEach((p, k) => a.set(p, k * PITCH_BLOCK)); return a; };
+  const start = delay;
+  return [join(outL).slice(start, start + length), join(outR).slice(start, start + length)];
 }
 
 // -- metronome: a short blip into the master (so the meters and exports of the page hear it), 1.5 kHz on a
@@ -514,18 +628,19 @@ function scheduleMetronome() {
   if (!mixer.playing || !a || !$("#metronome").checked) return;
   const now = Math.max(mixer.ctx.currentTime, mixer.startCtxTime); // the context time of position()
   const pos = position();
-  const ahead = 0.15;
+  const speed = mixer.speed;
+  const ahead = 0.15 * speed; // 150 ms of context time, in song time
   // [song time from, song time to, context time of "from"]; a loop's end continues at its start
   const spans = [[pos, pos + ahead, now]];
   if (looping() && pos + ahead > mixer.loop.end) {
     spans[0][1] = mixer.loop.end;
-    spans.push([mixer.loop.start, mixer.loop.start + (pos + ahead - mixer.loop.end), now + (mixer.loop.end - pos)]);
+    spans.push([mixer.loop.start, mixer.loop.start + (pos + ahead - mixer.loop.end), now + (mixer.loop.end - pos) / speed]);
   }
   const downs = new Set(a.downbeats.map((t) => t.toFixed(3)));
   for (const [from, to, base] of spans) {
     for (const t of a.beats) {
       if (t < from - 1e-3 || t >= to) continue;
-      const at = base + (t - from);
+      const at = base + (t - from) / speed;
       if (at <= mixer.clickedUntil + 1e-3) continue; // already scheduled on an earlier frame
       click(at, downs.has(t.toFixed(3)));
       mixer.clickedUntil = at;
@@ -560,7 +675,12 @@ function mixDocument() {
     return { stem: s.name, gain_db: s.gainDb <= -60 ? null : s.gainDb, mute: s.mute, solo: s.solo, pan: s.pan, invert: false, offset_s: 0, effects };
   });
   const masterDb = Number($("#master-gain").value);
-  return { version: 1, channels, master: { gain_db: masterDb <= -60 ? null : masterDb, effects: [] }, loudness_lufs: null };
+  const doc = { version: 1, channels, master: { gain_db: masterDb <= -60 ? null : masterDb, effects: [] }, loudness_lufs: null };
+  if (mixer.speed !== 1 || mixer.semitones !== 0) { // version 2 only when needed (mixer/document.py)
+    doc.version = 2;
+    doc.time_pitch = { speed: mixer.speed, semitones: mixer.semitones };
+  }
+  return doc;
 }
 
 function applyDocument(doc) {
@@ -576,6 +696,8 @@ function applyDocument(doc) {
   }
   const m = doc.master && doc.master.gain_db;
   setMasterGain(m === null || m === undefined || m === "-inf" ? (m === undefined ? 0 : -60) : Number(m));
+  const tp = doc.time_pitch || {};
+  setTimePitch(Number(tp.speed ?? 1), Number(tp.semitones ?? 0));
   applyAll();
 }
 
@@ -738,6 +860,7 @@ async function showAnalysis(songId) {
     const a = await r.json();
     mixer.analysis = a;
     out.textContent = `${a.tempo_bpm.toFixed(1)} BPM · ${a.time_signature} · ${a.key}`;
+    showTransposedKey();
   } catch (e) {
     if (mixer.songId === songId) out.textContent = "";
   }
@@ -755,7 +878,8 @@ function closeMixer() {
   mixer.focused = null;
   mixer.mixes = [];
   $("#strips").innerHTML = "";
-  if (mixer.ctx) { mixer.ctx.close().catch(() => {}); mixer.ctx = null; mixer.master = null; }
+  if (mixer.ctx) { mixer.ctx.close().catch(() => {}); mixer.ctx = null; mixer.master = null; mixer.pitchIn = null; mixer.pitchNode = null; }
+  setTimePitch(1, 0);
   mixer.songId = null; mixer.song = null; mixer.duration = 0; mixer.analysis = null;
   clearTimeout(mixer.historyTimer); mixer.history = []; mixer.future = []; mixer.lastDoc = null;
   mixer.original = null; mixer.ab = false; $("#ab").setAttribute("aria-pressed", "false"); $("#ab").textContent = "A/B: mix";
@@ -781,6 +905,8 @@ function setupMixerControls() {
   $("#export-format").onchange = () => { for (const s of mixer.strips) stemLink(s); };
   $("#master-meter").onclick = (e) => e.currentTarget.classList.remove("clipped");
   $("#ab").onclick = () => toggleAB().catch((e) => setStatus(e.message));
+  $("#speed").oninput = (e) => { setTimePitch(Number(e.target.value) / 100, mixer.semitones); changed(); };
+  $("#transpose").oninput = (e) => { setTimePitch(mixer.speed, Number(e.target.value)); changed(); };
   $("#undo").onclick = () => stepHistory(true);
   $("#redo").onclick = () => stepHistory(false);
   const spaceIsTransport = (e) => {
@@ -890,10 +1016,11 @@ async function renderOffline(seconds) {
     src.start(0);
   }
   const out = await off.startRendering();
-  return { samplerate: rate, channels: [Array.from(out.getChannelData(0)), Array.from(out.getChannelData(1))] };
+  const [left, right] = await renderTimePitch([out.getChannelData(0), out.getChannelData(1)], rate);
+  return { samplerate: rate, channels: [Array.from(left), Array.from(right)] };
 }
 
-window.studio = { mixer, renderOffline, position, togglePlay, seek, mixDocument, applyPreset, saveMix, refreshSongs, renderSongs,
+window.studio = { mixer, renderOffline, renderTimePitch, setTimePitch, position, togglePlay, seek, mixDocument, applyPreset, saveMix, refreshSongs, renderSongs,
   library, autosave, uploadAll };
 
 setupDropzone();
