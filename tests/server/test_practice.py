@@ -94,3 +94,29 @@ def test_original_lines_up_with_the_stems(make_client, tmp_path):
     assert rate == 22050 and original.shape == drums.shape
     assert np.abs(original * SHARES["drums"] - drums).max() < 1e-4  # same samples: the stems are shares of it
     assert client.get("/api/songs/" + "0" * 32 + "/original").status_code == 404
+
+
+def test_export_renders_speed_and_transpose(make_client, tmp_path):
+    """The mix document's time_pitch (what the page's speed/transpose send): the export is duration / speed long
+    and the pitch moves by 2^(st/12), whatever the speed; a version-1 document cannot carry it."""
+    sr = 22050
+    tone = 0.3 * np.sin(2 * np.pi * 440.0 * np.arange(3 * sr) / sr)
+    path = write_audio(tmp_path / "tone.wav", np.stack([tone, tone]).astype(np.float32), sr, bit_depth=16)
+    client = make_client(separator_factory=FourStems)
+    song = upload(client, path).json()
+    wait_status(client, song["id"])
+    url = f"/api/songs/{song['id']}/export"
+    for speed, semitones in ((1.25, -3.0), (0.6, 5.0)):
+        doc = {"version": 2, "channels": [], "time_pitch": {"speed": speed, "semitones": semitones}}
+        r = client.post(url, json={"format": "wav", "document": doc})
+        assert r.status_code == 200, r.text
+        audio, rate = sf.read(io.BytesIO(r.content), always_2d=True)
+        assert rate == sr and audio.shape[0] == round(3 * sr / speed)
+        middle = audio[audio.shape[0] // 4: 3 * audio.shape[0] // 4, 0]
+        spec = np.abs(np.fft.rfft(middle * np.hanning(middle.size)))
+        peak = np.argmax(spec) * sr / middle.size
+        assert abs(peak / (440.0 * 2 ** (semitones / 12)) - 1) < 0.01
+    bad = client.post(url, json={"format": "wav", "document": {"version": 1, "channels": [], "time_pitch": {"speed": 0.8}}})
+    assert bad.status_code == 400 and "time_pitch: needs mix document version 2" in bad.json()["error"]
+    bad = client.post(url, json={"format": "wav", "document": {"version": 2, "time_pitch": {"speed": 3}}})
+    assert bad.status_code == 400 and "time_pitch.speed: must be in [0.5, 1.5]" in bad.json()["error"]
