@@ -561,11 +561,13 @@ def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path)
     assert page.evaluate("document.querySelector('#master-meter').classList.contains('clipped')")
     page.click("#master-meter")
     assert not page.evaluate("document.querySelector('#master-meter').classList.contains('clipped')")
+    _check_ruler_zoom_and_master(page, stored)
     _check_speed_and_transpose(page, url, song_id, stored)
     page.set_viewport_size({"width": 360, "height": 800})
     page.wait_for_timeout(200)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-    assert _fits(page, ".transport > *, .strip, .strip a.download, .meter, #speed, #transpose", 360) == []
+    assert _fits(page, ".transport > *, .strip, .strip a.download, .meter, #speed, #transpose, #zoom, #ruler, "
+                       "#master-wave", 360) == []
     assert page.evaluate("window.__csp") == [] and not errors, (errors, page.evaluate("window.__csp"))
     page.close()
 
@@ -576,6 +578,67 @@ def _peak_hz(x: np.ndarray, sr: int) -> float:
     k = int(np.argmax(spec[1:-1])) + 1
     a, b, c = np.log(spec[k - 1:k + 2] + 1e-12)
     return (k + 0.5 * (a - c) / (a - 2 * b + c)) * sr / x.size
+
+
+def _check_ruler_zoom_and_master(page, stored: dict) -> None:
+    """Issue 14: the time ruler numbers the analysed bars, the loop's handles on it drag (snapping to beats), the
+    zoom shows duration / zoom seconds, and the master waveform draws the audible mix (flat with every stem muted)."""
+    downbeats, beats = stored["downbeats"], stored["beats"]
+    duration = page.evaluate("window.studio.mixer.duration")
+    page.locator("#ruler").scroll_into_view_if_needed()
+    page.evaluate("() => { window.studio.mixer.dirty = true; }")
+    _until(page, "window.studio.mixer.rulerLabels.length > 0", timeout=5_000)
+    labels = page.evaluate("window.studio.mixer.rulerLabels")
+    width = page.evaluate("document.querySelector('#ruler').getBoundingClientRect().width")
+    assert labels[0]["bar"] == 1 and [x["bar"] for x in labels] == sorted({x["bar"] for x in labels})
+    for label in labels:
+        assert label["t"] == downbeats[label["bar"] - 1] and abs(label["x"] - label["t"] / duration * width) < 1.0
+
+    # the loop's handles: drag the end to the third bar line and the start to the first beat after the song's start
+    page.evaluate("([a, b]) => { Object.assign(window.studio.mixer.loop, { on: false, start: a, end: b }); "
+                  "window.studio.mixer.dirty = true; }", [downbeats[0], downbeats[1]])
+    box = page.locator("#ruler").bounding_box()
+    x_at = lambda t: box["x"] + t / duration * box["width"]  # noqa: E731 (zoom 1)
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(x_at(downbeats[1]), y)
+    page.mouse.down()
+    page.mouse.move(x_at(downbeats[2] + 0.02), y, steps=4)
+    page.mouse.up()
+    loop = page.evaluate("window.studio.mixer.loop")
+    assert loop["start"] == downbeats[0] and loop["end"] == downbeats[2]
+    target = next(b for b in beats if b > downbeats[0] + 0.3)
+    page.mouse.move(x_at(downbeats[0]), y)
+    page.mouse.down()
+    page.mouse.move(x_at(target - 0.02), y, steps=4)
+    page.mouse.up()
+    loop = page.evaluate("window.studio.mixer.loop")
+    assert loop["start"] == target and loop["end"] == downbeats[2]
+    page.mouse.click(x_at(duration / 2), y)  # away from the handles: a seek
+    assert abs(page.evaluate("window.studio.mixer.startOffset") - duration / 2) < duration / box["width"] * 2
+
+    # zoom: duration / 4 seconds around the playhead, the waveforms redrawn for it; back to the whole song
+    page.evaluate("() => { const el = document.querySelector('#zoom'); el.value = 4; el.dispatchEvent(new Event('input')); }")
+    view = page.evaluate("window.studio.mixer.view")
+    assert view["zoom"] == 4 and view["start"] <= duration / 2 <= view["start"] + duration / 4
+    assert page.inner_text("#zoom-out") == "4×"
+    _until(page, "window.studio.mixer.strips.every((s) => s.image) && "
+                 "window.studio.mixer.rulerLabels.every((l) => l.t >= window.studio.mixer.view.start - 1e-9 && "
+                 "l.t <= window.studio.mixer.view.start + window.studio.mixer.duration / 4 + 1e-9)", timeout=5_000)
+    page.evaluate("window.studio.zoomTo(1)")
+    assert page.evaluate("window.studio.mixer.view") == {"zoom": 1, "start": 0}
+
+    # the master waveform: the mix, drawn flat (one row per column) once every stem is muted
+    lit = ("(() => { const d = window.studio.mixer.masterImage.data; let n = 0; "
+           "for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; })()")
+    _until(page, "window.studio.mixer.masterImage !== null", timeout=5_000)
+    columns = page.evaluate("window.studio.mixer.masterImage.width")
+    assert page.evaluate(lit) > 4 * columns
+    for b in page.locator("#strips .strip button.mute").all():
+        b.click()
+    _until(page, f"{lit} <= window.studio.mixer.masterImage.width", timeout=5_000)
+    for b in page.locator("#strips .strip button.mute").all():
+        b.click()
+    _until(page, f"{lit} > 4 * window.studio.mixer.masterImage.width", timeout=5_000)
 
 
 def _check_speed_and_transpose(page, url: str, song_id: str, stored: dict) -> None:
