@@ -120,3 +120,51 @@ def test_export_renders_speed_and_transpose(make_client, tmp_path):
     assert bad.status_code == 400 and "time_pitch: needs mix document version 2" in bad.json()["error"]
     bad = client.post(url, json={"format": "wav", "document": {"version": 2, "time_pitch": {"speed": 3}}})
     assert bad.status_code == 400 and "time_pitch.speed: must be in [0.5, 1.5]" in bad.json()["error"]
+
+
+class TrueParts(FourStems):
+    """A second "model" that returns the song's true parts (written by make_song): far less bleed than shares."""
+
+    folder: Path | None = None
+
+    def separate_file(self, path, outdir, *, fmt, bit_depth, clip_mode, filename, overwrite):
+        result = super().separate_file(path, outdir, fmt=fmt, bit_depth=bit_depth, clip_mode=clip_mode,
+                                       filename=filename, overwrite=overwrite)
+        for name in SHARES:
+            part = read_audio(self.folder / f"{name}.wav")
+            write_audio(Path(outdir) / f"{name}.wav", part.samples, part.samplerate, bit_depth=32, overwrite=True)
+        return result
+
+
+def test_compare_two_models_on_one_song(make_client, tmp_path):
+    """Model comparison: a second model's run keeps the first one's stems; both are listed, each stem of each
+    run can be fetched, and each run has its own bleed figures (inspect's full-band bleed)."""
+    TrueParts.folder = tmp_path / "parts"
+    calls = []
+
+    def factory(model, progress):
+        calls.append(model)
+        return (TrueParts if len(calls) > 1 else FourStems)(model, progress)
+
+    client = make_client(separator_factory=factory)
+    song = upload(client, _song(tmp_path)).json()
+    first = wait_status(client, song["id"])["stems_job"]
+    model = client.get("/api/models").json()["models"][0]["name"]
+    r = client.post(f"/api/songs/{song['id']}/jobs", json={"model": model})
+    assert r.status_code == 201, r.text
+    second = r.json()["id"]
+    assert wait_status(client, song["id"])["stems_job"] == second
+    seps = client.get(f"/api/songs/{song['id']}/separations").json()["separations"]
+    assert [s["job_id"] for s in seps] == [second, first] and seps[0]["stems"] == list(SHARES)
+    a = sf.read(io.BytesIO(client.get(f"/api/songs/{song['id']}/stems/vocals?job={first}").content))[0]
+    b = sf.read(io.BytesIO(client.get(f"/api/songs/{song['id']}/stems/vocals?job={second}").content))[0]
+    true_vocals = read_audio(tmp_path / "parts" / "vocals.wav").samples.T
+    assert np.abs(b - true_vocals).max() < 1e-4 and np.abs(a - true_vocals).max() > 0.01  # each run's own file
+    bleed_a = client.get(f"/api/songs/{song['id']}/bleed?job={first}").json()
+    bleed_b = client.get(f"/api/songs/{song['id']}/bleed?job={second}").json()
+    assert bleed_a["stems"] == list(SHARES) and len(bleed_a["matrix"]) == 4 and bleed_b["job_id"] == second
+    # the first run's stems are all the mixture scaled (bleed 1); the true parts share far less
+    assert all(abs(v - 1) < 1e-3 for v in bleed_a["per_stem"].values())
+    assert all(v < 0.8 for v in bleed_b["per_stem"].values()), bleed_b["per_stem"]
+    assert client.get(f"/api/songs/{song['id']}/bleed?job={'0' * 32}").status_code == 404
+    assert client.get(f"/api/songs/{song['id']}/stems/vocals?job={'0' * 32}").status_code == 404

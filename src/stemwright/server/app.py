@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_JSON_BYTES = 256 * 1024
+BLEED_CACHE = 32  # separations whose bleed figures the studio keeps in memory (a few kB each)
 SAFE_EXT = re.compile(r"^\.[a-z0-9]{1,8}$")
 MIX_NAME_MAX = 120
 MAX_MIXES_PER_SONG = 100  # named mixes are typed by hand; a bound keeps one song's list (and the page's menu) sane
@@ -258,6 +259,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.add_middleware(TextGzip)
 
     # -- helpers ---------------------------------------------------------------------------------------------------
+    bleed_cache: dict[str, dict[str, Any]] = {}
     def song_or_404(song_id: str) -> dict[str, Any]:
         return _found(library.song, song_id, "song")
 
@@ -280,7 +282,13 @@ def create_app(config: ServerConfig) -> FastAPI:
             "stems": [s["name"] for s in stems], "stems_job": stems[0]["job_id"] if stems else None,
         }
 
-    def stem_paths(song_id: str) -> dict[str, Path]:
+    def stem_paths(song_id: str, job_id: str | None = None) -> dict[str, Path]:
+        """The stems of the song's latest separation, or of its separation ``job_id`` (model comparison)."""
+        if job_id is not None:
+            rows = library.job_stems(song_id, job_id)
+            if not rows:
+                raise ApiError(404, f"job {job_id[:40]!r} is not a finished separation of this song")
+            return {r["name"]: Path(r["path"]) for r in rows}
         rows = library.stems(song_id)
         if not rows:
             raise ApiError(409, "this song has no finished separation yet")
@@ -461,8 +469,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
     @app.get("/api/songs/{song_id}/stems/{stem}")
-    def stem_audio(song_id: str, stem: str, format: str = "wav"):
-        paths = stem_paths(song_or_404(song_id)["id"])
+    def stem_audio(song_id: str, stem: str, format: str = "wav", job: str | None = None):
+        paths = stem_paths(song_or_404(song_id)["id"], job)
         if stem not in paths:
             raise ApiError(404, f"unknown stem {stem[:40]!r}; this song has {', '.join(paths)}")
         if format not in media.MEDIA_FORMATS:
@@ -519,6 +527,27 @@ def create_app(config: ServerConfig) -> FastAPI:
                 raise ApiError(422, f"cannot analyse this song: {e}") from None
             await asyncio.to_thread(library.save_analysis, song_id, job_id, stored)
         return {"job_id": job_id, **stored}
+
+    @app.get("/api/songs/{song_id}/separations")
+    def separations(song_id: str):
+        """The song's finished separations (one per model run), newest first: what the mixer can compare."""
+        return {"separations": library.separations(song_or_404(song_id)["id"])}
+
+    @app.get("/api/songs/{song_id}/bleed")
+    async def song_bleed(song_id: str, job: str):
+        """``stemwright inspect``'s full-band bleed for one separation of the song: per stem, the mean share of its
+        STFT-magnitude variance explained by each other stem (0 = none, 1 = the same signal), and the matrix.
+        Computed through the bounded exports queue; kept in memory for the last few separations."""
+        paths = await asyncio.to_thread(lambda: stem_paths(song_or_404(song_id)["id"], job))
+        key = f"{song_id}/{job}"
+        if key not in bleed_cache:
+            try:
+                bleed_cache[key] = await exports.run(_bleed, paths)
+            except ExportBusyError as e:
+                raise ApiError(429, str(e)) from None
+            while len(bleed_cache) > BLEED_CACHE:
+                bleed_cache.pop(next(iter(bleed_cache)))
+        return {"job_id": job, **bleed_cache[key]}
 
     @app.get("/api/songs/{song_id}/stems.stem.mp4")
     async def ni_stems(song_id: str, codec: str = "aac"):
@@ -640,6 +669,21 @@ def _stemset(stems: dict[str, Path]) -> Any:
     files = {name: read_audio(path) for name, path in stems.items()}
     rate = next(iter(files.values())).samplerate
     return as_stemset({name: f.samples for name, f in files.items()}, rate)
+
+
+def _bleed(stems: dict[str, Path]) -> dict[str, Any]:
+    """Full-band bleed of ``stemwright inspect`` (mixer/inspect.py): the matrix and each stem's row mean."""
+    from stemwright.mixer.inspect import bleed_matrix
+
+    stemset = _stemset(stems)
+    matrices, _bands = bleed_matrix(stemset.audio, stemset.samplerate)
+    band = next(iter(matrices))  # the full band comes first (as in inspect's report)
+    matrix = matrices[band]
+    per_stem = {}
+    for i, name in enumerate(stemset.names):
+        others = [v for j, v in enumerate(matrix[i]) if j != i and v is not None]
+        per_stem[name] = round(sum(others) / len(others), 3) if others else None
+    return {"band": band, "stems": list(stemset.names), "matrix": matrix, "per_stem": per_stem}
 
 
 def _analyse(stems: dict[str, Path]) -> dict[str, Any]:
