@@ -563,11 +563,12 @@ def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path)
     assert not page.evaluate("document.querySelector('#master-meter').classList.contains('clipped')")
     _check_ruler_zoom_and_master(page, stored)
     _check_speed_and_transpose(page, url, song_id, stored)
+    _check_compare_models(page, url, song_id)
     page.set_viewport_size({"width": 360, "height": 800})
     page.wait_for_timeout(200)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     assert _fits(page, ".transport > *, .strip, .strip a.download, .meter, #speed, #transpose, #zoom, #ruler, "
-                       "#master-wave", 360) == []
+                       "#master-wave, #compare, #compare-table, .strip button.version", 360) == []
     assert page.evaluate("window.__csp") == [] and not errors, (errors, page.evaluate("window.__csp"))
     page.close()
 
@@ -639,6 +640,47 @@ def _check_ruler_zoom_and_master(page, stored: dict) -> None:
     for b in page.locator("#strips .strip button.mute").all():
         b.click()
     _until(page, f"{lit} > 4 * window.studio.mixer.masterImage.width", timeout=5_000)
+
+
+def _check_compare_models(page, url: str, song_id: str) -> None:
+    """Issue 14, compare models: a second run on the song (here the same model again: the mechanics, the API test
+    compares two different separations), loaded next to the first; a stem switches between the two while playing
+    at the same position, and the bleed figures of both runs (inspect's, from the API) are shown side by side."""
+    first = _get(url + f"api/songs/{song_id}")["stems_job"]
+    status = page.evaluate("""async (id) => {
+        const r = await fetch(`/api/songs/${id}/jobs`, { method: "POST", headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model: "classic" }) });
+        return r.status; }""", song_id)
+    assert status == 201
+    _wait_api(lambda ss: any(s["id"] == song_id and s["status"] == "done" and s["stems_job"] != first for s in ss), url)
+    second = _get(url + f"api/songs/{song_id}")["stems_job"]
+    page.evaluate("window.studio.refreshCompare()")
+    _until(page, f"[...document.querySelectorAll('#compare option')].some((o) => o.value === '{second}')", timeout=5_000)
+    page.select_option("#compare", second)
+    _until(page, "window.studio.mixer.compare && window.studio.mixer.compare.bleed[1] !== null", timeout=60_000)
+    bleed = [_get(url + f"api/songs/{song_id}/bleed?job={j}")["per_stem"] for j in (first, second)]
+    rows = page.eval_on_selector_all("#compare-table tr[data-stem]", "rs => rs.map((r) => [...r.cells].map((c) => c.textContent))")
+    assert [r[0] for r in rows] == list(bleed[0])
+    for name, a, b, now in rows:
+        assert a == f"{bleed[0][name]:.3f}" and b == f"{bleed[1][name]:.3f}" and now == "A"
+    button = "#strips .strip[data-stem='vocals'] button.version"
+    assert page.is_visible(button) and page.inner_text(button) == "A"
+    page.click("#play")
+    _until(page, "window.studio.position() > 0.3", timeout=10_000)
+    pos = "window.studio.position()"
+    before = page.evaluate(pos)
+    page.click(button)
+    after = page.evaluate(pos)
+    assert 0 <= after - before < 0.25 and page.get_attribute(button, "aria-pressed") == "true"
+    uses_alt = ("(() => { const m = window.studio.mixer; const i = m.strips.findIndex((s) => s.name === 'vocals'); "
+                "return m.sources[i].buffer === m.strips[i].alt && m.sources[i].buffer !== m.strips[i].buffer; })()")
+    assert page.evaluate(uses_alt)
+    assert page.eval_on_selector("#compare-table tr[data-stem='vocals']", "r => r.cells[3].textContent") == "B"
+    page.wait_for_timeout(300)
+    assert page.evaluate(pos) > after  # still playing
+    page.click(button)
+    assert not page.evaluate(uses_alt) and page.inner_text(button) == "A"
+    page.click("#play")
 
 
 def _check_speed_and_transpose(page, url: str, song_id: str, stored: dict) -> None:

@@ -173,7 +173,7 @@ const mixer = {
   dirty: true, draws: 0, autosaveTimer: 0, restoring: false, analysis: null, clicks: [], clickedUntil: 0,
   original: null, ab: false, mixBus: null, history: [], future: [], lastDoc: null, historyTimer: 0,
   speed: 1, semitones: 0, pitchIn: null, pitchNode: null,
-  view: { zoom: 1, start: 0 }, masterImage: null, masterKey: "", rulerLabels: [],
+  view: { zoom: 1, start: 0 }, masterImage: null, masterKey: "", rulerLabels: [], compare: null,
 };
 
 function audioContext() {
@@ -271,6 +271,7 @@ function makeStrip(name, buffer, peaks) {
   $(".pan", el).oninput = (e) => { strip.pan = Number(e.target.value); applyStrip(strip); changed(); };
   for (const band of ["low", "mid", "high"]) $(`.eq-${band}`, el).oninput = (e) => { strip.eq[band] = Number(e.target.value); applyStrip(strip); changed(); };
   $(".mute", el).onclick = () => { strip.mute = !strip.mute; applyAll(); };
+  $(".version", el).onclick = () => switchVersion(strip);
   $(".solo", el).onclick = () => { strip.solo = !strip.solo; applyAll(); };
   el.addEventListener("focusin", () => { mixer.focused = strip; });
   $(".meter", el).onclick = (e) => e.currentTarget.classList.remove("clipped");
@@ -394,12 +395,12 @@ function drawMasterWave() {
   const h = (canvas.height = Math.floor(64 * devicePixelRatio));
   const master = dbToGain(Number($("#master-gain").value));
   const parts = mixer.strips.filter(audible);
-  const key = JSON.stringify([w, mixer.view, master, parts.map((s) => [s.name, s.gainDb])]);
+  const key = JSON.stringify([w, mixer.view, master, parts.map((s) => [s.name, s.gainDb, !!s.useAlt])]);
   const g = canvas.getContext("2d");
   if (!mixer.masterImage || mixer.masterKey !== key) {
     g.clearRect(0, 0, w, h);
     g.fillStyle = "#e8e8e8";
-    paintColumns(g, w, h, columnPeaks(parts.map((s) => s.buffer.getChannelData(0)), parts.map((s) => master * dbToGain(s.gainDb)),
+    paintColumns(g, w, h, columnPeaks(parts.map((s) => playing(s).getChannelData(0)), parts.map((s) => master * dbToGain(s.gainDb)),
       mixer.strips[0].buffer.sampleRate, w));
     mixer.masterImage = g.getImageData(0, 0, w, h);
     mixer.masterKey = key;
@@ -603,7 +604,7 @@ function startAt(offset, countIn = false) {
   const { on, start, end } = mixer.loop;
   for (const s of mixer.strips) {
     const src = ctx.createBufferSource();
-    src.buffer = s.buffer;
+    src.buffer = playing(s);
     src.playbackRate.value = mixer.speed;
     if (on && end > start) { src.loop = true; src.loopStart = start; src.loopEnd = end; }
     src.connect(s.input);
@@ -766,6 +767,88 @@ async function renderTimePitch(channels, rate, speed = mixer.speed, semitones = 
   const join = (parts) => { const a = new Float32Array(parts.length * PITCH_BLOCK); parts.forEach((p, k) => a.set(p, k * PITCH_BLOCK)); return a; };
   const start = delay;
   return [join(outL).slice(start, start + length), join(outR).slice(start, start + length)];
+}
+
+// -- compare models: another finished separation of the same song (another model's run) is loaded next to the
+// current one; each strip switches between the two buffers (the sources restart at the same position, so the
+// switch is heard at once and the stems stay in sync), with inspect's bleed figures of both side by side.
+const playing = (s) => (s.useAlt && s.alt ? s.alt : s.buffer);
+
+async function refreshCompare() {
+  const select = $("#compare");
+  select.innerHTML = '<option value="">Compare…</option>';
+  const { separations } = await (await api(`/api/songs/${mixer.songId}/separations`)).json();
+  const current = mixer.song && mixer.song.stems_job;
+  for (const sep of separations) {
+    if (sep.job_id === current) continue;
+    const o = document.createElement("option");
+    o.value = sep.job_id;
+    o.textContent = `${sep.model} (${new Date(sep.finished * 1000).toLocaleString()})`;
+    select.append(o);
+  }
+  select.disabled = select.options.length < 2;
+}
+
+async function loadCompare(jobId) {
+  const songId = mixer.songId, current = mixer.song.stems_job;
+  setStatus("loading the other separation…");
+  const { separations } = await (await api(`/api/songs/${songId}/separations`)).json();
+  const other = separations.find((x) => x.job_id === jobId), mine = separations.find((x) => x.job_id === current);
+  if (!other || !mine) throw new Error("that separation is no longer there");
+  const shared = mixer.strips.filter((s) => other.stems.includes(s.name));
+  const buffers = await Promise.all(shared.map(async (s) => {
+    const data = await (await api(`/api/songs/${songId}/stems/${encodeURIComponent(s.name)}?format=flac&job=${jobId}`)).arrayBuffer();
+    return mixer.ctx.decodeAudioData(data);
+  }));
+  if (mixer.songId !== songId) return;
+  for (const s of mixer.strips) { s.alt = null; s.useAlt = false; }
+  shared.forEach((s, i) => { s.alt = buffers[i]; });
+  mixer.compare = { jobId, models: [mine.model, other.model], bleed: [null, null] };
+  for (const s of mixer.strips) showVersion(s);
+  if (mixer.playing) startAt(position());
+  renderCompareTable();
+  setStatus("");
+  const [a, b] = await Promise.all([current, jobId].map(async (j) => (await api(`/api/songs/${songId}/bleed?job=${j}`)).json()));
+  if (!mixer.compare || mixer.compare.jobId !== jobId) return;
+  mixer.compare.bleed = [a.per_stem, b.per_stem];
+  renderCompareTable();
+}
+
+function showVersion(strip) {
+  const b = $(".version", strip.el);
+  const on = !!(strip.alt && mixer.compare);
+  b.classList.toggle("hidden", !on);
+  if (!on) return;
+  b.setAttribute("aria-pressed", String(!!strip.useAlt));
+  b.textContent = strip.useAlt ? "B" : "A";
+  b.setAttribute("aria-label", `${strip.name}: playing ${mixer.compare.models[strip.useAlt ? 1 : 0]}; switch model`);
+}
+
+function switchVersion(strip) {
+  if (!strip.alt) return;
+  strip.useAlt = !strip.useAlt;
+  showVersion(strip);
+  if (mixer.playing) startAt(position());
+  renderCompareTable();
+}
+
+function renderCompareTable() {
+  const table = $("#compare-table");
+  const c = mixer.compare;
+  table.classList.toggle("hidden", !c);
+  table.innerHTML = "";
+  if (!c) return;
+  const row = (cells, tag = "td") => {
+    const tr = document.createElement("tr");
+    for (const text of cells) { const cell = document.createElement(tag); cell.textContent = text; tr.append(cell); }
+    table.append(tr);
+    return tr;
+  };
+  row(["bleed (inspect)", `A: ${c.models[0]}`, `B: ${c.models[1]}`, "playing"], "th");
+  const fmt = (v) => (v === null || v === undefined ? "…" : v.toFixed(3));
+  for (const s of mixer.strips.filter((x) => x.alt)) {
+    row([s.name, fmt(c.bleed[0] && c.bleed[0][s.name]), fmt(c.bleed[1] && c.bleed[1][s.name]), s.useAlt ? "B" : "A"]).dataset.stem = s.name;
+  }
 }
 
 // -- metronome: a short blip into the master (so the meters and exports of the page hear it), 1.5 kHz on a
@@ -976,6 +1059,7 @@ async function openMixer(songId) {
   $("#download-zip").href = `/api/songs/${songId}/stems.zip`;
   $("#download-ni").href = `/api/songs/${songId}/stems.stem.mp4`;
   showAnalysis(songId);
+  refreshCompare().catch(() => {});
   const ctx = audioContext();
   const { stems: peaks } = await (await api(`/api/songs/${songId}/peaks`)).json();
   const buffers = await Promise.all(song.stems.map(async (name) => {
@@ -1041,6 +1125,7 @@ function closeMixer() {
   $("#strips").innerHTML = "";
   if (mixer.ctx) { mixer.ctx.close().catch(() => {}); mixer.ctx = null; mixer.master = null; mixer.pitchIn = null; mixer.pitchNode = null; }
   setTimePitch(1, 0);
+  mixer.compare = null; renderCompareTable();
   mixer.view = { zoom: 1, start: 0 }; mixer.masterImage = null; $("#zoom").value = "1"; $("#zoom-out").textContent = "1×";
   mixer.songId = null; mixer.song = null; mixer.duration = 0; mixer.analysis = null;
   clearTimeout(mixer.historyTimer); mixer.history = []; mixer.future = []; mixer.lastDoc = null;
@@ -1070,6 +1155,7 @@ function setupMixerControls() {
   $("#speed").oninput = (e) => { setTimePitch(Number(e.target.value) / 100, mixer.semitones); changed(); };
   $("#transpose").oninput = (e) => { setTimePitch(mixer.speed, Number(e.target.value)); changed(); };
   $("#zoom").oninput = (e) => zoomTo(Number(e.target.value));
+  $("#compare").onchange = (e) => { if (e.target.value) loadCompare(e.target.value).catch((err) => setStatus(err.message)); };
   setupRuler();
   $("#master-wave").addEventListener("click", (e) => { const r = e.currentTarget.getBoundingClientRect(); seek(viewTime((e.clientX - r.left) / r.width)); });
   $("#undo").onclick = () => stepHistory(true);
@@ -1168,7 +1254,7 @@ async function renderOffline(seconds) {
   master.connect(off.destination);
   for (const s of mixer.strips) {
     const src = off.createBufferSource();
-    src.buffer = s.buffer;
+    src.buffer = playing(s);
     const bands = Object.values(EQ).map((spec, i) => {
       const f = off.createBiquadFilter();
       f.type = spec.type; f.frequency.value = spec.hz; if (spec.q) f.Q.value = spec.q;
@@ -1185,7 +1271,7 @@ async function renderOffline(seconds) {
   return { samplerate: rate, channels: [Array.from(left), Array.from(right)] };
 }
 
-window.studio = { mixer, renderOffline, renderTimePitch, setTimePitch, zoomTo, position, togglePlay, seek, mixDocument, applyPreset, saveMix, refreshSongs, renderSongs,
+window.studio = { mixer, renderOffline, renderTimePitch, setTimePitch, zoomTo, refreshCompare, position, togglePlay, seek, mixDocument, applyPreset, saveMix, refreshSongs, renderSongs,
   library, autosave, uploadAll };
 
 setupDropzone();
