@@ -168,3 +168,36 @@ def test_compare_two_models_on_one_song(make_client, tmp_path):
     assert all(v < 0.8 for v in bleed_b["per_stem"].values()), bleed_b["per_stem"]
     assert client.get(f"/api/songs/{song['id']}/bleed?job={'0' * 32}").status_code == 404
     assert client.get(f"/api/songs/{song['id']}/stems/vocals?job={'0' * 32}").status_code == 404
+
+
+def test_save_loop_as_sample(make_client, tmp_path):
+    """"Save loop as sample": the mix over the loop, cut into the studio's sample library with the song's BPM, key
+    and bar numbers, listed in its index and downloadable by that path only."""
+    client = make_client(separator_factory=FourStems)
+    song = upload(client, _song(tmp_path)).json()
+    wait_status(client, song["id"])
+    url = f"/api/songs/{song['id']}/samples"
+    doc = {"version": 1, "channels": [{"stem": "drums", "mute": True}]}
+    r = client.post(url, json={"document": doc, "start": 1.0, "end": 2.0})
+    assert r.status_code == 409 and "not analysed yet" in r.json()["error"]
+    analysis = client.get(f"/api/songs/{song['id']}/analysis").json()
+    d = analysis["downbeats"]
+    r = client.post(url, json={"document": doc, "start": d[1], "end": d[3]})
+    assert r.status_code == 201, r.text
+    entry = r.json()
+    assert entry["kind"] == "loop" and entry["stem"] == "mix" and entry["bar"] == 2 and entry["bars"] == 2
+    assert entry["key"] == analysis["key"] and f"{round(analysis['tempo_bpm'], 1):g}bpm" in entry["path"]
+    assert abs(entry["duration_s"] - (d[3] - d[1])) < 0.005 and abs(entry["source_start_s"] - d[1]) < 0.0021
+    audio, rate = sf.read(io.BytesIO(client.get(entry["href"]).content), always_2d=True)
+    original, _ = sf.read(io.BytesIO(client.get(f"/api/songs/{song['id']}/original").content), always_2d=True)
+    start = round(entry["source_start_s"] * rate)
+    mid = slice(200, audio.shape[0] - 200)  # the 3 ms fades aside
+    # the mix without drums; the index keeps the start to 0.1 ms, so the cut is within 3 samples of it
+    errors = [np.abs(audio[mid] - original[start + k:start + k + audio.shape[0]][mid] * (1 - SHARES["drums"])).max()
+              for k in range(-3, 4)]
+    assert min(errors) < 1e-3
+    assert audio[0].max() < 0.05 and np.abs(audio[-1]).max() < 0.05  # faded at both ends
+    assert [e["path"] for e in client.get("/api/samples").json()["samples"]] == [entry["path"]]
+    assert client.get("/api/samples/file?path=../studio.db").status_code == 404
+    assert client.post(url, json={"document": doc, "start": 2.0, "end": 1.0}).status_code == 400
+    assert client.post(url, json={"document": doc, "start": 0.0, "end": 100.0}).status_code == 400

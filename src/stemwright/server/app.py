@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import shutil
 import threading
 import time
 import unicodedata
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
@@ -528,6 +529,62 @@ def create_app(config: ServerConfig) -> FastAPI:
             await asyncio.to_thread(library.save_analysis, song_id, job_id, stored)
         return {"job_id": job_id, **stored}
 
+    @app.post("/api/songs/{song_id}/samples", status_code=201)
+    async def save_loop_sample(song_id: str, request: Request):
+        """"Save loop as sample": the mix document over ``[start, end)`` seconds of the song, cut at zero crossings
+        with short fades into the studio's sample library (``DATA_DIR/samples``, the layout and index of
+        ``stemwright samples``), named with the song's BPM and key (at the song's own speed and key: a document's
+        ``time_pitch`` is not applied). Needs the song's analysis (the mixer asks for it on opening)."""
+        doc = await read_json(request)
+
+        def prepare() -> tuple[dict[str, Any], dict[str, Path], dict[str, Any], dict[str, Any], float, float]:
+            from stemwright.samples.library import MAX_LOOP_SAMPLE_S
+
+            song = song_or_404(song_id)
+            paths = stem_paths(song["id"])
+            mix = _validate_mix(doc.get("document"), paths)
+            mix.pop("time_pitch", None)
+            mix["version"] = 1
+            start, end = doc.get("start"), doc.get("end")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (start, end)):
+                raise ApiError(400, "'start' and 'end' must be numbers of seconds")
+            if not 0 <= start < end or end - start > MAX_LOOP_SAMPLE_S:
+                raise ApiError(400, f"'start'/'end': need 0 <= start < end and at most {MAX_LOOP_SAMPLE_S:g} s")
+            analysis = library.analysis(library.stems(song["id"])[0]["job_id"])
+            if analysis is None:
+                raise ApiError(409, "this song is not analysed yet (open it in the mixer and wait for its BPM and key)")
+            return song, paths, mix, analysis, float(start), float(end)
+
+        song, paths, mix, analysis, start, end = await asyncio.to_thread(prepare)
+        try:
+            entry = await exports.run(_render_loop_sample, mix, paths, data_dir / "samples", song["title"], analysis,
+                                      start, end)
+        except ExportBusyError as e:
+            raise ApiError(429, str(e)) from None
+        except ValueError as e:
+            raise ApiError(400, str(e)) from None
+        return {**entry, "href": f"/api/samples/file?path={quote(entry['path'])}"}
+
+    @app.get("/api/samples")
+    def list_samples():
+        from stemwright.samples.library import read_index
+
+        return {"samples": [asdict(e) for e in read_index(data_dir / "samples")]}
+
+    @app.get("/api/samples/file")
+    def sample_file(path: str):
+        """A sample of the studio's library, only by a path its index lists (no other file is reachable)."""
+        from stemwright.samples.library import read_index
+
+        root = data_dir / "samples"
+        if path not in {e.path for e in read_index(root)}:
+            raise ApiError(404, "no such sample in the studio's library")
+        target = (root / path).resolve()
+        if not target.is_relative_to(root.resolve()) or not target.is_file():
+            raise ApiError(404, "no such sample in the studio's library")
+        return FileResponse(target, media_type="audio/wav",
+                            headers={"content-disposition": content_disposition(target.name)})
+
     @app.get("/api/songs/{song_id}/separations")
     def separations(song_id: str):
         """The song's finished separations (one per model run), newest first: what the mixer can compare."""
@@ -669,6 +726,24 @@ def _stemset(stems: dict[str, Path]) -> Any:
     files = {name: read_audio(path) for name, path in stems.items()}
     rate = next(iter(files.values())).samplerate
     return as_stemset({name: f.samples for name, f in files.items()}, rate)
+
+
+def _render_loop_sample(document: dict[str, Any], stems: dict[str, Path], library_dir: Path, title: str,
+                        analysis: dict[str, Any], start: float, end: float) -> dict[str, Any]:
+    """Render the mix, cut ``[start, end)`` into the sample library; bar numbers when both ends are bar lines."""
+    from stemwright.mixer.document import Mix
+    from stemwright.mixer.render import render
+    from stemwright.samples.library import add_loop_sample
+
+    stemset = _stemset(stems)
+    audio = render(Mix.from_dict(document), stemset)
+    downs = list(analysis.get("downbeats") or [])
+    on_bar = lambda t: next((i for i, d in enumerate(downs) if abs(d - t) < 1e-3), None)  # noqa: E731
+    i, j = on_bar(start), on_bar(end)
+    bar, bars = (i + 1, j - i) if i is not None and j is not None and j > i else (None, None)
+    entry = add_loop_sample(audio, stemset.samplerate, library_dir, song=title, stem="mix", start_s=start, end_s=end,
+                            bpm=float(analysis["tempo_bpm"]), key=str(analysis["key"]), bar=bar, bars=bars)
+    return asdict(entry)
 
 
 def _bleed(stems: dict[str, Path]) -> dict[str, Any]:
