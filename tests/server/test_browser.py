@@ -563,12 +563,13 @@ def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path)
     assert not page.evaluate("document.querySelector('#master-meter').classList.contains('clipped')")
     _check_ruler_zoom_and_master(page, stored)
     _check_speed_and_transpose(page, url, song_id, stored)
+    _check_save_loop_as_sample(page, url, stored)
     _check_compare_models(page, url, song_id)
     page.set_viewport_size({"width": 360, "height": 800})
     page.wait_for_timeout(200)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     assert _fits(page, ".transport > *, .strip, .strip a.download, .meter, #speed, #transpose, #zoom, #ruler, "
-                       "#master-wave, #compare, #compare-table, .strip button.version", 360) == []
+                       "#master-wave, #compare, #compare-table, .strip button.version, #save-sample, #sample-link", 360) == []
     assert page.evaluate("window.__csp") == [] and not errors, (errors, page.evaluate("window.__csp"))
     page.close()
 
@@ -640,6 +641,26 @@ def _check_ruler_zoom_and_master(page, stored: dict) -> None:
     for b in page.locator("#strips .strip button.mute").all():
         b.click()
     _until(page, f"{lit} > 4 * window.studio.mixer.masterImage.width", timeout=5_000)
+
+
+def _check_save_loop_as_sample(page, url: str, stored: dict) -> None:
+    """Issue 14: "Save loop as sample" cuts the mix over the current loop into the studio's sample library, named
+    with the song's BPM and key and its bar numbers; the link downloads it."""
+    d = stored["downbeats"]
+    page.evaluate("([a, b]) => { Object.assign(window.studio.mixer.loop, { start: a, end: b }); }", [d[1], d[2]])
+    page.evaluate("document.querySelector('#loop').dispatchEvent(new Event('change'))")
+    assert not page.is_disabled("#save-sample")
+    page.click("#save-sample")
+    _until(page, "!document.querySelector('#sample-link').classList.contains('hidden')", timeout=30_000)
+    href = page.get_attribute("#sample-link", "href")
+    entry = next(e for e in _get(url + "api/samples")["samples"] if href.endswith(e["path"].replace("/", "%2F"))
+                 or href.endswith(e["path"]))
+    assert entry["bar"] == 2 and entry["bars"] == 1 and entry["key"] == stored["key"] and entry["stem"] == "mix"
+    assert abs(entry["duration_s"] - (d[2] - d[1])) < 0.005
+    got = page.evaluate("""async (href) => { const r = await fetch(href); const b = new Uint8Array(await r.arrayBuffer());
+        return [r.status, b.length, String.fromCharCode(...b.slice(0, 4))]; }""", href)
+    assert got[0] == 200 and got[2] == "RIFF" and got[1] > 1000
+    assert page.get_attribute("#sample-link", "download") == entry["path"].split("/")[-1]
 
 
 def _check_compare_models(page, url: str, song_id: str) -> None:

@@ -851,6 +851,25 @@ function renderCompareTable() {
   }
 }
 
+// -- save loop as sample: the mix over the loop, cut on the server into its sample library (stemwright.samples)
+async function saveLoopSample() {
+  const { start, end } = mixer.loop;
+  if (!(end > start)) return;
+  const button = $("#save-sample");
+  button.disabled = true;
+  try {
+    const r = await api(`/api/songs/${mixer.songId}/samples`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ document: mixDocument(), start, end }) });
+    const entry = await r.json();
+    const link = $("#sample-link");
+    link.href = entry.href;
+    link.download = entry.path.split("/").pop();
+    link.classList.remove("hidden");
+    setStatus(`saved ${entry.path.split("/").pop()} (${entry.duration_s.toFixed(2)} s) in the sample library`);
+  } finally { button.disabled = false; }
+}
+
 // -- metronome: a short blip into the master (so the meters and exports of the page hear it), 1.5 kHz on a
 // downbeat and 1 kHz on other beats. While playing, tick() schedules the clicks of the next 150 ms of song time.
 function click(at, accent) {
@@ -906,6 +925,7 @@ function updatePlayButton() {
 function showLoop() {
   mixer.dirty = true;
   const { start, end } = mixer.loop;
+  $("#save-sample").disabled = !(end > start);
   $("#loop-range").textContent = end > start ? `${fmtTime(start)}–${fmtTime(end)}` : "drag a waveform to loop";
 }
 
@@ -1126,6 +1146,7 @@ function closeMixer() {
   if (mixer.ctx) { mixer.ctx.close().catch(() => {}); mixer.ctx = null; mixer.master = null; mixer.pitchIn = null; mixer.pitchNode = null; }
   setTimePitch(1, 0);
   mixer.compare = null; renderCompareTable();
+  $("#sample-link").classList.add("hidden");
   mixer.view = { zoom: 1, start: 0 }; mixer.masterImage = null; $("#zoom").value = "1"; $("#zoom-out").textContent = "1×";
   mixer.songId = null; mixer.song = null; mixer.duration = 0; mixer.analysis = null;
   clearTimeout(mixer.historyTimer); mixer.history = []; mixer.future = []; mixer.lastDoc = null;
@@ -1155,6 +1176,7 @@ function setupMixerControls() {
   $("#speed").oninput = (e) => { setTimePitch(Number(e.target.value) / 100, mixer.semitones); changed(); };
   $("#transpose").oninput = (e) => { setTimePitch(mixer.speed, Number(e.target.value)); changed(); };
   $("#zoom").oninput = (e) => zoomTo(Number(e.target.value));
+  $("#save-sample").onclick = () => saveLoopSample().catch((e) => setStatus(e.message));
   $("#compare").onchange = (e) => { if (e.target.value) loadCompare(e.target.value).catch((err) => setStatus(err.message)); };
   setupRuler();
   $("#master-wave").addEventListener("click", (e) => { const r = e.currentTarget.getBoundingClientRect(); seek(viewTime((e.clientX - r.left) / r.width)); });
