@@ -201,3 +201,18 @@ def test_save_loop_as_sample(make_client, tmp_path):
     assert client.get("/api/samples/file?path=../studio.db").status_code == 404
     assert client.post(url, json={"document": doc, "start": 2.0, "end": 1.0}).status_code == 400
     assert client.post(url, json={"document": doc, "start": 0.0, "end": 100.0}).status_code == 400
+
+
+def test_sample_library_is_bounded(make_client, tmp_path, monkeypatch):
+    import stemwright.server.app as server_app
+
+    monkeypatch.setattr(server_app, "MAX_STUDIO_SAMPLES", 1)
+    client = make_client(separator_factory=FourStems)
+    song = upload(client, _song(tmp_path)).json()
+    wait_status(client, song["id"])
+    d = client.get(f"/api/songs/{song['id']}/analysis").json()["downbeats"]
+    url = f"/api/songs/{song['id']}/samples"
+    doc = {"version": 1, "channels": []}
+    assert client.post(url, json={"document": doc, "start": d[0], "end": d[1]}).status_code == 201
+    r = client.post(url, json={"document": doc, "start": d[1], "end": d[2]})
+    assert r.status_code == 409 and "the most it keeps" in r.json()["error"]

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_JSON_BYTES = 256 * 1024
+MAX_STUDIO_SAMPLES = 1000  # "save loop as sample" files (each at most 60 s): bounds the disk one client can fill
 BLEED_CACHE = 32  # separations whose bleed figures the studio keeps in memory (a few kB each)
 SAFE_EXT = re.compile(r"^\.[a-z0-9]{1,8}$")
 MIX_NAME_MAX = 120
@@ -538,9 +539,11 @@ def create_app(config: ServerConfig) -> FastAPI:
         doc = await read_json(request)
 
         def prepare() -> tuple[dict[str, Any], dict[str, Path], dict[str, Any], dict[str, Any], float, float]:
-            from stemwright.samples.library import MAX_LOOP_SAMPLE_S
+            from stemwright.samples.library import MAX_LOOP_SAMPLE_S, read_index
 
             song = song_or_404(song_id)
+            if len(read_index(data_dir / "samples")) >= MAX_STUDIO_SAMPLES:
+                raise ApiError(409, f"the studio's sample library holds {MAX_STUDIO_SAMPLES} samples, the most it keeps")
             paths = stem_paths(song["id"])
             mix = _validate_mix(doc.get("document"), paths)
             mix.pop("time_pitch", None)
