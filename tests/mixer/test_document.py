@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from stemwright.mixer.document import Channel, Mix
+from stemwright.mixer.document import Channel, Mix, TimePitch
 from stemwright.mixer.effects import EFFECTS, Effect, MixError, parse_chain, parse_effect
 
 DOC = {
@@ -47,7 +47,7 @@ def test_defaults_and_audible():
 @pytest.mark.parametrize(
     ("patch", "message"),
     [
-        ({"version": 2}, "version"),
+        ({"version": 9}, "version"),
         ({"channels": {}}, "channels: must be a list"),
         ({"channels": [{"gain_db": 0}]}, r"channels\[0\]\.stem"),
         ({"channels": [{"stem": "a", "pan": 1.5}]}, r"channels\[0\]\.pan: must be in \[-1, 1\]"),
@@ -126,3 +126,32 @@ def test_every_effect_builds_a_pedalboard_plugin():
         assert type(plugin).__name__ == EFFECTS[name].pb_class
     with pytest.raises(MixError, match="Nyquist"):
         Effect.create("lowpass", cutoff_hz=30000).to_plugin(44100)
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"version": 2, "time_pitch": {"speed": 0.4}}, r"time_pitch\.speed: must be in \[0\.5, 1\.5\]"),
+        ({"version": 2, "time_pitch": {"semitones": 13}}, r"time_pitch\.semitones: must be in \[-12, 12\]"),
+        ({"version": 2, "time_pitch": {"speed": "fast"}}, r"time_pitch\.speed: must be a finite number"),
+        ({"version": 2, "time_pitch": {"tempo": 1}}, r"time_pitch: unknown field 'tempo'"),
+        ({"version": 1, "time_pitch": {"speed": 0.8}}, r"time_pitch: needs mix document version 2"),
+        ({"version": 3}, r"version: unsupported mix document version 3"),
+    ],
+)
+def test_time_pitch_validation_names_the_field(patch, message):
+    with pytest.raises(MixError, match=message):
+        Mix.from_dict({"channels": [{"stem": "a"}], **patch})
+
+
+def test_time_pitch_round_trip_and_neutral_documents_stay_version_1():
+    mix = Mix.from_dict({"version": 2, "channels": [{"stem": "a"}], "time_pitch": {"speed": 0.75, "semitones": -2}})
+    assert mix.time_pitch == TimePitch(speed=0.75, semitones=-2.0)
+    doc = mix.to_dict()
+    assert doc["version"] == 2 and doc["time_pitch"] == {"speed": 0.75, "semitones": -2.0}
+    assert Mix.from_dict(doc).time_pitch == mix.time_pitch
+    assert mix.copy().time_pitch == mix.time_pitch
+    plain = Mix.from_dict({"version": 2, "channels": [{"stem": "a"}], "time_pitch": {"speed": 1, "semitones": 0}})
+    assert plain.to_dict()["version"] == 1 and "time_pitch" not in plain.to_dict()
+    with pytest.raises(MixError, match=r"time_pitch\.speed"):
+        TimePitch(speed=2.0)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import stemwright
-from stemwright.mixer.document import Channel, Master, Mix
+from stemwright.mixer.document import Channel, Master, Mix, TimePitch
 from stemwright.mixer.effects import Effect, MixError
 from stemwright.mixer.render import apply_pan, pan_gains, render
 
@@ -154,3 +154,32 @@ def test_missing_channel_plays_at_unity_with_a_warning(random_stems, caplog):
     out = render(Mix([Channel("vocals")]), random_stems, samplerate=SR)
     assert np.array_equal(out, _sum(random_stems))
     assert "no channel for stem 'drums'" in caplog.text
+
+
+def _peak_hz(x: np.ndarray, sr: int) -> float:
+    """The strongest frequency of a mono signal (Hann window, parabolic interpolation between FFT bins)."""
+    spec = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+    k = int(np.argmax(spec[1:-1])) + 1
+    a, b, c = np.log(spec[k - 1:k + 2] + 1e-12)
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * sr / x.size
+
+
+@pytest.mark.parametrize(("speed", "semitones"), [(0.8, 3.0), (1.25, -5.0), (0.5, 0.0), (1.0, 12.0)])
+def test_time_pitch_changes_length_by_speed_and_pitch_by_semitones(speed, semitones):
+    t = np.arange(2 * SR) / SR
+    tone = (0.25 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)[None]
+    stems = {"a": tone.copy(), "b": tone.copy()}
+    mix = Mix([Channel("a"), Channel("b")], time_pitch=TimePitch(speed=speed, semitones=semitones))
+    out = render(mix, stems, samplerate=SR)
+    assert out.shape[1] == round(2 * SR / speed)
+    middle = out[0, out.shape[1] // 4: 3 * out.shape[1] // 4]
+    assert _peak_hz(middle, SR) == pytest.approx(440.0 * 2 ** (semitones / 12), rel=0.01)
+    assert np.sqrt(np.mean(middle ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.15)  # level kept
+    np.testing.assert_array_equal(stems["a"], tone)  # inputs untouched
+
+
+def test_neutral_time_pitch_is_exact():
+    rng = np.random.default_rng(0)
+    stems = {"a": rng.standard_normal((2, SR)).astype(np.float32) * 0.1}
+    out = render(Mix([Channel("a")], time_pitch=TimePitch()), stems, samplerate=SR)
+    np.testing.assert_array_equal(out, stems["a"])

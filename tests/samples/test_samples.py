@@ -10,7 +10,7 @@ import soundfile as sf
 from scipy.signal import butter, sosfilt
 
 from stemwright.cli.main import main
-from stemwright.samples.library import LibraryError, build_library, filter_entries, read_index
+from stemwright.samples.library import LibraryError, add_loop_sample, build_library, filter_entries, read_index
 from stemwright.samples.loops import cut_loops, fade_ends, nearest_zero_crossing
 from stemwright.samples.oneshots import classify, dedupe_one_shots, extract_one_shots
 from tests.mixer.songs import make_song
@@ -153,3 +153,23 @@ def test_cli(song, tmp_path, capsys):
         assert main(["samples", *args]) == code, args
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+
+
+def test_add_loop_sample_cuts_fades_and_indexes(tmp_path):
+    sr = 22050
+    x = (0.5 * np.sin(2 * np.pi * 110.0 * np.arange(3 * sr) / sr)).astype(np.float32)[None].repeat(2, axis=0)
+    before = x.copy()
+    e = add_loop_sample(x, sr, tmp_path / "lib", song="My Song", stem="mix", start_s=0.5, end_s=1.5, bpm=120.0,
+                        key="A minor", bar=2, bars=1)
+    assert e.path == "loops/My-Song/My-Song_mix_120bpm_Am_bar002_1bar.wav" and e.bar == 2 and e.bars == 1
+    y, rate = sf.read(tmp_path / "lib" / e.path, always_2d=True)
+    assert rate == sr and abs(y.shape[0] - sr) <= 2 * int(0.002 * sr) and abs(e.source_start_s - 0.5) <= 0.002
+    assert np.abs(y[0]).max() < 0.01 and np.abs(y[-1]).max() < 0.01  # zero crossing + fade at both ends
+    again = add_loop_sample(x, sr, tmp_path / "lib", song="My Song", stem="mix", start_s=0.5, end_s=1.5, bpm=120.0,
+                            key="A minor", bar=2, bars=1)
+    assert read_index(tmp_path / "lib") == [again]  # the same name replaces its entry
+    np.testing.assert_array_equal(x, before)
+    for start, end, msg in ((1.0, 0.5, "before end"), (0.0, 61.0, "longer than 60"), (2.9, 2.9005, "too short")):
+        with pytest.raises(LibraryError, match=msg):
+            add_loop_sample(x, sr, tmp_path / "lib", song="s", stem="mix", start_s=start, end_s=end, bpm=120.0,
+                            key="A minor")

@@ -5,6 +5,7 @@ Screenshots are kept under artifacts/studio/ (and the mixer one is what the READ
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -560,9 +561,211 @@ def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path)
     assert page.evaluate("document.querySelector('#master-meter').classList.contains('clipped')")
     page.click("#master-meter")
     assert not page.evaluate("document.querySelector('#master-meter').classList.contains('clipped')")
+    _check_ruler_zoom_and_master(page, stored)
+    _check_speed_and_transpose(page, url, song_id, stored)
+    _check_save_loop_as_sample(page, url, stored)
+    _check_compare_models(page, url, song_id)
     page.set_viewport_size({"width": 360, "height": 800})
     page.wait_for_timeout(200)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-    assert _fits(page, ".transport > *, .strip, .strip a.download, .meter", 360) == []
+    assert _fits(page, ".transport > *, .strip, .strip a.download, .meter, #speed, #transpose, #zoom, #ruler, "
+                       "#master-wave, #compare, #compare-table, .strip button.version, #save-sample, #sample-link", 360) == []
     assert page.evaluate("window.__csp") == [] and not errors, (errors, page.evaluate("window.__csp"))
     page.close()
+
+
+def _peak_hz(x: np.ndarray, sr: int) -> float:
+    """The strongest frequency (Hann window, parabolic interpolation between FFT bins)."""
+    spec = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+    k = int(np.argmax(spec[1:-1])) + 1
+    a, b, c = np.log(spec[k - 1:k + 2] + 1e-12)
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * sr / x.size
+
+
+def _check_ruler_zoom_and_master(page, stored: dict) -> None:
+    """Issue 14: the time ruler numbers the analysed bars, the loop's handles on it drag (snapping to beats), the
+    zoom shows duration / zoom seconds, and the master waveform draws the audible mix (flat with every stem muted)."""
+    downbeats, beats = stored["downbeats"], stored["beats"]
+    duration = page.evaluate("window.studio.mixer.duration")
+    page.locator("#ruler").scroll_into_view_if_needed()
+    page.evaluate("() => { window.studio.mixer.dirty = true; }")
+    _until(page, "window.studio.mixer.rulerLabels.length > 0", timeout=5_000)
+    labels = page.evaluate("window.studio.mixer.rulerLabels")
+    width = page.evaluate("document.querySelector('#ruler').getBoundingClientRect().width")
+    assert labels[0]["bar"] == 1 and [x["bar"] for x in labels] == sorted({x["bar"] for x in labels})
+    for label in labels:
+        assert label["t"] == downbeats[label["bar"] - 1] and abs(label["x"] - label["t"] / duration * width) < 1.0
+
+    # the loop's handles: drag the end to the third bar line and the start to the first beat after the song's start
+    page.evaluate("([a, b]) => { Object.assign(window.studio.mixer.loop, { on: false, start: a, end: b }); "
+                  "window.studio.mixer.dirty = true; }", [downbeats[0], downbeats[1]])
+    box = page.locator("#ruler").bounding_box()
+    x_at = lambda t: box["x"] + t / duration * box["width"]  # noqa: E731 (zoom 1)
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(x_at(downbeats[1]), y)
+    page.mouse.down()
+    page.mouse.move(x_at(downbeats[2] + 0.02), y, steps=4)
+    page.mouse.up()
+    loop = page.evaluate("window.studio.mixer.loop")
+    assert loop["start"] == downbeats[0] and loop["end"] == downbeats[2]
+    target = next(b for b in beats if b > downbeats[0] + 0.3)
+    page.mouse.move(x_at(downbeats[0]), y)
+    page.mouse.down()
+    page.mouse.move(x_at(target - 0.02), y, steps=4)
+    page.mouse.up()
+    loop = page.evaluate("window.studio.mixer.loop")
+    assert loop["start"] == target and loop["end"] == downbeats[2]
+    page.mouse.click(x_at(duration / 2), y)  # away from the handles: a seek
+    assert abs(page.evaluate("window.studio.mixer.startOffset") - duration / 2) < duration / box["width"] * 2
+
+    # zoom: duration / 4 seconds around the playhead, the waveforms redrawn for it; back to the whole song
+    page.evaluate("() => { const el = document.querySelector('#zoom'); el.value = 4; el.dispatchEvent(new Event('input')); }")
+    view = page.evaluate("window.studio.mixer.view")
+    assert view["zoom"] == 4 and view["start"] <= duration / 2 <= view["start"] + duration / 4
+    assert page.inner_text("#zoom-out") == "4×"
+    _until(page, "window.studio.mixer.strips.every((s) => s.image) && "
+                 "window.studio.mixer.rulerLabels.every((l) => l.t >= window.studio.mixer.view.start - 1e-9 && "
+                 "l.t <= window.studio.mixer.view.start + window.studio.mixer.duration / 4 + 1e-9)", timeout=5_000)
+    page.evaluate("window.studio.zoomTo(1)")
+    assert page.evaluate("window.studio.mixer.view") == {"zoom": 1, "start": 0}
+
+    # the master waveform: the mix, drawn flat (one row per column) once every stem is muted
+    lit = ("(() => { const d = window.studio.mixer.masterImage.data; let n = 0; "
+           "for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; })()")
+    _until(page, "window.studio.mixer.masterImage !== null", timeout=5_000)
+    columns = page.evaluate("window.studio.mixer.masterImage.width")
+    assert page.evaluate(lit) > 4 * columns
+    for b in page.locator("#strips .strip button.mute").all():
+        b.click()
+    _until(page, f"{lit} <= window.studio.mixer.masterImage.width", timeout=5_000)
+    for b in page.locator("#strips .strip button.mute").all():
+        b.click()
+    _until(page, f"{lit} > 4 * window.studio.mixer.masterImage.width", timeout=5_000)
+
+
+def _check_save_loop_as_sample(page, url: str, stored: dict) -> None:
+    """Issue 14: "Save loop as sample" cuts the mix over the current loop into the studio's sample library, named
+    with the song's BPM and key and its bar numbers; the link downloads it."""
+    d = stored["downbeats"]
+    page.evaluate("([a, b]) => { Object.assign(window.studio.mixer.loop, { start: a, end: b }); }", [d[1], d[2]])
+    page.evaluate("document.querySelector('#loop').dispatchEvent(new Event('change'))")
+    assert not page.is_disabled("#save-sample")
+    page.click("#save-sample")
+    _until(page, "!document.querySelector('#sample-link').classList.contains('hidden')", timeout=30_000)
+    href = page.get_attribute("#sample-link", "href")
+    entry = next(e for e in _get(url + "api/samples")["samples"] if href.endswith(e["path"].replace("/", "%2F"))
+                 or href.endswith(e["path"]))
+    assert entry["bar"] == 2 and entry["bars"] == 1 and entry["key"] == stored["key"] and entry["stem"] == "mix"
+    assert abs(entry["duration_s"] - (d[2] - d[1])) < 0.005
+    got = page.evaluate("""async (href) => { const r = await fetch(href); const b = new Uint8Array(await r.arrayBuffer());
+        return [r.status, b.length, String.fromCharCode(...b.slice(0, 4))]; }""", href)
+    assert got[0] == 200 and got[2] == "RIFF" and got[1] > 1000
+    assert page.get_attribute("#sample-link", "download") == entry["path"].split("/")[-1]
+
+
+def _check_compare_models(page, url: str, song_id: str) -> None:
+    """Issue 14, compare models: a second run on the song (here the same model again: the mechanics, the API test
+    compares two different separations), loaded next to the first; a stem switches between the two while playing
+    at the same position, and the bleed figures of both runs (inspect's, from the API) are shown side by side."""
+    first = _get(url + f"api/songs/{song_id}")["stems_job"]
+    status = page.evaluate("""async (id) => {
+        const r = await fetch(`/api/songs/${id}/jobs`, { method: "POST", headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model: "classic" }) });
+        return r.status; }""", song_id)
+    assert status == 201
+    _wait_api(lambda ss: any(s["id"] == song_id and s["status"] == "done" and s["stems_job"] != first for s in ss), url)
+    second = _get(url + f"api/songs/{song_id}")["stems_job"]
+    page.evaluate("window.studio.refreshCompare()")
+    _until(page, f"[...document.querySelectorAll('#compare option')].some((o) => o.value === '{second}')", timeout=5_000)
+    page.select_option("#compare", second)
+    _until(page, "window.studio.mixer.compare && window.studio.mixer.compare.bleed[1] !== null", timeout=60_000)
+    bleed = [_get(url + f"api/songs/{song_id}/bleed?job={j}")["per_stem"] for j in (first, second)]
+    rows = page.eval_on_selector_all("#compare-table tr[data-stem]", "rs => rs.map((r) => [...r.cells].map((c) => c.textContent))")
+    assert [r[0] for r in rows] == list(bleed[0])
+    for name, a, b, now in rows:
+        assert a == f"{bleed[0][name]:.3f}" and b == f"{bleed[1][name]:.3f}" and now == "A"
+    button = "#strips .strip[data-stem='vocals'] button.version"
+    assert page.is_visible(button) and page.inner_text(button) == "A"
+    page.click("#play")
+    _until(page, "window.studio.position() > 0.3", timeout=10_000)
+    pos = "window.studio.position()"
+    before = page.evaluate(pos)
+    page.click(button)
+    after = page.evaluate(pos)
+    assert 0 <= after - before < 0.25 and page.get_attribute(button, "aria-pressed") == "true"
+    uses_alt = ("(() => { const m = window.studio.mixer; const i = m.strips.findIndex((s) => s.name === 'vocals'); "
+                "return m.sources[i].buffer === m.strips[i].alt && m.sources[i].buffer !== m.strips[i].buffer; })()")
+    assert page.evaluate(uses_alt)
+    assert page.eval_on_selector("#compare-table tr[data-stem='vocals']", "r => r.cells[3].textContent") == "B"
+    page.wait_for_timeout(300)
+    assert page.evaluate(pos) > after  # still playing
+    page.click(button)
+    assert not page.evaluate(uses_alt) and page.inner_text(button) == "A"
+    page.click("#play")
+
+
+def _check_speed_and_transpose(page, url: str, song_id: str, stored: dict) -> None:
+    """Speed and transpose (issue 14): through the page's own OfflineAudioContext + SoundTouch path a sine gets
+    duration / speed long and 2^(st/12) higher, as the server's Rubber Band render does; live, a change is heard
+    on the next block, the clock runs at the speed, the metronome follows it, and the export has the same length
+    as what the page plays."""
+    from stemwright.mixer.document import TimePitch
+    from stemwright.mixer.render import apply_time_pitch
+
+    sr = 44100
+    tone = (0.3 * np.sin(2 * np.pi * 440.0 * np.arange(2 * sr) / sr)).astype(np.float32)
+    for speed, semitones in ((0.8, 3), (1.25, -5), (0.5, 12), (1.5, -12)):
+        left, right = page.evaluate("""async ([x, sr, speed, st]) => {
+            const out = await window.studio.renderTimePitch([Float32Array.from(x), Float32Array.from(x)], sr, speed, st);
+            return out.map((c) => Array.from(c)); }""", [tone.tolist(), sr, speed, semitones])
+        page_out = np.asarray(left, dtype=np.float32)
+        server_out = apply_time_pitch(np.stack([tone, tone]), sr, TimePitch(speed=speed, semitones=semitones))[0]
+        want = 440.0 * 2 ** (semitones / 12)
+        assert page_out.size == server_out.size == round(2 * sr / speed)
+        middle = slice(page_out.size // 4, 3 * page_out.size // 4)
+        assert abs(_peak_hz(page_out[middle], sr) / want - 1) < 0.01, (speed, semitones)
+        assert abs(_peak_hz(server_out[middle], sr) / want - 1) < 0.01, (speed, semitones)
+        assert np.sqrt(np.mean(page_out[middle] ** 2)) > 0.15  # the level is kept, not a faint residue
+        np.testing.assert_allclose(left, right)
+
+    # live: the sources play at the speed, the shifter after the mix is in the graph, the clock follows
+    page.click("#play")
+    _until(page, "Number(document.querySelector('#master-meter').dataset.peak) > 0.01", timeout=10_000)
+    page.evaluate("""() => { const el = document.querySelector('#speed'); el.value = 75; el.dispatchEvent(new Event('input')); }""")
+    page.evaluate("""() => { const el = document.querySelector('#transpose'); el.value = 2; el.dispatchEvent(new Event('input')); }""")
+    assert page.input_value("#speed") == "75" and page.inner_text("#speed-out") == "75 %"
+    assert page.inner_text("#transpose-out") == "+2 st"
+    rates = page.evaluate("window.studio.mixer.sources.map((s) => s.playbackRate.value)")
+    assert rates and all(abs(r - 0.75) < 1e-6 for r in rates)
+    assert abs(page.evaluate("window.studio.mixer.pitchNode.st.virtualPitch") - 2 ** (2 / 12) / 0.75) < 1e-6
+    # heard within a second: the master meter (after the shifter) moves again within 1 s of the change
+    page.wait_for_timeout(100)  # what the meter shows now has come through the shifter only
+    _until(page, "Number(document.querySelector('#master-meter').dataset.peak) > 0.01", timeout=1_000)
+    clock = "({ p: window.studio.position(), t: window.studio.mixer.ctx.currentTime })"
+    a = page.evaluate(clock)
+    page.wait_for_timeout(600)
+    b = page.evaluate(clock)
+    assert abs((b["p"] - a["p"]) / (b["t"] - a["t"]) - 0.75) < 0.02
+    page.check("#metronome")
+    _until(page, "window.studio.mixer.clicks.filter((c) => c.at >= window.studio.mixer.startCtxTime).length >= 2",
+           timeout=15_000)
+    state = page.evaluate("({clicks: window.studio.mixer.clicks, start: window.studio.mixer.startCtxTime, "
+                          "offset: window.studio.mixer.startOffset})")
+    during = [state["offset"] + (c["at"] - state["start"]) * 0.75 for c in state["clicks"] if c["at"] >= state["start"]]
+    assert all(min(abs(t - beat) for beat in stored["beats"]) < 1e-6 for t in during)
+    page.uncheck("#metronome")
+    page.click("#play")
+    doc = page.evaluate("window.studio.mixDocument()")
+    assert doc["version"] == 2 and doc["time_pitch"] == {"speed": 0.75, "semitones": 2}
+    # the export renders the same speed and key: as long as what the page plays
+    duration = page.evaluate("window.studio.mixer.duration")
+    played = page.evaluate("window.studio.renderOffline(1e9).then((r) => r.channels[0].length)")
+    exported = page.evaluate("""async ([id, doc]) => {
+        const r = await fetch(`/api/songs/${id}/export`, { method: "POST", headers: { "content-type": "application/json" },
+          body: JSON.stringify({ format: "wav", document: doc }) });
+        return [r.status, Array.from(new Uint8Array(await r.arrayBuffer()))]; }""", [song_id, doc])
+    assert exported[0] == 200
+    audio, rate = sf.read(io.BytesIO(bytes(exported[1])), always_2d=True)
+    assert audio.shape[0] == played == round(duration * rate / 0.75)
+    page.evaluate("window.studio.setTimePitch(1, 0)")
+    assert page.evaluate("window.studio.mixDocument().version") == 1

@@ -17,14 +17,20 @@ from stemwright.atomic import atomic_write_text
 from stemwright.mixer.effects import Effect, MixError
 from stemwright.mixer.stems import StemSet, load_stems
 
-VERSION = 1
+VERSION = 2
+# Version 1 documents (no ``time_pitch``) are still read; a document at normal speed and pitch is written as
+# version 1 so that older readers (and the web mixer before speed/transpose) keep reading it.
+READ_VERSIONS = (1, 2)
+SPEED_RANGE = (0.5, 1.5)  # the practice studio's speed range (issue 14): 50-150 %
+SEMITONE_LIMIT = 12.0  # transpose -12..+12 semitones (issue 14)
 GAIN_RANGE = (-120.0, 24.0)  # dB; below -120 dB is inaudible in float, -inf is allowed separately
 OFFSET_LIMIT_S = 3600.0
 LUFS_RANGE = (-70.0, 0.0)
 
 _CHANNEL_KEYS = ("stem", "gain_db", "mute", "solo", "pan", "invert", "offset_s", "effects")
 _MASTER_KEYS = ("gain_db", "effects")
-_MIX_KEYS = ("version", "channels", "master", "loudness_lufs")
+_MIX_KEYS = ("version", "channels", "master", "loudness_lufs", "time_pitch")
+_TIME_PITCH_KEYS = ("speed", "semitones")
 
 MAX_DOCUMENT_BYTES = 1 << 20  # a mix document of a hundred stems with effects is ~50 kB
 
@@ -115,6 +121,41 @@ class Channel:
         }
 
 
+@dataclass(frozen=True, kw_only=True)
+class TimePitch:
+    """Speed and transpose applied to the whole mix after the master (one processor keeps the stems in sync).
+
+    ``speed`` 1.0 is the original tempo (0.5 = half speed, twice as long) without a change of pitch;
+    ``semitones`` transposes without a change of speed. The web mixer plays it with SoundTouch, the export renders
+    it with Rubber Band (pedalboard).
+    """
+
+    speed: float = 1.0
+    semitones: float = 0.0
+
+    def __post_init__(self) -> None:
+        _float(self.speed, "time_pitch.speed", *SPEED_RANGE)
+        _float(self.semitones, "time_pitch.semitones", -SEMITONE_LIMIT, SEMITONE_LIMIT)
+
+    @property
+    def neutral(self) -> bool:
+        return self.speed == 1.0 and self.semitones == 0.0
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "time_pitch") -> TimePitch:
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise MixError(f"{where}: must be an object, got {data!r}")
+        _check_keys(data, _TIME_PITCH_KEYS, where)
+        speed = _float(data.get("speed", 1.0), f"{where}.speed", *SPEED_RANGE)
+        semitones = _float(data.get("semitones", 0.0), f"{where}.semitones", -SEMITONE_LIMIT, SEMITONE_LIMIT)
+        return cls(speed=speed, semitones=semitones)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"speed": self.speed, "semitones": self.semitones}
+
+
 @dataclass
 class Master:
     gain_db: float = 0.0
@@ -145,6 +186,7 @@ class Mix:
     master: Master = field(default_factory=Master)
     loudness_lufs: float | None = None
     version: int = VERSION
+    time_pitch: TimePitch = field(default_factory=TimePitch)
     source: StemSet | None = field(default=None, repr=False, compare=False)
 
     # ---- construction -------------------------------------------------------------------------------------------
@@ -165,8 +207,11 @@ class Mix:
             raise MixError(f"mix document: must be a JSON object, got {type(data).__name__}")
         _check_keys(data, _MIX_KEYS, "mix document")
         version = data.get("version", VERSION)
-        if version != VERSION:
-            raise MixError(f"version: unsupported mix document version {version!r} (this stemwright reads {VERSION})")
+        if isinstance(version, bool) or version not in READ_VERSIONS:
+            raise MixError(f"version: unsupported mix document version {version!r} (this stemwright reads "
+                           f"{', '.join(map(str, READ_VERSIONS))})")
+        if version == 1 and "time_pitch" in data:
+            raise MixError("time_pitch: needs mix document version 2 (this document says version 1)")
         chans = data.get("channels", [])
         if not isinstance(chans, list):
             raise MixError(f"channels: must be a list, got {type(chans).__name__}")
@@ -174,6 +219,7 @@ class Mix:
             channels=[Channel.from_dict(c, f"channels[{i}]") for i, c in enumerate(chans)],
             master=Master.from_dict(data.get("master")),
             loudness_lufs=_lufs(data.get("loudness_lufs")),
+            time_pitch=TimePitch.from_dict(data.get("time_pitch")),
         )
         mix.validate()
         return mix
@@ -207,12 +253,15 @@ class Mix:
 
     # ---- serialisation ------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
+        out: dict[str, Any] = {
+            "version": 1 if self.time_pitch.neutral else 2,
             "channels": [c.to_dict() for c in self.channels],
             "master": self.master.to_dict(),
             "loudness_lufs": self.loudness_lufs,
         }
+        if not self.time_pitch.neutral:
+            out["time_pitch"] = self.time_pitch.to_dict()
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
@@ -228,7 +277,7 @@ class Mix:
             raise MixError(f"{p}: cannot write ({e.strerror or e})") from None
 
     def copy(self) -> Mix:
-        new = copy.deepcopy(Mix(self.channels, self.master, self.loudness_lufs, self.version))
+        new = copy.deepcopy(Mix(self.channels, self.master, self.loudness_lufs, self.version, self.time_pitch))
         new.source = self.source
         return new
 
@@ -250,8 +299,10 @@ class Mix:
 
     def validate(self) -> None:
         """Re-check every field (dataclasses are mutable, so the API validates again before rendering)."""
-        if self.version != VERSION:
+        if self.version not in READ_VERSIONS:
             raise MixError(f"version: unsupported mix document version {self.version!r}")
+        if not isinstance(self.time_pitch, TimePitch):
+            raise MixError(f"time_pitch: must be a stemwright TimePitch, got {type(self.time_pitch).__name__}")
         seen: set[str] = set()
         for i, c in enumerate(self.channels):
             where = f"channels[{i}]"

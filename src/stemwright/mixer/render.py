@@ -2,7 +2,9 @@
 
 Signal flow per channel (the order of a DAW strip, and of the web mixer's node graph):
 time offset -> polarity -> effect chain -> fader gain -> pan; channels are summed in channel order, then
-master gain -> master effects -> optional loudness normalisation (with a true-peak limiter).
+master gain -> master effects -> speed/transpose (``mix.time_pitch``, Rubber Band through pedalboard; one processor
+after the sum keeps the stems in sync, as the web mixer's one SoundTouch node does) -> optional loudness
+normalisation (with a true-peak limiter).
 
 Exactness: a channel at 0 dB, centred, without effects, offset or polarity is passed through untouched, and
 channels are accumulated left to right starting from the first one, so a neutral mix equals
@@ -16,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from stemwright.mixer.document import Channel, Mix
+import pedalboard
+
+from stemwright.mixer.document import Channel, Mix, TimePitch
 from stemwright.mixer.effects import MixError, apply_chain
 from stemwright.mixer.loudness import LoudnessResult, normalize_loudness
 from stemwright.mixer.stems import StemSet, as_stemset
@@ -131,12 +135,31 @@ def render(
     if out is None:
         out = np.zeros((2 if stereo else 1, length), dtype=np.float32)
     out = _master(mix, out, sr)
+    out = apply_time_pitch(out, sr, mix.time_pitch)
     info: dict[str, Any] = {"samplerate": sr, "warnings": list(stemset.warnings)}
     target = loudness_lufs if loudness_lufs is not None else mix.loudness_lufs
     if target is not None:
         out, result = normalize_loudness(out, sr, target)
         info["loudness"] = result.to_dict()
     return (out, info) if return_info else out
+
+
+def apply_time_pitch(x: np.ndarray, samplerate: int, time_pitch: TimePitch) -> np.ndarray:
+    """Play ``x`` at ``time_pitch.speed`` without a change of pitch and transposed by ``time_pitch.semitones``.
+
+    Rubber Band (pedalboard.time_stretch, high quality). Shape ``(C, T)`` -> ``(C, round(T / speed))``; the input
+    is returned unchanged at normal speed and pitch. The length is made exact (Rubber Band may be off by a few
+    samples) so an export is as long as the page's playback: duration / speed.
+    """
+    if time_pitch.neutral:
+        return x
+    out = pedalboard.time_stretch(
+        np.ascontiguousarray(x, dtype=np.float32), float(samplerate), stretch_factor=float(time_pitch.speed),
+        pitch_shift_in_semitones=float(time_pitch.semitones), high_quality=True,
+        preserve_formants=False,  # SoundTouch (the page) shifts formants with the pitch; match it
+    )
+    length = int(round(x.shape[1] / time_pitch.speed))
+    return np.ascontiguousarray(_place(np.asarray(out, dtype=np.float32), 0, length))
 
 
 def _master(mix: Mix, out: np.ndarray, sr: int) -> np.ndarray:
@@ -147,4 +170,4 @@ def _master(mix: Mix, out: np.ndarray, sr: int) -> np.ndarray:
     return apply_chain(out, mix.master.effects, sr, "master.effects")
 
 
-__all__ = ["render", "pan_gains", "apply_pan", "LoudnessResult"]
+__all__ = ["render", "pan_gains", "apply_pan", "apply_time_pitch", "LoudnessResult"]

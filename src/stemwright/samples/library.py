@@ -25,7 +25,7 @@ from stemwright.atomic import atomic_write
 from stemwright.audio.io import write_audio
 from stemwright.mixer.analysis import Key, parse_key
 from stemwright.mixer.stems import as_stemset
-from stemwright.samples.loops import cut_loops, rms_dbfs
+from stemwright.samples.loops import FADE_S, SNAP_S, cut_loops, fade_ends, nearest_zero_crossing, rms_dbfs
 from stemwright.samples.oneshots import extract_one_shots
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,47 @@ def build_library(stems: Any, library: str | Path, *, song: str | None = None, b
     _write_index(lib, others + new)
     log.info("%s: %d samples of %s", lib, len(new), name)
     return new
+
+
+MAX_LOOP_SAMPLE_S = 60.0  # a "save loop as sample" cut: a few bars, never a whole song
+
+
+def add_loop_sample(audio: np.ndarray, samplerate: int, library: str | Path, *, song: str, stem: str,
+                    start_s: float, end_s: float, bpm: float, key: str, bar: int | None = None,
+                    bars: int | None = None) -> SampleEntry:
+    """Cut ``[start_s, end_s)`` of ``audio`` ``(C, T)`` as a loop sample into ``library`` and add it to the index.
+
+    The studio's "save loop as sample": both ends moved to the nearest zero crossing within 2 ms and 3 ms fades (as
+    :func:`cut_loops`), written as 24-bit WAV under ``loops/<song>/`` with song, stem, BPM, key and start in the name;
+    a sample of the same name is replaced. Returns its entry.
+    """
+    x = np.asarray(audio, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise LibraryError(f"loop sample: audio must be (channels, time) with samples, got shape {x.shape}")
+    if not (np.isfinite(start_s) and np.isfinite(end_s)) or not 0 <= start_s < end_s:
+        raise LibraryError(f"loop sample: start {start_s!r} s must be >= 0 and before end {end_s!r} s")
+    if end_s - start_s > MAX_LOOP_SAMPLE_S:
+        raise LibraryError(f"loop sample: {end_s - start_s:.1f} s is longer than {MAX_LOOP_SAMPLE_S:g} s")
+    mono = x.mean(axis=0)
+    radius = int(round(SNAP_S * samplerate))
+    a = nearest_zero_crossing(mono, int(round(start_s * samplerate)), radius)
+    b = min(x.shape[1], nearest_zero_crossing(mono, int(round(end_s * samplerate)), radius))
+    if b - a < 2 * int(round(FADE_S * samplerate)) + 1:
+        raise LibraryError(f"loop sample: {start_s:.3f}-{end_s:.3f} s is past the end of the audio or too short")
+    cut = fade_ends(x[:, a:b], int(round(FADE_S * samplerate)))
+    name, lib = _slug(song), Path(library)
+    if lib.exists() and not lib.is_dir():
+        raise LibraryError(f"{lib}: not a folder")
+    bar_tag = f"bar{bar:03d}_{bars}bar" if bar is not None and bars is not None else f"at{int(round(start_s * 1000)):07d}ms"
+    rel = Path("loops", name, f"{name}_{_slug(stem)}_{round(bpm, 1):g}bpm_{_key_tag(key)}_{bar_tag}.wav")
+    write_audio(lib / rel, cut, samplerate, fmt="wav", bit_depth=24, overwrite=True)
+    entry = SampleEntry(
+        path=rel.as_posix(), kind="loop", song=name, stem=stem, bpm=round(bpm, 1), key=key,
+        duration_s=round(cut.shape[1] / samplerate, 4), rms_dbfs=_db(rms_dbfs(cut)),
+        peak_dbfs=_db(20 * np.log10(max(float(np.abs(cut).max()), 1e-10))),
+        source_start_s=round(a / samplerate, 4), bar=bar, bars=bars)
+    _write_index(lib, [e for e in read_index(lib) if e.path != entry.path] + [entry])
+    return entry
 
 
 def _same_key(a: str, b: Key) -> bool:

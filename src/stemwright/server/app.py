@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import shutil
 import threading
 import time
 import unicodedata
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_JSON_BYTES = 256 * 1024
+MAX_STUDIO_SAMPLES = 1000  # "save loop as sample" files (each at most 60 s): bounds the disk one client can fill
+BLEED_CACHE = 32  # separations whose bleed figures the studio keeps in memory (a few kB each)
 SAFE_EXT = re.compile(r"^\.[a-z0-9]{1,8}$")
 MIX_NAME_MAX = 120
 MAX_MIXES_PER_SONG = 100  # named mixes are typed by hand; a bound keeps one song's list (and the page's menu) sane
@@ -275,6 +278,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.add_middleware(TextGzip)
 
     # -- helpers ---------------------------------------------------------------------------------------------------
+    bleed_cache: dict[str, dict[str, Any]] = {}
     def song_or_404(song_id: str) -> dict[str, Any]:
         return _found(library.song, song_id, "song")
 
@@ -297,7 +301,13 @@ def create_app(config: ServerConfig) -> FastAPI:
             "stems": [s["name"] for s in stems], "stems_job": stems[0]["job_id"] if stems else None,
         }
 
-    def stem_paths(song_id: str) -> dict[str, Path]:
+    def stem_paths(song_id: str, job_id: str | None = None) -> dict[str, Path]:
+        """The stems of the song's latest separation, or of its separation ``job_id`` (model comparison)."""
+        if job_id is not None:
+            rows = library.job_stems(song_id, job_id)
+            if not rows:
+                raise ApiError(404, f"job {job_id[:40]!r} is not a finished separation of this song")
+            return {r["name"]: Path(r["path"]) for r in rows}
         rows = library.stems(song_id)
         if not rows:
             raise ApiError(409, "this song has no finished separation yet")
@@ -478,8 +488,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
     @app.get("/api/songs/{song_id}/stems/{stem}")
-    def stem_audio(song_id: str, stem: str, format: str = "wav"):
-        paths = stem_paths(song_or_404(song_id)["id"])
+    def stem_audio(song_id: str, stem: str, format: str = "wav", job: str | None = None):
+        paths = stem_paths(song_or_404(song_id)["id"], job)
         if stem not in paths:
             raise ApiError(404, f"unknown stem {stem[:40]!r}; this song has {', '.join(paths)}")
         if format not in media.MEDIA_FORMATS:
@@ -536,6 +546,85 @@ def create_app(config: ServerConfig) -> FastAPI:
                 raise ApiError(422, f"cannot analyse this song: {e}") from None
             await asyncio.to_thread(library.save_analysis, song_id, job_id, stored)
         return {"job_id": job_id, **stored}
+
+    @app.post("/api/songs/{song_id}/samples", status_code=201)
+    async def save_loop_sample(song_id: str, request: Request):
+        """"Save loop as sample": the mix document over ``[start, end)`` seconds of the song, cut at zero crossings
+        with short fades into the studio's sample library (``DATA_DIR/samples``, the layout and index of
+        ``stemwright samples``), named with the song's BPM and key (at the song's own speed and key: a document's
+        ``time_pitch`` is not applied). Needs the song's analysis (the mixer asks for it on opening)."""
+        doc = await read_json(request)
+
+        def prepare() -> tuple[dict[str, Any], dict[str, Path], dict[str, Any], dict[str, Any], float, float]:
+            from stemwright.samples.library import MAX_LOOP_SAMPLE_S, read_index
+
+            song = song_or_404(song_id)
+            if len(read_index(data_dir / "samples")) >= MAX_STUDIO_SAMPLES:
+                raise ApiError(409, f"the studio's sample library holds {MAX_STUDIO_SAMPLES} samples, the most it keeps")
+            paths = stem_paths(song["id"])
+            mix = _validate_mix(doc.get("document"), paths)
+            mix.pop("time_pitch", None)
+            mix["version"] = 1
+            start, end = doc.get("start"), doc.get("end")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (start, end)):
+                raise ApiError(400, "'start' and 'end' must be numbers of seconds")
+            if not 0 <= start < end or end - start > MAX_LOOP_SAMPLE_S:
+                raise ApiError(400, f"'start'/'end': need 0 <= start < end and at most {MAX_LOOP_SAMPLE_S:g} s")
+            analysis = library.analysis(library.stems(song["id"])[0]["job_id"])
+            if analysis is None:
+                raise ApiError(409, "this song is not analysed yet (open it in the mixer and wait for its BPM and key)")
+            return song, paths, mix, analysis, float(start), float(end)
+
+        song, paths, mix, analysis, start, end = await asyncio.to_thread(prepare)
+        try:
+            entry = await exports.run(_render_loop_sample, mix, paths, data_dir / "samples", song["title"], analysis,
+                                      start, end)
+        except ExportBusyError as e:
+            raise ApiError(429, str(e)) from None
+        except ValueError as e:
+            raise ApiError(400, str(e)) from None
+        return {**entry, "href": f"/api/samples/file?path={quote(entry['path'])}"}
+
+    @app.get("/api/samples")
+    def list_samples():
+        from stemwright.samples.library import read_index
+
+        return {"samples": [asdict(e) for e in read_index(data_dir / "samples")]}
+
+    @app.get("/api/samples/file")
+    def sample_file(path: str):
+        """A sample of the studio's library, only by a path its index lists (no other file is reachable)."""
+        from stemwright.samples.library import read_index
+
+        root = data_dir / "samples"
+        if path not in {e.path for e in read_index(root)}:
+            raise ApiError(404, "no such sample in the studio's library")
+        target = (root / path).resolve()
+        if not target.is_relative_to(root.resolve()) or not target.is_file():
+            raise ApiError(404, "no such sample in the studio's library")
+        return FileResponse(target, media_type="audio/wav",
+                            headers={"content-disposition": content_disposition(target.name)})
+
+    @app.get("/api/songs/{song_id}/separations")
+    def separations(song_id: str):
+        """The song's finished separations (one per model run), newest first: what the mixer can compare."""
+        return {"separations": library.separations(song_or_404(song_id)["id"])}
+
+    @app.get("/api/songs/{song_id}/bleed")
+    async def song_bleed(song_id: str, job: str):
+        """``stemwright inspect``'s full-band bleed for one separation of the song: per stem, the mean share of its
+        STFT-magnitude variance explained by each other stem (0 = none, 1 = the same signal), and the matrix.
+        Computed through the bounded exports queue; kept in memory for the last few separations."""
+        paths = await asyncio.to_thread(lambda: stem_paths(song_or_404(song_id)["id"], job))
+        key = f"{song_id}/{job}"
+        if key not in bleed_cache:
+            try:
+                bleed_cache[key] = await exports.run(_bleed, paths)
+            except ExportBusyError as e:
+                raise ApiError(429, str(e)) from None
+            while len(bleed_cache) > BLEED_CACHE:
+                bleed_cache.pop(next(iter(bleed_cache)))
+        return {"job_id": job, **bleed_cache[key]}
 
     @app.get("/api/songs/{song_id}/stems.stem.mp4")
     async def ni_stems(song_id: str, codec: str = "aac"):
@@ -657,6 +746,39 @@ def _stemset(stems: dict[str, Path]) -> Any:
     files = {name: read_audio(path) for name, path in stems.items()}
     rate = next(iter(files.values())).samplerate
     return as_stemset({name: f.samples for name, f in files.items()}, rate)
+
+
+def _render_loop_sample(document: dict[str, Any], stems: dict[str, Path], library_dir: Path, title: str,
+                        analysis: dict[str, Any], start: float, end: float) -> dict[str, Any]:
+    """Render the mix, cut ``[start, end)`` into the sample library; bar numbers when both ends are bar lines."""
+    from stemwright.mixer.document import Mix
+    from stemwright.mixer.render import render
+    from stemwright.samples.library import add_loop_sample
+
+    stemset = _stemset(stems)
+    audio = render(Mix.from_dict(document), stemset)
+    downs = list(analysis.get("downbeats") or [])
+    on_bar = lambda t: next((i for i, d in enumerate(downs) if abs(d - t) < 1e-3), None)  # noqa: E731
+    i, j = on_bar(start), on_bar(end)
+    bar, bars = (i + 1, j - i) if i is not None and j is not None and j > i else (None, None)
+    entry = add_loop_sample(audio, stemset.samplerate, library_dir, song=title, stem="mix", start_s=start, end_s=end,
+                            bpm=float(analysis["tempo_bpm"]), key=str(analysis["key"]), bar=bar, bars=bars)
+    return asdict(entry)
+
+
+def _bleed(stems: dict[str, Path]) -> dict[str, Any]:
+    """Full-band bleed of ``stemwright inspect`` (mixer/inspect.py): the matrix and each stem's row mean."""
+    from stemwright.mixer.inspect import bleed_matrix
+
+    stemset = _stemset(stems)
+    matrices, _bands = bleed_matrix(stemset.audio, stemset.samplerate)
+    band = next(iter(matrices))  # the full band comes first (as in inspect's report)
+    matrix = matrices[band]
+    per_stem = {}
+    for i, name in enumerate(stemset.names):
+        others = [v for j, v in enumerate(matrix[i]) if j != i and v is not None]
+        per_stem[name] = round(sum(others) / len(others), 3) if others else None
+    return {"band": band, "stems": list(stemset.names), "matrix": matrix, "per_stem": per_stem}
 
 
 def _analyse(stems: dict[str, Path]) -> dict[str, Any]:

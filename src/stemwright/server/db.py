@@ -199,6 +199,29 @@ class Library:
             (song_id, song_id),
         )
 
+    def separations(self, song_id: str) -> list[dict[str, Any]]:
+        """Every finished separation of a song that still has stems, newest first: job id, model, finish time,
+        stem names (the studio's model comparison)."""
+        rows = self.query(
+            "SELECT j.id AS job_id, j.model AS model, j.finished AS finished, s.name AS name FROM jobs j "
+            "JOIN stems s ON s.job_id = j.id WHERE j.song_id = ? AND j.status = 'done' ORDER BY j.finished DESC, s.rowid",
+            (song_id,),
+        )
+        out: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            entry = out.setdefault(r["job_id"], {"job_id": r["job_id"], "model": r["model"], "finished": r["finished"],
+                                                 "stems": []})
+            entry["stems"].append(r["name"])
+        return list(out.values())
+
+    def job_stems(self, song_id: str, job_id: str) -> list[dict[str, Any]]:
+        """The stems of one finished separation job of the song (empty when the job is not one of them)."""
+        return self.query(
+            "SELECT s.* FROM stems s JOIN jobs j ON j.id = s.job_id WHERE s.song_id = ? AND s.job_id = ? "
+            "AND j.status = 'done' ORDER BY s.rowid",
+            (song_id, job_id),
+        )
+
     # -- analyses -------------------------------------------------------------------------------------------
     def save_analysis(self, song_id: str, job_id: str, document: dict[str, Any]) -> None:
         with self.tx() as c:

@@ -2,6 +2,10 @@
 //
 // Audio graph per stem (all on one AudioContext clock, so stems stay sample-synchronised):
 //   AudioBufferSource -> lowshelf(250 Hz) -> peaking(1 kHz) -> highshelf(4 kHz) -> StereoPanner -> fader Gain -> master Gain
+// Speed and transpose act on the mix as a whole: every source plays at playbackRate = speed (one rate and one start
+// time for all, so the stems stay sample-synchronous) and one SoundTouch pitch shifter after the mix bus moves the
+// pitch by 2^(semitones/12) / speed, which undoes the rate's pitch change and adds the transpose:
+//   strips' faders + original -> mix bus/A-B gains -> time/pitch (bypassed at 100 % and 0 st) -> master Gain
 // The mix document built from this state is the one the server renders (docs/ARCHITECTURE.md): gain in dB,
 // pan with the StereoPannerNode law, mute/solo as in a DAW, so what plays here is what the export writes.
 
@@ -9,6 +13,7 @@ const COLORS = { vocals: "#ff7aa8", drums: "#ffb84f", bass: "#7d8bff", other: "#
   no_vocals: "#5fd3c8", accompaniment: "#5fd3c8" };
 const EQ = { low: { type: "lowshelf", hz: 250 }, mid: { type: "peaking", hz: 1000, q: 0.7071 }, high: { type: "highshelf", hz: 4000 } };
 const $ = (sel, root = document) => root.querySelector(sel);
+import { SoundTouch } from "./vendor/soundtouchjs/soundtouch.js";
 
 const api = async (path, opts = {}) => {
   const res = await fetch(path, opts);
@@ -167,6 +172,8 @@ const mixer = {
   loop: { on: false, start: 0, end: 0 }, focused: null, mixId: null, raf: 0,
   dirty: true, draws: 0, autosaveTimer: 0, restoring: false, analysis: null, clicks: [], clickedUntil: 0,
   original: null, ab: false, mixBus: null, history: [], future: [], lastDoc: null, historyTimer: 0,
+  speed: 1, semitones: 0, pitchIn: null, pitchNode: null,
+  view: { zoom: 1, start: 0 }, masterImage: null, masterKey: "", rulerLabels: [], compare: null,
 };
 
 function audioContext() {
@@ -175,8 +182,10 @@ function audioContext() {
     mixer.master = mixer.ctx.createGain();
     mixer.master.connect(mixer.ctx.destination);
     mixer.masterMeter = makeMeter(mixer.ctx, mixer.master);
+    mixer.pitchIn = mixer.ctx.createGain(); // the mix and the original, before speed/transpose
     mixer.mixBus = mixer.ctx.createGain(); // every strip's fader; muted while A/B plays the original
-    mixer.mixBus.connect(mixer.master);
+    mixer.mixBus.connect(mixer.pitchIn);
+    routePitch();
   }
   return mixer.ctx;
 }
@@ -262,6 +271,7 @@ function makeStrip(name, buffer, peaks) {
   $(".pan", el).oninput = (e) => { strip.pan = Number(e.target.value); applyStrip(strip); changed(); };
   for (const band of ["low", "mid", "high"]) $(`.eq-${band}`, el).oninput = (e) => { strip.eq[band] = Number(e.target.value); applyStrip(strip); changed(); };
   $(".mute", el).onclick = () => { strip.mute = !strip.mute; applyAll(); };
+  $(".version", el).onclick = () => switchVersion(strip);
   $(".solo", el).onclick = () => { strip.solo = !strip.solo; applyAll(); };
   el.addEventListener("focusin", () => { mixer.focused = strip; });
   $(".meter", el).onclick = (e) => e.currentTarget.classList.remove("clipped");
@@ -283,12 +293,12 @@ function stemLink(strip) {
 function setupWaveform(strip) {
   const canvas = $("canvas", strip.el);
   let down = null;
-  const timeAt = (e) => { const r = canvas.getBoundingClientRect(); return Math.min(1, Math.max(0, (e.clientX - r.left) / r.width)) * mixer.duration; };
+  const timeAt = (e) => { const r = canvas.getBoundingClientRect(); return viewTime((e.clientX - r.left) / r.width); };
   canvas.addEventListener("pointerdown", (e) => { down = timeAt(e); canvas.setPointerCapture(e.pointerId); });
   canvas.addEventListener("pointermove", (e) => {
     if (down === null) return;
     const t = timeAt(e);
-    if (Math.abs(t - down) > mixer.duration / 200) {
+    if (Math.abs(t - down) > viewSpan() / 200) {
       // on the beat grid when the song is analysed: a dragged loop starts and ends on beats
       const a = snapToBeat(Math.min(down, t)), b = snapToBeat(Math.max(down, t));
       mixer.loop.start = a; mixer.loop.end = b > a ? b : Math.max(down, t);
@@ -297,7 +307,7 @@ function setupWaveform(strip) {
   });
   canvas.addEventListener("pointerup", (e) => {
     const t = timeAt(e);
-    if (down !== null && Math.abs(t - down) <= mixer.duration / 200) seek(t);
+    if (down !== null && Math.abs(t - down) <= viewSpan() / 200) seek(t);
     else if (down !== null) { mixer.loop.on = true; $("#loop").checked = true; showLoop(); if (mixer.playing) seek(mixer.loop.start); }
     down = null;
   });
@@ -309,32 +319,192 @@ function drawWave(strip) {
   const h = (canvas.height = Math.floor(64 * devicePixelRatio));
   const g = canvas.getContext("2d");
   g.clearRect(0, 0, w, h);
-  const { min, max } = strip.peaks;
-  const n = min.length;
   g.fillStyle = COLORS[strip.name] || "#aaa";
-  for (let x = 0; x < w; x++) {
-    const i = Math.floor((x / w) * n);
-    const y0 = ((1 - Math.min(1, max[i])) * h) / 2, y1 = ((1 - Math.max(-1, min[i])) * h) / 2;
-    g.fillRect(x, y0, 1, Math.max(1, y1 - y0));
+  if (mixer.view.zoom === 1) { // the server's peaks cover the whole song
+    const { min, max } = strip.peaks;
+    const n = min.length;
+    for (let x = 0; x < w; x++) {
+      const i = Math.floor((x / w) * n);
+      const y0 = ((1 - Math.min(1, max[i])) * h) / 2, y1 = ((1 - Math.max(-1, min[i])) * h) / 2;
+      g.fillRect(x, y0, 1, Math.max(1, y1 - y0));
+    }
+  } else {
+    paintColumns(g, w, h, columnPeaks([strip.buffer.getChannelData(0)], [1], strip.buffer.sampleRate, w));
   }
   strip.image = g.getImageData(0, 0, w, h);
 }
 
+// -- zoom, time ruler with bar numbers and loop handles, master waveform ----------------------------------------
+// The waveforms, the ruler and the master show the view: `duration / zoom` seconds from `view.start`; zooming
+// centres the view on the playhead and, while playing, the view turns the page when the playhead leaves it.
+const viewSpan = () => (mixer.duration || 1) / mixer.view.zoom;
+const viewTime = (frac) => mixer.view.start + Math.min(1, Math.max(0, frac)) * viewSpan();
+const viewX = (t, w) => ((t - mixer.view.start) / viewSpan()) * w;
+
+function setView(zoom, start) {
+  zoom = Math.min(32, Math.max(1, Math.round(zoom)));
+  const span = (mixer.duration || 1) / zoom;
+  start = Math.min(Math.max(0, start), Math.max(0, mixer.duration - span));
+  if (zoom === mixer.view.zoom && Math.abs(start - mixer.view.start) < 1e-9) return;
+  mixer.view = { zoom, start: zoom === 1 ? 0 : start };
+  $("#zoom").value = String(zoom);
+  $("#zoom-out").textContent = `${zoom}×`;
+  for (const s of mixer.strips) s.image = null;
+  mixer.masterImage = null;
+  mixer.dirty = true;
+}
+
+function zoomTo(zoom) { setView(zoom, position() - (mixer.duration || 1) / Math.max(1, zoom) / 2); }
+
+function followPlayhead(pos) {
+  const { zoom, start } = mixer.view;
+  if (zoom > 1 && (pos < start || pos > start + viewSpan())) setView(zoom, pos - 0.05 * viewSpan());
+}
+
+// min/max per pixel column of sum_k gains[k] * channels[k] over the view, reading at most 256 samples a column
+function columnPeaks(channels, gains, rate, w) {
+  const min = new Float32Array(w), max = new Float32Array(w);
+  const n = channels.length ? channels[0].length : 0;
+  for (let x = 0; x < w; x++) {
+    const i0 = Math.floor(viewTime(x / w) * rate), i1 = Math.min(n, Math.max(i0 + 1, Math.floor(viewTime((x + 1) / w) * rate)));
+    const step = Math.max(1, Math.floor((i1 - i0) / 256));
+    let lo = 0, hi = 0;
+    for (let i = i0; i < i1; i += step) {
+      let v = 0;
+      for (let k = 0; k < channels.length; k++) v += gains[k] * channels[k][i];
+      if (v < lo) lo = v; if (v > hi) hi = v;
+    }
+    min[x] = lo; max[x] = hi;
+  }
+  return { min, max };
+}
+
+function paintColumns(g, w, h, { min, max }) {
+  for (let x = 0; x < w; x++) {
+    const y0 = ((1 - Math.min(1, max[x])) * h) / 2, y1 = ((1 - Math.max(-1, min[x])) * h) / 2;
+    g.fillRect(x, y0, 1, Math.max(1, y1 - y0));
+  }
+}
+
+// The master waveform: the audible stems at their fader gains times the master gain (EQ and pan left out),
+// redrawn when one of those changes.
+function drawMasterWave() {
+  const canvas = $("#master-wave");
+  if (!canvas || !mixer.strips.length) return;
+  const w = (canvas.width = Math.max(100, Math.floor(canvas.clientWidth * devicePixelRatio)));
+  const h = (canvas.height = Math.floor(64 * devicePixelRatio));
+  const master = dbToGain(Number($("#master-gain").value));
+  const parts = mixer.strips.filter(audible);
+  const key = JSON.stringify([w, mixer.view, master, parts.map((s) => [s.name, s.gainDb, !!s.useAlt])]);
+  const g = canvas.getContext("2d");
+  if (!mixer.masterImage || mixer.masterKey !== key) {
+    g.clearRect(0, 0, w, h);
+    g.fillStyle = "#e8e8e8";
+    paintColumns(g, w, h, columnPeaks(parts.map((s) => playing(s).getChannelData(0)), parts.map((s) => master * dbToGain(s.gainDb)),
+      mixer.strips[0].buffer.sampleRate, w));
+    mixer.masterImage = g.getImageData(0, 0, w, h);
+    mixer.masterKey = key;
+  }
+  g.putImageData(mixer.masterImage, 0, 0);
+  g.fillStyle = "#fff";
+  g.fillRect(Math.floor(viewX(position(), w)), 0, Math.max(1, devicePixelRatio), h);
+}
+
+// The ruler: bar numbers on the analysed downbeats (seconds without an analysis), beat ticks, the loop with a
+// handle at each end, and the playhead.
+const HANDLE_PX = 5;
+function drawRuler() {
+  const canvas = $("#ruler");
+  if (!canvas) return;
+  const w = (canvas.width = Math.max(100, Math.floor(canvas.clientWidth * devicePixelRatio)));
+  const h = (canvas.height = Math.floor(28 * devicePixelRatio));
+  const g = canvas.getContext("2d");
+  g.clearRect(0, 0, w, h);
+  const a = mixer.analysis, span = viewSpan(), end = mixer.view.start + span;
+  g.fillStyle = "#6b7280";
+  const labels = [];
+  if (a && a.downbeats.length) {
+    for (const t of a.beats) if (t >= mixer.view.start && t <= end) g.fillRect(Math.floor(viewX(t, w)), h * 0.7, 1, h * 0.3);
+    const minGap = 28 * devicePixelRatio; // px between bar numbers
+    let lastX = -Infinity;
+    a.downbeats.forEach((t, i) => {
+      if (t < mixer.view.start || t > end) return;
+      const x = viewX(t, w);
+      g.fillStyle = "#9aa3b2"; g.fillRect(Math.floor(x), h * 0.35, 1, h * 0.65);
+      if (x - lastX >= minGap) {
+        g.font = `${11 * devicePixelRatio}px sans-serif`; g.fillStyle = "#d0d4dc";
+        g.fillText(String(i + 1), x + 3 * devicePixelRatio, h * 0.45);
+        labels.push({ bar: i + 1, t, x: x / devicePixelRatio });
+        lastX = x;
+      }
+    });
+  } else {
+    const stepS = [0.5, 1, 2, 5, 10, 15, 30, 60].find((st) => (st / span) * w >= 40 * devicePixelRatio) || 60;
+    g.font = `${11 * devicePixelRatio}px sans-serif`;
+    for (let t = Math.ceil(mixer.view.start / stepS) * stepS; t <= end; t += stepS) {
+      const x = viewX(t, w);
+      g.fillStyle = "#9aa3b2"; g.fillRect(Math.floor(x), h * 0.5, 1, h * 0.5);
+      g.fillStyle = "#d0d4dc"; g.fillText(fmtTime(t), x + 3 * devicePixelRatio, h * 0.45);
+    }
+  }
+  mixer.rulerLabels = labels;
+  const { start, end: loopEnd, on } = mixer.loop;
+  if (loopEnd > start) {
+    const x0 = viewX(start, w), x1 = viewX(loopEnd, w);
+    g.fillStyle = on ? "rgba(79,179,255,.25)" : "rgba(255,255,255,.08)";
+    g.fillRect(x0, 0, x1 - x0, h);
+    g.fillStyle = on ? "#4fb3ff" : "#9aa3b2";
+    const hw = HANDLE_PX * devicePixelRatio;
+    g.fillRect(x0 - hw / 2, 0, hw, h); g.fillRect(x1 - hw / 2, 0, hw, h);
+  }
+  g.fillStyle = "#fff";
+  g.fillRect(Math.floor(viewX(position(), w)), 0, Math.max(1, devicePixelRatio), h);
+}
+
+// Click the ruler to seek; press on a loop handle (within 8 px) and drag to move that end, snapped to beats.
+function setupRuler() {
+  const canvas = $("#ruler");
+  let drag = null;
+  const frac = (e) => { const r = canvas.getBoundingClientRect(); return [(e.clientX - r.left) / r.width, r.width]; };
+  canvas.addEventListener("pointerdown", (e) => {
+    const [f, width] = frac(e);
+    const near = (t) => Math.abs(viewX(t, width) - f * width) <= 8;
+    const { start, end } = mixer.loop;
+    drag = end > start && near(end) ? "end" : end > start && near(start) ? "start" : "seek";
+    canvas.setPointerCapture(e.pointerId);
+  });
+  canvas.addEventListener("pointermove", (e) => {
+    if (drag !== "start" && drag !== "end") return;
+    const t = snapToBeat(viewTime(frac(e)[0]));
+    if (drag === "start" && t < mixer.loop.end) mixer.loop.start = t;
+    if (drag === "end" && t > mixer.loop.start) mixer.loop.end = t;
+    showLoop();
+  });
+  canvas.addEventListener("pointerup", (e) => {
+    if (drag === "seek") seek(viewTime(frac(e)[0]));
+    else if (drag) { if (mixer.playing && mixer.loop.on) startAt(position()); changed(); }
+    drag = null;
+  });
+}
+
 function drawOverlays() {
   const pos = position();
+  if (mixer.playing) followPlayhead(pos);
   for (const s of mixer.strips) {
     const canvas = $("canvas", s.el);
     const g = canvas.getContext("2d");
     if (!s.image || s.image.width !== canvas.width) drawWave(s);
     g.putImageData(s.image, 0, 0);
-    const w = canvas.width, h = canvas.height, d = mixer.duration || 1;
+    const w = canvas.width, h = canvas.height;
     if (mixer.loop.end > mixer.loop.start) {
       g.fillStyle = mixer.loop.on ? "rgba(79,179,255,.18)" : "rgba(255,255,255,.07)";
-      g.fillRect((mixer.loop.start / d) * w, 0, ((mixer.loop.end - mixer.loop.start) / d) * w, h);
+      g.fillRect(viewX(mixer.loop.start, w), 0, viewX(mixer.loop.end, w) - viewX(mixer.loop.start, w), h);
     }
     g.fillStyle = "#fff";
-    g.fillRect(Math.floor((pos / d) * w), 0, Math.max(1, devicePixelRatio), h);
+    g.fillRect(Math.floor(viewX(pos, w)), 0, Math.max(1, devicePixelRatio), h);
   }
+  drawRuler();
+  drawMasterWave();
   $("#position").textContent = fmtTime(pos);
 }
 
@@ -407,7 +577,7 @@ function effectiveOffset(offset) {
 
 function position() {
   if (!mixer.playing) return mixer.startOffset;
-  let p = mixer.startOffset + Math.max(0, mixer.ctx.currentTime - mixer.startCtxTime);
+  let p = mixer.startOffset + Math.max(0, mixer.ctx.currentTime - mixer.startCtxTime) * mixer.speed;
   const { start, end } = mixer.loop;
   if (looping() && p >= end) p = start + ((p - start) % (end - start));
   return Math.min(p, mixer.duration);
@@ -427,14 +597,15 @@ function startAt(offset, countIn = false) {
   const a = mixer.analysis;
   if (countIn && a && $("#count-in").checked) {
     // one bar of clicks at the song's tempo before the song starts, the first accented
-    const beat = 60 / a.tempo_bpm;
+    const beat = 60 / a.tempo_bpm / mixer.speed; // at the playing speed
     for (let k = 0; k < a.beats_per_bar; k++) click(when + k * beat, k === 0);
     when += a.beats_per_bar * beat;
   }
   const { on, start, end } = mixer.loop;
   for (const s of mixer.strips) {
     const src = ctx.createBufferSource();
-    src.buffer = s.buffer;
+    src.buffer = playing(s);
+    src.playbackRate.value = mixer.speed;
     if (on && end > start) { src.loop = true; src.loopStart = start; src.loopEnd = end; }
     src.connect(s.input);
     src.start(when, offset);
@@ -443,6 +614,7 @@ function startAt(offset, countIn = false) {
   if (mixer.original) { // the original song, started with the stems: A/B switches at the same position
     const src = ctx.createBufferSource();
     src.buffer = mixer.original.buffer;
+    src.playbackRate.value = mixer.speed;
     if (on && end > start) { src.loop = true; src.loopStart = start; src.loopEnd = end; }
     src.connect(mixer.original.gain);
     src.start(when, offset);
@@ -480,7 +652,7 @@ async function toggleAB() {
       const buffer = await mixer.ctx.decodeAudioData(data);
       const gain = mixer.ctx.createGain();
       gain.gain.value = 0;
-      gain.connect(mixer.master);
+      gain.connect(mixer.pitchIn);
       mixer.original = { buffer, gain };
       if (mixer.playing) startAt(position());
       setStatus("");
@@ -491,6 +663,211 @@ async function toggleAB() {
   setParam(mixer.original.gain.gain, mixer.ab ? 1 : 0);
   button.setAttribute("aria-pressed", String(mixer.ab));
   button.textContent = mixer.ab ? "A/B: original" : "A/B: mix";
+}
+
+// -- speed and transpose ------------------------------------------------------------------------------------------
+// SoundTouch (vendor/soundtouchjs, LGPL-2.1) in pitch-only mode: tempo 1, pitch = 2^(semitones/12) / speed.
+const PITCH_BLOCK = 2048; // ScriptProcessor block: 46 ms at 44.1 kHz, so a change is heard well within a second
+
+function pitchFactor(speed = mixer.speed, semitones = mixer.semitones) { return Math.pow(2, semitones / 12) / speed; }
+
+// Push one stereo block through SoundTouch and take the same number of frames out (zeros until it has output).
+// Shared by the live node and renderTimePitch, so the tests measure the code that plays.
+function pitchBlock(st, inL, inR, outL, outR) {
+  const n = inL.length;
+  const inter = new Float32Array(2 * n);
+  for (let i = 0; i < n; i++) { inter[2 * i] = inL[i]; inter[2 * i + 1] = inR[i]; }
+  st.inputBuffer.putSamples(inter, 0, n);
+  st.process();
+  const have = Math.min(n, st.outputBuffer.frameCount);
+  const out = new Float32Array(2 * n);
+  if (have > 0) st.outputBuffer.receiveSamples(out, have);
+  const lead = n - have; // an underrun (only while SoundTouch fills up) is padded at the front
+  outL.fill(0, 0, lead); outR.fill(0, 0, lead);
+  for (let i = 0; i < have; i++) { outL[lead + i] = out[2 * i]; outR[lead + i] = out[2 * i + 1]; }
+  return lead;
+}
+
+// Connect the mix (pitchIn) to the master directly at 100 % and 0 st (bit-exact, no latency), else through the
+// SoundTouch node; a new factor is set on the running shifter, so a change is heard on its next block.
+function routePitch() {
+  const ctx = mixer.ctx;
+  if (!ctx || !mixer.pitchIn) return;
+  const factor = pitchFactor();
+  mixer.pitchIn.disconnect();
+  if (Math.abs(factor - 1) < 1e-9) { mixer.pitchIn.connect(mixer.master); return; }
+  if (!mixer.pitchNode) {
+    const node = ctx.createScriptProcessor(PITCH_BLOCK, 2, 2);
+    const st = new SoundTouch();
+    node.onaudioprocess = (e) => {
+      const i = e.inputBuffer, o = e.outputBuffer;
+      pitchBlock(st, i.getChannelData(0), i.getChannelData(i.numberOfChannels > 1 ? 1 : 0), o.getChannelData(0), o.getChannelData(1));
+    };
+    node.connect(mixer.master);
+    mixer.pitchNode = { node, st };
+  }
+  mixer.pitchNode.st.pitch = factor;
+  mixer.pitchIn.connect(mixer.pitchNode.node);
+}
+
+// Speed in [0.5, 1.5] and transpose in whole semitones [-12, 12] (the mix document's ranges). While playing, the
+// sources restart at the new rate from the current position (the transport clock then runs at the new speed).
+function setTimePitch(speed, semitones) {
+  speed = Math.min(1.5, Math.max(0.5, Number.isFinite(speed) ? speed : 1));
+  semitones = Math.min(12, Math.max(-12, Math.round(Number.isFinite(semitones) ? semitones : 0)));
+  const pos = mixer.playing ? position() : null;
+  const changedSpeed = speed !== mixer.speed;
+  mixer.speed = speed; mixer.semitones = semitones;
+  $("#speed").value = String(Math.round(speed * 100));
+  $("#speed-out").textContent = `${Math.round(speed * 100)} %`;
+  $("#transpose").value = String(semitones);
+  $("#transpose-out").textContent = `${semitones > 0 ? "+" : semitones < 0 ? "−" : "±"}${Math.abs(semitones)} st`;
+  routePitch();
+  if (pos !== null && changedSpeed) startAt(pos);
+  showTransposedKey();
+}
+
+function showTransposedKey() {
+  const el = $("#analysis-key");
+  if (!el) return;
+  const a = mixer.analysis;
+  if (!a || !mixer.semitones) { el.textContent = ""; return; }
+  const names = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
+  el.textContent = ` → ${names[(a.key_tonic + mixer.semitones + 120) % 12]} ${a.key_mode}`;
+}
+
+// What the page plays at `speed`/`semitones` for the given channels (Float32 arrays at `rate`): an
+// OfflineAudioContext plays them at playbackRate = speed (length / speed), then the same SoundTouch pitch shifter
+// as live playback. The shifter's start-up delay is taken off by feeding silence after the end.
+async function renderTimePitch(channels, rate, speed = mixer.speed, semitones = mixer.semitones) {
+  const inLength = channels[0].length;
+  const length = Math.round(inLength / speed);
+  const off = new OfflineAudioContext(2, length, rate);
+  const buf = off.createBuffer(channels.length, inLength, rate);
+  channels.forEach((c, i) => buf.copyToChannel(c instanceof Float32Array ? c : Float32Array.from(c), i));
+  const src = off.createBufferSource();
+  src.buffer = buf; src.playbackRate.value = speed;
+  src.connect(off.destination); src.start(0);
+  const played = await off.startRendering();
+  const L = played.getChannelData(0), R = played.getChannelData(1);
+  const factor = pitchFactor(speed, semitones);
+  if (Math.abs(factor - 1) < 1e-9) return [L, R];
+  const st = new SoundTouch();
+  st.pitch = factor;
+  // the zeros pitchBlock pads while SoundTouch fills up are its delay; feed silence until that much more is out
+  let delay = 0;
+  const outL = [], outR = [];
+  for (let at = 0; at < length + delay + PITCH_BLOCK; at += PITCH_BLOCK) {
+    const inL = new Float32Array(PITCH_BLOCK), inR = new Float32Array(PITCH_BLOCK);
+    if (at < length) { inL.set(L.subarray(at, at + PITCH_BLOCK)); inR.set(R.subarray(at, at + PITCH_BLOCK)); }
+    const oL = new Float32Array(PITCH_BLOCK), oR = new Float32Array(PITCH_BLOCK);
+    delay += pitchBlock(st, inL, inR, oL, oR);
+    outL.push(oL); outR.push(oR);
+  }
+  const join = (parts) => { const a = new Float32Array(parts.length * PITCH_BLOCK); parts.forEach((p, k) => a.set(p, k * PITCH_BLOCK)); return a; };
+  const start = delay;
+  return [join(outL).slice(start, start + length), join(outR).slice(start, start + length)];
+}
+
+// -- compare models: another finished separation of the same song (another model's run) is loaded next to the
+// current one; each strip switches between the two buffers (the sources restart at the same position, so the
+// switch is heard at once and the stems stay in sync), with inspect's bleed figures of both side by side.
+const playing = (s) => (s.useAlt && s.alt ? s.alt : s.buffer);
+
+async function refreshCompare() {
+  const select = $("#compare");
+  select.innerHTML = '<option value="">Compare…</option>';
+  const { separations } = await (await api(`/api/songs/${mixer.songId}/separations`)).json();
+  const current = mixer.song && mixer.song.stems_job;
+  for (const sep of separations) {
+    if (sep.job_id === current) continue;
+    const o = document.createElement("option");
+    o.value = sep.job_id;
+    o.textContent = `${sep.model} (${new Date(sep.finished * 1000).toLocaleString()})`;
+    select.append(o);
+  }
+  select.disabled = select.options.length < 2;
+}
+
+async function loadCompare(jobId) {
+  const songId = mixer.songId, current = mixer.song.stems_job;
+  setStatus("loading the other separation…");
+  const { separations } = await (await api(`/api/songs/${songId}/separations`)).json();
+  const other = separations.find((x) => x.job_id === jobId), mine = separations.find((x) => x.job_id === current);
+  if (!other || !mine) throw new Error("that separation is no longer there");
+  const shared = mixer.strips.filter((s) => other.stems.includes(s.name));
+  const buffers = await Promise.all(shared.map(async (s) => {
+    const data = await (await api(`/api/songs/${songId}/stems/${encodeURIComponent(s.name)}?format=flac&job=${jobId}`)).arrayBuffer();
+    return mixer.ctx.decodeAudioData(data);
+  }));
+  if (mixer.songId !== songId) return;
+  for (const s of mixer.strips) { s.alt = null; s.useAlt = false; }
+  shared.forEach((s, i) => { s.alt = buffers[i]; });
+  mixer.compare = { jobId, models: [mine.model, other.model], bleed: [null, null] };
+  for (const s of mixer.strips) showVersion(s);
+  if (mixer.playing) startAt(position());
+  renderCompareTable();
+  setStatus("");
+  const [a, b] = await Promise.all([current, jobId].map(async (j) => (await api(`/api/songs/${songId}/bleed?job=${j}`)).json()));
+  if (!mixer.compare || mixer.compare.jobId !== jobId) return;
+  mixer.compare.bleed = [a.per_stem, b.per_stem];
+  renderCompareTable();
+}
+
+function showVersion(strip) {
+  const b = $(".version", strip.el);
+  const on = !!(strip.alt && mixer.compare);
+  b.classList.toggle("hidden", !on);
+  if (!on) return;
+  b.setAttribute("aria-pressed", String(!!strip.useAlt));
+  b.textContent = strip.useAlt ? "B" : "A";
+  b.setAttribute("aria-label", `${strip.name}: playing ${mixer.compare.models[strip.useAlt ? 1 : 0]}; switch model`);
+}
+
+function switchVersion(strip) {
+  if (!strip.alt) return;
+  strip.useAlt = !strip.useAlt;
+  showVersion(strip);
+  if (mixer.playing) startAt(position());
+  renderCompareTable();
+}
+
+function renderCompareTable() {
+  const table = $("#compare-table");
+  const c = mixer.compare;
+  table.classList.toggle("hidden", !c);
+  table.innerHTML = "";
+  if (!c) return;
+  const row = (cells, tag = "td") => {
+    const tr = document.createElement("tr");
+    for (const text of cells) { const cell = document.createElement(tag); cell.textContent = text; tr.append(cell); }
+    table.append(tr);
+    return tr;
+  };
+  row(["bleed (inspect)", `A: ${c.models[0]}`, `B: ${c.models[1]}`, "playing"], "th");
+  const fmt = (v) => (v === null || v === undefined ? "…" : v.toFixed(3));
+  for (const s of mixer.strips.filter((x) => x.alt)) {
+    row([s.name, fmt(c.bleed[0] && c.bleed[0][s.name]), fmt(c.bleed[1] && c.bleed[1][s.name]), s.useAlt ? "B" : "A"]).dataset.stem = s.name;
+  }
+}
+
+// -- save loop as sample: the mix over the loop, cut on the server into its sample library (stemwright.samples)
+async function saveLoopSample() {
+  const { start, end } = mixer.loop;
+  if (!(end > start)) return;
+  const button = $("#save-sample");
+  button.disabled = true;
+  try {
+    const r = await api(`/api/songs/${mixer.songId}/samples`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ document: mixDocument(), start, end }) });
+    const entry = await r.json();
+    const link = $("#sample-link");
+    link.href = entry.href;
+    link.download = entry.path.split("/").pop();
+    link.classList.remove("hidden");
+    setStatus(`saved ${entry.path.split("/").pop()} (${entry.duration_s.toFixed(2)} s) in the sample library`);
+  } finally { button.disabled = false; }
 }
 
 // -- metronome: a short blip into the master (so the meters and exports of the page hear it), 1.5 kHz on a
@@ -514,18 +891,19 @@ function scheduleMetronome() {
   if (!mixer.playing || !a || !$("#metronome").checked) return;
   const now = Math.max(mixer.ctx.currentTime, mixer.startCtxTime); // the context time of position()
   const pos = position();
-  const ahead = 0.15;
+  const speed = mixer.speed;
+  const ahead = 0.15 * speed; // 150 ms of context time, in song time
   // [song time from, song time to, context time of "from"]; a loop's end continues at its start
   const spans = [[pos, pos + ahead, now]];
   if (looping() && pos + ahead > mixer.loop.end) {
     spans[0][1] = mixer.loop.end;
-    spans.push([mixer.loop.start, mixer.loop.start + (pos + ahead - mixer.loop.end), now + (mixer.loop.end - pos)]);
+    spans.push([mixer.loop.start, mixer.loop.start + (pos + ahead - mixer.loop.end), now + (mixer.loop.end - pos) / speed]);
   }
   const downs = new Set(a.downbeats.map((t) => t.toFixed(3)));
   for (const [from, to, base] of spans) {
     for (const t of a.beats) {
       if (t < from - 1e-3 || t >= to) continue;
-      const at = base + (t - from);
+      const at = base + (t - from) / speed;
       if (at <= mixer.clickedUntil + 1e-3) continue; // already scheduled on an earlier frame
       click(at, downs.has(t.toFixed(3)));
       mixer.clickedUntil = at;
@@ -547,6 +925,7 @@ function updatePlayButton() {
 function showLoop() {
   mixer.dirty = true;
   const { start, end } = mixer.loop;
+  $("#save-sample").disabled = !(end > start);
   $("#loop-range").textContent = end > start ? `${fmtTime(start)}–${fmtTime(end)}` : "drag a waveform to loop";
 }
 
@@ -560,7 +939,12 @@ function mixDocument() {
     return { stem: s.name, gain_db: s.gainDb <= -60 ? null : s.gainDb, mute: s.mute, solo: s.solo, pan: s.pan, invert: false, offset_s: 0, effects };
   });
   const masterDb = Number($("#master-gain").value);
-  return { version: 1, channels, master: { gain_db: masterDb <= -60 ? null : masterDb, effects: [] }, loudness_lufs: null };
+  const doc = { version: 1, channels, master: { gain_db: masterDb <= -60 ? null : masterDb, effects: [] }, loudness_lufs: null };
+  if (mixer.speed !== 1 || mixer.semitones !== 0) { // version 2 only when needed (mixer/document.py)
+    doc.version = 2;
+    doc.time_pitch = { speed: mixer.speed, semitones: mixer.semitones };
+  }
+  return doc;
 }
 
 function applyDocument(doc) {
@@ -576,6 +960,8 @@ function applyDocument(doc) {
   }
   const m = doc.master && doc.master.gain_db;
   setMasterGain(m === null || m === undefined || m === "-inf" ? (m === undefined ? 0 : -60) : Number(m));
+  const tp = doc.time_pitch || {};
+  setTimePitch(Number(tp.speed ?? 1), Number(tp.semitones ?? 0));
   applyAll();
 }
 
@@ -693,6 +1079,7 @@ async function openMixer(songId) {
   $("#download-zip").href = `/api/songs/${songId}/stems.zip`;
   $("#download-ni").href = `/api/songs/${songId}/stems.stem.mp4`;
   showAnalysis(songId);
+  refreshCompare().catch(() => {});
   const ctx = audioContext();
   const { stems: peaks } = await (await api(`/api/songs/${songId}/peaks`)).json();
   const buffers = await Promise.all(song.stems.map(async (name) => {
@@ -738,6 +1125,7 @@ async function showAnalysis(songId) {
     const a = await r.json();
     mixer.analysis = a;
     out.textContent = `${a.tempo_bpm.toFixed(1)} BPM · ${a.time_signature} · ${a.key}`;
+    showTransposedKey();
   } catch (e) {
     if (mixer.songId === songId) out.textContent = "";
   }
@@ -755,7 +1143,11 @@ function closeMixer() {
   mixer.focused = null;
   mixer.mixes = [];
   $("#strips").innerHTML = "";
-  if (mixer.ctx) { mixer.ctx.close().catch(() => {}); mixer.ctx = null; mixer.master = null; }
+  if (mixer.ctx) { mixer.ctx.close().catch(() => {}); mixer.ctx = null; mixer.master = null; mixer.pitchIn = null; mixer.pitchNode = null; }
+  setTimePitch(1, 0);
+  mixer.compare = null; renderCompareTable();
+  $("#sample-link").classList.add("hidden");
+  mixer.view = { zoom: 1, start: 0 }; mixer.masterImage = null; $("#zoom").value = "1"; $("#zoom-out").textContent = "1×";
   mixer.songId = null; mixer.song = null; mixer.duration = 0; mixer.analysis = null;
   clearTimeout(mixer.historyTimer); mixer.history = []; mixer.future = []; mixer.lastDoc = null;
   mixer.original = null; mixer.ab = false; $("#ab").setAttribute("aria-pressed", "false"); $("#ab").textContent = "A/B: mix";
@@ -781,6 +1173,13 @@ function setupMixerControls() {
   $("#export-format").onchange = () => { for (const s of mixer.strips) stemLink(s); };
   $("#master-meter").onclick = (e) => e.currentTarget.classList.remove("clipped");
   $("#ab").onclick = () => toggleAB().catch((e) => setStatus(e.message));
+  $("#speed").oninput = (e) => { setTimePitch(Number(e.target.value) / 100, mixer.semitones); changed(); };
+  $("#transpose").oninput = (e) => { setTimePitch(mixer.speed, Number(e.target.value)); changed(); };
+  $("#zoom").oninput = (e) => zoomTo(Number(e.target.value));
+  $("#save-sample").onclick = () => saveLoopSample().catch((e) => setStatus(e.message));
+  $("#compare").onchange = (e) => { if (e.target.value) loadCompare(e.target.value).catch((err) => setStatus(err.message)); };
+  setupRuler();
+  $("#master-wave").addEventListener("click", (e) => { const r = e.currentTarget.getBoundingClientRect(); seek(viewTime((e.clientX - r.left) / r.width)); });
   $("#undo").onclick = () => stepHistory(true);
   $("#redo").onclick = () => stepHistory(false);
   const spaceIsTransport = (e) => {
@@ -877,7 +1276,7 @@ async function renderOffline(seconds) {
   master.connect(off.destination);
   for (const s of mixer.strips) {
     const src = off.createBufferSource();
-    src.buffer = s.buffer;
+    src.buffer = playing(s);
     const bands = Object.values(EQ).map((spec, i) => {
       const f = off.createBiquadFilter();
       f.type = spec.type; f.frequency.value = spec.hz; if (spec.q) f.Q.value = spec.q;
@@ -890,10 +1289,11 @@ async function renderOffline(seconds) {
     src.start(0);
   }
   const out = await off.startRendering();
-  return { samplerate: rate, channels: [Array.from(out.getChannelData(0)), Array.from(out.getChannelData(1))] };
+  const [left, right] = await renderTimePitch([out.getChannelData(0), out.getChannelData(1)], rate);
+  return { samplerate: rate, channels: [Array.from(left), Array.from(right)] };
 }
 
-window.studio = { mixer, renderOffline, position, togglePlay, seek, mixDocument, applyPreset, saveMix, refreshSongs, renderSongs,
+window.studio = { mixer, renderOffline, renderTimePitch, setTimePitch, zoomTo, refreshCompare, position, togglePlay, seek, mixDocument, applyPreset, saveMix, refreshSongs, renderSongs,
   library, autosave, uploadAll };
 
 setupDropzone();
