@@ -11,29 +11,7 @@ from stemwright.engine.chunking import batched, center_trim, cut_chunk, plan_off
 from stemwright.engine.device import resolve_device
 from stemwright.engine.progress import ProgressEvent, scaled
 from stemwright.engine.run import separate_tensor
-
-
-class Identity(nn.Module):
-    """Two 'sources': the input and twice the input. Records the longest chunk it was given."""
-
-    sources = ("a", "b")
-    samplerate = 100  # so that segment seconds x 100 = samples
-    audio_channels = 2
-
-    def __init__(self, segment: float | None = 1.0, multiple: int = 1) -> None:
-        super().__init__()
-        self.segment = segment
-        self.multiple = multiple
-        self.seen: list[int] = []
-
-    def valid_length(self, n: int) -> int:
-        return -(-n // self.multiple) * self.multiple + (8 if self.multiple > 1 else 0)
-
-    def forward(self, mix: torch.Tensor) -> torch.Tensor:
-        self.seen.append(mix.shape[-1])
-        if self.multiple > 1:
-            assert mix.shape[-1] % self.multiple == 8 % self.multiple
-        return torch.stack([mix, 2 * mix], dim=1)
+from tests.engine.identity import Identity
 
 
 def _reconstructs(model: nn.Module, length: int, **kw) -> None:

@@ -9,27 +9,7 @@ from torch import nn
 
 from stemwright.engine.run import separate_tensor
 from stemwright.engine.stream import StreamEngine, separate_blocks
-
-
-class Identity(nn.Module):
-    """Two 'sources': the input and twice the input (valid lengths as Demucs pads them when ``multiple > 1``)."""
-
-    sources = ("a", "b")
-    samplerate = 100
-    audio_channels = 2
-
-    def __init__(self, segment: float | None = 1.0, multiple: int = 1) -> None:
-        super().__init__()
-        self.segment = segment
-        self.multiple = multiple
-        self.seen: list[int] = []
-
-    def valid_length(self, n: int) -> int:
-        return -(-n // self.multiple) * self.multiple + (8 if self.multiple > 1 else 0)
-
-    def forward(self, mix: torch.Tensor) -> torch.Tensor:
-        self.seen.append(mix.shape[-1])
-        return torch.stack([mix, 2 * mix], dim=1)
+from tests.engine.identity import Identity
 
 
 class Mixing(nn.Module):
