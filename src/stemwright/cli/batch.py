@@ -14,8 +14,8 @@ from typing import Optional
 import typer
 
 from stemwright.cli.common import INPUT_EXIT, USAGE_EXIT, fail, fail_from, need_extra, progress_bar
-from stemwright.cli.separate import ClipMode, Device, OutFormat, Outcome, _bit_depth, _format, _refuse_collisions, \
-    collect_inputs
+from stemwright.cli.separate import (ClipMode, Device, OutFormat, Outcome, collect_inputs, output_bit_depth,
+                                     output_format, refuse_collisions)
 from stemwright.models.defaults import DEFAULT_MODEL, DEFAULT_VOCALS_MODEL
 
 LIST_SUFFIXES = (".txt", ".csv", ".lst", ".m3u")
@@ -85,8 +85,8 @@ def command(
 
     if not inputs:
         fail("give at least one INPUT file, folder or list", USAGE_EXIT)
-    out_format = _format(fmt.value if fmt else None, mp3, flac)
-    depth = _bit_depth(bit_depth, False, False)
+    out_format = output_format(fmt.value if fmt else None, mp3, flac)
+    depth = output_bit_depth(bit_depth, False, False)
     stem_list = [s.strip() for s in stems.split(",") if s.strip()] if stems else None
     model = model or (DEFAULT_VOCALS_MODEL if two_stems == "vocals" else DEFAULT_MODEL)
     try:
@@ -103,7 +103,7 @@ def command(
         paths = expand_inputs(list(inputs))
     except ValueError as e:
         fail(str(e), INPUT_EXIT)
-    items = _refuse_collisions(sep, collect_inputs(paths, exclude=out), out, options)
+    items = refuse_collisions(sep, collect_inputs(paths, exclude=out), out, options)
     del sep
     early = [o for o in items if isinstance(o, Outcome)]
     todo = [str(p) for p in items if not isinstance(p, Outcome)]

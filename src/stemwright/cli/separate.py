@@ -134,8 +134,8 @@ def command(
         fail("give at least one INPUT file or folder (or --demo)", USAGE_EXIT)
     if overwrite and skip_existing:
         fail("use either --overwrite or --skip-existing, not both", USAGE_EXIT)
-    out_format = _format(fmt.value if fmt else None, mp3, flac)
-    depth = _bit_depth(bit_depth, int24, float32)
+    out_format = output_format(fmt.value if fmt else None, mp3, flac)
+    depth = output_bit_depth(bit_depth, int24, float32)
     stem_list = [s.strip() for s in stems.split(",") if s.strip()] if stems else None
     model = model or (DEFAULT_VOCALS_MODEL if two_stems == "vocals" else DEFAULT_MODEL)
     try:
@@ -152,7 +152,7 @@ def command(
         fail(str(e), USAGE_EXIT)
 
     items = collect_inputs(inputs, exclude=out)
-    items = _refuse_collisions(sep, items, out, options)
+    items = refuse_collisions(sep, items, out, options)
     runner = _Runner(sep, out, options, overwrite=overwrite, skip_existing=skip_existing or (demo and not overwrite),
                      progress=not quiet)
     failures: list[Outcome] = []
@@ -176,14 +176,16 @@ def command(
         raise typer.Exit(INPUT_EXIT)
 
 
-def _format(fmt: str | None, mp3: bool, flac: bool) -> str:
+def output_format(fmt: str | None, mp3: bool, flac: bool) -> str:
+    """The one output format that ``--format``/``--mp3``/``--flac`` ask for (wav when none; shared with ``batch``)."""
     chosen = {f for f, on in (("mp3", mp3), ("flac", flac)) if on} | ({fmt} if fmt else set())
     if len(chosen) > 1:
         fail(f"conflicting output formats: {', '.join(sorted(chosen))} (give one of --format, --mp3, --flac)", USAGE_EXIT)
     return chosen.pop() if chosen else "wav"
 
 
-def _bit_depth(bit_depth: int | None, int24: bool, float32: bool) -> int:
+def output_bit_depth(bit_depth: int | None, int24: bool, float32: bool) -> int:
+    """The one bit depth that ``--bit-depth``/``--int24``/``--float32`` ask for (24 when none; shared with ``batch``)."""
     chosen = {d for d, on in ((24, int24), (32, float32)) if on} | ({bit_depth} if bit_depth is not None else set())
     if len(chosen) > 1:
         fail(f"conflicting bit depths: {', '.join(map(str, sorted(chosen)))} (give one of --bit-depth, --int24, "
@@ -191,7 +193,7 @@ def _bit_depth(bit_depth: int | None, int24: bool, float32: bool) -> int:
     return chosen.pop() if chosen else 24
 
 
-def _refuse_collisions(sep: Any, items: list[Path | Outcome], out: Path, options: Any) -> list[Path | Outcome]:
+def refuse_collisions(sep: Any, items: list[Path | Outcome], out: Path, options: Any) -> list[Path | Outcome]:
     """Inputs whose outputs would land on an earlier input's files (``A/01.wav`` and ``B/01.wav`` with the
     default layout) fail before any work: a run never overwrites its own output."""
     owner: dict[Path, Path] = {}
