@@ -29,7 +29,7 @@ from torch import nn
 from stemwright import __version__
 from stemwright.audio.channels import downmix_description, downmix_to_stereo
 from stemwright.atomic import atomic_write, temporary_beside
-from stemwright.audio.io import CLIP_MODES, AudioError, _out_of_space, apply_clip, check_write_options, clip_report, write_audio
+from stemwright.audio.io import CLIP_MODES, AudioError, _out_of_space, apply_clip, check_write_options, clip_report
 from stemwright.audio.stream import BlockWriter, FloatSpool, StreamResampler, open_audio_stream
 from stemwright.manifest import MANIFEST_NAME, InputInfo, Manifest, ManifestError, SeparationOptions
 from stemwright.models.defaults import DEFAULT_MODEL
@@ -629,22 +629,6 @@ def check_outputs(plan: OutputPlan, overwrite: bool) -> None:
             raise AudioError(folder, f"cannot create output folder ({existing} is not a folder)")
         if not os.access(existing, os.W_OK | os.X_OK):
             raise AudioError(folder, f"output folder is not writable ({existing})")
-
-
-def write_stems(plan: OutputPlan, arrays: dict[str, np.ndarray], samplerate: int, options: SeparationOptions,
-                overwrite: bool) -> None:
-    """Write each stem atomically; if one fails (disk full, a signal, ...) the stems written so far and the
-    folders created for them are removed, so a track is either complete or absent."""
-    written: list[Path] = []
-    try:
-        for name, p in plan.stem_paths.items():
-            write_audio(p, arrays[name], samplerate, fmt=options.format, bit_depth=options.bit_depth or 24,
-                        mp3_bitrate=options.mp3_bitrate or 320, overwrite=overwrite)
-            written.append(p)
-    except BaseException:
-        _remove_files(written)
-        _remove_empty_dirs(plan)
-        raise
 
 
 def write_stream(plan: OutputPlan, names: list[str], pairs: Iterable[tuple[np.ndarray, dict[str, np.ndarray]]],
