@@ -7,14 +7,18 @@ same weights (``openunmix.model.Separator``; ``demucs.apply.apply_model``, shift
 Architectures whose module or reference package is missing are skipped with a message.
 
 Seconds are wall-clock; ``cpu`` is the process CPU time of the same call, which a busy shared machine disturbs far
-less (with one thread it is the work done). ``--bf16`` adds stemwright under ``torch.autocast("cpu", bfloat16)``
-(oneDNN bf16 kernels where the CPU has AVX-512 BF16 / AMX; what ``Separator(fast=True)`` / ``separate --fast`` run,
-see ``stemwright.engine.precision``) and the SNR of its stems against the float32 stems:
-with random weights no SDR against references can judge it, so the difference itself is reported.
+less (with one thread it is the work done). ``--bf16`` adds stemwright's fast path, bfloat16 linear
+layers and attention (oneDNN bf16 kernels where the CPU has AVX-512 BF16 / AMX; what ``Separator(fast=True)`` /
+``separate --fast`` run, see ``stemwright.engine.precision``) and the SNR of its stems against the float32 stems:
+with random weights no SDR against references can judge it, so the difference itself is reported (``--layer-scales``
+repeats that judgement on HT Demucs with its residual branches raised to a trained-like weight).
+``--torch-kernels`` adds stemwright without the engine's oneDNN routing (``stemwright.engine.cpu_kernels``).
+``--repeat N`` times every side N times, interleaved, and keeps each side's best (least CPU) run.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_zoo.py [--seconds 30] [--only umx,htdemucs] [--threads N] [--bf16] [--onnx]
+        [--torch-kernels] [--repeat N] [--layer-scales 0.5,1]
 """
 from __future__ import annotations
 
@@ -45,18 +49,42 @@ def _reference_import(module: str) -> Any:
     return importlib.import_module(module)
 
 
-def _timed(fn: Callable[[], torch.Tensor], bf16: bool = False) -> tuple[torch.Tensor, float, float]:
-    """``(output, wall seconds, process CPU seconds)``; with ``bf16`` under CPU autocast to bfloat16."""
+def _timed(fn: Callable[[], torch.Tensor], fast: bool = False, torch_kernels: bool = False,
+           ) -> tuple[torch.Tensor, float, float]:
+    """``(output, wall seconds, process CPU seconds)``; with ``fast`` in the precision of ``Separator(fast=True)`` on a
+    CPU with native bfloat16 (bfloat16 linear layers and attention); with ``torch_kernels`` without the engine's
+    oneDNN routing (``STEMWRIGHT_CPU_KERNELS=torch``), PyTorch's own kernels everywhere."""
+    from stemwright.engine.cpu_kernels import ENV
     from stemwright.engine.precision import EXACT, Precision, precision_context
 
-    # the same context as Separator(fast=True) on a CPU with native bfloat16 kernels
-    chosen = Precision(torch.bfloat16, "bench --bf16") if bf16 else EXACT
+    chosen = Precision(torch.bfloat16, "bench --bf16") if fast else EXACT
     precision = precision_context(chosen, torch.device("cpu"))
-    start, cpu = time.perf_counter(), time.process_time()
-    with torch.inference_mode(), warnings.catch_warnings(), precision:
-        warnings.simplefilter("ignore")
-        out = fn().float()
-    return out, time.perf_counter() - start, time.process_time() - cpu
+    before = os.environ.get(ENV)
+    os.environ[ENV] = "torch" if torch_kernels else "onednn"
+    try:
+        start, cpu = time.perf_counter(), time.process_time()
+        with torch.inference_mode(), warnings.catch_warnings(), precision:
+            warnings.simplefilter("ignore")
+            out = fn().float()
+        return out, time.perf_counter() - start, time.process_time() - cpu
+    finally:
+        if before is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = before
+
+
+def _best_of(repeat: int, sides: dict[str, Callable[[], tuple[torch.Tensor, float, float]]],
+             ) -> dict[str, tuple[torch.Tensor, float, float]]:
+    """Each side ``repeat`` times, the sides interleaved (so a slow spell of the machine hits them alike); per side
+    the run with the least CPU time (its output, wall and CPU seconds)."""
+    best: dict[str, tuple[torch.Tensor, float, float]] = {}
+    for _ in range(max(1, repeat)):
+        for name, side in sides.items():
+            result = side()
+            if name not in best or result[2] < best[name][2]:
+                best[name] = result
+    return best
 
 
 def cpu_description() -> str:
@@ -88,12 +116,16 @@ def build_umx() -> tuple[torch.nn.Module, Callable | None, str]:
 
     ours = architecture_class("umx")(UmxConfig()).eval()  # umxhq: hidden 512, max_bin 1487, niter 1, 300-frame blocks
 
+    built: list[torch.nn.Module] = []
+
     def reference(mix: torch.Tensor) -> torch.Tensor:
-        model = _reference_import("openunmix.model")
-        targets = {t: model.OpenUnmix(nb_bins=2049, nb_channels=2, hidden_size=512, max_bin=1487) for t in ours.targets}
-        sep = model.Separator(targets, niter=1, n_fft=4096, n_hop=1024, nb_channels=2, wiener_win_len=300).eval()
-        sep.load_state_dict(ours.state_dict(), strict=False)  # strict=False: its STFT windows / rate are not ours
-        return sep(mix[None])[0]
+        if not built:  # built on the first (untimed warm-up) call: the timed calls pay for the separation only
+            model = _reference_import("openunmix.model")
+            targets = {t: model.OpenUnmix(nb_bins=2049, nb_channels=2, hidden_size=512, max_bin=1487) for t in ours.targets}
+            sep = model.Separator(targets, niter=1, n_fft=4096, n_hop=1024, nb_channels=2, wiener_win_len=300).eval()
+            sep.load_state_dict(ours.state_dict(), strict=False)  # strict=False: its STFT windows / rate are not ours
+            built.append(sep)
+        return built[0](mix[None])[0]
 
     return ours, reference, "openunmix 1.3.0 Separator"
 
@@ -105,15 +137,17 @@ def build_htdemucs() -> tuple[torch.nn.Module, Callable | None, str]:
     config = htdemucs.PUBLISHED["htdemucs"]
     ours = architecture_class("htdemucs")(config).eval()
 
+    built: list[torch.nn.Module] = []
+
     def reference(mix: torch.Tensor) -> torch.Tensor:
-        _reference_import("demucs.htdemucs")
-        dm = sys.modules["demucs.htdemucs"]
         apply = _reference_import("demucs.apply")
-        kw = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-        kw = {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}
-        ref = dm.HTDemucs(**kw).eval()
-        ref.load_state_dict(ours.state_dict(), strict=True)
-        return apply.apply_model(ref, mix[None], shifts=0, overlap=0.25, split=True)[0]
+        if not built:  # built on the first (untimed warm-up) call: the timed calls pay for apply_model only
+            dm = _reference_import("demucs.htdemucs")
+            kw = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+            kw = {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}
+            built.append(dm.HTDemucs(**kw).eval())
+        built[0].load_state_dict(ours.state_dict(), strict=True)  # ours may have changed (--layer-scales)
+        return apply.apply_model(built[0], mix[None], shifts=0, overlap=0.25, split=True)[0]
 
     return ours, reference, "demucs 4.1.0 apply_model"
 
@@ -171,7 +205,38 @@ def _bench_onnx(model: torch.nn.Module, mix: torch.Tensor, warm: torch.Tensor, e
             "_onnx_out": out}
 
 
-def bench(name: str, seconds: float, seed: int = 0, bf16: bool = False, onnx: bool = False) -> dict[str, Any]:
+def _set_layer_scales(model: torch.nn.Module, value: float) -> int:
+    """Set every LayerScale of an HT Demucs to ``value`` (a stand-in for trained weights); returns how many."""
+    from stemwright.models._demucs_layers import LayerScale
+
+    layers = [m for m in model.modules() if isinstance(m, LayerScale)]
+    with torch.no_grad():
+        for m in layers:
+            m.scale.fill_(value)
+    return len(layers)
+
+
+def _fast_snr_with_layer_scales(model: torch.nn.Module, mix: torch.Tensor, scales: list[float]) -> dict[str, float]:
+    """SNR of the fast path against the exact path with the LayerScales raised (random weights leave HT Demucs'
+    residual branches at 1e-4..1e-3 of their trained weight, so the initial model hides their rounding errors)."""
+    from stemwright.engine.run import separate_tensor
+
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    out = {}
+    try:
+        for value in scales:
+            if not _set_layer_scales(model, value):
+                break
+            exact, _, _ = _timed(lambda: separate_tensor(model, mix))
+            low, _, _ = _timed(lambda: separate_tensor(model, mix), fast=True)
+            out[f"{value:g}"] = round(snr_db(exact, low), 1)
+    finally:
+        model.load_state_dict(saved)
+    return out
+
+
+def bench(name: str, seconds: float, seed: int = 0, bf16: bool = False, onnx: bool = False, repeat: int = 1,
+          torch_kernels: bool = False, layer_scales: list[float] | None = None) -> dict[str, Any]:
     from stemwright.engine.run import separate_tensor
 
     preset, build = ARCHS[name]
@@ -180,44 +245,94 @@ def bench(name: str, seconds: float, seed: int = 0, bf16: bool = False, onnx: bo
     except (ImportError, AttributeError, KeyError) as e:
         return {"architecture": name, "skipped": f"{type(e).__name__}: {e}"}
     mix = 0.1 * torch.randn(2, int(seconds * SR), generator=torch.Generator().manual_seed(seed))
-    # One untimed call each on 2 s first: the first forward pass of a process pays one-off set-up (oneDNN kernels,
-    # allocator growth) of about 1 s, which would otherwise be charged to whichever side runs first.
+    # One untimed call of each side on 2 s first: the first forward pass of a process pays one-off set-up (oneDNN
+    # kernels, allocator growth) of about 1 s, which would otherwise be charged to whichever side runs first.
     warm = mix[:, : 2 * SR]
-    _timed(lambda: separate_tensor(model, warm))
+    sides: dict[str, Callable[[], tuple[torch.Tensor, float, float]]] = {
+        "ours": lambda: _timed(lambda: separate_tensor(model, mix)),
+    }
+    if torch_kernels:
+        sides["torch_kernels"] = lambda: _timed(lambda: separate_tensor(model, mix), torch_kernels=True)
     if bf16:
-        _timed(lambda: separate_tensor(model, warm), bf16=True)
+        sides["fast"] = lambda: _timed(lambda: separate_tensor(model, mix), fast=True)
     if reference is not None:
+        sides["reference"] = lambda: _timed(lambda: reference(mix))
+    for side in list(sides):
+        runner = {"ours": lambda: separate_tensor(model, warm), "torch_kernels": lambda: separate_tensor(model, warm),
+                  "fast": lambda: separate_tensor(model, warm), "reference": lambda: reference(warm)}[side]
         try:
-            _timed(lambda: reference(warm))
-        except ImportError:
-            pass
+            _timed(runner, fast=side == "fast", torch_kernels=side == "torch_kernels")
+        except ImportError as e:
+            sides.pop(side)
+            ref_skipped = f"skipped ({e})"
+    best = _best_of(repeat, sides)
+    ours, t_ours, c_ours = best["ours"]
     # Engine defaults (overlap 0.25 for chunked models; whole-track models, segment None, run in one call).
-    ours, t_ours, c_ours = _timed(lambda: separate_tensor(model, mix))
     row: dict[str, Any] = {
         "architecture": name, "preset": preset, "parameters": sum(p.numel() for p in model.parameters()),
         "seconds": round(t_ours, 2), "cpu": round(c_ours, 2), "rtf": round(t_ours / seconds, 3), "segment": model.segment,
+        "repeat": repeat,
     }
-    if bf16:
-        low, t_low, c_low = _timed(lambda: separate_tensor(model, mix), bf16=True)
+    if "torch_kernels" in best:
+        plain, t_plain, c_plain = best["torch_kernels"]
+        row.update(torch_kernels_cpu=round(c_plain, 2), torch_kernels_max_abs_diff=float((plain - ours).abs().max()))
+    if "fast" in best:
+        low, t_low, c_low = best["fast"]
         row.update(bf16_seconds=round(t_low, 2), bf16_cpu=round(c_low, 2), bf16_snr_db=round(snr_db(ours, low), 1))
+        if layer_scales:
+            row["bf16_snr_db_layer_scales"] = _fast_snr_with_layer_scales(model, mix, layer_scales)
     if onnx:
         row.update(_bench_onnx(model, mix, warm, ours, seconds))
-    if reference is not None:
-        try:
-            ref, t_ref, c_ref = _timed(lambda: reference(mix))
-        except ImportError as e:
-            row["reference"] = f"skipped ({e})"
-        else:
-            row.update(reference=ref_name, ref_seconds=round(t_ref, 2), ref_cpu=round(c_ref, 2),
-                       ref_rtf=round(t_ref / seconds, 3), max_abs_diff=float((ours - ref).abs().max()),
-                       speedup_cpu=round(c_ref / c_ours, 2))
-            if bf16:
-                row["bf16_speedup_cpu"] = round(c_ref / c_low, 2)
-            if "onnx_cpu" in row:
-                row.update(onnx_speedup_cpu=round(c_ref / row["onnx_cpu"], 2),
-                           onnx_max_abs_diff_ref=float((row.pop("_onnx_out") - ref).abs().max()))
+    if "reference" in best:
+        ref, t_ref, c_ref = best["reference"]
+        row.update(reference=ref_name, ref_seconds=round(t_ref, 2), ref_cpu=round(c_ref, 2),
+                   ref_rtf=round(t_ref / seconds, 3), max_abs_diff=float((ours - ref).abs().max()),
+                   speedup_cpu=round(c_ref / c_ours, 2))
+        if "torch_kernels_cpu" in row:
+            row["torch_kernels_speedup_cpu"] = round(c_ref / row["torch_kernels_cpu"], 2)
+        if "bf16_cpu" in row:
+            row["bf16_speedup_cpu"] = round(c_ref / row["bf16_cpu"], 2)
+        if "onnx_cpu" in row:
+            row.update(onnx_speedup_cpu=round(c_ref / row["onnx_cpu"], 2),
+                       onnx_max_abs_diff_ref=float((row.pop("_onnx_out") - ref).abs().max()))
+    elif reference is not None:
+        row["reference"] = ref_skipped
     row.pop("_onnx_out", None)
     return row
+
+
+def describe(row: dict[str, Any]) -> list[str]:
+    """The human-readable lines of one architecture's row."""
+    name = row["architecture"]
+    if "skipped" in row:
+        return [f"{name:13s} skipped: {row['skipped']}"]
+    ref_cpu = row.get("ref_cpu")
+
+    def vs_ref(cpu: float) -> str:
+        return f", {ref_cpu / cpu:.2f}x vs reference" if ref_cpu else ""
+
+    lines = [f"{name:13s} {row['preset']} ({row['parameters'] / 1e6:.2f} M params), best of {row['repeat']}, CPU seconds:"]
+    if ref_cpu:
+        lines.append(f"  reference ({row['reference']}): {ref_cpu:.2f} s (wall {row['ref_seconds']:.2f} s, "
+                     f"RTF {row['ref_rtf']:.3f})")
+    elif "reference" in row:
+        lines.append(f"  reference {row['reference']}")
+    diff = f", max abs diff vs reference {row['max_abs_diff']:.1e}" if "max_abs_diff" in row else ""
+    lines.append(f"  stemwright float32: {row['cpu']:.2f} s (wall {row['seconds']:.2f} s, RTF {row['rtf']:.3f})"
+                 f"{vs_ref(row['cpu'])}{diff}")
+    if "torch_kernels_cpu" in row:
+        lines.append(f"  stemwright float32, PyTorch's own kernels (STEMWRIGHT_CPU_KERNELS=torch): "
+                     f"{row['torch_kernels_cpu']:.2f} s{vs_ref(row['torch_kernels_cpu'])}, "
+                     f"max abs diff vs the oneDNN routing {row['torch_kernels_max_abs_diff']:.1e}")
+    if "bf16_cpu" in row:
+        scales = row.get("bf16_snr_db_layer_scales")
+        extra = ("; with LayerScales at " + ", ".join(f"{k}: {v} dB" for k, v in scales.items())) if scales else ""
+        lines.append(f"  stemwright --fast (bfloat16 products): {row['bf16_cpu']:.2f} s{vs_ref(row['bf16_cpu'])}, "
+                     f"SNR vs float32 {row['bf16_snr_db']} dB{extra}")
+    if "onnx_cpu" in row:
+        lines.append(f"  stemwright, core in ONNX Runtime: {row['onnx_cpu']:.2f} s{vs_ref(row['onnx_cpu'])}, "
+                     f"max abs diff vs torch {row['onnx_max_abs_diff']:.1e} (export {row['onnx_export_cpu']} s CPU once)")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,8 +341,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(ARCHS), help="comma-separated architectures")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per architecture")
-    parser.add_argument("--bf16", action="store_true", help="also time stemwright under CPU bfloat16 autocast")
+    parser.add_argument("--bf16", action="store_true", help="also time the fast path (bfloat16 linear layers and attention)")
     parser.add_argument("--onnx", action="store_true", help="also time the core exported to ONNX Runtime (staged models)")
+    parser.add_argument("--torch-kernels", action="store_true",
+                        help="also time stemwright without the engine's oneDNN routing (PyTorch's own kernels)")
+    parser.add_argument("--repeat", type=int, default=1, help="time each side this many times, interleaved; report the best")
+    parser.add_argument("--layer-scales", default="",
+                        help="with --bf16 on htdemucs: also judge the fast path with every LayerScale set to these "
+                             "values (comma-separated, e.g. 0.5,1), a stand-in for trained weights")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -238,29 +359,11 @@ def main(argv: list[str] | None = None) -> int:
         from stemwright.engine.precision import choose_precision
 
         print(f"# --fast here: {choose_precision(torch.device('cpu'), fast=True).reason}", flush=True)
+    scales = [float(v) for v in args.layer_scales.split(",") if v.strip()]
     for name in args.only.split(","):
-        row = bench(name.strip(), args.seconds, bf16=args.bf16, onnx=args.onnx)
-        if args.json:
-            print(json.dumps(row), flush=True)
-        elif "skipped" in row:
-            print(f"{name:13s} skipped: {row['skipped']}", flush=True)
-        else:
-            line = (f"{name:13s} {row['preset']:14s} {row['parameters'] / 1e6:7.2f} M params  "
-                    f"stemwright {row['seconds']:7.2f} s (cpu {row['cpu']:.2f} s, RTF {row['rtf']:.3f})")
-            if "bf16_seconds" in row:
-                line += f" | bf16 {row['bf16_seconds']:7.2f} s (cpu {row['bf16_cpu']:.2f} s, SNR {row['bf16_snr_db']} dB)"
-            if "onnx_seconds" in row:
-                line += (f" | onnx {row['onnx_seconds']:7.2f} s (cpu {row['onnx_cpu']:.2f} s, RTF {row['onnx_rtf']:.3f}, "
-                         f"export {row['onnx_export_cpu']} s cpu once, max abs diff vs torch {row['onnx_max_abs_diff']:.1e})")
-            if "ref_seconds" in row:
-                line += (f" | {row['reference']} {row['ref_seconds']:7.2f} s (cpu {row['ref_cpu']:.2f} s, RTF "
-                         f"{row['ref_rtf']:.3f}) | max abs diff {row['max_abs_diff']:.2e} | speed-up (cpu) "
-                         f"{row['speedup_cpu']}x" + (f", bf16 {row['bf16_speedup_cpu']}x" if "bf16_speedup_cpu" in row else "")
-                         + (f", onnx {row['onnx_speedup_cpu']}x (max abs diff {row['onnx_max_abs_diff_ref']:.1e})"
-                            if "onnx_speedup_cpu" in row else ""))
-            elif "reference" in row:
-                line += f" | reference {row['reference']}"
-            print(line, flush=True)
+        row = bench(name.strip(), args.seconds, bf16=args.bf16, onnx=args.onnx, repeat=args.repeat,
+                    torch_kernels=args.torch_kernels, layer_scales=scales)
+        print(json.dumps(row) if args.json else "\n".join(describe(row)), flush=True)
     return 0
 
 

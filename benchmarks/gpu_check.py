@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from stemwright.engine.precision import EXACT, choose_precision, precision_context
 from stemwright.engine.run import separate_tensor
 from stemwright.models.architectures import ARCHITECTURES
 from stemwright.models.bag import BagConfig
@@ -179,6 +180,29 @@ def check_speed(arch: str, configs: dict, device: torch.device, seconds: float, 
             "finite": bool(torch.isfinite(out).all())}
 
 
+def check_fast(configs: dict, device: torch.device, seconds: float) -> dict[str, Any]:
+    """The ``fast`` option (bfloat16 autocast where the device has it) on ``htdemucs``: seconds against the exact path
+    in the same run, and the SNR of its stems against the exact path's (random weights: no reference can judge them)."""
+    model = build("htdemucs", configs).to(device)
+    mix = synth_audio(seconds, model.audio_channels, seed=4)
+    precision = choose_precision(device, fast=True)
+    timings, outs = {}, {}
+    for name, prec in (("exact", EXACT), ("fast", precision)):
+        with precision_context(prec, device):
+            separate_tensor(model, mix[:, : min(mix.shape[-1], 2 * SR)], device=device)  # warm-up
+            _sync(device)
+            start = time.perf_counter()
+            outs[name] = separate_tensor(model, mix, device=device)
+            _sync(device)
+        timings[name] = time.perf_counter() - start
+    err = (outs["fast"] - outs["exact"]).double()
+    snr = 10 * math.log10(float(outs["exact"].double().pow(2).sum()) / max(float(err.pow(2).sum()), 1e-30))
+    return {"check": "fast", "arch": "htdemucs", "dtype": precision.name, "seconds_audio": seconds,
+            "exact_s": round(timings["exact"], 3), "fast_s": round(timings["fast"], 3),
+            "speedup": round(timings["exact"] / timings["fast"], 2), "snr_db_vs_exact": round(snr, 1),
+            "finite": bool(torch.isfinite(outs["fast"]).all())}
+
+
 def check_amp_training(configs: dict, device: torch.device, steps: int, batch: int) -> dict[str, Any]:
     """A few AMP training steps of htdemucs (L1 on random targets): bfloat16 where the GPU has it, else float16
     with a gradient scaler; float32 autocast-free steps on the CPU dry run."""
@@ -233,6 +257,7 @@ def run(dry_run: bool, device: torch.device, max_minutes: float) -> list[dict[st
     for arch in speed:
         seconds = 2.0 if dry_run else 180.0
         plan.append((f"speed {arch}", lambda a=arch, s=seconds: check_speed(a, configs, device, s, batch_size=1)))
+    plan.append(("fast htdemucs", lambda: check_fast(configs, device, 2.0 if dry_run else 30.0)))
     plan.append(("amp training", lambda: check_amp_training(configs, device, steps=2 if dry_run else 5, batch=1 if dry_run else 4)))
     deadline = time.monotonic() + 60 * max_minutes
     results = []
@@ -245,6 +270,9 @@ def run(dry_run: bool, device: torch.device, max_minutes: float) -> list[dict[st
             result = fn()
         except ImportError as e:  # e.g. mel_roformer's band layout needs librosa
             result = {"check": name, "skipped": f"{type(e).__name__}: {e}"}
+        except Exception as e:  # noqa: BLE001 - unattended: one broken check must not hide the others' results
+            log.exception("%s failed", name)
+            result = {"check": name, "error": f"{type(e).__name__}: {e}"[:500], "finite": False}
         result["wall_s"] = round(time.perf_counter() - start, 2)
         print(json.dumps(result), flush=True)
         results.append(result)

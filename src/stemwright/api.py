@@ -36,6 +36,7 @@ from stemwright.models.defaults import DEFAULT_MODEL
 from stemwright.audio.resample import resample
 from stemwright.engine.device import resolve_device
 from stemwright.engine.progress import ProgressCallback, ProgressEvent, scaled
+from stemwright.engine.memory import retain_freed_memory
 from stemwright.engine.precision import choose_precision, precision_context
 from stemwright.engine.run import separate_tensor
 from stemwright.engine.stream import StreamEngine
@@ -299,6 +300,14 @@ class Separator:
                       ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
         """The streaming twin of :meth:`separate`: yields ``(mix block (C, m), {stem: (C', m)})`` aligned at the
         input rate (the mix after any downmix, for residual and two-stem outputs)."""
+        # one song's chunks reuse freed memory instead of faulting it in again (stemwright.engine.memory)
+        with retain_freed_memory():
+            yield from self._stream_pairs_of(blocks, samplerate, progress, length_hint, origin, warn_downmix)
+
+    def _stream_pairs_of(self, blocks: Iterable[Any], samplerate: int, progress: ProgressCallback | None,
+                         length_hint: int | None, origin: str, warn_downmix: bool,
+                         ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """:meth:`_stream_pairs` without the memory setting around it."""
         samplerate = check_samplerate(samplerate)
         sr_model = self.samplerate
         model_channels = int(self.model.audio_channels)

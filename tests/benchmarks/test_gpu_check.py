@@ -57,6 +57,9 @@ def test_dry_run_on_cpu_without_audio_or_format_libraries(tmp_path):
     for arch in ("htdemucs", "bag", "cascade", "bs_roformer"):
         r = results[("speed", arch)]
         assert r["finite"] and r["seconds"] > 0 and r["rtf"] > 0
+    fast = results[("fast", "htdemucs")]
+    assert fast["finite"] and fast["exact_s"] > 0 and fast["fast_s"] > 0 and fast["snr_db_vs_exact"] > 20
+    assert not [r for r in report["results"] if "error" in r]
     amp = results[("amp_training", "htdemucs")]
     assert amp["finite"] and len(amp["losses"]) == amp["steps"] == 2
     assert '"check": "total"' in proc.stdout

@@ -62,8 +62,9 @@ def test_fast_stems_within_40_db_of_exact(arch: str) -> None:
         assert low[name].dtype == np.float32 and low[name].shape == exact[name].shape
         assert np.abs(exact[name]).max() > 1e-3, "a silent stem would make the SNR meaningless"
         snr = snr_db(exact[name], low[name])
-        # not bit-equal: the reduced precision really ran (bfloat16 keeps 8 bits of mantissa, ~48 dB)
-        assert 40.0 <= snr < 120.0, f"{arch} {name}: SNR {snr:.1f} dB"
+        # not bit-equal: the reduced precision really ran (with random weights the tiny HT Demucs' transformer,
+        # the only part in bfloat16 on the CPU, hardly reaches the stems: over 100 dB there)
+        assert 40.0 <= snr < math.inf, f"{arch} {name}: SNR {snr:.1f} dB"
 
 
 def test_separator_fast_uses_bfloat16_only_with_native_kernels() -> None:
@@ -71,3 +72,27 @@ def test_separator_fast_uses_bfloat16_only_with_native_kernels() -> None:
     sep = Separator(model, device="cpu", fast=True)
     assert sep.precision.dtype == (torch.bfloat16 if native_bf16(CPU) else torch.float32)
     assert Separator(model, device="cpu").precision == EXACT
+
+
+def test_fast_stays_within_40_db_with_trained_like_residual_weights() -> None:
+    """Random HT Demucs weights leave its LayerScale'd residual branches (DConv, transformer) at 1e-4..1e-3 of the
+    output; raised to 0.5 and 1 (a stand-in for trained weights, not available offline) the fast path must still keep
+    the stems within 40 dB SNR of the exact path. bfloat16 convolutions did not (34-36 dB at 0.5 on the published
+    size): the CPU fast path keeps them float32 (stemwright.engine.cpu_kernels)."""
+    from stemwright.models._demucs_layers import LayerScale
+
+    torch.manual_seed(0)
+    model = architecture_class("htdemucs")(TINY_CONFIGS["htdemucs"]()).eval()
+    audio = _song()
+    for value in (0.5, 1.0):
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, LayerScale):
+                    m.scale.fill_(value)
+        exact = Separator(model, device="cpu").separate(audio, 44100)
+        fast = Separator(model, device="cpu", fast=True)
+        fast.precision = Precision(torch.bfloat16, "forced by the test")
+        low = fast.separate(audio, 44100)
+        for name in exact:
+            snr = snr_db(exact[name], low[name])
+            assert 40.0 <= snr < math.inf, f"LayerScale {value}, {name}: SNR {snr:.1f} dB"
