@@ -159,8 +159,24 @@ def check_parity(arch: str, configs: dict, device: torch.device, seconds: float)
     _sync(device)
     got = separate_tensor(other, mix, overlap=0.25, device=device)
     diff = float((got - cpu).abs().max())
-    return {"check": "parity", "arch": arch, "seconds_audio": seconds, "max_abs_diff": diff,
+    peak = float(cpu.abs().max())  # random weights: stems far from unit scale, so the difference relative to them too
+    return {"check": "parity", "arch": arch, "seconds_audio": seconds, "max_abs_diff": diff, "max_abs_cpu": peak,
+            "relative_diff": diff / peak if peak else None, "cpu_f32_vs_f64": float32_sensitivity(arch, configs, mix),
             "finite": bool(torch.isfinite(got).all())}
+
+
+def float32_sensitivity(arch: str, configs: dict, mix: torch.Tensor) -> float:
+    """Max abs difference between float32 and float64 forward passes of the model on the CPU (one call on the first
+    segment): how much the model itself amplifies float32 rounding. With random weights the RoFormers do (2.4e-3 on
+    stems peaking at 0.06 for bs_roformer), HT Demucs does not (6e-8); a CUDA difference well above this number
+    points at reduced precision on the GPU (TF32, cuDNN's algorithm choice), one near it at rounding alone."""
+    model = build(arch, configs)
+    n = mix.shape[-1] if not model.segment else min(mix.shape[-1], int(model.segment * SR))
+    x = mix[None, :, :n]
+    with torch.inference_mode():
+        f32 = model(x)
+        f64 = model.double()(x.double())
+    return float((f32.double() - f64).abs().max())
 
 
 def check_speed(arch: str, configs: dict, device: torch.device, seconds: float, batch_size: int) -> dict[str, Any]:
@@ -181,7 +197,7 @@ def check_speed(arch: str, configs: dict, device: torch.device, seconds: float, 
 
 
 def check_fast(configs: dict, device: torch.device, seconds: float) -> dict[str, Any]:
-    """The ``fast`` option (bfloat16 autocast where the device has it) on ``htdemucs``: seconds against the exact path
+    """The ``fast`` option (on CUDA: bfloat16 autocast where the device has it) on ``htdemucs``: seconds against the exact path
     in the same run, and the SNR of its stems against the exact path's (random weights: no reference can judge them)."""
     model = build("htdemucs", configs).to(device)
     mix = synth_audio(seconds, model.audio_channels, seed=4)
@@ -291,9 +307,21 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("gpu_check: CUDA is not available on this machine (use --dry-run for the CPU self-test)", file=sys.stderr)
         return 1
-    # Full float32 on the GPU, so the CPU/CUDA difference measures the code, not TF32's 10-bit mantissa.
+    # Full float32 on the GPU, so the CPU/CUDA difference measures the code, not TF32's 10-bit mantissa: the old flags
+    # and PyTorch 2.9+'s fp32_precision settings (the first H200 run set only the old flags and saw HT Demucs' CUDA
+    # stems 0.7 % off the CPU's, where float64 says float32 rounding alone gives 3e-7 %), and deterministic cuDNN.
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    for owner in ("backends", "backends.cuda.matmul", "backends.cudnn", "backends.cudnn.conv", "backends.cudnn.rnn"):
+        obj = torch
+        for part in owner.split("."):
+            obj = getattr(obj, part, None)
+        if obj is not None and hasattr(obj, "fp32_precision"):
+            try:
+                obj.fp32_precision = "ieee"
+            except (RuntimeError, ValueError, AttributeError) as e:
+                log.warning("torch.%s.fp32_precision: %s", owner, e)
     print(json.dumps({"check": "machine", **machine(device), "dry_run": args.dry_run}), flush=True)
     start = time.perf_counter()
     results = run(args.dry_run, device, args.max_minutes)

@@ -129,8 +129,9 @@ class Separator:
     mixture. ``progress`` receives :class:`~stemwright.engine.progress.ProgressEvent` (fraction, stage, chunk index);
     if it raises, the separation stops with that exception (used to cancel jobs).
 
-    ``fast=True`` runs the model under bfloat16 autocast where the device has native bfloat16 kernels (AVX-512 BF16
-    or AMX CPUs, Ampere+ GPUs; elsewhere float32 with a logged warning), see :mod:`stemwright.engine.precision`.
+    ``fast=True`` computes in bfloat16 where the device has native bfloat16 kernels (AVX-512 BF16 or AMX CPUs: the
+    linear layers and attention only; Ampere+ GPUs: autocast; elsewhere float32 with a logged warning), see
+    :mod:`stemwright.engine.precision`.
     """
 
     def __init__(
@@ -175,7 +176,7 @@ class Separator:
         self.batch_size = batch_size
         self.residual = residual
         self.progress = progress
-        # fast: bfloat16 autocast where the device runs it natively, else float32 (stemwright.engine.precision)
+        # fast: bfloat16 where the device runs it natively, else float32 (stemwright.engine.precision)
         self.precision = choose_precision(self.device, fast)
 
     @property
