@@ -4,16 +4,16 @@ Why: PyTorch's x86 wheels compute float32 ``nn.Linear`` layers, attention's matr
 with MKL's GEMM, which on AMD CPUs runs far below the hardware's peak, while oneDNN (also inside every x86 wheel,
 already used for PyTorch's other convolutions) dispatches on the instruction set, not the vendor. Measured on an AMD
 EPYC (Zen 5, AVX-512), one thread, a (4032 x 512) @ (512 x 2048) product: MKL 104 GFLOP/s, oneDNN 246 GFLOP/s
-(``benchmarks/bench_cpu_kernels.py``). The results are float32 products like the BLAS's, summed in another order:
+(``benchmarks/bench_cpu_kernels.py``, which also times the attention). The results are float32 products like the BLAS's, summed in another order:
 they differ from MKL's in the last bits (relative 1e-7 to 1e-6), not in precision.
 
 :func:`onednn_kernels` is a :class:`torch.overrides.TorchFunctionMode` that sends, while it is active,
 
 - ``F.linear`` (so ``nn.Linear``, attention projections) to ``mkldnn::_linear_pointwise``;
 - ``F.scaled_dot_product_attention`` without mask, causality or dropout, on long sequences, to two oneDNN products
-  and a softmax per (batch, head), queries in blocks so that a score block stays under 4 MB; also in bfloat16 (the
-  ``fast`` option's autocast), where PyTorch's fused CPU kernel is slower still (htdemucs, 10 s, 1 thread: 1.85 s
-  of its 4.25 s);
+  and a softmax per (batch, head), queries in blocks so that a score block stays under 4 MB; also for bfloat16
+  operands (``bfloat16_products`` below, or a caller's own autocast), where PyTorch's fused CPU kernel is slower
+  still (htdemucs under autocast, 10 s, 1 thread: 1.85 s of 4.25 s in it);
 - ``F.conv1d`` / ``F.conv2d`` with a 1x1 kernel, stride 1 and no padding to ``torch.mkldnn_convolution`` (PyTorch
   sends those to its BLAS-based convolution on one thread), or, for a batched ``conv1d`` with at most 16 input
   channels (HT Demucs' DConv expansions, 6 -> 96 channels over 512 frequency rows), to one batched matrix product,
@@ -32,7 +32,6 @@ put the stems 34-36 dB from the exact ones, bfloat16 products alone 60 dB (``ben
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from contextvars import ContextVar
 from typing import Any, Callable, ContextManager, Iterator
@@ -40,8 +39,6 @@ from typing import Any, Callable, ContextManager, Iterator
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
-
-log = logging.getLogger(__name__)
 
 _LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
 #: ``STEMWRIGHT_CPU_KERNELS=torch`` turns the routing off (PyTorch's own kernels everywhere), e.g. to compare.
@@ -150,7 +147,7 @@ def _is_pointwise(weight: torch.Tensor, stride: Any, padding: Any, dilation: Any
 
 
 class OneDnnKernels(TorchFunctionMode):
-    """See the module docstring. Stateless: one instance can serve any number of models and threads."""
+    """See the module docstring. Stateless; the operand type comes from :func:`bfloat16_products`' context variable."""
 
     def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
