@@ -18,7 +18,6 @@ import ctypes
 import ctypes.util
 import logging
 import os
-import platform
 import threading
 from typing import Any, Iterator
 
@@ -42,7 +41,11 @@ _depth = 0
 
 def _libc() -> Any | None:
     """glibc through ctypes, or None where the C library is not glibc or malloc is tuned by the environment."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    try:
+        glibc = os.confstr("CS_GNU_LIBC_VERSION") or ""  # "glibc 2.36"; instant, unlike platform.libc_ver()
+    except (ValueError, OSError, AttributeError):  # not a glibc system (macOS, musl, Windows)
+        glibc = ""
+    if not glibc.startswith("glibc"):
         return None
     if "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", "") or any(k.startswith("MALLOC_") for k in os.environ):
         return None
