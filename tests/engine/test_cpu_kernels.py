@@ -156,3 +156,16 @@ def test_engine_stems_equal_with_and_without_the_routing(arch: str, monkeypatch:
     monkeypatch.setenv(ENV, "torch")
     plain = separate_tensor(model, mix)
     np.testing.assert_allclose(routed.numpy(), plain.numpy(), rtol=0, atol=1e-5 * float(plain.abs().max()))
+
+
+def test_bfloat16_products_without_onednn_bfloat16_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU whose oneDNN has no bfloat16 kernels (AVX2 only) a forced bfloat16 run uses PyTorch's own."""
+    monkeypatch.setattr(cpu_kernels, "_native_bf16", lambda: False)
+    torch.manual_seed(7)
+    layer = torch.nn.Linear(64, 64)
+    x = torch.randn(8, 64)
+    q = k = v = torch.randn(1, 2, 300, 16)
+    with torch.inference_mode(), onednn_kernels("cpu"), bfloat16_products():
+        ops = _ops(lambda: (layer(x), F.scaled_dot_product_attention(q, k, v)))
+        low = layer(x)
+    assert "mkldnn::_linear_pointwise" not in ops and low.dtype == torch.float32

@@ -92,7 +92,7 @@ def _attention_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool
         return False
     if q.dtype == torch.float32:
         return not torch.is_autocast_enabled("cpu")
-    return q.dtype == torch.bfloat16 and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return q.dtype == torch.bfloat16 and _native_bf16()
 
 
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -104,9 +104,17 @@ def _bf16(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.to(torch.bfloat16)
 
 
+def _native_bf16() -> bool:
+    """oneDNN has bfloat16 kernels on this CPU (AVX-512 BF16 / AMX; older AVX-512 emulates them, AVX2 has none)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def _linear_in(dtype: torch.dtype, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """float32 ``x @ weight.T + bias`` with operands in ``dtype``; the result is float32."""
+    """float32 ``x @ weight.T + bias`` with operands in ``dtype``; the result is float32. Without oneDNN bfloat16
+    kernels (only when a caller forces bfloat16, e.g. a test: ``fast`` never picks it there) PyTorch's own."""
     if dtype == torch.bfloat16:
+        if not _native_bf16():
+            return F.linear(_bf16(x), _bf16(weight), _bf16(bias)).float()
         return _linear(_bf16(x), _bf16(weight), _bf16(bias)).float()
     return _linear(x, weight, bias)
 
@@ -163,7 +171,10 @@ class OneDnnKernels(TorchFunctionMode):
             if (plain and _attention_inputs(q, k, v) and q.dim() == k.dim() == v.dim() == 4
                     and q.shape[:2] == k.shape[:2] == v.shape[:2] and q.shape[-2] * k.shape[-2] >= MIN_SCORES):
                 if q.dtype == torch.float32 and _PRODUCTS.get() == torch.bfloat16:
-                    return _attention(_bf16(q), _bf16(k), _bf16(v), kwargs.get("scale")).float()
+                    low = (_bf16(q), _bf16(k), _bf16(v))
+                    if not _native_bf16():  # as _linear_in
+                        return F.scaled_dot_product_attention(*low, scale=kwargs.get("scale")).float()
+                    return _attention(*low, kwargs.get("scale")).float()
                 return _attention(q, k, v, kwargs.get("scale"))
         elif func is F.conv1d or func is F.conv2d:
             params = dict(zip(("input", "weight", "bias", "stride", "padding", "dilation", "groups"), args))
