@@ -84,3 +84,24 @@ def test_real_glibc_round_trip() -> None:
         del blocks
         assert retaining()
     assert not retaining()
+
+
+def test_separate_tensor_retains_for_the_whole_track_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine holds the setting while the model runs, all shifted passes under one setting, and lets go after."""
+    import torch
+
+    from stemwright.engine.run import separate_tensor
+    from tests.engine.identity import Identity
+
+    libc = FakeLibc()
+    monkeypatch.setattr(memory, "_LIBC", libc)
+    seen: list[bool] = []
+
+    class Recording(Identity):
+        def forward(self, mix: torch.Tensor) -> torch.Tensor:
+            seen.append(retaining())
+            return super().forward(mix)
+
+    separate_tensor(Recording(segment=1.0), torch.randn(2, 350), shifts=2)
+    assert seen and all(seen) and not retaining()
+    assert [c for c in libc.calls if c[0] == "malloc_trim"] == [("malloc_trim", 0)]

@@ -11,9 +11,9 @@ import random
 import torch
 from torch import nn
 
+from stemwright.engine.chunking import batched, center_trim, cut_chunk, plan_offsets, triangle_weight
 from stemwright.engine.cpu_kernels import onednn_kernels
 from stemwright.engine.memory import retain_freed_memory
-from stemwright.engine.chunking import batched, center_trim, cut_chunk, plan_offsets, triangle_weight
 from stemwright.engine.progress import ProgressCallback, ProgressEvent
 
 log = logging.getLogger(__name__)
@@ -51,27 +51,11 @@ def _separate_split(
     transition_power: float,
 ) -> torch.Tensor:
     """Overlap-add over chunks. Shape: ``(C, T)`` -> ``(S, C, T)``."""
-    offsets = plan_offsets(mix.shape[-1], segment_length, overlap)
-    weight = triangle_weight(segment_length, transition_power)
-    sum_weight = torch.zeros(mix.shape[-1])
-    with retain_freed_memory():  # no page faults on the large activations of every chunk (engine/memory.py)
-        out = _overlap_add(model, mix, offsets, segment_length, batch_size, device, weight, sum_weight,
-                           progress, progress_base, progress_total)
-    assert out is not None and float(sum_weight.min()) > 0
-    return out.div_(sum_weight)  # in place: no second song-sized buffer
-
-
-def _overlap_add(
-    model: nn.Module, mix: torch.Tensor, offsets: list[int], segment_length: int, batch_size: int,
-    device: torch.device, weight: torch.Tensor, sum_weight: torch.Tensor, progress: ProgressCallback | None,
-    progress_base: int, progress_total: int,
-) -> torch.Tensor | None:
-    """The weighted sum of the model's outputs over ``offsets`` (``sum_weight`` accumulates the weights in place).
-
-    Shape: ``(C, T)`` -> ``(S, C, T)``.
-    """
     channels, length = mix.shape
+    offsets = plan_offsets(length, segment_length, overlap)
+    weight = triangle_weight(segment_length, transition_power)
     out: torch.Tensor | None = None
+    sum_weight = torch.zeros(length)
     done = 0
     for group in batched(offsets, batch_size):
         lengths = [min(length - off, segment_length) for off in group]
@@ -92,9 +76,13 @@ def _overlap_add(
         if progress is not None:
             k = progress_base + done
             progress(ProgressEvent(k / progress_total, "separate", k, progress_total))
-    return out
+    assert out is not None and float(sum_weight.min()) > 0
+    return out.div_(sum_weight)  # in place: no second song-sized buffer
 
 
+# The whole track, all shifted passes included, reuses freed memory instead of faulting it in again chunk by chunk
+# (stemwright.engine.memory); one setting per track, not one per pass.
+@retain_freed_memory()
 def separate_tensor(
     model: nn.Module,
     mix: torch.Tensor,
