@@ -248,23 +248,24 @@ def bench(name: str, seconds: float, seed: int = 0, bf16: bool = False, onnx: bo
     # One untimed call of each side on 2 s first: the first forward pass of a process pays one-off set-up (oneDNN
     # kernels, allocator growth) of about 1 s, which would otherwise be charged to whichever side runs first.
     warm = mix[:, : 2 * SR]
-    sides: dict[str, Callable[[], tuple[torch.Tensor, float, float]]] = {
-        "ours": lambda: _timed(lambda: separate_tensor(model, mix)),
-    }
+    # Each side: what it separates and how it is timed (_timed's options); warm-up and timed calls both come from it.
+    separate: Callable[[torch.Tensor], torch.Tensor] = lambda x: separate_tensor(model, x)
+    plan: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, bool]]] = {"ours": (separate, {})}
     if torch_kernels:
-        sides["torch_kernels"] = lambda: _timed(lambda: separate_tensor(model, mix), torch_kernels=True)
+        plan["torch_kernels"] = (separate, {"torch_kernels": True})
     if bf16:
-        sides["fast"] = lambda: _timed(lambda: separate_tensor(model, mix), fast=True)
+        plan["fast"] = (separate, {"fast": True})
     if reference is not None:
-        sides["reference"] = lambda: _timed(lambda: reference(mix))
-    for side in list(sides):
-        runner = {"ours": lambda: separate_tensor(model, warm), "torch_kernels": lambda: separate_tensor(model, warm),
-                  "fast": lambda: separate_tensor(model, warm), "reference": lambda: reference(warm)}[side]
+        plan["reference"] = (reference, {})
+    sides: dict[str, Callable[[], tuple[torch.Tensor, float, float]]] = {}
+    ref_skipped = ""
+    for side, (fn, options) in plan.items():
         try:
-            _timed(runner, fast=side == "fast", torch_kernels=side == "torch_kernels")
+            _timed(lambda: fn(warm), **options)
         except ImportError as e:
-            sides.pop(side)
             ref_skipped = f"skipped ({e})"
+            continue
+        sides[side] = lambda fn=fn, options=options: _timed(lambda: fn(mix), **options)
     best = _best_of(repeat, sides)
     ours, t_ours, c_ours = best["ours"]
     # Engine defaults (overlap 0.25 for chunked models; whole-track models, segment None, run in one call).
