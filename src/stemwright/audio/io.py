@@ -218,14 +218,19 @@ def _read_av(path: Path, stream_index: int = 0) -> tuple[np.ndarray, int, str]:
         if declared and data.shape[1] < 0.99 * declared:
             raise AudioError(path, f"truncated or corrupt: only {data.shape[1]} of the {declared} samples its header "
                                    "declares could be decoded")
-        fmt = stream.codec_context.format.name if stream.codec_context.format else ""
-        if fmt.startswith(("s16",)):
-            data = data / 32768.0
-        elif fmt.startswith(("s32",)):
-            data = data / 2147483648.0
-        elif fmt.startswith("u8"):
-            data = (data - 128.0) / 128.0
-        return data.astype(np.float32), int(rate), f"{stream.codec_context.name}"
+        return _av_to_unit(data, stream).astype(np.float32), int(rate), f"{stream.codec_context.name}"
+
+
+def _av_to_unit(data: np.ndarray, stream) -> np.ndarray:
+    """Decoded samples of a PyAV ``stream`` in [-1, 1): its integer sample formats scaled, floats as they are."""
+    fmt = stream.codec_context.format.name if stream.codec_context.format else ""
+    if fmt.startswith(("s16",)):
+        return data / 32768.0
+    if fmt.startswith(("s32",)):
+        return data / 2147483648.0
+    if fmt.startswith("u8"):
+        return (data - 128.0) / 128.0
+    return data
 
 
 def _declared_samples(stream, rate: int) -> int | None:

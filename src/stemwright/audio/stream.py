@@ -151,15 +151,7 @@ def _open_av(path: Path) -> AudioStream:
                         if stream.duration and stream.time_base is not None else None)
 
     def scale(data: np.ndarray) -> np.ndarray:
-        # as _io._read_av: integer sample formats to [-1, 1)
-        fmt = stream.codec_context.format.name if stream.codec_context.format else ""
-        if fmt.startswith(("s16",)):
-            data = data / 32768.0
-        elif fmt.startswith(("s32",)):
-            data = data / 2147483648.0
-        elif fmt.startswith("u8"):
-            data = (data - 128.0) / 128.0
-        return np.ascontiguousarray(data, dtype=np.float32)
+        return np.ascontiguousarray(_io._av_to_unit(data, stream), dtype=np.float32)  # as read_audio's decoder
 
     def blocks(size: int) -> Iterator[np.ndarray]:
         got = 0
