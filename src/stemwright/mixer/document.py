@@ -73,6 +73,14 @@ def _check_keys(data: dict, allowed: tuple[str, ...], where: str) -> None:
         raise MixError(f"{where}: unknown field {unknown[0]!r} (fields: {', '.join(allowed)})")
 
 
+def _object(data: Any, allowed: tuple[str, ...], where: str) -> dict:
+    """``data`` checked to be an object with only ``allowed`` fields."""
+    if not isinstance(data, dict):
+        raise MixError(f"{where}: must be an object, got {data!r}")
+    _check_keys(data, allowed, where)
+    return data
+
+
 def _effects(data: Any, where: str) -> list[Effect]:
     if data is None:
         return []
@@ -96,9 +104,7 @@ class Channel:
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Channel:
-        if not isinstance(data, dict):
-            raise MixError(f"{where}: must be an object, got {data!r}")
-        _check_keys(data, _CHANNEL_KEYS, where)
+        data = _object(data, _CHANNEL_KEYS, where)
         stem = data.get("stem")
         if not isinstance(stem, str) or not stem.strip():
             raise MixError(f"{where}.stem: must be a non-empty stem name, got {stem!r}")
@@ -145,9 +151,7 @@ class TimePitch:
     def from_dict(cls, data: Any, where: str = "time_pitch") -> TimePitch:
         if data is None:
             return cls()
-        if not isinstance(data, dict):
-            raise MixError(f"{where}: must be an object, got {data!r}")
-        _check_keys(data, _TIME_PITCH_KEYS, where)
+        data = _object(data, _TIME_PITCH_KEYS, where)
         speed = _float(data.get("speed", 1.0), f"{where}.speed", *SPEED_RANGE)
         semitones = _float(data.get("semitones", 0.0), f"{where}.semitones", -SEMITONE_LIMIT, SEMITONE_LIMIT)
         return cls(speed=speed, semitones=semitones)
@@ -165,9 +169,7 @@ class Master:
     def from_dict(cls, data: Any, where: str = "master") -> Master:
         if data is None:
             return cls()
-        if not isinstance(data, dict):
-            raise MixError(f"{where}: must be an object, got {data!r}")
-        _check_keys(data, _MASTER_KEYS, where)
+        data = _object(data, _MASTER_KEYS, where)
         return cls(parse_gain(data.get("gain_db", 0.0), f"{where}.gain_db"), _effects(data.get("effects", []), f"{where}.effects"))
 
     def to_dict(self) -> dict[str, Any]:

@@ -76,6 +76,16 @@ def _db(x: float) -> float:
     return round(float(x), 2) if np.isfinite(x) else -200.0
 
 
+def _write_sample(lib: Path, rel: Path, audio: np.ndarray, samplerate: int, start: int, **fields: Any) -> SampleEntry:
+    """Write ``audio`` ``(C, T)`` as 24-bit WAV at ``lib / rel`` and return its index entry: path, length, levels and
+    source start (``start``, in samples) measured here, the rest from ``fields``."""
+    write_audio(lib / rel, audio, samplerate, fmt="wav", bit_depth=24, overwrite=True)
+    return SampleEntry(
+        path=rel.as_posix(), duration_s=round(audio.shape[1] / samplerate, 4), rms_dbfs=_db(rms_dbfs(audio)),
+        peak_dbfs=_db(20 * np.log10(max(float(np.abs(audio).max()), 1e-10))),
+        source_start_s=round(start / samplerate, 4), **fields)
+
+
 def read_index(library: str | Path) -> list[SampleEntry]:
     """The entries of ``LIBRARY/index.json`` (an empty list for a library not yet written)."""
     path = Path(library) / INDEX_NAME
@@ -124,12 +134,8 @@ def build_library(stems: Any, library: str | Path, *, song: str | None = None, b
         for n in bars:
             for loop in cut_loops(audio, s.samplerate, a.downbeats, bar_s, n, first_bar):
                 rel = Path("loops", name, f"{name}_{_slug(stem)}_{bpm:g}bpm_{key_tag}_bar{loop.bar:03d}_{n}bar.wav")
-                write_audio(lib / rel, loop.audio, s.samplerate, fmt="wav", bit_depth=24, overwrite=True)
-                new.append(SampleEntry(
-                    path=rel.as_posix(), kind="loop", song=name, stem=stem, bpm=bpm, key=a.key,
-                    duration_s=round(loop.audio.shape[1] / s.samplerate, 4), rms_dbfs=_db(rms_dbfs(loop.audio)),
-                    peak_dbfs=_db(20 * np.log10(max(float(np.abs(loop.audio).max()), 1e-10))),
-                    source_start_s=round(loop.start / s.samplerate, 4), bar=loop.bar, bars=n))
+                new.append(_write_sample(lib, rel, loop.audio, s.samplerate, loop.start, kind="loop", song=name,
+                                         stem=stem, bpm=bpm, key=a.key, bar=loop.bar, bars=n))
     if one_shots:
         if drum_stem not in s.audio:
             raise LibraryError(f"one-shots: no {drum_stem!r} stem in {s.path or 'the stems'} (stems: {', '.join(s.names)})")
@@ -137,12 +143,8 @@ def build_library(stems: Any, library: str | Path, *, song: str | None = None, b
         for shot in extract_one_shots(s.audio[drum_stem], s.samplerate):
             counts[shot.kind] = counts.get(shot.kind, 0) + 1
             rel = Path("one-shots", name, f"{name}_{_slug(drum_stem)}_{shot.kind}_{counts[shot.kind]:03d}.wav")
-            write_audio(lib / rel, shot.audio, s.samplerate, fmt="wav", bit_depth=24, overwrite=True)
-            new.append(SampleEntry(
-                path=rel.as_posix(), kind="one-shot", song=name, stem=drum_stem, bpm=bpm, key=a.key,
-                duration_s=round(shot.audio.shape[1] / s.samplerate, 4), rms_dbfs=_db(rms_dbfs(shot.audio)),
-                peak_dbfs=_db(20 * np.log10(max(float(np.abs(shot.audio).max()), 1e-10))),
-                source_start_s=round(shot.start / s.samplerate, 4), drum_class=shot.kind))
+            new.append(_write_sample(lib, rel, shot.audio, s.samplerate, shot.start, kind="one-shot", song=name,
+                                     stem=drum_stem, bpm=bpm, key=a.key, drum_class=shot.kind))
     lib.mkdir(parents=True, exist_ok=True)
     _write_index(lib, others + new)
     log.info("%s: %d samples of %s", lib, len(new), name)
@@ -180,12 +182,8 @@ def add_loop_sample(audio: np.ndarray, samplerate: int, library: str | Path, *, 
         raise LibraryError(f"{lib}: not a folder")
     bar_tag = f"bar{bar:03d}_{bars}bar" if bar is not None and bars is not None else f"at{int(round(start_s * 1000)):07d}ms"
     rel = Path("loops", name, f"{name}_{_slug(stem)}_{round(bpm, 1):g}bpm_{_key_tag(key)}_{bar_tag}.wav")
-    write_audio(lib / rel, cut, samplerate, fmt="wav", bit_depth=24, overwrite=True)
-    entry = SampleEntry(
-        path=rel.as_posix(), kind="loop", song=name, stem=stem, bpm=round(bpm, 1), key=key,
-        duration_s=round(cut.shape[1] / samplerate, 4), rms_dbfs=_db(rms_dbfs(cut)),
-        peak_dbfs=_db(20 * np.log10(max(float(np.abs(cut).max()), 1e-10))),
-        source_start_s=round(a / samplerate, 4), bar=bar, bars=bars)
+    entry = _write_sample(lib, rel, cut, samplerate, a, kind="loop", song=name, stem=stem, bpm=round(bpm, 1),
+                          key=key, bar=bar, bars=bars)
     _write_index(lib, [e for e in read_index(lib) if e.path != entry.path] + [entry])
     return entry
 
