@@ -155,27 +155,30 @@ def check_parity(arch: str, configs: dict, device: torch.device, seconds: float)
     model = build(arch, configs)
     mix = synth_audio(seconds, model.audio_channels, seed=1)
     cpu = separate_tensor(model, mix, overlap=0.25)
+    sensitivity = float32_sensitivity(model, mix)
     other = model.to(device)
     _sync(device)
     got = separate_tensor(other, mix, overlap=0.25, device=device)
     diff = float((got - cpu).abs().max())
     peak = float(cpu.abs().max())  # random weights: stems far from unit scale, so the difference relative to them too
     return {"check": "parity", "arch": arch, "seconds_audio": seconds, "max_abs_diff": diff, "max_abs_cpu": peak,
-            "relative_diff": diff / peak if peak else None, "cpu_f32_vs_f64": float32_sensitivity(arch, configs, mix),
+            "relative_diff": diff / peak if peak else None, "cpu_f32_vs_f64": sensitivity,
             "finite": bool(torch.isfinite(got).all())}
 
 
-def float32_sensitivity(arch: str, configs: dict, mix: torch.Tensor) -> float:
+def float32_sensitivity(model: nn.Module, mix: torch.Tensor) -> float:
     """Max abs difference between float32 and float64 forward passes of the model on the CPU (one call on the first
     segment): how much the model itself amplifies float32 rounding. With random weights the RoFormers do (2.4e-3 on
     stems peaking at 0.06 for bs_roformer), HT Demucs does not (6e-8); a CUDA difference well above this number
-    points at reduced precision on the GPU (TF32, cuDNN's algorithm choice), one near it at rounding alone."""
-    model = build(arch, configs)
+    points at reduced precision on the GPU (TF32, cuDNN's algorithm choice), one near it at rounding alone.
+    ``model`` (float32, on the CPU) is converted to float64 for the second pass and back: float32 weights survive the
+    round trip exactly, so it is left as it was given."""
     n = mix.shape[-1] if not model.segment else min(mix.shape[-1], int(model.segment * SR))
     x = mix[None, :, :n]
     with torch.inference_mode():
         f32 = model(x)
         f64 = model.double()(x.double())
+    model.float()
     return float((f32.double() - f64).abs().max())
 
 
