@@ -7,6 +7,10 @@
 #                            the reference packages of the parity tests, and the Debian packages that only the test
 #                            suite and `stemwright synth` use (FluidSynth, sound fonts, Chromium): with apt as root,
 #                            or through sudo; without either it names what is missing and what needs it.
+#
+# Python packages are installed with the exact versions of scripts/constraints.txt (the versions the suite last
+# passed with), so that a new release of a dependency cannot break these commands overnight. To move to newer
+# releases: bash scripts/update-constraints.sh, then make test, then commit the file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,19 +47,20 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 VPIP=".venv/bin/python -m pip"
 stamp=.venv/.stemwright-setup  # holds the hash of the set-up files when the plain set-up is done; .dev for --dev
-hash=$(cat pyproject.toml scripts/setup.sh scripts/requirements-parity.txt | sha256sum | cut -c1-16)
+CONSTRAINTS=(-c scripts/constraints.txt)
+hash=$(cat pyproject.toml scripts/setup.sh scripts/requirements-parity.txt scripts/constraints.txt | sha256sum | cut -c1-16)
 done_dev=$([ "$(cat $stamp.dev 2>/dev/null)" = "$hash" ] && echo 1 || echo 0)
 done_plain=$([ "$(cat $stamp 2>/dev/null)" = "$hash" ] && echo 1 || echo 0)
 if [ "$done_dev" = 0 ] && { [ "$DEV" = 1 ] || [ "$done_plain" = 0 ]; }; then  # a --dev set-up covers the plain one
   echo "[setup] installing Python packages into .venv"
-  $VPIP install -q --disable-pip-version-check torch==2.13.0
+  $VPIP install -q --disable-pip-version-check "${CONSTRAINTS[@]}" torch==2.13.0
   if [ "$DEV" = 1 ]; then
-    $VPIP install -q --disable-pip-version-check -e ".[dev]"
+    $VPIP install -q --disable-pip-version-check "${CONSTRAINTS[@]}" -e ".[dev]"
     # Reference implementations for parity tests. --no-deps: their pins would pull torchaudio / a CUDA torch.
     $VPIP install -q --disable-pip-version-check --no-deps -r scripts/requirements-parity.txt
     echo "$hash" > $stamp.dev
   else
-    $VPIP install -q --disable-pip-version-check -e .
+    $VPIP install -q --disable-pip-version-check "${CONSTRAINTS[@]}" -e .
   fi
   echo "$hash" > $stamp
 fi

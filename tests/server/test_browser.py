@@ -505,11 +505,20 @@ def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path)
     master_peak = "Number(document.querySelector('#master-meter').dataset.peak)"
     _until(page, f"{master_peak} > 0.02", timeout=10_000)
     pos = "window.studio.position()"
-    before_switch = page.evaluate(pos)
-    page.click("#ab")
-    after_switch = page.evaluate(pos)
-    assert page.get_attribute("#ab", "aria-pressed") == "false"
-    assert 0 <= after_switch - before_switch < 0.25, (before_switch, after_switch)
+    # The switch and the positions around it in one page task, against the audio clock: a loaded machine can put
+    # any time between two round trips, so the check is that the transport was not restarted (same start offset
+    # and start time), i.e. the position at a given audio-clock time is the same after the switch.
+    switch = page.evaluate("""() => {
+        const m = window.studio.mixer;
+        const before = [m.startOffset, m.startCtxTime, window.studio.position()];
+        document.querySelector('#ab').click();  // the original is loaded: the toggle runs synchronously
+        return { before, after: [m.startOffset, m.startCtxTime, window.studio.position()],
+                 pressed: document.querySelector('#ab').getAttribute('aria-pressed') };
+    }""")
+    assert switch["pressed"] == "false"
+    assert switch["after"][:2] == switch["before"][:2], switch
+    before_switch, after_switch = switch["before"][2], switch["after"][2]
+    assert 0 <= after_switch - before_switch < 0.05, switch
     _until(page, f"{master_peak} < 0.001", timeout=10_000)  # back on the (muted) mix
     page.click("#ab")
     _until(page, f"{master_peak} > 0.02", timeout=10_000)
@@ -689,10 +698,12 @@ def _check_compare_models(page, url: str, song_id: str) -> None:
     page.click("#play")
     _until(page, "window.studio.position() > 0.3", timeout=10_000)
     pos = "window.studio.position()"
-    before = page.evaluate(pos)
-    page.click(button)
-    after = page.evaluate(pos)
-    assert 0 <= after - before < 0.25 and page.get_attribute(button, "aria-pressed") == "true"
+    # the switch and the positions around it in one page task (a loaded machine puts any time between round trips)
+    before, after = page.evaluate("""(sel) => {
+        const before = window.studio.position();
+        document.querySelector(sel).click();
+        return [before, window.studio.position()]; }""", button)
+    assert 0 <= after - before < 0.05 and page.get_attribute(button, "aria-pressed") == "true", (before, after)
     uses_alt = ("(() => { const m = window.studio.mixer; const i = m.strips.findIndex((s) => s.name === 'vocals'); "
                 "return m.sources[i].buffer === m.strips[i].alt && m.sources[i].buffer !== m.strips[i].buffer; })()")
     assert page.evaluate(uses_alt)
