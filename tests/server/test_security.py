@@ -269,6 +269,28 @@ def test_page_needs_no_inline_script_or_style():
         assert "eval(" not in js and "new Function" not in js, module.name
 
 
+def test_page_modules_are_small_and_acyclic():
+    """Issue 23: the page is ES modules of at most 300 lines each, importing one way (no cycles)."""
+    graph = {}
+    for module in STATIC_DIR.glob("*.js"):
+        text = module.read_text()
+        assert text.count("\n") <= 300, module.name
+        graph[module.name] = set(re.findall(r'^import [^;]*? from "\./([\w.]+)";', text, re.M))
+    assert "main.js" in graph and "app.js" not in graph
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"import cycle: {' -> '.join(path + (name,))}"
+        if name in done:
+            return
+        for dep in graph.get(name, ()):
+            visit(dep, path + (name,))
+        done.add(name)
+
+    for name in graph:
+        visit(name, ())
+
+
 def test_text_assets_are_gzipped(make_client, short_wav):
     c = make_client()
     for path in ("/", "/static/main.js", "/static/style.css"):
