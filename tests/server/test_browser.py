@@ -762,6 +762,10 @@ def _check_speed_and_transpose(page, url: str, song_id: str, stored: dict) -> No
                           "offset: window.studio.state().startOffset})")
     during = [state["offset"] + (c["at"] - state["start"]) * 0.75 for c in state["clicks"] if c["at"] >= state["start"]]
     assert all(min(abs(t - beat) for beat in stored["beats"]) < 1e-6 for t in during)
+    # the clicks sound as late as the pitch shifter delays the mix (a fixed 8192 frames)
+    delay = page.evaluate("window.studio.state().shifterDelay")
+    assert abs(delay * page.evaluate("window.studio.state().sampleRate") - 8192) < 1e-6
+    assert all(abs(c["heard"] - c["at"] - delay) < 1e-9 for c in state["clicks"] if c["at"] >= state["start"])
     page.uncheck("#metronome")
     page.click("#play")
     doc = page.evaluate("window.studio.mixDocument()")
@@ -984,6 +988,8 @@ def test_studio_trustworthy_mixer(server, browser, mixtures_dir, tmp_path):
     page.click("#tools")
     assert not page.is_visible("#speed")
     _axe_serious(page, "mixer at 390 px")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "mixer-390.png"))  # docs/images/studio-mixer-390.png in the README
 
     # 14: the status line does not carry over to another song
     assert page.inner_text("#status").startswith("mix saved")
@@ -1005,5 +1011,7 @@ def test_studio_trustworthy_mixer(server, browser, mixtures_dir, tmp_path):
     cut = page.eval_on_selector_all("#strips .strip .name", "ns => ns.filter((n) => n.scrollWidth > n.clientWidth)"
                                                             ".map((n) => n.textContent)")
     assert cut == []
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(ARTIFACTS / "mixer-1440.png"))  # docs/images/studio-mixer.png in the README
     assert not errors, errors
     context.close()

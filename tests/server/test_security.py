@@ -275,6 +275,7 @@ def test_page_modules_are_small_and_acyclic():
     for module in STATIC_DIR.glob("*.js"):
         text = module.read_text()
         assert text.count("\n") <= 300, module.name
+        assert "createScriptProcessor" not in text, f"{module.name}: the deprecated ScriptProcessorNode"
         graph[module.name] = set(re.findall(r'^import [^;]*? from "\./([\w.]+)";', text, re.M))
     assert "main.js" in graph and "app.js" not in graph
     done: set[str] = set()

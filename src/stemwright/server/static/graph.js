@@ -5,7 +5,7 @@
 // pan with the StereoPannerNode law, mute/solo as in a DAW, so what plays here is what the export writes.
 import { $, dbToGain } from "./api.js";
 import { EQ, audible, changed, mixer } from "./state.js";
-import { routePitch } from "./timepitch.js";
+import { loadPitchWorklet, routePitch } from "./timepitch.js";
 
 export function audioContext() {
   if (!mixer.ctx) {
@@ -16,6 +16,7 @@ export function audioContext() {
     mixer.pitchIn = mixer.ctx.createGain(); // the mix and the original, before speed/transpose
     mixer.mixBus = mixer.ctx.createGain(); // every strip's fader; muted while A/B plays the original
     mixer.mixBus.connect(mixer.pitchIn);
+    loadPitchWorklet(mixer.ctx);
     routePitch();
   }
   return mixer.ctx;

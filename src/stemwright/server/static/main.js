@@ -2,7 +2,8 @@
 //   api.js       the HTTP API and DOM helpers          state.js     the mixer's store and change notification
 //   library.js   song list, uploads, event stream      storage.js   what the browser remembers (localStorage)
 //   graph.js     audio graph and level meters          waveform.js  waveforms, ruler, zoom, per-frame drawing
-//   transport.js play/seek/loop/end, metronome        timepitch.js speed and transpose (SoundTouch)
+//   transport.js play/seek/loop/end, metronome        timepitch.js speed and transpose
+//   pitchstream.js the SoundTouch stream (fixed delay)  pitch-worklet.js  the shifter on the audio thread
 //   compare.js   compare two models' separations      practice.js  analysis, A/B, loop samples, export
 //   mixdoc.js    mix document, undo, saved mixes, autosave          keys.js      keyboard shortcuts
 //   mixer.js     open/close a song, the controls       main.js      routing and the test façade (window.studio)
@@ -13,7 +14,7 @@ import { closeMixer, openMixer, renderOffline, setupMixerControls } from "./mixe
 import { applyPreset, autosave, mixDocument, saveMix } from "./mixdoc.js";
 import { refreshCompare } from "./compare.js";
 import { mixer, playing, position } from "./state.js";
-import { pitchFactor, renderTimePitch } from "./timepitch.js";
+import { pitchFactor, renderTimePitch, shifterDelay } from "./timepitch.js";
 import { seek, setTimePitch, togglePlay } from "./transport.js";
 import { showLoop, zoomTo } from "./waveform.js";
 
@@ -44,9 +45,10 @@ function snapshot() {
   return {
     songId: m.songId, playing: m.playing, position: position(), duration: m.duration, startOffset: m.startOffset,
     startCtxTime: m.startCtxTime, ctxTime: m.ctx ? m.ctx.currentTime : null, ctxState: m.ctx ? m.ctx.state : null,
+    sampleRate: m.ctx ? m.ctx.sampleRate : null,
     loop: { ...m.loop }, view: { ...m.view }, draws: m.draws, clicks: m.clicks.map((c) => ({ ...c })),
     rulerLabels: m.rulerLabels.map((l) => ({ ...l })), speed: m.speed, semitones: m.semitones,
-    pitchFactor: m.pitchNode ? m.pitchNode.st.virtualPitch : pitchFactor(),
+    pitchFactor: m.pitchNode ? m.pitchNode.factor : pitchFactor(), shifterDelay: shifterDelay(),
     compare: m.compare && { jobId: m.compare.jobId, models: [...m.compare.models], bleed: [...m.compare.bleed] },
     sourceRates: m.sources.map((s) => s.playbackRate.value),
     masterImage: m.masterImage && { width: m.masterImage.width, lit: litPixels(m.masterImage) },

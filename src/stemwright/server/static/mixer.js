@@ -112,7 +112,7 @@ export function closeMixer() {
   mixer.focused = null;
   mixer.mixes = [];
   $("#strips").innerHTML = "";
-  if (mixer.ctx) { mixer.ctx.close().catch(() => {}); mixer.ctx = null; mixer.master = null; mixer.masterMeter = null; mixer.pitchIn = null; mixer.pitchNode = null; }
+  if (mixer.ctx) { mixer.ctx.close().catch(() => {}); mixer.ctx = null; mixer.master = null; mixer.masterMeter = null; mixer.pitchIn = null; mixer.pitchNode = null; mixer.pitchReady = null; }
   setTimePitch(1, 0);
   mixer.compare = null; renderCompareTable();
   $("#sample-link").classList.add("hidden");

@@ -11,7 +11,7 @@ export const mixer = {
   loop: { on: false, start: 0, end: 0 }, focused: null, mixId: null, mixes: [], raf: 0,
   dirty: true, draws: 0, restoring: false, analysis: null, clicks: [], clickedUntil: 0,
   original: null, ab: false, mixBus: null,
-  speed: 1, semitones: 0, pitchIn: null, pitchNode: null,
+  speed: 1, semitones: 0, pitchIn: null, pitchNode: null, pitchReady: null,
   view: { zoom: 1, start: 0 }, masterImage: null, masterKey: "", rulerLabels: [], compare: null,
 };
 

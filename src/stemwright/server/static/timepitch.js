@@ -1,51 +1,48 @@
-// Speed and transpose. Every source plays at playbackRate = speed (transport.js); one SoundTouch pitch shifter
-// (vendor/soundtouchjs, LGPL-2.1) after the mix bus, in pitch-only mode, moves the pitch by
+// Speed and transpose. Every source plays at playbackRate = speed (transport.js); one pitch shifter after the mix
+// bus (SoundTouch in pitch-only mode, pitchstream.js, on the audio thread in pitch-worklet.js) moves the pitch by
 // 2^(semitones/12) / speed, which undoes the rate's pitch change and adds the transpose.
-import { SoundTouch } from "./vendor/soundtouchjs/soundtouch.js";
 import { $ } from "./api.js";
+import { LATENCY_FRAMES, PitchStream } from "./pitchstream.js";
 import { mixer } from "./state.js";
 
-const PITCH_BLOCK = 2048; // ScriptProcessor block: 46 ms at 44.1 kHz, so a change is heard well within a second
+const BLOCK = 2048; // frames per step of the offline render
 
 export function pitchFactor(speed = mixer.speed, semitones = mixer.semitones) { return Math.pow(2, semitones / 12) / speed; }
 
-// Push one stereo block through SoundTouch and take the same number of frames out (zeros until it has output).
-// Shared by the live node and renderTimePitch, so the tests measure the code that plays.
-function pitchBlock(st, inL, inR, outL, outR) {
-  const n = inL.length;
-  const inter = new Float32Array(2 * n);
-  for (let i = 0; i < n; i++) { inter[2 * i] = inL[i]; inter[2 * i + 1] = inR[i]; }
-  st.inputBuffer.putSamples(inter, 0, n);
-  st.process();
-  const have = Math.min(n, st.outputBuffer.frameCount);
-  const out = new Float32Array(2 * n);
-  if (have > 0) st.outputBuffer.receiveSamples(out, have);
-  const lead = n - have; // an underrun (only while SoundTouch fills up) is padded at the front
-  outL.fill(0, 0, lead); outR.fill(0, 0, lead);
-  for (let i = 0; i < have; i++) { outL[lead + i] = out[2 * i]; outR[lead + i] = out[2 * i + 1]; }
-  return lead;
+// Load the worklet's module once per AudioContext; routePitch waits for it (the mix plays unshifted meanwhile,
+// a few milliseconds after the context is made).
+export function loadPitchWorklet(ctx) {
+  mixer.pitchReady = ctx.audioWorklet.addModule("/static/pitch-worklet.js").then(() => ctx);
+  mixer.pitchReady.then((loaded) => { if (loaded === mixer.ctx) routePitch(); }).catch(() => { /* no worklet: unshifted */ });
 }
 
+const shifting = () => Math.abs(pitchFactor() - 1) >= 1e-9;
+
 // Connect the mix (pitchIn) to the master directly at 100 % and 0 st (bit-exact, no latency), else through the
-// SoundTouch node; a new factor is set on the running shifter, so a change is heard on its next block.
+// shifter; a new factor is posted to the running shifter, so a change is heard on its next block.
 export function routePitch() {
   const ctx = mixer.ctx;
   if (!ctx || !mixer.pitchIn) return;
   const factor = pitchFactor();
   mixer.pitchIn.disconnect();
-  if (Math.abs(factor - 1) < 1e-9) { mixer.pitchIn.connect(mixer.master); return; }
+  if (!shifting()) { mixer.pitchIn.connect(mixer.master); return; }
   if (!mixer.pitchNode) {
-    const node = ctx.createScriptProcessor(PITCH_BLOCK, 2, 2);
-    const st = new SoundTouch();
-    node.onaudioprocess = (e) => {
-      const i = e.inputBuffer, o = e.outputBuffer;
-      pitchBlock(st, i.getChannelData(0), i.getChannelData(i.numberOfChannels > 1 ? 1 : 0), o.getChannelData(0), o.getChannelData(1));
-    };
+    let node;
+    try {
+      node = new AudioWorkletNode(ctx, "pitch-shifter", { numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [2],
+        processorOptions: { pitch: factor } });
+    } catch { mixer.pitchIn.connect(mixer.master); return; } // the module is still loading: unshifted until then
     node.connect(mixer.master);
-    mixer.pitchNode = { node, st };
+    mixer.pitchNode = { node, factor };
   }
-  mixer.pitchNode.st.pitch = factor;
+  mixer.pitchNode.factor = factor;
+  mixer.pitchNode.node.port.postMessage({ pitch: factor });
   mixer.pitchIn.connect(mixer.pitchNode.node);
+}
+
+// Seconds the shifter delays the mix now (0 when it is bypassed): the metronome's clicks wait as long.
+export function shifterDelay() {
+  return mixer.ctx && mixer.pitchNode && shifting() ? LATENCY_FRAMES / mixer.ctx.sampleRate : 0;
 }
 
 // The speed and transpose controls, and the key as transposed next to the analysed one.
@@ -63,8 +60,8 @@ export function showTimePitch() {
 }
 
 // What the page plays at `speed`/`semitones` for the given channels (Float32 arrays at `rate`): an
-// OfflineAudioContext plays them at playbackRate = speed (length / speed), then the same SoundTouch pitch shifter
-// as live playback. The shifter's start-up delay is taken off by feeding silence after the end.
+// OfflineAudioContext plays them at playbackRate = speed (length / speed), then the same pitch stream as live
+// playback, its fixed delay taken off.
 export async function renderTimePitch(channels, rate, speed = mixer.speed, semitones = mixer.semitones) {
   const inLength = channels[0].length;
   const length = Math.round(inLength / speed);
@@ -78,18 +75,14 @@ export async function renderTimePitch(channels, rate, speed = mixer.speed, semit
   const L = played.getChannelData(0), R = played.getChannelData(1);
   const factor = pitchFactor(speed, semitones);
   if (Math.abs(factor - 1) < 1e-9) return [L, R];
-  const st = new SoundTouch();
-  st.pitch = factor;
-  // the zeros pitchBlock pads while SoundTouch fills up are its delay; feed silence until that much more is out
-  let delay = 0;
-  const outL = [], outR = [];
-  for (let at = 0; at < length + delay + PITCH_BLOCK; at += PITCH_BLOCK) {
-    const inL = new Float32Array(PITCH_BLOCK), inR = new Float32Array(PITCH_BLOCK);
-    if (at < length) { inL.set(L.subarray(at, at + PITCH_BLOCK)); inR.set(R.subarray(at, at + PITCH_BLOCK)); }
-    const oL = new Float32Array(PITCH_BLOCK), oR = new Float32Array(PITCH_BLOCK);
-    delay += pitchBlock(st, inL, inR, oL, oR);
-    outL.push(oL); outR.push(oR);
+  // the stream delays by LATENCY_FRAMES: feed silence after the end until that much more is out, then cut it off
+  const stream = new PitchStream(factor);
+  const total = LATENCY_FRAMES + length;
+  const outL = new Float32Array(Math.ceil(total / BLOCK) * BLOCK), outR = new Float32Array(outL.length);
+  for (let at = 0; at < total; at += BLOCK) {
+    const inL = new Float32Array(BLOCK), inR = new Float32Array(BLOCK);
+    if (at < length) { inL.set(L.subarray(at, at + BLOCK)); inR.set(R.subarray(at, at + BLOCK)); }
+    stream.process(inL, inR, outL.subarray(at, at + BLOCK), outR.subarray(at, at + BLOCK));
   }
-  const join = (parts) => { const a = new Float32Array(parts.length * PITCH_BLOCK); parts.forEach((p, k) => a.set(p, k * PITCH_BLOCK)); return a; };
-  return [join(outL).slice(delay, delay + length), join(outR).slice(delay, delay + length)];
+  return [outL.slice(LATENCY_FRAMES, total), outR.slice(LATENCY_FRAMES, total)];
 }

@@ -3,7 +3,7 @@
 import { $ } from "./api.js";
 import { audioContext } from "./graph.js";
 import { changed, effectiveOffset, looping, mixer, playing, position } from "./state.js";
-import { routePitch, showTimePitch } from "./timepitch.js";
+import { routePitch, shifterDelay, showTimePitch } from "./timepitch.js";
 
 export function stopSources() {
   // Detach onended first: a stopped source fires it asynchronously, which must not end the *new* playback.
@@ -89,18 +89,21 @@ export function setTimePitch(speed, semitones) {
 }
 
 // -- metronome: a short blip into the master (so the meters and exports of the page hear it), 1.5 kHz on a
-// downbeat and 1 kHz on other beats. While playing, each frame schedules the clicks of the next 150 ms.
+// downbeat and 1 kHz on other beats. While playing, each frame schedules the clicks of the next 150 ms. `at` is
+// the beat's time on the context clock; the click sounds `shifterDelay()` later, when the mix is heard through
+// the pitch shifter's fixed delay.
 function click(at, accent) {
   const ctx = mixer.ctx;
+  const heard = at + shifterDelay();
   const osc = ctx.createOscillator();
   const env = ctx.createGain();
   osc.frequency.value = accent ? 1500 : 1000;
-  env.gain.setValueAtTime(0, at);
-  env.gain.linearRampToValueAtTime(0.5, at + 0.002);
-  env.gain.exponentialRampToValueAtTime(0.001, at + 0.05);
+  env.gain.setValueAtTime(0, heard);
+  env.gain.linearRampToValueAtTime(0.5, heard + 0.002);
+  env.gain.exponentialRampToValueAtTime(0.001, heard + 0.05);
   osc.connect(env); env.connect(mixer.master);
-  osc.start(at); osc.stop(at + 0.06);
-  mixer.clicks.push({ at, accent });
+  osc.start(heard); osc.stop(heard + 0.06);
+  mixer.clicks.push({ at, heard, accent });
   if (mixer.clicks.length > 64) mixer.clicks.shift();
 }
 
