@@ -161,7 +161,7 @@ def test_studio_end_to_end(server, browser, mixtures_dir, tmp_path):
     assert by_stem["other"]["pan"] == -0.5 and by_stem["vocals"]["solo"] is False
 
     # export as wav and compare with `stemwright mix` on the same document
-    with page.expect_download() as dl:
+    with page.expect_download(timeout=120_000) as dl:  # the render takes its time on a loaded machine
         page.click("#export")
     exported = tmp_path / "export.wav"
     dl.value.save_as(exported)
@@ -1013,5 +1013,17 @@ def test_studio_trustworthy_mixer(server, browser, mixtures_dir, tmp_path):
     assert cut == []
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(ARTIFACTS / "mixer-1440.png"))  # docs/images/studio-mixer.png in the README
+
+    # 2 (the page's part): a download the server prepares first says so, and a second click starts nothing
+    asked: list[str] = []
+    page.route("**/stems.stem.mp4", lambda r: (asked.append(r.request.url), r.continue_()))
+    with page.expect_download(timeout=180_000) as dl:
+        busy_now = page.evaluate("""() => { const a = document.querySelector('#download-ni'); a.click();
+            const busy = [a.getAttribute('aria-disabled'), document.querySelector('#status').textContent]; a.click();
+            return busy; }""")
+    assert busy_now == ["true", "preparing NI Stems…"]
+    assert dl.value.suggested_filename == "second.stem.mp4" and len(asked) == 1
+    _until(page, "document.querySelector('#status').textContent === 'downloaded NI Stems' && "
+                 "!document.querySelector('#download-ni').hasAttribute('aria-disabled')")
     assert not errors, errors
     context.close()

@@ -4,7 +4,7 @@ import { $, api, dbToGain, fmtTime, getJson, setStatus } from "./api.js";
 import { loadCompare, refreshCompare, renderCompareTable, switchVersion } from "./compare.js";
 import { applyAll, applyStrip, audioContext, buildStripGraph, drawMeters, eqFilters, masterGainDb, setMasterGain } from "./graph.js";
 import { autosave, applyPreset, openSavedMix, refreshMixList, resetHistory, restoreWorking, saveMix, stepHistory } from "./mixdoc.js";
-import { exportMix, saveLoopSample, showAnalysis, toggleAB } from "./practice.js";
+import { exportMix, preparedDownload, saveLoopSample, showAnalysis, toggleAB } from "./practice.js";
 import { COLORS, audible, changed, effectiveOffset, mixer, playing, position } from "./state.js";
 import { renderTimePitch } from "./timepitch.js";
 import { scheduleMetronome, seek, setTimePitch, startAt, stopSources, togglePlay } from "./transport.js";
@@ -142,6 +142,9 @@ export function setupMixerControls() {
   $("#mix-name").addEventListener("keydown", (e) => { if (e.key === "Enter") report(saveMix()); });
   window.addEventListener("pagehide", autosave);
   $("#export").onclick = () => report(exportMix());
+  for (const [id, what] of [["#download-zip", "the stems .zip"], ["#download-ni", "NI Stems"]]) {
+    $(id).addEventListener("click", (e) => { e.preventDefault(); report(preparedDownload(e.currentTarget, what)); });
+  }
   $("#export-format").onchange = () => { for (const s of mixer.strips) stemLink(s); };
   $("#master-meter").onclick = (e) => e.currentTarget.classList.remove("clipped");
   $("#ab").onclick = () => report(toggleAB());

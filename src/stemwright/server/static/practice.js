@@ -75,24 +75,38 @@ export async function saveLoopSample() {
 }
 
 
-// Render the mix on the server and download it; the button stays disabled meanwhile (one render at a time).
-export async function exportMix() {
+// Save a fetched file under the server's name (its RFC 5987 filename* keeps the title's Unicode).
+async function saveResponse(res, fallback) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(await res.blob());
+  const star = (res.headers.get("content-disposition") || "").match(/filename\*=UTF-8''([^;]+)/i);
+  a.download = star ? decodeURIComponent(star[1]) : fallback;
+  document.body.append(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+}
+
+// Run `work` with `control` marked busy, saying `doing` on the status line; a click while busy starts nothing.
+async function busyWhile(control, doing, work) {
+  if (control.disabled || control.getAttribute("aria-disabled") === "true") return;
+  control.disabled = true; // a button
+  control.setAttribute("aria-disabled", "true"); // a link
+  setStatus(doing);
+  try { await work(); } finally { control.disabled = false; control.removeAttribute("aria-disabled"); }
+}
+
+// Render the mix on the server and download it.
+export function exportMix() {
   const fmt = $("#export-format").value;
-  const button = $("#export");
-  if (button.disabled) return;
-  button.disabled = true;
-  setStatus("rendering export…");
-  try {
-    const res = await postJson(`/api/songs/${mixer.songId}/export`, { format: fmt, document: mixDocument() });
-    const blob = await res.blob();
-    const a = document.createElement("a");
-    a.href = URL.createObjectURL(blob);
-    // the server's name keeps the title's Unicode (RFC 5987 filename*)
-    const cd = res.headers.get("content-disposition") || "";
-    const star = cd.match(/filename\*=UTF-8''([^;]+)/i);
-    a.download = star ? decodeURIComponent(star[1]) : `mix.${fmt}`;
-    document.body.append(a); a.click(); a.remove();
-    setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+  return busyWhile($("#export"), "rendering export…", async () => {
+    await saveResponse(await postJson(`/api/songs/${mixer.songId}/export`, { format: fmt, document: mixDocument() }), `mix.${fmt}`);
     setStatus(`exported ${fmt}`);
-  } finally { button.disabled = false; }
+  });
+}
+
+// A download the server prepares first (the stems .zip, NI Stems: seconds to minutes for a long song).
+export function preparedDownload(link, what) {
+  return busyWhile(link, `preparing ${what}…`, async () => {
+    await saveResponse(await api(link.getAttribute("href")), link.getAttribute("download") || "stems");
+    setStatus(`downloaded ${what}`);
+  });
 }
