@@ -900,7 +900,7 @@ def test_studio_trustworthy_mixer(server, browser, mixtures_dir, tmp_path):
     page.wait_for_selector("#model-select option[value=classic]", state="attached")
     page.select_option("#model-select", "classic")
     before = {s["id"] for s in _get(url + "api/songs")["songs"]}
-    clips = [_clip(mixtures_dir, tmp_path, f"{name}.wav", 6.0, start) for name, start in (("first", 2.0), ("second", 9.0))]
+    clips = [_clip(mixtures_dir, tmp_path, f"{name}.wav", 6.0, start) for name, start in (("first", 2.0), ("second", 4.5))]
     page.set_input_files("#file-input", [str(p) for p in clips])
     songs = _wait_api(lambda ss: len([s for s in ss if s["id"] not in before and s["status"] == "done"]) == 2, url)
     ids = {s["title"]: s["id"] for s in songs if s["id"] not in before}
