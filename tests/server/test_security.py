@@ -276,7 +276,7 @@ def test_printed_url_is_reachable():
 # -- 5. headers, gzip, streamed body limit --------------------------------------------------------------------------
 def test_security_headers(make_client):
     c = make_client()
-    for path in ("/", "/static/app.js", "/api/songs", "/api/songs/" + "0" * 32):
+    for path in ("/", "/static/main.js", "/api/songs", "/api/songs/" + "0" * 32):
         r = c.get(path)
         assert r.headers["x-content-type-options"] == "nosniff", path
         csp = r.headers["content-security-policy"]
@@ -297,14 +297,38 @@ def test_page_needs_no_inline_script_or_style():
     check = Check()
     check.feed((STATIC_DIR / "index.html").read_text())
     assert check.problems == []
-    js = (STATIC_DIR / "app.js").read_text()
-    assert not re.search(r"style=[\"'$]", js), "style attributes in HTML strings are blocked by the CSP"
-    assert "eval(" not in js and "new Function" not in js
+    for module in STATIC_DIR.glob("*.js"):
+        js = module.read_text()
+        assert not re.search(r"style=[\"'$]", js), f"{module.name}: style attributes in HTML strings are blocked by the CSP"
+        assert "eval(" not in js and "new Function" not in js, module.name
+
+
+def test_page_modules_are_small_and_acyclic():
+    """Issue 23: the page is ES modules of at most 300 lines each, importing one way (no cycles)."""
+    graph = {}
+    for module in STATIC_DIR.glob("*.js"):
+        text = module.read_text()
+        assert text.count("\n") <= 300, module.name
+        assert "createScriptProcessor" not in text, f"{module.name}: the deprecated ScriptProcessorNode"
+        graph[module.name] = set(re.findall(r'^import [^;]*? from "\./([\w.]+)";', text, re.M))
+    assert "main.js" in graph and "app.js" not in graph
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"import cycle: {' -> '.join(path + (name,))}"
+        if name in done:
+            return
+        for dep in graph.get(name, ()):
+            visit(dep, path + (name,))
+        done.add(name)
+
+    for name in graph:
+        visit(name, ())
 
 
 def test_text_assets_are_gzipped(make_client, short_wav):
     c = make_client()
-    for path in ("/", "/static/app.js", "/static/style.css"):
+    for path in ("/", "/static/main.js", "/static/style.css"):
         r = c.get(path, headers={"accept-encoding": "gzip"})
         assert r.headers.get("content-encoding") == "gzip", path
     sid = wait_status(c, upload(c, short_wav).json()["id"])["id"]
