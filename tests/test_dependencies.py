@@ -40,6 +40,7 @@ EXTRA_PARTS = {
     "stemwright.batch": "ray",
     "stemwright.cli.batch": "ray",
     "stemwright.cli.export_onnx": "onnx",
+    "stemwright.live": "live",
 }
 
 
