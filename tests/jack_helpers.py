@@ -87,10 +87,13 @@ class PlayRecord:
         self.recording = np.zeros((record_from, record_frames), dtype=np.float32)
         self.first_frame: int | None = None
         self.armed = False
+        self.done = False
         self.player = jack.Client("test-player", no_start_server=True)
         self.recorder = jack.Client("test-recorder", no_start_server=True)
         self.outs = [self.player.outports.register(f"out_{i}") for i in range(play_to)]
         self.ins = [self.recorder.inports.register(f"in_{i}") for i in range(record_from)]
+        self.xruns_while_playing = 0
+        self.player.set_xrun_callback(self._xrun)
         self.player.set_process_callback(self._play)
         self.recorder.set_process_callback(self._record)
         self.player.activate()
@@ -101,6 +104,10 @@ class PlayRecord:
             self.player.connect(port, target)
         for port, source in zip(self.ins, record_from, strict=True):
             self.recorder.connect(source, port)
+
+    def _xrun(self, delay: float) -> None:
+        if self.first_frame is not None and not self.done:
+            self.xruns_while_playing += 1
 
     def _play(self, frames: int) -> None:
         if self.armed and self.first_frame is None:
@@ -133,6 +140,7 @@ class PlayRecord:
             if time.monotonic() > deadline:
                 raise TimeoutError("playing and recording took too long")
             time.sleep(0.05)
+        self.done = True
         for client in (self.player, self.recorder):
             client.deactivate()
             client.close()

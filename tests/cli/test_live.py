@@ -44,12 +44,10 @@ def test_live_equals_offline_at_the_reported_latency(jack_server, tmp_path) -> N
 
     impulse_at = 10_000
     song = _song(4.0, impulse_at)
-    # everything heavy first: a Python JACK client waits for its process's GIL, so work in this process while
-    # the graph runs would make the test's own clients late (xruns that are not the command's)
+    # nothing heavy in this process while the graph runs: a Python JACK client waits for its process's GIL, and
+    # a late test client would be an xrun that is not the command's
     model = load_model("classic", device="cpu")
     plan = plan_live(model, LATENCY, block_size=PERIOD)
-    torch.set_num_threads(1)
-    offline = separate_tensor(model, torch.from_numpy(song), segment=plan.segment, overlap=plan.overlap).numpy()
     io = PlayRecord(song, play_to=2, record_from=10, record_frames=song.shape[1] + plan.latency_samples)
     report = tmp_path / "live.json"
     proc = _live(tmp_path, "-m", "classic", "--name", "swlive", "--mix", "--report", str(report))
@@ -65,17 +63,25 @@ def test_live_equals_offline_at_the_reported_latency(jack_server, tmp_path) -> N
     assert f"latency {LATENCY:.3f} s ({plan.latency_samples} samples at {RATE} Hz)" in out
     stats = json.loads(report.read_text())
     assert (stats["xruns"], stats["late_blocks"], stats["dropped_blocks"]) == (0, 0, 0), stats
+    assert io.xruns_while_playing == 0
     assert stats["latency_samples"] == plan.latency_samples and stats["segment_length"] == plan.segment_length
     assert "warning" not in err, err
 
+    # the offline separation with the same chunking: the live chunk grid starts at the command's first block,
+    # so the song sits after that much silence
+    lead = io.first_frame - stats["start_frame"]
+    assert lead >= 0
+    mix = np.concatenate([np.zeros((2, lead), np.float32), song], axis=1)
+    torch.set_num_threads(1)
+    offline = separate_tensor(model, torch.from_numpy(mix), segment=plan.segment, overlap=plan.overlap).numpy()
+    offline = offline[..., lead:]
     # the end of a finite song changes its last chunks (shorter); live input never ends: compare before them
     n = song.shape[1] - 2 * plan.segment_length
     L = plan.latency_samples
     stems = recording[:8].reshape(4, 2, -1)
     assert np.abs(stems[..., :L]).max() == 0.0  # nothing before the delay
     np.testing.assert_allclose(stems[..., L : L + n], offline[..., :n], atol=1e-5, rtol=0)
-    mix = recording[8:]
-    np.testing.assert_allclose(mix[:, L : L + n], offline[..., :n].sum(0), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(recording[8:, L : L + n], offline[..., :n].sum(0), atol=1e-5, rtol=0)
     # exact delay, from the impulse: the first sound out is the offline stems' first sound, L samples later
     first_offline = int(np.flatnonzero(np.abs(offline).max(axis=(0, 1)) > 0)[0])
     first_live = int(np.flatnonzero(np.abs(stems).max(axis=(0, 1)) > 0)[0])

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from stemwright.engine.run import model_valid_length
+from stemwright.engine.run import model_valid_length, run_batch
 from stemwright.engine.stream import StreamSplitter
 
 __all__ = ["LatencyError", "LivePlan", "LiveProcessor", "min_delay", "plan_live", "reserve"]
@@ -148,6 +148,13 @@ class LiveProcessor:
                            for _ in range(passes)]
         self._dual_mono = int(self.model.audio_channels) == 2 and self.channels == 1
         self._fifo = torch.zeros(len(self.sources), self.channels, self.latency_samples)
+
+    def warm_up(self) -> None:
+        """Run the model once on a silent chunk (its first call allocates and picks kernels: slow), state untouched."""
+        target = model_valid_length(self.model, self.plan.segment_length)
+        chunk = torch.zeros(int(self.model.audio_channels), target)
+        with torch.inference_mode():
+            run_batch(self.model, [chunk], self.device)
 
     def push(self, block: torch.Tensor) -> torch.Tensor:
         """Shape: ``(C, n)`` -> ``(S, C, m)``, the newly final stems (``m`` follows the chunk grid)."""
