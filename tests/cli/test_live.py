@@ -87,3 +87,28 @@ def test_live_equals_offline_at_the_reported_latency(jack_server, tmp_path) -> N
     first_live = int(np.flatnonzero(np.abs(stems).max(axis=(0, 1)) > 0)[0])
     assert first_live - first_offline == L
     assert first_offline <= impulse_at
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--latency", "0.3"], 2, "--latency: latency 0.3 s is too short for this model"),
+    (["--stems", "vocals,kazoo"], 2, "--stems: kazoo not among the model's stems"),
+    (["--connect-in", "nobody:out_1"], 1, "--connect-in: cannot connect JACK port 'nobody:out_1'"),
+])
+def test_bad_values_give_one_error_line(jack_server, capsys, args: list[str], code: int, message: str) -> None:
+    from stemwright.cli.main import main
+
+    assert main(["live", "-m", "classic", "--name", "swbad", "--duration", "0", *args]) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: {message}"), err
+
+
+def test_without_a_server_it_says_so(monkeypatch, capsys) -> None:
+    from tests.reference import require
+
+    require("jack")
+    from stemwright.cli.main import main
+
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "stemwright-test-no-such-server")
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    assert main(["live", "-m", "classic"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: no JACK server is running (start one: jackd -d alsa, or PipeWire's JACK layer)"
