@@ -41,6 +41,7 @@ EXTRA_PARTS = {
     "stemwright.cli.batch": "ray",
     "stemwright.cli.export_onnx": "onnx",
     "stemwright.live": "live",
+    "stemwright.live_check": "live",
 }
 
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from stemwright.engine.live import LivePlan
-from tests.jack_helpers import PERIOD, RATE, PlayRecord, wait_for_port
 from tests.reference import require
 
 
@@ -37,9 +36,10 @@ def test_late_blocks_play_silence_on_stems_and_the_input_on_the_mix(jack_server,
     input), then the input ring fills and blocks are dropped; the session warns once."""
     require("jack")
     from stemwright.live import LiveClient, LiveSession, WorkerReady
+    from stemwright.live_check import PERIOD, RATE, PlayRecord, wait_for_port
 
     plan = LivePlan(segment_length=4096, overlap=0.25, latency_samples=16 * PERIOD, block_size=PERIOD,
-                    samplerate=RATE)
+                    samplerate=RATE)  # (the dummy server's rate and block)
     ready = WorkerReady(plan, ("a", "b"), plan.latency_samples - plan.reserve_samples)
     song = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 8 * PERIOD)).astype(np.float32)
     io = PlayRecord(song, play_to=2, record_from=4, record_frames=song.shape[1])
@@ -74,6 +74,7 @@ def test_late_blocks_play_silence_on_stems_and_the_input_on_the_mix(jack_server,
 def test_a_server_at_another_rate_is_refused(jack_server) -> None:
     require("jack")
     from stemwright.live import LiveClient, LiveError, WorkerReady
+    from stemwright.live_check import PERIOD
 
     plan = LivePlan(segment_length=4096, overlap=0.25, latency_samples=16 * PERIOD, block_size=PERIOD,
                     samplerate=48000)

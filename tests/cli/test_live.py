@@ -3,16 +3,9 @@ recorder captures every stem port; the recording is the offline separation with 
 exactly the reported latency, with no xrun and no late block (real time: the dummy driver runs at the audio rate)."""
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
-
-from tests.jack_helpers import PERIOD, RATE, PlayRecord, wait_for_port
 
 STEMS = ("vocals", "drums", "bass", "other")
 LATENCY = 2.0  # the command's default
@@ -21,7 +14,7 @@ LATENCY = 2.0  # the command's default
 def _song(seconds: float, impulse_at: int) -> np.ndarray:
     """Stereo: silence, a unit impulse at ``impulse_at``, then tones, beats and noise (fixed seed). Shape (2, T)."""
     rng = np.random.default_rng(24)
-    t = np.arange(int(seconds * RATE)) / RATE
+    t = np.arange(int(seconds * 44100)) / 44100
     song = 0.2 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 0.5 * t)) / 2
     song += 0.3 * np.exp(-30 * (t % 0.5)) * np.sin(2 * np.pi * 60 * t)  # a kick every 0.5 s
     song += 0.03 * rng.standard_normal(t.shape)
@@ -31,57 +24,40 @@ def _song(seconds: float, impulse_at: int) -> np.ndarray:
     return stereo
 
 
-def _live(tmp_path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "stemwright.cli.main", "live", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def test_live_equals_offline_at_the_reported_latency(jack_server, tmp_path) -> None:
+def test_live_equals_offline_at_the_reported_latency(jack_server) -> None:
     from stemwright.engine.live import plan_live
     from stemwright.engine.run import separate_tensor
+    from stemwright.live_check import PERIOD, RATE, record_live
     from stemwright.pretrained.loading import load_model
 
     impulse_at = 10_000
     song = _song(4.0, impulse_at)
-    # nothing heavy in this process while the graph runs: a Python JACK client waits for its process's GIL, and
-    # a late test client would be an xrun that is not the command's
     model = load_model("classic", device="cpu")
     plan = plan_live(model, LATENCY, block_size=PERIOD)
-    io = PlayRecord(song, play_to=2, record_from=10, record_frames=song.shape[1] + plan.latency_samples)
-    report = tmp_path / "live.json"
-    proc = _live(tmp_path, "-m", "classic", "--name", "swlive", "--mix", "--report", str(report))
-    try:
-        wait_for_port("swlive:mix_R")
-        io.connect(["swlive:in_L", "swlive:in_R"],
-                   [f"swlive:{s}_{c}" for s in STEMS for c in "LR"] + ["swlive:mix_L", "swlive:mix_R"])
-        recording = io.run(timeout=60)
-    finally:
-        proc.send_signal(2)  # Ctrl-C: the command stops, prints and writes its counters
-        out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    assert f"latency {LATENCY:.3f} s ({plan.latency_samples} samples at {RATE} Hz)" in out
-    stats = json.loads(report.read_text())
+    ports = [f"{s}_{c}" for s in STEMS for c in "LR"] + ["mix_L", "mix_R"]
+    run = record_live(song, ports, song.shape[1] + plan.latency_samples, ["-m", "classic", "--mix"], timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert f"latency {LATENCY:.3f} s ({plan.latency_samples} samples at {RATE} Hz)" in run.stdout
+    stats = run.report
     assert (stats["xruns"], stats["late_blocks"], stats["dropped_blocks"]) == (0, 0, 0), stats
-    assert io.xruns_while_playing == 0
+    assert run.xruns_while_playing == 0
     assert stats["latency_samples"] == plan.latency_samples and stats["segment_length"] == plan.segment_length
-    assert "warning" not in err, err
+    assert "warning" not in run.stderr, run.stderr
 
     # the offline separation with the same chunking: the live chunk grid starts at the command's first block,
     # so the song sits after that much silence
-    lead = io.first_frame - stats["start_frame"]
-    assert lead >= 0
-    mix = np.concatenate([np.zeros((2, lead), np.float32), song], axis=1)
+    assert run.lead >= 0
+    mix = np.concatenate([np.zeros((2, run.lead), np.float32), song], axis=1)
     torch.set_num_threads(1)
     offline = separate_tensor(model, torch.from_numpy(mix), segment=plan.segment, overlap=plan.overlap).numpy()
-    offline = offline[..., lead:]
+    offline = offline[..., run.lead :]
     # the end of a finite song changes its last chunks (shorter); live input never ends: compare before them
     n = song.shape[1] - 2 * plan.segment_length
     L = plan.latency_samples
-    stems = recording[:8].reshape(4, 2, -1)
+    stems = run.recording[:8].reshape(4, 2, -1)
     assert np.abs(stems[..., :L]).max() == 0.0  # nothing before the delay
     np.testing.assert_allclose(stems[..., L : L + n], offline[..., :n], atol=1e-5, rtol=0)
-    np.testing.assert_allclose(recording[8:, L : L + n], offline[..., :n].sum(0), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(run.recording[8:, L : L + n], offline[..., :n].sum(0), atol=1e-5, rtol=0)
     # exact delay, from the impulse: the first sound out is the offline stems' first sound, L samples later
     first_offline = int(np.flatnonzero(np.abs(offline).max(axis=(0, 1)) > 0)[0])
     first_live = int(np.flatnonzero(np.abs(stems).max(axis=(0, 1)) > 0)[0])
