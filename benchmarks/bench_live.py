@@ -75,11 +75,12 @@ def _setting(model_name: str, model: torch.nn.Module, latency: float, song: np.n
     mix = np.pad(song, ((0, 0), (run.lead, 0)))
     offline = separate_tensor(model, torch.from_numpy(mix), segment=plan.segment, overlap=plan.overlap).numpy()
     offline = offline[..., run.lead :]
-    first_offline = int(np.flatnonzero(np.abs(offline).max(axis=(0, 1)) > 0)[0])
-    first_live = int(np.flatnonzero(np.abs(stems).max(axis=(0, 1)) > 0)[0])
+    first_offline = np.flatnonzero(np.abs(offline).max(axis=(0, 1)) > 0)
+    first_live = np.flatnonzero(np.abs(stems).max(axis=(0, 1)) > 0)  # none: every block was late
+    measured = (first_live[0] - first_offline[0]) / RATE if len(first_live) and len(first_offline) else None
     n = song.shape[1] - 2 * plan.segment_length  # before the finite song's last (shorter) chunks
     live = stems[..., L:]
-    return {**row, "segment_s": round(plan.segment, 3), "measured_latency_s": (first_live - first_offline) / RATE,
+    return {**row, "segment_s": round(plan.segment, 3), "measured_latency_s": measured,
             "xruns": run.report["xruns"], "late_blocks": run.report["late_blocks"],
             "dropped_blocks": run.report["dropped_blocks"], "cpu_share": round(run.report["cpu_share"], 3),
             "max_abs_diff_vs_offline": float(np.abs(live[..., :n] - offline[..., :n]).max()) if n > 0 else None,

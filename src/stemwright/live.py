@@ -40,7 +40,8 @@ import numpy as np
 
 from stemwright.engine.live import LivePlan
 
-__all__ = ["LiveClient", "LiveError", "LiveStats", "LiveWorker", "ShmRing", "WorkerSettings", "start_worker"]
+__all__ = ["LiveClient", "LiveError", "LiveSession", "LiveStats", "LiveUsageError", "LiveWorker", "ShmRing",
+           "WorkerSettings", "start_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,10 @@ STARTUP_TIMEOUT = 600.0  # seconds for the worker to load its model (a first dow
 
 class LiveError(ValueError):
     """A JACK server that does not fit (rate), a port that does not exist, or a worker that failed."""
+
+
+class LiveUsageError(LiveError):
+    """A value the user typed is wrong (``--latency``, ``--stems``, the model's name): exit status 2."""
 
 
 @dataclass(frozen=True)
@@ -245,7 +250,9 @@ def _worker_main(settings: WorkerSettings, conn: Connection, stop: Any) -> None:
         conn.send(WorkerFailed(f"--latency: {e}", usage=True))
         return
     except Exception as e:  # noqa: BLE001 - every load failure goes back to the client as one line
-        conn.send(WorkerFailed(str(e), usage=str(e).startswith(("unknown model", "unknown device"))))
+        # (the loader's errors carry no type for "unknown name": the same test as cli.common.is_usage_problem)
+        usage = str(e).startswith(("unknown model", "unknown architecture", "unknown device"))
+        conn.send(WorkerFailed(str(e), usage=usage))
         return
     conn.send(WorkerReady(processor.plan, tuple(processor.sources), processor.latency_samples))
     rings = conn.recv()
@@ -259,7 +266,7 @@ def _worker_main(settings: WorkerSettings, conn: Connection, stop: Any) -> None:
 
 
 def start_worker(settings: WorkerSettings) -> tuple[Any, Connection, Any, WorkerReady]:
-    """Start the worker process and wait for its model; raises :class:`LiveError` (``usage`` attribute set when
+    """Start the worker process and wait for its model; raises :class:`LiveError` (:class:`LiveUsageError` when
     the user's value was wrong) if it cannot start."""
     ctx = mp.get_context("spawn")  # a fresh interpreter: no fork of a process holding a JACK client
     parent, child = ctx.Pipe()
@@ -276,9 +283,7 @@ def start_worker(settings: WorkerSettings) -> tuple[Any, Connection, Any, Worker
         raise LiveError(f"the model worker exited (status {process.exitcode}) before it was ready") from None
     if isinstance(message, WorkerFailed):
         process.join()
-        error = LiveError(message.message)
-        error.usage = message.usage  # type: ignore[attr-defined]
-        raise error
+        raise (LiveUsageError if message.usage else LiveError)(message.message)
     return process, parent, stop, message
 
 
@@ -410,10 +415,8 @@ class LiveSession:
         unknown = [s for s in chosen if s not in self.ready.sources]
         if unknown:
             self._abort()
-            error = LiveError(f"--stems: {', '.join(unknown)} not among the model's stems "
-                              f"({', '.join(self.ready.sources)})")
-            error.usage = True  # type: ignore[attr-defined]
-            raise error
+            raise LiveUsageError(f"--stems: {', '.join(unknown)} not among the model's stems "
+                                 f"({', '.join(self.ready.sources)})")
         try:
             self.client = LiveClient(self.ready, chosen, mix=mix, name=name, server=server,
                                      channels=settings.channels)

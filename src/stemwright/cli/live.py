@@ -40,7 +40,7 @@ def command(
     import dataclasses  # (function-level imports keep 'stemwright --help' fast)
 
     need_extra("jack", "live", "stemwright live")
-    from stemwright.live import LiveError, LiveSession, WorkerSettings
+    from stemwright.live import LiveError, LiveSession, LiveUsageError, WorkerSettings
 
     chosen = [s.strip() for s in stems.split(",") if s.strip()] if stems else None
     if stems is not None and not chosen:
@@ -49,8 +49,10 @@ def command(
     settings = WorkerSettings(model=model, device=device.value, offline=offline, latency=latency, block_size=block_size)
     try:
         session = LiveSession(settings, chosen, mix=mix, name=name)
+    except LiveUsageError as e:
+        fail(str(e), USAGE_EXIT)
     except LiveError as e:
-        fail(str(e), USAGE_EXIT if getattr(e, "usage", False) else INPUT_EXIT)
+        fail(str(e), INPUT_EXIT)
     try:
         session.client.start(connect_in or [])
     except LiveError as e:
