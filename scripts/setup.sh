@@ -22,6 +22,7 @@ if [ "$DEV" = 1 ]; then
     fluidsynth fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont hydrogen-drumkits  # stemwright synth
     chromium                                                                                       # browser tests
     ffmpeg                                                                                         # NI Stems tests (ffprobe, stempeg)
+    jackd2                                                                                         # stemwright live tests (jackd -d dummy)
   )
   need_apt=()
   for p in "${APT_PACKAGES[@]}"; do

@@ -59,3 +59,12 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture()
+def jack_server():
+    """A JACK server with the dummy driver (44.1 kHz, 1024-frame periods) under a unique name, exported as
+    ``JACK_DEFAULT_SERVER`` for the test and its subprocesses (tests/jack_helpers.py)."""
+    from tests.jack_helpers import jack_server as start
+
+    yield from start()

@@ -40,6 +40,8 @@ EXTRA_PARTS = {
     "stemwright.batch": "ray",
     "stemwright.cli.batch": "ray",
     "stemwright.cli.export_onnx": "onnx",
+    "stemwright.live": "live",
+    "stemwright.live_check": "live",
 }
 
 

@@ -39,6 +39,7 @@ from stemwright.engine.progress import ProgressCallback, ProgressEvent, scaled
 from stemwright.engine.memory import retain_freed_memory
 from stemwright.engine.precision import choose_precision, precision_context
 from stemwright.engine.run import separate_tensor
+from stemwright.engine.live import LiveProcessor, plan_live
 from stemwright.engine.stream import StreamEngine
 from stemwright.models.base import check_model
 
@@ -281,6 +282,17 @@ class Separator:
             long_segment=LONG_INPUT_SEGMENT,
         )
         return out.numpy()
+
+    def live(self, latency: float = 2.0, block_size: int = 1024, channels: int = 2,
+             threaded: bool = False) -> LiveProcessor:
+        """A processor for live input at the model's rate: ``process(block (C, n)) -> {stem: (C, n)}`` gives the
+        stems of the input ``.latency_samples`` (= ``round(latency * samplerate)``) earlier. The chunk is the longest
+        that fits ``latency`` with room for a worker thread (``block_size``: the host's block), see
+        :mod:`stemwright.engine.live`. ``threaded=True``: the host runs ``process`` on a worker thread and buffers
+        ``plan.reserve_samples`` itself (the JACK client), so the processor's own delay is the rest."""
+        plan = plan_live(self.model, latency, overlap=self.overlap, block_size=block_size)
+        delay = plan.latency_samples - plan.reserve_samples if threaded else None
+        return LiveProcessor(self.model, plan, channels=channels, device=self.device, delay=delay)
 
     # -- streams -----------------------------------------------------------------------------------------
     def separate_stream(self, blocks: Iterable[Any], samplerate: int, progress: ProgressCallback | None = None,

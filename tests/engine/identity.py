@@ -1,4 +1,5 @@
-"""Test helper: a model whose stems are the input and twice the input, for the engine's reconstruction tests."""
+"""Test helpers: a model whose stems are the input and twice the input, for the engine's reconstruction tests,
+and one whose output mixes neighbouring samples."""
 from __future__ import annotations
 
 import torch
@@ -27,3 +28,21 @@ class Identity(nn.Module):
         if self.multiple > 1:
             assert mix.shape[-1] % self.multiple == 8 % self.multiple
         return torch.stack([mix, 2 * mix], dim=1)
+
+
+class Mixing(nn.Module):
+    """Not an identity: each output sample depends on its neighbours (a convolution), so context and chunk
+    boundaries matter and a wrong window would show."""
+
+    sources = ("a", "b")
+    samplerate = 100
+    audio_channels = 2
+    segment = 0.6
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(2, 4, 9, padding=4)
+        torch.nn.init.normal_(self.conv.weight, generator=torch.Generator().manual_seed(0))
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.conv(mix)).reshape(mix.shape[0], 2, 2, -1)

@@ -9,25 +9,7 @@ from torch import nn
 
 from stemwright.engine.run import separate_tensor
 from stemwright.engine.stream import StreamEngine, separate_blocks
-from tests.engine.identity import Identity
-
-
-class Mixing(nn.Module):
-    """Not an identity: each output sample depends on its neighbours (a convolution), so context and chunk
-    boundaries matter and a wrong window would show."""
-
-    sources = ("a", "b")
-    samplerate = 100
-    audio_channels = 2
-    segment = 0.6
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv1d(2, 4, 9, padding=4)
-        torch.nn.init.normal_(self.conv.weight, generator=torch.Generator().manual_seed(0))
-
-    def forward(self, mix: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.conv(mix)).reshape(mix.shape[0], 2, 2, -1)
+from tests.engine.identity import Identity, Mixing
 
 
 def _blocks(x: torch.Tensor, size: int):

@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("stemwright.cli.analyze", "Tempo, beats, downbeats, time signature and key of a song, from its stems."),
     "samples": ("stemwright.cli.samples", "Cut a sample library (bar loops, drum one-shots, index) from stems."),
     "inspect": ("stemwright.cli.inspect", "Diagnose separated stems: bleed, mono compatibility, clipping, plots."),
+    "live": ("stemwright.cli.live", "Separate live input through JACK at a fixed delay (one stereo output per stem)."),
     "serve": ("stemwright.cli.serve", "Start stemwright studio, the local web app with a live stem mixer."),
 }
 
@@ -47,7 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 OPTIONAL_PACKAGES = {
     "fastapi": "studio", "uvicorn": "studio", "multipart": "studio", "python_multipart": "studio",
     "pretty_midi": "synth", "mido": "synth", "matplotlib": "plot", "ray": "ray", "onnx": "onnx",
-    "onnxruntime": "onnx",
+    "onnxruntime": "onnx", "jack": "live",
 }
 VERBOSE_FLAGS = ("-v", "--verbose")
 HELP_FLAGS = ["-h", "--help"]

@@ -1,0 +1,111 @@
+"""``stemwright live`` on a dummy JACK server: latency vs CPU vs quality, per model and requested latency.
+
+For each setting, a fresh ``jackd -d dummy -r 44100 -p 1024`` runs (real time: the dummy driver paces itself like a
+sound card), ``stemwright live -m MODEL --latency S`` starts, a player plays a song into it (a unit impulse first,
+then the visible MUSDB excerpt when ``--track`` names it, else a generated song) and a recorder captures the stems.
+Per setting it prints ``measured_latency_s`` (first sound out minus the offline stems' first sound, from the
+impulse), ``xruns``, ``late_blocks``, the worker's ``cpu_share`` of one core, ``max_abs_diff_vs_offline`` (against
+the offline separation with the same chunking: 0 up to float rounding) and, with ``--track``, the MDX SDR of the
+live stems against the reference stems; one ``offline`` row per model gives the SDR with the model's own chunking.
+Not a timed test: quote the figures with the command, the CPU and the machine's load.
+
+    .venv/bin/python benchmarks/bench_live.py -m classic stemwright_4stem --latency 0.5 1 2 4 12 \
+        --track "../shared/data/musdb18-excerpts/Music Delta - 80s Rock" [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stemwright.audio.io import read_audio
+from stemwright.engine.live import LatencyError, plan_live
+from stemwright.engine.run import separate_tensor
+from stemwright.live_check import PERIOD, RATE, dummy_server, record_live
+from stemwright.metrics.sdr import mdx_sdr
+from stemwright.pretrained.loading import load_model
+
+LEAD_IN = 4096  # silence before the impulse, and between the impulse and the song
+
+
+def _song(track: Path | None, seconds: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Shape: (2, T) at 44.1 kHz (an impulse at LEAD_IN, the song from 2 * LEAD_IN) and the reference stems
+    (aligned to it; empty for the generated song)."""
+    if track is not None:
+        mix = read_audio(track / "mixture.flac").samples
+        refs = {p.stem: read_audio(p).samples for p in sorted(track.glob("*.flac")) if p.stem != "mixture"}
+    else:
+        t = np.arange(int(seconds * RATE)) / RATE
+        mono = 0.2 * np.sin(2 * np.pi * 220 * t) + 0.3 * np.exp(-30 * (t % 0.5)) * np.sin(2 * np.pi * 60 * t)
+        mix, refs = np.stack([mono, 0.8 * mono]).astype(np.float32), {}
+    pad = ((0, 0), (2 * LEAD_IN, 0))
+    song = np.pad(mix, pad).astype(np.float32)
+    song[:, LEAD_IN] = 0.5
+    return song, {k: np.pad(v, pad) for k, v in refs.items()}
+
+
+def _sdr(stems: np.ndarray, sources: tuple[str, ...], refs: dict[str, np.ndarray]) -> float | None:
+    """Mean MDX SDR over the stems with a reference, on the song part. ``stems``: (S, C, T)."""
+    if not refs:
+        return None
+    start = 2 * LEAD_IN
+    return float(np.mean([mdx_sdr(refs[s][:, start:], stems[i][:, start:]) for i, s in enumerate(sources) if s in refs]))
+
+
+def _setting(model_name: str, model: torch.nn.Module, latency: float, song: np.ndarray,
+             refs: dict[str, np.ndarray]) -> dict:
+    row: dict = {"model": model_name, "latency_s": latency}
+    try:
+        plan = plan_live(model, latency, block_size=PERIOD)
+    except LatencyError as e:
+        return {**row, "error": str(e)}
+    sources = tuple(model.sources)
+    ports = [f"{s}_{c}" for s in sources for c in "LR"]
+    L = plan.latency_samples
+    with dummy_server():
+        run = record_live(song, ports, song.shape[1] + L, ["-m", model_name, "--latency", str(latency)])
+    if run.returncode != 0:
+        return {**row, "error": run.stderr.strip().splitlines()[-1] if run.stderr.strip() else f"exit {run.returncode}"}
+    stems = run.recording.reshape(len(sources), 2, -1)
+    mix = np.pad(song, ((0, 0), (run.lead, 0)))
+    offline = separate_tensor(model, torch.from_numpy(mix), segment=plan.segment, overlap=plan.overlap).numpy()
+    offline = offline[..., run.lead :]
+    first_offline = np.flatnonzero(np.abs(offline).max(axis=(0, 1)) > 0)
+    first_live = np.flatnonzero(np.abs(stems).max(axis=(0, 1)) > 0)  # none: every block was late
+    measured = (first_live[0] - first_offline[0]) / RATE if len(first_live) and len(first_offline) else None
+    n = song.shape[1] - 2 * plan.segment_length  # before the finite song's last (shorter) chunks
+    live = stems[..., L:]
+    return {**row, "segment_s": round(plan.segment, 3), "measured_latency_s": measured,
+            "xruns": run.report["xruns"], "late_blocks": run.report["late_blocks"],
+            "dropped_blocks": run.report["dropped_blocks"], "cpu_share": round(run.report["cpu_share"], 3),
+            "max_abs_diff_vs_offline": float(np.abs(live[..., :n] - offline[..., :n]).max()) if n > 0 else None,
+            "sdr_db": _sdr(live, sources, refs)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-m", "--models", nargs="+", default=["classic"])
+    ap.add_argument("--latency", nargs="+", type=float, default=[1.0, 2.0, 4.0])
+    ap.add_argument("--track", type=Path, help="a MUSDB-style folder: mixture.flac and one .flac per stem")
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of the generated song (without --track)")
+    ap.add_argument("--json", action="store_true", help="one JSON object per setting")
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+    song, refs = _song(args.track, args.seconds)
+    for name in args.models:
+        model = load_model(name, device="cpu", offline=True)
+        rows = [_setting(name, model, latency, song, refs) for latency in args.latency]
+        offline = separate_tensor(model, torch.from_numpy(song)).numpy()
+        rows.append({"model": name, "latency_s": "offline", "sdr_db": _sdr(offline, tuple(model.sources), refs)})
+        for row in rows:
+            print(json.dumps(row) if args.json else "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,453 @@
+"""``stemwright live``: a JACK client that separates its input at a fixed delay.
+
+Two processes, so that nothing in the JACK process callback ever waits on the model:
+
+- the **client process** holds the JACK client and runs no model: its process callback copies each input
+  block into a shared-memory ring (one record: the number of blocks it had to drop before this one, then ``C x n``
+  samples) and one output record (``S x C x n`` stems) out of another. A Python JACK callback needs its process's
+  GIL, and a model thread in the same process (preempted while it holds the GIL on a loaded machine) makes the
+  callback late: measured as xruns on the 2-core development machine, none with the model in its own process;
+- the **worker process** loads the model, reads input records, runs
+  :meth:`~stemwright.engine.live.LiveProcessor.process_tensor` and writes output records. The output ring starts
+  with ``plan.reserve_samples`` of silence and the processor delays by the rest, so the delay is exactly
+  ``plan.latency_samples`` while the worker keeps up.
+
+The rings (:class:`ShmRing`) are single-producer single-consumer and lock-free: each side only writes its own
+64-bit position, after the record's data.
+
+When the worker does not keep up (the CPU is too slow for the model at this latency): a block whose output is not
+there in time is a *late block*: the stem ports play silence for it and the mix port passes the input through; the
+worker's output for that block, when it comes, is skipped, so the delay stays fixed. When the worker falls so far
+behind that the input ring is full, input blocks are *dropped* (counted); the worker then writes silence for them
+and restarts the processor (silence for one latency). The first late or dropped block is logged once as a warning;
+every one is counted in :class:`LiveStats`, and so are JACK's xruns.
+
+The JACK server must run at the model's rate (the input is not resampled).
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import time
+import uuid
+from dataclasses import dataclass
+from multiprocessing import shared_memory
+from multiprocessing.connection import Connection
+from typing import Any
+
+import jack
+import numpy as np
+
+from stemwright.engine.live import LivePlan
+
+__all__ = ["LiveClient", "LiveError", "LiveSession", "LiveStats", "LiveUsageError", "LiveWorker", "ShmRing",
+           "WorkerSettings", "start_worker"]
+
+log = logging.getLogger(__name__)
+
+CHANNELS = ("L", "R")
+INPUT_RING_SECONDS = 4.0  # how far the worker may fall behind (beyond one stride) before input blocks are dropped
+STARTUP_TIMEOUT = 600.0  # seconds for the worker to load its model (a first download included)
+
+
+class LiveError(ValueError):
+    """A JACK server that does not fit (rate), a port that does not exist, or a worker that failed."""
+
+
+class LiveUsageError(LiveError):
+    """A value the user typed is wrong (``--latency``, ``--stems``, the model's name): exit status 2."""
+
+
+@dataclass(frozen=True)
+class LiveStats:
+    """Counters of a live session. ``cpu_share``: the worker's CPU seconds per second of audio (1.0 = one core)."""
+
+    blocks: int
+    xruns: int
+    late_blocks: int
+    dropped_blocks: int
+    samplerate: int
+    block_size: int
+    latency_samples: int
+    segment_length: int
+    worker_cpu_s: float
+    start_frame: int  # JACK frame time of the first block: where the chunk grid starts (-1: no block yet)
+
+    @property
+    def audio_s(self) -> float:
+        return self.blocks * self.block_size / self.samplerate
+
+    @property
+    def cpu_share(self) -> float:
+        return self.worker_cpu_s / self.audio_s if self.blocks else 0.0
+
+
+class ShmRing:
+    """A single-producer single-consumer ring of ``capacity`` float32 records of ``shape``, in shared memory.
+
+    Header: ``[write count, read count, worker CPU microseconds, spare]`` as int64; the writer stores the record's
+    data before it advances its count, the reader copies it out before it advances its own, and each count has
+    one writer, so no lock is needed (aligned 64-bit stores are atomic on x86-64 and ARM64)."""
+
+    HEADER = 4
+
+    def __init__(self, shape: tuple[int, ...], capacity: int, name: str | None = None) -> None:
+        self.shape, self.capacity = tuple(shape), capacity
+        size = int(np.prod(shape))
+        nbytes = 8 * self.HEADER + 4 * size * capacity
+        self.owner = name is None
+        self.shm = shared_memory.SharedMemory(name=name or f"stemwright-{uuid.uuid4().hex[:12]}", create=self.owner,
+                                              size=nbytes)
+        self.counts = np.ndarray((self.HEADER,), dtype=np.int64, buffer=self.shm.buf)
+        self.data = np.ndarray((capacity, *shape), dtype=np.float32, buffer=self.shm.buf, offset=8 * self.HEADER)
+        if self.owner:
+            self.counts[:] = 0
+
+    @property
+    def name(self) -> str:
+        return self.shm.name
+
+    def __len__(self) -> int:
+        return int(self.counts[0] - self.counts[1])
+
+    def full(self) -> bool:
+        return len(self) >= self.capacity
+
+    def put(self, record: np.ndarray) -> bool:
+        """Copy one record in; False (nothing written) when the ring is full."""
+        w = int(self.counts[0])
+        if w - int(self.counts[1]) >= self.capacity:
+            return False
+        self.data[w % self.capacity] = record
+        self.counts[0] = w + 1
+        return True
+
+    def get(self, out: np.ndarray) -> bool:
+        """Copy the oldest record into ``out``; False when the ring is empty."""
+        r = int(self.counts[1])
+        if int(self.counts[0]) == r:
+            return False
+        out[...] = self.data[r % self.capacity]
+        self.counts[1] = r + 1
+        return True
+
+    def skip(self) -> bool:
+        """Drop the oldest record; False when the ring is empty."""
+        r = int(self.counts[1])
+        if int(self.counts[0]) == r:
+            return False
+        self.counts[1] = r + 1
+        return True
+
+    def close(self) -> None:
+        del self.counts, self.data  # views into the buffer must go before it closes
+        self.shm.close()
+        if self.owner:
+            self.shm.unlink()
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What the worker process needs to build its processor (picklable)."""
+
+    model: str
+    device: str
+    offline: bool
+    latency: float
+    block_size: int
+    channels: int = 2
+
+
+@dataclass(frozen=True)
+class WorkerReady:
+    """The worker's first message: its plan and the model's stems."""
+
+    plan: LivePlan
+    sources: tuple[str, ...]
+    processor_delay: int
+
+
+@dataclass(frozen=True)
+class WorkerFailed:
+    """The worker could not start; ``usage``: the user's value was wrong (``--latency``, the model name)."""
+
+    message: str
+    usage: bool
+
+
+@dataclass(frozen=True)
+class Rings:
+    """The shared-memory names the client sends the worker, and the stems it wants (indices into the sources)."""
+
+    input_name: str
+    output_name: str
+    input_capacity: int
+    output_capacity: int
+    stem_index: tuple[int, ...]
+
+
+class LiveWorker:
+    """The worker process's side: the processor between the two rings."""
+
+    def __init__(self, processor: Any, rings: Rings) -> None:
+        self.processor = processor
+        plan = processor.plan
+        self.n, self.channels = plan.block_size, processor.channels
+        self.stem_index = list(rings.stem_index)
+        self.input = ShmRing((1 + self.channels * self.n,), rings.input_capacity, name=rings.input_name)
+        self.output = ShmRing((len(self.stem_index), self.channels, self.n), rings.output_capacity,
+                              name=rings.output_name)
+        self.nap = self.n / plan.samplerate / 4
+
+    def run(self, stop: Any) -> None:
+        """Until ``stop`` (an Event) is set."""
+        import torch  # (imported in the worker process only)
+
+        record = np.zeros(self.input.shape, dtype=np.float32)
+        silence = np.zeros(self.output.shape, dtype=np.float32)
+        cpu = 0.0
+        while not stop.is_set():
+            if not self.input.get(record):
+                time.sleep(self.nap)
+                continue
+            started = time.thread_time()
+            dropped = int(record[0])
+            if dropped:  # the input has a gap: silence for the dropped blocks, then start over
+                for _ in range(dropped):
+                    self._put(silence, stop)
+                self.processor.reset()
+            block = torch.from_numpy(record[1:].reshape(self.channels, self.n))
+            stems = self.processor.process_tensor(block)[self.stem_index].numpy()
+            self._put(stems, stop)
+            cpu += time.thread_time() - started
+            self.output.counts[2] = int(cpu * 1e6)
+
+    def _put(self, record: np.ndarray, stop: Any) -> None:
+        while not self.output.put(record):
+            if stop.is_set():
+                return
+            time.sleep(self.nap)
+
+    def close(self) -> None:
+        self.input.close()
+        self.output.close()
+
+
+def _worker_main(settings: WorkerSettings, conn: Connection, stop: Any) -> None:
+    """Entry point of the worker process."""
+    import torch
+
+    from stemwright.api import Separator
+    from stemwright.engine.live import LatencyError
+
+    torch.set_num_threads(1)  # one core: the client process and the rest of the machine keep the others
+    try:
+        separator = Separator(settings.model, device=settings.device, offline=settings.offline)
+        processor = separator.live(latency=settings.latency, block_size=settings.block_size,
+                                   channels=settings.channels, threaded=True)
+        processor.warm_up()
+    except LatencyError as e:
+        conn.send(WorkerFailed(f"--latency: {e}", usage=True))
+        return
+    except Exception as e:  # noqa: BLE001 - every load failure goes back to the client as one line
+        # (the loader's errors carry no type for "unknown name": the same test as cli.common.is_usage_problem)
+        usage = str(e).startswith(("unknown model", "unknown architecture", "unknown device"))
+        conn.send(WorkerFailed(str(e), usage=usage))
+        return
+    conn.send(WorkerReady(processor.plan, tuple(processor.sources), processor.latency_samples))
+    rings = conn.recv()
+    if rings is None:
+        return
+    worker = LiveWorker(processor, rings)
+    try:
+        worker.run(stop)
+    finally:
+        worker.close()
+
+
+def start_worker(settings: WorkerSettings) -> tuple[Any, Connection, Any, WorkerReady]:
+    """Start the worker process and wait for its model; raises :class:`LiveError` (:class:`LiveUsageError` when
+    the user's value was wrong) if it cannot start."""
+    ctx = mp.get_context("spawn")  # a fresh interpreter: no fork of a process holding a JACK client
+    parent, child = ctx.Pipe()
+    stop = ctx.Event()
+    process = ctx.Process(target=_worker_main, args=(settings, child, stop), name="stemwright-live-worker",
+                          daemon=True)
+    process.start()
+    if not parent.poll(STARTUP_TIMEOUT):
+        process.terminate()
+        raise LiveError(f"the model worker did not start within {STARTUP_TIMEOUT:.0f} s")
+    try:
+        message = parent.recv()
+    except EOFError:
+        raise LiveError(f"the model worker exited (status {process.exitcode}) before it was ready") from None
+    if isinstance(message, WorkerFailed):
+        process.join()
+        raise (LiveUsageError if message.usage else LiveError)(message.message)
+    return process, parent, stop, message
+
+
+class LiveClient:
+    """The JACK side: a client named ``name`` with stereo inputs ``in_L``/``in_R``, one pair ``STEM_L``/``STEM_R``
+    per stem of ``stems`` and, with ``mix``, ``mix_L``/``mix_R`` (the sum of those stems). ``server``: the JACK
+    server's name (default: ``$JACK_DEFAULT_SERVER`` or the default server)."""
+
+    def __init__(self, ready: WorkerReady, stems: list[str] | tuple[str, ...], *, mix: bool = False,
+                 name: str = "stemwright", server: str | None = None, channels: int = 2) -> None:
+        plan = ready.plan
+        if ready.processor_delay != plan.latency_samples - plan.reserve_samples:
+            raise LiveError("the processor must leave plan.reserve_samples to the client (Separator.live(threaded=True))")
+        self.plan, self.n = plan, plan.block_size
+        self.stems = tuple(stems)
+        self.stem_index = tuple(ready.sources.index(s) for s in stems)
+        self.client = jack.Client(name, servername=server, no_start_server=True)
+        if self.client.samplerate != plan.samplerate or self.client.blocksize != self.n:
+            got = (self.client.samplerate, self.client.blocksize)
+            self.client.close()
+            raise LiveError(f"the JACK server runs at {got[0]} Hz in blocks of {got[1]}; the model separates at "
+                            f"{plan.samplerate} Hz (blocks of {self.n} planned): start JACK at {plan.samplerate} Hz")
+        self.inports = [self.client.inports.register(f"in_{c}") for c in CHANNELS[:channels]]
+        self.outports = [[self.client.outports.register(f"{s}_{c}") for c in CHANNELS[:channels]] for s in stems]
+        self.mixports = [self.client.outports.register(f"mix_{c}") for c in CHANNELS[:channels]] if mix else []
+        reserve_blocks = plan.reserve_samples // self.n
+        in_blocks = int(INPUT_RING_SECONDS * plan.samplerate / self.n) + -(-plan.stride // self.n)
+        self.input = ShmRing((1 + channels * self.n,), in_blocks)
+        self.output = ShmRing((len(stems), channels, self.n), reserve_blocks + 8)
+        self._in_rec = np.zeros(self.input.shape, dtype=np.float32)
+        self._out_rec = np.zeros(self.output.shape, dtype=np.float32)
+        for _ in range(reserve_blocks):  # the share of the delay the worker's timing needs (plan.reserve_samples)
+            self.output.put(self._out_rec)
+        # counters: each written by the JACK thread only
+        self.blocks = self.late_blocks = self.dropped_blocks = self.xruns = 0
+        self._dropped_since = 0
+        self._owed = 0
+        self.start_frame = -1
+        self.client.set_process_callback(self._process)
+        self.client.set_xrun_callback(self._xrun)
+
+    def rings(self) -> Rings:
+        return Rings(self.input.name, self.output.name, self.input.capacity, self.output.capacity, self.stem_index)
+
+    # -- the JACK thread -----------------------------------------------------------------------------------
+    def _xrun(self, delay: float) -> None:
+        if self.blocks:  # from the first cycle on (the server may report one for the activation itself)
+            self.xruns += 1
+
+    def _process(self, frames: int) -> None:
+        n = self.n
+        if frames != n:  # the server changed its block size: nothing fits any more
+            for port in self.client.outports:
+                port.get_array().fill(0.0)
+            self.late_blocks += 1
+            return
+        if not self.blocks:
+            self.start_frame = self.client.last_frame_time
+        self.blocks += 1
+        rec = self._in_rec
+        rec[0] = self._dropped_since
+        for c, port in enumerate(self.inports):
+            rec[1 + c * n : 1 + (c + 1) * n] = port.get_array()
+        if self.input.put(rec):
+            self._dropped_since = 0
+        else:
+            self._dropped_since += 1
+            self.dropped_blocks += 1
+        while self._owed and self.output.skip():  # output of blocks already played late
+            self._owed -= 1
+        out = self._out_rec
+        if not self._owed and self.output.get(out):
+            for s, ports in enumerate(self.outports):
+                for c, port in enumerate(ports):
+                    port.get_array()[:] = out[s, c]
+            for c, port in enumerate(self.mixports):
+                np.sum(out[:, c], axis=0, out=port.get_array())
+            return
+        self._owed += 1  # late: silence on the stems, the input on the mix; its output is skipped when it comes
+        self.late_blocks += 1
+        for ports in self.outports:
+            for port in ports:
+                port.get_array().fill(0.0)
+        for c, port in enumerate(self.mixports):
+            port.get_array()[:] = rec[1 + c * n : 1 + (c + 1) * n]
+
+    # -- control -------------------------------------------------------------------------------------------
+    def start(self, connect_in: list[str] | tuple[str, ...] = ()) -> None:
+        """Activate the client and connect ``connect_in`` to the inputs (one port feeds both; two: L and R)."""
+        if len(connect_in) > len(self.inports):
+            raise LiveError(f"--connect-in takes at most {len(self.inports)} ports, got {len(connect_in)}")
+        self.client.activate()
+        sources = list(connect_in) * len(self.inports) if len(connect_in) == 1 else list(connect_in)
+        for source, port in zip(sources, self.inports):
+            try:
+                self.client.connect(source, port)
+            except jack.JackError as e:
+                raise LiveError(f"--connect-in: cannot connect JACK port {source!r} ({e})") from e
+
+    def stats(self) -> LiveStats:
+        return LiveStats(blocks=self.blocks, xruns=self.xruns, late_blocks=self.late_blocks,
+                         dropped_blocks=self.dropped_blocks, samplerate=self.plan.samplerate, block_size=self.n,
+                         latency_samples=self.plan.latency_samples, segment_length=self.plan.segment_length,
+                         worker_cpu_s=int(self.output.counts[2]) / 1e6, start_frame=self.start_frame)
+
+    def deactivate(self) -> LiveStats:
+        """Stop the callback (before the worker stops: blocks after that would count as late); final counters."""
+        try:
+            self.client.deactivate()
+        except jack.JackError:
+            pass
+        return self.stats()
+
+    def close(self) -> None:
+        """Close the client and free the rings (after the worker has stopped)."""
+        self.client.close()
+        self.input.close()
+        self.output.close()
+
+
+class LiveSession:
+    """A worker process and its JACK client, from start to :meth:`stop`; :meth:`poll` warns once when the CPU
+    cannot keep up and raises :class:`LiveError` if the worker died."""
+
+    def __init__(self, settings: WorkerSettings, stems: list[str] | None, *, mix: bool = False,
+                 name: str = "stemwright", server: str | None = None) -> None:
+        self.process, self.conn, self.stop_event, self.ready = start_worker(settings)
+        chosen = list(stems) if stems else list(self.ready.sources)
+        unknown = [s for s in chosen if s not in self.ready.sources]
+        if unknown:
+            self._abort()
+            raise LiveUsageError(f"--stems: {', '.join(unknown)} not among the model's stems "
+                                 f"({', '.join(self.ready.sources)})")
+        try:
+            self.client = LiveClient(self.ready, chosen, mix=mix, name=name, server=server,
+                                     channels=settings.channels)
+        except BaseException:
+            self._abort()
+            raise
+        self.conn.send(self.client.rings())
+        self.plan = self.ready.plan
+        self.warned = False
+
+    def _abort(self) -> None:
+        self.conn.send(None)
+        self.process.join(timeout=30)
+
+    def poll(self) -> None:
+        if not self.process.is_alive():
+            raise LiveError(f"the model worker exited (status {self.process.exitcode})")
+        stats = self.client.stats()
+        if not self.warned and (stats.late_blocks or stats.dropped_blocks):
+            self.warned = True
+            log.warning("the CPU cannot keep up with this model at %.2f s latency: late blocks play silence on the "
+                        "stem ports (the input on the mix port); try a longer --latency or a lighter model",
+                        self.plan.latency)
+
+    def stop(self) -> LiveStats:
+        """Deactivate the client, stop the worker, free everything; the final counters."""
+        stats = self.client.deactivate()
+        self.stop_event.set()
+        self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join()
+        self.client.close()
+        return stats
