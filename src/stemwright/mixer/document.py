@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stemwright.atomic import atomic_write_text
-from stemwright.mixer.effects import Effect, MixError
+from stemwright.mixer.effects import EFFECTS, Effect, MixError
 from stemwright.mixer.stems import StemSet, load_stems
 
 VERSION = 2
@@ -81,12 +81,18 @@ def _object(data: Any, allowed: tuple[str, ...], where: str) -> dict:
     return data
 
 
-def _effects(data: Any, where: str) -> list[Effect]:
+def _effects(data: Any, where: str, stem_aware: bool = True) -> list[Effect]:
+    """A list of effects; ``stem_aware=False`` (the master) refuses those that need the other stems (debleed)."""
     if data is None:
         return []
     if not isinstance(data, list):
         raise MixError(f"{where}: must be a list of effects, got {type(data).__name__}")
-    return [Effect.from_dict(e, f"{where}[{i}]") for i, e in enumerate(data)]
+    effects = [Effect.from_dict(e, f"{where}[{i}]") for i, e in enumerate(data)]
+    for i, e in enumerate(effects):
+        if not stem_aware and EFFECTS[e.type].stem_aware:
+            raise MixError(f"{where}[{i}].type: {e.type} cleans a stem against the others; it goes on a channel, "
+                           "not on the master")
+    return effects
 
 
 @dataclass
@@ -170,7 +176,7 @@ class Master:
         if data is None:
             return cls()
         data = _object(data, _MASTER_KEYS, where)
-        return cls(parse_gain(data.get("gain_db", 0.0), f"{where}.gain_db"), _effects(data.get("effects", []), f"{where}.effects"))
+        return cls(parse_gain(data.get("gain_db", 0.0), f"{where}.gain_db"), _effects(data.get("effects", []), f"{where}.effects", stem_aware=False))
 
     def to_dict(self) -> dict[str, Any]:
         return {"gain_db": gain_to_json(self.gain_db), "effects": [e.to_dict() for e in self.effects]}

@@ -21,7 +21,7 @@ import numpy as np
 import pedalboard
 
 from stemwright.mixer.document import Channel, Mix, TimePitch
-from stemwright.mixer.effects import MixError, apply_chain
+from stemwright.mixer.effects import EFFECTS, MixError, apply_chain
 from stemwright.mixer.loudness import LoudnessResult, normalize_loudness
 from stemwright.mixer.stems import StemSet, as_stemset
 
@@ -72,11 +72,27 @@ def _place(x: np.ndarray, offset: int, length: int) -> np.ndarray:
     return out
 
 
-def _channel_signal(ch: Channel, x: np.ndarray, sr: int, length: int, stereo: bool, where: str) -> np.ndarray:
-    y = _place(x, int(round(ch.offset_s * sr)), length)
+def _others(stemset: StemSet, stem: str, offset: int, length: int) -> np.ndarray:
+    """The sum of every stem but ``stem`` (raw, whatever the mix does to them: a muted stem still tells what bleeds),
+    placed like the channel: what stem-aware effects (``debleed``) clean the channel against. ``(C, length)``."""
+    others = [x for name, x in stemset.audio.items() if name != stem]
+    if not others:
+        return np.zeros((1, length), dtype=np.float32)
+    width = max(x.shape[0] for x in others)
+    total = np.zeros((width, stemset.length), dtype=np.float32)
+    for x in others:
+        total += x  # a mono stem broadcasts over both channels
+    return _place(total, offset, length)
+
+
+def _channel_signal(ch: Channel, stemset: StemSet, sr: int, length: int, stereo: bool, where: str) -> np.ndarray:
+    offset = int(round(ch.offset_s * sr))
+    y = _place(stemset[ch.stem], offset, length)
     if ch.invert:
         y = -y
-    y = apply_chain(y, ch.effects, sr, f"{where}.effects")
+    aware = any(EFFECTS[e.type].stem_aware for e in ch.effects)
+    others = _others(stemset, ch.stem, offset, length) if aware else None
+    y = apply_chain(y, ch.effects, sr, f"{where}.effects", others)
     if ch.gain_db != 0.0:
         y = y * np.float32(10 ** (ch.gain_db / 20))
     if stereo:
@@ -130,7 +146,7 @@ def render(
     for i, ch in enumerate(channels):
         if ch.mute or (any_solo and not ch.solo) or ch.gain_db == -math.inf:
             continue
-        y = _channel_signal(ch, stemset[ch.stem], sr, length, stereo, f"channels[{i}]")
+        y = _channel_signal(ch, stemset, sr, length, stereo, f"channels[{i}]")
         out = y.copy() if out is None else np.add(out, y, out=out)
     if out is None:
         out = np.zeros((2 if stereo else 1, length), dtype=np.float32)
