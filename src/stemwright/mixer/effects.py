@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pedalboard
 
+from stemwright.mixer.debleed import debleed
+
 
 class MixError(ValueError):
     """A mix document, effect or flag is invalid; the message names the field and the reason."""
@@ -270,8 +272,6 @@ def apply_chain(audio: np.ndarray, effects: list[Effect], samplerate: float, whe
 
 
 def _stem_aware(audio: np.ndarray, effect: Effect, samplerate: float, where: str, others: np.ndarray | None) -> np.ndarray:
-    from stemwright.mixer.debleed import debleed  # lazy: torch's STFT is only needed when a chain has one
-
     if others is None:
         raise MixError(f"{where}: {effect.type} works on a stem against the other stems (a mix channel), "
                        "not on the master or a single signal")
