@@ -278,7 +278,7 @@ def render_drums(
 
     An open hi-hat is choked (15 ms fade) by the next closed or pedal hi-hat, as a real hat closes.
     Shape: returns ``(2, n_samples)`` float32 and the GM note -> kit instrument name mapping actually used.
-    ``played``: a list that receives each hit played, ``{"time_s", "attack_s", "note", "velocity"}``, where
+    ``played``: a list that receives each hit played, ``{"time_s", "attack_s", "note", "velocity", "peak"}``, where
     ``attack_s`` is when the sample reaches :data:`ATTACK_FRACTION` of its peak (samples start up to ~20 ms before
     their attack): the ground truth of the drum-replacement evaluation (``stemwright.drums``).
     """
@@ -310,7 +310,8 @@ def render_drums(
         used[note] = inst.name
         if played is not None:
             played.append({"time_s": round(t, 6), "attack_s": round(t + attack_offset(sample) / samplerate, 6),
-                           "note": int(note), "velocity": int(vel)})
+                           "note": int(note), "velocity": int(vel),
+                           "peak": round(float(np.abs(sample).max()) * gain * max(gl, gr), 6)})
     return out, used
 
 
