@@ -27,24 +27,35 @@ def gm_class(note: int) -> str:
     return "kick" if note in KICK else "snare" if note in SNARE else "hat" if note in HAT else "other"
 
 
-def reference_events(hit_list: list[dict]) -> list[tuple[float, set[str]]]:
-    """Hits played within MIN_GAP_S of each other are one event: at the attack of its loudest hit (the one that
-    makes the onset; samples start up to 20 ms before their attack), with every class in it."""
+def reference_events(hit_list: list[dict]) -> list[tuple[float, dict[str, float]]]:
+    """Hits played within MIN_GAP_S of each other are one event: the attack of its loudest hit, and the attack of
+    each class in it (kit samples start up to 20 ms before their attack, so a kick and a hat played together
+    start apart). A hit found of a class in the event is timed against that class's attack, else the loudest's."""
     groups: list[list[dict]] = []
     for h in sorted(hit_list, key=lambda h: h["time_s"]):
         if groups and h["time_s"] - groups[-1][0]["time_s"] < MIN_GAP_S:
             groups[-1].append(h)
         else:
             groups.append([h])
-    return [(max(g, key=lambda h: h["peak"])["attack_s"], {gm_class(h["note"]) for h in g}) for g in groups]
+    events = []
+    for g in groups:
+        classes: dict[str, float] = {}
+        for h in sorted(g, key=lambda h: -h["peak"]):
+            classes.setdefault(gm_class(h["note"]), h["attack_s"])
+        events.append((max(g, key=lambda h: h["peak"])["attack_s"], classes))
+    return events
 
 
-def score(found: list, events: list[tuple[float, set[str]]]) -> dict:
+def _time(hit, event: tuple[float, dict[str, float]]) -> float:
+    return event[1].get(hit.kind, event[0])
+
+
+def score(found: list, events: list[tuple[float, dict[str, float]]]) -> dict:
     """Greedy one-to-one matching in time order within TOLERANCE_S."""
     used, matched = set(), []
     for hit in found:
-        best = min((j for j in range(len(events)) if j not in used and abs(events[j][0] - hit.time_s) <= TOLERANCE_S),
-                   key=lambda j: abs(events[j][0] - hit.time_s), default=None)
+        near = [j for j in range(len(events)) if j not in used and abs(_time(hit, events[j]) - hit.time_s) <= TOLERANCE_S]
+        best = min(near, key=lambda j: abs(_time(hit, events[j]) - hit.time_s), default=None)
         if best is not None:
             used.add(best)
             matched.append((hit, events[best]))
@@ -52,7 +63,7 @@ def score(found: list, events: list[tuple[float, set[str]]]) -> dict:
     r = len(matched) / max(len(events), 1)
     return {"found": len(found), "events": len(events), "matched": len(matched),
             "f": 2 * p * r / max(p + r, 1e-9), "class_ok": sum(h.kind in ev[1] for h, ev in matched),
-            "errors_ms": [abs(h.time_s - ev[0]) * 1000 for h, ev in matched]}
+            "errors_ms": [abs(h.time_s - _time(h, ev)) * 1000 for h, ev in matched]}
 
 
 def main() -> None:

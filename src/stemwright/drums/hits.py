@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d
+from scipy.signal import butter, sosfiltfilt
 
 from stemwright.samples.oneshots import ATTACK_S, CLASSES, ONSET_HOP, classify, detect_onsets
 from stemwright.synth.sampler import ATTACK_FRACTION
@@ -22,6 +23,10 @@ SEARCH_S = 0.1  # a hit's peak is looked for up to 100 ms after its onset (kick 
 MIN_PEAK_DBFS = -45.0  # quieter onsets are bleed or noise
 MIN_RELATIVE_DB = -36.0  # ... as are onsets this far under the loudest hit of the stem
 MIN_GAP_S = 0.02  # two attacks closer than this are one hit (a flam plays as one)
+# Each class's own band: a kick under a hi-hat starts where its low end rises, which can be 20 ms after the hat's
+# attack (kit samples have up to 20 ms of lead). Zero-phase filters, so the band envelope is not delayed.
+BANDS_HZ = {"kick": (None, 150.0), "snare": (150.0, 5000.0), "hat": (5000.0, None)}
+LATE_S = 0.002  # the class's band attack replaces the broadband one when it comes this much later
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +65,23 @@ def attack_time(env: np.ndarray, lo: int, hi: int) -> tuple[float, int]:
     return lo + i + float(np.clip(frac, 0.0, 1.0)), lo + p
 
 
+def band_envelopes(mono: np.ndarray, samplerate: int) -> dict[str, np.ndarray]:
+    """:func:`envelope` of ``mono`` ``(T,)`` in each class's band of :data:`BANDS_HZ` (zero-phase Butterworth)."""
+    out = {}
+    for kind, (lo, hi) in BANDS_HZ.items():
+        nyq = samplerate / 2
+        if lo is not None and lo >= nyq:
+            continue
+        if lo is None:
+            sos = butter(4, hi / nyq, "lowpass", output="sos")
+        elif hi is None or hi >= nyq:
+            sos = butter(4, lo / nyq, "highpass", output="sos")
+        else:
+            sos = butter(4, (lo / nyq, hi / nyq), "bandpass", output="sos")
+        out[kind] = envelope(sosfiltfilt(sos, mono), samplerate)
+    return out
+
+
 def find_hits(drums: np.ndarray, samplerate: int) -> list[Hit]:
     """The hits of a drum stem ``(C, T)`` (or ``(T,)``), in time order."""
     x = np.asarray(drums, dtype=np.float32)
@@ -67,6 +89,7 @@ def find_hits(drums: np.ndarray, samplerate: int) -> list[Hit]:
     if mono.size == 0 or not np.any(mono):
         return []
     env = envelope(mono, samplerate)
+    bands = band_envelopes(mono, samplerate)
     onsets = detect_onsets(mono, samplerate)
     found: list[tuple[float, float, str]] = []
     for k, onset in enumerate(onsets):
@@ -78,9 +101,14 @@ def find_hits(drums: np.ndarray, samplerate: int) -> list[Hit]:
         end = min(mono.size, start + int(ATTACK_S * samplerate), max(nxt, start + 2))
         attack = mono[start:end]
         peak = float(env[p])
+        kind = classify(attack, samplerate)
+        if kind in bands:
+            t_band, _ = attack_time(bands[kind], lo, hi)
+            if t_band - t > LATE_S * samplerate:
+                t = t_band
         if found and t - found[-1][0] < MIN_GAP_S * samplerate:
             continue
-        found.append((t, peak, classify(attack, samplerate)))
+        found.append((t, peak, kind))
     if not found:
         return []
     loudest = max(p for _, p, _ in found)
