@@ -21,7 +21,9 @@ import numpy as np
 import pedalboard
 
 from stemwright.mixer.document import Channel, Mix, TimePitch
+from stemwright.mixer.analysis import estimate_rhythm
 from stemwright.mixer.effects import EFFECTS, MixError, apply_chain
+from stemwright.mixer.layers import layer_start, load_layer_audio
 from stemwright.mixer.loudness import LoudnessResult, normalize_loudness
 from stemwright.mixer.stems import StemSet, as_stemset
 
@@ -122,6 +124,37 @@ def _complete(mix: Mix, stemset: StemSet) -> list[Channel]:
     return channels
 
 
+def _add_layers(mix: Mix, stemset: StemSet, out: np.ndarray, any_solo: bool) -> np.ndarray:
+    """Mix the layers (docs: mixer/layers.py) into ``out`` ``(C, T)``: each file placed, looped, through its
+    effects, fader and pan, cut at the end of the song. Layers play unless muted, or when a stem is soloed."""
+    playing = [(i, la) for i, la in enumerate(mix.layers) if not la.mute and la.gain_db != -math.inf and not any_solo]
+    if not playing:
+        return out
+    if mix.base is None:
+        raise MixError("layers: this mix has no folder to read layer files from (Mix.load sets the document's "
+                       "folder; set mix.base)")
+    sr, length = stemset.samplerate, out.shape[1]
+    rhythm = None
+    if any(la.at is not None for _, la in playing):
+        mono = np.sum([x.mean(axis=0) for x in stemset.audio.values()], axis=0)[None]
+        rhythm = estimate_rhythm(mono, sr)
+        log.info("layer grid: %.2f BPM, first downbeat %.3f s", rhythm.tempo, rhythm.downbeat)
+    if out.shape[0] == 1 and any(la.pan != 0.0 for _, la in playing):
+        out = np.concatenate([out, out])
+    for i, la in playing:
+        where = f"layers[{i}]"
+        x = load_layer_audio(la, mix.base, sr, where)
+        y = apply_chain(_place(x, layer_start(la, sr, rhythm), length), la.effects, sr, f"{where}.effects")
+        if la.gain_db != 0.0:
+            y = y * np.float32(10 ** (la.gain_db / 20))
+        if out.shape[0] == 2:
+            y = apply_pan(y, la.pan)
+        elif y.shape[0] == 2:  # a stereo layer in a mono mix: the mix becomes stereo
+            out = np.concatenate([out, out])
+        out = out + y
+    return out.astype(np.float32)
+
+
 def render(
     mix: Mix, stems: Any = None, *, samplerate: int | None = None, loudness_lufs: float | None = None,
     return_info: bool = False,
@@ -150,6 +183,7 @@ def render(
         out = y.copy() if out is None else np.add(out, y, out=out)
     if out is None:
         out = np.zeros((2 if stereo else 1, length), dtype=np.float32)
+    out = _add_layers(mix, stemset, out, any_solo)
     out = _master(mix, out, sr)
     out = apply_time_pitch(out, sr, mix.time_pitch)
     info: dict[str, Any] = {"samplerate": sr, "warnings": list(stemset.warnings)}
