@@ -163,3 +163,13 @@ def test_kit_errors(tmp_path):
         load_drum_kit(SR, kit=tmp_path)
     with pytest.raises(KitError, match="not a drum class"):
         load_drum_kit(SR, files={"cowbell": tmp_path / "x.wav"}, default_hydrogen=False)
+
+
+def test_quiet_hits_only_with_a_lower_min_level():
+    stem = _stem()
+    start = int(2.15 * SR)
+    ghost = _snare() * 0.02  # -34 dB under the loudest hit
+    stem[:, start:start + ghost.size] += ghost
+    assert len(find_hits(stem, SR)) == len(PATTERN)
+    hits = find_hits(stem, SR, min_level_db=-40)
+    assert len(hits) == len(PATTERN) + 1 and hits[-1].kind == "snare" and hits[-1].velocity < 20

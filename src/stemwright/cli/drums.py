@@ -19,6 +19,7 @@ def command(
     blend: float = typer.Option(1.0, "--blend", help="1 = replace, 0.5 = reinforce (half new, half original), 0 = original."),
     humanize: bool = typer.Option(False, "--humanize", help="Spread the timing (2 ms) and level (1 dB) of the new hits."),
     seed: int = typer.Option(0, "--seed", help="Seed of --humanize."),
+    min_level: float = typer.Option(-20.0, "--min-level", help="Hits quieter than this (dB under the loudest) are left as they are; -40 keeps ghost notes."),
     list_kits: bool = typer.Option(False, "--list-kits", help="List the installed Hydrogen kits and exit."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
@@ -35,11 +36,13 @@ def command(
         fail("give an output folder with -o OUT", USAGE_EXIT)
     if not 0.0 <= blend <= 1.0:
         fail(f"--blend: must be in [0, 1], got {blend:g}", USAGE_EXIT)
+    if not -80.0 <= min_level <= 0.0:
+        fail(f"--min-level: must be in [-80, 0] dB, got {min_level:g}", USAGE_EXIT)
     if not stems.exists():
         fail(f"{stems}: not found")
     try:
         result = replace(stems, out, kick=kick, snare=snare, hat=hat, kit=kit, blend=blend, humanize=humanize,
-                         seed=seed, overwrite=overwrite)
+                         seed=seed, min_level_db=min_level, overwrite=overwrite)
     except (KitError, MixError, AudioError) as e:
         fail(str(e))
     counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts().items())) or "no hits"

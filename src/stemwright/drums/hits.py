@@ -21,7 +21,10 @@ from stemwright.synth.sampler import ATTACK_FRACTION
 HOLD_S = 0.002  # envelope = peak hold over 2 ms, longer than a half period of a 40 Hz kick's gaps under 10 %
 SEARCH_S = 0.1  # a hit's peak is looked for up to 100 ms after its onset (kick samples peak up to 85 ms in)
 MIN_PEAK_DBFS = -45.0  # quieter onsets are bleed or noise
-MIN_RELATIVE_DB = -36.0  # ... as are onsets this far under the loudest hit of the stem
+# Onsets this far under the loudest hit of the stem are left out: in separated drums they are mostly other
+# instruments' attacks left in the stem (on 4 generated songs, classic's drums: precision 0.80 at -36 dB, 0.85 at
+# -20 dB; true drum stems lose 0.3 % recall). Quiet ghost notes go too: lower it (min_level_db) to keep them.
+MIN_RELATIVE_DB = -20.0
 MIN_GAP_S = 0.02  # two attacks closer than this are one hit (a flam plays as one)
 # Each class's own band: a kick under a hi-hat starts where its low end rises, which can be 20 ms after the hat's
 # attack (kit samples have up to 20 ms of lead). Zero-phase filters, so the band envelope is not delayed.
@@ -82,8 +85,9 @@ def band_envelopes(mono: np.ndarray, samplerate: int) -> dict[str, np.ndarray]:
     return out
 
 
-def find_hits(drums: np.ndarray, samplerate: int) -> list[Hit]:
-    """The hits of a drum stem ``(C, T)`` (or ``(T,)``), in time order."""
+def find_hits(drums: np.ndarray, samplerate: int, *, min_level_db: float = MIN_RELATIVE_DB) -> list[Hit]:
+    """The hits of a drum stem ``(C, T)`` (or ``(T,)``), in time order; hits more than ``-min_level_db`` dB under
+    the loudest are left out."""
     x = np.asarray(drums, dtype=np.float32)
     mono = x if x.ndim == 1 else x.mean(axis=0)
     if mono.size == 0 or not np.any(mono):
@@ -114,7 +118,7 @@ def find_hits(drums: np.ndarray, samplerate: int) -> list[Hit]:
     loudest = max(p for _, p, _ in found)
     hits = []
     for t, peak, kind in found:
-        if 20 * np.log10(max(peak, 1e-12)) < max(MIN_PEAK_DBFS, 20 * np.log10(loudest) + MIN_RELATIVE_DB):
+        if 20 * np.log10(max(peak, 1e-12)) < max(MIN_PEAK_DBFS, 20 * np.log10(loudest) + min_level_db):
             continue
         velocity = int(np.clip(round(127 * np.sqrt(peak / loudest)), 1, 127))
         hits.append(Hit(time_s=t / samplerate, kind=kind, peak=peak, velocity=velocity))

@@ -20,7 +20,7 @@ import numpy as np
 from stemwright import __version__
 from stemwright.atomic import atomic_write_text
 from stemwright.audio.io import AudioError, read_audio, write_audio
-from stemwright.drums.hits import SEARCH_S, Hit, attack_time, envelope, find_hits
+from stemwright.drums.hits import MIN_RELATIVE_DB, SEARCH_S, Hit, attack_time, envelope, find_hits
 from stemwright.samples.oneshots import ATTACK_S
 from stemwright.drums.kit import GM_NOTES, Kit, KitError, load_drum_kit
 from stemwright.drums.midi import write_drum_midi
@@ -81,14 +81,16 @@ def _add_at(out: np.ndarray, x: np.ndarray, start: int) -> None:
 
 
 def render_replacement(drums: np.ndarray, samplerate: int, kit: Kit, *, hits: list[Hit] | None = None,
-                       blend: float = 1.0, humanize: bool = False, seed: int = 0) -> DrumReplacement:
-    """The new drums stem for ``drums`` ``(C, T)`` (untouched). ``hits``: found here when not given."""
+                       blend: float = 1.0, humanize: bool = False, seed: int = 0,
+                       min_level_db: float = MIN_RELATIVE_DB) -> DrumReplacement:
+    """The new drums stem for ``drums`` ``(C, T)`` (untouched). ``hits``: found here (down to ``min_level_db``
+    under the loudest) when not given."""
     if not 0.0 <= blend <= 1.0:
         raise ValueError(f"blend: must be in [0, 1], got {blend:g}")
     if kit.samplerate != samplerate:
         raise ValueError(f"kit: samples at {kit.samplerate} Hz, the drums at {samplerate} Hz")
     x = np.asarray(drums, dtype=np.float32)
-    hits = list(find_hits(x, samplerate) if hits is None else hits)
+    hits = list(find_hits(x, samplerate, min_level_db=min_level_db) if hits is None else hits)
     width = max([x.shape[0]] + [s.shape[0] for s in kit.samples.values()])
     new = np.zeros((width, x.shape[1]), dtype=np.float32)
     attacks = {k: _sample_attack(s, samplerate) for k, s in kit.samples.items()}
@@ -163,17 +165,19 @@ def _drums_input(source: Any, samplerate: int | None) -> tuple[np.ndarray, int, 
 def replace(
     stems: Any, out: str | Path | None = None, *, samplerate: int | None = None, kick: str | Path | None = None,
     snare: str | Path | None = None, hat: str | Path | None = None, kit: str | Path | None = None,
-    blend: float = 1.0, humanize: bool = False, seed: int = 0, overwrite: bool = False,
+    blend: float = 1.0, humanize: bool = False, seed: int = 0, min_level_db: float = MIN_RELATIVE_DB,
+    overwrite: bool = False,
 ) -> DrumReplacement:
     """Replace (``blend=1``) or reinforce the drums of ``stems``: a folder of stems (its ``drums`` stem), a drums
     audio file, or a ``(C, T)`` array with ``samplerate``. Samples: ``kick``/``snare``/``hat`` files over ``kit``
     (a folder of ``kick*``/``snare*``/``hat*`` files, a Hydrogen kit folder or installed kit name); with none, the
-    first installed Hydrogen kit. With ``out`` (a folder) writes :data:`OUTPUT_FILES` there, each atomically;
+    first installed Hydrogen kit. ``min_level_db``: quieter hits (under the loudest) are left alone, -40 keeps
+    ghost notes. With ``out`` (a folder) writes :data:`OUTPUT_FILES` there, each atomically;
     existing ones are kept unless ``overwrite``. Errors: :class:`KitError` / ``ValueError`` naming the input."""
     x, sr, origin = _drums_input(stems, samplerate)
     files = {k: v for k, v in (("kick", kick), ("snare", snare), ("hat", hat)) if v is not None}
     drum_kit = load_drum_kit(sr, kit=kit, files=files)
-    result = render_replacement(x, sr, drum_kit, blend=blend, humanize=humanize, seed=seed)
+    result = render_replacement(x, sr, drum_kit, blend=blend, humanize=humanize, seed=seed, min_level_db=min_level_db)
     if out is None:
         return result
     return _write(result, Path(out), origin, overwrite, seed)
