@@ -68,6 +68,20 @@ def attack_time(env: np.ndarray, lo: int, hi: int) -> tuple[float, int]:
     return lo + i + float(np.clip(frac, 0.0, 1.0)), lo + p
 
 
+def band_attack(env: np.ndarray, start: int, hi: int) -> float:
+    """The first crossing, from ``start`` on, of :data:`ATTACK_FRACTION` of the way from ``env[start]`` to the
+    peak of ``env[start:hi]`` (forward: a kick whose low end swells, dips and swells again starts at the first)."""
+    seg = env[start:hi]
+    if seg.size < 2:
+        return float(start)
+    level = seg[0] + ATTACK_FRACTION * (float(seg.max()) - seg[0])
+    i = int(np.argmax(seg >= level))
+    if i == 0:
+        return float(start)
+    frac = (level - seg[i - 1]) / max(float(seg[i] - seg[i - 1]), 1e-12)
+    return start + i - 1 + float(np.clip(frac, 0.0, 1.0))
+
+
 def band_envelopes(mono: np.ndarray, samplerate: int) -> dict[str, np.ndarray]:
     """:func:`envelope` of ``mono`` ``(T,)`` in each class's band of :data:`BANDS_HZ` (zero-phase Butterworth)."""
     out = {}
@@ -107,7 +121,7 @@ def find_hits(drums: np.ndarray, samplerate: int, *, min_level_db: float = MIN_R
         peak = float(env[p])
         kind = classify(attack, samplerate)
         if kind in bands:
-            t_band, _ = attack_time(bands[kind], lo, hi)
+            t_band = band_attack(bands[kind], int(t), hi)
             if t_band - t > LATE_S * samplerate:
                 t = t_band
         if found and t - found[-1][0] < MIN_GAP_S * samplerate:
