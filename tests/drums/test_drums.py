@@ -147,6 +147,8 @@ def test_cli_drums(stems_dir, tmp_path, capsys):
     assert main(args) == 1  # outputs kept without --overwrite
     assert "already exists" in capsys.readouterr().err
     assert main(args[:4] + ["--blend", "2"]) == 2
+    assert main(["drums", "-o", str(out)]) == 2
+    assert main(["drums", "--list-kits"]) == 0
     assert "--blend" in capsys.readouterr().err
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio")

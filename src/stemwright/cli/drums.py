@@ -10,7 +10,7 @@ from stemwright.cli.common import USAGE_EXIT, fail
 
 
 def command(
-    stems: Path = typer.Argument(..., help="Folder of stems (its drums stem) or a drums audio file."),
+    stems: Optional[Path] = typer.Argument(None, help="Folder of stems (its drums stem) or a drums audio file."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder: drums.wav, drums.hits.json, drums.mid, drums.json."),
     kick: Optional[Path] = typer.Option(None, "--kick", help="Kick sample (audio file)."),
     snare: Optional[Path] = typer.Option(None, "--snare", help="Snare sample."),
@@ -32,8 +32,8 @@ def command(
     if list_kits:
         print("\n".join(hydrogen_kits()) or "no Hydrogen kit installed (apt install hydrogen-drumkits)")
         return
-    if out is None:
-        fail("give an output folder with -o OUT", USAGE_EXIT)
+    if stems is None or out is None:
+        fail("give the stems and an output folder: stemwright drums STEMS -o OUT", USAGE_EXIT)
     if not 0.0 <= blend <= 1.0:
         fail(f"--blend: must be in [0, 1], got {blend:g}", USAGE_EXIT)
     if not -80.0 <= min_level <= 0.0:
