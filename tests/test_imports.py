@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "stemwright"
 #: Packages whose function-level imports are checked (cli/, server/ and api.py keep theirs: they keep
 #: ``stemwright --help`` and each command's start fast).
 LIBRARY = ("models", "pretrained", "engine", "dsp", "metrics", "datasets", "train", "synth", "mixer", "audio", "analysis",
-           "samples", "batch")
+           "samples", "batch", "drums")
 
 
 def _module_name(path: Path) -> str:

@@ -4,7 +4,8 @@ Public API (imported lazily so that ``import stemwright`` stays fast):
 
 - :class:`stemwright.Separator` — separate arrays or files into stems.
 - :class:`stemwright.Manifest` — the typed ``stemwright.json`` written beside every separated track.
-- :class:`stemwright.Mix`, :func:`stemwright.render` — the mixer engine.
+- :class:`stemwright.Mix`, :func:`stemwright.render` — the mixer engine (:class:`stemwright.Layer`: a layer of a mix).
+- :mod:`stemwright.drums` — drum replacement: ``stemwright.drums.replace(stems, out, kick=..., blend=...)``.
 - :func:`stemwright.inspect` — separation diagnostics.
 """
 from __future__ import annotations
@@ -20,6 +21,8 @@ _LAZY = {
     "Mix": "stemwright.mixer.document:Mix",
     "render": "stemwright.mixer.render:render",
     "inspect": "stemwright.mixer.inspect:inspect",
+    "Layer": "stemwright.mixer.layers:Layer",
+    "drums": "stemwright.drums",  # a module
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -29,5 +32,5 @@ def __getattr__(name: str) -> Any:
     target = _LAZY.get(name)
     if target is None:
         raise AttributeError(f"module 'stemwright' has no attribute {name!r}")
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr) if attr else importlib.import_module(module)

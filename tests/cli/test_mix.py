@@ -160,3 +160,18 @@ def test_clip_mode_defaults_to_one_gain_that_prevents_clipping(stems_dir, tmp_pa
     kept = tmp_path / "kept.wav"
     assert main(["mix", str(stems_dir), "-o", str(kept), "--master-gain", "+12", "--clip-mode", "none"]) == 0
     assert "warning: the mix peaked at +" in capsys.readouterr().err
+
+
+def test_debleed_effect_on_a_stem_and_refused_on_the_master(stems_dir, tmp_path, capsys):
+    out = tmp_path / "clean.wav"
+    assert main(["mix", str(stems_dir), "-o", str(out), "--solo", "vocals", "--fx", "vocals=debleed(0.8)",
+                 "--bit-depth", "32"]) == 0
+    plain = tmp_path / "plain.wav"
+    assert main(["mix", str(stems_dir), "-o", str(plain), "--solo", "vocals", "--bit-depth", "32"]) == 0
+    cleaned, _ = _read(out)
+    vocals, _ = _read(plain)
+    assert cleaned.shape == vocals.shape and not np.allclose(cleaned, vocals, atol=1e-4)
+    capsys.readouterr()
+    assert main(["mix", str(stems_dir), "-o", str(tmp_path / "m.wav"), "--master", "debleed(0.5)"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "master.effects[0].type: debleed" in err[0]

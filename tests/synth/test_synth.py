@@ -249,3 +249,20 @@ def test_six_stem_songs_write_guitar_and_piano_on_their_own(tmp_path: Path) -> N
     assert main(["synth", "-o", str(out), "--songs", "1", "--seconds", "2", "--six-stems", "-q"]) == 0
     names = sorted(f.name for f in (out / song_name(0, 0)).iterdir())
     assert names == sorted([f"{n}.wav" for n in ("mixture", "drums", "bass", "guitar", "piano", "other", "vocals")] + ["song.json"])
+
+
+def test_drum_hit_list_is_the_ground_truth_of_the_drum_stem() -> None:
+    """song.json lists every drum hit played with its attack (stemwright.drums' evaluation): the drum stem is silent
+    before the first attack and loud just after it, and the list matches the MIDI drum notes."""
+    song = generate_song(3, 2.5, style="funk")
+    hits = song.metadata["stems"]["drums"]["parts"][0]["hit_list"]
+    drum_notes = [n for i in song.midi.instruments if i.is_drum for n in i.notes if n.start < 2.5]
+    starts = {(round(n.start, 4), n.pitch) for n in drum_notes}
+    assert {(round(h["time_s"], 4), h["note"]) for h in hits} <= starts  # notes the kit lacks are not played
+    assert len(hits) >= 0.8 * len(drum_notes) > 4
+    assert all(h["attack_s"] >= h["time_s"] and h["peak"] > 0 for h in hits)
+    first = min(hits, key=lambda h: h["time_s"])
+    env = np.abs(song.stems["drums"]).max(axis=0)
+    start = int(first["time_s"] * song.samplerate)
+    assert env[:start].max(initial=0.0) == 0.0
+    assert env[int(first["attack_s"] * song.samplerate):int(first["attack_s"] * song.samplerate) + 200].max() > 0

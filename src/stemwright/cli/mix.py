@@ -105,6 +105,7 @@ def command(
     fx: Optional[list[str]] = typer.Option(
         None, "--fx", help="STEM=EFFECT(ARGS),... e.g. \"vocals=highpass(120),compressor(-18,3)\" (repeatable)."),
     master: Optional[list[str]] = typer.Option(None, "--master", help="Master chain, e.g. \"limiter(-1)\"."),
+    layer: Optional[list[str]] = typer.Option(None, "--layer", help="Add a layer: FILE[@bar:N|@SECONDS][:gain=DB,pan=P,loop=N,program=P,soundfont=SF2], e.g. pad.wav@bar:5, bass.mid:program=38 (repeatable)."),
     master_gain: Optional[str] = typer.Option(None, "--master-gain", help="Master gain in dB (applied before the master chain)."),
     loudness: Optional[float] = typer.Option(None, "--loudness", help="Normalise to this integrated LUFS (true peak <= -1 dBTP)."),
     mix_file: Optional[Path] = typer.Option(None, "--mix-file", help="Start from this mix document (JSON, e.g. saved by the web mixer)."),
@@ -145,7 +146,7 @@ def command(
             except MixError as e:
                 fail(str(e), USAGE_EXIT)
         mix = apply_flags(mix, MixFlags(gain or [], mute or [], solo or [], pan or [], invert or [], offset or [],
-                                        fx or [], master or []))
+                                        fx or [], master or [], layer or []))
         if master_gain is not None:
             mix.master.gain_db = parse_gain_value(master_gain, "--master-gain", "master")
         if loudness is not None:

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from stemwright.atomic import atomic_write_text
-from stemwright.mixer.effects import Effect, MixError
+from stemwright.mixer.effects import EFFECTS, Effect, MixError
+from stemwright.mixer.layers import LAYER_KEYS, Layer, check_layer
 from stemwright.mixer.stems import StemSet, load_stems
 
-VERSION = 2
-# Version 1 documents (no ``time_pitch``) are still read; a document at normal speed and pitch is written as
-# version 1 so that older readers (and the web mixer before speed/transpose) keep reading it.
-READ_VERSIONS = (1, 2)
+VERSION = 3
+# Version 1 documents (no ``time_pitch``) and 2 (no ``layers``) are still read; a document is written with the
+# lowest version that holds it (1 at normal speed and pitch without layers) so that older readers keep reading it.
+READ_VERSIONS = (1, 2, 3)
 SPEED_RANGE = (0.5, 1.5)  # the practice studio's speed range (issue 14): 50-150 %
 SEMITONE_LIMIT = 12.0  # transpose -12..+12 semitones (issue 14)
 GAIN_RANGE = (-120.0, 24.0)  # dB; below -120 dB is inaudible in float, -inf is allowed separately
@@ -29,7 +30,7 @@ LUFS_RANGE = (-70.0, 0.0)
 
 _CHANNEL_KEYS = ("stem", "gain_db", "mute", "solo", "pan", "invert", "offset_s", "effects")
 _MASTER_KEYS = ("gain_db", "effects")
-_MIX_KEYS = ("version", "channels", "master", "loudness_lufs", "time_pitch")
+_MIX_KEYS = ("version", "channels", "master", "loudness_lufs", "time_pitch", "layers")
 _TIME_PITCH_KEYS = ("speed", "semitones")
 
 MAX_DOCUMENT_BYTES = 1 << 20  # a mix document of a hundred stems with effects is ~50 kB
@@ -81,12 +82,18 @@ def _object(data: Any, allowed: tuple[str, ...], where: str) -> dict:
     return data
 
 
-def _effects(data: Any, where: str) -> list[Effect]:
+def _effects(data: Any, where: str, stem_aware: bool = True) -> list[Effect]:
+    """A list of effects; ``stem_aware=False`` (the master) refuses those that need the other stems (debleed)."""
     if data is None:
         return []
     if not isinstance(data, list):
         raise MixError(f"{where}: must be a list of effects, got {type(data).__name__}")
-    return [Effect.from_dict(e, f"{where}[{i}]") for i, e in enumerate(data)]
+    effects = [Effect.from_dict(e, f"{where}[{i}]") for i, e in enumerate(data)]
+    for i, e in enumerate(effects):
+        if not stem_aware and EFFECTS[e.type].stem_aware:
+            raise MixError(f"{where}[{i}].type: {e.type} cleans a stem against the others; it goes on a channel, "
+                           "not on the master")
+    return effects
 
 
 @dataclass
@@ -125,6 +132,25 @@ class Channel:
             "pan": self.pan, "invert": self.invert, "offset_s": self.offset_s,
             "effects": [e.to_dict() for e in self.effects],
         }
+
+
+def layer_from_dict(data: Any, where: str) -> Layer:
+    """A :class:`Layer` from its JSON object (docs/ARCHITECTURE.md, "Mix document", version 3)."""
+    data = _object(data, LAYER_KEYS, where)
+    if "at" in data and "offset_s" in data:
+        raise MixError(f"{where}: give \"at\" (bar:N) or \"offset_s\" (seconds), not both")
+    layer = Layer(
+        file=data.get("file"), name=data.get("name", "") if isinstance(data.get("name", ""), str) else "",
+        offset_s=_float(data.get("offset_s", 0.0), f"{where}.offset_s", -OFFSET_LIMIT_S, OFFSET_LIMIT_S),
+        at=data.get("at"), gain_db=parse_gain(data.get("gain_db", 0.0), f"{where}.gain_db"),
+        pan=_float(data.get("pan", 0.0), f"{where}.pan", -1.0, 1.0), mute=_bool(data.get("mute", False), f"{where}.mute"),
+        loop=data.get("loop", 1), effects=_effects(data.get("effects", []), f"{where}.effects"),
+        program=data.get("program"), soundfont=data.get("soundfont"),
+    )
+    if layer.soundfont is not None and not isinstance(layer.soundfont, str):
+        raise MixError(f"{where}.soundfont: must be a file name, got {layer.soundfont!r}")
+    check_layer(layer, where)
+    return layer
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,7 +196,7 @@ class Master:
         if data is None:
             return cls()
         data = _object(data, _MASTER_KEYS, where)
-        return cls(parse_gain(data.get("gain_db", 0.0), f"{where}.gain_db"), _effects(data.get("effects", []), f"{where}.effects"))
+        return cls(parse_gain(data.get("gain_db", 0.0), f"{where}.gain_db"), _effects(data.get("effects", []), f"{where}.effects", stem_aware=False))
 
     def to_dict(self) -> dict[str, Any]:
         return {"gain_db": gain_to_json(self.gain_db), "effects": [e.to_dict() for e in self.effects]}
@@ -181,7 +207,9 @@ class Mix:
     """A remix of a set of stems.
 
     ``source`` (not part of the JSON) optionally remembers the stems the mix was made for, so that
-    ``stemwright.render(mix)`` works without passing them again.
+    ``stemwright.render(mix)`` works without passing them again. ``base`` (not part of the JSON either) is the
+    folder that layer files are read from: :meth:`load` sets the document's folder; a mix without one (a
+    document posted to the studio) does not render layers.
     """
 
     channels: list[Channel] = field(default_factory=list)
@@ -190,6 +218,18 @@ class Mix:
     version: int = VERSION
     time_pitch: TimePitch = field(default_factory=TimePitch)
     source: StemSet | None = field(default=None, repr=False, compare=False)
+    layers: list[Layer] = field(default_factory=list)
+    base: Path | None = field(default=None, repr=False, compare=False)
+
+    def add_layer(self, file: str | Path, **fields: Any) -> Layer:
+        """Add a layer (fields of :class:`Layer`: ``at="bar:5"``, ``offset_s``, ``gain_db``, ``pan``, ``loop``,
+        ``effects``, ``program``, ``soundfont``); a mix without a base reads files from the working directory."""
+        layer = Layer(file=str(file), **fields)
+        check_layer(layer, f"layers[{len(self.layers)}]")
+        self.layers.append(layer)
+        if self.base is None:
+            self.base = Path.cwd()
+        return layer
 
     # ---- construction -------------------------------------------------------------------------------------------
     @classmethod
@@ -214,6 +254,11 @@ class Mix:
                            f"{', '.join(map(str, READ_VERSIONS))})")
         if version == 1 and "time_pitch" in data:
             raise MixError("time_pitch: needs mix document version 2 (this document says version 1)")
+        if version < 3 and "layers" in data:
+            raise MixError(f"layers: needs mix document version 3 (this document says version {version})")
+        layers = data.get("layers", [])
+        if not isinstance(layers, list):
+            raise MixError(f"layers: must be a list, got {type(layers).__name__}")
         chans = data.get("channels", [])
         if not isinstance(chans, list):
             raise MixError(f"channels: must be a list, got {type(chans).__name__}")
@@ -222,6 +267,7 @@ class Mix:
             master=Master.from_dict(data.get("master")),
             loudness_lufs=_lufs(data.get("loudness_lufs")),
             time_pitch=TimePitch.from_dict(data.get("time_pitch")),
+            layers=[layer_from_dict(la, f"layers[{i}]") for i, la in enumerate(layers)],
         )
         mix.validate()
         return mix
@@ -249,20 +295,24 @@ class Mix:
         except UnicodeDecodeError:
             raise MixError(f"{p}: not a mix document (not UTF-8 text; expected JSON such as the web mixer saves)") from None
         try:
-            return cls.from_json(text)
+            mix = cls.from_json(text)
         except MixError as e:
             raise MixError(f"{p}: {e}") from None
+        mix.base = p.resolve().parent
+        return mix
 
     # ---- serialisation ------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "version": 1 if self.time_pitch.neutral else 2,
+            "version": 3 if self.layers else 1 if self.time_pitch.neutral else 2,
             "channels": [c.to_dict() for c in self.channels],
             "master": self.master.to_dict(),
             "loudness_lufs": self.loudness_lufs,
         }
         if not self.time_pitch.neutral:
             out["time_pitch"] = self.time_pitch.to_dict()
+        if self.layers:
+            out["layers"] = [la.to_dict() for la in self.layers]
         return out
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -279,8 +329,9 @@ class Mix:
             raise MixError(f"{p}: cannot write ({e.strerror or e})") from None
 
     def copy(self) -> Mix:
-        new = copy.deepcopy(Mix(self.channels, self.master, self.loudness_lufs, self.version, self.time_pitch))
-        new.source = self.source
+        new = copy.deepcopy(Mix(self.channels, self.master, self.loudness_lufs, self.version, self.time_pitch,
+                                layers=self.layers))
+        new.source, new.base = self.source, self.base
         return new
 
     # ---- queries ------------------------------------------------------------------------------------------------
@@ -314,6 +365,10 @@ class Mix:
             seen.add(c.stem)
         Master.from_dict(self.master.to_dict())
         _lufs(self.loudness_lufs)
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise MixError(f"layers[{i}]: must be a stemwright Layer, got {type(layer).__name__}")
+            layer_from_dict(layer.to_dict(), f"layers[{i}]")
 
 
 def _lufs(value: Any) -> float | None:

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pedalboard
 
+from stemwright.mixer.debleed import debleed
+
 
 class MixError(ValueError):
     """A mix document, effect or flag is invalid; the message names the field and the reason."""
@@ -37,6 +39,8 @@ class EffectSpec:
     pb_class: str
     params: tuple[Param, ...]
     help: str
+    stem_aware: bool = False  # needs the other stems (rendered by the mixer, not by pedalboard): channels only
+
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -95,6 +99,13 @@ EFFECTS: dict[str, EffectSpec] = {
              Param("mix", 0.5, 0.0, 1.0)),
             "chorus",
         ),
+        EffectSpec(
+            "debleed", "",
+            (Param("strength", 0.5, 0.0, 1.0), Param("low_hz", 20.0, 0.0, 96000.0, unit="Hz"),
+             Param("high_hz", 20000.0, 0.0, 96000.0, unit="Hz"), Param("gate_db", -60.0, -100.0, -20.0, unit="dB")),
+            "bleed reducer: Wiener re-mask against the other stems + gentle spectral gate (mixer/debleed.py)",
+            stem_aware=True,
+        ),
     )
 }
 
@@ -152,6 +163,8 @@ class Effect:
     def to_plugin(self, samplerate: float, where: str = "effect") -> Any:
         """The pedalboard plugin for this effect at ``samplerate`` (checks cut-offs against Nyquist)."""
         spec = EFFECTS[self.type]
+        if spec.stem_aware:
+            raise MixError(f"{where}: {self.type} needs the other stems; it is rendered by the mixer, not pedalboard")
         cutoff = self.params.get("cutoff_hz")
         if cutoff is not None and cutoff >= samplerate / 2:
             raise MixError(f"{where}.cutoff_hz: {cutoff:g} Hz is not below the Nyquist frequency {samplerate / 2:g} Hz")
@@ -233,14 +246,33 @@ def parse_chain(text: str, where: str = "effects") -> list[Effect]:
     return [parse_effect(item, where) for item in items]
 
 
-def apply_chain(audio: np.ndarray, effects: list[Effect], samplerate: float, where: str = "effects") -> np.ndarray:
+def apply_chain(audio: np.ndarray, effects: list[Effect], samplerate: float, where: str = "effects",
+                others: np.ndarray | None = None) -> np.ndarray:
     """Run ``audio`` through the chain (a fresh pedalboard each call, so no state leaks between renders).
 
-    Shape: ``(C, T)`` -> ``(C, T)`` float32.
+    Shape: ``(C, T)`` -> ``(C, T)`` float32. ``others`` ``(C', T)``: the sum of the other stems, time-aligned with
+    ``audio``, which stem-aware effects (``debleed``) need; a chain with one and no ``others`` is a :class:`MixError`.
+    Runs of ordinary effects go through one pedalboard each, in chain order.
     """
     if not effects:
         return audio
+    out, start = audio, 0
+    for i, e in enumerate(effects + [None]):
+        if e is not None and not EFFECTS[e.type].stem_aware:
+            continue
+        if i > start:
+            board = pedalboard.Pedalboard([x.to_plugin(samplerate, f"{where}[{start + k}]")
+                                           for k, x in enumerate(effects[start:i])])
+            out = np.ascontiguousarray(board(np.ascontiguousarray(out, dtype=np.float32), samplerate, reset=True),
+                                       dtype=np.float32)
+        if e is not None:
+            out = _stem_aware(out, e, samplerate, f"{where}[{i}]", others)
+        start = i + 1
+    return out
 
-    board = pedalboard.Pedalboard([e.to_plugin(samplerate, f"{where}[{i}]") for i, e in enumerate(effects)])
-    out = board(np.ascontiguousarray(audio, dtype=np.float32), samplerate, reset=True)
-    return np.ascontiguousarray(out, dtype=np.float32)
+
+def _stem_aware(audio: np.ndarray, effect: Effect, samplerate: float, where: str, others: np.ndarray | None) -> np.ndarray:
+    if others is None:
+        raise MixError(f"{where}: {effect.type} works on a stem against the other stems (a mix channel), "
+                       "not on the master or a single signal")
+    return debleed(audio, others, samplerate, **effect.params)

@@ -3,16 +3,22 @@
 Syntax (each flag may be repeated; lists are comma separated):
 ``--gain vocals=-3,bass=+2`` (dB, or -inf), ``--mute drums,bass``, ``--solo vocals``, ``--pan other=-0.3``,
 ``--invert bass``, ``--offset vocals=0.02`` (seconds), ``--fx "vocals=highpass(120),compressor(-18,3)"``
-(one stem per flag, its chain appended), ``--master "limiter(-1)"``.
+(one stem per flag, its chain appended), ``--master "limiter(-1)"``,
+``--layer FILE[@bar:N[.B]|@SECONDS][:gain=DB,pan=P,loop=N,program=P,soundfont=SF2,name=NAME]`` (a layer, docs/remix.md).
 Unknown stem names are errors that list the valid names.
 """
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from stemwright.mixer.document import GAIN_RANGE, OFFSET_LIMIT_S, Mix
 from stemwright.mixer.effects import Effect, MixError, parse_chain, split_top_level
+from stemwright.mixer.layers import Layer, check_layer
+
+_LAYER = re.compile(r"^(?P<file>.+?\.[A-Za-z0-9]+?)(?:@(?P<pos>bar:[0-9.]+|-?[0-9.]+))?(?::(?P<opts>[a-z_]+=.*))?$")
 
 
 class FlagError(MixError):
@@ -101,6 +107,43 @@ def parse_fx(values: list[str] | None, valid: list[str], flag: str = "--fx") -> 
     return out
 
 
+def parse_layer(text: str, base: Path, flag: str = "--layer") -> Layer:
+    """``"pad.wav@bar:5"``, ``"hit.wav@12.5:gain=-6,loop=4"``, ``"bass.mid:program=38"`` -> a :class:`Layer`
+    whose file is made absolute against ``base``."""
+    m = _LAYER.match(text.strip())
+    if not m:
+        raise FlagError(f"{flag}: expected FILE[@bar:N|@SECONDS][:key=value,...], got {text!r}")
+    fields: dict = {}
+    pos = m.group("pos")
+    if pos and pos.startswith("bar:"):
+        fields["at"] = pos
+    elif pos:
+        fields["offset_s"] = _bounded(pos, flag, m.group("file"), -OFFSET_LIMIT_S, OFFSET_LIMIT_S, "seconds")
+    convert = {"gain": ("gain_db", lambda v: parse_gain_value(v, flag, "gain")),
+               "pan": ("pan", lambda v: _bounded(v, flag, "pan", -1, 1, "-1 = left, 1 = right")),
+               "loop": ("loop", lambda v: _whole(v, flag, "loop")), "program": ("program", lambda v: _whole(v, flag, "program")),
+               "soundfont": ("soundfont", lambda v: str((base / v).resolve())), "name": ("name", str)}
+    for item in (m.group("opts") or "").split(",") if m.group("opts") else []:
+        key, _, value = item.partition("=")
+        if key.strip() not in convert or not value.strip():
+            raise FlagError(f"{flag}: unknown or empty option {item!r} (options: {', '.join(convert)})")
+        name, parse = convert[key.strip()]
+        fields[name] = parse(value.strip())
+    layer = Layer(file=str((base / m.group("file")).resolve()), **fields)
+    try:
+        check_layer(layer, flag)
+    except MixError as e:
+        raise FlagError(str(e)) from None
+    return layer
+
+
+def _whole(text: str, flag: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise FlagError(f"{flag}: {what}={text!r} is not a whole number") from None
+
+
 @dataclass
 class MixFlags:
     gain: list[str] = field(default_factory=list)
@@ -111,6 +154,7 @@ class MixFlags:
     offset: list[str] = field(default_factory=list)
     fx: list[str] = field(default_factory=list)
     master: list[str] = field(default_factory=list)
+    layer: list[str] = field(default_factory=list)
 
 
 def apply_flags(mix: Mix, flags: MixFlags) -> Mix:
@@ -130,7 +174,11 @@ def apply_flags(mix: Mix, flags: MixFlags) -> Mix:
             master += parse_chain(m, "--master")
         except MixError as e:
             raise FlagError(str(e)) from None
+    layers = [parse_layer(v, Path.cwd()) for v in flags.layer]
     out = mix.copy()
+    out.layers.extend(layers)
+    if layers and out.base is None:
+        out.base = Path.cwd()
     for s, g in gains:
         out.channel(s).gain_db = g
     for s, p in pans:

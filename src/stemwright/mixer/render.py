@@ -21,7 +21,9 @@ import numpy as np
 import pedalboard
 
 from stemwright.mixer.document import Channel, Mix, TimePitch
-from stemwright.mixer.effects import MixError, apply_chain
+from stemwright.mixer.analysis import estimate_rhythm
+from stemwright.mixer.effects import EFFECTS, MixError, apply_chain
+from stemwright.mixer.layers import layer_start, load_layer_audio
 from stemwright.mixer.loudness import LoudnessResult, normalize_loudness
 from stemwright.mixer.stems import StemSet, as_stemset
 
@@ -72,11 +74,27 @@ def _place(x: np.ndarray, offset: int, length: int) -> np.ndarray:
     return out
 
 
-def _channel_signal(ch: Channel, x: np.ndarray, sr: int, length: int, stereo: bool, where: str) -> np.ndarray:
-    y = _place(x, int(round(ch.offset_s * sr)), length)
+def _others(stemset: StemSet, stem: str, offset: int, length: int) -> np.ndarray:
+    """The sum of every stem but ``stem`` (raw, whatever the mix does to them: a muted stem still tells what bleeds),
+    placed like the channel: what stem-aware effects (``debleed``) clean the channel against. ``(C, length)``."""
+    others = [x for name, x in stemset.audio.items() if name != stem]
+    if not others:
+        return np.zeros((1, length), dtype=np.float32)
+    width = max(x.shape[0] for x in others)
+    total = np.zeros((width, stemset.length), dtype=np.float32)
+    for x in others:
+        total += x  # a mono stem broadcasts over both channels
+    return _place(total, offset, length)
+
+
+def _channel_signal(ch: Channel, stemset: StemSet, sr: int, length: int, stereo: bool, where: str) -> np.ndarray:
+    offset = int(round(ch.offset_s * sr))
+    y = _place(stemset[ch.stem], offset, length)
     if ch.invert:
         y = -y
-    y = apply_chain(y, ch.effects, sr, f"{where}.effects")
+    aware = any(EFFECTS[e.type].stem_aware for e in ch.effects)
+    others = _others(stemset, ch.stem, offset, length) if aware else None
+    y = apply_chain(y, ch.effects, sr, f"{where}.effects", others)
     if ch.gain_db != 0.0:
         y = y * np.float32(10 ** (ch.gain_db / 20))
     if stereo:
@@ -106,6 +124,37 @@ def _complete(mix: Mix, stemset: StemSet) -> list[Channel]:
     return channels
 
 
+def _add_layers(mix: Mix, stemset: StemSet, out: np.ndarray, any_solo: bool) -> np.ndarray:
+    """Mix the layers (docs: mixer/layers.py) into ``out`` ``(C, T)``: each file placed, looped, through its
+    effects, fader and pan, cut at the end of the song. Layers play unless muted, or when a stem is soloed."""
+    playing = [(i, la) for i, la in enumerate(mix.layers) if not la.mute and la.gain_db != -math.inf and not any_solo]
+    if not playing:
+        return out
+    if mix.base is None:
+        raise MixError("layers: this mix has no folder to read layer files from (Mix.load sets the document's "
+                       "folder; set mix.base)")
+    sr, length = stemset.samplerate, out.shape[1]
+    rhythm = None
+    if any(la.at is not None for _, la in playing):
+        mono = np.sum([x.mean(axis=0) for x in stemset.audio.values()], axis=0)[None]
+        rhythm = estimate_rhythm(mono, sr)
+        log.info("layer grid: %.2f BPM, first downbeat %.3f s", rhythm.tempo, rhythm.downbeat)
+    if out.shape[0] == 1 and any(la.pan != 0.0 for _, la in playing):
+        out = np.concatenate([out, out])
+    for i, la in playing:
+        where = f"layers[{i}]"
+        x = load_layer_audio(la, mix.base, sr, where)
+        y = apply_chain(_place(x, layer_start(la, sr, rhythm), length), la.effects, sr, f"{where}.effects")
+        if la.gain_db != 0.0:
+            y = y * np.float32(10 ** (la.gain_db / 20))
+        if out.shape[0] == 2:
+            y = apply_pan(y, la.pan)
+        elif y.shape[0] == 2:  # a stereo layer in a mono mix: the mix becomes stereo
+            out = np.concatenate([out, out])
+        out = out + y
+    return out.astype(np.float32)
+
+
 def render(
     mix: Mix, stems: Any = None, *, samplerate: int | None = None, loudness_lufs: float | None = None,
     return_info: bool = False,
@@ -130,10 +179,11 @@ def render(
     for i, ch in enumerate(channels):
         if ch.mute or (any_solo and not ch.solo) or ch.gain_db == -math.inf:
             continue
-        y = _channel_signal(ch, stemset[ch.stem], sr, length, stereo, f"channels[{i}]")
+        y = _channel_signal(ch, stemset, sr, length, stereo, f"channels[{i}]")
         out = y.copy() if out is None else np.add(out, y, out=out)
     if out is None:
         out = np.zeros((2 if stereo else 1, length), dtype=np.float32)
+    out = _add_layers(mix, stemset, out, any_solo)
     out = _master(mix, out, sr)
     out = apply_time_pitch(out, sr, mix.time_pitch)
     info: dict[str, Any] = {"samplerate": sr, "warnings": list(stemset.warnings)}

@@ -272,11 +272,15 @@ def render_drums(
     samplerate: int,
     rng: np.random.Generator,
     pan_width: float = 1.0,
+    played: list[dict] | None = None,
 ) -> tuple[np.ndarray, dict[int, str]]:
     """Mix ``hits`` = [(time_s, gm_note, velocity)] into a stereo buffer.
 
     An open hi-hat is choked (15 ms fade) by the next closed or pedal hi-hat, as a real hat closes.
     Shape: returns ``(2, n_samples)`` float32 and the GM note -> kit instrument name mapping actually used.
+    ``played``: a list that receives each hit played, ``{"time_s", "attack_s", "note", "velocity", "peak"}``, where
+    ``attack_s`` is when the sample reaches :data:`ATTACK_FRACTION` of its peak (samples start up to ~20 ms before
+    their attack): the ground truth of the drum-replacement evaluation (``stemwright.drums``).
     """
     out = np.zeros((2, n_samples), dtype=np.float32)
     used: dict[int, str] = {}
@@ -304,7 +308,22 @@ def render_drums(
         out[0, start:end] += sample[0, : end - start] * np.float32(gain * gl * inst.pan_l)
         out[1, start:end] += sample[1, : end - start] * np.float32(gain * gr * inst.pan_r)
         used[note] = inst.name
+        if played is not None:
+            played.append({"time_s": round(t, 6), "attack_s": round(t + attack_offset(sample) / samplerate, 6),
+                           "note": int(note), "velocity": int(vel),
+                           "peak": round(float(np.abs(sample).max()) * gain * max(gl, gr), 6)})
     return out, used
+
+
+ATTACK_FRACTION = 0.1  # -20 dB under the hit's peak: where its attack starts
+
+
+def attack_offset(sample: np.ndarray) -> int:
+    """Index of the first sample of ``(C, T)`` ``sample`` whose level reaches :data:`ATTACK_FRACTION` of its peak."""
+    env = np.abs(sample).max(axis=0)
+    if env.size == 0 or env.max() <= 0:
+        return 0
+    return int(np.argmax(env >= ATTACK_FRACTION * env.max()))
 
 
 def _balance(inst: KitInstrument, note: int) -> float:

@@ -173,8 +173,10 @@ def _drums(r: _Renderer, seed: int) -> None:
     notes, details = parts.drum_part(r.plan, rng)
     timed = parts.humanise(notes, r.plan, rng, r.timing_ms * 0.7, 6.0)
     r.midi.instruments.append(fluid.part_to_midi(timed, 0, name="drums/kit", is_drum=True))
+    played: list[dict] = []
     audio, used = sampler.render_drums(
-        kit, [(n.start, n.pitch, n.velocity) for n in timed], r.n, r.sr, rng, pan_width=float(rng.uniform(0.5, 1.0))
+        kit, [(n.start, n.pitch, n.velocity) for n in timed], r.n, r.sr, rng, pan_width=float(rng.uniform(0.5, 1.0)),
+        played=played,
     )
     r._add(
         "drums",
@@ -189,6 +191,7 @@ def _drums(r: _Renderer, seed: int) -> None:
             "kit_author": kit.author,
             "licence": kit.licence,
             "hits": len(notes),
+            "hit_list": played,  # every hit as played, with its attack time (ground truth for stemwright.drums)
             "mapping": {str(k): v for k, v in sorted(used.items())},
             **details,
         },

@@ -1,0 +1,93 @@
+"""Drum replacement figures (docs/remix.md, "Replace the drums"): hit F-measure within 10 ms, class accuracy and the
+median alignment error of the hits found in generated songs' drums, against the hits the generator played
+(``song.json``: stems.drums.parts[0].hit_list, written by ``stemwright synth``).
+
+    python benchmarks/bench_drums.py SONGS_DIR [--separated SEP_DIR]
+
+SONGS_DIR: folders written by ``stemwright synth``; with ``--separated``, the drums of SEP_DIR/<song>/*/drums.wav
+(``stemwright separate -o SEP_DIR/<song>``) are scored instead of the true drum stems.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from stemwright.audio.io import read_audio
+from stemwright.drums.hits import MIN_GAP_S, find_hits
+
+TOLERANCE_S = 0.010
+KICK, SNARE = {35, 36}, {37, 38, 39, 40}
+HAT = {42, 44, 46, 49, 51, 52, 53, 55, 57, 59}
+
+
+def gm_class(note: int) -> str:
+    return "kick" if note in KICK else "snare" if note in SNARE else "hat" if note in HAT else "other"
+
+
+def reference_events(hit_list: list[dict]) -> list[tuple[float, dict[str, float]]]:
+    """Hits played within MIN_GAP_S of each other are one event: the attack of its loudest hit, and the attack of
+    each class in it (kit samples start up to 20 ms before their attack, so a kick and a hat played together
+    start apart). A hit found of a class in the event is timed against that class's attack, else the loudest's."""
+    groups: list[list[dict]] = []
+    for h in sorted(hit_list, key=lambda h: h["time_s"]):
+        if groups and h["time_s"] - groups[-1][0]["time_s"] < MIN_GAP_S:
+            groups[-1].append(h)
+        else:
+            groups.append([h])
+    events = []
+    for g in groups:
+        classes: dict[str, float] = {}
+        for h in sorted(g, key=lambda h: -h["peak"]):
+            classes.setdefault(gm_class(h["note"]), h["attack_s"])
+        events.append((max(g, key=lambda h: h["peak"])["attack_s"], classes))
+    return events
+
+
+def _time(hit, event: tuple[float, dict[str, float]]) -> float:
+    return event[1].get(hit.kind, event[0])
+
+
+def score(found: list, events: list[tuple[float, dict[str, float]]]) -> dict:
+    """Greedy one-to-one matching in time order within TOLERANCE_S."""
+    used, matched = set(), []
+    for hit in found:
+        near = [j for j in range(len(events)) if j not in used and abs(_time(hit, events[j]) - hit.time_s) <= TOLERANCE_S]
+        best = min(near, key=lambda j: abs(_time(hit, events[j]) - hit.time_s), default=None)
+        if best is not None:
+            used.add(best)
+            matched.append((hit, events[best]))
+    p = len(matched) / max(len(found), 1)
+    r = len(matched) / max(len(events), 1)
+    return {"found": len(found), "events": len(events), "matched": len(matched),
+            "f": 2 * p * r / max(p + r, 1e-9), "class_ok": sum(h.kind in ev[1] for h, ev in matched),
+            "errors_ms": [abs(h.time_s - _time(h, ev)) * 1000 for h, ev in matched]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("songs", type=Path)
+    ap.add_argument("--separated", type=Path)
+    args = ap.parse_args()
+    totals = {"found": 0, "events": 0, "matched": 0, "class_ok": 0, "errors_ms": []}
+    for song in sorted(p for p in args.songs.iterdir() if (p / "song.json").is_file()):
+        meta = json.loads((song / "song.json").read_text())
+        hit_list = meta["stems"]["drums"]["parts"][0]["hit_list"]
+        path = next((args.separated / song.name).glob("*/drums.wav")) if args.separated else song / "drums.wav"
+        audio = read_audio(path)
+        s = score(find_hits(audio.samples, audio.samplerate), reference_events(hit_list))
+        print(f"{song.name}: F {s['f']:.3f} ({s['matched']}/{s['found']} found, {s['events']} played), "
+              f"class {s['class_ok'] / max(s['matched'], 1):.3f}, median error {np.median(s['errors_ms']):.3f} ms")
+        for k in ("found", "events", "matched", "class_ok"):
+            totals[k] += s[k]
+        totals["errors_ms"] += s["errors_ms"]
+    p, r = totals["matched"] / max(totals["found"], 1), totals["matched"] / max(totals["events"], 1)
+    print(f"all: F {2 * p * r / max(p + r, 1e-9):.3f} (P {p:.3f}, R {r:.3f}), class accuracy "
+          f"{totals['class_ok'] / max(totals['matched'], 1):.3f}, alignment median {np.median(totals['errors_ms']):.3f} ms, "
+          f"90th percentile {np.percentile(totals['errors_ms'], 90):.3f} ms")
+
+
+if __name__ == "__main__":
+    main()
