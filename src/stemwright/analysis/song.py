@@ -394,10 +394,15 @@ def _harmony(s: StemSet, harmonic: tuple[str, ...], beats: np.ndarray
     return chroma.mean(axis=1), bass.mean(axis=1), chords
 
 
-def analyze_path(path: str | Path) -> SongAnalysis:
-    """Analyse a stems folder (``stemwright separate`` output or one file per stem) or one audio file."""
+def load_path(path: str | Path) -> StemSet:
+    """A stems folder (``stemwright separate`` output or one file per stem), or one audio file as a "mix" stem."""
     p = Path(path)
     if p.is_dir():
-        return analyze(load_stems(p))
+        return load_stems(p)
     audio = read_audio(p)
-    return analyze(StemSet({"mix": audio.samples}, audio.samplerate, path=p))
+    return StemSet({"mix": audio.samples}, audio.samplerate, path=p)
+
+
+def analyze_path(path: str | Path) -> SongAnalysis:
+    """Analyse a stems folder (``stemwright separate`` output or one file per stem) or one audio file."""
+    return analyze(load_path(path))
