@@ -47,6 +47,8 @@ FINE_HOP = 32  # samples at ANALYSIS_RATE (1.45 ms) between frames of the attack
 STEADY = 0.9  # grid consistency from which a song is taken as constant-tempo (beats on one straight line)
 TEMPO_WINDOW = 8  # beats over which the local tempo (the tempo curve) is measured
 TEMPO_DRIFT = 0.04  # the 10th-90th percentile spread of the local tempo above which there is no steady tempo
+LOCAL_WINDOW = 4.0  # seconds of onsets behind each local tempo estimate that checks the tracker's single tempo
+MAX_OFF_GRID = 0.3  # share of the song whose local tempo may be off the grid's (by TEMPO_DRIFT, octaves folded)
 MIN_SUPPORT = 1.3  # beats must carry this many times the mean onset strength, else "no clear pulse" (noise: ~1)
 CLEAR_SUPPORT = 2.0  # from this support on, the pulse is taken as clear (full confidence)
 OCTAVE_SURE = 0.5  # log2 distance of the double-time ratio from its threshold at which the octave is taken as sure
@@ -253,6 +255,20 @@ def _tempo_curve(times: np.ndarray, window: int = TEMPO_WINDOW) -> np.ndarray:
     return np.array([60.0 / np.median(ibi[max(0, i - half): i + half + 1]) for i in range(len(ibi))])
 
 
+def _fold(ratio: np.ndarray) -> np.ndarray:
+    """Tempo ratios folded by octaves into [1/sqrt 2, sqrt 2) (half / double time is the same grid)."""
+    return ratio * 2.0 ** -np.round(np.log2(ratio))
+
+
+def _local_tempo(onset: np.ndarray, tempo: float) -> np.ndarray:
+    """Tempo (BPM) of the onsets' periodicity in a window of :data:`LOCAL_WINDOW` seconds around each onset frame. Shape ``(F,)``."""
+    import librosa  # lazy: librosa's submodules take seconds to import
+
+    local = librosa.feature.tempo(onset_envelope=onset, sr=ANALYSIS_RATE, hop_length=HOP, start_bpm=tempo,
+                                  aggregate=None, ac_size=LOCAL_WINDOW)
+    return np.maximum(np.asarray(local, float), 1.0)
+
+
 def _pulse_support(onset: np.ndarray, frames: np.ndarray) -> float:
     """How much more onset strength the beats carry than the song on average (1 = none: noise, no pulse)."""
     mean = float(onset.mean())
@@ -305,11 +321,15 @@ def _track(s: StemSet, y: np.ndarray, harmonic: tuple[str, ...]) -> _Grid:
     consistency = float(np.mean(np.abs(np.diff(times) - period) < 0.1 * period))
     curve = _tempo_curve(times)
     support = _pulse_support(onset, frames)
+    local = _local_tempo(onset, tempo)
+    off = float(np.mean(np.abs(_fold(local / tempo) - 1) > TEMPO_DRIFT))
     reason = None
     lo, hi = np.percentile(curve, [10, 90])
     if support < MIN_SUPPORT:
         reason = f"no clear pulse (the beats carry {support:.2f}x the mean onset strength; {MIN_SUPPORT}x needed)"
-    elif hi / lo - 1 > TEMPO_DRIFT:
+    elif hi / lo - 1 > TEMPO_DRIFT or off > MAX_OFF_GRID:
+        # The tracker keeps one tempo, so the local periodicity of the onsets is what shows a change it ignored.
+        lo, hi = np.percentile(tempo * _fold(local / tempo), [10, 90]) if off > MAX_OFF_GRID else (lo, hi)
         reason = f"the tempo changes (from {lo:.0f} to {hi:.0f} BPM)"
     return _Grid(frames, times, tempo, consistency, margin, support, curve, reason)
 
