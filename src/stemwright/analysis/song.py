@@ -48,9 +48,15 @@ STEADY = 0.9  # grid consistency from which a song is taken as constant-tempo (b
 TEMPO_WINDOW = 8  # beats over which the local tempo (the tempo curve) is measured
 TEMPO_DRIFT = 0.04  # the 10th-90th percentile spread of the local tempo above which there is no steady tempo
 LOCAL_WINDOW = 4.0  # seconds of onsets behind each local tempo estimate that checks the tracker's single tempo
+METRICAL_FACTORS = (1.0, 2.0, 0.5, 3.0, 1 / 3, 1.5, 2 / 3)
 MAX_OFF_GRID = 0.3  # share of the song whose local tempo may be off the grid's (by TEMPO_DRIFT, octaves folded)
 MIN_SUPPORT = 1.3  # beats must carry this many times the mean onset strength, else "no clear pulse" (noise: ~1)
 CLEAR_SUPPORT = 2.0  # from this support on, the pulse is taken as clear (full confidence)
+# Outside this range the octave is never taken as sure (confidence below 0.9): slow songs tracked in double time
+# and fast ones in half time both land here. Added after the first held-out run (--seed 202) showed 2 confident
+# octave errors (58.8 for 117.6, 162 for 81), so that run's calibration figure is no longer a held-out one.
+PLAIN_TEMPOS = (70.0, 150.0)
+OUTSIDE_PLAIN = 0.85
 OCTAVE_SURE = 0.5  # log2 distance of the double-time ratio from its threshold at which the octave is taken as sure
 # Halving also needs every other tracked beat to carry clearly less low-band onset (kick, bass) than the rest
 # (weaker / stronger, below this): a kick on every tracked beat (four on the floor) means they are the beats. Set on --seed 101 and on Awakening.
@@ -256,8 +262,10 @@ def _tempo_curve(times: np.ndarray, window: int = TEMPO_WINDOW) -> np.ndarray:
 
 
 def _fold(ratio: np.ndarray) -> np.ndarray:
-    """Tempo ratios folded by octaves into [1/sqrt 2, sqrt 2) (half / double time is the same grid)."""
-    return ratio * 2.0 ** -np.round(np.log2(ratio))
+    """Each tempo ratio times the metrical factor (1, 2, 3, 3/2 and their inverses) that brings it nearest 1:
+    half / double time and the triplet level of a swung or compound meter are the same grid."""
+    ratio = np.asarray(ratio, float)[..., None] * np.array(METRICAL_FACTORS)
+    return np.take_along_axis(ratio, np.argmin(np.abs(np.log(ratio)), axis=-1)[..., None], -1)[..., 0]
 
 
 def _local_tempo(onset: np.ndarray, tempo: float) -> np.ndarray:
@@ -329,7 +337,8 @@ def _track(s: StemSet, y: np.ndarray, harmonic: tuple[str, ...]) -> _Grid:
         reason = f"no clear pulse (the beats carry {support:.2f}x the mean onset strength; {MIN_SUPPORT}x needed)"
     elif hi / lo - 1 > TEMPO_DRIFT or off > MAX_OFF_GRID:
         # The tracker keeps one tempo, so the local periodicity of the onsets is what shows a change it ignored.
-        lo, hi = np.percentile(tempo * _fold(local / tempo), [10, 90]) if off > MAX_OFF_GRID else (lo, hi)
+        octaves = local * 2.0 ** -np.round(np.log2(local / tempo))  # the local tempos at the grid's octave
+        lo, hi = np.percentile(octaves, [10, 90]) if off > MAX_OFF_GRID else (lo, hi)
         reason = f"the tempo changes (from {lo:.0f} to {hi:.0f} BPM)"
     return _Grid(frames, times, tempo, consistency, margin, support, curve, reason)
 
@@ -341,6 +350,8 @@ def tempo_confidence(grid: _Grid) -> float:
     if grid.reason is not None:
         return 0.0
     octave = float(np.clip(grid.octave_margin / OCTAVE_SURE, 0.0, 1.0))
+    if not PLAIN_TEMPOS[0] <= grid.tempo <= PLAIN_TEMPOS[1]:
+        octave = min(octave, OUTSIDE_PLAIN)  # a slow song in double time, a fast one in half time: both are common
     pulse = float(np.clip((grid.support - MIN_SUPPORT) / (CLEAR_SUPPORT - MIN_SUPPORT), 0.0, 1.0))
     return grid.consistency * octave * pulse
 
