@@ -46,9 +46,9 @@ DOUBLE_TIME_RATIO = 1.8
 FINE_HOP = 32  # samples at ANALYSIS_RATE (1.45 ms) between frames of the attack envelope that places the beats
 STEADY = 0.9  # grid consistency from which a song is taken as constant-tempo (beats on one straight line)
 TEMPO_WINDOW = 8  # beats over which the local tempo (the tempo curve) is measured
-TEMPO_DRIFT = 0.04  # the 10th-90th percentile spread of the local tempo above which there is no steady tempo
-LOCAL_WINDOW = 4.0  # seconds of onsets behind each local tempo estimate that checks the tracker's single tempo
-METRICAL_FACTORS = (1.0, 2.0, 0.5, 3.0, 1 / 3, 1.5, 2 / 3)
+TEMPO_DRIFT = 0.06  # the 10th-90th percentile spread of the local tempo above which there is no steady tempo
+LOCAL_BEATS = 8  # beats of onsets behind each local tempo estimate (at least 4 s) that checks the tracker's single tempo
+METRICAL_FACTORS = (1.0, 2.0, 0.5, 3.0, 1 / 3)  # not 3/2: a half-time 128 (64) x 3/2 would pass as 96
 MAX_OFF_GRID = 0.3  # share of the song whose local tempo may be off the grid's (by TEMPO_DRIFT, octaves folded)
 MIN_SUPPORT = 1.3  # beats must carry this many times the mean onset strength, else "no clear pulse" (noise: ~1)
 CLEAR_SUPPORT = 2.0  # from this support on, the pulse is taken as clear (full confidence)
@@ -262,18 +262,18 @@ def _tempo_curve(times: np.ndarray, window: int = TEMPO_WINDOW) -> np.ndarray:
 
 
 def _fold(ratio: np.ndarray) -> np.ndarray:
-    """Each tempo ratio times the metrical factor (1, 2, 3, 3/2 and their inverses) that brings it nearest 1:
+    """Each tempo ratio times the metrical factor (1, 2, 3 and their inverses) that brings it nearest 1:
     half / double time and the triplet level of a swung or compound meter are the same grid."""
     ratio = np.asarray(ratio, float)[..., None] * np.array(METRICAL_FACTORS)
     return np.take_along_axis(ratio, np.argmin(np.abs(np.log(ratio)), axis=-1)[..., None], -1)[..., 0]
 
 
 def _local_tempo(onset: np.ndarray, tempo: float) -> np.ndarray:
-    """Tempo (BPM) of the onsets' periodicity in a window of :data:`LOCAL_WINDOW` seconds around each onset frame. Shape ``(F,)``."""
+    """Tempo (BPM) of the onsets' periodicity in a window of :data:`LOCAL_BEATS` beats around each onset frame. Shape ``(F,)``."""
     import librosa  # lazy: librosa's submodules take seconds to import
 
     local = librosa.feature.tempo(onset_envelope=onset, sr=ANALYSIS_RATE, hop_length=HOP, start_bpm=tempo,
-                                  aggregate=None, ac_size=LOCAL_WINDOW)
+                                  aggregate=None, ac_size=max(4.0, LOCAL_BEATS * 60.0 / tempo))
     return np.maximum(np.asarray(local, float), 1.0)
 
 
