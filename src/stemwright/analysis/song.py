@@ -8,12 +8,14 @@ Where each estimate comes from (the stems make some of them easier than the mixt
 - Time signature and downbeats: every (beats per bar, phase) pair in {3, 4} x phases is scored by how much more
   low-frequency onset energy (kick, bass notes) and harmonic change (chroma of the harmonic stems: chords change
   on bar lines) its "one" beats carry than the other beats. The best pair gives the bar length and the downbeats.
-- Key and mode: Krumhansl-Schmuckler on the harmonic stems (every stem but drums and vocals when there are others:
-  sung pitch drifts and drums carry no key).
+- The grid is checked (:func:`_track`): local tempo of the onsets against the tracker's single tempo, the grid's
+  tempo curve, the beats' onset support. When they disagree there is no steady tempo (``tempo_bpm`` None and a
+  ``tempo_note``), never a number.
+- Key, mode and chords: :mod:`stemwright.analysis.harmony` on the harmonic stems (every stem but drums and vocals
+  when there are others: sung pitch drifts and drums carry no key), the bass stem giving the chord roots.
 
-Confidences are in [0, 1]: tempo, the share of beat intervals within 10 % of the fitted period; meter and
-downbeat, the margin of the best score over the runner-up; key, the margin of the best key-profile correlation over
-the best key that is neither it nor its relative.
+Confidences are in [0, 1]: tempo, :func:`tempo_confidence`; meter and downbeat, the margin of the best score over
+the runner-up; key, the softmax weight of the best key.
 """
 from __future__ import annotations
 
