@@ -1,22 +1,29 @@
-"""Accuracy of ``stemwright.analysis.analyze`` on songs made by ``stemwright synth`` (tempo, meter, key and bar lines
-known exactly from each song's ``song.json``).
+"""Accuracy of ``stemwright.analysis.analyze`` on songs made by ``stemwright synth`` (tempo, beats, bar lines, key
+and chords known exactly from each song's ``song.json``), plus real songs reported as-is (no truth).
 
-Metrics (MIREX conventions):
-- tempo Acc1: within +-1 % of the true BPM; Acc2: within +-1 % of the true BPM times 1/3, 1/2, 1, 2 or 3
-  (octave errors allowed); the share of octave errors is Acc2 - Acc1;
-- meter: estimated beats per bar equals the true one (3/4 and 6/8 both have 3 quarter-note beats per bar);
-- downbeat F-measure: +-70 ms tolerance, one-to-one matching (mir_eval.beat.f_measure's default window);
-- key: exact tonic and mode (church modes counted by their third: dorian as minor, mixolydian as major); also the MIREX weighted score (1 exact, 0.5 fifth, 0.3 relative, 0.2 parallel).
+Metrics:
+- tempo: within +-2 % of the true BPM, no credit for half / double time (octave errors counted apart); "no steady
+  tempo" counts as wrong;
+- beat F and downbeat F: ``mir_eval.beat.f_measure`` (+-70 ms) against the song's true grid (``tempo_bpm``, meter);
+- key: exact tonic and mode (church modes by their third: dorian as minor, mixolydian as major) and the MIREX
+  weighted score (``mir_eval.key.weighted_score``);
+- chords: ``mir_eval.chord`` majmin and sevenths, duration-weighted, the truth cut at the song's length;
+- calibration: among the songs whose tempo confidence is >= 0.9, the share whose tempo is right.
 
 Usage::
 
-    stemwright synth -o /tmp/songs -n 10 -s 20 --seed 14
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_analysis.py /tmp/songs [--stems drums,bass,other,vocals]
+    stemwright synth -o /tmp/held -n 40 -s 20 --seed 202                       # seeds not used for any choice
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_analysis.py /tmp/held [--separated /tmp/held-classic]
+        [--real ../shared/data/mixtures]
+
+``--separated DIR``: analyse ``DIR/<song>/`` (e.g. ``stemwright separate -m classic`` of each ``mixture.wav``,
+moved to the song's name) against the truth of ``FOLDER/<song>/song.json`` instead of the true stems.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -28,93 +35,123 @@ FLATS = {"Db": 1, "Eb": 3, "Gb": 6, "Ab": 8, "Bb": 10}
 # Church modes scored by their third, as major/minor key detection does (D dorian counts as D minor).
 MODE_CLASS = {"major": "major", "ionian": "major", "lydian": "major", "mixolydian": "major",
               "minor": "minor", "aeolian": "minor", "dorian": "minor", "phrygian": "minor", "locrian": "minor"}
+# stemwright synth chord names (synth/theory.py QUALITY_SUFFIX) -> Harte syntax (mir_eval)
+HARTE = {"": "maj", "m": "min", "dim": "dim", "aug": "aug", "maj7": "maj7", "m7": "min7", "7": "7", "m7b5": "hdim7",
+         "sus2": "sus2", "sus4": "sus4", "add9": "maj(9)", "madd9": "min(9)", "m9": "min9", "maj9": "maj9", "9": "9"}
 
 
-def f_measure(reference: np.ndarray, estimate: np.ndarray, window: float = 0.07) -> float:
-    """One-to-one matched F-measure of event times (greedy on sorted times; events are >= 0.3 s apart here)."""
-    if len(reference) == 0 or len(estimate) == 0:
-        return 0.0
-    used = np.zeros(len(estimate), bool)
-    hits = 0
-    for t in reference:
-        d = np.abs(estimate - t)
-        d[used] = np.inf
-        j = int(np.argmin(d))
-        if d[j] <= window:
-            used[j], hits = True, hits + 1
-    p, r = hits / len(estimate), hits / len(reference)
-    return 0.0 if hits == 0 else 2 * p * r / (p + r)
+def harte(name: str) -> str:
+    """'Bbm7' -> 'Bb:min7'; a chord the generator names by its intervals ('D(0,3,6,10,13)') -> 'X' (not scored)."""
+    root, suffix = re.match(r"([A-G][b#]?)(.*)$", name).groups()
+    return f"{root}:{HARTE[suffix]}" if suffix in HARTE else "X"
 
 
 def truth(song: Path) -> dict:
     meta = json.loads((song / "song.json").read_text())
     num, den = (int(x) for x in meta["meter"].split("/"))
-    bpb = num * 4 / den
-    tempo = float(meta["tempo_bpm"])
-    tonic = NOTES.index(meta["key"]) if meta["key"] in NOTES else FLATS[meta["key"]]
-    bar = bpb * 60.0 / tempo
-    downbeats = np.arange(0.0, float(meta["seconds"]) - 1e-6, bar)
-    return {"tempo": tempo, "bpb": bpb, "tonic": tonic, "mode": MODE_CLASS[meta["mode"]], "downbeats": downbeats,
-            "meter": meta["meter"], "style": meta["style"]}
+    bpb = round(num * 4 / den)
+    tempo, seconds = float(meta["tempo_bpm"]), float(meta["seconds"])
+    beats = np.arange(0.0, seconds - 1e-6, 60.0 / tempo)
+    chords = [c for c in meta.get("chords", []) if c["start_s"] < seconds]
+    return {"tempo": tempo, "bpb": bpb, "beats": beats, "downbeats": beats[::bpb], "meter": meta["meter"],
+            "tonic": NOTES.index(meta["key"]) if meta["key"] in NOTES else FLATS[meta["key"]],
+            "mode": MODE_CLASS[meta["mode"]], "style": meta["style"],
+            "chord_intervals": np.array([[c["start_s"], min(seconds, c["end_s"])] for c in chords]),
+            "chord_labels": [harte(c["name"]) for c in chords]}
 
 
-def key_score(t: dict, tonic: int, mode: str) -> float:
-    if (tonic, mode) == (t["tonic"], t["mode"]):
-        return 1.0
-    if mode == t["mode"] and (tonic - t["tonic"]) % 12 in (5, 7):
-        return 0.5
-    rel = (t["tonic"] - 3) % 12 if t["mode"] == "major" else (t["tonic"] + 3) % 12
-    if mode != t["mode"] and tonic == rel:
-        return 0.3
-    if mode != t["mode"] and tonic == t["tonic"]:
-        return 0.2
-    return 0.0
+def chord_scores(t: dict, chords) -> tuple[float, float]:
+    import mir_eval
+
+    est_i = np.array([[c.start, c.end] for c in chords]) if chords else np.array([[0.0, t["chord_intervals"].max()]])
+    est_l = [c.label for c in chords] or ["N"]
+    ref_i, ref_l = t["chord_intervals"], t["chord_labels"]
+    est_i, est_l = mir_eval.util.adjust_intervals(est_i, est_l, ref_i.min(), ref_i.max(), "N", "N")
+    ints, ref, est = mir_eval.util.merge_labeled_intervals(ref_i, ref_l, est_i, est_l)
+    dur = mir_eval.util.intervals_to_durations(ints)
+    return tuple(float(mir_eval.chord.weighted_accuracy(f(ref, est), dur))
+                 for f in (mir_eval.chord.majmin, mir_eval.chord.sevenths))
+
+
+def score(song: Path, stems_dir: Path, wanted: list[str]) -> dict:
+    import mir_eval
+
+    from stemwright.analysis import analyze
+    from stemwright.mixer.stems import load_stems
+
+    t = truth(song)
+    stems = load_stems(stems_dir)
+    stems.audio = {k: v for k, v in stems.audio.items() if k in wanted}
+    t0 = time.perf_counter()
+    a = analyze(stems)
+    seconds = time.perf_counter() - t0
+    ratio = (a.tempo_bpm or 0.0) / t["tempo"]
+    est_key = f"{NOTES[a.key_tonic]} {a.key_mode}"
+    majmin, sevenths = chord_scores(t, a.chords)
+    return {
+        "song": song.name, "style": t["style"], "true_bpm": t["tempo"], "bpm": a.tempo_bpm, "conf": a.tempo_confidence,
+        "tempo_ok": abs(ratio - 1) <= 0.02, "octave": any(abs(ratio / m - 1) <= 0.02 for m in (1 / 3, 0.5, 2, 3)),
+        "meter": t["meter"], "bpb": a.beats_per_bar,
+        "beat_f": mir_eval.beat.f_measure(t["beats"], np.array(a.beats)),
+        "downbeat_f": mir_eval.beat.f_measure(t["downbeats"], np.array(a.downbeats)),
+        "key": f"{NOTES[t['tonic']]} {t['mode']}", "est_key": est_key,
+        "key_ok": (a.key_tonic, a.key_mode) == (t["tonic"], t["mode"]),
+        "key_mirex": mir_eval.key.weighted_score(f"{NOTES[t['tonic']]} {t['mode']}", est_key),
+        "majmin": majmin, "sevenths": sevenths, "seconds": seconds,
+    }
+
+
+def report(rows: list[dict], label: str) -> None:
+    print(f"{'song':<18}{'style':<11}{'true':>7}{'est':>8}{'conf':>6} {'meter':>5}{'bpb':>4}{'beatF':>6}{'dbF':>6}"
+          f"  {'key':<10}{'est key':<10}{'majmin':>7}{'7ths':>6}")
+    for r in rows:
+        bpm = f"{r['bpm']:8.2f}" if r["bpm"] is not None else f"{'none':>8}"
+        print(f"{r['song']:<18}{r['style']:<11}{r['true_bpm']:7.1f}{bpm}{r['conf']:6.2f} {r['meter']:>5}{r['bpb']:4d}"
+              f"{r['beat_f']:6.2f}{r['downbeat_f']:6.2f}  {r['key']:<10}{r['est_key']:<10}{r['majmin']:7.2f}"
+              f"{r['sevenths']:6.2f}")
+    mean = lambda k: float(np.mean([float(r[k]) for r in rows]))  # noqa: E731
+    sure = [r for r in rows if r["conf"] >= 0.9]
+    print(f"\n{len(rows)} songs, {label}")
+    print(f"tempo within 2 % (no octave credit) {mean('tempo_ok'):.2f}  (octave errors {mean('octave'):.2f})")
+    print(f"tempo confidence >= 0.9             {len(sure)} songs, right {np.mean([r['tempo_ok'] for r in sure]) if sure else float('nan'):.2f}")
+    print(f"beat F (+-70 ms)                    {mean('beat_f'):.2f}")
+    print(f"downbeat F (+-70 ms)                {mean('downbeat_f'):.2f}")
+    print(f"key exact                           {mean('key_ok'):.2f}  (MIREX weighted {mean('key_mirex'):.2f})")
+    print(f"chords majmin / sevenths            {mean('majmin'):.2f} / {mean('sevenths'):.2f}")
+    print(f"seconds per song                    {mean('seconds'):.2f}")
+
+
+def real_songs(folder: Path) -> None:
+    from stemwright.analysis.song import analyze_path
+
+    print(f"\nreal songs in {folder} (as-is, no truth)")
+    for f in sorted(p for p in folder.iterdir() if p.suffix.lower() in (".ogg", ".mp3", ".wav", ".flac")):
+        a = analyze_path(f)
+        tempo = f"{a.tempo_bpm:.2f} BPM" if a.tempo_bpm is not None else f"no steady tempo ({a.tempo_note})"
+        print(f"{f.name[:48]:<50}{tempo} conf {a.tempo_confidence:.2f}, {a.time_signature}, {a.key} "
+              f"({a.key_confidence:.2f}), {len(a.beats)} beats in {a.duration_s:.0f} s, {len(a.chords)} chords")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="a folder of `stemwright synth` songs")
     parser.add_argument("--stems", default="drums,bass,other,vocals", help="stems given to the analysis")
+    parser.add_argument("--separated", type=Path, help="analyse DIR/<song>/ stems instead of the true stems")
+    parser.add_argument("--real", type=Path, help="also analyse the audio files of this folder as-is")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N songs")
     args = parser.parse_args()
-    from stemwright.analysis import analyze
-    from stemwright.mixer.stems import load_stems
-
-    rows = []
     songs = sorted(p for p in args.folder.iterdir() if (p / "song.json").is_file())
+    if args.separated:
+        songs = [s for s in songs if (args.separated / s.name).is_dir()]
+    if args.limit:
+        songs = songs[:args.limit]
     if not songs:
         sys.exit(f"error: {args.folder}: no synth songs (folders with song.json)")
     wanted = args.stems.split(",")
-    for song in songs:
-        t = truth(song)
-        stems = load_stems(song)
-        stems.audio = {k: v for k, v in stems.audio.items() if k in wanted}
-        t0 = time.perf_counter()
-        a = analyze(stems)
-        seconds = time.perf_counter() - t0
-        ratio = a.tempo_bpm / t["tempo"]
-        acc1 = abs(ratio - 1) <= 0.01
-        acc2 = any(abs(ratio / m - 1) <= 0.01 for m in (1 / 3, 0.5, 1, 2, 3))
-        rows.append({
-            "song": song.name, "style": t["style"], "true_bpm": t["tempo"], "bpm": a.tempo_bpm, "acc1": acc1,
-            "acc2": acc2, "meter": t["meter"], "bpb": a.beats_per_bar, "meter_ok": a.beats_per_bar == t["bpb"],
-            "downbeat_f": f_measure(t["downbeats"], np.array(a.downbeats)),
-            "key": f"{NOTES[t['tonic']]} {t['mode']}", "est_key": a.key,
-            "key_ok": (a.key_tonic, a.key_mode) == (t["tonic"], t["mode"]),
-            "key_weighted": key_score(t, a.key_tonic, a.key_mode), "seconds": seconds,
-        })
-    print(f"{'song':<18}{'style':<11}{'true':>7}{'est':>8} {'meter':>5}{'bpb':>4}{'dbF':>6}  {'key':<10}{'est key':<10}")
-    for r in rows:
-        print(f"{r['song']:<18}{r['style']:<11}{r['true_bpm']:7.1f}{r['bpm']:8.2f} {r['meter']:>5}{r['bpb']:4d}"
-              f"{r['downbeat_f']:6.2f}  {r['key']:<10}{r['est_key']:<10}")
-    n = len(rows)
-    mean = lambda k: float(np.mean([float(r[k]) for r in rows]))  # noqa: E731
-    print(f"\n{n} songs, stems {args.stems}")
-    print(f"tempo Acc1 (+-1 %)      {mean('acc1'):.2f}")
-    print(f"tempo Acc2 (octaves ok) {mean('acc2'):.2f}  (octave errors {mean('acc2') - mean('acc1'):.2f})")
-    print(f"meter accuracy          {mean('meter_ok'):.2f}")
-    print(f"downbeat F (+-70 ms)    {mean('downbeat_f'):.2f}")
-    print(f"key accuracy            {mean('key_ok'):.2f}  (MIREX weighted {mean('key_weighted'):.2f})")
-    print(f"seconds per song        {mean('seconds'):.2f}")
+    rows = [score(s, args.separated / s.name if args.separated else s, wanted) for s in songs]
+    report(rows, f"stems {args.stems} ({'separated: ' + str(args.separated) if args.separated else 'true stems'})")
+    if args.real:
+        real_songs(args.real)
 
 
 if __name__ == "__main__":

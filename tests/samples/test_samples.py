@@ -47,6 +47,9 @@ def test_loops_start_on_the_bar_lines(library):
     assert not [e for e in loops if e.stem == "silence"]  # near-silent stems give no loops
     name = next(e.path for e in loops if e.stem == "bass" and e.bars == 2)
     assert "demo_bass_120bpm_Am_bar" in name and name.endswith("_2bar.wav")
+    # each loop carries the chords over it: one a bar (i-iv-V-i of A minor), so a 4-bar loop names 3 or 4
+    four = [e for e in loops if e.bars == 4]
+    assert four and all(set(e.chords.split()) <= {"Am", "Dm", "E"} and len(e.chords.split()) >= 3 for e in four)
 
 
 def test_seams_are_no_louder_than_the_loops_own_transients(library):

@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-onnx": ("stemwright.cli.export_onnx", "Export a model (not audio) to ONNX."),
     "mix": ("stemwright.cli.mix", "Remix separated stems (gains, pan, effects, presets, loudness)."),
     "mashup": ("stemwright.cli.mashup", "Put the vocals of one song over the backing of another."),
-    "analyze": ("stemwright.cli.analyze", "Tempo, beats, downbeats, time signature and key of a song, from its stems."),
+    "analyze": ("stemwright.cli.analyze", "Tempo, beats, downbeats, time signature, key and chords of a song, from its stems."),
     "drums": ("stemwright.cli.drums", "Replace or reinforce the drums with your samples (hits, MIDI, blend)."),
     "samples": ("stemwright.cli.samples", "Cut a sample library (bar loops, drum one-shots, index) from stems."),
     "inspect": ("stemwright.cli.inspect", "Diagnose separated stems: bleed, mono compatibility, clipping, plots."),

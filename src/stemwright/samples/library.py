@@ -57,6 +57,7 @@ class SampleEntry:
     bar: int | None = None  # loops: 1-based bar number of the first bar
     bars: int | None = None  # loops: length in bars
     drum_class: str | None = None  # one-shots: kick / snare / hat / other
+    chords: str | None = None  # loops: the chords over the loop, in order ("Am F C G"; analysis chords)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -74,6 +75,15 @@ def _key_tag(key: str) -> str:
 
 def _db(x: float) -> float:
     return round(float(x), 2) if np.isfinite(x) else -200.0
+
+
+def _chords_between(a: SongAnalysis, start: float, end: float) -> str | None:
+    """Names of the analysis chords sounding in [start, end) seconds, repeats merged ("Am F C G")."""
+    names: list[str] = []
+    for c in a.chords:
+        if c.end > start + 0.05 and c.start < end - 0.05 and c.label != "N" and (not names or names[-1] != c.name):
+            names.append(c.name)
+    return " ".join(names) or None
 
 
 def _write_sample(lib: Path, rel: Path, audio: np.ndarray, samplerate: int, start: int, **fields: Any) -> SampleEntry:
@@ -125,6 +135,8 @@ def build_library(stems: Any, library: str | Path, *, song: str | None = None, b
     others = [e for e in read_index(lib) if e.song != name]
     for sub in ("loops", "one-shots"):
         shutil.rmtree(lib / sub / name, ignore_errors=True)
+    if a.tempo_bpm is None:
+        raise LibraryError(f"{name}: no steady tempo ({a.tempo_note}): loops cannot be cut on a bar grid")
     bar_s = a.beats_per_bar * 60.0 / a.tempo_bpm
     bpm = round(a.tempo_bpm, 1)
     key_tag = _key_tag(a.key)
@@ -134,8 +146,10 @@ def build_library(stems: Any, library: str | Path, *, song: str | None = None, b
         for n in bars:
             for loop in cut_loops(audio, s.samplerate, a.downbeats, bar_s, n, first_bar):
                 rel = Path("loops", name, f"{name}_{_slug(stem)}_{bpm:g}bpm_{key_tag}_bar{loop.bar:03d}_{n}bar.wav")
+                t0 = loop.start / s.samplerate
                 new.append(_write_sample(lib, rel, loop.audio, s.samplerate, loop.start, kind="loop", song=name,
-                                         stem=stem, bpm=bpm, key=a.key, bar=loop.bar, bars=n))
+                                         stem=stem, bpm=bpm, key=a.key, bar=loop.bar, bars=n,
+                                         chords=_chords_between(a, t0, t0 + loop.audio.shape[1] / s.samplerate)))
     if one_shots:
         if drum_stem not in s.audio:
             raise LibraryError(f"one-shots: no {drum_stem!r} stem in {s.path or 'the stems'} (stems: {', '.join(s.names)})")
