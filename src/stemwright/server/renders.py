@@ -75,7 +75,8 @@ def load_stemset(stems: dict[str, Path]) -> Any:
 
 def render_loop_sample(document: dict[str, Any], stems: dict[str, Path], library_dir: Path, title: str,
                         analysis: dict[str, Any], start: float, end: float) -> dict[str, Any]:
-    """Render the mix, cut ``[start, end)`` into the sample library; bar numbers when both ends are bar lines."""
+    """Render the mix, cut ``[start, end)`` into the sample library; bar numbers when both ends are bar lines. A song
+    with no steady tempo (``tempo_bpm`` null) is indexed at its mean tempo (``mean_bpm``)."""
     from stemwright.mixer.document import Mix
     from stemwright.mixer.render import render
     from stemwright.samples.library import add_loop_sample
@@ -87,7 +88,7 @@ def render_loop_sample(document: dict[str, Any], stems: dict[str, Path], library
     i, j = on_bar(start), on_bar(end)
     bar, bars = (i + 1, j - i) if i is not None and j is not None and j > i else (None, None)
     entry = add_loop_sample(audio, stemset.samplerate, library_dir, song=title, stem="mix", start_s=start, end_s=end,
-                            bpm=float(analysis["tempo_bpm"]), key=str(analysis["key"]), bar=bar, bars=bars)
+                            bpm=float(analysis.get("tempo_bpm") or analysis["mean_bpm"]), key=str(analysis["key"]), bar=bar, bars=bars)
     return asdict(entry)
 
 

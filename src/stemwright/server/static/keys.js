@@ -39,7 +39,7 @@ function stepOnGrid(e) {
 function setLoopEdge(key) {
   const a = mixer.analysis;
   const pos = snapToBeat(position());
-  const bar = a ? (a.beats_per_bar * 60) / a.tempo_bpm : 2;
+  const bar = a ? (a.beats_per_bar * 60) / (a.tempo_bpm || a.mean_bpm) : 2; // mean tempo when it is unsteady
   const loop = mixer.loop;
   if (key === "[") { loop.start = pos; if (loop.end <= loop.start) loop.end = Math.min(mixer.duration, pos + bar); }
   else { loop.end = pos; if (loop.end <= loop.start) loop.start = Math.max(0, pos - bar); }

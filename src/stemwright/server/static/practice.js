@@ -20,8 +20,11 @@ export async function showAnalysis(songId) {
     const a = await getJson(`/api/songs/${songId}/analysis`);
     if (mixer.songId !== songId) return;
     mixer.analysis = a;
-    out.textContent = `${a.tempo_bpm.toFixed(1)} BPM · ${a.time_signature} · ${a.key}`;
-    out.title = "Tempo, time signature and key, analysed once from the stems";
+    // a song without a steady tempo says so (analysis.tempo_note) instead of showing a number it cannot trust
+    const tempo = a.tempo_bpm != null ? `${a.tempo_bpm.toFixed(1)} BPM` : `no steady tempo (~${Math.round(a.mean_bpm)} BPM)`;
+    out.textContent = `${tempo} · ${a.time_signature} · ${a.key}`;
+    if (a.tempo_bpm == null && a.tempo_note) out.title = a.tempo_note;
+    if (a.tempo_bpm != null || !a.tempo_note) out.title = "Tempo, time signature and key, analysed once from the stems";
     showTimePitch();
     mixer.dirty = true; // the ruler numbers the bars now
   } catch (e) {

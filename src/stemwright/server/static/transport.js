@@ -30,7 +30,7 @@ export function startAt(offset, countIn = false) {
   const a = mixer.analysis;
   if (countIn && a && $("#count-in").checked) {
     // one bar of clicks at the song's tempo before the song starts, the first accented
-    const beat = 60 / a.tempo_bpm / mixer.speed; // at the playing speed
+    const beat = 60 / (a.tempo_bpm || a.mean_bpm) / mixer.speed; // at the playing speed (mean tempo if unsteady)
     for (let k = 0; k < a.beats_per_bar; k++) click(when + k * beat, k === 0);
     when += a.beats_per_bar * beat;
   }
