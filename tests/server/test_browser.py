@@ -420,11 +420,14 @@ def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path)
     song_id = next(s["id"] for s in songs if s["id"] not in before)
     _until(page, f"document.querySelectorAll('#songs tr[data-song=\"{song_id}\"] button.open').length === 1")
     page.locator(f"#songs tr[data-song='{song_id}'] button.open").click()
-    _until(page, "/^\\d+\\.\\d BPM · [34]\\/4 · [A-G]#? (major|minor)$/.test(document.querySelector('#analysis').textContent)",
+    _until(page, "/^(\\d+\\.\\d BPM|no steady tempo \\(~\\d+ BPM\\)) · [34]\\/4 · [A-G]#? (major|minor)$/"
+                 ".test(document.querySelector('#analysis').textContent)",
            timeout=60_000)
     shown = page.locator("#analysis").inner_text()
     stored = _get(url + f"api/songs/{song_id}/analysis")
-    assert shown.startswith(f"{stored['tempo_bpm']:.1f} BPM") and stored["key"] in shown
+    tempo = f"{stored['tempo_bpm']:.1f} BPM" if stored["tempo_bpm"] is not None else "no steady tempo"
+    assert shown.startswith(tempo) and stored["key"] in shown
+    _check_chord_lane(page, stored, semitones=0)
     href = page.get_attribute("#download-ni", "href")
     assert href == f"/api/songs/{song_id}/stems.stem.mp4"
     head = page.evaluate("""async (href) => {
@@ -479,7 +482,7 @@ def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path)
                  "window.studio.state().ctxTime < window.studio.state().startCtxTime", timeout=10_000)
     state = page.evaluate("({clicks: window.studio.state().clicks, start: window.studio.state().startCtxTime})")
     before = [c for c in state["clicks"] if c["at"] < state["start"] - 1e-6]
-    beat = 60 / stored["tempo_bpm"]
+    beat = 60 / (stored["tempo_bpm"] or stored["mean_bpm"])  # the mean tempo when it is not steady
     assert len(before) == stored["beats_per_bar"] and [c["accent"] for c in before] == [True] + [False] * (len(before) - 1)
     assert np.allclose(np.diff([c["at"] for c in before]), beat, atol=1e-6)
     assert abs(state["start"] - before[-1]["at"] - beat) < 1e-6
@@ -713,6 +716,24 @@ def _check_compare_models(page, url: str, song_id: str) -> None:
     page.click("#play")
 
 
+def _check_chord_lane(page, stored: dict, semitones: int) -> None:
+    """The chord lane under the ruler (issue 26) shows the analysed chords (the whole song at zoom 1), named as
+    musicians write them and moved by the transpose control; its accessible name reads them out."""
+    from stemwright.analysis.harmony import SHORT
+    from stemwright.mixer.analysis import PITCH_CLASSES
+
+    want = []
+    for c in stored["chords"]:
+        if c["label"] != "N":
+            root, quality = c["label"].split(":")
+            want.append(PITCH_CLASSES[(PITCH_CLASSES.index(root) + semitones) % 12] + SHORT[quality])
+    assert want, "the analysis found no chord in the practice clip"
+    page.evaluate("window.studio.redraw()")
+    shown = "JSON.stringify(window.studio.state().chordLabels.map((c) => c.name))"
+    _until(page, f"{shown} === {json.dumps(json.dumps(want, separators=(',', ':')))}", timeout=5_000)
+    assert page.get_attribute("#chord-lane", "aria-label").startswith(f"chords: {want[0]}")
+
+
 def _check_speed_and_transpose(page, url: str, song_id: str, stored: dict) -> None:
     """Speed and transpose (issue 14): through the page's own OfflineAudioContext + SoundTouch path a sine gets
     duration / speed long and 2^(st/12) higher, as the server's Rubber Band render does; live, a change is heard
@@ -744,6 +765,7 @@ def _check_speed_and_transpose(page, url: str, song_id: str, stored: dict) -> No
     page.evaluate("""() => { const el = document.querySelector('#transpose'); el.value = 2; el.dispatchEvent(new Event('input')); }""")
     assert page.input_value("#speed") == "75" and page.inner_text("#speed-out") == "75 %"
     assert page.inner_text("#transpose-out") == "+2 st"
+    _check_chord_lane(page, stored, semitones=2)  # the chord lane follows the transpose
     rates = page.evaluate("window.studio.state().sourceRates")
     assert rates and all(abs(r - 0.75) < 1e-6 for r in rates)
     assert abs(page.evaluate("window.studio.state().pitchFactor") - 2 ** (2 / 12) / 0.75) < 1e-6

@@ -47,7 +47,7 @@ function snapshot() {
     startCtxTime: m.startCtxTime, ctxTime: m.ctx ? m.ctx.currentTime : null, ctxState: m.ctx ? m.ctx.state : null,
     sampleRate: m.ctx ? m.ctx.sampleRate : null,
     loop: { ...m.loop }, view: { ...m.view }, draws: m.draws, clicks: m.clicks.map((c) => ({ ...c })),
-    rulerLabels: m.rulerLabels.map((l) => ({ ...l })), speed: m.speed, semitones: m.semitones,
+    rulerLabels: m.rulerLabels.map((l) => ({ ...l })), chordLabels: m.chordLabels.map((l) => ({ ...l })), speed: m.speed, semitones: m.semitones,
     pitchFactor: m.pitchNode ? m.pitchNode.factor : pitchFactor(), shifterDelay: shifterDelay(),
     compare: m.compare && { jobId: m.compare.jobId, models: [...m.compare.models], bleed: [...m.compare.bleed] },
     sourceRates: m.sources.map((s) => s.playbackRate.value),

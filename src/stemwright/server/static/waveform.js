@@ -4,6 +4,7 @@ import { $, dbToGain, fmtTime } from "./api.js";
 import { masterGainDb } from "./graph.js";
 import { COLORS, audible, changed, mixer, playing, position, snapToBeat } from "./state.js";
 import { seek, startAt } from "./transport.js";
+import { drawChordLane } from "./chords.js";
 
 // -- waveform: click to seek, drag to select the loop region -----------------------------------------------------
 export function setupWaveform(strip) {
@@ -223,6 +224,7 @@ export function drawOverlays() {
     g.fillRect(Math.floor(viewX(pos, w)), 0, Math.max(1, devicePixelRatio), h);
   }
   drawRuler();
+  drawChordLane(viewX, mixer.view.start, mixer.view.start + viewSpan());
   drawMasterWave();
   $("#position").textContent = fmtTime(pos);
 }
