@@ -97,5 +97,4 @@ def test_fast_stays_within_40_db_with_trained_like_residual_weights(dtype: torch
         low = fast.separate(audio, 44100)
         for name in exact:
             snr = snr_db(exact[name], low[name])
-            print(dtype, value, name, snr)
             assert 40.0 <= snr < math.inf, f"{dtype}, LayerScale {value}, {name}: SNR {snr:.1f} dB"
