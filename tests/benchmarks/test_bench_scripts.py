@@ -47,6 +47,7 @@ def _has_avx2() -> bool:
         return False
 
 
+@pytest.mark.slow  # two child processes, each loading umx and openunmix
 @pytest.mark.skipif(not _has_avx2(), reason="--isa avx2 caps an x86 CPU with AVX2")
 def test_bench_zoo_isa_runs_one_child_per_level() -> None:
     """``--isa avx2,native``: a child per level, each with its ATen/oneDNN/MKL caps (set, then unset) and the
@@ -73,6 +74,7 @@ def test_bench_isa_option_rejects_unknown_levels() -> None:
         assert proc.returncode == 2 and "sse9" in proc.stderr
 
 
+@pytest.mark.slow  # two child processes, each importing stemwright
 @pytest.mark.skipif(not _has_avx2(), reason="--isa avx2 caps an x86 CPU with AVX2")
 def test_bench_default_speed_per_isa_level() -> None:
     """The speed child runs once per level with that level's caps (ATen reports AVX2 under ``--isa avx2``)."""

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from stemwright import Separator
+from stemwright.engine import cpu_kernels
 from stemwright.engine.precision import EXACT, Precision, choose_precision, native_bf16
 from stemwright.models.architectures import architecture_class
 from tests.models.tiny import TINY_CONFIGS
@@ -35,12 +36,27 @@ def _song(seconds: float = 2.5, sr: int = 44100) -> np.ndarray:
     return (tone + 0.05 * rng.standard_normal((2, t.size))).astype(np.float32)
 
 
-def test_choose_precision_follows_the_hardware(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.fixture
+def int8_measured(monkeypatch: pytest.MonkeyPatch):
+    """Set what the kernel calibration "measured" for int8 products (``True``: faster than float32)."""
+    def set_to(faster: bool) -> None:
+        monkeypatch.setattr(cpu_kernels, "calibrated_routes", lambda timer=None: cpu_kernels.Routes(int8=faster))
+    return set_to
+
+
+@pytest.mark.parametrize("int8_faster", [False, True])
+def test_choose_precision_follows_the_hardware(caplog: pytest.LogCaptureFixture, int8_measured, int8_faster: bool,
+                                               ) -> None:
+    """bfloat16 with native kernels; else int8 linear layers where the calibration measured them faster; else
+    float32 with a warning."""
+    int8_measured(int8_faster)
     assert choose_precision(CPU, fast=False) == EXACT
     with caplog.at_level(logging.WARNING, logger="stemwright.engine.precision"):
         chosen = choose_precision(CPU, fast=True)
     if native_bf16(CPU):
         assert chosen.dtype == torch.bfloat16 and not caplog.records
+    elif int8_faster and cpu_kernels.int8_available():
+        assert chosen.dtype == torch.qint8 and "int8" in chosen.reason and not caplog.records
     else:
         assert chosen.dtype == torch.float32 and "no native bfloat16" in caplog.text
     assert choose_precision(torch.device("meta"), fast=True).dtype == torch.float32  # no bf16 kernels known there
@@ -67,7 +83,8 @@ def test_fast_stems_within_40_db_of_exact(arch: str) -> None:
         assert 40.0 <= snr < math.inf, f"{arch} {name}: SNR {snr:.1f} dB"
 
 
-def test_separator_fast_uses_bfloat16_only_with_native_kernels() -> None:
+def test_separator_fast_uses_bfloat16_only_with_native_kernels(int8_measured) -> None:
+    int8_measured(False)
     model = architecture_class("htdemucs")(TINY_CONFIGS["htdemucs"]()).eval()
     sep = Separator(model, device="cpu", fast=True)
     assert sep.precision.dtype == (torch.bfloat16 if native_bf16(CPU) else torch.float32)

@@ -476,9 +476,10 @@ def routes() -> Routes:
 
 
 def onednn_kernels(device: torch.device | str) -> ContextManager:
-    """The routing for inference on ``device``: a no-op context off the CPU, when no class is routed and the
-    products are float32, or when this PyTorch lacks the operators."""
-    if torch.device(device).type != "cpu" or not available():
+    """The routing for inference on ``device``: a no-op context off the CPU, under ``STEMWRIGHT_CPU_KERNELS=torch``
+    (the fast path's bfloat16/int8 products included), when no class is routed and the products are float32, or
+    when this PyTorch lacks the operators."""
+    if torch.device(device).type != "cpu" or not available() or not enabled():
         return contextlib.nullcontext()
     chosen = routes()
     if chosen.any_float32() or _PRODUCTS.get() != torch.float32:
