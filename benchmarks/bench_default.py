@@ -201,6 +201,9 @@ def main() -> int:
                     help="with --speed: comma-separated ISA levels (avx2, avx512, native), one child each")
     ap.add_argument("--fast", action="store_true", help="with --speed: also time Separator(fast=True)")
     ap.add_argument("--repeat", type=int, default=1, help="with --speed: rounds of the children, best kept")
+    ap.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
+                    help="profile separate_file (read, resample, model, rescale pass, writing) of the first model on "
+                         "this many seconds of --song, in process CPU time; prints the largest entries")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--song", default=str(SHARED / "mixtures" / "singularity_Awakening_MaxMcCracken_CC-BY-SA-3.0.ogg"))
     ap.add_argument("--json", type=Path, help="write all results here")
@@ -210,6 +213,8 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     print(f"# CPU: {cpu_description()}; {args.threads} threads; load {os.getloadavg()[0]:.1f}", flush=True)
+    if args.profile:
+        profile(args.models[0], args.song, args.profile)
     singer = None if args.mir1k_singer == "all" else args.mir1k_singer
     mir_label = f"mir1k_dev_{args.mir1k_singer}"
     results = []
@@ -241,6 +246,37 @@ def main() -> int:
     if args.cards:
         write_cards(results, args)
     return 0
+
+
+def profile(model: str, song: str, seconds: float, top: int = 40) -> None:
+    """cProfile of ``Separator(model).separate_file`` on the first ``seconds`` of ``song`` (written to a temporary
+    WAV first), timed in process CPU time (other processes on a shared machine do not count); prints the ``top``
+    entries by cumulative time."""
+    import cProfile
+    import io
+    import pstats
+    import tempfile
+
+    import soundfile as sf
+
+    import stemwright
+    from stemwright.audio.io import read_audio
+
+    audio = read_audio(song)
+    clip = audio.samples[:, : int(seconds * audio.samplerate)]
+    sep = stemwright.Separator(model, device="cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.wav"
+        sf.write(str(path), clip.T, audio.samplerate, subtype="FLOAT")
+        prof = cProfile.Profile(time.process_time)
+        prof.enable()
+        sep.separate_file(path, Path(tmp) / "out")
+        prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(top)
+    print(f"# profile of {model}.separate_file, {clip.shape[1] / audio.samplerate:.1f} s at {audio.samplerate} Hz, "
+          f"process CPU seconds", flush=True)
+    print(out.getvalue(), flush=True)
 
 
 def _exact_speeds(results: list[dict]) -> dict[str, dict]:
