@@ -311,3 +311,22 @@ def test_bfloat16_products_without_onednn_bfloat16_kernels(monkeypatch: pytest.M
         ops = _ops(lambda: (layer(x), F.scaled_dot_product_attention(q, k, v)))
         low = layer(x)
     assert "mkldnn::_linear_pointwise" not in ops and low.dtype == torch.float32
+
+
+@pytest.mark.skipif(not cpu_kernels.int8_available(), reason="this PyTorch build has no fbgemm")
+def test_int8_products_repack_a_weight_changed_in_place_and_take_inference_tensors() -> None:
+    torch.manual_seed(10)
+    layer = torch.nn.Linear(64, 32)
+    x = torch.randn(5, 64)
+    with torch.inference_mode():
+        frozen = torch.randn(32, 64)  # an inference tensor: no version counter
+    with cpu_kernels.OneDnnKernels(PYTORCH), int8_products():
+        with torch.inference_mode():
+            before = layer(x)
+            assert F.linear(x, frozen).shape == (5, 32)
+        with torch.no_grad():
+            layer.weight.mul_(2)
+        with torch.inference_mode():
+            after = layer(x)
+    bias = layer.bias.detach()
+    assert torch.allclose(after - bias, 2 * (before - bias), rtol=0.05, atol=0.05)

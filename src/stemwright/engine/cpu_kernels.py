@@ -4,7 +4,8 @@ Why two paths: PyTorch's x86 wheels compute float32 ``nn.Linear`` layers, attent
 convolutions with MKL's GEMM, which on some AMD CPUs runs far below the hardware's peak, while oneDNN (also inside
 every x86 wheel) dispatches on the instruction set, not the vendor. Which one wins depends on the CPU: one thread, a
 (4032 x 512) @ (512 x 2048) product, AMD EPYC Zen 5 (AVX-512): MKL 104 GFLOP/s, oneDNN 246 GFLOP/s; AMD EPYC
-Zen 3 (AVX2 only): MKL 68 GFLOP/s, oneDNN 24 GFLOP/s (``benchmarks/bench_cpu_kernels.py``). So the routing is not
+Zen 3 (AVX2 only): MKL 65-82 GFLOP/s, oneDNN 63-74, and an 8-head 2688-token attention 231 ms fused against 363 ms
+in oneDNN blocks (``benchmarks/bench_cpu_kernels.py``). So the routing is not
 assumed, it is measured: on first use :func:`calibrated_routes` times both paths on one small shape of each operator
 class (:class:`Routes`, well under a second in all) and routes a class to oneDNN only where oneDNN is at least
 :data:`MARGIN` faster, so it is never slower than PyTorch's own kernels by more than the timing noise of that
@@ -140,13 +141,23 @@ def _pack_int8(weight: torch.Tensor, bias: torch.Tensor | None) -> Any:
     return torch.ops.quantized.linear_prepack(q, None if bias is None else bias.detach())
 
 
+def _version(t: torch.Tensor) -> int:
+    """The tensor's in-place write counter (a weight changed in place is packed again); inference tensors have none
+    (they cannot be changed outside inference mode): -1."""
+    try:
+        return t._version
+    except RuntimeError:
+        return -1
+
+
 def _int8_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``x @ weight.T + bias`` as ``torch.ao``'s dynamic int8 ``Linear``. Shape: ``(..., K)``, ``(N, K)`` -> ``(..., N)``."""
     cache = _PACKED.get()
     key = (id(weight), id(bias))
+    version = _version(weight)
     hit = cache.get(key) if cache is not None else None
-    if hit is None or hit[0] is not weight or hit[1] != weight._version:
-        hit = (weight, weight._version, _pack_int8(weight, bias))
+    if hit is None or hit[0] is not weight or hit[1] != version:
+        hit = (weight, version, _pack_int8(weight, bias))
         if cache is not None:
             cache[key] = hit
     y = torch.ops.quantized.linear_dynamic(x.reshape(-1, x.shape[-1]), hit[2], True)  # reduce_range, as torch.ao
