@@ -39,10 +39,10 @@ Why not autocast, which also runs convolutions in bfloat16: on HT Demucs with it
 stand-in for trained weights, whose residual branches are not near zero like the random ones'), bfloat16 convolutions
 put the stems 34-36 dB from the exact ones, bfloat16 products alone 60 dB (``benchmarks/bench_zoo.py --bf16``).
 
-Inside :func:`int8_products` (the ``fast`` option on CPUs without native bfloat16, where the calibration found
-fbgemm's int8 products faster than the float32 ones) the linear layers run as ``torch.ao``'s dynamically quantised
-``Linear`` does (``quantized::linear_dynamic``: weights int8 per output channel, activations quantised per call with
-a 7-bit range, int32 accumulation), packed once per weight and context; attention and convolutions stay float32.
+Inside :func:`int8_products` (``Precision(torch.qint8)``; measured, not chosen by ``fast``: see
+:mod:`stemwright.engine.precision`) the linear layers run as ``torch.ao``'s dynamically quantised ``Linear`` does
+(``quantized::linear_dynamic``: weights int8 per output channel, activations quantised per call with a 7-bit range,
+int32 accumulation), packed once per weight and context; attention and convolutions stay float32.
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ CHOICES = ("auto", "onednn", "torch")
 #: The environment variables that cap the instruction set of ATen, oneDNN and MKL (``benchmarks/bench_zoo.py --isa``):
 #: part of the calibration cache's key, since they change which path is faster.
 ISA_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
-#: oneDNN (or int8) is chosen for a class only when it took at most this fraction of PyTorch's float32 time.
+#: oneDNN is chosen for a class only when it took at most this fraction of PyTorch's time.
 MARGIN = 0.9
 CACHE_NAME = "cpu_kernels.json"
 #: Below this many (query x key) scores per head the fused kernel's one call beats a Python loop of oneDNN calls.
@@ -97,14 +97,12 @@ _PACKED: ContextVar[dict | None] = ContextVar("stemwright_int8_packed", default=
 
 @dataclasses.dataclass(frozen=True)
 class Routes:
-    """Which operator classes go to the faster path: ``True`` = oneDNN (``int8``: fbgemm's int8 linear is faster
-    than float32 here, so ``fast`` may use it)."""
+    """Which float32 operator classes go to oneDNN (``True``) rather than PyTorch's own kernels."""
 
     linear: bool = False
     attention: bool = False
     pointwise_conv: bool = False
     small_conv1d: bool = False
-    int8: bool = False
 
     def any_float32(self) -> bool:
         return self.linear or self.attention or self.pointwise_conv or self.small_conv1d
@@ -335,7 +333,7 @@ def enabled() -> bool:
 
 # --- calibration -------------------------------------------------------------------------------------------------
 
-#: ``timer(shape_class, path, fn)`` -> seconds of one call of ``fn`` (``path`` is ``torch``, ``onednn`` or ``int8``).
+#: ``timer(shape_class, path, fn)`` -> seconds of one call of ``fn`` (``path`` is ``torch`` or ``onednn``).
 Timer = Callable[[str, str, Callable[[], object]], float]
 #: Timed calls per path and class, the paths interleaved (a busy spell of a shared machine hits both); best kept.
 ROUNDS = 3
@@ -369,16 +367,12 @@ def _probes() -> dict[str, dict[str, Callable[[], object]]]:
                            "onednn": lambda: torch.mkldnn_convolution(img, w2, None, [0, 0], [1, 1], [1, 1], 1)},
         "small_conv1d": {"torch": lambda: F.conv1d(seq, w1, b1), "onednn": lambda: _pointwise_conv1d_bmm(seq, w1, b1)},
     }
-    if int8_available():
-        packed = _pack_int8(w, b)
-        probes["int8"] = {"torch": lambda: F.linear(x, w, b),
-                          "int8": lambda: torch.ops.quantized.linear_dynamic(x, packed, True)}
     return probes
 
 
 def calibrate(timer: Timer = measure) -> Routes:
     """Time each class's paths with ``timer`` (one untimed warm-up each, then :data:`ROUNDS` interleaved rounds, best
-    kept) and keep oneDNN (int8) only where it took at most :data:`MARGIN` of PyTorch's float32 time."""
+    kept) and keep oneDNN only where it took at most :data:`MARGIN` of PyTorch's time."""
     chosen: dict[str, bool] = {}
     start = time.perf_counter()
     with torch.inference_mode():
@@ -389,8 +383,7 @@ def calibrate(timer: Timer = measure) -> Routes:
             for _ in range(ROUNDS):
                 for path, fn in paths.items():
                     times[path] = min(times[path], timer(shape_class, path, fn))
-            other = next(p for p in times if p != "torch")
-            chosen[shape_class] = times[other] <= MARGIN * times["torch"]
+            chosen[shape_class] = times["onednn"] <= MARGIN * times["torch"]
             log.debug("cpu kernels: %s %s", shape_class, times)
     routes = Routes(**chosen)
     log.info("cpu kernels calibrated in %.2f s: %s", time.perf_counter() - start, routes)

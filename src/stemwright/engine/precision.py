@@ -14,6 +14,11 @@ It is only used where the hardware has native bfloat16 kernels, because emulated
   Rapids+), as reported by ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``;
 - CUDA: ``torch.cuda.is_bf16_supported()`` (Ampere and later).
 
+Not int8: ``Precision(torch.qint8)`` (:func:`stemwright.engine.cpu_kernels.int8_products`, linear layers as
+``torch.ao`` dynamic int8) was measured as the fast path of CPUs without native bfloat16 (issue 25, docs/zoo.md) and
+not chosen: on an AVX2 EPYC HT Demucs took 12.6 s against 12.4 s exact, and its stems were 36.7 dB from the exact
+ones with LayerScales at 1 (under the 40 dB bound), though the int8 products alone are 2x faster.
+
 Elsewhere (older CPUs, Apple MPS, pre-Ampere GPUs) ``fast`` keeps float32 and logs why: the stems are then exactly
 those of the exact path. bfloat16 rather than float16: it has float32's exponent range, so no overflow in the
 un-normalised activations of the published models (float16 would need per-model scaling).
@@ -65,8 +70,6 @@ def choose_precision(device: torch.device, fast: bool) -> Precision:
     if native_bf16(device):
         what = "linear layers and attention" if device.type == "cpu" else "autocast"
         return Precision(torch.bfloat16, f"bfloat16 {what} ({device.type} has native bfloat16 kernels)")
-    if device.type == "cpu" and cpu_kernels.int8_available() and cpu_kernels.calibrated_routes().int8:
-        return Precision(torch.qint8, "int8 linear layers (no native bfloat16 here; int8 products measured faster)")
     reason = (f"float32: {device.type} has no native bfloat16 kernels "
               f"(CPU: AVX-512 BF16 or AMX needed), so the fast option changes nothing")
     log.warning("fast: %s", reason)
@@ -75,8 +78,8 @@ def choose_precision(device: torch.device, fast: bool) -> Precision:
 
 def precision_context(precision: Precision, device: torch.device) -> ContextManager:
     """A context manager that runs model calls in ``precision`` on ``device``: nothing for float32; on the CPU,
-    bfloat16 operands for linear layers and attention only (:func:`stemwright.engine.cpu_kernels.bfloat16_products`);
-    elsewhere autocast."""
+    bfloat16 operands for linear layers and attention only (:func:`stemwright.engine.cpu_kernels.bfloat16_products`),
+    or int8 linear layers for ``torch.qint8`` (benchmarks; ``fast`` does not choose it); elsewhere autocast."""
     if precision.dtype == torch.float32:
         return contextlib.nullcontext()
     if device.type == "cpu" and precision.dtype == torch.bfloat16:
