@@ -16,7 +16,7 @@ It is only used where the hardware has native bfloat16 kernels, because emulated
 
 Not int8: ``Precision(torch.qint8)`` (:func:`stemwright.engine.cpu_kernels.int8_products`, linear layers as
 ``torch.ao`` dynamic int8) was measured as the fast path of CPUs without native bfloat16 (issue 25, docs/zoo.md) and
-not chosen: on an AVX2 EPYC HT Demucs took 12.6 s against 12.4 s exact, and its stems were 36.7 dB from the exact
+not chosen: on an AVX2 EPYC it saved 0-10 % of HT Demucs' time and put its stems 36.7-39.7 dB from the exact
 ones with LayerScales at 1 (under the 40 dB bound), though the int8 products alone are 2x faster.
 
 Elsewhere (older CPUs, Apple MPS, pre-Ampere GPUs) ``fast`` keeps float32 and logs why: the stems are then exactly
