@@ -9,12 +9,17 @@ track, then median over tracks (SiSEC 2018 reporting); also the mean over tracks
   model's accompaniment is the sum of its drums, bass and other. Scored mono at 16 kHz.
 
 Speed: seconds, real-time factor and peak resident memory (``ru_maxrss`` of a fresh child process, model load
-included) of ``stemwright.Separator(model).separate`` on a 3-minute stereo 44.1 kHz song.
+included) of ``stemwright.Separator(model).separate`` on a 3-minute stereo 44.1 kHz song. ``--isa avx2,native`` times
+each model once per instruction-set level, each child with ATen, oneDNN and MKL capped at that level
+(``benchmarks/bench_zoo.py``'s ``ISA_LEVELS``), the levels interleaved per model; ``--fast`` adds the fast path.
+The CPU model, its flags and each child's ISA are printed.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_default.py --models stemwright_4stem classic --json out.json
     .venv/bin/python benchmarks/bench_default.py --models stemwright_vocals --no-musdb --speed
+    .venv/bin/python benchmarks/bench_default.py --models stemwright_4stem --no-musdb --no-mir1k --speed \
+        --isa avx2,native --repeat 2
     .venv/bin/python benchmarks/bench_default.py --models stemwright_4stem classic --speed \
         --synth /work/data-synth-novocals/val      # also prints the issue's target table against classic
 
@@ -26,12 +31,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from bench_zoo import cpu_description, isa_environment, isa_levels  # noqa: E402  (the same CPU/ISA helpers)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -42,12 +51,12 @@ import numpy as np, torch
 torch.set_num_threads(int(sys.argv[3]))
 import stemwright
 t0 = time.perf_counter()
-sep = stemwright.Separator(sys.argv[1], device="cpu")
+sep = stemwright.Separator(sys.argv[1], device="cpu", fast=sys.argv[5] == "fast")
 load = time.perf_counter() - t0
 seconds = float(sys.argv[2])
 rng = np.random.default_rng(0)
 song = None
-path = sys.argv[4] if len(sys.argv) > 4 else ""
+path = sys.argv[4]
 if path:
     from stemwright.audio.io import read_audio
     from stemwright.audio.resample import resample
@@ -60,10 +69,14 @@ if song is None:
 if song.shape[0] == 1:
     song = np.repeat(song, 2, 0)
 t0 = time.perf_counter()
+cpu0 = time.process_time()
 stems = sep.separate(song, 44100)
-took = time.perf_counter() - t0
-print(json.dumps({"model": sys.argv[1], "load_s": load, "seconds": took, "rtf": took / seconds,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "threads": int(sys.argv[3])}))
+took, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+from stemwright.engine import cpu_kernels
+print(json.dumps({"model": sys.argv[1], "load_s": load, "seconds": took, "cpu_s": cpu, "rtf": took / seconds,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "threads": int(sys.argv[3]),
+                  "aten_isa": torch.backends.cpu.get_cpu_capability(), "precision": sep.precision.reason,
+                  "kernels": str(cpu_kernels.routes())}))
 """
 
 
@@ -142,12 +155,28 @@ def score(model: str, tracks, label: str) -> dict:
             "stems": summary, "per_track": per_track}
 
 
-def speed(model: str, seconds: float, threads: int, song: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", SPEED_CHILD, model, str(seconds), str(threads), song],
-                         capture_output=True, text=True, check=False)
+def speed(model: str, seconds: float, threads: int, song: str, isa: str | None = None, fast: bool = False) -> dict:
+    """One timed separation in a fresh child process (at ISA level ``isa``: its ATen/oneDNN/MKL caps; None: this
+    process's environment)."""
+    env = isa_environment(isa) if isa else None
+    out = subprocess.run([sys.executable, "-c", SPEED_CHILD, model, str(seconds), str(threads), song,
+                          "fast" if fast else "exact"], capture_output=True, text=True, check=False, env=env)
     if out.returncode != 0:
         return {"model": model, "error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "isa": isa or "inherited", "fast": fast,
+            "load_avg": os.getloadavg()[0]}
+
+
+def speeds(model: str, args: argparse.Namespace) -> list[dict]:
+    """``--repeat`` rounds of one child per ISA level (and exact/fast), interleaved; each setting's best run."""
+    settings = [(isa, fast) for isa in (args.isa or [None]) for fast in ((False, True) if args.fast else (False,))]
+    best: dict[tuple, dict] = {}
+    for _ in range(max(1, args.repeat)):
+        for isa, fast in settings:
+            run = speed(model, args.speed_seconds, args.threads, args.song, isa, fast)
+            if (isa, fast) not in best or run.get("seconds", float("inf")) < best[(isa, fast)].get("seconds", float("inf")):
+                best[(isa, fast)] = run
+    return list(best.values())
 
 
 def _avg(summary: dict, stems: list[str], key: str = "museval_sdr_median") -> float:
@@ -168,6 +197,13 @@ def main() -> int:
     ap.add_argument("--no-mir1k", action="store_true")
     ap.add_argument("--speed", action="store_true", help="also time a 3-minute stereo song (child process)")
     ap.add_argument("--speed-seconds", type=float, default=180.0)
+    ap.add_argument("--isa", type=isa_levels, default=None,
+                    help="with --speed: comma-separated ISA levels (avx2, avx512, native), one child each")
+    ap.add_argument("--fast", action="store_true", help="with --speed: also time Separator(fast=True)")
+    ap.add_argument("--repeat", type=int, default=1, help="with --speed: rounds of the children, best kept")
+    ap.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
+                    help="profile separate_file (read, resample, model, rescale pass, writing) of the first model on "
+                         "this many seconds of --song, in process CPU time; prints the largest entries")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--song", default=str(SHARED / "mixtures" / "singularity_Awakening_MaxMcCracken_CC-BY-SA-3.0.ogg"))
     ap.add_argument("--json", type=Path, help="write all results here")
@@ -176,6 +212,9 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    print(f"# CPU: {cpu_description()}; {args.threads} threads; load {os.getloadavg()[0]:.1f}", flush=True)
+    if args.profile:
+        profile(args.models[0], args.song, args.profile)
     singer = None if args.mir1k_singer == "all" else args.mir1k_singer
     mir_label = f"mir1k_dev_{args.mir1k_singer}"
     results = []
@@ -196,9 +235,9 @@ def main() -> int:
             results.append(r)
             print(f"{model:16s} synth {folder.name} ({r['tracks']})  " + "  ".join(f"{s} {v['museval_sdr_median']:6.2f}" for s, v in r["stems"].items()), flush=True)
         if args.speed:
-            s = speed(model, args.speed_seconds, args.threads, args.song)
-            results.append({"speed": s})
-            print(f"{model:16s} speed {json.dumps(s)}", flush=True)
+            for s in speeds(model, args):
+                results.append({"speed": s})
+                print(f"{model:16s} speed {json.dumps(s)}", flush=True)
     if "classic" in args.models:
         for model in (m for m in args.models if m != "classic"):
             print_targets(results, model, mir_label)
@@ -209,6 +248,42 @@ def main() -> int:
     return 0
 
 
+def profile(model: str, song: str, seconds: float, top: int = 40) -> None:
+    """cProfile of ``Separator(model).separate_file`` on the first ``seconds`` of ``song`` (written to a temporary
+    WAV first), timed in process CPU time (other processes on a shared machine do not count); prints the ``top``
+    entries by cumulative time."""
+    import cProfile
+    import io
+    import pstats
+    import tempfile
+
+    import soundfile as sf
+
+    import stemwright
+    from stemwright.audio.io import read_audio
+
+    audio = read_audio(song)
+    clip = audio.samples[:, : int(seconds * audio.samplerate)]
+    sep = stemwright.Separator(model, device="cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.wav"
+        sf.write(str(path), clip.T, audio.samplerate, subtype="FLOAT")
+        prof = cProfile.Profile(time.process_time)
+        prof.enable()
+        sep.separate_file(path, Path(tmp) / "out")
+        prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(top)
+    print(f"# profile of {model}.separate_file, {clip.shape[1] / audio.samplerate:.1f} s at {audio.samplerate} Hz, "
+          f"process CPU seconds", flush=True)
+    print(out.getvalue(), flush=True)
+
+
+def _exact_speeds(results: list[dict]) -> dict[str, dict]:
+    """Per model its exact-path speed run (with ``--isa``: the last level's, ``native`` when listed last)."""
+    return {r["speed"]["model"]: r["speed"] for r in results if "speed" in r and not r["speed"].get("fast")}
+
+
 def print_targets(results: list[dict], model: str, mir_label: str) -> None:
     """The issue's floors for ``model`` against ``classic`` (missing measurements print as not measured)."""
     def sdr(m: str, label: str, stem: str) -> float:
@@ -217,7 +292,7 @@ def print_targets(results: list[dict], model: str, mir_label: str) -> None:
                 return r["stems"][stem]["museval_sdr_median"]
         return float("nan")
 
-    speeds = {r["speed"]["model"]: r["speed"] for r in results if "speed" in r}
+    speeds = _exact_speeds(results)
     rows = []
     for stem in ("vocals", "accompaniment"):
         rows.append((f"{mir_label} {stem} >= classic + 3 dB", sdr(model, mir_label, stem), sdr("classic", mir_label, stem) + 3))
@@ -260,7 +335,7 @@ def write_cards(results: list[dict], args) -> None:
     from stemwright.models.shipped import DEFAULT4, DEFAULT4_SPLITTER, shipped_path, weights_dir
     from stemwright.train.card import MARKER
 
-    speeds = {r["speed"]["model"]: r["speed"] for r in results if "speed" in r}
+    speeds = _exact_speeds(results)
     for model in args.models:
         try:  # the 4-stem default is a cascade: its own weights are the splitter's checkpoint
             base = shipped_path(DEFAULT4_SPLITTER if model == DEFAULT4 else model)

@@ -12,13 +12,20 @@ layers and attention (oneDNN bf16 kernels where the CPU has AVX-512 BF16 / AMX; 
 ``separate --fast`` run, see ``stemwright.engine.precision``) and the SNR of its stems against the float32 stems:
 with random weights no SDR against references can judge it, so the difference itself is reported (``--layer-scales``
 repeats that judgement on HT Demucs with its residual branches raised to a trained-like weight).
-``--torch-kernels`` adds stemwright without the engine's oneDNN routing (``stemwright.engine.cpu_kernels``).
+``--int8`` adds the CPU fast path of CPUs without native bfloat16 (int8 dynamically quantised linear layers) the same
+way. "stemwright float32" runs the engine's default kernel choice (``STEMWRIGHT_CPU_KERNELS=auto``: measured per
+operator class on this CPU, ``stemwright.engine.cpu_kernels``); ``--torch-kernels`` adds PyTorch's own kernels
+everywhere (``torch``) and oneDNN everywhere (``onednn``, the former default) as sides.
 ``--repeat N`` times every side N times, interleaved, and keeps each side's best (least CPU) run.
+``--isa avx2,native`` runs the whole benchmark once per instruction-set level, each in a child process whose
+``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA`` and ``MKL_ENABLE_INSTRUCTIONS`` cap ATen, oneDNN and MKL at that level
+(``native``: none set), so an AVX-512 machine also measures what an AVX2-only CPU gets. Every run prints the CPU
+model, its flags and the ISA its kernels used.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_zoo.py [--seconds 30] [--only umx,htdemucs] [--threads N] [--bf16] [--onnx]
-        [--torch-kernels] [--repeat N] [--layer-scales 0.5,1]
+    .venv/bin/python benchmarks/bench_zoo.py [--seconds 30] [--only umx,htdemucs] [--threads N] [--bf16] [--int8]
+        [--onnx] [--torch-kernels] [--repeat N] [--layer-scales 0.5,1] [--isa avx2,avx512,native]
 """
 from __future__ import annotations
 
@@ -28,7 +35,7 @@ import json
 import logging
 import math
 import os
-import platform
+import subprocess
 import sys
 import time
 import types
@@ -49,18 +56,19 @@ def _reference_import(module: str) -> Any:
     return importlib.import_module(module)
 
 
-def _timed(fn: Callable[[], torch.Tensor], fast: bool = False, torch_kernels: bool = False,
+def _timed(fn: Callable[[], torch.Tensor], fast: torch.dtype | None = None, kernels: str | None = None,
            ) -> tuple[torch.Tensor, float, float]:
-    """``(output, wall seconds, process CPU seconds)``; with ``fast`` in the precision of ``Separator(fast=True)`` on a
-    CPU with native bfloat16 (bfloat16 linear layers and attention); with ``torch_kernels`` without the engine's
-    oneDNN routing (``STEMWRIGHT_CPU_KERNELS=torch``), PyTorch's own kernels everywhere."""
+    """``(output, wall seconds, process CPU seconds)``; with ``fast`` in that fast precision of ``Separator(fast=True)``
+    (``torch.bfloat16``: bfloat16 linear layers and attention, CPUs with native bfloat16; ``torch.qint8``: int8
+    linear layers, the others); with ``kernels`` under ``STEMWRIGHT_CPU_KERNELS=kernels`` (``torch``: PyTorch's own
+    kernels everywhere; ``onednn``: the oneDNN routing everywhere), else the engine's default (measured) choice."""
     from stemwright.engine.cpu_kernels import ENV
     from stemwright.engine.precision import EXACT, Precision, precision_context
 
-    chosen = Precision(torch.bfloat16, "bench --bf16") if fast else EXACT
+    chosen = Precision(fast, "bench") if fast is not None else EXACT
     precision = precision_context(chosen, torch.device("cpu"))
     before = os.environ.get(ENV)
-    os.environ[ENV] = "torch" if torch_kernels else "onednn"
+    os.environ[ENV] = kernels or "auto"
     try:
         start, cpu = time.perf_counter(), time.process_time()
         with torch.inference_mode(), warnings.catch_warnings(), precision:
@@ -87,21 +95,87 @@ def _best_of(repeat: int, sides: dict[str, Callable[[], tuple[torch.Tensor, floa
     return best
 
 
+#: ``--isa`` levels: the environment of the child process that runs the benchmark at that level (``None``: unset).
+ISA_LEVELS: dict[str, dict[str, str | None]] = {
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16",
+               "MKL_ENABLE_INSTRUCTIONS": "AVX512"},
+    "native": {"ATEN_CPU_CAPABILITY": None, "ONEDNN_MAX_CPU_ISA": None, "MKL_ENABLE_INSTRUCTIONS": None},
+}
+
+
+def isa_levels(value: str) -> list[str]:
+    """``--isa``'s comma-separated levels, checked (argparse type)."""
+    levels = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in levels if v not in ISA_LEVELS]
+    if bad or not levels:
+        raise argparse.ArgumentTypeError(f"unknown ISA level(s) {bad or value!r}: expected {', '.join(ISA_LEVELS)}")
+    return levels
+
+
+def isa_environment(level: str, base: dict[str, str] | None = None) -> dict[str, str]:
+    """A copy of ``base`` (default: this process's environment) with ``level``'s ISA caps set or removed."""
+    env = dict(os.environ if base is None else base)
+    for name, value in ISA_LEVELS[level].items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def run_isa_children(argv: list[str], levels: list[str], script: str) -> int:
+    """Run ``script`` with ``argv`` once per ISA level, each in a child process with that level's environment, its
+    output passed through; the first failing child's status, else 0."""
+    status = 0
+    for level in levels:
+        print(f"## --isa {level}", flush=True)
+        proc = subprocess.run([sys.executable, script, *argv], env=isa_environment(level), check=False)
+        status = status or proc.returncode
+    return status
+
+
+def without_isa(argv: list[str]) -> list[str]:
+    """``argv`` without its ``--isa`` option (``--isa X`` or ``--isa=X``), for the children."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--isa":
+            skip = True
+        elif not arg.startswith("--isa="):
+            out.append(arg)
+    return out
+
+
 def cpu_description() -> str:
-    """The CPU model and the vector/matrix extensions that matter for float32 and bfloat16 kernels."""
-    model, flags = platform.processor() or platform.machine(), set()
+    """The CPU model and the vector/matrix extensions that matter for float32, bfloat16 and int8 kernels."""
+    from stemwright.engine.cpu_kernels import cpu_model
+
+    flags: set[str] = set()
     try:
         for line in open("/proc/cpuinfo"):
             key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
+            if key.strip() == "flags":
                 flags = set(value.split())
                 break
     except OSError:
         pass
-    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
-    return f"{model}; flags: {' '.join(f for f in wanted if f in flags) or 'none of ' + ','.join(wanted)}"
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+    return f"{cpu_model()}; flags: {' '.join(f for f in wanted if f in flags) or 'none of ' + ','.join(wanted)}"
+
+
+def isa_description() -> str:
+    """The instruction-set level this process's kernels use: ATen's dispatch, the caps in the environment, and the
+    engine's measured kernel choice."""
+    from stemwright.engine import cpu_kernels
+
+    caps = ", ".join(f"{name}={os.environ.get(name, '(unset)')}" for name in cpu_kernels.ISA_ENV)
+    try:
+        kernels = f"{cpu_kernels.kernel_setting()}: {cpu_kernels.routes()}"
+    except ValueError as e:
+        kernels = str(e)
+    return f"ATen {torch.backends.cpu.get_cpu_capability()}; {caps}; kernels {kernels}"
 
 
 def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
@@ -216,7 +290,8 @@ def _set_layer_scales(model: torch.nn.Module, value: float) -> int:
     return len(layers)
 
 
-def _fast_snr_with_layer_scales(model: torch.nn.Module, mix: torch.Tensor, scales: list[float]) -> dict[str, float]:
+def _fast_snr_with_layer_scales(model: torch.nn.Module, mix: torch.Tensor, scales: list[float], fast: torch.dtype,
+                                ) -> dict[str, float]:
     """SNR of the fast path against the exact path with the LayerScales raised (random weights leave HT Demucs'
     residual branches at 1e-4..1e-3 of their trained weight, so the initial model hides their rounding errors)."""
     from stemwright.engine.run import separate_tensor
@@ -228,15 +303,20 @@ def _fast_snr_with_layer_scales(model: torch.nn.Module, mix: torch.Tensor, scale
             if not _set_layer_scales(model, value):
                 break
             exact, _, _ = _timed(lambda: separate_tensor(model, mix))
-            low, _, _ = _timed(lambda: separate_tensor(model, mix), fast=True)
+            low, _, _ = _timed(lambda: separate_tensor(model, mix), fast=fast)
             out[f"{value:g}"] = round(snr_db(exact, low), 1)
     finally:
         model.load_state_dict(saved)
     return out
 
 
+#: The fast sides: option name -> (row key prefix, dtype of the fast precision, description).
+FAST_SIDES = {"bf16": ("bf16", torch.bfloat16, "--fast (bfloat16 products)"),
+              "int8": ("int8", torch.qint8, "--fast (int8 linear layers)")}
+
+
 def bench(name: str, seconds: float, seed: int = 0, bf16: bool = False, onnx: bool = False, repeat: int = 1,
-          torch_kernels: bool = False, layer_scales: list[float] | None = None) -> dict[str, Any]:
+          torch_kernels: bool = False, layer_scales: list[float] | None = None, int8: bool = False) -> dict[str, Any]:
     from stemwright.engine.run import separate_tensor
 
     preset, build = ARCHS[name]
@@ -252,9 +332,11 @@ def bench(name: str, seconds: float, seed: int = 0, bf16: bool = False, onnx: bo
     separate: Callable[[torch.Tensor], torch.Tensor] = lambda x: separate_tensor(model, x)
     plan: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, bool]]] = {"ours": (separate, {})}
     if torch_kernels:
-        plan["torch_kernels"] = (separate, {"torch_kernels": True})
-    if bf16:
-        plan["fast"] = (separate, {"fast": True})
+        plan["torch_kernels"] = (separate, {"kernels": "torch"})
+        plan["onednn_kernels"] = (separate, {"kernels": "onednn"})
+    for side, wanted in (("bf16", bf16), ("int8", int8)):
+        if wanted:
+            plan[side] = (separate, {"fast": FAST_SIDES[side][1]})
     if reference is not None:
         plan["reference"] = (reference, {})
     sides: dict[str, Callable[[], tuple[torch.Tensor, float, float]]] = {}
@@ -274,14 +356,17 @@ def bench(name: str, seconds: float, seed: int = 0, bf16: bool = False, onnx: bo
         "seconds": round(t_ours, 2), "cpu": round(c_ours, 2), "rtf": round(t_ours / seconds, 3), "segment": model.segment,
         "repeat": repeat,
     }
-    if "torch_kernels" in best:
-        plain, t_plain, c_plain = best["torch_kernels"]
-        row.update(torch_kernels_cpu=round(c_plain, 2), torch_kernels_max_abs_diff=float((plain - ours).abs().max()))
-    if "fast" in best:
-        low, t_low, c_low = best["fast"]
-        row.update(bf16_seconds=round(t_low, 2), bf16_cpu=round(c_low, 2), bf16_snr_db=round(snr_db(ours, low), 1))
-        if layer_scales:
-            row["bf16_snr_db_layer_scales"] = _fast_snr_with_layer_scales(model, mix, layer_scales)
+    for side in ("torch_kernels", "onednn_kernels"):
+        if side in best:
+            plain, t_plain, c_plain = best[side]
+            row.update({f"{side}_cpu": round(c_plain, 2), f"{side}_max_abs_diff": float((plain - ours).abs().max())})
+    for side, (key, dtype, _) in FAST_SIDES.items():
+        if side in best:
+            low, t_low, c_low = best[side]
+            row.update({f"{key}_seconds": round(t_low, 2), f"{key}_cpu": round(c_low, 2),
+                        f"{key}_snr_db": round(snr_db(ours, low), 1)})
+            if layer_scales:
+                row[f"{key}_snr_db_layer_scales"] = _fast_snr_with_layer_scales(model, mix, layer_scales, dtype)
     if onnx:
         row.update(_bench_onnx(model, mix, warm, ours, seconds))
     if "reference" in best:
@@ -289,10 +374,9 @@ def bench(name: str, seconds: float, seed: int = 0, bf16: bool = False, onnx: bo
         row.update(reference=ref_name, ref_seconds=round(t_ref, 2), ref_cpu=round(c_ref, 2),
                    ref_rtf=round(t_ref / seconds, 3), max_abs_diff=float((ours - ref).abs().max()),
                    speedup_cpu=round(c_ref / c_ours, 2))
-        if "torch_kernels_cpu" in row:
-            row["torch_kernels_speedup_cpu"] = round(c_ref / row["torch_kernels_cpu"], 2)
-        if "bf16_cpu" in row:
-            row["bf16_speedup_cpu"] = round(c_ref / row["bf16_cpu"], 2)
+        for key in ("torch_kernels", "onednn_kernels", "bf16", "int8"):
+            if f"{key}_cpu" in row:
+                row[f"{key}_speedup_cpu"] = round(c_ref / row[f"{key}_cpu"], 2)
         if "onnx_cpu" in row:
             row.update(onnx_speedup_cpu=round(c_ref / row["onnx_cpu"], 2),
                        onnx_max_abs_diff_ref=float((row.pop("_onnx_out") - ref).abs().max()))
@@ -319,17 +403,19 @@ def describe(row: dict[str, Any]) -> list[str]:
     elif "reference" in row:
         lines.append(f"  reference {row['reference']}")
     diff = f", max abs diff vs reference {row['max_abs_diff']:.1e}" if "max_abs_diff" in row else ""
-    lines.append(f"  stemwright float32: {row['cpu']:.2f} s (wall {row['seconds']:.2f} s, RTF {row['rtf']:.3f})"
+    lines.append(f"  stemwright float32 (measured kernel choice): {row['cpu']:.2f} s (wall {row['seconds']:.2f} s, RTF {row['rtf']:.3f})"
                  f"{vs_ref(row['cpu'])}{diff}")
-    if "torch_kernels_cpu" in row:
-        lines.append(f"  stemwright float32, PyTorch's own kernels (STEMWRIGHT_CPU_KERNELS=torch): "
-                     f"{row['torch_kernels_cpu']:.2f} s{vs_ref(row['torch_kernels_cpu'])}, "
-                     f"max abs diff vs the oneDNN routing {row['torch_kernels_max_abs_diff']:.1e}")
-    if "bf16_cpu" in row:
-        scales = row.get("bf16_snr_db_layer_scales")
-        extra = ("; with LayerScales at " + ", ".join(f"{k}: {v} dB" for k, v in scales.items())) if scales else ""
-        lines.append(f"  stemwright --fast (bfloat16 products): {row['bf16_cpu']:.2f} s{vs_ref(row['bf16_cpu'])}, "
-                     f"SNR vs float32 {row['bf16_snr_db']} dB{extra}")
+    for key, what in (("torch_kernels", "PyTorch's own kernels (STEMWRIGHT_CPU_KERNELS=torch)"),
+                      ("onednn_kernels", "oneDNN routing everywhere (STEMWRIGHT_CPU_KERNELS=onednn)")):
+        if f"{key}_cpu" in row:
+            lines.append(f"  stemwright float32, {what}: {row[f'{key}_cpu']:.2f} s{vs_ref(row[f'{key}_cpu'])}, "
+                         f"max abs diff vs the default {row[f'{key}_max_abs_diff']:.1e}")
+    for key, _, what in FAST_SIDES.values():
+        if f"{key}_cpu" in row:
+            scales = row.get(f"{key}_snr_db_layer_scales")
+            extra = ("; with LayerScales at " + ", ".join(f"{k}: {v} dB" for k, v in scales.items())) if scales else ""
+            lines.append(f"  stemwright {what}: {row[f'{key}_cpu']:.2f} s{vs_ref(row[f'{key}_cpu'])}, "
+                         f"SNR vs float32 {row[f'{key}_snr_db']} dB{extra}")
     if "onnx_cpu" in row:
         lines.append(f"  stemwright, core in ONNX Runtime: {row['onnx_cpu']:.2f} s{vs_ref(row['onnx_cpu'])}, "
                      f"max abs diff vs torch {row['onnx_max_abs_diff']:.1e} (export {row['onnx_export_cpu']} s CPU once)")
@@ -343,27 +429,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per architecture")
     parser.add_argument("--bf16", action="store_true", help="also time the fast path (bfloat16 linear layers and attention)")
+    parser.add_argument("--int8", action="store_true",
+                        help="also time the int8 fast path (dynamically quantised linear layers, CPUs without bfloat16)")
+    parser.add_argument("--isa", type=isa_levels, default=None,
+                        help="comma-separated ISA levels (avx2, avx512, native): run the benchmark once per level in a "
+                             "child process whose ATen/oneDNN/MKL are capped at it")
     parser.add_argument("--onnx", action="store_true", help="also time the core exported to ONNX Runtime (staged models)")
     parser.add_argument("--torch-kernels", action="store_true",
-                        help="also time stemwright without the engine's oneDNN routing (PyTorch's own kernels)")
+                        help="also time stemwright with PyTorch's own kernels everywhere and with the oneDNN routing "
+                             "everywhere (STEMWRIGHT_CPU_KERNELS=torch / onednn)")
     parser.add_argument("--repeat", type=int, default=1, help="time each side this many times, interleaved; report the best")
     parser.add_argument("--layer-scales", default="",
-                        help="with --bf16 on htdemucs: also judge the fast path with every LayerScale set to these "
+                        help="with --bf16/--int8 on htdemucs: also judge the fast path with every LayerScale set to these "
                              "values (comma-separated, e.g. 0.5,1), a stand-in for trained weights")
     args = parser.parse_args(argv)
+    if args.isa:
+        return run_isa_children(without_isa(sys.argv[1:] if argv is None else argv), args.isa, __file__)
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"# {args.seconds:g} s stereo @ {SR} Hz, CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)
     print(f"# CPU: {cpu_description()}", flush=True)
-    if args.bf16:
+    print(f"# ISA: {isa_description()}", flush=True)
+    if args.bf16 or args.int8:
         from stemwright.engine.precision import choose_precision
 
         print(f"# --fast here: {choose_precision(torch.device('cpu'), fast=True).reason}", flush=True)
     scales = [float(v) for v in args.layer_scales.split(",") if v.strip()]
     for name in args.only.split(","):
         row = bench(name.strip(), args.seconds, bf16=args.bf16, onnx=args.onnx, repeat=args.repeat,
-                    torch_kernels=args.torch_kernels, layer_scales=scales)
+                    torch_kernels=args.torch_kernels, layer_scales=scales, int8=args.int8)
         print(json.dumps(row) if args.json else "\n".join(describe(row)), flush=True)
     return 0
 

@@ -38,3 +38,51 @@ def test_bench_zoo_umx_with_every_side() -> None:
     assert row["architecture"] == "umx" and row["cpu"] > 0 and row["torch_kernels_cpu"] > 0 and row["bf16_cpu"] > 0
     assert row["max_abs_diff"] < 1e-4 and row["torch_kernels_max_abs_diff"] < 1e-5
     assert row["speedup_cpu"] > 0 and 20 < row["bf16_snr_db"]
+
+
+def _has_avx2() -> bool:
+    try:
+        return "avx2" in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
+@pytest.mark.slow  # two child processes, each loading umx and openunmix
+@pytest.mark.skipif(not _has_avx2(), reason="--isa avx2 caps an x86 CPU with AVX2")
+def test_bench_zoo_isa_runs_one_child_per_level() -> None:
+    """``--isa avx2,native``: a child per level, each with its ATen/oneDNN/MKL caps (set, then unset) and the
+    CPU/ISA lines; the JSON rows come from the children."""
+    import json
+
+    out = _run("benchmarks/bench_zoo.py", "--only", "umx", "--seconds", "1", "--threads", "1", "--int8", "--json",
+               "--isa", "avx2,native")
+    avx2, native = out.split("## --isa native")
+    assert avx2.startswith("## --isa avx2")
+    assert "ATen AVX2; ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2, MKL_ENABLE_INSTRUCTIONS=AVX2" in avx2
+    assert "ATEN_CPU_CAPABILITY=(unset), ONEDNN_MAX_CPU_ISA=(unset), MKL_ENABLE_INSTRUCTIONS=(unset)" in native
+    for part in (avx2, native):
+        assert "# CPU: " in part and "flags: " in part
+        row = json.loads(part.strip().splitlines()[-1])
+        assert row["architecture"] == "umx" and row["int8_cpu"] > 0 and row["int8_snr_db"] > 20
+
+
+def test_bench_isa_option_rejects_unknown_levels() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    for script in ("benchmarks/bench_zoo.py", "benchmarks/bench_default.py"):
+        proc = subprocess.run([sys.executable, script, "--isa", "avx2,sse9"], capture_output=True, text=True,
+                              env=env, cwd=REPO, timeout=120)
+        assert proc.returncode == 2 and "sse9" in proc.stderr
+
+
+@pytest.mark.slow  # two child processes, each importing stemwright
+@pytest.mark.skipif(not _has_avx2(), reason="--isa avx2 caps an x86 CPU with AVX2")
+def test_bench_default_speed_per_isa_level() -> None:
+    """The speed child runs once per level with that level's caps (ATen reports AVX2 under ``--isa avx2``)."""
+    import json
+
+    out = _run("benchmarks/bench_default.py", "--models", "classic", "--no-musdb", "--no-mir1k", "--speed",
+               "--speed-seconds", "2", "--threads", "1", "--isa", "avx2,native")
+    assert out.startswith("# CPU: ")
+    rows = [json.loads(line.split(" speed ", 1)[1]) for line in out.splitlines() if " speed " in line]
+    assert [r["isa"] for r in rows] == ["avx2", "native"]
+    assert rows[0]["aten_isa"] == "AVX2" and all(r["seconds"] > 0 and "kernels" in r for r in rows)

@@ -1,7 +1,13 @@
 """The engine's oneDNN routing (stemwright.engine.cpu_kernels): what it reroutes gives PyTorch's results to float32
-rounding, what it must not touch (gradients, masks, autocast, other devices) goes to PyTorch unchanged, and the
-``fast`` option's bfloat16 products stay close to float32."""
+rounding, what it must not touch (gradients, masks, autocast, other devices) goes to PyTorch unchanged, the
+``fast`` option's bfloat16 and int8 products stay close to float32, and which operator classes are routed is
+measured (a fake timer picks each path), cached and overridable."""
 from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +16,7 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 from stemwright.engine import cpu_kernels
-from stemwright.engine.cpu_kernels import ENV, bfloat16_products, onednn_kernels
+from stemwright.engine.cpu_kernels import ALL_ONEDNN, ENV, PYTORCH, Routes, bfloat16_products, int8_products, onednn_kernels
 from stemwright.engine.run import separate_tensor
 from stemwright.models.architectures import architecture_class
 from tests.models.tiny import TINY_CONFIGS
@@ -19,6 +25,16 @@ pytestmark = [
     pytest.mark.usefixtures("one_thread"),
     pytest.mark.skipif(not cpu_kernels.available(), reason="this PyTorch build has no oneDNN (MKLDNN) operators"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test: its own cache folder, no memo from another test, and the routing forced on (``onednn``) unless
+    the test chooses; so the tests of what the routing computes do not depend on what this CPU measures."""
+    monkeypatch.setenv("STEMWRIGHT_CACHE", str(tmp_path))
+    monkeypatch.setenv(ENV, "onednn")
+    monkeypatch.setattr(cpu_kernels, "_MEMO", {})
+    return tmp_path / cpu_kernels.CACHE_NAME
 
 
 def _ops(fn) -> set[str]:
@@ -142,9 +158,133 @@ def test_environment_switch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV, "fast")
     with pytest.raises(ValueError, match=ENV):
         onednn_kernels("cpu")
-    monkeypatch.delenv(ENV)
-    assert isinstance(onednn_kernels("cpu"), cpu_kernels.OneDnnKernels)
+    monkeypatch.setenv(ENV, "onednn")
+    assert onednn_kernels("cpu").routes == ALL_ONEDNN
     assert not isinstance(onednn_kernels("meta"), cpu_kernels.OneDnnKernels)
+
+
+class FakeTimer:
+    """Seconds per (class, path) from a table; counts its calls. Never runs the probes (a loaded machine's timings
+    would make the test flaky)."""
+
+    def __init__(self, seconds: dict[tuple[str, str], float] | None = None, default: float = 1.0) -> None:
+        self.seconds, self.default, self.calls = seconds or {}, default, 0
+
+    def __call__(self, shape_class: str, path: str, fn) -> float:
+        self.calls += 1
+        return self.seconds.get((shape_class, path), self.default)
+
+
+def test_calibration_picks_each_path_by_the_timer(private_cache: Path) -> None:
+    timer = FakeTimer({("linear", "onednn"): 0.5, ("attention", "torch"): 0.4, ("pointwise_conv", "onednn"): 0.2,
+                       ("small_conv1d", "onednn"): 0.95})  # 5 % faster: within MARGIN, PyTorch's kept
+    routes = cpu_kernels.calibrated_routes(timer)
+    expected = Routes(linear=True, attention=False, pointwise_conv=True, small_conv1d=False)
+    assert routes == expected and timer.calls > 0
+    assert json.loads(private_cache.read_text()) == {cpu_kernels.cache_key(): dataclasses.asdict(expected)}
+    # a new process (memo cleared) reads the cache instead of timing again
+    cpu_kernels._MEMO.clear()
+    again = FakeTimer()
+    assert cpu_kernels.calibrated_routes(again) == expected and again.calls == 0
+    # the opposite timings give the opposite choice
+    cpu_kernels._MEMO.clear()
+    private_cache.unlink()
+    flipped = FakeTimer({("attention", "onednn"): 0.1, ("small_conv1d", "onednn"): 0.1}, default=1.0)
+    assert cpu_kernels.calibrated_routes(flipped) == Routes(attention=True, small_conv1d=True)
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe\x00", b"[1, 2]", b'{"KEY": {"linear": "yes"}}'])
+def test_a_corrupt_cache_is_ignored_and_rewritten(private_cache: Path, content: bytes) -> None:
+    private_cache.write_bytes(content.replace(b"KEY", cpu_kernels.cache_key().encode()))
+    timer = FakeTimer({("linear", "onednn"): 0.1})
+    assert cpu_kernels.calibrated_routes(timer).linear and timer.calls > 0
+    entry = json.loads(private_cache.read_text())[cpu_kernels.cache_key()]
+    assert entry["linear"] is True and set(entry) == set(cpu_kernels.SHAPE_CLASSES)
+    assert not list(private_cache.parent.glob(".cpu_kernels.*"))  # no temporary file left
+
+
+def test_an_unwritable_cache_only_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("STEMWRIGHT_CACHE", str(blocker / "sub"))  # a folder below a file: cannot be created
+    assert cpu_kernels.calibrated_routes(FakeTimer({("attention", "onednn"): 0.1})).attention
+
+
+def test_the_cache_key_follows_the_isa_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV, "auto")
+    assert cpu_kernels.calibrated_routes(FakeTimer({("linear", "onednn"): 0.1})).linear
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # another ISA level: measured again, kept apart
+    timer = FakeTimer()
+    assert not cpu_kernels.calibrated_routes(timer).linear and timer.calls > 0
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert cpu_kernels.calibrated_routes(FakeTimer()).linear
+
+
+def test_environment_override_of_the_measured_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu_kernels, "measure", FakeTimer({("linear", "onednn"): 0.1}))
+    monkeypatch.setenv(ENV, "torch")
+    assert cpu_kernels.routes() == PYTORCH and not cpu_kernels._MEMO  # nothing measured
+    monkeypatch.setenv(ENV, "onednn")
+    assert cpu_kernels.routes() == ALL_ONEDNN and not cpu_kernels._MEMO
+    monkeypatch.setenv(ENV, "auto")
+    assert cpu_kernels.routes().linear and not cpu_kernels.routes().attention
+    monkeypatch.delenv(ENV)  # auto is the default
+    assert onednn_kernels("cpu").routes == cpu_kernels.routes()
+
+
+def test_unrouted_classes_stay_pytorchs() -> None:
+    torch.manual_seed(8)
+    layer = torch.nn.Linear(32, 48)
+    x = torch.randn(4, 32)
+    q = k = v = torch.randn(1, 1, 300, 16)
+    with torch.inference_mode():
+        with cpu_kernels.OneDnnKernels(Routes(attention=True)):
+            ops = _ops(lambda: (layer(x), F.scaled_dot_product_attention(q, k, v)))
+        with cpu_kernels.OneDnnKernels(Routes(linear=True)):
+            only_linear = _ops(lambda: (layer(x), F.scaled_dot_product_attention(q, k, v)))
+    assert "aten::addmm" in ops and "mkldnn::_linear_pointwise" in ops  # the attention's products only
+    assert "aten::addmm" not in only_linear and "aten::scaled_dot_product_attention" in only_linear
+
+
+def test_calibration_really_times_both_paths_quickly() -> None:
+    """The real probes on this CPU: every class measured, in well under a second of one thread."""
+    calls: list[tuple[str, str]] = []
+
+    def timer(shape_class: str, path: str, fn) -> float:
+        calls.append((shape_class, path))
+        return cpu_kernels.measure(shape_class, path, fn)
+
+    start = time.process_time()
+    cpu_kernels.calibrate(timer)
+    assert time.process_time() - start < 1.0
+    assert {c for c, _ in calls} >= {"linear", "attention", "pointwise_conv", "small_conv1d"}
+    assert {p for _, p in calls} >= {"torch", "onednn"}
+
+
+@pytest.mark.skipif(not cpu_kernels.int8_available(), reason="this PyTorch build has no fbgemm")
+def test_int8_products_are_close_packed_once_and_scoped() -> None:
+    torch.manual_seed(9)
+    layer = torch.nn.Linear(256, 128)
+    x = torch.randn(2, 40, 256)
+    with torch.inference_mode(), cpu_kernels.OneDnnKernels(PYTORCH):
+        exact = layer(x)
+        with int8_products():
+            low = layer(x)
+            ops = _ops(lambda: layer(x))
+            packed = cpu_kernels._PACKED.get()
+        after = layer(x)
+    assert "quantized::linear_dynamic" in ops and len(packed) == 1  # packed on the first call, reused after
+    assert low.shape == exact.shape and low.dtype == torch.float32
+    snr = 10 * torch.log10(exact.pow(2).sum() / (exact - low).pow(2).sum())
+    assert 25 < snr < 60, snr  # int8 really ran (7-bit activations, 8-bit weights per row)
+    assert torch.equal(after, exact)
+
+
+def test_isa_cap_below_bfloat16_means_no_native_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert not cpu_kernels._native_bf16()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    assert cpu_kernels._native_bf16() == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 @pytest.mark.parametrize("arch", ["htdemucs", "bs_roformer", "umx"])
@@ -152,7 +292,7 @@ def test_engine_stems_equal_with_and_without_the_routing(arch: str, monkeypatch:
     torch.manual_seed(6)
     model = architecture_class(arch)(TINY_CONFIGS[arch]()).eval()
     mix = 0.1 * torch.randn(2, 44100 * 2)
-    routed = separate_tensor(model, mix)
+    routed = separate_tensor(model, mix)  # every class routed (the fixture's onednn)
     monkeypatch.setenv(ENV, "torch")
     plain = separate_tensor(model, mix)
     np.testing.assert_allclose(routed.numpy(), plain.numpy(), rtol=0, atol=1e-5 * float(plain.abs().max()))
@@ -169,3 +309,22 @@ def test_bfloat16_products_without_onednn_bfloat16_kernels(monkeypatch: pytest.M
         ops = _ops(lambda: (layer(x), F.scaled_dot_product_attention(q, k, v)))
         low = layer(x)
     assert "mkldnn::_linear_pointwise" not in ops and low.dtype == torch.float32
+
+
+@pytest.mark.skipif(not cpu_kernels.int8_available(), reason="this PyTorch build has no fbgemm")
+def test_int8_products_repack_a_weight_changed_in_place_and_take_inference_tensors() -> None:
+    torch.manual_seed(10)
+    layer = torch.nn.Linear(64, 32)
+    x = torch.randn(5, 64)
+    with torch.inference_mode():
+        frozen = torch.randn(32, 64)  # an inference tensor: no version counter
+    with cpu_kernels.OneDnnKernels(PYTORCH), int8_products():
+        with torch.inference_mode():
+            before = layer(x)
+            assert F.linear(x, frozen).shape == (5, 32)
+        with torch.no_grad():
+            layer.weight.mul_(2)
+        with torch.inference_mode():
+            after = layer(x)
+    bias = layer.bias.detach()
+    assert torch.allclose(after - bias, 2 * (before - bias), rtol=0.05, atol=0.05)

@@ -36,6 +36,8 @@ def _song(seconds: float = 2.5, sr: int = 44100) -> np.ndarray:
 
 
 def test_choose_precision_follows_the_hardware(caplog: pytest.LogCaptureFixture) -> None:
+    """bfloat16 with native kernels, else float32 with a warning; never int8 (measured too slow and too far from the
+    exact stems on HT Demucs, docs/zoo.md)."""
     assert choose_precision(CPU, fast=False) == EXACT
     with caplog.at_level(logging.WARNING, logger="stemwright.engine.precision"):
         chosen = choose_precision(CPU, fast=True)

@@ -14,6 +14,11 @@ It is only used where the hardware has native bfloat16 kernels, because emulated
   Rapids+), as reported by ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``;
 - CUDA: ``torch.cuda.is_bf16_supported()`` (Ampere and later).
 
+Not int8: ``Precision(torch.qint8)`` (:func:`stemwright.engine.cpu_kernels.int8_products`, linear layers as
+``torch.ao`` dynamic int8) was measured as the fast path of CPUs without native bfloat16 (issue 25, docs/zoo.md) and
+not chosen: on an AVX2 EPYC it saved 0-10 % of HT Demucs' time and put its stems 36.7-39.7 dB from the exact
+ones with LayerScales at 1 (under the 40 dB bound), though the int8 products alone are 2x faster.
+
 Elsewhere (older CPUs, Apple MPS, pre-Ampere GPUs) ``fast`` keeps float32 and logs why: the stems are then exactly
 those of the exact path. bfloat16 rather than float16: it has float32's exponent range, so no overflow in the
 un-normalised activations of the published models (float16 would need per-model scaling).
@@ -27,7 +32,8 @@ from typing import ContextManager
 
 import torch
 
-from stemwright.engine.cpu_kernels import bfloat16_products
+from stemwright.engine import cpu_kernels
+from stemwright.engine.cpu_kernels import bfloat16_products, int8_products
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +57,7 @@ EXACT = Precision(torch.float32, "exact path")
 def native_bf16(device: torch.device) -> bool:
     """True when ``device`` has native bfloat16 matrix kernels (see the module docstring)."""
     if device.type == "cpu":
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return cpu_kernels.native_bf16()
     if device.type == "cuda":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     return False
@@ -72,10 +78,12 @@ def choose_precision(device: torch.device, fast: bool) -> Precision:
 
 def precision_context(precision: Precision, device: torch.device) -> ContextManager:
     """A context manager that runs model calls in ``precision`` on ``device``: nothing for float32; on the CPU,
-    bfloat16 operands for linear layers and attention only (:func:`stemwright.engine.cpu_kernels.bfloat16_products`);
-    elsewhere autocast."""
+    bfloat16 operands for linear layers and attention only (:func:`stemwright.engine.cpu_kernels.bfloat16_products`),
+    or int8 linear layers for ``torch.qint8`` (benchmarks; ``fast`` does not choose it); elsewhere autocast."""
     if precision.dtype == torch.float32:
         return contextlib.nullcontext()
     if device.type == "cpu" and precision.dtype == torch.bfloat16:
         return bfloat16_products()
+    if device.type == "cpu" and precision.dtype == torch.qint8:
+        return int8_products()
     return torch.autocast(device.type, dtype=precision.dtype)
