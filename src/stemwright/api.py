@@ -29,9 +29,10 @@ from torch import nn
 from stemwright import __version__
 from stemwright.audio.channels import downmix_description, downmix_to_stereo
 from stemwright.atomic import atomic_write, temporary_beside
-from stemwright.audio.io import CLIP_MODES, AudioError, _out_of_space, apply_clip, check_write_options, clip_report
+from stemwright.audio.io import CLIP_MODES, _out_of_space, apply_clip, check_write_options, clip_report
 from stemwright.audio.stream import BlockWriter, FloatSpool, StreamResampler, open_audio_stream
-from stemwright.manifest import MANIFEST_NAME, InputInfo, Manifest, ManifestError, SeparationOptions
+from stemwright.errors import AudioError, OtherRunExists, OutputExists, OutputIsInput, SeparationError
+from stemwright.manifest import MANIFEST_NAME, InputInfo, Manifest, ManifestError, SeparationOptions, input_fingerprint
 from stemwright.models.defaults import DEFAULT_MODEL
 from stemwright.audio.resample import resample
 from stemwright.engine.device import resolve_device
@@ -49,12 +50,8 @@ MIN_INPUT_SECONDS = 0.05
 # Below half a second a chunk is mostly the context padding and crossfade around it: a 0.01 s segment took
 # 66 s for an 11 s song (issue 17); 0.5 s keeps the overhead under ~2x the default's.
 MIN_SEGMENT_SECONDS = 0.5
-FILENAME_FIELDS = ("track", "stem", "ext", "model", "parent")
+FILENAME_FIELDS = ("track", "stem", "ext", "model", "parent", "ext_in")
 DEFAULT_FILENAME = "{track}/{stem}.{ext}"
-
-
-class SeparationError(ValueError):
-    """Bad input or options for a separation; the message names the field or file and the reason."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +84,8 @@ def as_float_audio(audio: Any) -> np.ndarray:
     loses its DC offset). Booleans are refused.
     """
     if isinstance(audio, torch.Tensor):
+        if audio.dtype.is_floating_point and audio.dtype not in (torch.float16, torch.float32, torch.float64):
+            audio = audio.float()  # bfloat16 and float8 have no numpy type: widen them to float32 first
         audio = audio.detach().cpu().numpy()
     x = np.asarray(audio)
     if x.dtype == np.bool_:
@@ -438,8 +437,14 @@ class Separator:
         return plan_outputs(path, outdir, names, options.format, options.filename, Path(self.model_name).name)
 
     def existing_run(self, plan: OutputPlan, options: SeparationOptions) -> Manifest | None:
-        """The manifest of a finished earlier run that wrote exactly what this one would (same model and
-        output options, every stem file present), else ``None``."""
+        """The manifest of a finished earlier run that wrote exactly what this one would (same input file, model
+        and output options, every stem file as written), else ``None``."""
+        earlier = self.earlier_run(plan, options)
+        return earlier.manifest if earlier is not None and earlier.difference is None else None
+
+    def earlier_run(self, plan: OutputPlan, options: SeparationOptions) -> EarlierRun | None:
+        """The finished earlier run in ``plan``'s folder (``None`` when there is none, or its manifest cannot be
+        read) and what differs between it and this one, named (see :func:`run_difference`)."""
         if not plan.manifest_path.is_file():
             return None
         try:
@@ -447,9 +452,7 @@ class Separator:
         except ManifestError as e:
             log.warning("%s; the track is separated again", e)
             return None
-        same = (old.model == self.model_name and old.parameters.same_output(options)
-                and old.stem_paths(plan.manifest_path.parent) == plan.stem_paths)
-        return old if same and all(p.is_file() for p in plan.stem_paths.values()) else None
+        return run_difference(old, self.model_name, options, plan)
 
     def separate_file(
         self,
@@ -478,21 +481,27 @@ class Separator:
         :class:`SeparationError` for bad options.
         """
         progress = progress or self.progress
+        if overwrite and skip_existing:
+            raise SeparationError("choose either overwrite or skip_existing, not both")
         options = self.options(fmt, bit_depth, mp3_bitrate, clip_mode, stems, two_stems, filename)
         plan = self.plan(path, outdir, options)
+        refuse_input_as_output(plan, [Path(path)])
+        redo = False
         if skip_existing:
-            done = self.existing_run(plan, options)
-            if done is not None:
+            earlier = self.earlier_run(plan, options)
+            if earlier is not None and earlier.difference is None:
                 _emit(progress, 1.0, "done", message=f"{plan.manifest_path} (already done)")
-                return SeparationResult(done, plan.stem_paths, plan.manifest_path, skipped=True)
-            other = _previous_run(plan)
-            if other is not None:
-                raise AudioError(plan.manifest_path, f"holds another run's stems (model {other.model!r}, or other "
-                                                     "output options); they are kept unless overwritten")
+                return SeparationResult(earlier.manifest, plan.stem_paths, plan.manifest_path, skipped=True)
+            if earlier is not None and not earlier.damaged:
+                raise OtherRunExists(plan.manifest_path, f"holds another run's stems ({earlier.difference}); they "
+                                                         "are kept unless overwritten")
+            if earlier is not None:  # same input and settings, a stem lost since: the track is done again
+                log.info("%s: %s; separating it again", plan.manifest_path, earlier.difference)
+                redo = True
         previous = _previous_run(plan) if overwrite else None
-        # skip_existing redoes an interrupted track (stems, no manifest); a finished run with other settings
-        # is kept unless overwrite is given.
-        replace = overwrite or (skip_existing and not plan.manifest_path.exists())
+        # skip_existing redoes an interrupted track (stems, no manifest) or a damaged one; a finished run with
+        # other settings is kept unless overwrite is given.
+        replace = overwrite or redo or (skip_existing and not plan.manifest_path.exists())
         check_outputs(plan, replace)
         _remove_stale_temporaries(plan)
 
@@ -500,6 +509,7 @@ class Separator:
         _emit(progress, 0.0, "load", message=str(path))
         names = self.select_stems(options.stems, options.two_stems)
         with open_audio_stream(path) as audio:
+            identity = _input_identity(path)  # the file opened: it exists and is readable
             notes: tuple[str, ...] = ()
             if audio.channels > 2:
                 notes = (downmix_description(audio.channels),)
@@ -514,18 +524,26 @@ class Separator:
                 raise
         if clip_mode == "rescale":
             clip["scope"] = "one gain shared by all stems (they still sum to the scaled mixture)"
+        if clip_mode == "none" and clip["peak"] > 1.0 and not _keeps_over_full_scale(options):
+            # integer samples (and mp3) cannot hold them: the writer clamps, and the manifest says so
+            clip["action"] = "clamped by the format"
+            peaks = {n: min(v, 1.0) for n, v in peaks.items()}
+            warnings.warn(f"{path}: the stems peak at {clip['peak_dbfs']:+.2f} dBFS and are clamped in the "
+                          f"{options.format} files (clip mode none keeps them only in 32-bit float wav; use "
+                          "rescale to keep the stems' sum)", UserWarning, stacklevel=2)
         seconds = time.perf_counter() - t0
         duration = audio.duration
         manifest = Manifest(
             stemwright_version=__version__, model=self.model_name, model_samplerate=self.samplerate,
             sources=tuple(self.sources), parameters=options,
             input=InputInfo(path=str(Path(path).resolve()), samplerate=audio.samplerate, channels=audio.channels,
-                            duration=duration, codec=audio.codec),
+                            duration=duration, codec=audio.codec, **identity),
             samplerate=audio.samplerate, channels=channels, duration=duration,
             stems={n: os.path.relpath(p, plan.manifest_path.parent) for n, p in plan.stem_paths.items()},
             clip=clip, seconds=round(seconds, 4), rtf=round(seconds / duration, 5) if duration > 0 else None,
             peaks={n: _dbfs(v) for n, v in peaks.items()},
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), notes=notes,
+            stem_bytes={n: _file_size(p) for n, p in plan.stem_paths.items()},
         )
         try:
             manifest.write(plan.manifest_path, overwrite=replace)
@@ -540,6 +558,96 @@ class Separator:
             _remove_files(p for p in previous.stem_paths(plan.manifest_path.parent).values() if p not in new)
         _emit(progress, 1.0, "done", message=str(plan.manifest_path))
         return SeparationResult(manifest=manifest, stem_paths=plan.stem_paths, manifest_path=plan.manifest_path)
+
+
+@dataclass(frozen=True)
+class EarlierRun:
+    """A finished run found in a track's folder: its manifest and what differs from the run asked for now
+    (``None``: it wrote exactly what this run would). ``damaged``: only its stem files changed since (missing
+    or of another size), same input and settings, so redoing the track loses nothing."""
+
+    manifest: Manifest
+    difference: str | None
+    damaged: bool = False
+
+
+def run_difference(old: Manifest, model: str, options: SeparationOptions, plan: OutputPlan) -> EarlierRun:
+    """Compare a finished run's manifest with a run of ``model`` and ``options`` on ``plan.input``: model,
+    compared options, stem paths, the input's identity (resolved path, size, modification time, fingerprint,
+    rate, channels, duration), then each stem file's size. The first difference is named."""
+    if old.model != model:
+        return EarlierRun(old, f"separated with model {old.model!r}, not {model!r}")
+    for key in SeparationOptions.COMPARED:
+        was, now = getattr(old.parameters, key), getattr(options, key)
+        if was != now:
+            return EarlierRun(old, f"separated with {key} {was!r}, not {now!r}")
+    if old.stem_paths(plan.manifest_path.parent) != plan.stem_paths:
+        return EarlierRun(old, "its stems have other file names")
+    changed = _input_change(old.input, plan.input)
+    if changed is not None:
+        return EarlierRun(old, changed)
+    for name, p in plan.stem_paths.items():
+        if not p.is_file():
+            return EarlierRun(old, f"stem file {p} is missing", damaged=True)
+        size, written = _file_size(p), old.stem_bytes.get(name)
+        if written is not None and size != written:
+            return EarlierRun(old, f"stem file {p} has {size} bytes, the run wrote {written}", damaged=True)
+    return EarlierRun(old, None)
+
+
+def _input_change(info: InputInfo, path: Path) -> str | None:
+    """How the input differs from the one a manifest records (``None``: the same file, unchanged)."""
+    resolved = str(path.resolve())
+    if info.path != resolved:
+        return f"separated from {info.path}, not {resolved}"
+    if info.fingerprint is None:
+        return "its manifest does not record which file was separated (written by an older stemwright)"
+    try:
+        now = _input_identity(path)
+    except OSError as e:
+        return f"its input cannot be read ({e.strerror or e})"
+    for key, what in (("size", "size"), ("mtime", "modification time"), ("fingerprint", "content")):
+        if getattr(info, key) != now[key]:
+            return f"its input {path} has changed since (other {what})"
+    try:
+        with open_audio_stream(path) as audio:
+            rate, channels, frames = audio.samplerate, audio.channels, audio.frames
+    except AudioError as e:
+        return f"its input cannot be read ({e.reason})"
+    # the header's length is a hint (compressed files may not know it exactly): a tenth of a second's slack
+    if (rate, channels) != (info.samplerate, info.channels) or (
+            frames is not None and abs(frames / rate - info.duration) > 0.1):
+        return f"its input {path} has changed since (rate, channels or duration)"
+    return None
+
+
+def _input_identity(path: str | Path) -> dict[str, Any]:
+    """``size``, ``mtime`` and ``fingerprint`` of an input file, as recorded in :class:`InputInfo`."""
+    st = os.stat(path)
+    return {"size": st.st_size, "mtime": st.st_mtime, "fingerprint": input_fingerprint(path)}
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
+def _keeps_over_full_scale(options: SeparationOptions) -> bool:
+    """Whether the output format stores samples over full scale (32-bit float wav); the others clamp them."""
+    return options.format == "wav" and options.bit_depth == 32
+
+
+def refuse_input_as_output(plan: OutputPlan, inputs: Iterable[Path]) -> None:
+    """:class:`OutputIsInput` when an output of ``plan`` is one of ``inputs`` (the same path, a symlink to it or
+    a hard link of it): an input is never replaced, not even when overwriting."""
+    sources = [(Path(p), Path(p).resolve()) for p in inputs]
+    for out in [*plan.stem_paths.values(), plan.manifest_path]:
+        for src, resolved in sources:
+            if out.resolve() == resolved or (out.exists() and src.exists() and os.path.samefile(out, src)):
+                raise OutputIsInput(out, f"is the input {src}: an input is never replaced (choose another output "
+                                         "folder or --filename)")
 
 
 @dataclass(frozen=True)
@@ -609,17 +717,20 @@ def check_filename(filename: str) -> set[str]:
 def plan_outputs(path: str | Path, outdir: str | Path, stems: list[str], ext: str, filename: str,
                  model: str) -> OutputPlan:
     """Fill the template: ``{track}`` (file name without extension), ``{parent}`` (the input's folder name, e.g.
-    a MUSDB track folder holding ``mixture.wav``), ``{stem}``, ``{ext}``, ``{model}``. The manifest goes in the
+    a MUSDB track folder holding ``mixture.wav``), ``{stem}``, ``{ext}``, ``{model}``, ``{ext_in}`` (the input's
+    extension, e.g. ``wav`` or ``stem.mp4``: keeps ``song.wav`` and ``song.mp3`` apart). The manifest goes in the
     stems' common folder; every path must stay inside ``outdir``."""
     check_filename(filename)
     outdir = Path(outdir)
     source = Path(path)
     parent = source.resolve().parent.name or "root"
-    paths = {s: outdir / filename.format(track=track_name(source), stem=s, ext=ext, model=model, parent=parent)
-             for s in stems}
-    root = outdir.resolve()
+    ext_in = source.name[len(track_name(source)):].lstrip(".").lower() or "none"
+    paths = {s: outdir / filename.format(track=track_name(source), stem=s, ext=ext, model=model, parent=parent,
+                                         ext_in=ext_in) for s in stems}
+    # by the template's text (not following an existing file's symlink: that is refuse_input_as_output's case)
+    root = Path(os.path.abspath(outdir))
     for s, p in paths.items():
-        if root not in p.resolve().parents:
+        if root not in Path(os.path.normpath(os.path.abspath(p))).parents:
             raise SeparationError(f"filename template puts stem {s!r} outside the output folder ({p})")
     common = Path(os.path.commonpath([str(p.parent) for p in paths.values()]))
     return OutputPlan(source, outdir, paths, common / MANIFEST_NAME)
@@ -630,7 +741,7 @@ def check_outputs(plan: OutputPlan, overwrite: bool) -> None:
     written. Creates nothing: folders appear when the first file is written."""
     for p in [*plan.stem_paths.values(), plan.manifest_path]:
         if p.exists() and not overwrite:
-            raise AudioError(p, "already exists (choose to overwrite or skip existing outputs)")
+            raise OutputExists(p, "already exists (choose to overwrite or skip existing outputs)")
     for folder in {p.parent for p in plan.stem_paths.values()}:
         existing = folder
         while not existing.exists() and existing != existing.parent:
@@ -653,7 +764,7 @@ def write_stream(plan: OutputPlan, names: list[str], pairs: Iterable[tuple[np.nd
     """
     for p in plan.stem_paths.values():
         if p.exists() and not overwrite:
-            raise AudioError(p, "already exists (choose to overwrite or skip existing outputs)")
+            raise OutputExists(p, "already exists (choose to overwrite or skip existing outputs)")
     mode = options.clip_mode
     paths = list(plan.stem_paths.items())
     state: dict[str, Any] = {"raw_peak": 0.0, "peaks": {n: 0.0 for n in names}, "channels": 0}

@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from stemwright.cli.common import INPUT_EXIT, USAGE_EXIT, fail, fail_from, need_extra, progress_bar
+from stemwright.cli.common import INPUT_EXIT, USAGE_EXIT, fail, fail_from, name_list, need_extra, progress_bar
 from stemwright.cli.separate import (ClipMode, Device, OutFormat, Outcome, collect_inputs, output_bit_depth,
                                      output_format, refuse_collisions)
 from stemwright.models.defaults import DEFAULT_MODEL, DEFAULT_VOCALS_MODEL
@@ -87,7 +87,7 @@ def command(
         fail("give at least one INPUT file, folder or list", USAGE_EXIT)
     out_format = output_format(fmt.value if fmt else None, mp3, flac)
     depth = output_bit_depth(bit_depth, False, False)
-    stem_list = [s.strip() for s in stems.split(",") if s.strip()] if stems else None
+    stem_list = name_list(stems)
     model = model or (DEFAULT_VOCALS_MODEL if two_stems == "vocals" else DEFAULT_MODEL)
     try:
         # checked here, before any worker starts: a wrong name or option fails once, not once per track

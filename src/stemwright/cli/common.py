@@ -46,6 +46,12 @@ def fail_from(error: Exception) -> NoReturn:
     fail(str(error), USAGE_EXIT if is_usage_problem(error) else INPUT_EXIT)
 
 
+def name_list(text: str | None) -> list[str] | None:
+    """A comma-separated option (``--stems vocals,drums``) as a list; ``None`` when not given or empty."""
+    names = [s.strip() for s in text.split(",") if s.strip()] if text else []
+    return names or None
+
+
 def need_extra(module: str, extra: str, what: str) -> Any:
     """Import ``module`` or fail naming the extra that provides it: ``pip install 'stemwright[EXTRA]'``."""
     import importlib

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 from stemwright.audio.io import CLIP_MODES
-from stemwright.cli.common import USAGE_EXIT, choices, fail, warn
+from stemwright.cli.common import USAGE_EXIT, choices, fail, name_list, warn
 
 ClipMode = choices("ClipMode", CLIP_MODES)
 
@@ -109,6 +109,9 @@ def command(
     loudness: Optional[float] = typer.Option(None, "--loudness", help="Normalise to this integrated LUFS (true peak <= -1 dBTP)."),
     mix_file: Optional[Path] = typer.Option(None, "--mix-file", help="Start from this mix document (JSON, e.g. saved by the web mixer)."),
     save_mix: Optional[Path] = typer.Option(None, "--save-mix", help="Save the resulting mix document (JSON) here."),
+    stem_names: Optional[str] = typer.Option(
+        None, "--stems", help="Comma-separated stem files to use in a folder without stemwright.json (default: "
+                              "the known stem names: vocals, drums, bass, other, guitar, piano, accompaniment, no_*)."),
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="wav, flac or mp3 (default: from the output name)."),
     bit_depth: int = typer.Option(24, "--bit-depth", help="wav: 16, 24 or 32 (float); flac: 16 or 24."),
     mp3_bitrate: int = typer.Option(320, "--mp3-bitrate", help="mp3 bitrate in kbit/s."),
@@ -133,7 +136,8 @@ def command(
     if save_mix is not None and save_mix.exists() and not overwrite:
         fail(f"{save_mix}: already exists (use --overwrite to replace it)")
     try:
-        stems = load_stems(stems_dir)
+        stems = load_stems(stems_dir, names=name_list(stem_names),
+                           exclude=[p for p in (target[0] if target else None, save_mix) if p is not None])
     except MixError as e:
         fail(str(e))
     try:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, Optional
 import typer
 
 from stemwright.audio.io import CLIP_MODES, WRITE_FORMATS
-from stemwright.cli.common import INPUT_EXIT, USAGE_EXIT, choices, fail, fail_from, progress_bar
+from stemwright.cli.common import INPUT_EXIT, USAGE_EXIT, choices, fail, fail_from, name_list, progress_bar
 from stemwright.models.defaults import DEFAULT_MODEL, DEFAULT_VOCALS_MODEL
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,8 @@ def command(
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Files separated in parallel."),
     filename: str = typer.Option(
         "{track}/{stem}.{ext}", "--filename",
-        help="Output path template with {track} {stem} {ext} {model} {parent}: '{model}/{track}/{stem}.{ext}' to "
-             "compare models, '{parent}/{stem}.{ext}' for dataset folders (MUSDB's TRACK/mixture.wav)."),
+        help="Output path template with {track} {stem} {ext} {model} {parent} {ext_in}: '{model}/{track}/{stem}.{ext}' "
+             "to compare models, '{parent}/{stem}.{ext}' for dataset folders (MUSDB's TRACK/mixture.wav)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (and the previous run's other stems)."),
     skip_existing: bool = typer.Option(False, "--skip-existing",
                                        help="Skip tracks already separated with this model and these options; redo interrupted ones."),
@@ -136,7 +136,7 @@ def command(
         fail("use either --overwrite or --skip-existing, not both", USAGE_EXIT)
     out_format = output_format(fmt.value if fmt else None, mp3, flac)
     depth = output_bit_depth(bit_depth, int24, float32)
-    stem_list = [s.strip() for s in stems.split(",") if s.strip()] if stems else None
+    stem_list = name_list(stems)
     model = model or (DEFAULT_VOCALS_MODEL if two_stems == "vocals" else DEFAULT_MODEL)
     try:
         sep = Separator(model=model, device=device.value, segment=segment, overlap=overlap,
@@ -196,27 +196,47 @@ def output_bit_depth(bit_depth: int | None, int24: bool, float32: bool) -> int:
 def refuse_collisions(sep: Any, items: list[Path | Outcome], out: Path, options: Any) -> list[Path | Outcome]:
     """Inputs whose outputs would land on an earlier input's files (``A/01.wav`` and ``B/01.wav`` with the
     default layout) fail before any work: a run never overwrites its own output."""
+    from stemwright.api import refuse_input_as_output
+    from stemwright.errors import StemwrightError
+
     owner: dict[Path, Path] = {}
     checked: list[Path | Outcome] = []
+    inputs = [i for i in items if isinstance(i, Path)]
     for item in items:
         if isinstance(item, Outcome):
             checked.append(item)
             continue
         try:
             plan = sep.plan(item, out, options)
-        except ValueError as e:
-            checked.append(Outcome(str(item), False, error=f"{item}: {e}"))
+            refuse_input_as_output(plan, inputs)  # any input of the run, not only this one
+        except StemwrightError as e:
+            checked.append(Outcome(str(item), False, error=str(e) if str(item) in str(e) else f"{item}: {e}"))
             continue
         targets = [*plan.stem_paths.values(), plan.manifest_path]
         clash = next((owner[t] for t in targets if t in owner), None)
         if clash is not None:
             checked.append(Outcome(str(item), False, error=(
-                f"{item}: its stems would overwrite those of {clash} in this run (same track name); keep them apart "
-                "with --filename \"{parent}/{track}/{stem}.{ext}\"")))
+                f"{item}: its stems would overwrite those of {clash} in this run (same track name); "
+                + _collision_advice(sep, out, options, item, clash))))
             continue
         owner.update({t: item for t in targets})
         checked.append(item)
     return checked
+
+
+def _collision_advice(sep: Any, out: Path, options: Any, a: Path, b: Path) -> str:
+    """A ``--filename`` that keeps ``a`` and ``b`` apart (the current template with a folder field in front), or
+    the news that no template field can."""
+    from dataclasses import replace
+
+    for field in ("{parent}", "{ext_in}"):
+        if field in options.filename:
+            continue
+        candidate = replace(options, filename=f"{field}/{options.filename}")
+        if sep.plan(a, out, candidate).manifest_path != sep.plan(b, out, candidate).manifest_path:
+            return f"keep them apart with --filename \"{candidate.filename}\""
+    return ("no --filename field keeps them apart (same folder, track name and extension): separate them in two "
+            "runs with different -o folders")
 
 
 class _Runner:
@@ -261,16 +281,17 @@ class _Runner:
                     self._slots.append(slot)
 
     def _separate(self, path: Path, progress: Any) -> Outcome:
+        from stemwright.errors import OtherRunExists, OutputExists, StemwrightError
+
         try:
             result = self.sep.separate_file(path, self.out, progress=progress, overwrite=self.overwrite,
                                             skip_existing=self.skip_existing, **_file_options(self.options))
-        except ValueError as e:  # AudioError, SeparationError: the message says what and why
+        except StemwrightError as e:  # the message says what and why; the library names no flags, the CLI does
             msg = str(e)
-            reason = getattr(e, "reason", "")  # the library names no flags; the CLI does
-            if reason.startswith("already exists"):
-                msg = f"{e.path}: already exists (use --overwrite to replace it, or --skip-existing)"  # type: ignore[attr-defined]
-            elif reason.startswith("holds another run"):
+            if isinstance(e, OtherRunExists):
                 msg = f"{msg} (use --overwrite to replace them)"
+            elif isinstance(e, OutputExists):
+                msg = f"{e.path}: already exists (use --overwrite to replace it, or --skip-existing)"
             return Outcome(str(path), False, error=msg if str(path) in msg else f"{path}: {msg}")
         except Exception as e:  # noqa: BLE001 - a batch goes on past any one file's failure
             log.debug("separation of %s failed", path, exc_info=True)

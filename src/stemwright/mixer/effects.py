@@ -14,9 +14,7 @@ from typing import Any
 import numpy as np
 import pedalboard
 
-
-class MixError(ValueError):
-    """A mix document, effect or flag is invalid; the message names the field and the reason."""
+from stemwright.errors import MixError  # defined with the other user errors; imported from here too
 
 
 @dataclass(frozen=True)
