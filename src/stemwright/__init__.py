@@ -6,6 +6,8 @@ Public API (imported lazily so that ``import stemwright`` stays fast):
 - :class:`stemwright.Manifest` — the typed ``stemwright.json`` written beside every separated track.
 - :class:`stemwright.Mix`, :func:`stemwright.render` — the mixer engine.
 - :func:`stemwright.inspect` — separation diagnostics.
+- :class:`stemwright.StemwrightError` — base of every error raised for users, with typed subclasses
+  (:mod:`stemwright.errors`: ``AudioError``, ``ModelNotFound``, ``OutputExists``, ``SeparationError``, ...).
 """
 from __future__ import annotations
 
@@ -20,6 +22,10 @@ _LAZY = {
     "Mix": "stemwright.mixer.document:Mix",
     "render": "stemwright.mixer.render:render",
     "inspect": "stemwright.mixer.inspect:inspect",
+    **{name: f"stemwright.errors:{name}" for name in (
+        "StemwrightError", "UsageError", "UnknownName", "ModelNotFound", "UnknownDevice", "DeviceUnavailable",
+        "SeparationError", "AudioError", "OutputError", "OutputExists", "OtherRunExists", "OutputIsInput",
+        "MixError", "DownloadError")},
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -28,7 +28,7 @@ from torch import nn
 
 from stemwright import __version__
 from stemwright.audio.channels import downmix_description, downmix_to_stereo
-from stemwright.atomic import atomic_write, temporary_beside
+from stemwright.atomic import atomic_write, check_writable_folder, temporary_beside
 from stemwright.audio.io import CLIP_MODES, _out_of_space, apply_clip, check_write_options, clip_report
 from stemwright.audio.stream import BlockWriter, FloatSpool, StreamResampler, open_audio_stream
 from stemwright.errors import AudioError, OtherRunExists, OutputExists, OutputIsInput, SeparationError
@@ -114,6 +114,37 @@ def check_samplerate(samplerate: Any) -> int:
     return int(samplerate)
 
 
+def check_settings(segment: float | None = None, overlap: float | None = None, shifts: int = 0,
+                   batch_size: int = 1) -> None:
+    """:class:`SeparationError` for chunking settings out of range (checked by :class:`Separator` before the
+    model loads; the CLI calls it before it even reads the inputs)."""
+    if overlap is not None and not 0.0 <= overlap < 1.0:
+        raise SeparationError(f"overlap must be in [0, 1), got {overlap}")
+    if segment is not None and not segment >= MIN_SEGMENT_SECONDS:
+        raise SeparationError(f"segment must be at least {MIN_SEGMENT_SECONDS} s, got {segment}")
+    if shifts < 0:
+        raise SeparationError(f"shifts must be >= 0, got {shifts}")
+    if batch_size < 1:
+        raise SeparationError(f"batch_size must be >= 1, got {batch_size}")
+
+
+def check_output_options(fmt: str, bit_depth: int, mp3_bitrate: int, clip_mode: str, filename: str,
+                         outdir: str | Path | None = None) -> str:
+    """The output options that need no model: format (returned lower-case), bit depth, bitrate, clip mode and the
+    filename template (and, with ``outdir``, that it stays inside it). :class:`SeparationError` otherwise."""
+    fmt = fmt.lower()
+    try:
+        check_write_options(fmt, bit_depth, mp3_bitrate)
+    except ValueError as e:
+        raise SeparationError(str(e)) from None
+    if clip_mode not in CLIP_MODES:
+        raise SeparationError(f"clip mode must be one of {', '.join(CLIP_MODES)}, got {clip_mode!r}")
+    check_filename(filename)
+    if outdir is not None:
+        plan_outputs(Path("track.wav"), outdir, ["stem"], fmt, filename, "model")
+    return fmt
+
+
 DEFAULT_OVERLAP = 0.25  # demucs' default: 25 % of a chunk crossfades with its neighbours
 # Models whose publisher runs the whole track in one call (Open-Unmix; models without a segment) do so up to this
 # length and in chunks of it beyond, in both the array and the streaming path, so that a long file's memory stays
@@ -146,14 +177,7 @@ class Separator:
         offline: bool = False,
         fast: bool = False,
     ) -> None:
-        if overlap is not None and not 0.0 <= overlap < 1.0:
-            raise SeparationError(f"overlap must be in [0, 1), got {overlap}")
-        if segment is not None and not segment >= MIN_SEGMENT_SECONDS:
-            raise SeparationError(f"segment must be at least {MIN_SEGMENT_SECONDS} s, got {segment}")
-        if shifts < 0:
-            raise SeparationError(f"shifts must be >= 0, got {shifts}")
-        if batch_size < 1:
-            raise SeparationError(f"batch_size must be >= 1, got {batch_size}")
+        check_settings(segment, overlap, shifts, batch_size)
         self.device = resolve_device(device)
         if isinstance(model, nn.Module):
             check_model(model)
@@ -414,15 +438,8 @@ class Separator:
                 stems: list[str] | tuple[str, ...] | None = None, two_stems: str | None = None,
                 filename: str = DEFAULT_FILENAME) -> SeparationOptions:
         """Check the output options (before any work) and return them as recorded in the manifest."""
-        fmt = fmt.lower()
-        try:
-            check_write_options(fmt, bit_depth, mp3_bitrate)
-        except ValueError as e:
-            raise SeparationError(str(e)) from None
-        if clip_mode not in CLIP_MODES:
-            raise SeparationError(f"clip mode must be one of {', '.join(CLIP_MODES)}, got {clip_mode!r}")
+        fmt = check_output_options(fmt, bit_depth, mp3_bitrate, clip_mode, filename)
         names = self.select_stems(stems, two_stems)
-        check_filename(filename)
         p = self.parameters()
         return SeparationOptions(
             segment=p["segment"], overlap=p["overlap"], shifts=p["shifts"], batch_size=p["batch_size"],
@@ -743,13 +760,7 @@ def check_outputs(plan: OutputPlan, overwrite: bool) -> None:
         if p.exists() and not overwrite:
             raise OutputExists(p, "already exists (choose to overwrite or skip existing outputs)")
     for folder in {p.parent for p in plan.stem_paths.values()}:
-        existing = folder
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-        if not existing.is_dir():
-            raise AudioError(folder, f"cannot create output folder ({existing} is not a folder)")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise AudioError(folder, f"output folder is not writable ({existing})")
+        check_writable_folder(folder)
 
 
 def write_stream(plan: OutputPlan, names: list[str], pairs: Iterable[tuple[np.ndarray, dict[str, np.ndarray]]],

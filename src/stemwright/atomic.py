@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from stemwright.errors import OutputError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -86,6 +88,19 @@ def remove_temporaries_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, si
         return
     for sig in signals:
         signal.signal(sig, handler)
+
+
+def check_writable_folder(folder: str | Path) -> None:
+    """:class:`~stemwright.errors.OutputError` unless ``folder`` is, or could be created as, a writable folder
+    (its nearest existing ancestor is a writable folder). Creates nothing."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(folder, f"cannot create output folder ({existing} is not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(folder, f"output folder is not writable ({existing})")
 
 
 def atomic_write_text(path: str | Path, data: str | bytes) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from stemwright.atomic import atomic_write_text
-from stemwright.errors import StemwrightError
+from stemwright.errors import OutputExists, StemwrightError
 
 MANIFEST_NAME = "stemwright.json"
 MANIFEST_VERSION = 1
@@ -188,7 +188,7 @@ class Manifest:
         """Write atomically (temporary name + rename); refuses to replace an existing file unless ``overwrite``."""
         p = Path(path)
         if p.exists() and not overwrite:
-            raise FileExistsError(f"{p}: already exists")
+            raise OutputExists(p, "already exists")
         return atomic_write_text(p, json.dumps(self.to_dict(), indent=2) + "\n")
 
 

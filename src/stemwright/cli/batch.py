@@ -80,7 +80,7 @@ def command(
 ) -> None:
     """Separate many files on Ray: OUT/<track>/<stem>.<ext> + stemwright.json each, and OUT/batch.json."""
     need_extra("ray", "ray", "stemwright batch")
-    from stemwright.api import SeparationError, Separator
+    from stemwright.api import Separator
     from stemwright.batch.ray_runner import REPORT_NAME, BatchSettings, RayBatch, TrackResult
 
     if not inputs:
@@ -95,9 +95,7 @@ def command(
                         residual=residual, offline=offline)
         options = sep.options(out_format, depth, mp3_bitrate, clip_mode.value, stem_list, two_stems, filename)
         sep.plan(Path("track.wav"), out, options)
-    except SeparationError as e:
-        fail(str(e), USAGE_EXIT)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError) as e:  # typed: StemwrightError.exit_code says usage (2) or input (1)
         fail_from(e)
     try:
         paths = expand_inputs(list(inputs))

@@ -2,7 +2,8 @@
 library's own constants, and the one progress library (tqdm).
 
 Exit status: 0 done; 1 bad input (a file, a folder, a document: the line names it); 2 usage (an option's value,
-an unknown model or device name: things fixed by retyping the command).
+an unknown model or device name: things fixed by retyping the command). Library errors are told apart by type
+(:mod:`stemwright.errors`), never by their text.
 Terminal output: results on stdout; ``error: ...`` and ``warning: ...`` lines on stderr, one per problem.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Iterable, NoReturn
 
 import typer
 
-INPUT_EXIT, USAGE_EXIT = 1, 2
+from stemwright.errors import INPUT_EXIT, USAGE_EXIT, exit_code_of
 EXTRAS = {"studio": "serve", "synth": "synth", "train": "train"}
 
 
@@ -34,16 +35,10 @@ def choices(name: str, values: Iterable[str]) -> type[Enum]:
     return Enum(name, {v: v for v in values}, type=str)  # type: ignore[return-value]
 
 
-def is_usage_problem(error: Exception) -> bool:
-    """Whether a library error is about a name the user typed (unknown model, architecture or device): exit 2.
-    Everything else (unreadable checkpoint, missing weights offline, ...) is bad input: exit 1."""
-    text = str(error)
-    return text.startswith(("unknown model", "unknown architecture", "unknown device"))
-
-
 def fail_from(error: Exception) -> NoReturn:
-    """:func:`fail` with the library error's message and the exit status of :func:`is_usage_problem`."""
-    fail(str(error), USAGE_EXIT if is_usage_problem(error) else INPUT_EXIT)
+    """:func:`fail` with the library error's message and its type's exit status
+    (:attr:`stemwright.errors.StemwrightError.exit_code`: 2 for a name or option typed wrong, else 1)."""
+    fail(str(error), exit_code_of(error))
 
 
 def name_list(text: str | None) -> list[str] | None:

@@ -125,7 +125,10 @@ def command(
                               "faster, slightly different stems; elsewhere no effect."),
 ) -> None:
     """Split songs into stems: OUT/<track>/<stem>.<ext> plus OUT/<track>/stemwright.json."""
-    from stemwright.api import SeparationError, Separator
+    from stemwright.api import Separator, check_output_options, check_settings
+    from stemwright.atomic import check_writable_folder
+    from stemwright.engine.device import resolve_device
+    from stemwright.errors import OutputError, StemwrightError
 
     inputs = list(inputs or [])
     if demo:
@@ -138,21 +141,28 @@ def command(
     depth = output_bit_depth(bit_depth, int24, float32)
     stem_list = name_list(stems)
     model = model or (DEFAULT_VOCALS_MODEL if two_stems == "vocals" else DEFAULT_MODEL)
+    # options, then inputs and the output folder, are checked before the model loads (seconds): a typo fails at once
     try:
-        sep = Separator(model=model, device=device.value, segment=segment, overlap=overlap,
-                        shifts=shifts, residual=residual, offline=offline, fast=fast)
-    except SeparationError as e:
-        fail(str(e), USAGE_EXIT)
-    except (ValueError, TypeError) as e:
+        check_settings(segment, overlap, shifts)
+        check_output_options(out_format, depth, mp3_bitrate, clip_mode.value, filename, out)
+        resolve_device(device.value)
+    except StemwrightError as e:
         fail_from(e)
     try:
-        options = sep.options(out_format, depth, mp3_bitrate, clip_mode.value, stem_list, two_stems, filename)
-        sep.plan(Path("track.wav"), out, options)  # a template that leaves the output folder is a usage error
-    except SeparationError as e:
-        fail(str(e), USAGE_EXIT)
-
-    items = collect_inputs(inputs, exclude=out)
-    items = refuse_collisions(sep, items, out, options)
+        check_writable_folder(out)
+    except OutputError as e:
+        fail(str(e))
+    items = probe_inputs(collect_inputs(inputs, exclude=out))
+    sep = options = None
+    if any(isinstance(i, Path) for i in items):  # else every input failed: no model is needed to say so
+        try:
+            sep = Separator(model=model, device=device.value, segment=segment, overlap=overlap,
+                            shifts=shifts, residual=residual, offline=offline, fast=fast)
+            options = sep.options(out_format, depth, mp3_bitrate, clip_mode.value, stem_list, two_stems, filename)
+            sep.plan(Path("track.wav"), out, options)  # a template that leaves the output folder is a usage error
+        except (ValueError, TypeError) as e:  # typed: StemwrightError.exit_code says usage (2) or input (1)
+            fail_from(e)
+        items = refuse_collisions(sep, items, out, options)
     runner = _Runner(sep, out, options, overwrite=overwrite, skip_existing=skip_existing or (demo and not overwrite),
                      progress=not quiet)
     failures: list[Outcome] = []
@@ -174,6 +184,24 @@ def command(
         for f in failures:
             print(f"error: {f.error}", file=sys.stderr)
         raise typer.Exit(INPUT_EXIT)
+
+
+def probe_inputs(items: list[Path | Outcome]) -> list[Path | Outcome]:
+    """Each input file opened and its header read (no decoding): an unreadable one becomes a failed
+    :class:`Outcome` in its place, before the model is loaded."""
+    from stemwright.audio.stream import open_audio_stream
+    from stemwright.errors import AudioError
+
+    checked: list[Path | Outcome] = []
+    for item in items:
+        if isinstance(item, Path):
+            try:
+                with open_audio_stream(item):
+                    pass
+            except AudioError as e:
+                item = Outcome(str(item), False, error=str(e))
+        checked.append(item)
+    return checked
 
 
 def output_format(fmt: str | None, mp3: bool, flac: bool) -> str:

@@ -163,9 +163,10 @@ def _folder_files(folder: Path, names: Sequence[str] | None,
             raise MixError(f"{folder}: two files for stem {name!r} ({files[name].name}, {p.name})")
         files[name] = p
     if not files:
-        found = f" (found {', '.join(other)}: not known stem names; name the stems to use with --stems)" if other else \
-            f" (expected one file per stem or a {MANIFEST} manifest)"
-        raise MixError(f"{folder}: no stem files found{found}")
+        if other:
+            raise MixError(f"{folder}: no stem files found (found {', '.join(other)}: not known stem names; name the "
+                           "stems to use with --stems)")
+        raise MixError(f"{folder}: no audio files found (expected one file per stem or a {MANIFEST} manifest)")
     return files, mixture, other
 
 
