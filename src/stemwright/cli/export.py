@@ -32,7 +32,9 @@ def command(
     """Write separated stems as audio for other software: --format ni-stems makes an NI Stems .stem.mp4 (mixture +
     drums, bass, other, vocals; extra stems such as guitar and piano are folded into other). To export a model,
     use 'stemwright export-onnx'."""
+    from stemwright.atomic import check_writable_folder
     from stemwright.audio.io import AudioError
+    from stemwright.errors import OutputError
     from stemwright.mixer.effects import MixError
     from stemwright.mixer.export import export_ni_stems
     from stemwright.mixer.stems import load_stems
@@ -44,11 +46,17 @@ def command(
     if out.exists() and not overwrite:
         fail(f"{out}: already exists (use --overwrite to replace it)")
     try:
+        check_writable_folder(out.parent)
+    except OutputError as e:
+        fail(str(e))
+    try:
         stems = load_stems(stems_dir, names=name_list(stem_names), exclude=[out])
         report = export_ni_stems(stems, out, mixture=mixture, codec=codec.value, bitrate=bitrate * 1000,
                                  overwrite=overwrite)
     except (MixError, AudioError, ValueError) as e:
         fail(str(e))
+    except OSError as e:  # a read-only folder or a full disk (PyAV's av.error.OSError is one)
+        fail(f"{out}: could not write ({e.strerror or e})")
     if as_json:
         print(json.dumps({"format": fmt.value, **report}, indent=2))
         return
