@@ -143,3 +143,30 @@ def test_clip_mode_none_with_integer_wav_warns_and_records_the_clamp(tmp_path: P
                           "--bit-depth", "32", "--json", "-q"], capsys)
     manifest = json.loads(Path(json.loads(out)["manifest"]).read_text())
     assert manifest["clip"]["action"] == "left over full scale"
+
+
+def test_an_interrupted_overwrite_does_not_advise_skip_existing(tmp_path: Path, tiny_model: str,
+                                                                 capsys: pytest.CaptureFixture,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    a = song(tmp_path / "01.wav")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("stemwright.api.Separator.separate_file", interrupted)
+    code, _, err = run(["separate", str(a), "-o", str(tmp_path / "out"), "-m", tiny_model, "-q", "--overwrite"], capsys)
+    assert code == 130 and "--skip-existing" not in err and "rerun the same command" in err, err
+    code, _, err = run(["separate", str(a), "-o", str(tmp_path / "out"), "-m", tiny_model, "-q"], capsys)
+    assert code == 130 and "--skip-existing" in err
+
+
+def test_progress_off_a_terminal_is_one_plain_line_per_track(tmp_path: Path, tiny_model: str,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    a, b = song(tmp_path / "a.wav"), song(tmp_path / "b.wav", seed=1)
+    code, _, err = run(["separate", str(a), str(b), "-o", str(tmp_path / "out"), "-m", tiny_model], capsys)
+    assert code == 0, err
+    assert "\r" not in err
+    assert err.splitlines() == [f"{a}: done", f"{b}: done"]
+    import logging
+
+    assert logging.getLogger("ray").level == logging.ERROR  # Ray's start-up notices only with -v

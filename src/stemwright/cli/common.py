@@ -57,11 +57,17 @@ def need_extra(module: str, extra: str, what: str) -> Any:
         fail(f"{what} needs the optional package {e.name or module!r}: pip install 'stemwright[{extra}]'")
 
 
+def stderr_is_terminal() -> bool:
+    """Whether progress may redraw itself in place (``\r``) on stderr."""
+    return sys.stderr.isatty()
+
+
 def progress_bar(total: float, description: str, *, enabled: bool = True, position: int | None = None,
                  unit: str = "it") -> Any:
-    """A tqdm bar on stderr (the project's one progress library); disabled bars cost nothing."""
+    """A tqdm bar on stderr (the project's one progress library); disabled bars cost nothing. Only on a terminal:
+    in a log file or a pipe a bar is one line of carriage returns (commands print plain lines there instead)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=description, disable=not enabled, file=sys.stderr, dynamic_ncols=True,
+    return tqdm(total=total, desc=description, disable=not (enabled and stderr_is_terminal()), file=sys.stderr, dynamic_ncols=True,
                 position=position, unit=unit, leave=True,
                 bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")

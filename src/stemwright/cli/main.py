@@ -79,7 +79,7 @@ def _setup_output(verbose: bool) -> None:
     root.setLevel(logging.INFO if verbose else logging.WARNING)
     if not verbose:
         logging.getLogger("stemwright").setLevel(logging.WARNING)
-        for noisy in ("numba", "matplotlib", "PIL", "httpx", "urllib3"):
+        for noisy in ("numba", "matplotlib", "PIL", "httpx", "urllib3", "ray"):  # ray: "Token authentication..."
             logging.getLogger(noisy).setLevel(logging.ERROR)
     from stemwright.audio.io import set_native_decoder_messages
 
@@ -96,9 +96,16 @@ def _missing_extra(error: ImportError) -> str | None:
     return f"this command needs the optional package {name!r}: pip install 'stemwright[{extra}]'" if extra else None
 
 
-def _interrupted(name: str) -> None:
-    print("error: interrupted (finished tracks are kept; rerun with --skip-existing to do the rest)"
-          if name == "separate" else "error: interrupted", file=sys.stderr)
+def _interrupted(name: str, args: list[str]) -> None:
+    if name != "separate":
+        print("error: interrupted", file=sys.stderr)
+    elif "--overwrite" in args:
+        # --skip-existing would refuse the tracks this run had not reached yet: they hold the earlier run's stems
+        print("error: interrupted (finished tracks are kept; rerun the same command to separate them all again)",
+              file=sys.stderr)
+    else:
+        print("error: interrupted (finished tracks are kept; rerun with --skip-existing to do the rest)",
+              file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     except _EXITS as e:
         return int(getattr(e, "exit_code", getattr(e, "code", 1)) or 0)
     except (*_ABORTS, KeyboardInterrupt):  # click turns Ctrl-C into Abort
-        _interrupted(name)
+        _interrupted(name, args)
         return 130
     except ImportError as e:
         message = _missing_extra(e)
@@ -153,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         code = e.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     if result == 130:  # typer turns Ctrl-C into a return value of 130, in non-standalone mode
-        _interrupted(name)
+        _interrupted(name, args)
     return result if isinstance(result, int) else 0
 
 

@@ -292,15 +292,21 @@ class _Runner:
             slot = self._slots.pop(0) if self._slots else None
         name = track_name(path)[:40]
         bar = progress_bar(1.0, f"{name} {'':<9}", enabled=self.progress, position=slot)
+        stages: list[str] = []
         try:
             def on_progress(ev: Any) -> None:
                 bar.n = round(ev.fraction, 3)
                 bar.set_description_str(f"{name} {ev.stage:<9}", refresh=True)
+                if bar.disable and (not stages or stages[-1] != ev.stage):
+                    stages.append(ev.stage)
+                    log.info("%s: %s", path, ev.stage)  # no terminal: one plain line per stage, with -v
 
             outcome = self._separate(path, on_progress)
+            status = "skipped" if outcome.skipped else "done" if outcome.ok else "failed"
             bar.n = 1.0
-            bar.set_description_str(f"{name} {'skipped' if outcome.skipped else 'done' if outcome.ok else 'failed':<9}",
-                                    refresh=True)
+            bar.set_description_str(f"{name} {status:<9}", refresh=True)
+            if bar.disable and self.progress:  # no terminal: one plain line per track, never a carriage return
+                print(f"{path}: {status}", file=sys.stderr, flush=True)
             return outcome
         finally:
             bar.close()
