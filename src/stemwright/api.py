@@ -918,6 +918,13 @@ def _previous_run(plan: OutputPlan) -> Manifest | None:
         return None
 
 
+def remove_leftovers(plan: OutputPlan) -> None:
+    """What an interrupted separation of ``plan``'s input left (temporaries, spools, empty folders), removed:
+    for a caller whose workers were stopped without running their own cleanup (``batch`` after Ctrl-C)."""
+    _remove_stale_temporaries(plan)
+    _remove_empty_dirs(plan)
+
+
 def _remove_stale_temporaries(plan: OutputPlan) -> None:
     """Delete what a killed run (SIGKILL, out of memory, a lost node: no handler runs) left of this track's
     outputs: ``.<stem file>.XXXX.part.<ext>`` temporaries and ``.spool.f32`` spools. A track is separated by one

@@ -87,6 +87,7 @@ class BatchReport:
     seconds: float
     workers_replaced: int
     results: tuple[TrackResult, ...] = field(default_factory=tuple)
+    interrupted: bool = False  # stopped by Ctrl-C: ``results`` holds what finished before
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
@@ -104,6 +105,7 @@ class BatchReport:
         return {
             "model": self.model, "outdir": self.outdir, "address": self.address, "workers": self.workers,
             "seconds": round(self.seconds, 3), "workers_replaced": self.workers_replaced,
+            "interrupted": self.interrupted,
             "done": self.count("done"), "skipped": self.count("skipped"), "failed": self.count("failed"),
             "songs_per_minute": round(self.songs_per_minute, 4), "audio_hours": round(self.audio_hours, 6),
             "failures": [{"index": r.index, "input": r.input, "reason": r.reason, "attempts": r.attempts}
@@ -118,8 +120,8 @@ class BatchReport:
         lines = [f"{self.count('done')} separated, {self.count('skipped')} already done, {self.count('failed')} "
                  f"failed in {self.seconds:.1f} s on {self.workers} worker(s): {self.songs_per_minute:.2f} songs/min, "
                  f"{self.audio_hours * 60:.2f} min of audio"]
-        lines += [f"failed: {r.input}: {r.reason} ({r.attempts} attempt(s))" for r in self.results
-                  if r.status == "failed"]
+        lines += [f"failed: {r.input}: {r.reason}" + (f" ({r.attempts} attempt(s))" if r.attempts else "")
+                  for r in self.results if r.status == "failed"]
         return "\n".join(lines)
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -80,8 +82,8 @@ def command(
 ) -> None:
     """Separate many files on Ray: OUT/<track>/<stem>.<ext> + stemwright.json each, and OUT/batch.json."""
     need_extra("ray", "ray", "stemwright batch")
-    from stemwright.api import Separator
-    from stemwright.batch.ray_runner import REPORT_NAME, BatchSettings, RayBatch, TrackResult
+    from stemwright.api import Separator, remove_leftovers
+    from stemwright.batch.ray_runner import BatchSettings, RayBatch, TrackResult
 
     if not inputs:
         fail("give at least one INPUT file, folder or list", USAGE_EXIT)
@@ -102,30 +104,63 @@ def command(
     except ValueError as e:
         fail(str(e), INPUT_EXIT)
     items = refuse_collisions(sep, collect_inputs(paths, exclude=out), out, options)
+    # Every input is in the report at its position: those that failed before Ray (a missing path in a list, a
+    # collision) as failed with no attempt; Ray's results are re-indexed from the list of the others.
+    positions = [k for k, item in enumerate(items) if not isinstance(item, Outcome)]
+    todo = [str(items[k]) for k in positions]
+    plans = {p: sep.plan(Path(p), out, options) for p in todo}  # to clean up after an interrupt
     del sep
-    early = [o for o in items if isinstance(o, Outcome)]
-    todo = [str(p) for p in items if not isinstance(p, Outcome)]
+    finished = [TrackResult(index=k, input=o.input, status="failed", reason=(o.error or "").removeprefix(f"{o.input}: "),
+                            attempts=0)
+                for k, o in enumerate(items) if isinstance(o, Outcome)]
     settings = BatchSettings(model=model, device=device.value, segment=segment, overlap=overlap, shifts=shifts,
                              residual=residual, offline=offline, options=options, outdir=str(out),
                              overwrite=overwrite)
     bar = progress_bar(len(todo), "tracks", enabled=not quiet and not as_json, unit="track")
 
     def on_result(r: TrackResult) -> None:
+        r = replace(r, index=positions[r.index])
+        finished.append(r)
         bar.update(1)
         if as_json:
             print(json.dumps(r.as_json()), flush=True)
 
+    if as_json:
+        for r in finished:
+            print(json.dumps(r.as_json()), flush=True)
+    t0 = time.perf_counter()
+    ray_report = None
     try:
-        with RayBatch(settings, workers=workers, address=address, gpus_per_worker=gpus_per_worker,
-                      retries=retries) as batch:
-            report = batch.run(todo, on_result)
+        if todo:
+            with RayBatch(settings, workers=workers, address=address, gpus_per_worker=gpus_per_worker,
+                          retries=retries) as batch:
+                ray_report = batch.run(todo, on_result)
     except (ConnectionError, RuntimeError) as e:
         fail(f"Ray: {e}", INPUT_EXIT)
+    except KeyboardInterrupt:
+        # the workers are gone (RayBatch shut them down): remove what they left, and report what finished
+        done = {r.input for r in finished}
+        for p in todo:
+            if p not in done:
+                remove_leftovers(plans[p])
+        _report(model, out, address, workers, time.perf_counter() - t0, 0, finished, interrupted=True)
+        raise
     finally:
         bar.close()
-    report.write(out / REPORT_NAME)
+    report = _report(model, out, address, workers, ray_report.seconds if ray_report else 0.0,
+                     ray_report.workers_replaced if ray_report else 0, finished)
     print(report.summary(), file=sys.stderr if as_json else sys.stdout)
-    for o in early:
-        print(f"error: {o.error}", file=sys.stderr)
-    if early or report.count("failed"):
+    if report.count("failed"):
         raise typer.Exit(INPUT_EXIT)
+
+
+def _report(model: str, out: Path, address: str | None, workers: int, seconds: float, replaced: int,
+            results: list[Any], interrupted: bool = False) -> Any:
+    """Write ``OUT/batch.json`` with every input's result, in input order; returns the report."""
+    from stemwright.batch.ray_runner import REPORT_NAME, BatchReport
+
+    report = BatchReport(model=model, outdir=str(out), address=address, workers=workers, seconds=seconds,
+                         workers_replaced=replaced, results=tuple(sorted(results, key=lambda r: r.index)),
+                         interrupted=interrupted)
+    report.write(out / REPORT_NAME)
+    return report
