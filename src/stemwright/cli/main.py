@@ -10,18 +10,6 @@ import logging
 import sys
 import warnings
 
-import click
-import typer
-
-try:  # typer >= 0.20 vendors its own copy of click
-    from typer._click import exceptions as _tclick
-except ImportError:  # pragma: no cover - older typer uses click itself
-    _tclick = click.exceptions
-
-_USAGE_ERRORS = (click.UsageError, _tclick.UsageError)
-_EXITS = (click.exceptions.Exit, typer.Exit)
-_ABORTS = (click.Abort, typer.Abort)
-
 from stemwright import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -117,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         verbose, args = True, [args[0]] + [a for a in args[1:] if a not in VERBOSE_FLAGS]
     elif args and args[0] == "train":
         verbose = verbose or any(a in VERBOSE_FLAGS for a in args[1:])
-    _setup_output(verbose)
+    # help, version and usage errors are answered before any output setup or import (--help stays fast)
     if not args:  # a bare command is a usage error, as in git, pip and demucs
         print(_usage(), file=sys.stderr)
         return 2
@@ -131,6 +119,23 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    _setup_output(verbose)
+    return _run(name, args)
+
+
+def _run(name: str, args: list[str]) -> int:
+    """Run sub-command ``name`` with ``args`` (``args[0]`` is the name); returns the exit status."""
+    # imported here, not at the top: 'stemwright --help' needs neither (about 0.2 s)
+    import click
+    import typer
+
+    try:  # typer >= 0.20 vendors its own copy of click
+        from typer._click import exceptions as tclick
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        tclick = click.exceptions
+    usage_errors = (click.UsageError, tclick.UsageError)
+    exits = (click.exceptions.Exit, typer.Exit)
+    aborts = (click.Abort, typer.Abort)
     from stemwright.atomic import remove_temporaries_on_signals
 
     remove_temporaries_on_signals()
@@ -141,13 +146,13 @@ def main(argv: list[str] | None = None) -> int:
                           context_settings={"help_option_names": HELP_FLAGS})
         app.command(name=name, help=module.command.__doc__ or help_)(module.command)
         result = app(args[1:], prog_name=f"stemwright {name}", standalone_mode=False)
-    except _USAGE_ERRORS as e:
+    except usage_errors as e:
         # One plain line (no boxed rich panel), naming the command; exit status 2 as for any usage error.
         print(f"error: {e.format_message()} (see 'stemwright {name} -h')", file=sys.stderr)
         return 2
-    except _EXITS as e:
+    except exits as e:
         return int(getattr(e, "exit_code", getattr(e, "code", 1)) or 0)
-    except (*_ABORTS, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+    except (*aborts, KeyboardInterrupt):  # click turns Ctrl-C into Abort
         _interrupted(name, args)
         return 130
     except ImportError as e:
