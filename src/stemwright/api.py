@@ -485,6 +485,7 @@ class Separator:
         overwrite: bool = False,
         progress: ProgressCallback | None = None,
         skip_existing: bool = False,
+        options: SeparationOptions | None = None,
     ) -> SeparationResult:
         """Separate an audio file and write the stems plus ``stemwright.json`` (written last, atomically).
 
@@ -494,12 +495,21 @@ class Separator:
         the stems of the previous run of the track that this run does not write, so a folder never mixes two
         runs. Nothing is created for an input that fails, and stems written before a failure are removed.
 
-        Raises :class:`~stemwright.audio.io.AudioError` for unreadable input or unwritable output and
-        :class:`SeparationError` for bad options.
+        ``options``: the output options as :meth:`options` returned them (checked once by a caller that
+        separates many files); they replace ``fmt`` ... ``filename`` and are checked again here.
+
+        Raises :class:`~stemwright.errors.AudioError` for unreadable input or unwritable output (its subclasses
+        :class:`~stemwright.errors.OutputExists`, :class:`~stemwright.errors.OtherRunExists`,
+        :class:`~stemwright.errors.OutputIsInput` for outputs in the way) and :class:`SeparationError` for bad
+        options.
         """
         progress = progress or self.progress
         if overwrite and skip_existing:
             raise SeparationError("choose either overwrite or skip_existing, not both")
+        if options is not None:
+            fmt, bit_depth, mp3_bitrate = options.format, options.bit_depth or 24, options.mp3_bitrate or 320
+            clip_mode, two_stems, filename = options.clip_mode, options.two_stems, options.filename
+            stems = list(options.stems) if options.stems else None
         options = self.options(fmt, bit_depth, mp3_bitrate, clip_mode, stems, two_stems, filename)
         plan = self.plan(path, outdir, options)
         refuse_input_as_output(plan, [Path(path)])

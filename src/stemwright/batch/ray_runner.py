@@ -44,6 +44,7 @@ class BatchSettings:
     options: SeparationOptions
     outdir: str
     overwrite: bool = False
+    fast: bool = False  # bfloat16 where the worker's device runs it natively (Separator's fast)
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -135,7 +136,7 @@ class SeparatorWorker:
         self.settings = settings
         self.sep = Separator(model=settings.model, device=settings.device, segment=settings.segment,
                              overlap=settings.overlap, shifts=settings.shifts, residual=settings.residual,
-                             offline=settings.offline, progress=None)
+                             offline=settings.offline, progress=None, fast=settings.fast)
 
     def pid(self) -> int:
         return os.getpid()
@@ -145,11 +146,8 @@ class SeparatorWorker:
         t0 = time.perf_counter()
         base = dict(index=index, input=path, attempts=attempt, worker_pid=os.getpid())
         try:
-            r = self.sep.separate_file(
-                path, self.settings.outdir, fmt=o.format, bit_depth=o.bit_depth or 24,
-                mp3_bitrate=o.mp3_bitrate or 320, clip_mode=o.clip_mode, stems=list(o.stems) if o.stems else None,
-                two_stems=o.two_stems, filename=o.filename, overwrite=self.settings.overwrite,
-                skip_existing=not self.settings.overwrite)
+            r = self.sep.separate_file(path, self.settings.outdir, options=o, overwrite=self.settings.overwrite,
+                                       skip_existing=not self.settings.overwrite)
         except ValueError as e:  # bad input or unwritable output: the message names the file and the reason
             msg = str(e)
             return TrackResult(status="failed", reason=msg if path in msg else f"{path}: {msg}", **base), False

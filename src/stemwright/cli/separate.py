@@ -13,17 +13,12 @@ from typing import Any, Callable, Iterator, Optional
 
 import typer
 
-from stemwright.audio.io import CLIP_MODES, WRITE_FORMATS
-from stemwright.cli.common import INPUT_EXIT, USAGE_EXIT, choices, fail, fail_from, name_list, progress_bar
-from stemwright.models.defaults import DEFAULT_MODEL, DEFAULT_VOCALS_MODEL
+from stemwright.cli import options
+from stemwright.cli.common import INPUT_EXIT, USAGE_EXIT, fail, fail_from, name_list, progress_bar
 
 log = logging.getLogger(__name__)
 
 DEMO_RESOURCE = "data/demo.ogg"
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # as stemwright.engine.device.DEVICE_CHOICES (no torch import here)
-OutFormat = choices("OutFormat", WRITE_FORMATS)
-ClipMode = choices("ClipMode", CLIP_MODES)
-Device = choices("Device", DEVICE_CHOICES)
 
 
 @dataclass(frozen=True)
@@ -92,43 +87,35 @@ def collect_inputs(inputs: list[Path], exclude: Path | None = None) -> list[Path
 def command(
     inputs: list[Path] = typer.Argument(None, help="Audio files or folders (walked for audio files).", show_default=False),
     out: Path = typer.Option(Path("separated"), "-o", "--out", help="Output folder."),
-    model: Optional[str] = typer.Option(None, "-m", "-n", "--model", "--name",
-                                        help=f"Model name ('stemwright models'), or a checkpoint path [default: {DEFAULT_MODEL}; {DEFAULT_VOCALS_MODEL} with --two-stems vocals]."),
-    stems: Optional[str] = typer.Option(None, "--stems", help="Comma-separated stems to write, e.g. vocals,drums."),
-    two_stems: Optional[str] = typer.Option(None, "--two-stems", help="Write STEM and no_STEM (the rest)."),
-    fmt: Optional[OutFormat] = typer.Option(None, "--format", help="Output format [default: wav]."),  # type: ignore[valid-type]
-    mp3: bool = typer.Option(False, "--mp3", help="Same as --format mp3."),
-    flac: bool = typer.Option(False, "--flac", help="Same as --format flac."),
-    bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="wav: 16, 24 or 32 (float); flac: 16 or 24 [default: 24]."),
-    int24: bool = typer.Option(False, "--int24", help="Same as --bit-depth 24."),
-    float32: bool = typer.Option(False, "--float32", help="Same as --bit-depth 32 (float wav)."),
-    mp3_bitrate: int = typer.Option(320, "--mp3-bitrate", help="mp3 bitrate in kbit/s (32-320)."),
-    device: Device = typer.Option("auto", "-d", "--device", help="Where the model runs."),  # type: ignore[valid-type]
-    segment: Optional[float] = typer.Option(None, "--segment", help="Chunk length in seconds, >= 0.5 (default: the model's)."),
-    overlap: Optional[float] = typer.Option(None, "--overlap", help="Overlap between chunks, in [0, 1) (default: the model's publisher's, else 0.25)."),
-    shifts: int = typer.Option(0, "--shifts", help="Average N randomly shifted passes (slower, slightly better)."),
-    residual: Optional[str] = typer.Option(None, "--residual", help="Put mixture minus the other stems into STEM."),
+    model: options.Model = None,
+    stems: options.Stems = None,
+    two_stems: options.TwoStems = None,
+    fmt: options.Format = None,
+    mp3: options.Mp3 = False,
+    flac: options.Flac = False,
+    bit_depth: options.BitDepth = None,
+    int24: options.Int24 = False,
+    float32: options.Float32 = False,
+    mp3_bitrate: options.Mp3Bitrate = 320,
+    device: options.Device = typer.Option("auto", "-d", "--device", help="Where the model runs."),  # type: ignore[valid-type]
+    segment: options.Segment = None,
+    overlap: options.Overlap = None,
+    shifts: options.Shifts = 0,
+    residual: options.Residual = None,
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Files separated in parallel."),
-    filename: str = typer.Option(
-        "{track}/{stem}.{ext}", "--filename",
-        help="Output path template with {track} {stem} {ext} {model} {parent} {ext_in}: '{model}/{track}/{stem}.{ext}' "
-             "to compare models, '{parent}/{stem}.{ext}' for dataset folders (MUSDB's TRACK/mixture.wav)."),
+    filename: options.Filename = options.DEFAULT_FILENAME,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (and the previous run's other stems)."),
     skip_existing: bool = typer.Option(False, "--skip-existing",
-                                       help="Skip tracks already separated with this model and these options; redo interrupted ones."),
+                                       help="Skip tracks already separated from the same file with this model and these options; redo interrupted ones."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON result per input (one per line, in input order, as each is done)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    clip_mode: ClipMode = typer.Option("rescale", "--clip-mode", help="Peaks over full scale: rescale all stems, clamp, or keep (float wav)."),  # type: ignore[valid-type]
+    quiet: options.Quiet = False,
+    clip_mode: options.ClipMode = "rescale",  # type: ignore[assignment]
     demo: bool = typer.Option(False, "--demo", help="Separate the bundled demo song and print where the stems went."),
-    offline: bool = typer.Option(False, "--offline", help="Never download model weights."),
-    fast: bool = typer.Option(False, "--fast", help="bfloat16 where the CPU/GPU runs it natively (AVX-512 BF16, AMX, Ampere+): "
-                              "faster, slightly different stems; elsewhere no effect."),
+    offline: options.Offline = False,
+    fast: options.Fast = False,
 ) -> None:
     """Split songs into stems: OUT/<track>/<stem>.<ext> plus OUT/<track>/stemwright.json."""
-    from stemwright.api import Separator, check_output_options, check_settings
-    from stemwright.atomic import check_writable_folder
-    from stemwright.engine.device import resolve_device
-    from stemwright.errors import OutputError, StemwrightError
+    from stemwright.api import Separator
 
     inputs = list(inputs or [])
     if demo:
@@ -137,33 +124,25 @@ def command(
         fail("give at least one INPUT file or folder (or --demo)", USAGE_EXIT)
     if overwrite and skip_existing:
         fail("use either --overwrite or --skip-existing, not both", USAGE_EXIT)
-    out_format = output_format(fmt.value if fmt else None, mp3, flac)
-    depth = output_bit_depth(bit_depth, int24, float32)
+    out_format = options.output_format(fmt.value if fmt else None, mp3, flac)
+    depth = options.output_bit_depth(bit_depth, int24, float32)
     stem_list = name_list(stems)
-    model = model or (DEFAULT_VOCALS_MODEL if two_stems == "vocals" else DEFAULT_MODEL)
+    model = options.model_name(model, two_stems)
     # options, then inputs and the output folder, are checked before the model loads (seconds): a typo fails at once
-    try:
-        check_settings(segment, overlap, shifts)
-        check_output_options(out_format, depth, mp3_bitrate, clip_mode.value, filename, out)
-        resolve_device(device.value)
-    except StemwrightError as e:
-        fail_from(e)
-    try:
-        check_writable_folder(out)
-    except OutputError as e:
-        fail(str(e))
+    options.check_early(out, out_format, depth, mp3_bitrate, clip_mode.value, filename, segment, overlap, shifts,
+                        device.value)
     items = probe_inputs(collect_inputs(inputs, exclude=out))
-    sep = options = None
+    sep = out_options = None
     if any(isinstance(i, Path) for i in items):  # else every input failed: no model is needed to say so
         try:
             sep = Separator(model=model, device=device.value, segment=segment, overlap=overlap,
                             shifts=shifts, residual=residual, offline=offline, fast=fast)
-            options = sep.options(out_format, depth, mp3_bitrate, clip_mode.value, stem_list, two_stems, filename)
-            sep.plan(Path("track.wav"), out, options)  # a template that leaves the output folder is a usage error
+            out_options = sep.options(out_format, depth, mp3_bitrate, clip_mode.value, stem_list, two_stems, filename)
+            sep.plan(Path("track.wav"), out, out_options)  # a template that leaves the output folder is a usage error
         except (ValueError, TypeError) as e:  # typed: StemwrightError.exit_code says usage (2) or input (1)
             fail_from(e)
-        items = refuse_collisions(sep, items, out, options)
-    runner = _Runner(sep, out, options, overwrite=overwrite, skip_existing=skip_existing or (demo and not overwrite),
+        items = refuse_collisions(sep, items, out, out_options)
+    runner = _Runner(sep, out, out_options, overwrite=overwrite, skip_existing=skip_existing or (demo and not overwrite),
                      progress=not quiet)
     failures: list[Outcome] = []
     n_done = n_skipped = 0
@@ -202,23 +181,6 @@ def probe_inputs(items: list[Path | Outcome]) -> list[Path | Outcome]:
                 item = Outcome(str(item), False, error=str(e))
         checked.append(item)
     return checked
-
-
-def output_format(fmt: str | None, mp3: bool, flac: bool) -> str:
-    """The one output format that ``--format``/``--mp3``/``--flac`` ask for (wav when none; shared with ``batch``)."""
-    chosen = {f for f, on in (("mp3", mp3), ("flac", flac)) if on} | ({fmt} if fmt else set())
-    if len(chosen) > 1:
-        fail(f"conflicting output formats: {', '.join(sorted(chosen))} (give one of --format, --mp3, --flac)", USAGE_EXIT)
-    return chosen.pop() if chosen else "wav"
-
-
-def output_bit_depth(bit_depth: int | None, int24: bool, float32: bool) -> int:
-    """The one bit depth that ``--bit-depth``/``--int24``/``--float32`` ask for (24 when none; shared with ``batch``)."""
-    chosen = {d for d, on in ((24, int24), (32, float32)) if on} | ({bit_depth} if bit_depth is not None else set())
-    if len(chosen) > 1:
-        fail(f"conflicting bit depths: {', '.join(map(str, sorted(chosen)))} (give one of --bit-depth, --int24, "
-             "--float32)", USAGE_EXIT)
-    return chosen.pop() if chosen else 24
 
 
 def refuse_collisions(sep: Any, items: list[Path | Outcome], out: Path, options: Any) -> list[Path | Outcome]:
@@ -319,7 +281,7 @@ class _Runner:
 
         try:
             result = self.sep.separate_file(path, self.out, progress=progress, overwrite=self.overwrite,
-                                            skip_existing=self.skip_existing, **_file_options(self.options))
+                                            skip_existing=self.skip_existing, options=self.options)
         except StemwrightError as e:  # the message says what and why; the library names no flags, the CLI does
             msg = str(e)
             if isinstance(e, OtherRunExists):
@@ -332,13 +294,6 @@ class _Runner:
             return Outcome(str(path), False, error=f"{path}: {type(e).__name__}: {e}")
         return Outcome(str(path), True, manifest=result.manifest, manifest_path=str(result.manifest_path),
                        skipped=result.skipped)
-
-
-def _file_options(options: Any) -> dict[str, Any]:
-    """``separate_file`` keywords from the checked :class:`~stemwright.manifest.SeparationOptions`."""
-    return dict(fmt=options.format, bit_depth=options.bit_depth or 24, mp3_bitrate=options.mp3_bitrate or 320,
-                clip_mode=options.clip_mode, stems=list(options.stems) if options.stems else None,
-                two_stems=options.two_stems, filename=options.filename)
 
 
 def _print_demo(o: Outcome) -> None:
