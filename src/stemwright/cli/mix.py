@@ -8,10 +8,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from stemwright.audio.io import CLIP_MODES
-from stemwright.cli.common import USAGE_EXIT, choices, fail, name_list, warn
-
-ClipMode = choices("ClipMode", CLIP_MODES)
+from stemwright.cli import options
+from stemwright.cli.common import USAGE_EXIT, fail, name_list, warn
 
 if TYPE_CHECKING:  # imported lazily at run time so that 'stemwright --help' stays fast
     from stemwright.mixer.document import Mix
@@ -112,11 +110,11 @@ def command(
     stem_names: Optional[str] = typer.Option(
         None, "--stems", help="Comma-separated stem files to use in a folder without stemwright.json (default: "
                               "the known stem names: vocals, drums, bass, other, guitar, piano, accompaniment, no_*)."),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="wav, flac or mp3 (default: from the output name)."),
-    bit_depth: int = typer.Option(24, "--bit-depth", help="wav: 16, 24 or 32 (float); flac: 16 or 24."),
-    mp3_bitrate: int = typer.Option(320, "--mp3-bitrate", help="mp3 bitrate in kbit/s."),
-    clip_mode: ClipMode = typer.Option("rescale", "--clip-mode", help="Peaks over full scale: one gain for the whole mix (rescale), clamp, or keep (float wav)."),  # type: ignore[valid-type]
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    fmt: options.FileFormat = None,
+    bit_depth: options.FileBitDepth = 24,
+    mp3_bitrate: options.Mp3Bitrate = 320,
+    clip_mode: options.FileClipMode = "rescale",  # type: ignore[assignment]
+    overwrite: options.FileOverwrite = False,
 ) -> None:
     """Remix separated stems into one file.
 

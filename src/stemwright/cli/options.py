@@ -96,3 +96,13 @@ def check_early(out: Path, fmt: str, bit_depth: int, mp3_bitrate: int, clip_mode
         check_writable_folder(out)
     except StemwrightError as e:
         fail_from(e)
+
+
+# -- the one audio file that mix and mashup write ----------------------------------------------------------------
+FileFormat = Annotated[Optional[str], typer.Option(
+    "--format", "-f", help="wav, flac or mp3 (default: from the output name).")]
+FileBitDepth = Annotated[int, typer.Option("--bit-depth", help="wav: 16, 24 or 32 (float); flac: 16 or 24.")]
+FileClipMode = Annotated[ClipModeChoice, typer.Option(  # type: ignore[valid-type]
+    "--clip-mode", help="Peaks over full scale: one gain for the whole mix (rescale), clamp, or keep (32-bit float "
+                        "wav only; other formats clamp them, with a warning).")]
+FileOverwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
