@@ -84,7 +84,8 @@ def command(
 ) -> None:
     """Separate many files on Ray: OUT/<track>/<stem>.<ext> + stemwright.json each, and OUT/batch.json."""
     need_extra("ray", "ray", "stemwright batch")
-    from stemwright.api import Separator, remove_leftovers
+    from stemwright.api import Separator
+    from stemwright.output import remove_leftovers
     from stemwright.batch.ray_runner import BatchSettings, RayBatch, TrackResult
 
     if not inputs:

@@ -82,7 +82,8 @@ def check_early(out: Path, fmt: str, bit_depth: int, mp3_bitrate: int, clip_mode
     """The option checks that need no model (exit 2, or 1 for an output folder that cannot be written): before
     the inputs are read and the model is loaded. ``device`` ``None``: not checked here (``batch``'s workers may
     run on other machines)."""
-    from stemwright.api import check_output_options, check_settings
+    from stemwright.api import check_settings
+    from stemwright.output import check_output_options
     from stemwright.atomic import check_writable_folder
     from stemwright.cli.common import fail_from
     from stemwright.engine.device import resolve_device

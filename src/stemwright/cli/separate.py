@@ -186,7 +186,7 @@ def probe_inputs(items: list[Path | Outcome]) -> list[Path | Outcome]:
 def refuse_collisions(sep: Any, items: list[Path | Outcome], out: Path, options: Any) -> list[Path | Outcome]:
     """Inputs whose outputs would land on an earlier input's files (``A/01.wav`` and ``B/01.wav`` with the
     default layout) fail before any work: a run never overwrites its own output."""
-    from stemwright.api import refuse_input_as_output
+    from stemwright.output import refuse_input_as_output
     from stemwright.errors import StemwrightError
 
     owner: dict[Path, Path] = {}
@@ -248,7 +248,7 @@ class _Runner:
             yield from pool.map(work, items)  # map yields in input order
 
     def one(self, path: Path) -> Outcome:
-        from stemwright.api import track_name
+        from stemwright.output import track_name
 
         with self._lock:
             slot = self._slots.pop(0) if self._slots else None
