@@ -170,3 +170,11 @@ def test_progress_off_a_terminal_is_one_plain_line_per_track(tmp_path: Path, tin
     import logging
 
     assert logging.getLogger("ray").level == logging.ERROR  # Ray's start-up notices only with -v
+
+
+def test_progress_on_a_terminal_is_a_bar(tmp_path: Path, tiny_model: str, capsys: pytest.CaptureFixture,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("stemwright.cli.common.stderr_is_terminal", lambda: True)
+    a = song(tmp_path / "a.wav")
+    code, _, err = run(["separate", str(a), "-o", str(tmp_path / "out"), "-m", tiny_model], capsys)
+    assert code == 0 and "100%" in err and f"{a}: done" not in err
