@@ -97,6 +97,27 @@ def wait_status(client: TestClient, song_id: str, statuses=("done",), timeout=60
     raise AssertionError(f"song {song_id} did not reach {statuses}: {song}")
 
 
+def sse_events(lines) -> list[tuple[str, str | None, dict]]:
+    """``(event name, id, data)`` of a server-sent event stream's lines (``message`` when unnamed)."""
+    import json
+
+    out, name, event_id, data = [], "message", None, []
+    for line in lines:
+        if line == "":
+            if data:
+                out.append((name, event_id, json.loads("\n".join(data))))
+            name, event_id, data = "message", None, []
+        elif line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("id: "):
+            event_id = line[4:]
+        elif line.startswith("data: "):
+            data.append(line[6:])
+    if data:
+        out.append((name, event_id, json.loads("\n".join(data))))
+    return out
+
+
 @pytest.fixture()
 def short_wav(tmp_path) -> Path:
     rng = np.random.default_rng(0)

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from stemwright.server.db import Library
-from tests.server.conftest import FakeSeparator, upload, wait_status
+from tests.server.conftest import sse_events, FakeSeparator, upload, wait_status
 
 
 def test_upload_separate_and_serve_stems(make_client, short_wav):
@@ -186,8 +186,8 @@ def test_events_stream(make_client, short_wav):
     sid = upload(c, short_wav).json()["id"]
     with c.stream("GET", "/api/events?until_idle=true") as r:
         assert r.headers["content-type"].startswith("text/event-stream")
-        events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: ")]
-    statuses = [j["status"] for e in events for j in e["jobs"]]
+        events = sse_events(r.iter_lines())
+    statuses = [j["status"] for name, _id, e in events if name == "message" for j in e["jobs"]]
     assert statuses[-1] == "done"
     assert wait_status(c, sid)["status"] == "done"
 
@@ -252,9 +252,9 @@ def test_named_mixes(make_client, short_wav):
 
 
 def test_saved_mixes_per_song_are_bounded(make_client, short_wav, monkeypatch):
-    from stemwright.server import app as app_module
+    from stemwright.server import studio
 
-    monkeypatch.setattr(app_module, "MAX_MIXES_PER_SONG", 3)
+    monkeypatch.setattr(studio, "MAX_MIXES_PER_SONG", 3)
     c = make_client()
     sid = wait_status(c, upload(c, short_wav).json()["id"])["id"]
     doc = {"version": 1, "channels": []}

@@ -40,14 +40,17 @@ def _song(tmp_path: Path) -> Path:
 
 
 def test_analysis_is_computed_once_and_stored(make_client, tmp_path, monkeypatch):
-    client = make_client(separator_factory=FourStems)
-    song = upload(client, _song(tmp_path)).json()
-    done = wait_status(client, song["id"])
+    """The separation job analyses the stems as its last step (issue 23, item 14): opening the mixer finds tempo
+    and key stored, and nothing is computed on request."""
     calls = []
     import stemwright.analysis as analysis_pkg
 
     real = analysis_pkg.analyze
     monkeypatch.setattr(analysis_pkg, "analyze", lambda s: calls.append(1) or real(s))
+    client = make_client(separator_factory=FourStems)
+    song = upload(client, _song(tmp_path)).json()
+    done = wait_status(client, song["id"])
+    assert done["analysis"] in ("analysing", "done")
     first = client.get(f"/api/songs/{song['id']}/analysis")
     assert first.status_code == 200, first.text
     doc = first.json()
@@ -204,9 +207,9 @@ def test_save_loop_as_sample(make_client, tmp_path):
 
 
 def test_sample_library_is_bounded(make_client, tmp_path, monkeypatch):
-    import stemwright.server.app as server_app
+    from stemwright.server import studio
 
-    monkeypatch.setattr(server_app, "MAX_STUDIO_SAMPLES", 1)
+    monkeypatch.setattr(studio, "MAX_STUDIO_SAMPLES", 1)
     client = make_client(separator_factory=FourStems)
     song = upload(client, _song(tmp_path)).json()
     wait_status(client, song["id"])

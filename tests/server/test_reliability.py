@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from stemwright.server import app as app_module
+from stemwright.server import renders
 from tests.server.conftest import upload, wait_status
 
 
@@ -54,7 +54,7 @@ def test_sigterm_with_open_event_stream_exits_promptly(server_process, short_wav
     urllib.request.urlopen(urllib.request.Request(f"{srv.url}api/jobs/{cancel_id}/cancel", method="POST"), timeout=10)
     # an open tab: the event stream stays open as long as the page does
     stream = urllib.request.urlopen(srv.url + "api/events", timeout=30)
-    assert stream.readline().startswith(b"data: ")
+    assert stream.readline().startswith(b"retry: ")  # the stream opens with its reconnection delay
     t0 = time.monotonic()
     srv.proc.send_signal(signal.SIGTERM)
     srv.proc.wait(timeout=15)
@@ -115,13 +115,13 @@ def test_model_listing_does_not_block_the_event_loop(make_client, monkeypatch):
     """While the model registry loads (slow on first use: it imports torch), other requests are answered."""
     c = make_client()
     health_answered = threading.Event()
-    real = app_module._model_entries
+    real = renders.model_entries
 
     def slow_entries():
         health_answered.wait(10)  # returns at once if /api/health got through meanwhile
         return real()
 
-    monkeypatch.setattr(app_module, "_model_entries", slow_entries)
+    monkeypatch.setattr(renders, "model_entries", slow_entries)
     answers = {}
     t = threading.Thread(target=lambda: answers.setdefault("models", c.get("/api/models")))
     t.start()

@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from stemwright.server import app as app_module
+from stemwright.server import renders
 from stemwright.server.app import STATIC_DIR, ServerConfig
 from stemwright.server.exports import ExportQueue
 from tests.server.conftest import idle_factory, upload, wait_status
@@ -164,25 +164,59 @@ def test_export_queue_answers_429(make_client, short_wav, monkeypatch):
     c = make_client(max_exports=1)
     sid = wait_status(c, upload(c, short_wav).json()["id"])["id"]
     release, entered = threading.Event(), threading.Event()
-    real = app_module._render_export
+    real = renders.render_export
 
     def slow_render(*args):
         entered.set()
         release.wait(20)
         real(*args)
 
-    monkeypatch.setattr(app_module, "_render_export", slow_render)
+    monkeypatch.setattr(renders, "render_export", slow_render)
     results = []
     t = threading.Thread(target=lambda: results.append(
         c.post(f"/api/songs/{sid}/export", json={"format": "wav", "document": _mix()})))
     t.start()
     assert entered.wait(10)
-    r = c.post(f"/api/songs/{sid}/export", json={"format": "wav", "document": _mix()})
+    # another document (an identical one shares the running render: test_identical_export_shares_the_render)
+    r = c.post(f"/api/songs/{sid}/export", json={"format": "wav", "document": _mix(pan=0.5)})
     assert r.status_code == 429 and "export queue is full" in r.json()["error"]
     release.set()
     t.join(20)
     assert results[0].status_code == 200
     assert c.post(f"/api/songs/{sid}/export", json={"format": "wav", "document": _mix()}).status_code == 200
+
+
+def test_identical_export_shares_the_render(make_client, short_wav, monkeypatch):
+    """A second click on Export while the first render runs waits for that render (issue 23, item 2): one render,
+    two identical downloads, and the temporary folder is gone once both are sent."""
+    c = make_client()
+    sid = wait_status(c, upload(c, short_wav).json()["id"])["id"]
+    release, entered, calls = threading.Event(), threading.Event(), []
+    real = renders.render_export
+
+    def slow_render(*args):
+        calls.append(1)
+        entered.set()
+        release.wait(20)
+        real(*args)
+
+    monkeypatch.setattr(renders, "render_export", slow_render)
+    results = []
+    post = lambda: results.append(c.post(f"/api/songs/{sid}/export", json={"format": "wav", "document": _mix()}))  # noqa: E731
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    threads[0].start()
+    assert entered.wait(10)
+    threads[1].start()
+    time.sleep(0.5)  # the second request is waiting on the first render
+    release.set()
+    for t in threads:
+        t.join(20)
+    assert [r.status_code for r in results] == [200, 200] and results[0].content == results[1].content
+    assert len(calls) == 1
+    end = time.time() + 5
+    while list((c.app.state.studio.data_dir / "exports").iterdir()) and time.time() < end:
+        time.sleep(0.05)
+    assert not list((c.app.state.studio.data_dir / "exports").iterdir())
 
 
 # -- 4. token mode -------------------------------------------------------------------------------------------------
@@ -242,7 +276,7 @@ def test_printed_url_is_reachable():
 # -- 5. headers, gzip, streamed body limit --------------------------------------------------------------------------
 def test_security_headers(make_client):
     c = make_client()
-    for path in ("/", "/static/app.js", "/api/songs", "/api/songs/" + "0" * 32):
+    for path in ("/", "/static/main.js", "/api/songs", "/api/songs/" + "0" * 32):
         r = c.get(path)
         assert r.headers["x-content-type-options"] == "nosniff", path
         csp = r.headers["content-security-policy"]
@@ -263,14 +297,38 @@ def test_page_needs_no_inline_script_or_style():
     check = Check()
     check.feed((STATIC_DIR / "index.html").read_text())
     assert check.problems == []
-    js = (STATIC_DIR / "app.js").read_text()
-    assert not re.search(r"style=[\"'$]", js), "style attributes in HTML strings are blocked by the CSP"
-    assert "eval(" not in js and "new Function" not in js
+    for module in STATIC_DIR.glob("*.js"):
+        js = module.read_text()
+        assert not re.search(r"style=[\"'$]", js), f"{module.name}: style attributes in HTML strings are blocked by the CSP"
+        assert "eval(" not in js and "new Function" not in js, module.name
+
+
+def test_page_modules_are_small_and_acyclic():
+    """Issue 23: the page is ES modules of at most 300 lines each, importing one way (no cycles)."""
+    graph = {}
+    for module in STATIC_DIR.glob("*.js"):
+        text = module.read_text()
+        assert text.count("\n") <= 300, module.name
+        assert "createScriptProcessor" not in text, f"{module.name}: the deprecated ScriptProcessorNode"
+        graph[module.name] = set(re.findall(r'^import [^;]*? from "\./([\w.]+)";', text, re.M))
+    assert "main.js" in graph and "app.js" not in graph
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"import cycle: {' -> '.join(path + (name,))}"
+        if name in done:
+            return
+        for dep in graph.get(name, ()):
+            visit(dep, path + (name,))
+        done.add(name)
+
+    for name in graph:
+        visit(name, ())
 
 
 def test_text_assets_are_gzipped(make_client, short_wav):
     c = make_client()
-    for path in ("/", "/static/app.js", "/static/style.css"):
+    for path in ("/", "/static/main.js", "/static/style.css"):
         r = c.get(path, headers={"accept-encoding": "gzip"})
         assert r.headers.get("content-encoding") == "gzip", path
     sid = wait_status(c, upload(c, short_wav).json()["id"])["id"]

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import av
 import numpy as np
@@ -130,34 +132,55 @@ def _stereo(x: np.ndarray, what: str) -> np.ndarray:
     return np.repeat(x, 2, axis=0) if x.shape[0] == 1 else x
 
 
-def _encode(tmp: Path, tracks: list[tuple[str, np.ndarray]], samplerate: int, codec: str, bitrate: int) -> None:
-    """Five tracks into an M4A container (FFmpeg's ``ipod`` muxer), in lock-step blocks so the muxer interleaves."""
+def _frames(audio: np.ndarray, fmt: str, samplerate: int) -> Iterator[av.AudioFrame]:
+    """``audio`` ``(2, T)`` float32 as encoder frames of :data:`BLOCK` samples in the encoder's sample format."""
+    for start in range(0, audio.shape[1], BLOCK):
+        block = np.ascontiguousarray(audio[:, start:start + BLOCK])
+        if fmt.startswith("s16"):
+            block = np.clip(np.round(block * 32767.0), -32768, 32767).astype(np.int16)
+        elif fmt.startswith("s32"):
+            block = np.clip(np.round(block * 2147483647.0), -2147483648, 2147483647).astype(np.int32)
+        frame = av.AudioFrame.from_ndarray(block, format=fmt, layout="stereo")
+        frame.sample_rate = samplerate
+        frame.pts = start
+        yield frame
+
+
+def _encode_track(stream: Any, audio: np.ndarray, samplerate: int) -> list[Any]:
+    """Every packet of one track (runs in a worker thread: PyAV releases the GIL inside the encoder)."""
+    fmt = stream.codec_context.format.name  # fltp for aac, s16p/s32p for alac
+    packets = []
+    for frame in _frames(audio, fmt, samplerate):
+        packets += stream.encode(frame)
+    return packets + list(stream.encode(None))
+
+
+def _encode(tmp: Path, tracks: list[tuple[str, np.ndarray]], samplerate: int, codec: str, bitrate: int,
+            workers: int | None = None) -> None:
+    """Five tracks into an M4A container (FFmpeg's ``ipod`` muxer). The encoders are independent, so each track is
+    encoded in its own thread (``workers`` at once; default: one per track up to the CPU count): encoding five
+    streams one block at a time on one core was what made a 3.5-minute song take minutes. The packets are then
+    muxed in time order, so the file interleaves the tracks as a lock-step encode did."""
+    workers = workers or max(1, min(len(tracks), os.cpu_count() or 1))
     with av.open(str(tmp), "w", format="ipod") as out:
         streams = []
         for name, _ in tracks:
-            stream = out.add_stream(codec, rate=samplerate, layout="stereo")
+            # FFmpeg's "fast" AAC coder: about twice the speed of its default (twoloop) search, which at 256 kbit/s
+            # buys no audible difference
+            options = {"aac_coder": "fast"} if codec == "aac" else {}
+            stream = out.add_stream(codec, rate=samplerate, layout="stereo", options=options)
             if codec == "aac":
                 stream.bit_rate = bitrate
             stream.metadata["handler_name"] = name  # the track name most readers show (stempeg's stream titles)
             stream.metadata["title"] = name
             streams.append(stream)
-        fmt = streams[0].codec_context.format.name  # fltp for aac, s16p/s32p for alac
-        n = tracks[0][1].shape[1]
-        for start in range(0, n, BLOCK):
-            for stream, (_, audio) in zip(streams, tracks):
-                block = np.ascontiguousarray(audio[:, start:start + BLOCK])
-                if fmt.startswith("s16"):
-                    block = np.clip(np.round(block * 32767.0), -32768, 32767).astype(np.int16)
-                elif fmt.startswith("s32"):
-                    block = np.clip(np.round(block * 2147483647.0), -2147483648, 2147483647).astype(np.int32)
-                frame = av.AudioFrame.from_ndarray(block, format=fmt, layout="stereo")
-                frame.sample_rate = samplerate
-                frame.pts = start
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-        for stream in streams:
-            for packet in stream.encode(None):
-                out.mux(packet)
+        with ThreadPoolExecutor(workers, thread_name_prefix="stemwright-nistems") as pool:
+            encoded = list(pool.map(_encode_track, streams, [a for _, a in tracks], [samplerate] * len(tracks)))
+        # (dts, track) order: the lock-step interleaving, whatever order the threads finished in
+        order = sorted(((p.dts if p.dts is not None else 0, i, k) for i, ps in enumerate(encoded)
+                        for k, p in enumerate(ps)), key=lambda t: (t[0], t[1], t[2]))
+        for _, i, k in order:
+            out.mux(encoded[i][k])
 
 
 def _boxes(data: bytes, start: int, end: int) -> list[tuple[str, int, int, int]]:
@@ -230,11 +253,12 @@ def read_stem_metadata(path: str | Path) -> StemsMetadata:
 def write_ni_stems(
     path: str | Path, mixture: np.ndarray, stems: Mapping[str, np.ndarray], samplerate: int, *,
     codec: str = "aac", bitrate: int = DEFAULT_BITRATE, metadata: StemsMetadata | None = None,
-    overwrite: bool = False,
+    overwrite: bool = False, workers: int | None = None,
 ) -> dict[str, Any]:
     """Write an NI Stems file: ``mixture`` ``(C, T)`` and the four ``stems`` (in :data:`NI_SLOTS` order, each
     ``(C, T)``, mono or stereo) at ``samplerate``. Peaks over full scale: one gain for all five tracks (so the
-    stems keep summing to the mixture). Written to a temporary name, then renamed. Returns a report."""
+    stems keep summing to the mixture). ``workers``: tracks encoded at once (default one per track up to the CPU
+    count). Written to a temporary name, then renamed. Returns a report."""
     p = Path(path)
     if codec not in CODECS:
         raise NiStemsError(f"codec: must be one of {', '.join(CODECS)}, got {codec!r}")
@@ -254,7 +278,7 @@ def write_ni_stems(
         raise AudioError(p, "already exists")
 
     def write(tmp: Path) -> None:
-        _encode(tmp, list(zip(("mixture",) + meta.names, arrays)), samplerate, codec, bitrate)
+        _encode(tmp, list(zip(("mixture",) + meta.names, arrays)), samplerate, codec, bitrate, workers)
         add_stem_box(tmp, meta)
 
     atomic_write(p, write)

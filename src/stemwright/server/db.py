@@ -70,9 +70,20 @@ MIGRATIONS: list[str] = [
         created REAL NOT NULL
     );
     """,
+    # 3: a song whose source file cannot be decoded to its end (found by a job): the reason, and no Re-run
+    """
+    ALTER TABLE songs ADD COLUMN unreadable TEXT;
+    """,
 ]
 
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+
+
+def interrupted_message(status: str, progress: float) -> str:
+    """What a job stopped by a shutdown was doing, for the library row."""
+    if status == "running":
+        return f"the server stopped while this job was running (at {round(100 * float(progress or 0))} %)"
+    return "the server stopped before this job started (it was queued)"
 
 
 def new_id() -> str:
@@ -144,6 +155,15 @@ class Library:
     def songs(self) -> list[dict[str, Any]]:
         return self.query("SELECT * FROM songs ORDER BY created DESC")
 
+    def set_source_path(self, song_id: str, path: str) -> None:
+        with self.tx() as c:
+            c.execute("UPDATE songs SET source_path = ? WHERE id = ?", (path, song_id))
+
+    def mark_unreadable(self, song_id: str, reason: str) -> None:
+        """The song's source cannot be decoded (a job found it): ``reason`` is shown and Re-run is not offered."""
+        with self.tx() as c:
+            c.execute("UPDATE songs SET unreadable = ? WHERE id = ?", (reason, song_id))
+
     def delete_song(self, song_id: str) -> None:
         with self.tx() as c:
             c.execute("DELETE FROM songs WHERE id = ?", (song_id,))
@@ -173,14 +193,14 @@ class Library:
             c.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*fields.values(), job_id))
 
     def mark_interrupted(self) -> list[str]:
-        """At start-up: jobs left 'running' or 'queued' by a server that died are marked interrupted."""
+        """Jobs left 'running' or 'queued' (by a server that died, at start-up; by a shutdown, at its end) are
+        marked interrupted, with what they were doing: "running at 60 %" or "queued"."""
         with self.tx() as c:
-            ids = [r[0] for r in c.execute("SELECT id FROM jobs WHERE status IN ('running', 'queued')").fetchall()]
-            c.execute(
-                "UPDATE jobs SET status = 'interrupted', error = 'the server stopped while this job was pending' "
-                "WHERE status IN ('running', 'queued')"
-            )
-        return ids
+            rows = c.execute("SELECT id, status, progress FROM jobs WHERE status IN ('running', 'queued')").fetchall()
+            for job_id, status, progress in rows:
+                c.execute("UPDATE jobs SET status = 'interrupted', stage = 'interrupted', error = ? WHERE id = ?",
+                          (interrupted_message(status, progress), job_id))
+        return [r[0] for r in rows]
 
     # -- stems ----------------------------------------------------------------------------------------------
     def set_stems(self, song_id: str, job_id: str, stems: dict[str, str], samplerate: int) -> None:

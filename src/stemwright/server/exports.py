@@ -9,7 +9,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +91,66 @@ class ExportQueue:
                 return await asyncio.to_thread(fn, *args)
         finally:
             self._pending -= 1
+
+
+@dataclass
+class _Render:
+    task: asyncio.Future
+    folder: Path
+    users: int = 0
+
+
+class SharedRenders:
+    """Renders into a temporary folder of the exports queue, shared by identical requests: while a render for
+    ``key`` runs, a second request for the same key (a user clicking again) waits for it instead of starting
+    another. The folder is removed once the last request using it has been answered (or has gone)."""
+
+    def __init__(self, queue: ExportQueue) -> None:
+        self.queue = queue
+        self._running: dict[str, _Render] = {}
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    async def acquire(self, key: str, render: Callable[[Path], Any]) -> tuple[Path, Callable[[], Awaitable[None]]]:
+        """Run ``render(folder)`` in the queue (or join the one running for ``key``); returns the folder and the
+        release to call once its file has been sent. Raises what the render raised (ExportBusyError: full)."""
+        entry = self._running.get(key)
+        if entry is None:
+            await asyncio.to_thread(self.sweep_quietly)
+            folder = await asyncio.to_thread(self.queue.new_dir)
+            entry = _Render(asyncio.ensure_future(self.queue.run(render, folder)), folder)
+            self._running[key] = entry
+            entry.task.add_done_callback(lambda _t, k=key, e=entry: self._ended(k, e))
+        entry.users += 1
+        released = False
+
+        async def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                entry.users -= 1
+                await self._cleanup(entry)
+
+        try:
+            await asyncio.shield(entry.task)
+        except BaseException:
+            await asyncio.shield(release())
+            raise
+        return entry.folder, release
+
+    def sweep_quietly(self) -> None:
+        self.queue.sweep()
+
+    def _ended(self, key: str, entry: _Render) -> None:
+        if self._running.get(key) is entry:
+            del self._running[key]  # a later request renders afresh (the document or stems may have changed)
+        if not entry.task.cancelled():
+            entry.task.exception()  # retrieved here: every waiter may have gone
+        if entry.users == 0:
+            asyncio.ensure_future(self._cleanup(entry))
+
+    async def _cleanup(self, entry: _Render) -> None:
+        if entry.users == 0 and entry.task.done():
+            await asyncio.to_thread(shutil.rmtree, entry.folder, True)

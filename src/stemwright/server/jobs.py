@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from stemwright.server.db import Library
+from stemwright.audio.io import AudioError
+from stemwright.server.db import Library, interrupted_message
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,10 @@ class LiveState:
 
 
 SeparatorFactory = Callable[[str, Callable], Any]
+# The song analysis run after each separation (stems by name -> SongAnalysis.to_dict()); ValueError: not analysable.
+Analyser = Callable[[dict[str, Path]], dict[str, Any]]
+# Told the song id whenever one of its jobs changes state (the library's event stream).
+SongChanged = Callable[[str], None]
 
 
 def default_separator_factory(model: str, progress: Callable) -> Any:
@@ -70,6 +75,8 @@ class JobRunner:
         workers: int = 1,
         max_queue: int = 16,
         separator_factory: SeparatorFactory = default_separator_factory,
+        analyse: Analyser | None = None,
+        song_changed: SongChanged | None = None,
     ):
         self.library = library
         self.data_dir = Path(data_dir)
@@ -83,6 +90,9 @@ class JobRunner:
         self._user_cancelled: set[str] = set()
         self._final = threading.Lock()
         self._closed = False
+        self.analyse = analyse
+        self.song_changed = song_changed or (lambda _song_id: None)
+        self._analysing: dict[str, threading.Event] = {}  # separation job id -> set when its analysis ends
 
     def start(self) -> None:
         for i in range(self.workers):
@@ -112,6 +122,9 @@ class JobRunner:
             ids = self.library.mark_interrupted()
         for job_id in ids:
             self.live.update(job_id, status="interrupted", stage="interrupted")
+            job = self.library.job(job_id)
+            if job is not None:
+                self.song_changed(job["song_id"])
         if ids:
             log.warning("%d job(s) interrupted by the shutdown; they can be re-run", len(ids))
         return ids
@@ -158,7 +171,37 @@ class JobRunner:
                 return False
             self.library.update_job(job_id, **fields)
         self.live.update(job_id, **{k: v for k, v in fields.items() if k in ("status", "progress", "stage", "error")})
+        job = self.library.job(job_id)
+        if job is not None:
+            self.song_changed(job["song_id"])
         return True
+
+    def analysing(self, job_id: str) -> threading.Event | None:
+        """The event set when the analysis of separation ``job_id`` ends, while it runs; else None."""
+        return self._analysing.get(job_id)
+
+    def _analyse(self, song_id: str, job_id: str, stems: dict[str, str]) -> None:
+        """The song analysis of a finished separation, as the last step of its job (the mixer then shows tempo
+        and key at once). A song that cannot be analysed (silent, beatless) is left without one: the analysis
+        route says why when asked."""
+        if self.analyse is None or self._stop.is_set():
+            return
+        done = self._analysing.setdefault(job_id, threading.Event())
+        self.live.update(job_id, analysis="analysing")
+        self.song_changed(song_id)
+        state = "failed"
+        try:
+            self.library.save_analysis(song_id, job_id, self.analyse({n: Path(p) for n, p in stems.items()}))
+            state = "done"
+        except ValueError as e:
+            log.info("job %s: song not analysed: %s", job_id, e)
+        except Exception:  # noqa: BLE001 - the stems are fine; the analysis route can try again
+            log.exception("job %s: analysis failed", job_id)
+        finally:
+            self.live.update(job_id, analysis=state)
+            self._analysing.pop(job_id, None)
+            done.set()
+            self.song_changed(song_id)
 
     def pending(self) -> int:
         return self.queue.qsize()
@@ -189,6 +232,7 @@ class JobRunner:
         started = time.time()
         self.library.update_job(job_id, status="running", started=started, progress=0.0, stage="load")
         self.live.update(job_id, song_id=song["id"], status="running", progress=0.0, stage="load")
+        self.song_changed(song["id"])
         last_write = [0.0]
 
         def on_progress(ev: Any) -> None:
@@ -221,6 +265,8 @@ class JobRunner:
                 self.library.update_job(job_id, status="done", progress=1.0, stage="done", finished=time.time(),
                                         seconds=time.time() - started)
             self.live.update(job_id, status="done", progress=1.0, stage="done")
+            self.song_changed(song["id"])
+            self._analyse(song["id"], job_id, stems)
         except Exception as e:  # noqa: BLE001 - reported to the user through the job's error field
             shutil.rmtree(tmp, ignore_errors=True)
             # a stop request decides the outcome whatever the engine raised on its way out (JobCancelled or an
@@ -229,10 +275,16 @@ class JobRunner:
                 if job_id in self._user_cancelled:
                     self._finish(job_id, status="cancelled", finished=time.time(), stage="cancelled")
                 else:
+                    progress = self.live.jobs.get(job_id, {}).get("progress", 0.0)
                     self._finish(job_id, status="interrupted", finished=time.time(), stage="interrupted",
-                                 error="the server stopped while this job was running")
+                                 error=interrupted_message("running", progress))
                 return
             message = str(e) or type(e).__name__
+            if isinstance(e, AudioError) and Path(e.path) == Path(song["source_path"]):
+                # the upload passed the bounded probe but does not decode to its end: say so with the user's file
+                # name (never the server's path), and mark the song so that Re-run is not offered
+                message = f"{song['original_name']}: {e.reason}"
+                self.library.mark_unreadable(song["id"], message)
             log.warning("job %s failed: %s", job_id, message)
             self._finish(job_id, status="failed", error=message, finished=time.time(), stage="failed")
         finally:

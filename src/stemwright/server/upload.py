@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,15 @@ from typing import AsyncIterator
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 MAX_FIELD_BYTES = 4096
+# What browsers escape in a multipart file name (the HTML form-data encoding: '"', CR, LF as %22, %0D, %0A);
+# curl does the same for '"'. Only these are decoded: any other '%xx' is part of the user's name.
+FORM_DATA_ESCAPES = {"%22": '"', "%0D": "\r", "%0A": "\n", "%0d": "\r", "%0a": "\n"}
+_ESCAPE = re.compile("|".join(map(re.escape, FORM_DATA_ESCAPES)))
+
+
+def decode_filename(raw: bytes) -> str:
+    """The user's file name from a multipart ``filename`` parameter (UTF-8, form-data escapes undone)."""
+    return _ESCAPE.sub(lambda m: FORM_DATA_ESCAPES[m.group(0)], raw.decode("utf-8", "replace"))
 
 
 class UploadError(ValueError):
@@ -44,7 +54,7 @@ async def receive_upload(
     out = os.fdopen(fd, "wb")
     tmp = Path(tmp_name)
     state = {"header_field": b"", "header_value": b"", "disposition": b"", "name": "", "filename": None,
-             "size": 0, "got_file": False, "buf": bytearray()}
+             "size": 0, "file_name": None, "buf": bytearray()}
     fields: dict[str, str] = {}
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
@@ -62,7 +72,9 @@ async def receive_upload(
         _, p = parse_options_header(state["disposition"])
         state["name"] = p.get(b"name", b"").decode("utf-8", "replace")
         fn = p.get(b"filename")
-        state["filename"] = fn.decode("utf-8", "replace") if fn is not None else None
+        state["filename"] = decode_filename(fn) if fn is not None else None
+        if state["name"] == "file" and state["filename"] is not None:
+            state["file_name"] = state["filename"]  # kept: a text field after the file resets "filename"
         state["buf"] = bytearray()
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
@@ -72,7 +84,6 @@ async def receive_upload(
             if state["size"] > max_bytes:
                 raise UploadError(413, f"file is larger than the upload limit of {max_bytes // (1024 * 1024)} MB")
             out.write(chunk)
-            state["got_file"] = True
         else:
             state["buf"] += chunk
             if len(state["buf"]) > MAX_FIELD_BYTES:
@@ -104,7 +115,11 @@ async def receive_upload(
         out.close()
         tmp.unlink(missing_ok=True)
         raise UploadError(400, f"malformed upload ({type(e).__name__})") from None
-    if not state["got_file"] or state["size"] == 0:
+    if state["file_name"] is None:
         tmp.unlink(missing_ok=True)
-        raise UploadError(400, "the upload has no file (or the file is empty) in the 'file' field")
-    return UploadResult(tmp, state["size"], state["filename"] or "upload", fields)
+        raise UploadError(400, "the upload has no file in the 'file' field")
+    if state["size"] == 0:
+        tmp.unlink(missing_ok=True)
+        shown = Path(state["file_name"]).name[:120] or "the file"
+        raise UploadError(400, f"{shown}: the file is empty (0 bytes)")
+    return UploadResult(tmp, state["size"], state["file_name"] or "upload", fields)

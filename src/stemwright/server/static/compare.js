@@ -1,0 +1,84 @@
+// Compare models: another finished separation of the same song (another model's run) is loaded next to the
+// current one; each strip switches between the two buffers (the sources restart at the same position, so the
+// switch is heard at once and the stems stay in sync), with inspect's bleed figures of both side by side.
+import { $, api, getJson, setStatus } from "./api.js";
+import { mixer, position } from "./state.js";
+import { startAt } from "./transport.js";
+
+export async function refreshCompare() {
+  const select = $("#compare");
+  select.innerHTML = '<option value="">Compare…</option>';
+  const { separations } = await getJson(`/api/songs/${mixer.songId}/separations`);
+  const current = mixer.song && mixer.song.stems_job;
+  for (const sep of separations) {
+    if (sep.job_id === current) continue;
+    const o = document.createElement("option");
+    o.value = sep.job_id;
+    o.textContent = `${sep.model} (${new Date(sep.finished * 1000).toLocaleString()})`;
+    select.append(o);
+  }
+  select.disabled = select.options.length < 2;
+}
+
+export async function loadCompare(jobId) {
+  const songId = mixer.songId, current = mixer.song.stems_job;
+  setStatus("loading the other separation…");
+  const { separations } = await getJson(`/api/songs/${songId}/separations`);
+  const other = separations.find((x) => x.job_id === jobId), mine = separations.find((x) => x.job_id === current);
+  if (!other || !mine) throw new Error("that separation is no longer there");
+  const shared = mixer.strips.filter((s) => other.stems.includes(s.name));
+  const buffers = await Promise.all(shared.map(async (s) => {
+    const data = await (await api(`/api/songs/${songId}/stems/${encodeURIComponent(s.name)}?format=flac&job=${jobId}`)).arrayBuffer();
+    return mixer.ctx.decodeAudioData(data);
+  }));
+  if (mixer.songId !== songId) return;
+  for (const s of mixer.strips) { s.alt = null; s.useAlt = false; }
+  shared.forEach((s, i) => { s.alt = buffers[i]; });
+  mixer.compare = { jobId, models: [mine.model, other.model], bleed: [null, null] };
+  for (const s of mixer.strips) showVersion(s);
+  if (mixer.playing) startAt(position());
+  renderCompareTable();
+  setStatus("");
+  const [a, b] = await Promise.all([current, jobId].map(async (j) => (await api(`/api/songs/${songId}/bleed?job=${j}`)).json()));
+  if (!mixer.compare || mixer.compare.jobId !== jobId) return;
+  mixer.compare.bleed = [a.per_stem, b.per_stem];
+  renderCompareTable();
+}
+
+export function showVersion(strip) {
+  const b = $(".version", strip.el);
+  const on = !!(strip.alt && mixer.compare);
+  b.classList.toggle("hidden", !on);
+  if (!on) return;
+  b.setAttribute("aria-pressed", String(!!strip.useAlt));
+  b.textContent = strip.useAlt ? "B" : "A";
+  b.setAttribute("aria-label", `${strip.name}: playing ${mixer.compare.models[strip.useAlt ? 1 : 0]}; switch model`);
+}
+
+export function switchVersion(strip) {
+  if (!strip.alt) return;
+  strip.useAlt = !strip.useAlt;
+  showVersion(strip);
+  if (mixer.playing) startAt(position());
+  renderCompareTable();
+}
+
+export function renderCompareTable() {
+  const table = $("#compare-table");
+  const c = mixer.compare;
+  table.classList.toggle("hidden", !c);
+  table.innerHTML = "";
+  if (!c) return;
+  const row = (cells, tag = "td") => {
+    const tr = document.createElement("tr");
+    for (const text of cells) { const cell = document.createElement(tag); cell.textContent = text; tr.append(cell); }
+    table.append(tr);
+    return tr;
+  };
+  row(["bleed (inspect)", `A: ${c.models[0]}`, `B: ${c.models[1]}`, "playing"], "th");
+  const fmt = (v) => (v === null || v === undefined ? "…" : v.toFixed(3));
+  for (const s of mixer.strips.filter((x) => x.alt)) {
+    row([s.name, fmt(c.bleed[0] && c.bleed[0][s.name]), fmt(c.bleed[1] && c.bleed[1][s.name]), s.useAlt ? "B" : "A"]).dataset.stem = s.name;
+  }
+}
+
