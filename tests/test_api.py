@@ -403,7 +403,7 @@ def test_skip_existing_resume_and_overwrite_cleanup(tmp_path: Path) -> None:
     again = Separator(Split(), device="cpu").separate_file(src, out, skip_existing=True)
     assert again.skipped and again.manifest == first.manifest and first.manifest_path.stat().st_mtime_ns == stamp
     # Other options: not the same run, and a finished run is kept unless overwrite is asked for.
-    with pytest.raises(AudioError, match="holds another run's stems .model 'Split'"):
+    with pytest.raises(AudioError, match="holds another run's stems .separated with clip_mode 'rescale', not 'clamp'"):
         Separator(Split(), device="cpu").separate_file(src, out, skip_existing=True, clip_mode="clamp")
     # An interrupted run (stems, no manifest) is redone.
     first.manifest_path.unlink()

@@ -67,3 +67,28 @@ def test_sigterm_while_writing_leaves_no_temporary_file(tmp_path):
         proc.kill()
         proc.wait()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_and_sighup_remove_the_folders_a_write_created(tmp_path: Path) -> None:
+    """Issue 22 item 9: SIGTERM during 'separate' left an empty track folder behind (SIGINT did not)."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from stemwright.atomic import remove_temporaries_on_signals, temporary_beside\n"
+        "remove_temporaries_on_signals()\n"
+        "with temporary_beside(sys.argv[1]) as tmp:\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(30)\n"
+    )
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        target = tmp_path / "out" / f"track{int(sig)}" / "vocals.wav"
+        (tmp_path / "out").mkdir(exist_ok=True)
+        proc = subprocess.Popen([sys.executable, "-c", script, str(target)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        proc.send_signal(sig)
+        assert proc.wait(timeout=20) == -sig
+        assert not target.parent.exists()
+        assert (tmp_path / "out").is_dir()  # it existed before: kept

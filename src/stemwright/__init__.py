@@ -7,6 +7,8 @@ Public API (imported lazily so that ``import stemwright`` stays fast):
 - :class:`stemwright.Mix`, :func:`stemwright.render` — the mixer engine (:class:`stemwright.Layer`: a layer of a mix).
 - :mod:`stemwright.drums` — drum replacement: ``stemwright.drums.replace(stems, out, kick=..., blend=...)``.
 - :func:`stemwright.inspect` — separation diagnostics.
+- :class:`stemwright.StemwrightError` — base of every error raised for users, with typed subclasses
+  (:mod:`stemwright.errors`: ``AudioError``, ``ModelNotFound``, ``OutputExists``, ``SeparationError``, ...).
 """
 from __future__ import annotations
 
@@ -23,6 +25,10 @@ _LAZY = {
     "inspect": "stemwright.mixer.inspect:inspect",
     "Layer": "stemwright.mixer.layers:Layer",
     "drums": "stemwright.drums",  # a module
+    **{name: f"stemwright.errors:{name}" for name in (
+        "StemwrightError", "UsageError", "UnknownName", "ModelNotFound", "UnknownDevice", "DeviceUnavailable",
+        "SeparationError", "AudioError", "OutputError", "OutputExists", "OtherRunExists", "OutputIsInput",
+        "MixError", "DownloadError")},
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -6,15 +6,13 @@ stems = sep.separate(audio, samplerate)            # dict[str, np.ndarray (C, T)
 result = sep.separate_file("song.mp3", "out")      # writes out/song/{vocals,drums,bass,other}.wav + stemwright.json
 ```
 
-Where the audio comes from and goes to lives here; the chunk loop is :func:`stemwright.engine.run.separate_tensor`.
+Where the audio comes from lives here; where it goes (templates, plans, atomic writes, cleanup) is
+:mod:`stemwright.output`; the chunk loop is :func:`stemwright.engine.run.separate_tensor`.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-from glob import escape as glob_escape
 import os
-import string
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -28,10 +26,15 @@ from torch import nn
 
 from stemwright import __version__
 from stemwright.audio.channels import downmix_description, downmix_to_stereo
-from stemwright.atomic import atomic_write, temporary_beside
-from stemwright.audio.io import CLIP_MODES, AudioError, _out_of_space, apply_clip, check_write_options, clip_report
-from stemwright.audio.stream import BlockWriter, FloatSpool, StreamResampler, open_audio_stream
-from stemwright.manifest import MANIFEST_NAME, InputInfo, Manifest, ManifestError, SeparationOptions
+from stemwright.audio.stream import StreamResampler, open_audio_stream
+from stemwright.errors import AudioError, OtherRunExists, SeparationError
+from stemwright.manifest import InputInfo, Manifest, ManifestError, SeparationOptions
+# the output pipeline; names a caller may import from here too (track_name, select_outputs, ...) are re-exported
+from stemwright.output import (DEFAULT_FILENAME, FILENAME_FIELDS, EarlierRun, OutputPlan, _dbfs, _emit,  # noqa: F401
+                               _file_size, _input_identity, _keeps_over_full_scale, _previous_run, _remove_empty_dirs,
+                               _remove_files, _remove_stale_temporaries, check_filename, check_output_options,
+                               check_outputs, plan_outputs, refuse_input_as_output, remove_leftovers, run_difference,
+                               select_outputs, select_stems, track_name, write_stream)
 from stemwright.models.defaults import DEFAULT_MODEL
 from stemwright.audio.resample import resample
 from stemwright.engine.device import resolve_device
@@ -50,12 +53,6 @@ MIN_INPUT_SECONDS = 0.05
 # Below half a second a chunk is mostly the context padding and crossfade around it: a 0.01 s segment took
 # 66 s for an 11 s song (issue 17); 0.5 s keeps the overhead under ~2x the default's.
 MIN_SEGMENT_SECONDS = 0.5
-FILENAME_FIELDS = ("track", "stem", "ext", "model", "parent")
-DEFAULT_FILENAME = "{track}/{stem}.{ext}"
-
-
-class SeparationError(ValueError):
-    """Bad input or options for a separation; the message names the field or file and the reason."""
 
 
 @dataclass(frozen=True)
@@ -71,15 +68,6 @@ class SeparationResult:
     skipped: bool = False
 
 
-def track_name(path: str | Path) -> str:
-    """Track name of an input file: its name without extension (``song.stem.mp4`` -> ``song``)."""
-    name = Path(path).name
-    lower = name.lower()
-    if lower.endswith(".stem.mp4"):
-        return name[: -len(".stem.mp4")]
-    return Path(name).stem
-
-
 def as_float_audio(audio: Any) -> np.ndarray:
     """A float32 copy of numpy/torch/list audio; never a view of the caller's buffer.
 
@@ -88,6 +76,8 @@ def as_float_audio(audio: Any) -> np.ndarray:
     loses its DC offset). Booleans are refused.
     """
     if isinstance(audio, torch.Tensor):
+        if audio.dtype.is_floating_point and audio.dtype not in (torch.float16, torch.float32, torch.float64):
+            audio = audio.float()  # bfloat16 and float8 have no numpy type: widen them to float32 first
         audio = audio.detach().cpu().numpy()
     x = np.asarray(audio)
     if x.dtype == np.bool_:
@@ -114,6 +104,22 @@ def check_samplerate(samplerate: Any) -> int:
     if not MIN_SAMPLERATE <= samplerate <= MAX_SAMPLERATE:
         raise SeparationError(f"samplerate must be in {MIN_SAMPLERATE}-{MAX_SAMPLERATE} Hz, got {samplerate}")
     return int(samplerate)
+
+
+def check_settings(segment: float | None = None, overlap: float | None = None, shifts: int = 0,
+                   batch_size: int = 1) -> None:
+    """:class:`SeparationError` for chunking settings out of range (checked by :class:`Separator` before the
+    model loads; the CLI calls it before it even reads the inputs)."""
+    if overlap is not None and not 0.0 <= overlap < 1.0:
+        raise SeparationError(f"overlap must be in [0, 1), got {overlap}")
+    if segment is not None and not segment >= MIN_SEGMENT_SECONDS:
+        raise SeparationError(f"segment must be at least {MIN_SEGMENT_SECONDS} s, got {segment}")
+    if shifts < 0:
+        raise SeparationError(f"shifts must be >= 0, got {shifts}")
+    if batch_size < 1:
+        raise SeparationError(f"batch_size must be >= 1, got {batch_size}")
+
+
 
 
 DEFAULT_OVERLAP = 0.25  # demucs' default: 25 % of a chunk crossfades with its neighbours
@@ -148,14 +154,7 @@ class Separator:
         offline: bool = False,
         fast: bool = False,
     ) -> None:
-        if overlap is not None and not 0.0 <= overlap < 1.0:
-            raise SeparationError(f"overlap must be in [0, 1), got {overlap}")
-        if segment is not None and not segment >= MIN_SEGMENT_SECONDS:
-            raise SeparationError(f"segment must be at least {MIN_SEGMENT_SECONDS} s, got {segment}")
-        if shifts < 0:
-            raise SeparationError(f"shifts must be >= 0, got {shifts}")
-        if batch_size < 1:
-            raise SeparationError(f"batch_size must be >= 1, got {batch_size}")
+        check_settings(segment, overlap, shifts, batch_size)
         self.device = resolve_device(device)
         if isinstance(model, nn.Module):
             check_model(model)
@@ -427,15 +426,8 @@ class Separator:
                 stems: list[str] | tuple[str, ...] | None = None, two_stems: str | None = None,
                 filename: str = DEFAULT_FILENAME) -> SeparationOptions:
         """Check the output options (before any work) and return them as recorded in the manifest."""
-        fmt = fmt.lower()
-        try:
-            check_write_options(fmt, bit_depth, mp3_bitrate)
-        except ValueError as e:
-            raise SeparationError(str(e)) from None
-        if clip_mode not in CLIP_MODES:
-            raise SeparationError(f"clip mode must be one of {', '.join(CLIP_MODES)}, got {clip_mode!r}")
+        fmt = check_output_options(fmt, bit_depth, mp3_bitrate, clip_mode, filename)
         names = self.select_stems(stems, two_stems)
-        check_filename(filename)
         p = self.parameters()
         return SeparationOptions(
             segment=p["segment"], overlap=p["overlap"], shifts=p["shifts"], batch_size=p["batch_size"],
@@ -450,8 +442,14 @@ class Separator:
         return plan_outputs(path, outdir, names, options.format, options.filename, Path(self.model_name).name)
 
     def existing_run(self, plan: OutputPlan, options: SeparationOptions) -> Manifest | None:
-        """The manifest of a finished earlier run that wrote exactly what this one would (same model and
-        output options, every stem file present), else ``None``."""
+        """The manifest of a finished earlier run that wrote exactly what this one would (same input file, model
+        and output options, every stem file as written), else ``None``."""
+        earlier = self.earlier_run(plan, options)
+        return earlier.manifest if earlier is not None and earlier.difference is None else None
+
+    def earlier_run(self, plan: OutputPlan, options: SeparationOptions) -> EarlierRun | None:
+        """The finished earlier run in ``plan``'s folder (``None`` when there is none, or its manifest cannot be
+        read) and what differs between it and this one, named (see :func:`run_difference`)."""
         if not plan.manifest_path.is_file():
             return None
         try:
@@ -459,9 +457,7 @@ class Separator:
         except ManifestError as e:
             log.warning("%s; the track is separated again", e)
             return None
-        same = (old.model == self.model_name and old.parameters.same_output(options)
-                and old.stem_paths(plan.manifest_path.parent) == plan.stem_paths)
-        return old if same and all(p.is_file() for p in plan.stem_paths.values()) else None
+        return run_difference(old, self.model_name, options, plan)
 
     def separate_file(
         self,
@@ -477,6 +473,7 @@ class Separator:
         overwrite: bool = False,
         progress: ProgressCallback | None = None,
         skip_existing: bool = False,
+        options: SeparationOptions | None = None,
     ) -> SeparationResult:
         """Separate an audio file and write the stems plus ``stemwright.json`` (written last, atomically).
 
@@ -486,25 +483,40 @@ class Separator:
         the stems of the previous run of the track that this run does not write, so a folder never mixes two
         runs. Nothing is created for an input that fails, and stems written before a failure are removed.
 
-        Raises :class:`~stemwright.audio.io.AudioError` for unreadable input or unwritable output and
-        :class:`SeparationError` for bad options.
+        ``options``: the output options as :meth:`options` returned them (checked once by a caller that
+        separates many files); they replace ``fmt`` ... ``filename`` and are checked again here.
+
+        Raises :class:`~stemwright.errors.AudioError` for unreadable input or unwritable output (its subclasses
+        :class:`~stemwright.errors.OutputExists`, :class:`~stemwright.errors.OtherRunExists`,
+        :class:`~stemwright.errors.OutputIsInput` for outputs in the way) and :class:`SeparationError` for bad
+        options.
         """
         progress = progress or self.progress
+        if overwrite and skip_existing:
+            raise SeparationError("choose either overwrite or skip_existing, not both")
+        if options is not None:
+            fmt, bit_depth, mp3_bitrate = options.format, options.bit_depth or 24, options.mp3_bitrate or 320
+            clip_mode, two_stems, filename = options.clip_mode, options.two_stems, options.filename
+            stems = list(options.stems) if options.stems else None
         options = self.options(fmt, bit_depth, mp3_bitrate, clip_mode, stems, two_stems, filename)
         plan = self.plan(path, outdir, options)
+        refuse_input_as_output(plan, [Path(path)])
+        redo = False
         if skip_existing:
-            done = self.existing_run(plan, options)
-            if done is not None:
+            earlier = self.earlier_run(plan, options)
+            if earlier is not None and earlier.difference is None:
                 _emit(progress, 1.0, "done", message=f"{plan.manifest_path} (already done)")
-                return SeparationResult(done, plan.stem_paths, plan.manifest_path, skipped=True)
-            other = _previous_run(plan)
-            if other is not None:
-                raise AudioError(plan.manifest_path, f"holds another run's stems (model {other.model!r}, or other "
-                                                     "output options); they are kept unless overwritten")
+                return SeparationResult(earlier.manifest, plan.stem_paths, plan.manifest_path, skipped=True)
+            if earlier is not None and not earlier.damaged:
+                raise OtherRunExists(plan.manifest_path, f"holds another run's stems ({earlier.difference}); they "
+                                                         "are kept unless overwritten")
+            if earlier is not None:  # same input and settings, a stem lost since: the track is done again
+                log.info("%s: %s; separating it again", plan.manifest_path, earlier.difference)
+                redo = True
         previous = _previous_run(plan) if overwrite else None
-        # skip_existing redoes an interrupted track (stems, no manifest); a finished run with other settings
-        # is kept unless overwrite is given.
-        replace = overwrite or (skip_existing and not plan.manifest_path.exists())
+        # skip_existing redoes an interrupted track (stems, no manifest) or a damaged one; a finished run with
+        # other settings is kept unless overwrite is given.
+        replace = overwrite or redo or (skip_existing and not plan.manifest_path.exists())
         check_outputs(plan, replace)
         _remove_stale_temporaries(plan)
 
@@ -512,6 +524,7 @@ class Separator:
         _emit(progress, 0.0, "load", message=str(path))
         names = self.select_stems(options.stems, options.two_stems)
         with open_audio_stream(path) as audio:
+            identity = _input_identity(path)  # the file opened: it exists and is readable
             notes: tuple[str, ...] = ()
             if audio.channels > 2:
                 notes = (downmix_description(audio.channels),)
@@ -526,18 +539,26 @@ class Separator:
                 raise
         if clip_mode == "rescale":
             clip["scope"] = "one gain shared by all stems (they still sum to the scaled mixture)"
+        if clip_mode == "none" and clip["peak"] > 1.0 and not _keeps_over_full_scale(options):
+            # integer samples (and mp3) cannot hold them: the writer clamps, and the manifest says so
+            clip["action"] = "clamped by the format"
+            peaks = {n: min(v, 1.0) for n, v in peaks.items()}
+            warnings.warn(f"{path}: the stems peak at {clip['peak_dbfs']:+.2f} dBFS and are clamped in the "
+                          f"{options.format} files (clip mode none keeps them only in 32-bit float wav; use "
+                          "rescale to keep the stems' sum)", UserWarning, stacklevel=2)
         seconds = time.perf_counter() - t0
         duration = audio.duration
         manifest = Manifest(
             stemwright_version=__version__, model=self.model_name, model_samplerate=self.samplerate,
             sources=tuple(self.sources), parameters=options,
             input=InputInfo(path=str(Path(path).resolve()), samplerate=audio.samplerate, channels=audio.channels,
-                            duration=duration, codec=audio.codec),
+                            duration=duration, codec=audio.codec, **identity),
             samplerate=audio.samplerate, channels=channels, duration=duration,
             stems={n: os.path.relpath(p, plan.manifest_path.parent) for n, p in plan.stem_paths.items()},
             clip=clip, seconds=round(seconds, 4), rtf=round(seconds / duration, 5) if duration > 0 else None,
             peaks={n: _dbfs(v) for n, v in peaks.items()},
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), notes=notes,
+            stem_bytes={n: _file_size(p) for n, p in plan.stem_paths.items()},
         )
         try:
             manifest.write(plan.manifest_path, overwrite=replace)
@@ -552,214 +573,6 @@ class Separator:
             _remove_files(p for p in previous.stem_paths(plan.manifest_path.parent).values() if p not in new)
         _emit(progress, 1.0, "done", message=str(plan.manifest_path))
         return SeparationResult(manifest=manifest, stem_paths=plan.stem_paths, manifest_path=plan.manifest_path)
-
-
-@dataclass(frozen=True)
-class OutputPlan:
-    """Where one input's outputs go: ``stem_paths`` and the manifest in their common folder; ``outdir`` is the
-    run's output folder (folders below it that a failed run created are removed again)."""
-
-    input: Path
-    outdir: Path
-    stem_paths: dict[str, Path]
-    manifest_path: Path
-
-
-def select_stems(sources: tuple[str, ...] | list[str], stems: list[str] | tuple[str, ...] | None = None,
-                 two_stems: str | None = None) -> list[str]:
-    """The stem names to write: all ``sources``, the chosen ``stems`` (in the given order, duplicates dropped),
-    or ``[two_stems, "no_" + two_stems]``. Raises :class:`SeparationError` for names the model does not have."""
-    if stems and two_stems:
-        raise SeparationError("choose either stems or two_stems, not both")
-    if two_stems is not None:
-        if two_stems not in sources:
-            raise SeparationError(f"two_stems: {two_stems!r} is not one of the model's stems ({', '.join(sources)})")
-        return [two_stems, f"no_{two_stems}"]
-    if stems:
-        unknown = [s for s in stems if s not in sources]
-        if unknown:
-            raise SeparationError(f"stems: {', '.join(map(repr, unknown))} not among the model's stems ({', '.join(sources)})")
-        return list(dict.fromkeys(stems))
-    return list(sources)
-
-
-def select_outputs(separated: dict[str, np.ndarray], names: list[str], two_stems: str | None,
-                   mix: np.ndarray) -> dict[str, np.ndarray]:
-    """The arrays to write, by name: the chosen stems, or ``X`` and ``no_X = mixture - X`` (so the two always
-    sum to the mixture). Shapes: ``(C, T)`` each."""
-    if two_stems is None:
-        return {n: separated[n] for n in names}
-    stem = separated[two_stems]
-    mix = mix if stem.shape[0] == mix.shape[0] else mix.mean(axis=0, keepdims=True)
-    return {two_stems: stem, f"no_{two_stems}": (mix - stem).astype(np.float32)}
-
-
-def check_filename(filename: str) -> set[str]:
-    """The fields of an output path template; :class:`SeparationError` for unknown fields, conversions
-    (``{stem!r}``), format specs (``{stem:>10}``) or a template without ``{stem}``."""
-    try:
-        parsed = list(string.Formatter().parse(filename))
-    except ValueError as e:
-        raise SeparationError(f"filename template {filename!r}: {e}") from None
-    fields = set()
-    for _, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if conversion or spec:
-            raise SeparationError(f"filename template {filename!r}: conversions and format specs are not allowed "
-                                  f"(write plain {{{name}}})")
-        fields.add(name)
-    unknown = sorted(fields - set(FILENAME_FIELDS))
-    if unknown:
-        raise SeparationError(f"filename template: unknown field(s) {', '.join('{' + u + '}' for u in unknown)} "
-                              f"(use {', '.join('{' + f + '}' for f in FILENAME_FIELDS)})")
-    if "stem" not in fields:
-        raise SeparationError("filename template must contain {stem}, or every stem would go to the same file")
-    return fields
-
-
-def plan_outputs(path: str | Path, outdir: str | Path, stems: list[str], ext: str, filename: str,
-                 model: str) -> OutputPlan:
-    """Fill the template: ``{track}`` (file name without extension), ``{parent}`` (the input's folder name, e.g.
-    a MUSDB track folder holding ``mixture.wav``), ``{stem}``, ``{ext}``, ``{model}``. The manifest goes in the
-    stems' common folder; every path must stay inside ``outdir``."""
-    check_filename(filename)
-    outdir = Path(outdir)
-    source = Path(path)
-    parent = source.resolve().parent.name or "root"
-    paths = {s: outdir / filename.format(track=track_name(source), stem=s, ext=ext, model=model, parent=parent)
-             for s in stems}
-    root = outdir.resolve()
-    for s, p in paths.items():
-        if root not in p.resolve().parents:
-            raise SeparationError(f"filename template puts stem {s!r} outside the output folder ({p})")
-    common = Path(os.path.commonpath([str(p.parent) for p in paths.values()]))
-    return OutputPlan(source, outdir, paths, common / MANIFEST_NAME)
-
-
-def check_outputs(plan: OutputPlan, overwrite: bool) -> None:
-    """Fail before any work when an output exists (without ``overwrite``) or its folder could not be created or
-    written. Creates nothing: folders appear when the first file is written."""
-    for p in [*plan.stem_paths.values(), plan.manifest_path]:
-        if p.exists() and not overwrite:
-            raise AudioError(p, "already exists (choose to overwrite or skip existing outputs)")
-    for folder in {p.parent for p in plan.stem_paths.values()}:
-        existing = folder
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-        if not existing.is_dir():
-            raise AudioError(folder, f"cannot create output folder ({existing} is not a folder)")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise AudioError(folder, f"output folder is not writable ({existing})")
-
-
-def write_stream(plan: OutputPlan, names: list[str], pairs: Iterable[tuple[np.ndarray, dict[str, np.ndarray]]],
-                 samplerate: int, options: SeparationOptions, overwrite: bool,
-                 progress: ProgressCallback | None = None) -> tuple[dict, dict[str, float], int]:
-    """Write the stems of a stream of ``(mix block, {stem: block})`` pairs, each to a temporary name beside its
-    path, renamed when every stem is complete; on any failure (a truncated input found at its end, a full disk,
-    a signal) the temporaries are removed and nothing is left. ``clip_mode`` ``rescale`` needs the song's peak
-    first: the stems go to raw float spools, then a second streamed pass scales and encodes them.
-
-    Returns the clip report, each written stem's peak (after the clip policy) and the channel count.
-    """
-    for p in plan.stem_paths.values():
-        if p.exists() and not overwrite:
-            raise AudioError(p, "already exists (choose to overwrite or skip existing outputs)")
-    mode = options.clip_mode
-    paths = list(plan.stem_paths.items())
-    state: dict[str, Any] = {"raw_peak": 0.0, "peaks": {n: 0.0 for n in names}, "channels": 0}
-
-    def encode(tmps: list[Path]) -> None:
-        two_pass = mode == "rescale"
-        with contextlib.ExitStack() as stack:
-            spools: dict[str, FloatSpool] = {}
-            writers: dict[str, BlockWriter] = {}
-            for (name, p), tmp in zip(paths, tmps):
-                if two_pass:
-                    spool_path = stack.enter_context(temporary_beside(p, suffix=".spool.f32"))
-                    spools[name] = FloatSpool(spool_path, 0)
-                    stack.callback(spools[name].close)
-            for mix, stems in pairs:
-                out = select_outputs(stems, names, options.two_stems, mix)
-                if not state["channels"]:
-                    state["channels"] = int(next(iter(out.values())).shape[0])
-                    if two_pass:
-                        for spool in spools.values():
-                            spool.channels = state["channels"]
-                    else:
-                        for (name, _), tmp in zip(paths, tmps):
-                            writers[name] = _writer(tmp, samplerate, state["channels"], options)
-                            stack.callback(writers[name].close, False)
-                for name, block in out.items():
-                    peak = float(np.max(np.abs(block))) if block.size else 0.0
-                    state["raw_peak"] = max(state["raw_peak"], peak)
-                    with _write_errors(plan.stem_paths[name], block.nbytes):
-                        if two_pass:
-                            spools[name].write(block)
-                        else:
-                            block = apply_clip(block, peak, mode)  # clamp/none work sample by sample
-                            state["peaks"][name] = max(state["peaks"][name], float(np.max(np.abs(block), initial=0.0)))
-                            writers[name].write(block)
-            if two_pass:
-                _emit(progress, 0.9, "write")
-                gain_peak = state["raw_peak"]
-                for (name, p), tmp in zip(paths, tmps):
-                    with _write_errors(p, spools[name].frames * 4 * max(1, state["channels"])):
-                        w = _writer(tmp, samplerate, state["channels"], options)
-                        try:
-                            for block in spools[name].blocks():
-                                block = apply_clip(block, gain_peak, mode)
-                                state["peaks"][name] = max(state["peaks"][name],
-                                                           float(np.max(np.abs(block), initial=0.0)))
-                                w.write(block)
-                        except BaseException:
-                            w.close(flush=False)
-                            raise
-                        w.close()
-            else:
-                for name, w in writers.items():
-                    with _write_errors(plan.stem_paths[name], 0):
-                        w.close()
-                writers.clear()
-                stack.pop_all()
-
-    try:
-        _atomic_many([(p, f".part.{options.format}") for _, p in paths], encode)
-    except OSError as e:  # creating a folder or a temporary name, or a rename
-        raise AudioError(plan.manifest_path.parent, f"could not write stems ({e.strerror or e})") from None
-    return clip_report(state["raw_peak"], mode), state["peaks"], state["channels"]
-
-
-@contextlib.contextmanager
-def _write_errors(path: Path, nbytes: int) -> Iterator[None]:
-    """Writer failures as one :class:`AudioError` naming the stem (libsndfile reports a full disk as "System
-    error." with no errno: the free space says it, as in ``write_audio``)."""
-    try:
-        yield
-    except (AudioError, KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as e:  # noqa: BLE001 - any writer failure is reported against the file
-        if _out_of_space(e, path.parent if path.parent.exists() else Path("."), nbytes):
-            raise AudioError(path, "could not write: no space left on device") from None
-        raise AudioError(path, f"could not write ({type(e).__name__}: {e})") from None
-
-
-def _writer(tmp: Path, samplerate: int, channels: int, options: SeparationOptions) -> BlockWriter:
-    return BlockWriter(tmp, samplerate, channels, options.format, options.bit_depth or 24, options.mp3_bitrate or 320)
-
-
-def _atomic_many(targets: list[tuple[Path, str]], write: Any) -> None:
-    """``write(temporary paths)`` then rename each to its target (``atomic_write`` nested: every temporary is
-    removed if anything fails, and by the signal handlers)."""
-    def nest(i: int, tmps: list[Path]) -> None:
-        if i == len(targets):
-            write(tmps)
-            return
-        path, suffix = targets[i]
-        atomic_write(path, lambda tmp: nest(i + 1, [*tmps, tmp]), suffix=suffix)
-
-    nest(0, [])
 
 
 class _Fifo:
@@ -792,57 +605,6 @@ class _Fifo:
         elif self.size < length:
             c = self.parts[0].shape[0] if self.parts else (channels or 1)
             self.push(np.zeros((c, length - self.size), dtype=np.float32))
-
-
-def _dbfs(peak: float) -> float | None:
-    return round(20 * np.log10(peak), 3) if peak > 0 else None
-
-
-def _previous_run(plan: OutputPlan) -> Manifest | None:
-    if not plan.manifest_path.is_file():
-        return None
-    try:
-        return Manifest.read(plan.manifest_path)
-    except ManifestError as e:
-        log.warning("%s; its stems are not tracked", e)
-        return None
-
-
-def _remove_stale_temporaries(plan: OutputPlan) -> None:
-    """Delete what a killed run (SIGKILL, out of memory, a lost node: no handler runs) left of this track's
-    outputs: ``.<stem file>.XXXX.part.<ext>`` temporaries and ``.spool.f32`` spools. A track is separated by one
-    run at a time, so these are nobody's work in progress."""
-    for p in plan.stem_paths.values():
-        if p.parent.is_dir():
-            for leftover in p.parent.glob(f".{glob_escape(p.name)}.*"):
-                if leftover.name.endswith((f".part{p.suffix}", ".spool.f32")):
-                    log.info("removing %s, left by an interrupted run", leftover)
-                    _remove_files([leftover])
-
-
-def _remove_files(paths: Any) -> None:
-    for p in paths:
-        try:
-            Path(p).unlink(missing_ok=True)
-        except OSError as e:
-            log.warning("could not remove %s: %s", p, e.strerror or e)
-
-
-def _remove_empty_dirs(plan: OutputPlan) -> None:
-    """Remove the (now empty) folders below the output folder that hold this plan's outputs."""
-    root = plan.outdir.resolve()
-    for folder in sorted({p.parent.resolve() for p in plan.stem_paths.values()}, key=lambda f: -len(f.parts)):
-        while folder != root and root in folder.parents:
-            try:
-                folder.rmdir()
-            except OSError:
-                break  # not empty (another track's files) or already gone
-            folder = folder.parent
-
-
-def _emit(progress: ProgressCallback | None, fraction: float, stage: str, message: str = "") -> None:
-    if progress is not None:
-        progress(ProgressEvent(fraction, stage, 0, 0, message))
 
 
 def _fit_length(y: np.ndarray, length: int) -> np.ndarray:

@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from stemwright.errors import OutputError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -39,36 +41,58 @@ def temporary_beside(path: str | Path, suffix: str = ".part") -> Iterator[Path]:
     """A temporary file beside ``path`` (its folder is created) for scratch data, removed on exit and by
     :func:`remove_live_temporaries` on a signal, like :func:`atomic_write`'s."""
     p = Path(path)
+    created = _missing_folders(p.parent)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=suffix, dir=p.parent)
     os.close(fd)
     tmp = Path(name)
     with _LOCK:
         _LIVE.add(tmp)
+        _FOLDERS[tmp] = created
     try:
         yield tmp
     finally:
         tmp.unlink(missing_ok=True)
         with _LOCK:
             _LIVE.discard(tmp)
+            _FOLDERS.pop(tmp, None)
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """The folders (deepest first) that creating ``folder`` would create."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 # Temporary files being written right now, by any thread: a signal that kills the process removes them
 # (``except BaseException`` above only runs for Python exceptions, not for SIGTERM's default action).
 _LIVE: set[Path] = set()
+# The folders each live temporary's creation made: a signal removes them again when they are left empty (a track
+# folder of a separation killed by SIGTERM must not stay behind, empty).
+_FOLDERS: dict[Path, list[Path]] = {}
 _LOCK = threading.Lock()
 
 
 def remove_live_temporaries() -> int:
-    """Delete every temporary file :func:`atomic_write` is writing at this moment; returns how many."""
+    """Delete every temporary file :func:`atomic_write` is writing at this moment, and the folders their creation
+    made when they are empty; returns how many files."""
     with _LOCK:
         live = list(_LIVE)
+        folders = [f for tmp in live for f in _FOLDERS.pop(tmp, [])]
         _LIVE.clear()
     for tmp in live:
         try:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
+    for folder in sorted(set(folders), key=lambda f: -len(f.parts)):  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty: it holds other outputs
     return len(live)
 
 
@@ -86,6 +110,19 @@ def remove_temporaries_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, si
         return
     for sig in signals:
         signal.signal(sig, handler)
+
+
+def check_writable_folder(folder: str | Path) -> None:
+    """:class:`~stemwright.errors.OutputError` unless ``folder`` is, or could be created as, a writable folder
+    (its nearest existing ancestor is a writable folder). Creates nothing."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(folder, f"cannot create output folder ({existing} is not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(folder, f"output folder is not writable ({existing})")
 
 
 def atomic_write_text(path: str | Path, data: str | bytes) -> Path:

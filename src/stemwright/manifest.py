@@ -9,20 +9,23 @@ read as version 1 when its fields fit.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
 from stemwright.atomic import atomic_write_text
+from stemwright.errors import OutputExists, StemwrightError
 
 MANIFEST_NAME = "stemwright.json"
 MANIFEST_VERSION = 1
 MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few kB; anything larger is not one of ours
 
 
-class ManifestError(ValueError):
+class ManifestError(StemwrightError):
     """A manifest cannot be read: the message names the file and the field."""
 
 
@@ -56,11 +59,34 @@ class SeparationOptions:
 
 @dataclass(frozen=True, kw_only=True)
 class InputInfo:
+    """The input a track was separated from. ``size``, ``mtime`` and ``fingerprint`` (see
+    :func:`input_fingerprint`) tell ``--skip-existing`` whether the file is still the same one; manifests written
+    before they were recorded read them as ``None``."""
+
     path: str
     samplerate: int
     channels: int
     duration: float
     codec: str
+    size: int | None = None
+    mtime: float | None = None
+    fingerprint: str | None = None
+
+
+FINGERPRINT_BYTES = 1 << 20  # hash the first and last MiB: cheap on a long file, and catches a replaced song
+
+
+def input_fingerprint(path: str | Path) -> str:
+    """sha256 of a file's size, first MiB and last MiB (hex): a cheap guard that it is the same file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        h.update(str(size).encode())
+        h.update(f.read(FINGERPRINT_BYTES))
+        if size > FINGERPRINT_BYTES:
+            f.seek(max(FINGERPRINT_BYTES, size - FINGERPRINT_BYTES))
+            h.update(f.read(FINGERPRINT_BYTES))
+    return h.hexdigest()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +110,8 @@ class Manifest:
     created: str
     version: int = MANIFEST_VERSION
     notes: tuple[str, ...] = field(default=())
+    # bytes of each stem file as written: a stem emptied or cut short since is seen by --skip-existing
+    stem_bytes: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.stems:
@@ -103,6 +131,7 @@ class Manifest:
         params = data["parameters"]
         params["stems"] = list(params["stems"]) if params["stems"] is not None else None
         data["stems"], data["clip"], data["peaks"] = dict(self.stems), dict(self.clip), dict(self.peaks)
+        data["stem_bytes"] = dict(self.stem_bytes)
         return data
 
     @classmethod
@@ -123,6 +152,8 @@ class Manifest:
             values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
             values.update(parameters=options, input=info, sources=tuple(data.get("sources", ())),
                           notes=tuple(data.get("notes", ())), version=MANIFEST_VERSION)
+            if not isinstance(values.setdefault("stem_bytes", {}), dict):
+                raise ManifestError(f"{where}: field 'stem_bytes' must be an object")
             for key in ("stems", "clip", "peaks"):
                 if not isinstance(values.get(key), dict):
                     raise ManifestError(f"{where}: field {key!r} must be an object")
@@ -157,7 +188,7 @@ class Manifest:
         """Write atomically (temporary name + rename); refuses to replace an existing file unless ``overwrite``."""
         p = Path(path)
         if p.exists() and not overwrite:
-            raise FileExistsError(f"{p}: already exists")
+            raise OutputExists(p, "already exists")
         return atomic_write_text(p, json.dumps(self.to_dict(), indent=2) + "\n")
 
 

@@ -39,3 +39,56 @@ def test_lists_of_paths(tmp_path: Path) -> None:
     folder = tmp_path / "music"
     folder.mkdir()
     assert expand_inputs([tmp_path / "c.txt", folder]) == [tmp_path / "four.mp3", folder]
+
+
+def test_inputs_that_fail_before_ray_are_in_every_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Issue 22 item 7: a missing path in a list was in neither --json nor batch.json ("0 failed")."""
+    listing = tmp_path / "list.txt"
+    listing.write_text("missing1.wav\nmissing2.wav\n")
+    code = main(["batch", str(listing), "-o", str(tmp_path / "out"), "-m", "classic", "--json", "-q"])
+    assert code == 1
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
+    assert [(r["index"], Path(r["input"]).name, r["status"]) for r in lines] == [
+        (0, "missing1.wav", "failed"), (1, "missing2.wav", "failed")]
+    report = json.loads((tmp_path / "out" / "batch.json").read_text())
+    assert report["failed"] == 2 and [t["input"] for t in report["tracks"]] == [r["input"] for r in lines]
+    assert "2 failed" in captured.err and "file not found" in captured.err
+
+
+def test_an_interrupted_batch_writes_what_finished_and_removes_leftovers(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22 item 9: after Ctrl-C, batch left .part.wav / .spool.f32 files and no batch.json."""
+    import numpy as np
+    import soundfile as sf
+
+    from stemwright.batch import ray_runner
+
+    songs = []
+    for name in ("one", "two"):
+        songs.append(tmp_path / f"{name}.wav")
+        sf.write(str(songs[-1]), np.zeros((4410, 2), dtype=np.float32), 44100)
+
+    class Interrupted:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        def run(self, todo, on_result):
+            on_result(ray_runner.TrackResult(index=0, input=todo[0], status="done", duration=0.1))
+            leftover = tmp_path / "out" / "two" / ".vocals.wav.abc123.part.wav"  # a killed worker's temporary
+            leftover.parent.mkdir(parents=True)
+            leftover.write_bytes(b"partial")
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ray_runner, "RayBatch", Interrupted)
+    code = main(["batch", *map(str, songs), "-o", str(tmp_path / "out"), "-m", "classic", "-q"])
+    assert code == 130
+    report = json.loads((tmp_path / "out" / "batch.json").read_text())
+    assert report["interrupted"] and [t["input"] for t in report["tracks"]] == [str(songs[0])]
+    assert not (tmp_path / "out" / "two").exists()

@@ -32,3 +32,17 @@ def test_models_json_and_table_show_the_column(capsys: pytest.CaptureFixture, mo
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "SDR (dB)" in out and "–" in out and "vocals 9.9" in out
+
+
+def test_models_on_a_pipe_or_narrow_terminal_prints_one_block_per_model(capsys: pytest.CaptureFixture,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22 item 13: a table at 80 columns broke names mid-word ('stemwrigh|t_4stem')."""
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["models", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    names = [m["name"] for m in data["models"]] + [m["name"] for m in data["published"]]
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    unindented = {line.removesuffix(" (default)") for line in lines if line and not line.startswith(" ")}
+    assert set(names) <= unindented  # every name whole, on a line of its own
+    assert "│" not in "".join(lines) and "|" not in "".join(lines)

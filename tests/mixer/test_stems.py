@@ -60,7 +60,8 @@ def test_plain_folder_with_mixture_and_mismatches(tmp_path, caplog):
         (lambda p: (p.mkdir(), (p / "stemwright.json").write_text("[" * 100000)), "cannot read manifest"),
         (lambda p: (p.mkdir(), (p / "stemwright.json").write_text('{"stems": []}')), "field 'stems' must be"),
         (lambda p: (p.mkdir(), (p / "stemwright.json").write_text('{"stems": {"vocals": "v.wav"}}')), "stem 'vocals': .*file not found"),
-        (lambda p: (p.mkdir(), (p / "x.wav").write_bytes(b"RIFF garbage")), r"stem 'x': .*x\.wav: .*corrupt"),
+        (lambda p: (p.mkdir(), (p / "vocals.wav").write_bytes(b"RIFF garbage")), r"stem 'vocals': .*vocals\.wav: .*corrupt"),
+        (lambda p: (p.mkdir(), (p / "x.wav").write_bytes(b"RIFF garbage")), r"no stem files found .found x\.wav.*--stems"),
     ],
 )
 def test_load_errors_name_the_folder_or_file(tmp_path, setup, message):

@@ -23,6 +23,7 @@ import av
 import soundfile as sf
 
 from stemwright.atomic import atomic_write
+from stemwright.errors import AudioError, OutputExists
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +36,6 @@ CLIP_MODES = ("rescale", "clamp", "none")
 BIT_DEPTHS = {"wav": (16, 24, 32), "flac": (16, 24)}
 MP3_BITRATES = (32, 320)
 MIN_SAMPLERATE, MAX_SAMPLERATE = 8000, 192000
-
-
-class AudioError(ValueError):
-    """A file cannot be read or written; the message names the file and the reason."""
-
-    def __init__(self, path: str | Path, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -357,7 +349,7 @@ def apply_clip(samples: np.ndarray, peak: float, clip_mode: str) -> np.ndarray:
 
 def _atomic_target(path: Path, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
-        raise AudioError(path, "already exists")
+        raise OutputExists(path, "already exists")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:

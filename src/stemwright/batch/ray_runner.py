@@ -44,6 +44,7 @@ class BatchSettings:
     options: SeparationOptions
     outdir: str
     overwrite: bool = False
+    fast: bool = False  # bfloat16 where the worker's device runs it natively (Separator's fast)
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -87,6 +88,7 @@ class BatchReport:
     seconds: float
     workers_replaced: int
     results: tuple[TrackResult, ...] = field(default_factory=tuple)
+    interrupted: bool = False  # stopped by Ctrl-C: ``results`` holds what finished before
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
@@ -104,6 +106,7 @@ class BatchReport:
         return {
             "model": self.model, "outdir": self.outdir, "address": self.address, "workers": self.workers,
             "seconds": round(self.seconds, 3), "workers_replaced": self.workers_replaced,
+            "interrupted": self.interrupted,
             "done": self.count("done"), "skipped": self.count("skipped"), "failed": self.count("failed"),
             "songs_per_minute": round(self.songs_per_minute, 4), "audio_hours": round(self.audio_hours, 6),
             "failures": [{"index": r.index, "input": r.input, "reason": r.reason, "attempts": r.attempts}
@@ -118,8 +121,8 @@ class BatchReport:
         lines = [f"{self.count('done')} separated, {self.count('skipped')} already done, {self.count('failed')} "
                  f"failed in {self.seconds:.1f} s on {self.workers} worker(s): {self.songs_per_minute:.2f} songs/min, "
                  f"{self.audio_hours * 60:.2f} min of audio"]
-        lines += [f"failed: {r.input}: {r.reason} ({r.attempts} attempt(s))" for r in self.results
-                  if r.status == "failed"]
+        lines += [f"failed: {r.input}: {r.reason}" + (f" ({r.attempts} attempt(s))" if r.attempts else "")
+                  for r in self.results if r.status == "failed"]
         return "\n".join(lines)
 
 
@@ -133,7 +136,7 @@ class SeparatorWorker:
         self.settings = settings
         self.sep = Separator(model=settings.model, device=settings.device, segment=settings.segment,
                              overlap=settings.overlap, shifts=settings.shifts, residual=settings.residual,
-                             offline=settings.offline, progress=None)
+                             offline=settings.offline, progress=None, fast=settings.fast)
 
     def pid(self) -> int:
         return os.getpid()
@@ -143,11 +146,8 @@ class SeparatorWorker:
         t0 = time.perf_counter()
         base = dict(index=index, input=path, attempts=attempt, worker_pid=os.getpid())
         try:
-            r = self.sep.separate_file(
-                path, self.settings.outdir, fmt=o.format, bit_depth=o.bit_depth or 24,
-                mp3_bitrate=o.mp3_bitrate or 320, clip_mode=o.clip_mode, stems=list(o.stems) if o.stems else None,
-                two_stems=o.two_stems, filename=o.filename, overwrite=self.settings.overwrite,
-                skip_existing=not self.settings.overwrite)
+            r = self.sep.separate_file(path, self.settings.outdir, options=o, overwrite=self.settings.overwrite,
+                                       skip_existing=not self.settings.overwrite)
         except ValueError as e:  # bad input or unwritable output: the message names the file and the reason
             msg = str(e)
             return TrackResult(status="failed", reason=msg if path in msg else f"{path}: {msg}", **base), False

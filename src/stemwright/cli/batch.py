@@ -8,15 +8,16 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
-from stemwright.cli.common import INPUT_EXIT, USAGE_EXIT, fail, fail_from, need_extra, progress_bar
-from stemwright.cli.separate import (ClipMode, Device, OutFormat, Outcome, collect_inputs, output_bit_depth,
-                                     output_format, refuse_collisions)
-from stemwright.models.defaults import DEFAULT_MODEL, DEFAULT_VOCALS_MODEL
+from stemwright.cli import options
+from stemwright.cli.common import INPUT_EXIT, USAGE_EXIT, fail, fail_from, name_list, need_extra, progress_bar
+from stemwright.cli.separate import Outcome, collect_inputs, probe_inputs, refuse_collisions
 
 LIST_SUFFIXES = (".txt", ".csv", ".lst", ".m3u")
 
@@ -58,76 +59,112 @@ def command(
     workers: int = typer.Option(1, "--workers", min=1, help="Ray actors, each with the model loaded once (one CPU each)."),
     gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0.0, help="GPUs each actor asks Ray for (e.g. 0.5: two per GPU)."),
     retries: int = typer.Option(2, "--retries", min=0, help="Extra tries for a track whose worker died or failed unexpectedly (bad files are not retried)."),
-    model: Optional[str] = typer.Option(None, "-m", "-n", "--model", "--name", help=f"Model name or checkpoint path [default: {DEFAULT_MODEL}]."),
-    stems: Optional[str] = typer.Option(None, "--stems", help="Comma-separated stems to write, e.g. vocals,drums."),
-    two_stems: Optional[str] = typer.Option(None, "--two-stems", help="Write STEM and no_STEM (the rest)."),
-    fmt: Optional[OutFormat] = typer.Option(None, "--format", help="Output format [default: wav]."),  # type: ignore[valid-type]
-    mp3: bool = typer.Option(False, "--mp3", help="Same as --format mp3."),
-    flac: bool = typer.Option(False, "--flac", help="Same as --format flac."),
-    bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="wav: 16, 24 or 32 (float); flac: 16 or 24 [default: 24]."),
-    mp3_bitrate: int = typer.Option(320, "--mp3-bitrate", help="mp3 bitrate in kbit/s (32-320)."),
-    device: Device = typer.Option("cpu", "-d", "--device", help="Where each worker runs the model."),  # type: ignore[valid-type]
-    segment: Optional[float] = typer.Option(None, "--segment", help="Chunk length in seconds, >= 0.5 (default: the model's)."),
-    overlap: Optional[float] = typer.Option(None, "--overlap", help="Overlap between chunks, in [0, 1)."),
-    shifts: int = typer.Option(0, "--shifts", help="Average N randomly shifted passes."),
-    residual: Optional[str] = typer.Option(None, "--residual", help="Put mixture minus the other stems into STEM."),
-    filename: str = typer.Option("{track}/{stem}.{ext}", "--filename", help="Output path template ({track} {stem} {ext} {model} {parent})."),
+    model: options.Model = None,
+    stems: options.Stems = None,
+    two_stems: options.TwoStems = None,
+    fmt: options.Format = None,
+    mp3: options.Mp3 = False,
+    flac: options.Flac = False,
+    bit_depth: options.BitDepth = None,
+    int24: options.Int24 = False,
+    float32: options.Float32 = False,
+    mp3_bitrate: options.Mp3Bitrate = 320,
+    device: options.Device = typer.Option("cpu", "-d", "--device", help="Where each worker runs the model."),  # type: ignore[valid-type]
+    segment: options.Segment = None,
+    overlap: options.Overlap = None,
+    shifts: options.Shifts = 0,
+    residual: options.Residual = None,
+    filename: options.Filename = options.DEFAULT_FILENAME,
     overwrite: bool = typer.Option(False, "--overwrite", help="Separate every track again (default: skip tracks already done with these settings)."),
-    clip_mode: ClipMode = typer.Option("rescale", "--clip-mode", help="Peaks over full scale: rescale all stems, clamp, or keep."),  # type: ignore[valid-type]
+    clip_mode: options.ClipMode = "rescale",  # type: ignore[assignment]
     as_json: bool = typer.Option(False, "--json", help="Print one JSON result per track as it completes (with its input index)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    offline: bool = typer.Option(False, "--offline", help="Never download model weights."),
+    quiet: options.Quiet = False,
+    offline: options.Offline = False,
+    fast: options.Fast = False,
 ) -> None:
     """Separate many files on Ray: OUT/<track>/<stem>.<ext> + stemwright.json each, and OUT/batch.json."""
     need_extra("ray", "ray", "stemwright batch")
-    from stemwright.api import SeparationError, Separator
-    from stemwright.batch.ray_runner import REPORT_NAME, BatchSettings, RayBatch, TrackResult
+    from stemwright.api import Separator
+    from stemwright.output import remove_leftovers
+    from stemwright.batch.ray_runner import BatchSettings, RayBatch, TrackResult
 
     if not inputs:
         fail("give at least one INPUT file, folder or list", USAGE_EXIT)
-    out_format = output_format(fmt.value if fmt else None, mp3, flac)
-    depth = output_bit_depth(bit_depth, False, False)
-    stem_list = [s.strip() for s in stems.split(",") if s.strip()] if stems else None
-    model = model or (DEFAULT_VOCALS_MODEL if two_stems == "vocals" else DEFAULT_MODEL)
+    out_format = options.output_format(fmt.value if fmt else None, mp3, flac)
+    depth = options.output_bit_depth(bit_depth, int24, float32)
+    stem_list = name_list(stems)
+    model = options.model_name(model, two_stems)
+    options.check_early(out, out_format, depth, mp3_bitrate, clip_mode.value, filename, segment, overlap, shifts,
+                        None)
     try:
         # checked here, before any worker starts: a wrong name or option fails once, not once per track
         sep = Separator(model=model, device="cpu", segment=segment, overlap=overlap, shifts=shifts,
                         residual=residual, offline=offline)
-        options = sep.options(out_format, depth, mp3_bitrate, clip_mode.value, stem_list, two_stems, filename)
-        sep.plan(Path("track.wav"), out, options)
-    except SeparationError as e:
-        fail(str(e), USAGE_EXIT)
-    except (ValueError, TypeError) as e:
+        out_options = sep.options(out_format, depth, mp3_bitrate, clip_mode.value, stem_list, two_stems, filename)
+    except (ValueError, TypeError) as e:  # typed: StemwrightError.exit_code says usage (2) or input (1)
         fail_from(e)
     try:
         paths = expand_inputs(list(inputs))
     except ValueError as e:
         fail(str(e), INPUT_EXIT)
-    items = refuse_collisions(sep, collect_inputs(paths, exclude=out), out, options)
+    items = refuse_collisions(sep, probe_inputs(collect_inputs(paths, exclude=out)), out, out_options)
+    # Every input is in the report at its position: those that failed before Ray (a missing path in a list, a
+    # collision) as failed with no attempt; Ray's results are re-indexed from the list of the others.
+    positions = [k for k, item in enumerate(items) if not isinstance(item, Outcome)]
+    todo = [str(items[k]) for k in positions]
+    plans = {p: sep.plan(Path(p), out, out_options) for p in todo}  # to clean up after an interrupt
     del sep
-    early = [o for o in items if isinstance(o, Outcome)]
-    todo = [str(p) for p in items if not isinstance(p, Outcome)]
+    finished = [TrackResult(index=k, input=o.input, status="failed", reason=(o.error or "").removeprefix(f"{o.input}: "),
+                            attempts=0)
+                for k, o in enumerate(items) if isinstance(o, Outcome)]
     settings = BatchSettings(model=model, device=device.value, segment=segment, overlap=overlap, shifts=shifts,
-                             residual=residual, offline=offline, options=options, outdir=str(out),
-                             overwrite=overwrite)
+                             residual=residual, offline=offline, options=out_options, outdir=str(out),
+                             overwrite=overwrite, fast=fast)
     bar = progress_bar(len(todo), "tracks", enabled=not quiet and not as_json, unit="track")
 
     def on_result(r: TrackResult) -> None:
+        r = replace(r, index=positions[r.index])
+        finished.append(r)
         bar.update(1)
         if as_json:
             print(json.dumps(r.as_json()), flush=True)
 
+    if as_json:
+        for r in finished:
+            print(json.dumps(r.as_json()), flush=True)
+    t0 = time.perf_counter()
+    ray_report = None
     try:
-        with RayBatch(settings, workers=workers, address=address, gpus_per_worker=gpus_per_worker,
-                      retries=retries) as batch:
-            report = batch.run(todo, on_result)
+        if todo:
+            with RayBatch(settings, workers=workers, address=address, gpus_per_worker=gpus_per_worker,
+                          retries=retries) as batch:
+                ray_report = batch.run(todo, on_result)
     except (ConnectionError, RuntimeError) as e:
         fail(f"Ray: {e}", INPUT_EXIT)
+    except KeyboardInterrupt:
+        # the workers are gone (RayBatch shut them down): remove what they left, and report what finished
+        done = {r.input for r in finished}
+        for p in todo:
+            if p not in done:
+                remove_leftovers(plans[p])
+        _report(model, out, address, workers, time.perf_counter() - t0, 0, finished, interrupted=True)
+        raise
     finally:
         bar.close()
-    report.write(out / REPORT_NAME)
+    report = _report(model, out, address, workers, ray_report.seconds if ray_report else 0.0,
+                     ray_report.workers_replaced if ray_report else 0, finished)
     print(report.summary(), file=sys.stderr if as_json else sys.stdout)
-    for o in early:
-        print(f"error: {o.error}", file=sys.stderr)
-    if early or report.count("failed"):
+    if report.count("failed"):
         raise typer.Exit(INPUT_EXIT)
+
+
+def _report(model: str, out: Path, address: str | None, workers: int, seconds: float, replaced: int,
+            results: list[Any], interrupted: bool = False) -> Any:
+    """Write ``OUT/batch.json`` with every input's result, in input order; returns the report."""
+    from stemwright.batch.ray_runner import REPORT_NAME, BatchReport
+
+    report = BatchReport(model=model, outdir=str(out), address=address, workers=workers, seconds=seconds,
+                         workers_replaced=replaced, results=tuple(sorted(results, key=lambda r: r.index)),
+                         interrupted=interrupted)
+    report.write(out / REPORT_NAME)
+    return report

@@ -2,7 +2,8 @@
 library's own constants, and the one progress library (tqdm).
 
 Exit status: 0 done; 1 bad input (a file, a folder, a document: the line names it); 2 usage (an option's value,
-an unknown model or device name: things fixed by retyping the command).
+an unknown model or device name: things fixed by retyping the command). Library errors are told apart by type
+(:mod:`stemwright.errors`), never by their text.
 Terminal output: results on stdout; ``error: ...`` and ``warning: ...`` lines on stderr, one per problem.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Iterable, NoReturn
 
 import typer
 
-INPUT_EXIT, USAGE_EXIT = 1, 2
+from stemwright.errors import INPUT_EXIT, USAGE_EXIT, exit_code_of
 EXTRAS = {"studio": "serve", "synth": "synth", "train": "train"}
 
 
@@ -34,16 +35,16 @@ def choices(name: str, values: Iterable[str]) -> type[Enum]:
     return Enum(name, {v: v for v in values}, type=str)  # type: ignore[return-value]
 
 
-def is_usage_problem(error: Exception) -> bool:
-    """Whether a library error is about a name the user typed (unknown model, architecture or device): exit 2.
-    Everything else (unreadable checkpoint, missing weights offline, ...) is bad input: exit 1."""
-    text = str(error)
-    return text.startswith(("unknown model", "unknown architecture", "unknown device"))
-
-
 def fail_from(error: Exception) -> NoReturn:
-    """:func:`fail` with the library error's message and the exit status of :func:`is_usage_problem`."""
-    fail(str(error), USAGE_EXIT if is_usage_problem(error) else INPUT_EXIT)
+    """:func:`fail` with the library error's message and its type's exit status
+    (:attr:`stemwright.errors.StemwrightError.exit_code`: 2 for a name or option typed wrong, else 1)."""
+    fail(str(error), exit_code_of(error))
+
+
+def name_list(text: str | None) -> list[str] | None:
+    """A comma-separated option (``--stems vocals,drums``) as a list; ``None`` when not given or empty."""
+    names = [s.strip() for s in text.split(",") if s.strip()] if text else []
+    return names or None
 
 
 def need_extra(module: str, extra: str, what: str) -> Any:
@@ -56,11 +57,17 @@ def need_extra(module: str, extra: str, what: str) -> Any:
         fail(f"{what} needs the optional package {e.name or module!r}: pip install 'stemwright[{extra}]'")
 
 
+def stderr_is_terminal() -> bool:
+    """Whether progress may redraw itself in place (``\r``) on stderr."""
+    return sys.stderr.isatty()
+
+
 def progress_bar(total: float, description: str, *, enabled: bool = True, position: int | None = None,
                  unit: str = "it") -> Any:
-    """A tqdm bar on stderr (the project's one progress library); disabled bars cost nothing."""
+    """A tqdm bar on stderr (the project's one progress library); disabled bars cost nothing. Only on a terminal:
+    in a log file or a pipe a bar is one line of carriage returns (commands print plain lines there instead)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=description, disable=not enabled, file=sys.stderr, dynamic_ncols=True,
+    return tqdm(total=total, desc=description, disable=not (enabled and stderr_is_terminal()), file=sys.stderr, dynamic_ncols=True,
                 position=position, unit=unit, leave=True,
                 bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")

@@ -53,7 +53,9 @@ def command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Score a separator on a dataset: per-track JSON (museval layout), summary CSV/Markdown/JSON, plots."""
+    from stemwright.atomic import check_writable_folder
     from stemwright.cli.common import USAGE_EXIT, fail, fail_from
+    from stemwright.errors import OutputError
     from stemwright.datasets import DatasetError, open_dataset
     from stemwright.metrics.report import save_report, summarize, to_text
 
@@ -70,6 +72,10 @@ def command(
     report_dir = out or Path(f"eval-{Path(str(model)).stem if model else 'estimates'}")
     if (report_dir / "summary.json").exists() and not overwrite:
         fail(f"{report_dir}: a report already exists (use --overwrite or another -o)")
+    try:
+        check_writable_folder(report_dir)  # before the scoring, not after it
+    except OutputError as e:
+        fail(str(e))
     try:
         ds = open_dataset(root, fmt.value, split_name)
         selected = _select(ds, tracks)
@@ -89,15 +95,20 @@ def command(
         "seconds": round(seconds, 2),
     }
     title = f"{label} on {Path(root).name}" + (f"/{ds.split}" if ds.split else "")
-    written = save_report(results, report_dir, title, meta)
     table = summarize(results)
+    # the scores are printed before the report is written: a full or read-only disk does not lose them
     if as_json:
         print(json.dumps({**meta, "summary": table, "report": str(report_dir)}, indent=2, default=_nan_safe))
-        return
-    print(f"\n{title} — {len(results)} track(s), {seconds:.1f} s")
-    print(to_text(table))
-    print(f"\nreport: {report_dir}/ (summary.csv, summary.md, summary.json, "
-          f"{', '.join(p.name for k, p in written.items() if k in ('boxplot', 'tracks'))}, per-track JSON)")
+    else:
+        print(f"\n{title} — {len(results)} track(s), {seconds:.1f} s")
+        print(to_text(table))
+    try:
+        written = save_report(results, report_dir, title, meta)
+    except OSError as e:
+        fail(f"{report_dir}: could not write the report ({e.strerror or e}); the scores are printed above")
+    if not as_json:
+        print(f"\nreport: {report_dir}/ (summary.csv, summary.md, summary.json, "
+              f"{', '.join(p.name for k, p in written.items() if k in ('boxplot', 'tracks'))}, per-track JSON)")
 
 
 def _nan_safe(o: object) -> object:
@@ -181,8 +192,9 @@ def _eval_estimates(tracks: list, estimates: Path, fmt: Format, protocol: str, q
         except DatasetError as e:
             raise EvalInputError(str(e)) from None
         if est_track.samplerate != track.samplerate:
-            raise EvalInputError(f"track {track.name!r}: estimates at {est_track.samplerate} Hz, "
-                                 f"references at {track.samplerate} Hz")
+            stem = est_track.source_names[0]  # the stem whose rate the folder's rate is (all must agree)
+            raise EvalInputError(f"track {track.name!r}: estimate {stem!r} in {folder} is at {est_track.samplerate} "
+                                 f"Hz, the references at {track.samplerate} Hz")
         try:
             produced = est_track.sources
         except DatasetError as e:

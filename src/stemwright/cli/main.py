@@ -10,18 +10,6 @@ import logging
 import sys
 import warnings
 
-import click
-import typer
-
-try:  # typer >= 0.20 vendors its own copy of click
-    from typer._click import exceptions as _tclick
-except ImportError:  # pragma: no cover - older typer uses click itself
-    _tclick = click.exceptions
-
-_USAGE_ERRORS = (click.UsageError, _tclick.UsageError)
-_EXITS = (click.exceptions.Exit, typer.Exit)
-_ABORTS = (click.Abort, typer.Abort)
-
 from stemwright import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -81,7 +69,7 @@ def _setup_output(verbose: bool) -> None:
     root.setLevel(logging.INFO if verbose else logging.WARNING)
     if not verbose:
         logging.getLogger("stemwright").setLevel(logging.WARNING)
-        for noisy in ("numba", "matplotlib", "PIL", "httpx", "urllib3"):
+        for noisy in ("numba", "matplotlib", "PIL", "httpx", "urllib3", "ray"):  # ray: "Token authentication..."
             logging.getLogger(noisy).setLevel(logging.ERROR)
     from stemwright.audio.io import set_native_decoder_messages
 
@@ -98,9 +86,16 @@ def _missing_extra(error: ImportError) -> str | None:
     return f"this command needs the optional package {name!r}: pip install 'stemwright[{extra}]'" if extra else None
 
 
-def _interrupted(name: str) -> None:
-    print("error: interrupted (finished tracks are kept; rerun with --skip-existing to do the rest)"
-          if name == "separate" else "error: interrupted", file=sys.stderr)
+def _interrupted(name: str, args: list[str]) -> None:
+    if name != "separate":
+        print("error: interrupted", file=sys.stderr)
+    elif "--overwrite" in args:
+        # --skip-existing would refuse the tracks this run had not reached yet: they hold the earlier run's stems
+        print("error: interrupted (finished tracks are kept; rerun the same command to separate them all again)",
+              file=sys.stderr)
+    else:
+        print("error: interrupted (finished tracks are kept; rerun with --skip-existing to do the rest)",
+              file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         verbose, args = True, [args[0]] + [a for a in args[1:] if a not in VERBOSE_FLAGS]
     elif args and args[0] == "train":
         verbose = verbose or any(a in VERBOSE_FLAGS for a in args[1:])
-    _setup_output(verbose)
+    # help, version and usage errors are answered before any output setup or import (--help stays fast)
     if not args:  # a bare command is a usage error, as in git, pip and demucs
         print(_usage(), file=sys.stderr)
         return 2
@@ -126,6 +121,23 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    _setup_output(verbose)
+    return _run(name, args)
+
+
+def _run(name: str, args: list[str]) -> int:
+    """Run sub-command ``name`` with ``args`` (``args[0]`` is the name); returns the exit status."""
+    # imported here, not at the top: 'stemwright --help' needs neither (about 0.2 s)
+    import click
+    import typer
+
+    try:  # typer >= 0.20 vendors its own copy of click
+        from typer._click import exceptions as tclick
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        tclick = click.exceptions
+    usage_errors = (click.UsageError, tclick.UsageError)
+    exits = (click.exceptions.Exit, typer.Exit)
+    aborts = (click.Abort, typer.Abort)
     from stemwright.atomic import remove_temporaries_on_signals
 
     remove_temporaries_on_signals()
@@ -136,14 +148,14 @@ def main(argv: list[str] | None = None) -> int:
                           context_settings={"help_option_names": HELP_FLAGS})
         app.command(name=name, help=module.command.__doc__ or help_)(module.command)
         result = app(args[1:], prog_name=f"stemwright {name}", standalone_mode=False)
-    except _USAGE_ERRORS as e:
+    except usage_errors as e:
         # One plain line (no boxed rich panel), naming the command; exit status 2 as for any usage error.
         print(f"error: {e.format_message()} (see 'stemwright {name} -h')", file=sys.stderr)
         return 2
-    except _EXITS as e:
+    except exits as e:
         return int(getattr(e, "exit_code", getattr(e, "code", 1)) or 0)
-    except (*_ABORTS, KeyboardInterrupt):  # click turns Ctrl-C into Abort
-        _interrupted(name)
+    except (*aborts, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        _interrupted(name, args)
         return 130
     except ImportError as e:
         message = _missing_extra(e)
@@ -155,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         code = e.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     if result == 130:  # typer turns Ctrl-C into a return value of 130, in non-standalone mode
-        _interrupted(name)
+        _interrupted(name, args)
     return result if isinstance(result, int) else 0
 
 

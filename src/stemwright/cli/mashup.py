@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from stemwright.cli.common import USAGE_EXIT, fail
-from stemwright.cli.mix import ClipMode, describe_output, resolve_output, write_mix_audio
+from stemwright.cli import options
+from stemwright.cli.mix import describe_output, resolve_output, write_mix_audio
 
 
 def command(
@@ -26,12 +27,12 @@ def command(
     vocals_gain: float = typer.Option(0.0, "--vocals-gain", help="Vocal level in dB."),
     backing_gain: float = typer.Option(0.0, "--backing-gain", help="Backing level in dB."),
     loudness: Optional[float] = typer.Option(None, "--loudness", help="Normalise to this integrated LUFS (true peak <= -1 dBTP)."),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="wav, flac or mp3 (default: from the output name)."),
-    bit_depth: int = typer.Option(24, "--bit-depth", help="wav: 16, 24 or 32 (float); flac: 16 or 24."),
-    mp3_bitrate: int = typer.Option(320, "--mp3-bitrate", help="mp3 bitrate in kbit/s."),
-    clip_mode: ClipMode = typer.Option("rescale", "--clip-mode", help="Peaks over full scale: one gain for the whole mix (rescale), clamp, or keep (float wav)."),  # type: ignore[valid-type]
+    fmt: options.FileFormat = None,
+    bit_depth: options.FileBitDepth = 24,
+    mp3_bitrate: options.Mp3Bitrate = 320,
+    clip_mode: options.FileClipMode = "rescale",  # type: ignore[assignment]
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    overwrite: options.FileOverwrite = False,
 ) -> None:
     """Put the vocals of song A over the backing of song B: tempo and key matched, first downbeats aligned."""
     from stemwright.mixer.analysis import parse_key

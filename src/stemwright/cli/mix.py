@@ -8,10 +8,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from stemwright.audio.io import CLIP_MODES
-from stemwright.cli.common import USAGE_EXIT, choices, fail, warn
-
-ClipMode = choices("ClipMode", CLIP_MODES)
+from stemwright.cli import options
+from stemwright.cli.common import USAGE_EXIT, fail, name_list, warn
 
 if TYPE_CHECKING:  # imported lazily at run time so that 'stemwright --help' stays fast
     from stemwright.mixer.document import Mix
@@ -110,11 +108,14 @@ def command(
     loudness: Optional[float] = typer.Option(None, "--loudness", help="Normalise to this integrated LUFS (true peak <= -1 dBTP)."),
     mix_file: Optional[Path] = typer.Option(None, "--mix-file", help="Start from this mix document (JSON, e.g. saved by the web mixer)."),
     save_mix: Optional[Path] = typer.Option(None, "--save-mix", help="Save the resulting mix document (JSON) here."),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="wav, flac or mp3 (default: from the output name)."),
-    bit_depth: int = typer.Option(24, "--bit-depth", help="wav: 16, 24 or 32 (float); flac: 16 or 24."),
-    mp3_bitrate: int = typer.Option(320, "--mp3-bitrate", help="mp3 bitrate in kbit/s."),
-    clip_mode: ClipMode = typer.Option("rescale", "--clip-mode", help="Peaks over full scale: one gain for the whole mix (rescale), clamp, or keep (float wav)."),  # type: ignore[valid-type]
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    stem_names: Optional[str] = typer.Option(
+        None, "--stems", help="Comma-separated stem files to use in a folder without stemwright.json (default: "
+                              "the known stem names: vocals, drums, bass, other, guitar, piano, accompaniment, no_*)."),
+    fmt: options.FileFormat = None,
+    bit_depth: options.FileBitDepth = 24,
+    mp3_bitrate: options.Mp3Bitrate = 320,
+    clip_mode: options.FileClipMode = "rescale",  # type: ignore[assignment]
+    overwrite: options.FileOverwrite = False,
 ) -> None:
     """Remix separated stems into one file.
 
@@ -134,7 +135,8 @@ def command(
     if save_mix is not None and save_mix.exists() and not overwrite:
         fail(f"{save_mix}: already exists (use --overwrite to replace it)")
     try:
-        stems = load_stems(stems_dir)
+        stems = load_stems(stems_dir, names=name_list(stem_names),
+                           exclude=[p for p in (target[0] if target else None, save_mix) if p is not None])
     except MixError as e:
         fail(str(e))
     try:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import sys
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -10,6 +12,8 @@ from typing import Any
 import typer
 
 log = logging.getLogger(__name__)
+
+TABLE_COLUMNS = 120  # narrower terminals (and pipes) get one block per model instead of a table
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,13 +95,17 @@ def command(
     if as_json:
         print(json.dumps({"models": builtin, "published": published, "published_note": why}, indent=2))
         return
+    sdr = measured_sdr()
+    if not sys.stdout.isatty() or shutil.get_terminal_size().columns < TABLE_COLUMNS:
+        _print_blocks(builtin, published, why, sdr)  # a narrow terminal or a pipe: nothing wrapped mid-word
+        return
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     table = Table(title="Models (use with -m NAME)", show_lines=False)
-    sdr = measured_sdr()
-    for col in ("name", "stems", "rate", "parameters", "licence", "SDR (dB)", "description"):
+    table.add_column("name", no_wrap=True)
+    for col in ("stems", "rate", "parameters", "licence", "SDR (dB)", "description"):
         table.add_column(col, overflow="fold")
     for r in builtin:
         params = f"{r['parameters']:,}" if r["parameters"] else "none"
@@ -109,7 +117,8 @@ def command(
         console.print(f"Published models: {why}.")
         return
     pub = Table(title="Published checkpoints (downloaded on first use)")
-    for col in ("name", "architecture", "stems", "rate", "licence", "on disk", "SDR (dB)", "description"):
+    pub.add_column("name", no_wrap=True)
+    for col in ("architecture", "stems", "rate", "licence", "on disk", "SDR (dB)", "description"):
         pub.add_column(col, overflow="fold")
     for r in published:
         pub.add_row(str(r.get("name")), str(r.get("architecture", "")), ",".join(r.get("sources", [])),
@@ -120,6 +129,34 @@ def command(
         first = next(iter(sdr.values()))
         console.print(f"SDR: {first.metric}, measured by stemwright ('stemwright models --json' says on what data and "
                       "with which command); '–': not measured.")
+
+
+def _print_blocks(builtin: list[dict[str, Any]], published: list[dict[str, Any]] | None, why: str | None,
+                  sdr: dict[str, MeasuredSdr]) -> None:
+    """One block per model, as ``pip show`` prints: the name on its own line, then indented ``field: value`` lines."""
+    print("Models (use with -m NAME)\n")
+    for r in builtin:
+        params = f"{r['parameters']:,}" if r["parameters"] else "none"
+        _block(r["name"] + (" (default)" if r["default"] else ""), {
+            "stems": ",".join(r["sources"]), "rate": r["samplerate"], "parameters": params, "licence": r["licence"],
+            "SDR (dB)": _sdr_cell(sdr, r["name"]), "description": r["description"]})
+    if published is None:
+        print(f"Published models: {why}.")
+        return
+    print("Published checkpoints (downloaded on first use)\n")
+    for r in published:
+        _block(str(r.get("name")), {
+            "architecture": r.get("architecture", ""), "stems": ",".join(r.get("sources", [])),
+            "rate": r.get("samplerate", ""), "licence": r.get("licence", ""),
+            "on disk": "yes" if r.get("on_disk") else "no", "SDR (dB)": _sdr_cell(sdr, str(r.get("name"))),
+            "description": r.get("description", "")})
+
+
+def _block(name: str, fields: dict[str, Any]) -> None:
+    print(name)
+    for key, value in fields.items():
+        print(f"    {key}: {value}")
+    print()
 
 
 def _sdr_cell(sdr: dict[str, MeasuredSdr], name: str) -> str:

@@ -13,17 +13,12 @@ from typing import Any, Callable, Iterator, Optional
 
 import typer
 
-from stemwright.audio.io import CLIP_MODES, WRITE_FORMATS
-from stemwright.cli.common import INPUT_EXIT, USAGE_EXIT, choices, fail, fail_from, progress_bar
-from stemwright.models.defaults import DEFAULT_MODEL, DEFAULT_VOCALS_MODEL
+from stemwright.cli import options
+from stemwright.cli.common import INPUT_EXIT, USAGE_EXIT, fail, fail_from, name_list, progress_bar
 
 log = logging.getLogger(__name__)
 
 DEMO_RESOURCE = "data/demo.ogg"
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # as stemwright.engine.device.DEVICE_CHOICES (no torch import here)
-OutFormat = choices("OutFormat", WRITE_FORMATS)
-ClipMode = choices("ClipMode", CLIP_MODES)
-Device = choices("Device", DEVICE_CHOICES)
 
 
 @dataclass(frozen=True)
@@ -92,40 +87,35 @@ def collect_inputs(inputs: list[Path], exclude: Path | None = None) -> list[Path
 def command(
     inputs: list[Path] = typer.Argument(None, help="Audio files or folders (walked for audio files).", show_default=False),
     out: Path = typer.Option(Path("separated"), "-o", "--out", help="Output folder."),
-    model: Optional[str] = typer.Option(None, "-m", "-n", "--model", "--name",
-                                        help=f"Model name ('stemwright models'), or a checkpoint path [default: {DEFAULT_MODEL}; {DEFAULT_VOCALS_MODEL} with --two-stems vocals]."),
-    stems: Optional[str] = typer.Option(None, "--stems", help="Comma-separated stems to write, e.g. vocals,drums."),
-    two_stems: Optional[str] = typer.Option(None, "--two-stems", help="Write STEM and no_STEM (the rest)."),
-    fmt: Optional[OutFormat] = typer.Option(None, "--format", help="Output format [default: wav]."),  # type: ignore[valid-type]
-    mp3: bool = typer.Option(False, "--mp3", help="Same as --format mp3."),
-    flac: bool = typer.Option(False, "--flac", help="Same as --format flac."),
-    bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="wav: 16, 24 or 32 (float); flac: 16 or 24 [default: 24]."),
-    int24: bool = typer.Option(False, "--int24", help="Same as --bit-depth 24."),
-    float32: bool = typer.Option(False, "--float32", help="Same as --bit-depth 32 (float wav)."),
-    mp3_bitrate: int = typer.Option(320, "--mp3-bitrate", help="mp3 bitrate in kbit/s (32-320)."),
-    device: Device = typer.Option("auto", "-d", "--device", help="Where the model runs."),  # type: ignore[valid-type]
-    segment: Optional[float] = typer.Option(None, "--segment", help="Chunk length in seconds, >= 0.5 (default: the model's)."),
-    overlap: Optional[float] = typer.Option(None, "--overlap", help="Overlap between chunks, in [0, 1) (default: the model's publisher's, else 0.25)."),
-    shifts: int = typer.Option(0, "--shifts", help="Average N randomly shifted passes (slower, slightly better)."),
-    residual: Optional[str] = typer.Option(None, "--residual", help="Put mixture minus the other stems into STEM."),
+    model: options.Model = None,
+    stems: options.Stems = None,
+    two_stems: options.TwoStems = None,
+    fmt: options.Format = None,
+    mp3: options.Mp3 = False,
+    flac: options.Flac = False,
+    bit_depth: options.BitDepth = None,
+    int24: options.Int24 = False,
+    float32: options.Float32 = False,
+    mp3_bitrate: options.Mp3Bitrate = 320,
+    device: options.Device = typer.Option("auto", "-d", "--device", help="Where the model runs."),  # type: ignore[valid-type]
+    segment: options.Segment = None,
+    overlap: options.Overlap = None,
+    shifts: options.Shifts = 0,
+    residual: options.Residual = None,
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Files separated in parallel."),
-    filename: str = typer.Option(
-        "{track}/{stem}.{ext}", "--filename",
-        help="Output path template with {track} {stem} {ext} {model} {parent}: '{model}/{track}/{stem}.{ext}' to "
-             "compare models, '{parent}/{stem}.{ext}' for dataset folders (MUSDB's TRACK/mixture.wav)."),
+    filename: options.Filename = options.DEFAULT_FILENAME,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (and the previous run's other stems)."),
     skip_existing: bool = typer.Option(False, "--skip-existing",
-                                       help="Skip tracks already separated with this model and these options; redo interrupted ones."),
+                                       help="Skip tracks already separated from the same file with this model and these options; redo interrupted ones."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON result per input (one per line, in input order, as each is done)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    clip_mode: ClipMode = typer.Option("rescale", "--clip-mode", help="Peaks over full scale: rescale all stems, clamp, or keep (float wav)."),  # type: ignore[valid-type]
+    quiet: options.Quiet = False,
+    clip_mode: options.ClipMode = "rescale",  # type: ignore[assignment]
     demo: bool = typer.Option(False, "--demo", help="Separate the bundled demo song and print where the stems went."),
-    offline: bool = typer.Option(False, "--offline", help="Never download model weights."),
-    fast: bool = typer.Option(False, "--fast", help="bfloat16 where the CPU/GPU runs it natively (AVX-512 BF16, AMX, Ampere+): "
-                              "faster, slightly different stems; elsewhere no effect."),
+    offline: options.Offline = False,
+    fast: options.Fast = False,
 ) -> None:
     """Split songs into stems: OUT/<track>/<stem>.<ext> plus OUT/<track>/stemwright.json."""
-    from stemwright.api import SeparationError, Separator
+    from stemwright.api import Separator
 
     inputs = list(inputs or [])
     if demo:
@@ -134,26 +124,25 @@ def command(
         fail("give at least one INPUT file or folder (or --demo)", USAGE_EXIT)
     if overwrite and skip_existing:
         fail("use either --overwrite or --skip-existing, not both", USAGE_EXIT)
-    out_format = output_format(fmt.value if fmt else None, mp3, flac)
-    depth = output_bit_depth(bit_depth, int24, float32)
-    stem_list = [s.strip() for s in stems.split(",") if s.strip()] if stems else None
-    model = model or (DEFAULT_VOCALS_MODEL if two_stems == "vocals" else DEFAULT_MODEL)
-    try:
-        sep = Separator(model=model, device=device.value, segment=segment, overlap=overlap,
-                        shifts=shifts, residual=residual, offline=offline, fast=fast)
-    except SeparationError as e:
-        fail(str(e), USAGE_EXIT)
-    except (ValueError, TypeError) as e:
-        fail_from(e)
-    try:
-        options = sep.options(out_format, depth, mp3_bitrate, clip_mode.value, stem_list, two_stems, filename)
-        sep.plan(Path("track.wav"), out, options)  # a template that leaves the output folder is a usage error
-    except SeparationError as e:
-        fail(str(e), USAGE_EXIT)
-
-    items = collect_inputs(inputs, exclude=out)
-    items = refuse_collisions(sep, items, out, options)
-    runner = _Runner(sep, out, options, overwrite=overwrite, skip_existing=skip_existing or (demo and not overwrite),
+    out_format = options.output_format(fmt.value if fmt else None, mp3, flac)
+    depth = options.output_bit_depth(bit_depth, int24, float32)
+    stem_list = name_list(stems)
+    model = options.model_name(model, two_stems)
+    # options, then inputs and the output folder, are checked before the model loads (seconds): a typo fails at once
+    options.check_early(out, out_format, depth, mp3_bitrate, clip_mode.value, filename, segment, overlap, shifts,
+                        device.value)
+    items = probe_inputs(collect_inputs(inputs, exclude=out))
+    sep = out_options = None
+    if any(isinstance(i, Path) for i in items):  # else every input failed: no model is needed to say so
+        try:
+            sep = Separator(model=model, device=device.value, segment=segment, overlap=overlap,
+                            shifts=shifts, residual=residual, offline=offline, fast=fast)
+            out_options = sep.options(out_format, depth, mp3_bitrate, clip_mode.value, stem_list, two_stems, filename)
+            sep.plan(Path("track.wav"), out, out_options)  # a template that leaves the output folder is a usage error
+        except (ValueError, TypeError) as e:  # typed: StemwrightError.exit_code says usage (2) or input (1)
+            fail_from(e)
+        items = refuse_collisions(sep, items, out, out_options)
+    runner = _Runner(sep, out, out_options, overwrite=overwrite, skip_existing=skip_existing or (demo and not overwrite),
                      progress=not quiet)
     failures: list[Outcome] = []
     n_done = n_skipped = 0
@@ -176,47 +165,68 @@ def command(
         raise typer.Exit(INPUT_EXIT)
 
 
-def output_format(fmt: str | None, mp3: bool, flac: bool) -> str:
-    """The one output format that ``--format``/``--mp3``/``--flac`` ask for (wav when none; shared with ``batch``)."""
-    chosen = {f for f, on in (("mp3", mp3), ("flac", flac)) if on} | ({fmt} if fmt else set())
-    if len(chosen) > 1:
-        fail(f"conflicting output formats: {', '.join(sorted(chosen))} (give one of --format, --mp3, --flac)", USAGE_EXIT)
-    return chosen.pop() if chosen else "wav"
+def probe_inputs(items: list[Path | Outcome]) -> list[Path | Outcome]:
+    """Each input file opened and its header read (no decoding): an unreadable one becomes a failed
+    :class:`Outcome` in its place, before the model is loaded."""
+    from stemwright.audio.stream import open_audio_stream
+    from stemwright.errors import AudioError
 
-
-def output_bit_depth(bit_depth: int | None, int24: bool, float32: bool) -> int:
-    """The one bit depth that ``--bit-depth``/``--int24``/``--float32`` ask for (24 when none; shared with ``batch``)."""
-    chosen = {d for d, on in ((24, int24), (32, float32)) if on} | ({bit_depth} if bit_depth is not None else set())
-    if len(chosen) > 1:
-        fail(f"conflicting bit depths: {', '.join(map(str, sorted(chosen)))} (give one of --bit-depth, --int24, "
-             "--float32)", USAGE_EXIT)
-    return chosen.pop() if chosen else 24
+    checked: list[Path | Outcome] = []
+    for item in items:
+        if isinstance(item, Path):
+            try:
+                with open_audio_stream(item):
+                    pass
+            except AudioError as e:
+                item = Outcome(str(item), False, error=str(e))
+        checked.append(item)
+    return checked
 
 
 def refuse_collisions(sep: Any, items: list[Path | Outcome], out: Path, options: Any) -> list[Path | Outcome]:
     """Inputs whose outputs would land on an earlier input's files (``A/01.wav`` and ``B/01.wav`` with the
     default layout) fail before any work: a run never overwrites its own output."""
+    from stemwright.output import refuse_input_as_output
+    from stemwright.errors import StemwrightError
+
     owner: dict[Path, Path] = {}
     checked: list[Path | Outcome] = []
+    inputs = [i for i in items if isinstance(i, Path)]
     for item in items:
         if isinstance(item, Outcome):
             checked.append(item)
             continue
         try:
             plan = sep.plan(item, out, options)
-        except ValueError as e:
-            checked.append(Outcome(str(item), False, error=f"{item}: {e}"))
+            refuse_input_as_output(plan, inputs)  # any input of the run, not only this one
+        except StemwrightError as e:
+            checked.append(Outcome(str(item), False, error=str(e) if str(item) in str(e) else f"{item}: {e}"))
             continue
         targets = [*plan.stem_paths.values(), plan.manifest_path]
         clash = next((owner[t] for t in targets if t in owner), None)
         if clash is not None:
             checked.append(Outcome(str(item), False, error=(
-                f"{item}: its stems would overwrite those of {clash} in this run (same track name); keep them apart "
-                "with --filename \"{parent}/{track}/{stem}.{ext}\"")))
+                f"{item}: its stems would overwrite those of {clash} in this run (same track name); "
+                + _collision_advice(sep, out, options, item, clash))))
             continue
         owner.update({t: item for t in targets})
         checked.append(item)
     return checked
+
+
+def _collision_advice(sep: Any, out: Path, options: Any, a: Path, b: Path) -> str:
+    """A ``--filename`` that keeps ``a`` and ``b`` apart (the current template with a folder field in front), or
+    the news that no template field can."""
+    from dataclasses import replace
+
+    for field in ("{parent}", "{ext_in}"):
+        if field in options.filename:
+            continue
+        candidate = replace(options, filename=f"{field}/{options.filename}")
+        if sep.plan(a, out, candidate).manifest_path != sep.plan(b, out, candidate).manifest_path:
+            return f"keep them apart with --filename \"{candidate.filename}\""
+    return ("no --filename field keeps them apart (same folder, track name and extension): separate them in two "
+            "runs with different -o folders")
 
 
 class _Runner:
@@ -238,21 +248,27 @@ class _Runner:
             yield from pool.map(work, items)  # map yields in input order
 
     def one(self, path: Path) -> Outcome:
-        from stemwright.api import track_name
+        from stemwright.output import track_name
 
         with self._lock:
             slot = self._slots.pop(0) if self._slots else None
         name = track_name(path)[:40]
         bar = progress_bar(1.0, f"{name} {'':<9}", enabled=self.progress, position=slot)
+        stages: list[str] = []
         try:
             def on_progress(ev: Any) -> None:
                 bar.n = round(ev.fraction, 3)
                 bar.set_description_str(f"{name} {ev.stage:<9}", refresh=True)
+                if bar.disable and (not stages or stages[-1] != ev.stage):
+                    stages.append(ev.stage)
+                    log.info("%s: %s", path, ev.stage)  # no terminal: one plain line per stage, with -v
 
             outcome = self._separate(path, on_progress)
+            status = "skipped" if outcome.skipped else "done" if outcome.ok else "failed"
             bar.n = 1.0
-            bar.set_description_str(f"{name} {'skipped' if outcome.skipped else 'done' if outcome.ok else 'failed':<9}",
-                                    refresh=True)
+            bar.set_description_str(f"{name} {status:<9}", refresh=True)
+            if bar.disable and self.progress:  # no terminal: one plain line per track, never a carriage return
+                print(f"{path}: {status}", file=sys.stderr, flush=True)
             return outcome
         finally:
             bar.close()
@@ -261,29 +277,23 @@ class _Runner:
                     self._slots.append(slot)
 
     def _separate(self, path: Path, progress: Any) -> Outcome:
+        from stemwright.errors import OtherRunExists, OutputExists, StemwrightError
+
         try:
             result = self.sep.separate_file(path, self.out, progress=progress, overwrite=self.overwrite,
-                                            skip_existing=self.skip_existing, **_file_options(self.options))
-        except ValueError as e:  # AudioError, SeparationError: the message says what and why
+                                            skip_existing=self.skip_existing, options=self.options)
+        except StemwrightError as e:  # the message says what and why; the library names no flags, the CLI does
             msg = str(e)
-            reason = getattr(e, "reason", "")  # the library names no flags; the CLI does
-            if reason.startswith("already exists"):
-                msg = f"{e.path}: already exists (use --overwrite to replace it, or --skip-existing)"  # type: ignore[attr-defined]
-            elif reason.startswith("holds another run"):
+            if isinstance(e, OtherRunExists):
                 msg = f"{msg} (use --overwrite to replace them)"
+            elif isinstance(e, OutputExists):
+                msg = f"{e.path}: already exists (use --overwrite to replace it, or --skip-existing)"
             return Outcome(str(path), False, error=msg if str(path) in msg else f"{path}: {msg}")
         except Exception as e:  # noqa: BLE001 - a batch goes on past any one file's failure
             log.debug("separation of %s failed", path, exc_info=True)
             return Outcome(str(path), False, error=f"{path}: {type(e).__name__}: {e}")
         return Outcome(str(path), True, manifest=result.manifest, manifest_path=str(result.manifest_path),
                        skipped=result.skipped)
-
-
-def _file_options(options: Any) -> dict[str, Any]:
-    """``separate_file`` keywords from the checked :class:`~stemwright.manifest.SeparationOptions`."""
-    return dict(fmt=options.format, bit_depth=options.bit_depth or 24, mp3_bitrate=options.mp3_bitrate or 320,
-                clip_mode=options.clip_mode, stems=list(options.stems) if options.stems else None,
-                two_stems=options.two_stems, filename=options.filename)
 
 
 def _print_demo(o: Outcome) -> None:

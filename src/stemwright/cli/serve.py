@@ -113,6 +113,8 @@ def command(
     model: str = typer.Option(None, "--model", "-m", help="Default separation model."),
 ) -> None:
     """Start stemwright studio: a local web app that separates songs and opens the stems in a live mixer."""
+    from stemwright.atomic import check_writable_folder
+    from stemwright.errors import OutputError
     from stemwright.server.app import ServerConfig
     from stemwright.server.guard import check_token
 
@@ -129,6 +131,11 @@ def command(
             typer.echo(f"error: --token: {e}", err=True)
             raise typer.Exit(2) from None
     folder = Path(data_dir or user_data_dir("stemwright")) / ("" if data_dir else "studio")
+    try:
+        check_writable_folder(folder)  # before binding: a read-only library is one error line, not a traceback
+    except OutputError as e:
+        typer.echo(f"error: --data-dir: {e}", err=True)
+        raise typer.Exit(1) from None
     config = ServerConfig(data_dir=folder, host=host, allow_hosts=tuple(allow_host), workers=workers,
                           max_upload_mb=max_upload_mb, max_duration=max_duration, token=token,
                           max_queue=max_queue, default_model=model)

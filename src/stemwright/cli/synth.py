@@ -40,7 +40,9 @@ def command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Generate synthetic songs stem by stem (FluidSynth GM soundfonts, Hydrogen drum kits, MIR-1K vocals)."""
+    from stemwright.atomic import check_writable_folder
     from stemwright.cli.common import USAGE_EXIT, fail
+    from stemwright.errors import OutputError
     from stemwright.synth import DEFAULT_MIR1K_DIR, MissingPackageError, SongExistsError, generate_dataset
     from stemwright.synth.compose import STYLES
 
@@ -51,6 +53,10 @@ def command(
         fail("--no-vocals cannot be combined with --no-mir1k or --mir1k-dir", USAGE_EXIT)
     if mir1k_dir is not None and not mir1k_dir.is_dir():
         fail(f"{mir1k_dir}: MIR-1K folder not found")
+    try:
+        check_writable_folder(out)  # before any song is rendered
+    except OutputError as e:
+        fail(str(e))
     t0 = time.perf_counter()
     try:
         results = generate_dataset(
@@ -71,6 +77,8 @@ def command(
         )
     except (MissingPackageError, SongExistsError, ValueError) as e:
         fail(str(e))
+    except OSError as e:  # a disk that fills up or turns read-only during the run
+        fail(f"{e.filename or out}: could not write ({e.strerror or e})")
     elapsed = time.perf_counter() - t0
     rate = len(results) / elapsed * 60 if elapsed > 0 else float("inf")
     print(

@@ -21,6 +21,7 @@ def command(
 ) -> None:
     """Train a separation model from a YAML config; checkpoints go to OUT/checkpoints, logs to OUT/*.csv + curves.png."""
     from stemwright.train.config import ConfigError
+    from stemwright.atomic import check_writable_folder
     from stemwright.cli.common import fail
     from stemwright.train.data import DataError
     from stemwright.train.loop import ExportPathError, train
@@ -30,8 +31,12 @@ def command(
     if verbose:
         logging.getLogger().setLevel(logging.INFO)
     try:
+        if out is not None:
+            check_writable_folder(out)  # before the data loads and the model builds
         folder = train(config, out=out, resume=resume, max_steps=max_steps, max_minutes=max_minutes, init_from=init_from,
                        export_path=export, allow_package_export=export_into_package)
     except (ExportPathError, ConfigError, DataError, ResumeError, ValueError) as e:
         fail(str(e))
+    except OSError as e:  # a run folder or export path that cannot be written
+        fail(f"{e.filename or out}: could not write ({e.strerror or e})")
     print(f"run folder: {folder}")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from stemwright.errors import DeviceUnavailable, UnknownDevice
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -19,12 +21,12 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} requested but CUDA is not available on this machine")
+            raise DeviceUnavailable(f"device {name!r} requested but CUDA is not available on this machine")
         return torch.device(name)
     if name == "mps":
         if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
-            raise ValueError("device 'mps' requested but Apple MPS is not available on this machine")
+            raise DeviceUnavailable("device 'mps' requested but Apple MPS is not available on this machine")
         return torch.device("mps")
     if name == "cpu":
         return torch.device("cpu")
-    raise ValueError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    raise UnknownDevice(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")

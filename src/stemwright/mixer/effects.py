@@ -15,10 +15,7 @@ import numpy as np
 import pedalboard
 
 from stemwright.mixer.debleed import debleed
-
-
-class MixError(ValueError):
-    """A mix document, effect or flag is invalid; the message names the field and the reason."""
+from stemwright.errors import MixError  # defined with the other user errors; imported from here too
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,10 @@ Two kinds of folder are accepted:
 
 - one written by ``stemwright separate``: its ``stemwright.json`` manifest lists ``"stems": {name: relative path}``
   and ``"samplerate"``;
-- any folder of audio files, one per stem (the stem name is the file name without extension). A file called
+- any folder of audio files, one per stem (the stem name is the file name without extension). Without a manifest
+  the stems are the files named after a known stem (:data:`KNOWN_STEMS` and their ``no_*`` complements), or the
+  names given (``--stems``); anything else (an earlier ``mix`` output such as ``acapella.wav``, a
+  ``backup.mp3``, an NI ``.stem.mp4`` export) is listed in a warning, never mixed in. A file called
   ``mixture.*`` is not a stem: it is kept aside as :attr:`StemSet.mixture_path` (MUSDB folders have one).
 
 Stems whose rate differs from the folder's are resampled (soxr), shorter stems are zero-padded at the end; both are
@@ -17,6 +20,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -29,6 +33,13 @@ log = logging.getLogger(__name__)
 
 MANIFEST = MANIFEST_NAME  # defined once, in stemwright.manifest
 MIXTURE_NAMES = ("mixture",)
+# Every stem name a published model writes (the catalogue's sources), plus their no_* complements (--two-stems).
+KNOWN_STEMS = ("vocals", "drums", "bass", "other", "guitar", "piano", "accompaniment")
+
+
+def is_known_stem(name: str) -> bool:
+    """Whether a file named ``name`` (without extension) is taken as a stem in a folder without a manifest."""
+    return name in KNOWN_STEMS or (name.startswith("no_") and name[3:] in KNOWN_STEMS)
 
 
 @dataclass
@@ -82,6 +93,9 @@ def align_stems(
             x = x[None]
         if x.ndim != 2 or x.shape[0] > 2 or x.shape[0] < 1:
             raise MixError(f"{origin}: stem {name!r} must have shape (channels, time) with 1 or 2 channels, got {x.shape}")
+        if not np.isfinite(x).all():  # as a file with NaN/inf samples is refused (read_audio)
+            raise MixError(f"{origin}: stem {name!r} contains {int((~np.isfinite(x)).sum())} non-finite (NaN/inf) "
+                           "samples")
         out[name] = x
     rate = target_rate or Counter(rates.values()).most_common(1)[0][0]
     for name in out:
@@ -129,38 +143,61 @@ def _stem_name(path: Path) -> str:
     return name[: -len(".stem.mp4")] if name.lower().endswith(".stem.mp4") else path.stem
 
 
-def _folder_files(folder: Path) -> tuple[dict[str, Path], Path | None]:
+def _folder_files(folder: Path, names: Sequence[str] | None,
+                  exclude: set[Path]) -> tuple[dict[str, Path], Path | None, list[str]]:
+    """Stems of a folder without a manifest (see the module docstring), its mixture, and the audio files left out."""
     files: dict[str, Path] = {}
     mixture = None
+    other: list[str] = []
     for p in sorted(folder.iterdir()):
-        if not p.is_file() or p.name.startswith(".") or not is_audio_path(p):
+        if not p.is_file() or p.name.startswith(".") or not is_audio_path(p) or p.resolve() in exclude:
             continue
         name = _stem_name(p)
         if name.lower() in MIXTURE_NAMES:
             mixture = p
             continue
+        if p.name.lower().endswith(".stem.mp4") or not (name in names if names else is_known_stem(name)):
+            other.append(p.name)
+            continue
         if name in files:
             raise MixError(f"{folder}: two files for stem {name!r} ({files[name].name}, {p.name})")
         files[name] = p
     if not files:
+        if other:
+            raise MixError(f"{folder}: no stem files found (found {', '.join(other)}: not known stem names; name the "
+                           "stems to use with --stems)")
         raise MixError(f"{folder}: no audio files found (expected one file per stem or a {MANIFEST} manifest)")
-    return files, mixture
+    return files, mixture, other
 
 
-def load_stems(path: str | Path) -> StemSet:
-    """Read every stem of a folder (see module docstring). Errors name the folder or file and the reason."""
+def _chosen(files: dict[str, Path], names: Sequence[str] | None, folder: Path) -> dict[str, Path]:
+    """The named stems of ``files`` (all when ``names`` is empty); :class:`MixError` naming a missing one."""
+    if not names:
+        return files
+    missing = [n for n in names if n not in files]
+    if missing:
+        raise MixError(f"{folder}: no stem {missing[0]!r} (stems: {', '.join(files)})")
+    return {n: files[n] for n in dict.fromkeys(names)}
+
+
+def load_stems(path: str | Path, names: Sequence[str] | None = None, exclude: Iterable[str | Path] = ()) -> StemSet:
+    """Read the stems of a folder (see module docstring): ``names`` picks them (default: the manifest's, else the
+    files named after known stems); files in ``exclude`` (the command's own output) are never stems. Errors name
+    the folder or file and the reason."""
     folder = Path(path)
     if not folder.exists():
         raise MixError(f"{folder}: stems folder not found")
     if not folder.is_dir():
         raise MixError(f"{folder}: not a folder (expected a folder of stems, e.g. one written by 'stemwright separate')")
     mixture = None
+    left_out: list[str] = []
     if (folder / MANIFEST).is_file():
         files, rate = _manifest_files(folder)
         candidates = [p for p in folder.iterdir() if p.is_file() and _stem_name(p).lower() in MIXTURE_NAMES and is_audio_path(p)]
         mixture = candidates[0] if candidates else None
     else:
-        (files, mixture), rate = _folder_files(folder), None
+        (files, mixture, left_out), rate = _folder_files(folder, names, {Path(p).resolve() for p in exclude}), None
+    files = _chosen(files, names, folder)
     audio, rates = {}, {}
     for name, f in files.items():
         try:
@@ -171,6 +208,9 @@ def load_stems(path: str | Path) -> StemSet:
     if rate is not None and rate not in rates.values():
         log.info("%s: manifest rate %d Hz differs from every stem file; using it as the mixing rate", folder, rate)
     aligned, sr, warnings = align_stems(audio, rates, rate, origin=str(folder))
+    if left_out:
+        _warn(warnings, f"{folder}: not taken as stems (not known stem names; name the stems with --stems): "
+                        f"{', '.join(left_out)}")
     return StemSet(aligned, sr, folder, mixture, warnings)
 
 

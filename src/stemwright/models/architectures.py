@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from stemwright.errors import ModelNotFound
+
 from stemwright.models.bag import BagOfModels
 from stemwright.models.bsrnn import BSRNN
 from stemwright.models.cascade import Cascade
@@ -39,7 +41,7 @@ def architecture_class(name: str) -> type[nn.Module]:
     try:
         return ARCHITECTURES[name]
     except KeyError:
-        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}") from None
+        raise ModelNotFound(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}") from None
 
 
 def architecture_name(model: nn.Module) -> str:

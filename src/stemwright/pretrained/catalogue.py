@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 from torch import nn
 
+from stemwright.errors import ModelNotFound, StemwrightError
 from stemwright.models.architectures import ARCHITECTURES
 from stemwright.pretrained import demucs_format, roformer_format, spleeter_format, umx_format
 from stemwright.pretrained.download import DownloadError, cache_dir, download, verify
@@ -69,7 +70,7 @@ _NON_COMMERCIAL = re.compile(r"\bNC\b|non-?commercial", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
-class CatalogueError(ValueError):
+class CatalogueError(StemwrightError):
     """A catalogue file is malformed, or a name is not in the catalogue."""
 
 
@@ -194,7 +195,7 @@ def get_published(name: str) -> dict[str, Any]:
     try:
         return catalogue()[name]
     except KeyError:
-        raise CatalogueError(
+        raise ModelNotFound(
             f"unknown model {name!r}: not a registered name, an existing checkpoint path, nor a published model "
             f"(published: {', '.join(sorted(catalogue())) or 'none'})"
         ) from None

@@ -25,14 +25,12 @@ from typing import IO, Callable
 import platformdirs
 from tqdm import tqdm
 
+from stemwright.errors import DownloadError  # a file cannot be obtained (offline, network, bad URL)
+
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
-
-
-class DownloadError(ValueError):
-    """A published file cannot be obtained (offline and not cached, network failure, bad URL)."""
 
 
 class ChecksumError(DownloadError):

@@ -24,7 +24,7 @@ from stemwright.analysis import SongAnalysis, analyze
 from stemwright.atomic import atomic_write
 from stemwright.audio.io import write_audio
 from stemwright.mixer.analysis import Key, parse_key
-from stemwright.mixer.stems import as_stemset
+from stemwright.mixer.stems import StemSet, as_stemset
 from stemwright.samples.loops import FADE_S, SNAP_S, cut_loops, fade_ends, nearest_zero_crossing, rms_dbfs
 from stemwright.samples.oneshots import extract_one_shots
 
@@ -128,11 +128,27 @@ def build_library(stems: Any, library: str | Path, *, song: str | None = None, b
     if not bars or any(b not in BARS for b in bars):
         raise LibraryError(f"bars: each must be one of {BARS}, got {bars}")
     name = _slug(song or (s.path.name if s.path else "song"))
-    a = analysis or analyze(s)
     lib = Path(library)
+    # every input checked before the analysis (seconds) and before any file is written
     if lib.exists() and not lib.is_dir():
         raise LibraryError(f"{lib}: not a folder")
+    if one_shots and drum_stem not in s.audio:
+        raise LibraryError(f"one-shots: no {drum_stem!r} stem in {s.path or 'the stems'} (stems: {', '.join(s.names)})")
     others = [e for e in read_index(lib) if e.song != name]
+    a = analysis or analyze(s)
+    new: list[SampleEntry] = []
+    try:
+        _cut_song(s, lib, name, a, bars, one_shots, drum_stem, new)
+    finally:  # also on a failure half-way (a full disk, Ctrl-C): the index lists exactly what is on disk
+        lib.mkdir(parents=True, exist_ok=True)
+        _write_index(lib, others + new)
+    log.info("%s: %d samples of %s", lib, len(new), name)
+    return new
+
+
+def _cut_song(s: StemSet, lib: Path, name: str, a: SongAnalysis, bars: tuple[int, ...], one_shots: bool,
+              drum_stem: str, new: list[SampleEntry]) -> None:
+    """Write the loops (and one-shots) of one song, appending each entry to ``new`` once its file is written."""
     for sub in ("loops", "one-shots"):
         shutil.rmtree(lib / sub / name, ignore_errors=True)
     if a.tempo_bpm is None:
@@ -141,7 +157,6 @@ def build_library(stems: Any, library: str | Path, *, song: str | None = None, b
     bpm = round(a.tempo_bpm, 1)
     key_tag = _key_tag(a.key)
     first_bar = a.bar_at(a.downbeats[0]) if a.downbeats else 1
-    new: list[SampleEntry] = []
     for stem, audio in s.audio.items():
         for n in bars:
             for loop in cut_loops(audio, s.samplerate, a.downbeats, bar_s, n, first_bar):
@@ -151,18 +166,12 @@ def build_library(stems: Any, library: str | Path, *, song: str | None = None, b
                                          stem=stem, bpm=bpm, key=a.key, bar=loop.bar, bars=n,
                                          chords=_chords_between(a, t0, t0 + loop.audio.shape[1] / s.samplerate)))
     if one_shots:
-        if drum_stem not in s.audio:
-            raise LibraryError(f"one-shots: no {drum_stem!r} stem in {s.path or 'the stems'} (stems: {', '.join(s.names)})")
         counts: dict[str, int] = {}
         for shot in extract_one_shots(s.audio[drum_stem], s.samplerate):
             counts[shot.kind] = counts.get(shot.kind, 0) + 1
             rel = Path("one-shots", name, f"{name}_{_slug(drum_stem)}_{shot.kind}_{counts[shot.kind]:03d}.wav")
             new.append(_write_sample(lib, rel, shot.audio, s.samplerate, shot.start, kind="one-shot", song=name,
                                      stem=drum_stem, bpm=bpm, key=a.key, drum_class=shot.kind))
-    lib.mkdir(parents=True, exist_ok=True)
-    _write_index(lib, others + new)
-    log.info("%s: %d samples of %s", lib, len(new), name)
-    return new
 
 
 MAX_LOOP_SAMPLE_S = 60.0  # a "save loop as sample" cut: a few bars, never a whole song
