@@ -39,6 +39,7 @@ import jack
 import numpy as np
 
 from stemwright.engine.live import LivePlan
+from stemwright.errors import UsageError
 
 __all__ = ["LiveClient", "LiveError", "LiveSession", "LiveStats", "LiveUsageError", "LiveWorker", "ShmRing",
            "WorkerSettings", "start_worker"]
@@ -250,8 +251,7 @@ def _worker_main(settings: WorkerSettings, conn: Connection, stop: Any) -> None:
         conn.send(WorkerFailed(f"--latency: {e}", usage=True))
         return
     except Exception as e:  # noqa: BLE001 - every load failure goes back to the client as one line
-        # (the loader's errors carry no type for "unknown name": the same test as cli.common.is_usage_problem)
-        usage = str(e).startswith(("unknown model", "unknown architecture", "unknown device"))
+        usage = isinstance(e, UsageError)  # a name the user typed (model, device): exit 2, as every command
         conn.send(WorkerFailed(str(e), usage=usage))
         return
     conn.send(WorkerReady(processor.plan, tuple(processor.sources), processor.latency_samples))

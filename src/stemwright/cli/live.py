@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from stemwright.cli.common import INPUT_EXIT, USAGE_EXIT, fail, need_extra
-from stemwright.cli.separate import Device
+from stemwright.cli.options import Device
 from stemwright.models.defaults import DEFAULT_MODEL
 
 if TYPE_CHECKING:

@@ -12,6 +12,7 @@ from stemwright.audio.io import AudioError, is_audio_path, read_audio
 from stemwright.audio.resample import resample
 from stemwright.synth.resources import DEFAULT_DRUMKIT_DIRS
 from stemwright.synth.sampler import load_kit, usable_kits
+from stemwright.errors import StemwrightError
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ GM_NOTES = {"kick": 36, "snare": 38, "hat": 42}  # General MIDI drum notes of th
 MAX_SAMPLE_S = 10.0
 
 
-class KitError(ValueError):
+class KitError(StemwrightError):
     """A sample or kit cannot be used; the message names the file or folder and the reason."""
 
 

@@ -25,11 +25,12 @@ from torch import nn
 
 from stemwright.engine.run import model_valid_length, run_batch
 from stemwright.engine.stream import StreamSplitter
+from stemwright.errors import UsageError
 
 __all__ = ["LatencyError", "LivePlan", "LiveProcessor", "min_delay", "plan_live", "reserve"]
 
 
-class LatencyError(ValueError):
+class LatencyError(UsageError):
     """The requested latency cannot hold a chunk of the model (too short), or the plan is inconsistent."""
 
 

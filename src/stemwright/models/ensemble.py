@@ -39,6 +39,7 @@ from torch import nn
 from stemwright.dsp.stft import StftConfig, istft, make_window, stft
 from stemwright.engine.run import separate_tensor
 from stemwright.models.base import check_model
+from stemwright.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ METHODS = WAVE_METHODS + FFT_METHODS
 ENSEMBLE_STFT = StftConfig(n_fft=2048, hop_length=1024)
 
 
-class EnsembleError(ValueError):
+class EnsembleError(UsageError):
     """An ensemble that cannot be built: unknown method, bad weights, members that do not fit together."""
 
 
