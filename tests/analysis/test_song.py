@@ -11,6 +11,7 @@ from stemwright.analysis import SongAnalysis, analyze, analyze_path
 from stemwright.analysis.song import AnalysisError, meter_scores
 from stemwright.cli.main import main
 from tests.mixer.songs import make_song
+from tests.reference import require
 
 SR = 22050
 
@@ -168,7 +169,7 @@ def test_awakening_mixture_is_not_a_degenerate_grid(mixtures_dir):
 
 
 def test_plot(song_4_4, tmp_path):
-    pytest.importorskip("matplotlib")
+    require("matplotlib", reason="install the plot extra: pip install -e '.[plot]'")
     png = tmp_path / "a.png"
     assert main(["analyze", str(song_4_4[0]), "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

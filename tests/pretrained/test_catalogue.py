@@ -12,6 +12,7 @@ from stemwright.pretrained import catalogue as cat
 from stemwright.pretrained.catalogue import CatalogueError, catalogue_files, list_published, load_published, validate_entry
 from stemwright.pretrained.download import ChecksumError, DownloadError
 from stemwright.pretrained.loading import load_model
+from stemwright.errors import ModelNotFound
 from tests.models.umx_reference import reference_separator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -85,7 +86,7 @@ def test_schema_errors_name_the_field(change, match):
 
 
 def test_unknown_name_and_offline_errors():
-    with pytest.raises(CatalogueError, match="unknown model 'nope'"):
+    with pytest.raises(ModelNotFound, match="unknown model 'nope'"):  # a name the user typed: a usage error
         load_published("nope")
     with pytest.raises(DownloadError, match="offline"):
         load_published("umxhq", offline=True)

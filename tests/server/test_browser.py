@@ -950,7 +950,7 @@ def test_studio_trustworthy_mixer(server, browser, mixtures_dir, tmp_path):
     page.wait_for_timeout(500)
     assert busy and page.inner_text("#analysis") == "analysing…"
     try:
-        _until(page, "/ BPM · /.test(document.querySelector('#analysis').textContent)", timeout=60_000)
+        _until(page, "/ BPM\\)? · /.test(document.querySelector('#analysis').textContent)", timeout=60_000)
     except Exception as e:
         raise AssertionError((page.inner_text("#analysis"), _get(url + f"api/songs/{first}/analysis"))) from e
 

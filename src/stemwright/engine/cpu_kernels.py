@@ -63,7 +63,6 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from stemwright.pretrained.download import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -409,8 +408,17 @@ def cache_key() -> str:
     return f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads | {isa}"
 
 
-def cache_file() -> Path:
-    return cache_dir() / CACHE_NAME
+def cache_file() -> Path | None:
+    """``$STEMWRIGHT_CACHE/cpu_kernels.json``, else in the platform's user cache dir (as the model downloads);
+    None where that cannot be known (no platformdirs: the choice is then measured once per process)."""
+    env = os.environ.get("STEMWRIGHT_CACHE")
+    if env:
+        return Path(env).expanduser() / CACHE_NAME
+    try:
+        import platformdirs  # only to cache the choice: the engine runs without it (benchmarks/gpu_check.py)
+    except ImportError:
+        return None
+    return Path(platformdirs.user_cache_dir("stemwright")) / CACHE_NAME
 
 
 def _read_cache(path: Path) -> dict[str, Any]:
@@ -463,10 +471,11 @@ def calibrated_routes(timer: Timer | None = None) -> Routes:
     if key in _MEMO:
         return _MEMO[key]
     path = cache_file()
-    routes = _routes_from(_read_cache(path).get(key))
+    routes = _routes_from(_read_cache(path).get(key)) if path is not None else None
     if routes is None:
         routes = calibrate(timer or measure)
-        _write_cache(path, key, routes)
+        if path is not None:
+            _write_cache(path, key, routes)
     _MEMO[key] = routes
     return routes
 
