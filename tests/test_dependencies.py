@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from stemwright.cli.main import OPTIONAL_PACKAGES
+from tests.import_statements import import_statements
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "stemwright"
@@ -82,18 +83,8 @@ def _module_name(path: Path) -> str:
 
 def _third_party_imports(path: Path) -> list[tuple[str, int, bool]]:
     """``(top-level name, line, inside a function)`` of every absolute import that is not stdlib or stemwright."""
-    tree = ast.parse(path.read_text(), str(path))
-    skipped: set[int] = set()
-    in_function: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skipped.update(id(n) for n in ast.walk(node))
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            in_function.update(id(n) for n in ast.walk(node) if n is not node)
     found = []
-    for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
+    for node, in_function in import_statements(path):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
@@ -103,7 +94,7 @@ def _third_party_imports(path: Path) -> list[tuple[str, int, bool]]:
         for name in names:
             top = name.split(".")[0]
             if top != "stemwright" and top not in sys.stdlib_module_names and top != "__future__":
-                found.append((top, node.lineno, id(node) in in_function))
+                found.append((top, node.lineno, in_function))
     return found
 
 

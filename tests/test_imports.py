@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.import_statements import import_statements
+
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "stemwright"
 #: Packages whose function-level imports are checked (cli/, server/ and api.py keep theirs: they keep
 #: ``stemwright --help`` and each command's start fast).
@@ -27,26 +29,10 @@ def _modules() -> dict[str, Path]:
     return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def _type_checking_nodes(tree: ast.AST) -> set[int]:
-    skipped: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skipped.update(id(n) for n in ast.walk(node))
-    return skipped
-
-
 def _imports(path: Path, name: str) -> list[tuple[ast.stmt, list[str], bool]]:
     """``(node, imported module names, inside a function)`` for every import statement of the file."""
-    tree = ast.parse(path.read_text(), str(path))
-    skipped = _type_checking_nodes(tree)
-    in_function: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            in_function.update(id(n) for n in ast.walk(node) if n is not node)
     found = []
-    for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
+    for node, in_function in import_statements(path):
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -58,7 +44,7 @@ def _imports(path: Path, name: str) -> list[tuple[ast.stmt, list[str], bool]]:
             targets = [f"{module}.{a.name}" for a in node.names] + [module]
         else:
             continue
-        found.append((node, targets, id(node) in in_function))
+        found.append((node, targets, in_function))
     return found
 
 
