@@ -31,18 +31,19 @@ export function drawChordLane(viewX, start, end) {
   g.font = `${11 * dpr}px sans-serif`;
   const chords = (mixer.analysis && mixer.analysis.chords) || [];
   const shown = [];
-  let free = -Infinity; // the first pixel after the last drawn name: names never overlap
   for (const c of chords) {
     if (c.label === "N" || c.end <= start || c.start >= end) continue;
     const x0 = Math.max(0, viewX(c.start, w)), x1 = Math.min(w, viewX(c.end, w));
     g.fillStyle = "#1f2937";
     g.fillRect(x0, 2 * dpr, Math.max(1, x1 - x0 - dpr), h - 4 * dpr);
     const name = chordName(c.label, mixer.semitones);
-    if (x0 >= free) {
-      g.fillStyle = "#e5e7eb";
-      g.fillText(name, x0 + 3 * dpr, h * 0.72);
-      free = x0 + g.measureText(name).width + 6 * dpr;
-    }
+    g.save(); // each name is cut at its chord's end: a short chord never hides the next one's name
+    g.beginPath();
+    g.rect(x0, 0, Math.max(0, x1 - x0 - dpr), h);
+    g.clip();
+    g.fillStyle = "#e5e7eb";
+    g.fillText(name, x0 + 3 * dpr, h * 0.72);
+    g.restore();
     shown.push({ t: c.start, name });
   }
   mixer.chordLabels = shown;
