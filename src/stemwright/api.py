@@ -139,6 +139,9 @@ class Separator:
     ``fast=True`` computes in bfloat16 where the device has native bfloat16 kernels (AVX-512 BF16 or AMX CPUs: the
     linear layers and attention only; Ampere+ GPUs: autocast; elsewhere float32 with a logged warning), see
     :mod:`stemwright.engine.precision`.
+
+    ``model="a+b"`` is an ensemble of models (:mod:`stemwright.models.ensemble`), combined by ``ensemble_method``
+    (default ``avg_wave``) with ``ensemble_weights`` (``"2,1"`` or ``"vocals=2,1;drums=1,3"``).
     """
 
     def __init__(
@@ -153,6 +156,8 @@ class Separator:
         progress: ProgressCallback | None = None,
         offline: bool = False,
         fast: bool = False,
+        ensemble_method: str | None = None,
+        ensemble_weights: str | None = None,
     ) -> None:
         check_settings(segment, overlap, shifts, batch_size)
         self.device = resolve_device(device)
@@ -163,7 +168,9 @@ class Separator:
         else:
             from stemwright.pretrained.loading import load_model
 
-            self.model = load_model(model, device=self.device, offline=offline, progress=progress is None)
+            ensemble = {k: v for k, v in (("ensemble_method", ensemble_method), ("ensemble_weights", ensemble_weights))
+                        if v is not None}  # only an ensemble name ("a+b") takes them
+            self.model = load_model(model, device=self.device, offline=offline, progress=progress is None, **ensemble)
             check_model(self.model)
             self.model_name = str(model)
         if residual is not None and residual not in self.sources:

@@ -181,3 +181,31 @@ def test_parse_weights() -> None:
     assert parse_weights("2,1", 2) == (("*", (2.0, 1.0)),)
     with pytest.raises(EnsembleError, match="numbers"):
         parse_weights("vocals=a,b", 2)
+
+
+def test_separate_command_with_an_ensemble(tmp_path, capsys) -> None:
+    """``stemwright separate -m classic+classic --ensemble-method median_fft --ensemble-weights 2,1`` writes the
+    stems (equal to classic's, the members being equal); the ensemble options on one model are a usage error."""
+    import soundfile as sf
+
+    from stemwright.cli.main import main
+
+    song = tmp_path / "song.wav"
+    sf.write(str(song), (0.2 * np.random.default_rng(0).standard_normal((44100, 2))).astype(np.float32), 44100,
+             subtype="FLOAT")
+    args = [str(song), "-q", "--bit-depth", "32"]
+    assert main(["separate", *args, "-o", str(tmp_path / "one"), "-m", "classic"]) == 0
+    assert main(["separate", *args, "-o", str(tmp_path / "ens"), "-m", "classic+classic",
+                 "--ensemble-method", "median_fft", "--ensemble-weights", "2,1"]) == 0
+    manifest = stemwright.Manifest.read(tmp_path / "ens" / "song" / "stemwright.json")
+    assert manifest.model == "classic+classic"
+    for stem in ("vocals", "drums", "bass", "other"):
+        a, _ = sf.read(str(tmp_path / "one" / "song" / f"{stem}.wav"))
+        b, _ = sf.read(str(tmp_path / "ens" / "song" / f"{stem}.wav"))
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    capsys.readouterr()
+    assert main(["separate", *args, "-o", str(tmp_path / "bad"), "-m", "classic", "--ensemble-method", "avg_fft"]) == 2
+    assert "one model" in capsys.readouterr().err
+    assert main(["separate", *args, "-o", str(tmp_path / "bad"), "-m", "classic+classic",
+                 "--ensemble-method", "mean"]) == 2
+    assert "unknown ensemble method" in capsys.readouterr().err

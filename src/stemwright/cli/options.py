@@ -54,6 +54,15 @@ Fast = Annotated[bool, typer.Option(
     "--fast", help="bfloat16 where the CPU/GPU runs it natively (AVX-512 BF16, AMX, Ampere+): faster, slightly "
                    "different stems; elsewhere no effect.")]
 
+EnsembleMethod = Annotated[Optional[str], typer.Option(
+    "--ensemble-method",
+    help="With -m a+b (an ensemble of models): avg_wave (default), median_wave, min_wave, max_wave, avg_fft, "
+         "median_fft, min_fft or max_fft, as MSST / audio-separator define them.")]
+EnsembleWeights = Annotated[Optional[str], typer.Option(
+    "--ensemble-weights",
+    help="With -m a+b: one weight per model for every stem ('2,1') or per stem ('vocals=2,1;drums=1,3'); used by "
+         "the avg_ methods.")]
+
 
 def output_format(fmt: str | None, mp3: bool, flac: bool) -> str:
     """The one output format that ``--format``/``--mp3``/``--flac`` ask for (wav when none)."""

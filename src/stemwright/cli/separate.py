@@ -113,6 +113,8 @@ def command(
     demo: bool = typer.Option(False, "--demo", help="Separate the bundled demo song and print where the stems went."),
     offline: options.Offline = False,
     fast: options.Fast = False,
+    ensemble_method: options.EnsembleMethod = None,
+    ensemble_weights: options.EnsembleWeights = None,
 ) -> None:
     """Split songs into stems: OUT/<track>/<stem>.<ext> plus OUT/<track>/stemwright.json."""
     from stemwright.api import Separator
@@ -136,7 +138,8 @@ def command(
     if any(isinstance(i, Path) for i in items):  # else every input failed: no model is needed to say so
         try:
             sep = Separator(model=model, device=device.value, segment=segment, overlap=overlap,
-                            shifts=shifts, residual=residual, offline=offline, fast=fast)
+                            shifts=shifts, residual=residual, offline=offline, fast=fast,
+                            ensemble_method=ensemble_method, ensemble_weights=ensemble_weights)
             out_options = sep.options(out_format, depth, mp3_bitrate, clip_mode.value, stem_list, two_stems, filename)
             sep.plan(Path("track.wav"), out, out_options)  # a template that leaves the output folder is a usage error
         except (ValueError, TypeError) as e:  # typed: StemwrightError.exit_code says usage (2) or input (1)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from stemwright.models.ensemble import Ensemble
+from stemwright.models.ensemble import Ensemble, EnsembleError
 from stemwright.models.registry import MODELS
 from stemwright.pretrained.catalogue import load_published
 from stemwright.pretrained.formats import load_any
@@ -42,7 +42,7 @@ def load_model(
         members = [load_model(n, device=device, offline=offline, progress=progress) for n in names]
         return Ensemble.from_models(members, names, method=method or "avg_wave", weights=weights).eval()
     if method is not None or weights is not None:
-        raise ValueError(f"ensemble method/weights given, but {key!r} is one model (join models with '+')")
+        raise EnsembleError(f"ensemble method/weights given, but {key!r} is one model (join models with '+')")
     if key in MODELS:
         entry = MODELS[key]
         model = entry.loader(**{**entry.options, **options})
