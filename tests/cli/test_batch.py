@@ -92,3 +92,19 @@ def test_an_interrupted_batch_writes_what_finished_and_removes_leftovers(
     report = json.loads((tmp_path / "out" / "batch.json").read_text())
     assert report["interrupted"] and [t["input"] for t in report["tracks"]] == [str(songs[0])]
     assert not (tmp_path / "out" / "two").exists()
+
+
+def test_batch_takes_the_ensemble_options(local_ray, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``batch -m a+b --ensemble-method ...`` reaches every worker's Separator; on one model it is a usage error,
+    found before any worker starts."""
+    files = [p for p in make_catalogue(tmp_path / "in", n=1, seconds=0.5) if p.name != "bad.wav"]
+    out = tmp_path / "out"
+    code = main(["batch", *map(str, files), "-o", str(out), "-m", "classic+classic", "--ensemble-method", "max_wave",
+                 "--ensemble-weights", "1,2", "--workers", "1", "-q"])
+    assert code == 0, capsys.readouterr().err
+    manifest = json.loads((out / files[0].stem / "stemwright.json").read_text())
+    assert manifest["model"] == "classic+classic"
+    capsys.readouterr()
+    assert main(["batch", *map(str, files), "-o", str(tmp_path / "o2"), "-m", "classic",
+                 "--ensemble-method", "avg_fft", "-q"]) == 2
+    assert "one model" in capsys.readouterr().err

@@ -45,6 +45,8 @@ class BatchSettings:
     outdir: str
     overwrite: bool = False
     fast: bool = False  # bfloat16 where the worker's device runs it natively (Separator's fast)
+    ensemble_method: str | None = None  # with an ensemble name ("a+b"): Separator's ensemble options
+    ensemble_weights: str | None = None
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -136,7 +138,8 @@ class SeparatorWorker:
         self.settings = settings
         self.sep = Separator(model=settings.model, device=settings.device, segment=settings.segment,
                              overlap=settings.overlap, shifts=settings.shifts, residual=settings.residual,
-                             offline=settings.offline, progress=None, fast=settings.fast)
+                             offline=settings.offline, progress=None, fast=settings.fast,
+                             ensemble_method=settings.ensemble_method, ensemble_weights=settings.ensemble_weights)
 
     def pid(self) -> int:
         return os.getpid()

@@ -81,6 +81,8 @@ def command(
     quiet: options.Quiet = False,
     offline: options.Offline = False,
     fast: options.Fast = False,
+    ensemble_method: options.EnsembleMethod = None,
+    ensemble_weights: options.EnsembleWeights = None,
 ) -> None:
     """Separate many files on Ray: OUT/<track>/<stem>.<ext> + stemwright.json each, and OUT/batch.json."""
     need_extra("ray", "ray", "stemwright batch")
@@ -99,7 +101,8 @@ def command(
     try:
         # checked here, before any worker starts: a wrong name or option fails once, not once per track
         sep = Separator(model=model, device="cpu", segment=segment, overlap=overlap, shifts=shifts,
-                        residual=residual, offline=offline)
+                        residual=residual, offline=offline, ensemble_method=ensemble_method,
+                        ensemble_weights=ensemble_weights)
         out_options = sep.options(out_format, depth, mp3_bitrate, clip_mode.value, stem_list, two_stems, filename)
     except (ValueError, TypeError) as e:  # typed: StemwrightError.exit_code says usage (2) or input (1)
         fail_from(e)
@@ -119,7 +122,8 @@ def command(
                 for k, o in enumerate(items) if isinstance(o, Outcome)]
     settings = BatchSettings(model=model, device=device.value, segment=segment, overlap=overlap, shifts=shifts,
                              residual=residual, offline=offline, options=out_options, outdir=str(out),
-                             overwrite=overwrite, fast=fast)
+                             overwrite=overwrite, fast=fast, ensemble_method=ensemble_method,
+                             ensemble_weights=ensemble_weights)
     bar = progress_bar(len(todo), "tracks", enabled=not quiet and not as_json, unit="track")
 
     def on_result(r: TrackResult) -> None:
