@@ -63,6 +63,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from stemwright.cache import cache_dir
+
 
 log = logging.getLogger(__name__)
 
@@ -411,14 +413,10 @@ def cache_key() -> str:
 def cache_file() -> Path | None:
     """``$STEMWRIGHT_CACHE/cpu_kernels.json``, else in the platform's user cache dir (as the model downloads);
     None where that cannot be known (no platformdirs: the choice is then measured once per process)."""
-    env = os.environ.get("STEMWRIGHT_CACHE")
-    if env:
-        return Path(env).expanduser() / CACHE_NAME
     try:
-        import platformdirs  # only to cache the choice: the engine runs without it (benchmarks/gpu_check.py)
+        return cache_dir() / CACHE_NAME
     except ImportError:
         return None
-    return Path(platformdirs.user_cache_dir("stemwright")) / CACHE_NAME
 
 
 def _read_cache(path: Path) -> dict[str, Any]:

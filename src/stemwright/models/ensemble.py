@@ -165,7 +165,8 @@ class Ensemble(nn.Module):
             dropped = [s for s in m.sources if s not in first.sources]
             if dropped:
                 log.info("ensemble: %s's stems %s are not stems of %s and are left out", name, dropped, config.members[0])
-        unknown = [stem for stem, _ in config.weights if stem != "*" and stem not in first.sources]
+        table = dict(config.weights)
+        unknown = [stem for stem in table if stem != "*" and stem not in first.sources]
         if unknown:
             raise EnsembleError(f"ensemble weights name {unknown}, which are not stems of the ensemble {first.sources}")
         self.config = config
@@ -176,10 +177,10 @@ class Ensemble(nn.Module):
         self.segment = config.segment
         self.default_overlap = config.default_overlap
         # stem -> [(member index, that member's stem index, weight)]: where each output stem comes from
-        everywhere = dict(config.weights).get("*")
+        everywhere = table.get("*", (1.0,) * len(members))
         self._plan = {}
         for stem in self.sources:
-            row = dict(config.weights).get(stem, everywhere or (1.0,) * len(members))
+            row = table.get(stem, everywhere)
             self._plan[stem] = [(i, m.sources.index(stem), row[i]) for i, m in enumerate(members) if stem in m.sources]
 
     @classmethod

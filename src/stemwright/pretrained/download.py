@@ -22,9 +22,9 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Callable
 
-import platformdirs
 from tqdm import tqdm
 
+from stemwright.cache import cache_dir  # re-exported: the loaders import it from here
 from stemwright.errors import DownloadError  # a file cannot be obtained (offline, network, bad URL)
 
 
@@ -35,15 +35,6 @@ CHUNK = 1 << 20
 
 class ChecksumError(DownloadError):
     """A file's sha256 does not match the catalogue: corrupt or tampered with; it is refused."""
-
-
-def cache_dir() -> Path:
-    """The root of stemwright's cache (``$STEMWRIGHT_CACHE`` or the platform's user cache dir)."""
-    env = os.environ.get("STEMWRIGHT_CACHE")
-    if env:
-        return Path(env).expanduser()
-
-    return Path(platformdirs.user_cache_dir("stemwright"))
 
 
 def env_offline() -> bool:
