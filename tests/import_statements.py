@@ -5,6 +5,14 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "stemwright"
+
+
+def module_name(path: Path) -> str:
+    """``src/stemwright/engine/run.py`` -> ``stemwright.engine.run`` (a package's ``__init__`` is the package)."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
 
 def import_statements(path: Path) -> list[tuple[ast.Import | ast.ImportFrom, bool]]:
     """``(statement, inside a function)`` for every import of the file, except those under ``if TYPE_CHECKING:``,

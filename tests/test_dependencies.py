@@ -25,10 +25,9 @@ from pathlib import Path
 import pytest
 
 from stemwright.cli.main import OPTIONAL_PACKAGES
-from tests.import_statements import import_statements
+from tests.import_statements import PACKAGE, import_statements, module_name
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "src" / "stemwright"
 
 #: Module (or package) of stemwright -> the extra that installs what it imports. Longest prefix wins.
 EXTRA_PARTS = {
@@ -76,10 +75,6 @@ def _declared() -> tuple[set[str], dict[str, set[str]]]:
     return core, {extra: expand(extra) for extra in raw}
 
 
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
 
 def _third_party_imports(path: Path) -> list[tuple[str, int, bool]]:
     """``(top-level name, line, inside a function)`` of every absolute import that is not stdlib or stemwright."""
@@ -109,7 +104,7 @@ def undeclared_imports(core: set[str], extras: dict[str, set[str]]) -> list[str]
     distributions = {top: {_normalize(d) for d in dists} for top, dists in packages_distributions().items()}
     problems = []
     for path in sorted(PACKAGE.rglob("*.py")):
-        module = _module_name(path)
+        module = module_name(path)
         part = _part(module)
         for top, line, in_function in _third_party_imports(path):
             where = f"{path.relative_to(ROOT)}:{line}: import {top}"

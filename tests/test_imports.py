@@ -11,22 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.import_statements import import_statements
+from tests.import_statements import PACKAGE, import_statements, module_name
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "stemwright"
 #: Packages whose function-level imports are checked (cli/, server/ and api.py keep theirs: they keep
 #: ``stemwright --help`` and each command's start fast).
 LIBRARY = ("models", "pretrained", "engine", "dsp", "metrics", "datasets", "train", "synth", "mixer", "audio", "analysis",
            "samples", "batch", "drums")
 
 
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
 
 def _modules() -> dict[str, Path]:
-    return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
 def _imports(path: Path, name: str) -> list[tuple[ast.stmt, list[str], bool]]:
