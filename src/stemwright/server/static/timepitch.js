@@ -2,6 +2,7 @@
 // bus (SoundTouch in pitch-only mode, pitchstream.js, on the audio thread in pitch-worklet.js) moves the pitch by
 // 2^(semitones/12) / speed, which undoes the rate's pitch change and adds the transpose.
 import { $ } from "./api.js";
+import { PITCH_NAMES } from "./chords.js";
 import { LATENCY_FRAMES, PitchStream } from "./pitchstream.js";
 import { mixer } from "./state.js";
 
@@ -55,8 +56,7 @@ export function showTimePitch() {
   const el = $("#analysis-key");
   const a = mixer.analysis;
   if (!a || !semitones) { el.textContent = ""; return; }
-  const names = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
-  el.textContent = ` → ${names[(a.key_tonic + semitones + 120) % 12]} ${a.key_mode}`;
+  el.textContent = ` → ${PITCH_NAMES[(a.key_tonic + semitones + 120) % 12]} ${a.key_mode}`;
 }
 
 // What the page plays at `speed`/`semitones` for the given channels (Float32 arrays at `rate`): an
