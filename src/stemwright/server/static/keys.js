@@ -6,7 +6,7 @@
 import { $ } from "./api.js";
 import { applyAll } from "./graph.js";
 import { stepHistory } from "./mixdoc.js";
-import { changed, mixer, position, snapToBeat } from "./state.js";
+import { changed, gridBpm, mixer, position, snapToBeat } from "./state.js";
 import { seek, startAt, togglePlay } from "./transport.js";
 import { showLoop } from "./waveform.js";
 
@@ -39,7 +39,7 @@ function stepOnGrid(e) {
 function setLoopEdge(key) {
   const a = mixer.analysis;
   const pos = snapToBeat(position());
-  const bar = a ? (a.beats_per_bar * 60) / (a.tempo_bpm || a.mean_bpm) : 2; // mean tempo when it is unsteady
+  const bar = a ? (a.beats_per_bar * 60) / gridBpm(a) : 2;
   const loop = mixer.loop;
   if (key === "[") { loop.start = pos; if (loop.end <= loop.start) loop.end = Math.min(mixer.duration, pos + bar); }
   else { loop.end = pos; if (loop.end <= loop.start) loop.start = Math.max(0, pos - bar); }

@@ -29,6 +29,8 @@ export function changed() {
 // The buffer a strip plays: the compared separation's when switched to it.
 export const playing = (s) => (s.useAlt && s.alt ? s.alt : s.buffer);
 
+// The tempo the clicks and loop lengths use: the analysed one, or the mean tempo of a song with no steady tempo.
+export const gridBpm = (a) => a.tempo_bpm ?? a.mean_bpm;
 export const looping = () => mixer.loop.on && mixer.loop.end > mixer.loop.start;
 
 // Where playback starts for a requested offset. A looping AudioBufferSource started past loopEnd plays from

@@ -2,7 +2,7 @@
 // and the metronome (count-in and clicks on the analysed beats).
 import { $ } from "./api.js";
 import { audioContext } from "./graph.js";
-import { changed, effectiveOffset, looping, mixer, playing, position } from "./state.js";
+import { changed, effectiveOffset, gridBpm, looping, mixer, playing, position } from "./state.js";
 import { routePitch, shifterDelay, showTimePitch } from "./timepitch.js";
 
 export function stopSources() {
@@ -30,7 +30,7 @@ export function startAt(offset, countIn = false) {
   const a = mixer.analysis;
   if (countIn && a && $("#count-in").checked) {
     // one bar of clicks at the song's tempo before the song starts, the first accented
-    const beat = 60 / (a.tempo_bpm || a.mean_bpm) / mixer.speed; // at the playing speed (mean tempo if unsteady)
+    const beat = 60 / gridBpm(a) / mixer.speed; // at the playing speed
     for (let k = 0; k < a.beats_per_bar; k++) click(when + k * beat, k === 0);
     when += a.beats_per_bar * beat;
   }
