@@ -9,10 +9,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from stemwright.errors import StemwrightError
 from stemwright.server.exports import check_mix_limits
 
 
-class MixDocumentError(ValueError):
+class MixDocumentError(StemwrightError):
     """A mix document the mixer engine refuses; the message names the field and the reason."""
 
 
