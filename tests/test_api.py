@@ -412,3 +412,18 @@ def test_skip_existing_resume_and_overwrite_cleanup(tmp_path: Path) -> None:
     # Overwrite with another stem set removes the previous run's other stems: a folder never mixes two runs.
     Separator(Split(), device="cpu").separate_file(src, out, two_stems="low", overwrite=True)
     assert sorted(p.name for p in (out / "a").iterdir()) == ["low.wav", "no_low.wav", "stemwright.json"]
+
+
+def test_model_settings_are_checked_when_made_and_build_the_separator() -> None:
+    """``ModelSettings`` (what ``separate``, ``batch`` and each batch worker build a Separator from) refuses bad
+    chunking at once, with a typed error, and its separator carries every setting."""
+    from stemwright.api import ModelSettings
+    from stemwright.errors import SeparationError
+
+    for bad in ({"overlap": 1.0}, {"shifts": -1}, {"segment": 0.0}, {"model": ""}):
+        with pytest.raises(SeparationError):
+            ModelSettings(**{"model": "classic", **bad})
+    sep = ModelSettings(model="classic", device="cpu", segment=4.0, overlap=0.5, shifts=1,
+                        residual="other").separator()
+    assert (sep.model_name, str(sep.device), sep.segment, sep.overlap, sep.shifts, sep.residual) == \
+        ("classic", "cpu", 4.0, 0.5, 1, "other")

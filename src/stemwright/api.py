@@ -120,6 +120,33 @@ def check_settings(segment: float | None = None, overlap: float | None = None, s
         raise SeparationError(f"batch_size must be >= 1, got {batch_size}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class ModelSettings:
+    """Which model a :class:`Separator` loads and how it runs it: the one value that ``separate``, ``batch`` and
+    every batch worker build their separator from (so a new model option is added here once)."""
+
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    segment: float | None = None
+    overlap: float | None = None
+    shifts: int = 0
+    residual: str | None = None
+    offline: bool = False
+    fast: bool = False  # bfloat16 where the device runs it natively
+    ensemble_method: str | None = None  # with an ensemble name ("a+b") only
+    ensemble_weights: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise SeparationError("model: a model must be named")
+        check_settings(self.segment, self.overlap, self.shifts)
+
+    def separator(self, progress: ProgressCallback | None = None) -> "Separator":
+        """A :class:`Separator` with these settings (loads the model)."""
+        return Separator(model=self.model, device=self.device, segment=self.segment, overlap=self.overlap,
+                         shifts=self.shifts, residual=self.residual, progress=progress, offline=self.offline,
+                         fast=self.fast, ensemble_method=self.ensemble_method,
+                         ensemble_weights=self.ensemble_weights)
 
 
 DEFAULT_OVERLAP = 0.25  # demucs' default: 25 % of a chunk crossfades with its neighbours
