@@ -22,7 +22,7 @@ import pedalboard
 
 from stemwright.mixer.document import Channel, Mix, TimePitch
 from stemwright.mixer.analysis import estimate_rhythm
-from stemwright.mixer.effects import EFFECTS, MixError, apply_chain
+from stemwright.mixer.effects import EFFECTS, Effect, MixError, apply_chain
 from stemwright.mixer.layers import layer_start, load_layer_audio
 from stemwright.mixer.loudness import LoudnessResult, normalize_loudness
 from stemwright.mixer.stems import StemSet, as_stemset
@@ -100,6 +100,17 @@ def _channel_signal(ch: Channel, stemset: StemSet, sr: int, length: int, stereo:
     if stereo:
         y = apply_pan(y, ch.pan)
     return y
+
+
+def clean_stem(stemset: StemSet, stem: str, strength: float) -> np.ndarray:
+    """``stem`` through ``debleed(strength)`` as :func:`render` cleans a channel whose chain starts with it (no
+    offset, no polarity): the studio plays this buffer for a strip's "clean" knob, so page and export agree.
+    Returns ``(C, T)`` float32 (``T``: the longest stem)."""
+    if stem not in stemset.audio:
+        raise MixError(f"clean: unknown stem {stem!r} (valid: {', '.join(stemset.names)})")
+    effect = Effect.create("debleed", "clean", strength=strength)
+    y = _place(stemset[stem], 0, stemset.length)
+    return apply_chain(y, [effect], stemset.samplerate, "clean", _others(stemset, stem, 0, stemset.length))
 
 
 def _resolve(mix: Mix, stems: Any, samplerate: int | None) -> StemSet:
@@ -220,4 +231,4 @@ def _master(mix: Mix, out: np.ndarray, sr: int) -> np.ndarray:
     return apply_chain(out, mix.master.effects, sr, "master.effects")
 
 
-__all__ = ["render", "pan_gains", "apply_pan", "apply_time_pitch", "LoudnessResult"]
+__all__ = ["render", "clean_stem", "pan_gains", "apply_pan", "apply_time_pitch", "LoudnessResult"]

@@ -1,6 +1,7 @@
 // The mix document (what the server renders), presets, undo/redo, named mixes saved on the server and the
 // working state autosaved in this browser.
 import { $, getJson, postJson, setStatus } from "./api.js";
+import { cleanEffect, setClean } from "./clean.js";
 import { applyAll, masterGainDb, setMasterGain } from "./graph.js";
 import { EQ, effectiveOffset, mixer, onChange, position } from "./state.js";
 import { loadWorking, saveWorking } from "./storage.js";
@@ -18,7 +19,7 @@ onChange(() => {
 
 export function mixDocument() {
   const channels = mixer.strips.map((s) => {
-    const effects = [];
+    const effects = cleanEffect(s) ? [cleanEffect(s)] : []; // debleed first: the page cleans the stem before its EQ
     if (s.eq.low) effects.push({ type: "lowshelf", cutoff_hz: EQ.low.hz, gain_db: s.eq.low, q: 0.7071 });
     if (s.eq.mid) effects.push({ type: "peak", cutoff_hz: EQ.mid.hz, gain_db: s.eq.mid, q: EQ.mid.q });
     if (s.eq.high) effects.push({ type: "highshelf", cutoff_hz: EQ.high.hz, gain_db: s.eq.high, q: 0.7071 });
@@ -40,9 +41,12 @@ export function applyDocument(doc) {
     s.gainDb = ch.gain_db === null || ch.gain_db === "-inf" ? -60 : Number(ch.gain_db ?? 0);
     s.pan = Number(ch.pan ?? 0); s.mute = !!ch.mute; s.solo = !!ch.solo;
     s.eq = { low: 0, mid: 0, high: 0 };
+    let clean = 0;
     for (const fx of ch.effects || []) {
       if (fx.type === "lowshelf") s.eq.low = fx.gain_db; else if (fx.type === "peak") s.eq.mid = fx.gain_db; else if (fx.type === "highshelf") s.eq.high = fx.gain_db;
+      else if (fx.type === "debleed") clean = fx.strength ?? 0.5;
     }
+    setClean(s, clean);
   }
   const m = doc.master && doc.master.gain_db;
   setMasterGain(m === null || m === undefined || m === "-inf" ? (m === undefined ? 0 : -60) : Number(m));
@@ -55,7 +59,7 @@ export function applyDocument(doc) {
 export function applyPreset(name) {
   const vocal = mixer.strips.find((s) => s.name === "vocals");
   for (const s of mixer.strips) { s.gainDb = 0; s.mute = false; s.solo = false; s.pan = 0; }
-  if (name === "reset") { for (const s of mixer.strips) s.eq = { low: 0, mid: 0, high: 0 }; setMasterGain(0); }
+  if (name === "reset") { for (const s of mixer.strips) { s.eq = { low: 0, mid: 0, high: 0 }; setClean(s, 0); } setMasterGain(0); }
   if (name === "instrumental" && vocal) vocal.mute = true;
   if (name === "acapella" && vocal) vocal.solo = true;
   if (name === "karaoke" && vocal) vocal.gainDb = -18; // a low guide vocal over the instrumental
