@@ -1127,3 +1127,95 @@ def test_studio_clean_knob(server, browser, mixtures_dir, tmp_path):
     assert cleans["vocals"] == 0.5 and cleans["drums"] == 1
     assert not errors, errors
     context.close()
+
+
+def _drop_file(page, selector: str, path: Path, frac: float) -> None:
+    """Drop ``path`` onto the element at ``frac`` of its width (a DragEvent carrying the file, as a user's drop)."""
+    import base64
+
+    page.evaluate("""([sel, name, b64, frac]) => {
+        const el = document.querySelector(sel), r = el.getBoundingClientRect();
+        const dt = new DataTransfer();
+        dt.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name));
+        el.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true,
+            clientX: r.left + frac * r.width, clientY: r.top + r.height / 2 }));
+    }""", [selector, path.name, base64.b64encode(path.read_bytes()).decode(), frac])
+
+
+def test_studio_layers(server, browser, mixtures_dir, tmp_path):
+    """Issue 27, "add your own layers" in the studio: an audio file dropped on a waveform and a MIDI file chosen
+    with "Add layer…" become strips of their own, placed on the export's bar grid, saved as the mix document's
+    version-3 layers; the page's offline render equals the export; a layer can be removed; a reload keeps them."""
+    import mido
+
+    url, _data = server
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)  # for axe-core
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_selector("#model-select option[value=classic]", state="attached")
+    before = {s["id"] for s in _get(url + "api/songs")["songs"]}
+    assert _upload_in_page(page, _clip(mixtures_dir, tmp_path, "layers.wav", 6.0, 2.0)) == 201
+    songs = _wait_api(lambda ss: any(s["id"] not in before and s["status"] == "done" for s in ss), url)
+    song_id = next(s["id"] for s in songs if s["id"] not in before)
+    _open_song(page, song_id)
+    rate = 44100
+    t = np.arange(int(1.5 * rate)) / rate
+    pad = tmp_path / "pad.wav"
+    sf.write(pad, (0.2 * np.sin(2 * np.pi * 330 * t) * np.exp(-t)).astype(np.float32), rate, subtype="PCM_24")
+    # dropped at the middle of the drums' waveform (3 s of 6): on the grid's nearest bar line
+    _drop_file(page, "#strips .strip[data-stem='drums'] canvas.wave", pad, 0.5)
+    _until(page, "document.querySelectorAll('#strips .strip.layer').length === 1", timeout=60_000)
+    grid = _get(f"{url}api/songs/{song_id}/layers/grid")["grid"]
+    layer = page.evaluate("window.studio.mixDocument()")["layers"][0]
+    assert re.fullmatch(r"[0-9a-f]{32}\.wav", layer["file"]) and layer["name"] == "pad.wav"
+    duration = page.evaluate("window.studio.state().duration")
+    if grid is not None:
+        bar = grid["beats_per_bar"] * 60 / grid["tempo"]
+        assert layer["at"] == f"bar:{max(1, round((duration / 2 - grid['downbeat']) / bar) + 1)}"
+    else:
+        assert abs(layer["offset_s"] - duration / 2) < 0.01
+    strip = f"#strips .strip[data-layer='{layer['file']}']"
+    assert page.get_attribute(f"{strip} input.gain", "aria-label") == "Gain of pad.wav"
+    assert page.is_hidden(f"{strip} button.solo") and page.is_hidden(f"{strip} .clean-label")
+    page.eval_on_selector(f"{strip} input.gain", "el => { el.value = 3; el.dispatchEvent(new Event('input')); }")
+    page.eval_on_selector(f"{strip} input.pan", "el => { el.value = 0.3; el.dispatchEvent(new Event('input')); }")
+    doc = page.evaluate("window.studio.mixDocument()")
+    assert doc["version"] == 3 and doc["layers"][0]["gain_db"] == 3 and doc["layers"][0]["pan"] == 0.3
+    with_layer, _ = _page_matches_export(page, url, song_id, seconds=6.0)
+    # the layer is heard: muting it changes the render by far more than page and export differ
+    page.click(f"{strip} button.mute")
+    without, _ = _page_matches_export(page, url, song_id, seconds=6.0)
+    assert _residual_db(without, with_layer) > -40
+    page.click(f"{strip} button.mute")
+    # a MIDI file through "Add layer…" at the playhead (the start): rendered by FluidSynth on the server
+    track = mido.MidiTrack([mido.Message("program_change", program=0, time=0)])
+    for k, note in enumerate((60, 64, 67)):
+        track += [mido.Message("note_on", note=note, velocity=90, time=0 if k == 0 else 0),
+                  mido.Message("note_off", note=note, velocity=0, time=240)]
+    midi = mido.MidiFile(tracks=[track])
+    midi.save(str(tmp_path / "chords.mid"))
+    page.set_input_files("#layer-input", str(tmp_path / "chords.mid"))
+    _until(page, "document.querySelectorAll('#strips .strip.layer').length === 2", timeout=60_000)
+    doc = page.evaluate("window.studio.mixDocument()")
+    assert [la["name"] for la in doc["layers"]] == ["pad.wav", "chords.mid"]
+    assert doc["layers"][1]["file"].endswith(".mid")
+    _page_matches_export(page, url, song_id, seconds=6.0)
+    _axe_serious(page, "mixer with layers")
+    # saved with the mix; removing a layer takes it out of the document; a reload brings the rest back
+    page.click("#save-mix")
+    _until(page, "document.querySelector('#status').textContent.startsWith('mix saved')")
+    stored = _get(f"{url}api/songs/{song_id}/mixes")["mixes"][0]["document"]
+    assert [la["file"] for la in stored["layers"]] == [la["file"] for la in doc["layers"]]
+    page.click(f"#strips .strip[data-layer='{doc['layers'][1]['file']}'] button.remove-layer")
+    assert [la["name"] for la in page.evaluate("window.studio.mixDocument()")["layers"]] == ["pad.wav"]
+    page.evaluate("window.studio.autosave()")
+    page.reload()
+    _open_song(page, song_id)
+    _until(page, "document.querySelectorAll('#strips .strip.layer').length === 1", timeout=60_000)
+    restored = page.evaluate("window.studio.mixDocument()")["layers"]
+    assert len(restored) == 1 and restored[0]["file"] == layer["file"] and restored[0]["gain_db"] == 3
+    _page_matches_export(page, url, song_id, seconds=6.0)
+    assert not errors, errors
+    context.close()

@@ -2,6 +2,7 @@
 // per-frame loop, and leaving it (everything freed).
 import { $, api, dbToGain, fmtTime, getJson, setStatus } from "./api.js";
 import { setClean } from "./clean.js";
+import { setupLayers } from "./layers.js";
 import { loadCompare, refreshCompare, renderCompareTable, switchVersion } from "./compare.js";
 import { applyAll, applyStrip, audioContext, buildStripGraph, drawMeters, eqFilters, masterGainDb, setMasterGain } from "./graph.js";
 import { autosave, applyPreset, openSavedMix, refreshMixList, resetHistory, restoreWorking, saveMix, stepHistory } from "./mixdoc.js";
@@ -93,6 +94,7 @@ export async function openMixer(songId) {
   if (restoreWorking(songId)) setStatus("restored your last working state");
   else if (mixes.length) openSavedMix(mixes[0].id);
   else applyAll();
+  await mixer.layersLoading; // the first undo step and autosave include the document's layers
   mixer.restoring = false;
   resetHistory();
   mixer.dirty = true;
@@ -160,6 +162,7 @@ export function setupMixerControls() {
     $("#tools").setAttribute("aria-expanded", String(open));
   };
   setupRuler();
+  setupLayers(makeStrip);
   $("#master-wave").addEventListener("click", (e) => { const r = e.currentTarget.getBoundingClientRect(); seek(viewTime((e.clientX - r.left) / r.width)); });
   $("#undo").onclick = () => stepHistory(true);
   $("#redo").onclick = () => stepHistory(false);
