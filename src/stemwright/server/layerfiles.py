@@ -36,6 +36,7 @@ class LayerInfo:
     name: str
     kind: str  # "audio" or "midi"
     duration: float  # seconds, as the page plays it (a MIDI file rendered)
+    drums: dict[str, Any] | None = None  # a replaced drums stem (drums panel): the settings it was made with
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,7 +60,9 @@ def read_info(folder: Path, file: str) -> LayerInfo | None:
         return None
     try:
         data = json.loads(info_path(folder, file).read_text())
-        return LayerInfo(file=file, name=str(data["name"]), kind=str(data["kind"]), duration=float(data["duration"]))
+        drums = data.get("drums")
+        return LayerInfo(file=file, name=str(data["name"]), kind=str(data["kind"]), duration=float(data["duration"]),
+                         drums=drums if isinstance(drums, dict) else None)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -88,7 +91,7 @@ def check_layers(mix: Any, folder: Path | None) -> None:
                              "(drop the file onto the mixer)")
         if layer.soundfont is not None:
             raise ValueError(f"{where}.soundfont: the studio renders MIDI with the installed General MIDI soundfont")
-        if layer.loop * info.duration > MAX_LAYER_S:
+        if layer.loop > 1 and layer.loop * info.duration > MAX_LAYER_S:  # one play: bounded when it was stored
             raise ValueError(f"{where}.loop: {layer.loop} loops of {info.duration:.1f} s play more than "
                              f"{MAX_LAYER_S:g} s")
         if abs(layer.offset_s) > MAX_LAYER_OFFSET_S:

@@ -15,7 +15,7 @@ import json
 import math
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import numpy as np
 
@@ -140,25 +140,40 @@ def _check_layer_upload(path: Path, filename: str, size: int) -> str:
 async def add_layer(studio: Studio, song_id: str, path: Path, size: int, filename: str) -> dict[str, Any]:
     """Store an uploaded layer for the song (checked, then made playable); its :class:`LayerInfo` and ``href``."""
     song, paths = await asyncio.to_thread(studio.song_stems, song_id)
-    folder = studio.layers_dir(song["id"])
     kind = await asyncio.to_thread(_check_layer_upload, path, filename, size)
+    ext = ".mid" if kind == "midi" else Path(filename).suffix.lower()
+    return await store_layer(studio, song["id"], paths, ext, lambda target: asyncio.to_thread(path.replace, target),
+                             name=Path(filename).name[:120], kind=kind)
+
+
+async def store_layer(studio: Studio, song_id: str, stems: dict[str, Path], ext: str,
+                      place: Callable[[Path], Awaitable[Any]], *, name: str, kind: str,
+                      drums: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A new layer file of the song: ``place(target)`` puts it there, then the page's audio is made and its
+    :class:`LayerInfo` written; on any failure nothing is left behind. Answers the info and ``href``."""
+    folder = studio.layers_dir(song_id)
     if len(await asyncio.to_thread(layerfiles.stored_layers, folder)) >= layerfiles.MAX_LAYER_FILES:
         raise ApiError(409, f"this song keeps {layerfiles.MAX_LAYER_FILES} layer files, the most it can")
-    ext = ".mid" if kind == "midi" else Path(filename).suffix.lower()
     file = f"{uuid.uuid4().hex}{ext}"
     folder.mkdir(parents=True, exist_ok=True)
-    await asyncio.to_thread(path.replace, folder / file)
     try:
-        duration = await studio.exports.run(render_layer_play, paths, folder, file)
-        info = layerfiles.LayerInfo(file=file, name=Path(filename).name[:120], kind=kind, duration=duration)
+        await place(folder / file)
+        duration = await studio.exports.run(render_layer_play, stems, folder, file)
+        info = layerfiles.LayerInfo(file=file, name=name, kind=kind, duration=duration, drums=drums)
         await asyncio.to_thread(layerfiles.write_info, folder, info)
     except BaseException as e:
-        for p in (folder / file, layerfiles.play_path(folder, file)):
+        for p in (folder / file, layerfiles.play_path(folder, file), layerfiles.info_path(folder, file)):
             p.unlink(missing_ok=True)
         if isinstance(e, MixError):  # e.g. MIDI without FluidSynth or a soundfont: the message says what to install
-            raise ApiError(422, f"{Path(filename).name[:120]}: {e}") from None
+            raise ApiError(422, f"{name}: {e}") from None
         raise
-    return {**info.to_dict(), "href": f"/api/songs/{song['id']}/layers/{file}"}
+    return {**info.to_dict(), "href": f"/api/songs/{song_id}/layers/{file}"}
+
+
+def list_layers(studio: Studio, song_id: str) -> list[dict[str, Any]]:
+    song_id = studio.song_or_404(song_id)["id"]
+    return [{**x.to_dict(), "href": f"/api/songs/{song_id}/layers/{x.file}"}
+            for x in layerfiles.stored_layers(studio.layers_dir(song_id))]
 
 
 def layer_audio(studio: Studio, song_id: str, file: str) -> Path:

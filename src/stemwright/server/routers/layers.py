@@ -35,6 +35,13 @@ async def add_layer(song_id: str, request: Request, studio: StudioDep):
         up.path.unlink(missing_ok=True)  # moved into the song's layers when accepted
 
 
+@router.get("")
+def list_layers(song_id: str, studio: StudioDep):
+    """The song's stored layers (``file``, ``name``, ``kind``, ``duration``, ``drums``: the settings of a replaced
+    drums stem, ``href``)."""
+    return {"layers": remix.list_layers(studio, song_id)}
+
+
 @router.get("/grid")
 async def layer_grid(song_id: str, studio: StudioDep):
     """``{"grid": {"tempo", "downbeat", "beats_per_bar"}}``: where the export puts ``at: "bar:N"`` (or
