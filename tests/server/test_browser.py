@@ -1219,3 +1219,84 @@ def test_studio_layers(server, browser, mixtures_dir, tmp_path):
     _page_matches_export(page, url, song_id, seconds=6.0)
     assert not errors, errors
     context.close()
+
+
+def test_studio_drums_panel(server, browser, mixtures_dir, tmp_path):
+    """Issue 27, "replace the drums" in the studio: the drums panel chooses samples per class (an installed Hydrogen
+    kit, an uploaded one-shot), a blend, and Apply runs the replacement on the server; the replaced drums play as a
+    strip while the drums channel is muted, A/B switches back to the original while playing, the mix document
+    saves it, the page's offline render equals the export, and a reload restores the panel."""
+    from stemwright.drums import hydrogen_kits
+
+    url, _data = server
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)  # for axe-core
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_selector("#model-select option[value=classic]", state="attached")
+    before = {s["id"] for s in _get(url + "api/songs")["songs"]}
+    assert _upload_in_page(page, _clip(mixtures_dir, tmp_path, "drums.wav", 6.0, 2.0)) == 201
+    songs = _wait_api(lambda ss: any(s["id"] not in before and s["status"] == "done" for s in ss), url)
+    song_id = next(s["id"] for s in songs if s["id"] not in before)
+    _open_song(page, song_id)
+    _until(page, "!document.querySelector('#drums-panel').classList.contains('hidden') && "
+                 "document.querySelectorAll('#drum-kit option').length > 0", timeout=60_000)
+    kits = list(hydrogen_kits())
+    assert page.eval_on_selector_all("#drum-kit option", "os => os.map((o) => o.value)") == [""] + kits
+    if kits:  # the default: the first installed kit for every class
+        assert page.input_value("#drum-kit") == kits[0]
+        assert page.input_value(".drum-class[data-class=kick]") == "kit"
+    # a one-shot of our own for the snare (through the button's file chooser)
+    t = np.arange(int(0.15 * 44100)) / 44100
+    snare = tmp_path / "my snare.wav"
+    noise = np.random.default_rng(1).standard_normal(t.size)
+    sf.write(snare, (0.5 * noise * np.exp(-t / 0.04)).astype(np.float32), 44100, subtype="PCM_24")
+    with page.expect_file_chooser() as chooser:
+        page.click(".drum-upload[data-class=snare]")
+    chooser.value.set_files(str(snare))
+    _until(page, "[...document.querySelectorAll('.drum-class[data-class=snare] option')].some((o) => o.textContent === 'my snare.wav')")
+    assert page.eval_on_selector(".drum-class[data-class=snare]", "s => s.selectedOptions[0].textContent") == "my snare.wav"
+    page.eval_on_selector("#drum-blend", "el => { el.value = 0.8; el.dispatchEvent(new Event('input')); }")
+    page.click("#drum-apply")
+    _until(page, "document.querySelector('#status').textContent.startsWith('drums replaced')", timeout=120_000)
+    doc = page.evaluate("window.studio.mixDocument()")
+    assert next(c for c in doc["channels"] if c["stem"] == "drums")["mute"] is True
+    assert len(doc["layers"]) == 1 and doc["layers"][0]["name"].startswith("drums (") and "blend 0.80" in doc["layers"][0]["name"]
+    assert page.get_attribute("#drum-ab", "aria-pressed") == "true"
+    replaced, _ = _page_matches_export(page, url, song_id, seconds=6.0)
+    # A/B while playing: the original drums come back, the replaced ones go silent
+    page.click("#play")
+    _until(page, "window.studio.state().playing")
+    page.click("#drum-ab")
+    assert page.get_attribute("#drum-ab", "aria-pressed") == "false"
+    state = {s["name"]: s for s in page.evaluate("window.studio.state().strips")}
+    assert state["drums"]["mute"] is False and state[doc["layers"][0]["name"]]["mute"] is True
+    page.click("#play")
+    original, _ = _page_matches_export(page, url, song_id, seconds=6.0)
+    assert _residual_db(original, replaced) > -40  # the replacement is heard
+    page.click("#drum-ab")
+    assert page.get_attribute("#drum-ab", "aria-pressed") == "true"
+    # Apply again: the new replacement takes the earlier one's place
+    first = doc["layers"][0]["file"]
+    page.select_option(".drum-class[data-class=hat]", "")
+    page.click("#drum-apply")
+    _until(page, f"(window.studio.mixDocument().layers || []).length === 1 && "
+                 f"window.studio.mixDocument().layers[0].file !== '{first}'", timeout=120_000)
+    assert page.locator("#strips .strip.layer").count() == 1
+    _page_matches_export(page, url, song_id, seconds=6.0)
+    _axe_serious(page, "mixer with the drums panel")
+    page.click("#save-mix")
+    _until(page, "document.querySelector('#status').textContent.startsWith('mix saved')")
+    stored = _get(f"{url}api/songs/{song_id}/mixes")["mixes"][0]["document"]
+    assert stored["layers"][0]["file"] != first and next(c for c in stored["channels"] if c["stem"] == "drums")["mute"]
+    # a reload restores the panel's settings from the replaced drums the mix plays
+    page.evaluate("window.studio.autosave()")
+    page.reload()
+    _open_song(page, song_id)
+    _until(page, "document.querySelector('#drum-ab').getAttribute('aria-pressed') === 'true'", timeout=60_000)
+    assert page.input_value(".drum-class[data-class=hat]") == ""
+    assert page.eval_on_selector(".drum-class[data-class=snare]", "s => s.selectedOptions[0].textContent") == "my snare.wav"
+    assert page.input_value("#drum-blend") == "0.8"
+    assert not errors, errors
+    context.close()

@@ -102,7 +102,7 @@ function peaksOf(buffer) {
 }
 
 // A strip for a layer of the mix document (fields as in the document).
-async function addLayerStrip(layer) {
+export async function addLayerStrip(layer) {
   const songId = mixer.songId;
   const data = await (await api(`/api/songs/${songId}/layers/${encodeURIComponent(layer.file)}`)).arrayBuffer();
   const audio = await mixer.ctx.decodeAudioData(data);
@@ -127,6 +127,8 @@ async function addLayerStrip(layer) {
   remove.onclick = () => { removeLayerStrip(strip); changed(); };
   mixer.strips.push(strip);
   $("#strips").append(el);
+  applyStrip(strip);
+  mixer.dirty = true;
   if (mixer.playing) startAt(position());
   return strip;
 }
@@ -141,7 +143,7 @@ function applyLayerFields(strip, layer) {
   }
 }
 
-function removeLayerStrip(strip) {
+export function removeLayerStrip(strip) {
   mixer.strips.splice(mixer.strips.indexOf(strip), 1);
   strip.fader.disconnect();
   strip.el.remove();
@@ -169,7 +171,6 @@ export function applyLayers(layers = []) {
   const missing = layers.filter((la) => !have.has(la.file));
   for (const la of missing) pending.set(la.file, la);
   mixer.layersLoading = Promise.all(missing.map((la) => addLayerStrip(la)
-    .then((s) => { if (s) { applyStrip(s); mixer.dirty = true; } })
     .catch((e) => setStatus(`could not load layer ${la.name || la.file}: ${e.message}`))
     .finally(() => pending.delete(la.file))));
 }

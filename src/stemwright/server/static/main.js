@@ -8,6 +8,7 @@
 //   mixdoc.js    mix document, undo, saved mixes, autosave          keys.js      keyboard shortcuts
 //   mixer.js     open/close a song, the controls       main.js      routing and the test façade (window.studio)
 //   clean.js     a strip's clean knob (server-rendered debleed)   layers.js    your own layers (dropped files)
+//   drumspanel.js  replace the drums (samples per class, blend, A/B)
 import { $, setStatus } from "./api.js";
 import { library, listenEvents, loadModels, refreshSongs, renderSongs, setupDropzone, uploadAll } from "./library.js";
 import { setupKeys } from "./keys.js";

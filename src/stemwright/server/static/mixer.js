@@ -2,6 +2,7 @@
 // per-frame loop, and leaving it (everything freed).
 import { $, api, dbToGain, fmtTime, getJson, setStatus } from "./api.js";
 import { setClean } from "./clean.js";
+import { openDrumsPanel, setupDrumsPanel } from "./drumspanel.js";
 import { setupLayers } from "./layers.js";
 import { loadCompare, refreshCompare, renderCompareTable, switchVersion } from "./compare.js";
 import { applyAll, applyStrip, audioContext, buildStripGraph, drawMeters, eqFilters, masterGainDb, setMasterGain } from "./graph.js";
@@ -97,6 +98,7 @@ export async function openMixer(songId) {
   await mixer.layersLoading; // the first undo step and autosave include the document's layers
   mixer.restoring = false;
   resetHistory();
+  openDrumsPanel().catch((e) => setStatus(`drums panel: ${e.message}`));
   mixer.dirty = true;
   $("#loading").classList.add("hidden");
   mixer.strips[0] && mixer.strips[0].el.focus();
@@ -163,6 +165,7 @@ export function setupMixerControls() {
   };
   setupRuler();
   setupLayers(makeStrip);
+  setupDrumsPanel();
   $("#master-wave").addEventListener("click", (e) => { const r = e.currentTarget.getBoundingClientRect(); seek(viewTime((e.clientX - r.left) / r.width)); });
   $("#undo").onclick = () => stepHistory(true);
   $("#redo").onclick = () => stepHistory(false);
