@@ -89,16 +89,6 @@ def stems_rate(stems: dict[str, Path]) -> int:
     return max(set(rates), key=rates.count)
 
 
-def midi_seconds(path: Path) -> float:
-    """How long a MIDI file plays (its own tempo map); ValueError when it is not one."""
-    import mido  # the [synth] extra, as the layers' MIDI rendering needs
-
-    try:
-        return float(mido.MidiFile(str(path)).length)
-    except (OSError, EOFError, KeyError, IndexError, TypeError) as e:
-        raise ValueError(str(e)) from None
-
-
 def render_layer_play(stems: dict[str, Path], folder: Path, file: str) -> float:
     """The audio the page plays for a stored layer, exactly as the export reads it (``load_layer_audio``: resampled
     to the stems' rate, or a MIDI file rendered by FluidSynth), as 24-bit FLAC beside it; returns its seconds.
@@ -120,9 +110,14 @@ def _check_layer_upload(path: Path, filename: str, size: int) -> str:
     if ext in layerfiles.MIDI_SUFFIXES:
         if size > layerfiles.MAX_MIDI_BYTES:
             raise ApiError(413, f"{shown}: a MIDI layer is at most {layerfiles.MAX_MIDI_BYTES // 1024} kB")
+        from stemwright.mixer.layers import midi_available, midi_seconds  # (loads the mixer)
+
+        if not midi_available():
+            raise ApiError(422, f"{shown}: MIDI layers need the [synth] extra (pip install 'stemwright[synth]') "
+                                "and FluidSynth (apt install fluidsynth fluid-soundfont-gm)")
         try:
             seconds = midi_seconds(path)
-        except ValueError:
+        except MixError:
             raise ApiError(415, f"{shown}: not a readable MIDI file") from None
         if seconds > layerfiles.MAX_LAYER_S:
             raise ApiError(413, f"{shown}: plays {seconds:.0f} s; a layer is at most {layerfiles.MAX_LAYER_S:g} s")
