@@ -1080,22 +1080,29 @@ def _page_matches_export(page, url: str, song_id: str, seconds: float = 4.0) -> 
     return web, server
 
 
-def test_studio_clean_knob(server, browser, mixtures_dir, tmp_path):
-    """Issue 27, "clean a stem" in the studio: each strip's clean knob is the mix document's debleed(strength); the
-    page plays the server-rendered cleaned stem, so its offline render equals the export of its document; the
-    knob survives a reload and axe-core finds nothing serious with it."""
-    url, data_dir = server
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)  # for axe-core
+def _song_in_mixer(browser, url: str, clip: Path):
+    """A fresh page (its context bypasses the CSP, for axe-core) with ``clip`` separated by ``classic`` and open in
+    the mixer: ``(context, page, page errors, song id)``."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url)
     page.wait_for_selector("#model-select option[value=classic]", state="attached")
     before = {s["id"] for s in _get(url + "api/songs")["songs"]}
-    assert _upload_in_page(page, _clip(mixtures_dir, tmp_path, "clean.wav", 6.0, 2.0)) == 201
+    assert _upload_in_page(page, clip) == 201
     songs = _wait_api(lambda ss: any(s["id"] not in before and s["status"] == "done" for s in ss), url)
     song_id = next(s["id"] for s in songs if s["id"] not in before)
     _open_song(page, song_id)
+    return context, page, errors, song_id
+
+
+def test_studio_clean_knob(server, browser, mixtures_dir, tmp_path):
+    """Issue 27, "clean a stem" in the studio: each strip's clean knob is the mix document's debleed(strength); the
+    page plays the server-rendered cleaned stem, so its offline render equals the export of its document; the
+    knob survives a reload and axe-core finds nothing serious with it."""
+    url, data_dir = server
+    context, page, errors, song_id = _song_in_mixer(browser, url, _clip(mixtures_dir, tmp_path, "clean.wav", 6.0, 2.0))
     strip = "#strips .strip[data-stem='vocals']"
     assert page.get_attribute(f"{strip} input.clean", "aria-label") == "Clean (bleed reducer) of vocals"
     # vocals alone, cleaned at 0.5: the page plays what the export writes
@@ -1149,17 +1156,7 @@ def test_studio_layers(server, browser, mixtures_dir, tmp_path):
     import mido
 
     url, _data = server
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)  # for axe-core
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url)
-    page.wait_for_selector("#model-select option[value=classic]", state="attached")
-    before = {s["id"] for s in _get(url + "api/songs")["songs"]}
-    assert _upload_in_page(page, _clip(mixtures_dir, tmp_path, "layers.wav", 6.0, 2.0)) == 201
-    songs = _wait_api(lambda ss: any(s["id"] not in before and s["status"] == "done" for s in ss), url)
-    song_id = next(s["id"] for s in songs if s["id"] not in before)
-    _open_song(page, song_id)
+    context, page, errors, song_id = _song_in_mixer(browser, url, _clip(mixtures_dir, tmp_path, "layers.wav", 6.0, 2.0))
     rate = 44100
     t = np.arange(int(1.5 * rate)) / rate
     pad = tmp_path / "pad.wav"
@@ -1229,17 +1226,7 @@ def test_studio_drums_panel(server, browser, mixtures_dir, tmp_path):
     from stemwright.drums import hydrogen_kits
 
     url, _data = server
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)  # for axe-core
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url)
-    page.wait_for_selector("#model-select option[value=classic]", state="attached")
-    before = {s["id"] for s in _get(url + "api/songs")["songs"]}
-    assert _upload_in_page(page, _clip(mixtures_dir, tmp_path, "drums.wav", 6.0, 2.0)) == 201
-    songs = _wait_api(lambda ss: any(s["id"] not in before and s["status"] == "done" for s in ss), url)
-    song_id = next(s["id"] for s in songs if s["id"] not in before)
-    _open_song(page, song_id)
+    context, page, errors, song_id = _song_in_mixer(browser, url, _clip(mixtures_dir, tmp_path, "drums.wav", 6.0, 2.0))
     _until(page, "!document.querySelector('#drums-panel').classList.contains('hidden') && "
                  "document.querySelectorAll('#drum-kit option').length > 0", timeout=60_000)
     kits = list(hydrogen_kits())

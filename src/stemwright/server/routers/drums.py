@@ -9,9 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from stemwright.server import drumpanel
-from stemwright.server.studio import ApiError, Studio, get_studio
-from stemwright.server.upload import UploadError, receive_upload
-from stemwright.server.web import body_schema, json_body
+from stemwright.server.studio import Studio, get_studio
+from stemwright.server.web import body_schema, bounded_upload, json_body
 
 router = APIRouter()
 StudioDep = Annotated[Studio, Depends(get_studio)]
@@ -39,15 +38,8 @@ def list_samples(song_id: str, studio: StudioDep):
 @router.post("/api/songs/{song_id}/drums/samples", status_code=201)
 async def add_sample(song_id: str, request: Request, studio: StudioDep):
     """A one-shot (wav, flac or ogg; at most 5 MB and 10 s) for the song's drums panel."""
-    limit = drumpanel.MAX_SAMPLE_MB * 1024 * 1024
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit + 64 * 1024:
-        raise ApiError(413, f"a one-shot is at most {drumpanel.MAX_SAMPLE_MB} MB")
-    try:
-        up = await receive_upload(request.headers.get("content-type", ""), request.stream(),
-                                  studio.data_dir / "uploads", limit)
-    except UploadError as e:
-        raise ApiError(e.status, str(e)) from None
+    up = await bounded_upload(request, studio.data_dir / "uploads", drumpanel.MAX_SAMPLE_MB,
+                              f"a one-shot is at most {drumpanel.MAX_SAMPLE_MB} MB")
     try:
         return await drumpanel.add_sample(studio, song_id, up.path, up.filename)
     finally:

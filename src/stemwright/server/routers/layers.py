@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 
 from stemwright.server import layerfiles, media, remix
-from stemwright.server.studio import ApiError, Studio, get_studio
-from stemwright.server.upload import UploadError, receive_upload
+from stemwright.server.studio import Studio, get_studio
+from stemwright.server.web import bounded_upload
 
 router = APIRouter(prefix="/api/songs/{song_id}/layers")
 StudioDep = Annotated[Studio, Depends(get_studio)]
@@ -20,15 +20,8 @@ async def add_layer(song_id: str, request: Request, studio: StudioDep):
     """A multipart upload with a ``file`` field: an audio file (wav, flac, ogg; at most 50 MB and 10 minutes) or a
     MIDI file (at most 1 MB; rendered with FluidSynth). Answers the stored layer: ``file`` (the name the mix
     document uses), ``name``, ``kind``, ``duration``, ``href``."""
-    limit = layerfiles.MAX_LAYER_MB * 1024 * 1024
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit + 64 * 1024:
-        raise ApiError(413, f"file is larger than the layer limit of {layerfiles.MAX_LAYER_MB} MB")
-    try:
-        up = await receive_upload(request.headers.get("content-type", ""), request.stream(),
-                                  studio.data_dir / "uploads", limit)
-    except UploadError as e:
-        raise ApiError(e.status, str(e)) from None
+    up = await bounded_upload(request, studio.data_dir / "uploads", layerfiles.MAX_LAYER_MB,
+                              f"file is larger than the layer limit of {layerfiles.MAX_LAYER_MB} MB")
     try:
         return await remix.add_layer(studio, song_id, up.path, up.size, up.filename)
     finally:
