@@ -600,7 +600,9 @@ def _check_ruler_zoom_and_master(page, stored: dict) -> None:
     zoom shows duration / zoom seconds, and the master waveform draws the audible mix (flat with every stem muted)."""
     downbeats, beats = stored["downbeats"], stored["beats"]
     duration = page.evaluate("window.studio.state().duration")
-    page.locator("#ruler").scroll_into_view_if_needed()
+    # the ruler sits near the top: scrolled to the top, it is not under the sticky transport (scrolling it "into
+    # view" puts it at y = 0, under the transport, once the page is taller than the window)
+    page.evaluate("window.scrollTo(0, 0)")
     page.evaluate("window.studio.redraw()")
     _until(page, "window.studio.state().rulerLabels.length > 0", timeout=5_000)
     labels = page.evaluate("window.studio.state().rulerLabels")
