@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 
-from stemwright.server import media, renders
+from stemwright.server import media, remix, renders
 from stemwright.server.studio import BLEED_CACHE, ApiError, Studio, get_studio
 from stemwright.server.web import content_disposition, download_name
 
@@ -27,6 +27,14 @@ def stem_audio(song_id: str, stem: str, studio: StudioDep, format: str = "wav", 
         raise ApiError(400, f"format must be one of {', '.join(media.MEDIA_FORMATS)}")
     path = media.encoded(paths[stem], format)
     return FileResponse(path, media_type=media.MEDIA_FORMATS[format], headers={"cache-control": "no-cache"})
+
+
+@router.get("/stems/{stem}/clean")
+async def clean_stem_audio(song_id: str, stem: str, strength: float, studio: StudioDep):
+    """The stem through the mix document's ``debleed(strength)`` (a strip's "clean" knob), rendered as the export
+    renders it, as FLAC: strength in steps of 0.05, cached per stem and strength (server/remix.py)."""
+    path = await remix.cleaned_stem(studio, song_id, stem, strength)
+    return FileResponse(path, media_type=media.MEDIA_FORMATS["flac"], headers={"cache-control": "no-cache"})
 
 
 @router.get("/original")
