@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from stemwright.engine.chunking import batched, center_trim, cut_chunk, plan_off
 from stemwright.engine.device import resolve_device
 from stemwright.engine.progress import ProgressEvent, scaled
 from stemwright.engine.run import separate_tensor
-from tests.engine.identity import Identity
+from tests.engine.identity import Identity, Mixing
 
 
 def _reconstructs(model: nn.Module, length: int, **kw) -> None:
@@ -124,3 +125,49 @@ def test_device_resolution() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+class _ThreadRecorder(Mixing):
+    """Mixing, recording the thread and its intra-op thread count of every call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int, int]] = []
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        self.calls.append((threading.get_ident(), torch.get_num_threads()))
+        return super().forward(mix)
+
+
+@pytest.mark.parametrize("batch_size, shifts", [(1, 0), (2, 0), (1, 2)])
+def test_workers_give_the_serial_stems(batch_size: int, shifts: int) -> None:
+    x = torch.randn(2, 1234, generator=torch.Generator().manual_seed(5))
+    model = _ThreadRecorder()
+    ref = separate_tensor(model, x, overlap=0.3, batch_size=batch_size, shifts=shifts, seed=1)
+    before = torch.get_num_threads()
+    model.calls.clear()
+    out = separate_tensor(model, x, overlap=0.3, batch_size=batch_size, shifts=shifts, seed=1, workers=2)
+    assert torch.equal(out, ref)  # every chunk computed as alone in its part: same numbers, same sums
+    main = threading.get_ident()
+    assert any(ident != main for ident, _ in model.calls)  # the chunks ran in worker threads
+    assert all(n == max(1, before // 2) for ident, n in model.calls if ident != main)
+    assert torch.get_num_threads() == before  # the caller's setting is back
+
+
+def test_workers_are_checked() -> None:
+    with pytest.raises(ValueError, match="workers"):
+        separate_tensor(Identity(), torch.zeros(2, 100), workers=0)
+
+
+def test_batched_chunks_equal_unbatched_on_a_tiny_htdemucs() -> None:
+    from stemwright.models.architectures import architecture_class
+    from tests.models.tiny import TINY_CONFIGS
+
+    torch.manual_seed(0)
+    model = architecture_class("htdemucs")(TINY_CONFIGS["htdemucs"]()).eval()
+    x = 0.1 * torch.randn(2, int(3.2 * model.samplerate), generator=torch.Generator().manual_seed(2))
+    ref = separate_tensor(model, x, segment=1.0)
+    for batch_size, workers in ((2, 1), (4, 1), (2, 2)):
+        out = separate_tensor(model, x, segment=1.0, batch_size=batch_size, workers=workers)
+        # batched products are summed in another order: float32 round-off, not another result
+        assert float((out - ref).abs().max()) < 1e-5, (batch_size, workers)
