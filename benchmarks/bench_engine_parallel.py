@@ -61,7 +61,8 @@ stems = separate_tensor(model, mix, batch_size=batch, workers=workers)
 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 np.save(out, stems.numpy())
 from stemwright.engine import cpu_kernels
-print(json.dumps({"wall_s": wall, "cpu_s": cpu, "aten_isa": torch.backends.cpu.get_cpu_capability(),
+import resource
+print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "aten_isa": torch.backends.cpu.get_cpu_capability(),
                   "kernels": str(cpu_kernels.routes())}))
 """
 
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"isa": level, "mode": mode, **res, "max_abs_diff": err, "snr_db": snr})
                 print(f"{args.model} {args.seconds:g} s  isa {level} ({res['aten_isa']})  {mode:10s} "
                       f"wall {res['wall_s']:7.2f} s  cpu {res['cpu_s']:7.2f} s  rtf {res['wall_s'] / args.seconds:.3f}  "
-                      f"max|diff| {err:.2e}  SNR {snr:.1f} dB  (load {res['load']:.1f}; kernels {res['kernels']})",
+                      f"max|diff| {err:.2e}  SNR {snr:.1f} dB  peak {res['peak_rss_mb']:.0f} MB  (load {res['load']:.1f}; kernels {res['kernels']})",
                       flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

@@ -41,7 +41,7 @@ from stemwright.engine.device import resolve_device
 from stemwright.engine.progress import ProgressCallback, ProgressEvent, scaled
 from stemwright.engine.memory import retain_freed_memory
 from stemwright.engine.precision import choose_precision, precision_context
-from stemwright.engine.run import DEFAULT_WORKERS, separate_tensor
+from stemwright.engine.run import default_workers, separate_tensor
 from stemwright.engine.live import LiveProcessor, plan_live
 from stemwright.engine.stream import StreamEngine
 from stemwright.models.base import check_model
@@ -141,7 +141,8 @@ class Separator:
     :mod:`stemwright.engine.precision`.
 
     ``workers=N`` runs N chunks at once in threads, each with 1/N of PyTorch's threads (default
-    :data:`stemwright.engine.run.DEFAULT_WORKERS`, chosen by measurement); the stems are the same.
+    :func:`stemwright.engine.run.default_workers`: 2 on a CPU with 2+ threads, chosen by measurement); the stems are
+    the same.
 
     ``model="a+b"`` is an ensemble of models (:mod:`stemwright.models.ensemble`), combined by ``ensemble_method``
     (default ``avg_wave``) with ``ensemble_weights`` (``"2,1"`` or ``"vocals=2,1;drums=1,3"``).
@@ -188,7 +189,7 @@ class Separator:
         self.shifts = shifts
         self.batch_size = batch_size
         # chunks run at once in threads; the stems do not depend on it, so the manifest does not record it
-        self.workers = workers if workers is not None else DEFAULT_WORKERS
+        self.workers = workers if workers is not None else default_workers(self.device)
         self.residual = residual
         self.progress = progress
         # fast: bfloat16 where the device runs it natively, else float32 (stemwright.engine.precision)

@@ -143,7 +143,8 @@ class _ThreadRecorder(Mixing):
 def test_workers_give_the_serial_stems(batch_size: int, shifts: int) -> None:
     x = torch.randn(2, 1234, generator=torch.Generator().manual_seed(5))
     model = _ThreadRecorder()
-    ref = separate_tensor(model, x, overlap=0.3, batch_size=batch_size, shifts=shifts, seed=1)
+    ref = separate_tensor(model, x, overlap=0.3, batch_size=batch_size, shifts=shifts, seed=1, workers=1)
+    assert {ident for ident, _ in model.calls} == {threading.get_ident()}
     before = torch.get_num_threads()
     model.calls.clear()
     out = separate_tensor(model, x, overlap=0.3, batch_size=batch_size, shifts=shifts, seed=1, workers=2)
@@ -166,8 +167,17 @@ def test_batched_chunks_equal_unbatched_on_a_tiny_htdemucs() -> None:
     torch.manual_seed(0)
     model = architecture_class("htdemucs")(TINY_CONFIGS["htdemucs"]()).eval()
     x = 0.1 * torch.randn(2, int(3.2 * model.samplerate), generator=torch.Generator().manual_seed(2))
-    ref = separate_tensor(model, x, segment=1.0)
+    ref = separate_tensor(model, x, segment=1.0, workers=1)
     for batch_size, workers in ((2, 1), (4, 1), (2, 2)):
         out = separate_tensor(model, x, segment=1.0, batch_size=batch_size, workers=workers)
         # batched products are summed in another order: float32 round-off, not another result
         assert float((out - ref).abs().max()) < 1e-5, (batch_size, workers)
+
+
+def test_default_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stemwright.engine import run
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert run.default_workers("cpu") == 2 and run.default_workers("cuda") == 1
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert run.default_workers("cpu") == 1  # one core: no second thread to run a chunk on

@@ -13,17 +13,26 @@ import torch
 from torch import nn
 
 from stemwright.engine.chunking import batched, center_trim, cut_chunk, plan_offsets, triangle_weight
+from stemwright.engine import cpu_kernels
 from stemwright.engine.cpu_kernels import onednn_kernels
 from stemwright.engine.memory import retain_freed_memory
 from stemwright.engine.progress import ProgressCallback, ProgressEvent
 
 log = logging.getLogger(__name__)
 
-#: Chunks run at once in parallel threads by default (``workers``), each thread with its share of PyTorch's
-#: intra-op threads. 1: the chunks of a group run one after another with all the threads. Chosen by measurement
-#: (docs/zoo.md, "Threads or workers"): on a loaded 2-core AVX2 EPYC, 2 workers of 1 thread did not beat 2 intra-op
-#: threads by more than the noise on the default model, and cost a second chunk's activations in memory.
-DEFAULT_WORKERS = 1
+#: Chunks run at once in threads by :class:`stemwright.Separator` (``workers=None``) on a CPU with 2 or more intra-op
+#: threads, each thread with its share of them. Chosen by measurement (docs/zoo.md, "Threads or workers"): on a 2-core AVX2 EPYC shared with other
+#: processes, the default model took 4x less wall time with 2 workers of 1 thread than with 2 intra-op threads
+#: (whose OpenMP threads spin against the other processes), and the stems are the same.
+DEFAULT_WORKERS = 2
+
+
+def default_workers(device: torch.device | str) -> int:
+    """``workers`` when none is given: :data:`DEFAULT_WORKERS` on a CPU with that many intra-op threads, else 1 (one
+    chunk per call on a GPU, whose kernels run asynchronously anyway)."""
+    if torch.device(device).type != "cpu":
+        return 1
+    return max(1, min(DEFAULT_WORKERS, torch.get_num_threads()))
 
 
 def model_valid_length(model: nn.Module, length: int) -> int:
@@ -59,6 +68,19 @@ def _run_in_thread(model: nn.Module, chunks: list[torch.Tensor], device: torch.d
     return _run_serial(model, chunks, device)
 
 
+def _prime_routes(device: torch.device, threads: int) -> None:
+    """Calibrate (or read) the CPU-kernel choice for the workers' thread count here, once, rather than in every
+    worker at the same time (each would time its probes against the others)."""
+    if device.type != "cpu" or not cpu_kernels.available():
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        cpu_kernels.routes()
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_chunks(model: nn.Module, chunks: list[torch.Tensor], device: torch.device,
                workers: int = 1) -> list[torch.Tensor]:
     """Run the model on a group of chunks; ``workers > 1`` splits the group into that many consecutive parts run
@@ -74,6 +96,7 @@ def run_chunks(model: nn.Module, chunks: list[torch.Tensor], device: torch.devic
     if len(parts) == 1:
         return _run_serial(model, chunks, device)
     threads = max(1, torch.get_num_threads() // len(parts))
+    _prime_routes(device, threads)
     try:
         with ThreadPoolExecutor(len(parts), thread_name_prefix="stemwright-chunk") as pool:
             done = list(pool.map(lambda part: _run_in_thread(model, part, device, threads), parts))
@@ -147,7 +170,8 @@ def separate_tensor(
     call, or, for tracks longer than ``long_segment`` seconds, chunks of ``long_segment``: what bounds the memory
     of whole-track models on long inputs, the same rule as the streaming engine's). ``shifts > 0`` averages that many randomly time-shifted passes (shift trick of Défossez et al., up to
     0.5 s), seeded by ``seed`` for reproducibility. ``workers > 1`` runs that many groups of ``batch_size`` chunks at
-    once in threads (:func:`run_chunks`); the stems are the same as with one. The input tensor is not modified.
+    once in threads (:func:`run_chunks`; :class:`stemwright.Separator` passes :func:`default_workers`); the stems are
+    the same as with one. The input tensor is not modified.
 
     Shape: ``(C, T)`` -> ``(S, C, T)``.
     """
@@ -155,9 +179,9 @@ def separate_tensor(
         raise ValueError(f"mix must be (channels, time), got shape {tuple(mix.shape)}")
     if mix.shape[-1] == 0:
         raise ValueError("mix has no samples (time axis of length 0)")
+    device = torch.device(device)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    device = torch.device(device)
     mix = mix.detach().to("cpu", torch.float32)
     length = mix.shape[-1]
     if segment is None:
