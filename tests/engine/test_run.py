@@ -181,3 +181,30 @@ def test_default_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     assert run.default_workers("cpu") == 2 and run.default_workers("cuda") == 1
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     assert run.default_workers("cpu") == 1  # one core: no second thread to run a chunk on
+
+
+class _Linear(Mixing):
+    """Mixing with a linear layer over the channels: a product that the precision context changes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.conv(mix)).transpose(1, 2)  # (B, T, 4)
+        return self.lin(h).transpose(1, 2).reshape(mix.shape[0], 2, 2, -1)
+
+
+def test_workers_keep_the_callers_precision() -> None:
+    from stemwright.engine import cpu_kernels
+
+    if not (cpu_kernels.available() and cpu_kernels.int8_available()):
+        pytest.skip("no oneDNN / fbgemm int8 in this PyTorch")
+    model = _Linear().eval()
+    x = torch.randn(2, 1234, generator=torch.Generator().manual_seed(6))
+    exact = separate_tensor(model, x, overlap=0.3, workers=1)
+    with cpu_kernels.int8_products():
+        serial = separate_tensor(model, x, overlap=0.3, workers=1)
+        parallel = separate_tensor(model, x, overlap=0.3, workers=2)
+    assert float((serial - exact).abs().max()) > 1e-5  # int8 products really ran
+    assert torch.equal(parallel, serial)  # ... in the workers too

@@ -5,6 +5,7 @@ Where the audio comes from and goes to is the caller's business (:mod:`stemwrigh
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -81,6 +82,11 @@ def _prime_routes(device: torch.device, threads: int) -> None:
         torch.set_num_threads(before)
 
 
+def _autocast_on() -> bool:
+    # autocast is thread-local state that worker threads would not inherit: such runs stay in the calling thread
+    return any(torch.is_autocast_enabled(kind) for kind in ("cpu", "cuda"))
+
+
 def run_chunks(model: nn.Module, chunks: list[torch.Tensor], device: torch.device,
                workers: int = 1) -> list[torch.Tensor]:
     """Run the model on a group of chunks; ``workers > 1`` splits the group into that many consecutive parts run
@@ -93,13 +99,16 @@ def run_chunks(model: nn.Module, chunks: list[torch.Tensor], device: torch.devic
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     parts = batched(chunks, -(-len(chunks) // workers))
-    if len(parts) == 1:
+    if len(parts) == 1 or _autocast_on():
         return _run_serial(model, chunks, device)
     threads = max(1, torch.get_num_threads() // len(parts))
     _prime_routes(device, threads)
     try:
         with ThreadPoolExecutor(len(parts), thread_name_prefix="stemwright-chunk") as pool:
-            done = list(pool.map(lambda part: _run_in_thread(model, part, device, threads), parts))
+            # Each part in a copy of the caller's context: the precision of the products (--fast) is a ContextVar.
+            futures = [pool.submit(contextvars.copy_context().run, _run_in_thread, model, part, device, threads)
+                       for part in parts]
+            done = [f.result() for f in futures]
     finally:
         # MKL's and ATen's own thread count are process-wide besides OpenMP's per-thread one: put them back.
         torch.set_num_threads(torch.get_num_threads())
