@@ -347,3 +347,4 @@ class RoundTimer(FakeTimer):
 
 def test_calibration_keeps_pytorch_unless_onednn_wins_every_round(private_cache: Path) -> None:
     assert cpu_kernels.calibrated_routes(RoundTimer()) == Routes()  # best-of would have picked oneDNN
+    assert cpu_kernels.cache_key().endswith(" | rule 2")  # choices cached by the best-of rule are measured again

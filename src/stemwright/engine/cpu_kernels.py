@@ -403,10 +403,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: The calibration rule's version, part of the cache key: choices cached by an older rule are measured again (2: oneDNN
+#: must win every round, where 1 compared the best of the rounds).
+RULE = 2
+
+
 def cache_key() -> str:
-    """What the measured choice depends on: CPU model, torch version, thread count, ISA environment."""
+    """What the measured choice depends on: CPU model, torch version, thread count, ISA environment, the rule."""
     isa = ",".join(f"{name}={os.environ.get(name, '')}" for name in ISA_ENV)
-    return f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads | {isa}"
+    return f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads | {isa} | rule {RULE}"
 
 
 def cache_file() -> Path | None:
