@@ -9,7 +9,7 @@ in oneDNN blocks (``benchmarks/bench_cpu_kernels.py``). So the routing is not
 assumed, it is measured: on first use :func:`calibrated_routes` times both paths on one small shape of each operator
 class (:class:`Routes`, well under a second in all) and routes a class to oneDNN only where oneDNN is at least
 :data:`MARGIN` faster in every round, so it is never slower than PyTorch's own kernels by more than the timing
-noise of that calibration (a disturbed round keeps PyTorch's). The choice is cached per CPU model, torch version, thread count and ISA environment
+noise of that calibration (a disturbed round keeps PyTorch's). The choice is cached per CPU model, torch version, thread count, ISA environment and rule version
 (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``, ``MKL_ENABLE_INSTRUCTIONS``) in ``cpu_kernels.json`` in stemwright's
 cache folder (``$STEMWRIGHT_CACHE`` or the platform's user cache dir); a corrupt or unreadable cache is ignored.
 ``STEMWRIGHT_CPU_KERNELS`` = ``auto`` (default: measured), ``onednn`` (every class routed, the former default) or
