@@ -427,3 +427,22 @@ def test_model_settings_are_checked_when_made_and_build_the_separator() -> None:
                         residual="other").separator()
     assert (sep.model_name, str(sep.device), sep.segment, sep.overlap, sep.shifts, sep.residual) == \
         ("classic", "cpu", 4.0, 0.5, 1, "other")
+
+
+def test_workers_default_and_same_stems(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from stemwright.engine import run
+
+    monkeypatch.setattr(run, "default_workers", lambda device: 2)
+    monkeypatch.setattr("stemwright.api.default_workers", run.default_workers)
+    x = music(3.5)
+    two = Separator(Split(), device="cpu")
+    assert two.workers == 2
+    serial = Separator(Split(), device="cpu", workers=1)
+    a, b = two.separate(x, SR), serial.separate(x, SR)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    streamed = {k: np.concatenate([blk[k] for blk in two.separate_stream(np.array_split(x, 7, axis=1), SR)], axis=1)
+                for k in a}
+    assert all(np.allclose(streamed[k], a[k], atol=1e-6) for k in a)
+    for bad in (0, 1.5, True):
+        with pytest.raises(SeparationError, match="workers"):
+            Separator(Split(), device="cpu", workers=bad)

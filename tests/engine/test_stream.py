@@ -101,3 +101,13 @@ def test_progress_counts_chunks() -> None:
 def test_empty_stream_is_refused() -> None:
     with pytest.raises(ValueError, match="no samples"):
         list(separate_blocks(Identity(), iter([])))
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_workers_equal_in_memory(batch_size: int) -> None:
+    x = torch.randn(2, 777, generator=torch.Generator().manual_seed(4))
+    kw = dict(overlap=0.3, batch_size=batch_size, seed=3)
+    model = Mixing()
+    ref = separate_tensor(model, x, **kw)
+    out = _stream(model, x, 160, workers=2, **kw)
+    assert float((out - ref).abs().max()) <= 1e-6

@@ -279,3 +279,18 @@ def test_sliced_istft_equals_one_call(length):
     spec = stft(torch.randn(length, generator=gen), cfg) * (0.5 + torch.rand(cfg.n_bins, 1, generator=gen))
     assert spec.shape[-1] > 2 * 1024
     assert torch.equal(_istft_in_slices(spec, cfg, length), istft(spec, cfg, length=length))
+
+
+def test_unets_run_channels_last_with_the_default_layout_s_numbers():
+    import copy
+
+    model = Spleeter(SpleeterConfig(**TINY_SPLEETER_CONFIG)).eval()
+    unet = next(iter(model.unets.values()))
+    assert unet.encoder[0].weight.is_contiguous(memory_format=torch.channels_last)
+    plain = copy.deepcopy(unet)
+    for p in plain.parameters():
+        p.data = p.data.contiguous()
+    x = torch.rand(2, 2, 8, 16, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        out, ref = unet(x), plain(x)
+    assert out.is_contiguous() and torch.allclose(out, ref, rtol=1e-5, atol=1e-6)

@@ -20,7 +20,7 @@ from torch import nn
 
 from stemwright.engine.chunking import center_trim, plan_offsets, triangle_weight
 from stemwright.engine.progress import ProgressCallback, ProgressEvent
-from stemwright.engine.run import model_valid_length, run_batch
+from stemwright.engine.run import model_valid_length, run_chunks
 
 __all__ = ["StreamSplitter", "StreamEngine", "separate_blocks"]
 
@@ -35,8 +35,9 @@ class StreamSplitter:
 
     def __init__(self, model: nn.Module, segment_length: int | None, overlap: float, batch_size: int,
                  device: torch.device, transition_power: float = 1.0,
-                 on_chunks: Callable[[int], None] | None = None) -> None:
+                 on_chunks: Callable[[int], None] | None = None, workers: int = 1) -> None:
         self.model = model
+        self.workers = workers
         self.requested_overlap = overlap
         self.overlap = overlap if segment_length is not None else 0.0
         self.batch_size = batch_size
@@ -56,6 +57,11 @@ class StreamSplitter:
         self.wsum = torch.zeros(0)
         self.emitted = 0
         self.sources: int | None = None
+
+    @property
+    def group_size(self) -> int:
+        """Chunks run per step: ``batch_size`` per call, ``workers`` calls at once."""
+        return self.batch_size * self.workers
 
     def chunk_from_now(self, segment_length: int) -> None:
         """Turn a whole-track pass (nothing run yet) into a chunked one: the track proved longer than the
@@ -114,11 +120,11 @@ class StreamSplitter:
             if final:
                 if self.next_chunk * self.stride >= max(length, 1):
                     break
-                group = [k * self.stride for k in range(self.next_chunk, self.next_chunk + self.batch_size)]
+                group = [k * self.stride for k in range(self.next_chunk, self.next_chunk + self.group_size)]
                 group = [o for o in group if o < max(length, 1)]
                 lengths = [min(length - o, seg) for o in group]
             else:
-                group = [k * self.stride for k in range(self.next_chunk, self.next_chunk + self.batch_size)]
+                group = [k * self.stride for k in range(self.next_chunk, self.next_chunk + self.group_size)]
                 # ready when the last chunk's full window (context included) has arrived
                 last = group[-1]
                 delta = self.full_target - seg
@@ -127,10 +133,7 @@ class StreamSplitter:
                 lengths = [seg] * len(group)
             targets = [model_valid_length(self.model, n) for n in lengths]
             chunks = [self._window(o, n, t, length) for o, n, t in zip(group, lengths, targets)]
-            if len(set(targets)) == 1:
-                result = list(run_batch(self.model, chunks, self.device))
-            else:
-                result = [run_batch(self.model, [c], self.device)[0] for c in chunks]
+            result = run_chunks(self.model, chunks, self.device, self.workers)
             if self.acc is None:
                 self.sources = result[0].shape[0]
                 self.acc = torch.zeros(self.sources, chunks[0].shape[0], 0)
@@ -183,7 +186,7 @@ class StreamEngine:
     def __init__(self, model: nn.Module, *, segment: float | None = None, overlap: float = 0.25,
                  batch_size: int = 1, shifts: int = 0, device: torch.device | str = "cpu",
                  progress: ProgressCallback | None = None, seed: int = 0, transition_power: float = 1.0,
-                 length_hint: int | None = None, long_segment: float | None = None) -> None:
+                 length_hint: int | None = None, long_segment: float | None = None, workers: int = 1) -> None:
         self.device = torch.device(device)
         if segment is None:
             segment = getattr(model, "segment", None)
@@ -205,7 +208,7 @@ class StreamEngine:
         else:
             self.offsets = [None]
         self.splitters = [StreamSplitter(model, segment_length, overlap, batch_size, self.device, transition_power,
-                                         on_chunks=self._count) for _ in self.offsets]
+                                         on_chunks=self._count, workers=workers) for _ in self.offsets]
         self.skip = [self.max_shift - o if o is not None else 0 for o in self.offsets]  # leading zeros per pass
         self.pending: list[list[torch.Tensor]] = [[] for _ in self.offsets]
         self.started = False
