@@ -35,7 +35,7 @@ def test_late_blocks_play_silence_on_stems_and_the_input_on_the_mix(jack_server,
     """No worker: the reserve of silence plays out, then every block is late (counted, stems silent, mix = the
     input), then the input ring fills and blocks are dropped; the session warns once."""
     require("jack")
-    from stemwright.live import LiveClient, LiveSession, WorkerReady
+    from stemwright.live import LiveClient, LiveSession, WorkerReady, WorkerSettings
     from stemwright.live_check import PERIOD, RATE, PlayRecord, wait_for_port
 
     plan = LivePlan(segment_length=4096, overlap=0.25, latency_samples=16 * PERIOD, block_size=PERIOD,
@@ -54,7 +54,9 @@ def test_late_blocks_play_silence_on_stems_and_the_input_on_the_mix(jack_server,
         recording = io.run(timeout=30)
         stats = client.stats()
         session = LiveSession.__new__(LiveSession)  # poll() of a session around this client, minus the process
-        session.client, session.plan, session.warned = client, plan, False
+        session.client, session.plan, session.warned, session.switched = client, plan, False, False
+        session.settings = WorkerSettings(model="test", device="cpu", offline=True, latency=plan.latency,
+                                          block_size=PERIOD)
         session.process = type("Alive", (), {"is_alive": staticmethod(lambda: True)})()
         with caplog.at_level(logging.WARNING, logger="stemwright.live"):
             session.poll()

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -165,17 +166,22 @@ class LiveRun:
 
 
 def record_live(audio: np.ndarray, outputs: list[str], record_frames: int, args: list[str], *, name: str = "swlive",
-                timeout: float = 600.0) -> LiveRun:
-    """Start ``stemwright live --name NAME ARGS`` on the current server, play ``audio (2, T)`` into it, record its
-    ``outputs`` ports (names without the client prefix), stop it with Ctrl-C."""
+                timeout: float = 600.0, commands: tuple[tuple[float, str], ...] = (),
+                module: str = "stemwright.cli.main") -> LiveRun:
+    """Start ``python -m MODULE live --name NAME ARGS`` on the current server, play ``audio (2, T)`` into it,
+    record its ``outputs`` ports (names without the client prefix), stop it with Ctrl-C. ``commands``: ``(seconds
+    after the first played frame, line)`` written to its stdin (a pipe; without commands, stdin is /dev/null)."""
     io = PlayRecord(audio, play_to=2, record_from=len(outputs), record_frames=record_frames)
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "live.json"
-        proc = subprocess.Popen([sys.executable, "-m", "stemwright.cli.main", "live", "--name", name, "--report",
-                                 str(report), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, "-m", module, "live", "--name", name, "--report", str(report), *args],
+                                stdin=subprocess.PIPE if commands else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
         try:
             wait_for_port(f"{name}:{outputs[-1]}", timeout=timeout)
             io.connect([f"{name}:in_L", f"{name}:in_R"], [f"{name}:{p}" for p in outputs])
+            if commands:
+                threading.Thread(target=_send, args=(io, proc, commands), daemon=True).start()
             recording = io.run(timeout=timeout)
         finally:
             proc.send_signal(2)  # Ctrl-C: the command stops, prints and writes its counters
@@ -183,3 +189,18 @@ def record_live(audio: np.ndarray, outputs: list[str], record_frames: int, args:
         counters = json.loads(report.read_text()) if report.exists() else {}
     lead = io.first_frame - counters["start_frame"] if counters and io.first_frame is not None else -1
     return LiveRun(recording, counters, lead, io.xruns_while_playing, out, err, proc.returncode)
+
+
+def _send(io: PlayRecord, proc: subprocess.Popen, commands: tuple[tuple[float, str], ...]) -> None:
+    """Write each command to ``proc``'s stdin at its time after the first played frame (measured in frames)."""
+    assert proc.stdin is not None
+    while io.first_frame is None:
+        time.sleep(0.01)
+    rate = io.player.samplerate
+    for at, line in commands:
+        while not io.done and io.player.frame_time - io.first_frame < at * rate:
+            time.sleep(0.01)
+        if io.done:
+            return
+        proc.stdin.write(line + "\n")
+        proc.stdin.flush()

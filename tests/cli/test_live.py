@@ -88,3 +88,82 @@ def test_without_a_server_it_says_so(monkeypatch, capsys) -> None:
     monkeypatch.setenv("JACK_NO_START_SERVER", "1")
     assert main(["live", "-m", "classic"]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == "error: no JACK server is running (start one: jackd -d alsa, or PipeWire's JACK layer)"
+
+
+def _stream_stems(model, stream: np.ndarray, plan) -> np.ndarray:
+    """The offline separation of ``stream (2, T)`` with the plan's chunking. Shape (S, 2, T)."""
+    from stemwright.engine.run import separate_tensor
+
+    torch.set_num_threads(1)
+    return separate_tensor(model, torch.from_numpy(stream), segment=plan.segment, overlap=plan.overlap).numpy()
+
+
+def test_a_slow_model_falls_back_to_the_cheaper_one_at_the_same_delay(jack_server) -> None:
+    """Main: classic, sleeping longer per chunk than its stride (tests/cli/live_models.py); fallback: classic. The
+    session warns once, switches once, has no late block after the switch, and from the switch on its stems are the
+    fallback's offline separation of the input from that block, delayed by exactly the same reported latency."""
+    from stemwright.engine.live import plan_fallback, plan_live
+    from stemwright.live_check import PERIOD, record_live
+    from stemwright.pretrained.loading import load_model
+
+    latency = 1.0
+    song = _song(6.0, 10_000)
+    classic = load_model("classic", device="cpu")
+    plan = plan_live(classic, latency, block_size=PERIOD)
+    spare = plan_fallback(classic, plan)
+    L = plan.latency_samples
+    ports = [f"{s}_{c}" for s in STEMS for c in "LR"]
+    run = record_live(song, ports, song.shape[1] + L,
+                      ["-m", "live_test_slow", "--fallback", "classic", "--latency", str(latency)],
+                      module="tests.cli.live_models", timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert f"latency {latency:.3f} s ({L} samples" in run.stdout
+    stats = run.report
+    assert stats["fallbacks"] == 1 and stats["late_blocks"] > 0, stats
+    assert stats["late_blocks_after_fallback"] == 0 and stats["latency_samples"] == L, stats
+    assert run.stderr.count("cannot keep up") == 1 and run.stderr.count("switched to the fallback model classic") == 1
+    assert "switched to classic at" in run.stdout
+
+    start = stats["fallback_block"] * PERIOD  # where the fallback's chunk grid starts, in the command's frames
+    switch = start - run.lead  # the same moment in the recording's frames
+    assert 0 < switch and switch + L < song.shape[1] - PERIOD, (switch, song.shape[1])
+    stream = np.concatenate([np.zeros((2, run.lead), np.float32), song, np.zeros_like(song)], axis=1)
+    expected = _stream_stems(classic, stream[:, start:], spare)
+    stems = run.recording.reshape(4, 2, -1)[..., switch + L :]
+    assert np.abs(stems).max() > 0.01  # sound came out after the switch
+    np.testing.assert_allclose(stems, expected[..., : stems.shape[-1]], atol=1e-5, rtol=0)
+
+
+def test_the_mix_follows_gain_commands_on_stdin(jack_server) -> None:
+    """'vocals 0.5' then 'mute drums' piped in while playing: the mix port is the recorded stems times their gains,
+    each change a one-block linear ramp starting at a block boundary; the stem ports are unchanged."""
+    from stemwright.live_check import PERIOD, record_live
+
+    latency, n = 1.0, PERIOD
+    song = _song(3.0, 10_000)
+    ports = [f"{s}_{c}" for s in STEMS for c in "LR"] + ["mix_L", "mix_R"]
+    run = record_live(song, ports, song.shape[1] + 44100, ["-m", "classic", "--mix", "--latency", str(latency)],
+                      commands=((1.5, "vocals 0.5"), (2.5, "mute drums")), timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "vocals gain 0.50" in run.stdout and "drums muted" in run.stdout, run.stdout
+    assert run.report["late_blocks"] == 0, run.report
+    stems = run.recording[:8].reshape(4, 2, -1).astype(np.float64)
+    mix = run.recording[8:].astype(np.float64)
+
+    def predicted(changes: dict[int, tuple[int, float]]) -> np.ndarray:
+        """The mix with stem i's gain ramping from 1 to g over block k, for {i: (k, g)}."""
+        gains = np.ones((4, mix.shape[-1]))
+        for i, (k, g) in changes.items():
+            gains[i, (k + 1) * n :] = g
+            gains[i, k * n : (k + 1) * n] = 1 + (g - 1) * np.arange(1, n + 1) / n
+        return (stems * gains[:, None]).sum(0)
+
+    def first_block_off(expected: np.ndarray, after: int = 0) -> int:
+        off = np.abs(mix - expected).max(axis=0) > 1e-4
+        return int(np.flatnonzero(off[after * n :])[0]) // n + after
+
+    kv = first_block_off(predicted({}))
+    kd = first_block_off(predicted({0: (kv, 0.5)}), kv + 1)
+    assert 1.5 <= kv * n / 44100 < 2.0 and 2.5 <= kd * n / 44100 < 3.0, (kv, kd)
+    np.testing.assert_allclose(mix, predicted({0: (kv, 0.5), 1: (kd, 0.0)}), atol=1e-5, rtol=0)
+    assert np.abs(stems[1, :, kd * n :]).max() > 0.01  # the drums still sound on their own port

@@ -27,7 +27,7 @@ from stemwright.engine.run import model_valid_length, run_batch
 from stemwright.engine.stream import StreamSplitter
 from stemwright.errors import UsageError
 
-__all__ = ["LatencyError", "LivePlan", "LiveProcessor", "min_delay", "plan_live", "reserve"]
+__all__ = ["LatencyError", "LivePlan", "LiveProcessor", "min_delay", "plan_fallback", "plan_live", "reserve"]
 
 
 class LatencyError(UsageError):
@@ -114,6 +114,32 @@ def plan_live(model: nn.Module, latency: float, *, overlap: float = 0.25, block_
         raise LatencyError(f"latency {latency:g} s is too short for this model: a {min_segment:g} s chunk needs "
                            f"{need:.2f} s (with {block_size}-sample blocks)")
     return LivePlan(segment_length=seg, overlap=overlap, latency_samples=total, block_size=block_size, samplerate=sr)
+
+
+def plan_fallback(model: nn.Module, main: LivePlan, *, min_segment: float = 0.5) -> LivePlan:
+    """The plan of a cheaper model that takes over from ``main`` at exactly the same delay.
+
+    The host keeps ``main.reserve_samples`` of the delay for the worker (a block and one main stride of compute),
+    so the fallback's processor must fit in the rest, ``main.latency_samples - main.reserve_samples``, with a chunk
+    no longer than the main one (its stride, the compute time reserved, is then no longer either). The longest
+    such chunk, at the main plan's overlap and block; :class:`LatencyError` when even a ``min_segment`` chunk does
+    not fit (the model's ``valid_length`` needs more right-hand context than the main model's)."""
+    sr = int(model.samplerate)
+    if sr != main.samplerate:
+        raise LatencyError(f"the fallback separates at {sr} Hz, the main model at {main.samplerate} Hz")
+    room = main.latency_samples - main.reserve_samples
+    seg = main.segment_length
+    model_segment = getattr(model, "segment", None)
+    if model_segment:
+        seg = min(seg, int(round(model_segment * sr)))
+    lowest, step = max(1, int(round(min_segment * sr))), max(1, sr // 100)
+    while seg >= lowest and min_delay(model, seg) > room:
+        seg -= step
+    if seg < lowest:
+        raise LatencyError(f"cannot run at the same {main.latency:g} s latency: a {min_segment:g} s chunk of it "
+                           f"needs {(min_delay(model, lowest) + main.reserve_samples) / sr:.2f} s")
+    return LivePlan(segment_length=seg, overlap=main.overlap, latency_samples=main.latency_samples,
+                    block_size=main.block_size, samplerate=sr)
 
 
 class LiveProcessor:
