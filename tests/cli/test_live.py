@@ -69,6 +69,8 @@ def test_live_equals_offline_at_the_reported_latency(jack_server) -> None:
     (["--latency", "0.3"], 2, "--latency: latency 0.3 s is too short for this model"),
     (["--stems", "vocals,kazoo"], 2, "--stems: kazoo not among the model's stems"),
     (["--connect-in", "nobody:out_1"], 1, "--connect-in: cannot connect JACK port 'nobody:out_1'"),
+    (["--fallback", "stemwright_vocals"], 2, "--fallback: stemwright_vocals has no drums, bass, other stem"),
+    (["--fallback", "no_such_model"], 2, "--fallback: "),
 ])
 def test_bad_values_give_one_error_line(jack_server, capsys, args: list[str], code: int, message: str) -> None:
     from stemwright.cli.main import main
