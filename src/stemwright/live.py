@@ -291,11 +291,12 @@ def _load(settings: WorkerSettings, conn: Connection) -> tuple[LiveProcessor, Li
     """The main processor (warmed up) and the fallback's, planned to the same delay; None after telling the client
     why they could not be made."""
     from stemwright.api import Separator
-    from stemwright.engine.live import LatencyError, plan_fallback
+    from stemwright.engine.live import LatencyError, plan_fallback, prefer_short_blocks
 
     option = "-m"
     try:
         separator = Separator(settings.model, device=settings.device, offline=settings.offline)
+        prefer_short_blocks(separator.model)  # (this process's own copy of the model)
         option = "--latency"
         processor = separator.live(latency=settings.latency, block_size=settings.block_size,
                                    channels=settings.channels, threaded=True)
@@ -304,6 +305,7 @@ def _load(settings: WorkerSettings, conn: Connection) -> tuple[LiveProcessor, Li
         if settings.fallback:
             option = "--fallback"
             other = Separator(settings.fallback, device=settings.device, offline=settings.offline)
+            prefer_short_blocks(other.model)
             plan = plan_fallback(other.model, processor.plan)
             fallback = LiveProcessor(other.model, plan, channels=settings.channels, device=other.device,
                                      delay=processor.latency_samples)  # the same share of the delay as the main one
