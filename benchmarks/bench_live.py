@@ -29,12 +29,12 @@ import torch
 from stemwright.audio.io import read_audio
 from stemwright.engine.live import LatencyError, plan_live, prefer_short_blocks
 from stemwright.engine.run import separate_tensor
-from stemwright.live_check import PERIOD, RATE, dummy_server, record_live
+from stemwright.live_check import PERIOD, RATE, dummy_server, offline_same_chunks, record_live
 from stemwright.metrics.sdr import mdx_sdr
 from stemwright.pretrained.loading import load_model
 from stemwright.synth.demo import render_demo
 
-LEAD_IN = 4096  # silence before the impulse, and between the impulse and the song
+LEAD_IN = 16384  # silence before the impulse, and between it and the song: longer than an STFT model spreads it back
 
 
 def _song(track: Path | None, seconds: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -79,18 +79,16 @@ def _setting(model_name: str, model: torch.nn.Module, latency: float, song: np.n
     if run.returncode != 0:
         return {**row, "error": run.stderr.strip().splitlines()[-1] if run.stderr.strip() else f"exit {run.returncode}"}
     stems = run.recording.reshape(len(sources), 2, -1)
-    mix = np.pad(song, ((0, 0), (run.lead, 0)))
-    offline = separate_tensor(model, torch.from_numpy(mix), segment=plan.segment, overlap=plan.overlap).numpy()
-    offline = offline[..., run.lead :]
+    offline = offline_same_chunks(model, np.pad(song, ((0, 0), (run.lead, 0))), plan)[..., run.lead :]
     first_offline = np.flatnonzero(np.abs(offline).max(axis=(0, 1)) > 0)
     first_live = np.flatnonzero(np.abs(stems).max(axis=(0, 1)) > 0)  # none: every block was late
     measured = (first_live[0] - first_offline[0]) / RATE if len(first_live) and len(first_offline) else None
-    n = song.shape[1] - 2 * plan.segment_length  # before the finite song's last (shorter) chunks
+    n = song.shape[1]
     live = stems[..., L:]
     return {**row, "segment_s": round(plan.segment, 3), "measured_latency_s": measured,
             "xruns": run.report["xruns"], "late_blocks": run.report["late_blocks"],
             "dropped_blocks": run.report["dropped_blocks"], "cpu_share": round(run.report["cpu_share"], 3),
-            "max_abs_diff_vs_offline": float(np.abs(live[..., :n] - offline[..., :n]).max()) if n > 0 else None,
+            "max_abs_diff_vs_offline": float(np.abs(live[..., :n] - offline[..., :n]).max()),
             "sdr_db": _sdr(live, sources, refs), "load_1min": round(os.getloadavg()[0], 1)}
 
 

@@ -60,6 +60,9 @@ STARTUP_TIMEOUT = 600.0  # seconds for the worker to load its model (a first dow
 # loaded machine (a few blocks), short enough that a model that cannot keep up is replaced within a second
 FALLBACK_AFTER_S = 0.5
 MAX_GAIN = 4.0  # a live gain of the mix: up to +12 dB
+# a chunk measured at start taking more than this share of the time between chunks warns: the worker's reserve is one
+# stride, and the machine's load varies (a chunk at half the stride leaves room for a doubling)
+CHUNK_WARNING = 0.5
 
 
 class LiveError(ValueError):
@@ -191,6 +194,7 @@ class WorkerReady:
     processor_delay: int
     fallback_plan: LivePlan | None = None
     fallback_sources: tuple[str, ...] = ()
+    chunk_seconds: float = 0.0  # wall time of one chunk of the main model at warm-up (this machine, now)
 
 
 @dataclass(frozen=True)
@@ -287,9 +291,9 @@ class LiveWorker:
         self.output.close()
 
 
-def _load(settings: WorkerSettings, conn: Connection) -> tuple[LiveProcessor, LiveProcessor | None] | None:
-    """The main processor (warmed up) and the fallback's, planned to the same delay; None after telling the client
-    why they could not be made."""
+def _load(settings: WorkerSettings, conn: Connection) -> tuple[LiveProcessor, LiveProcessor | None, float] | None:
+    """The main processor (warmed up), the fallback's, planned to the same delay, and the wall seconds of one main
+    chunk measured at warm-up; None after telling the client why they could not be made."""
     from stemwright.api import Separator
     from stemwright.engine.live import LatencyError, plan_fallback, prefer_short_blocks
 
@@ -300,7 +304,7 @@ def _load(settings: WorkerSettings, conn: Connection) -> tuple[LiveProcessor, Li
         option = "--latency"
         processor = separator.live(latency=settings.latency, block_size=settings.block_size,
                                    channels=settings.channels, threaded=True)
-        processor.warm_up()
+        chunk_seconds = processor.warm_up()
         fallback = None
         if settings.fallback:
             option = "--fallback"
@@ -319,7 +323,7 @@ def _load(settings: WorkerSettings, conn: Connection) -> tuple[LiveProcessor, Li
         prefix = "--fallback: " if option == "--fallback" else ""
         conn.send(WorkerFailed(f"{prefix}{e}", usage=usage))
         return None
-    return processor, fallback
+    return processor, fallback, chunk_seconds
 
 
 def _worker_main(settings: WorkerSettings, conn: Connection, stop: Any) -> None:
@@ -330,9 +334,10 @@ def _worker_main(settings: WorkerSettings, conn: Connection, stop: Any) -> None:
     loaded = _load(settings, conn)
     if loaded is None:
         return
-    processor, fallback = loaded
+    processor, fallback, chunk_seconds = loaded
     conn.send(WorkerReady(processor.plan, tuple(processor.sources), processor.latency_samples,
-                          fallback.plan if fallback else None, tuple(fallback.sources) if fallback else ()))
+                          fallback.plan if fallback else None, tuple(fallback.sources) if fallback else (),
+                          chunk_seconds))
     rings = conn.recv()
     if rings is None:
         return
@@ -578,6 +583,11 @@ class LiveSession:
         self.plan = self.ready.plan
         self.settings = settings
         self.warned = self.switched = False
+        stride = self.plan.stride / self.plan.samplerate
+        if self.ready.chunk_seconds > CHUNK_WARNING * stride:
+            log.warning("one chunk of %s took %.2f s at start, %.0f%% of the %.2f s between chunks: on this machine "
+                        "now, late blocks are likely; a longer --latency or --fallback classic helps",
+                        settings.model, self.ready.chunk_seconds, 100 * self.ready.chunk_seconds / stride, stride)
 
     def _abort(self) -> None:
         self.conn.send(None)

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import jack
 import numpy as np
 
-__all__ = ["LiveRun", "PlayRecord", "dummy_server", "record_live", "wait_for_port"]
+__all__ = ["LiveRun", "PlayRecord", "dummy_server", "offline_same_chunks", "record_live", "wait_for_port"]
 
 RATE, PERIOD = 44100, 1024
 
@@ -204,3 +204,19 @@ def _send(io: PlayRecord, proc: subprocess.Popen, commands: tuple[tuple[float, s
             return
         proc.stdin.write(line + "\n")
         proc.stdin.flush()
+
+
+def offline_same_chunks(model: Any, stream: np.ndarray, plan: Any) -> np.ndarray:
+    """What the live processor gives for ``stream (C, T)`` (the input from where its chunk grid starts), without the
+    delay: the offline separation with the plan's chunking, of the stream followed by silence (live input never
+    ends: at least one chunk of silence, up to a whole number of strides, so that every chunk that reaches the
+    stream is a whole one and the last is a whole stride, not a few samples a model's STFT cannot take).
+    Shape (S, C, T)."""
+    import torch  # (the tests and the benchmark only)
+
+    from stemwright.engine.run import separate_tensor
+
+    whole = -(-(stream.shape[-1] + plan.segment_length) // plan.stride) * plan.stride
+    padded = np.pad(np.asarray(stream, dtype=np.float32), ((0, 0), (0, whole - stream.shape[-1])))
+    out = separate_tensor(model, torch.from_numpy(padded), segment=plan.segment, overlap=plan.overlap)
+    return out[..., : stream.shape[-1]].numpy()

@@ -26,8 +26,7 @@ def _song(seconds: float, impulse_at: int) -> np.ndarray:
 
 def test_live_equals_offline_at_the_reported_latency(jack_server) -> None:
     from stemwright.engine.live import plan_live
-    from stemwright.engine.run import separate_tensor
-    from stemwright.live_check import PERIOD, RATE, record_live
+    from stemwright.live_check import PERIOD, RATE, offline_same_chunks, record_live
     from stemwright.pretrained.loading import load_model
 
     impulse_at = 10_000
@@ -45,14 +44,11 @@ def test_live_equals_offline_at_the_reported_latency(jack_server) -> None:
     assert "warning" not in run.stderr, run.stderr
 
     # the offline separation with the same chunking: the live chunk grid starts at the command's first block,
-    # so the song sits after that much silence
+    # so the song sits after that much silence (and silence follows it, as the player plays on)
     assert run.lead >= 0
-    mix = np.concatenate([np.zeros((2, run.lead), np.float32), song], axis=1)
     torch.set_num_threads(1)
-    offline = separate_tensor(model, torch.from_numpy(mix), segment=plan.segment, overlap=plan.overlap).numpy()
-    offline = offline[..., run.lead :]
-    # the end of a finite song changes its last chunks (shorter); live input never ends: compare before them
-    n = song.shape[1] - 2 * plan.segment_length
+    offline = offline_same_chunks(model, np.pad(song, ((0, 0), (run.lead, 0))), plan)[..., run.lead :]
+    n = song.shape[1]
     L = plan.latency_samples
     stems = run.recording[:8].reshape(4, 2, -1)
     assert np.abs(stems[..., :L]).max() == 0.0  # nothing before the delay
@@ -92,20 +88,12 @@ def test_without_a_server_it_says_so(monkeypatch, capsys) -> None:
     assert capsys.readouterr().err.strip().splitlines()[-1] == "error: no JACK server is running (start one: jackd -d alsa, or PipeWire's JACK layer)"
 
 
-def _stream_stems(model, stream: np.ndarray, plan) -> np.ndarray:
-    """The offline separation of ``stream (2, T)`` with the plan's chunking. Shape (S, 2, T)."""
-    from stemwright.engine.run import separate_tensor
-
-    torch.set_num_threads(1)
-    return separate_tensor(model, torch.from_numpy(stream), segment=plan.segment, overlap=plan.overlap).numpy()
-
-
 def test_a_slow_model_falls_back_to_the_cheaper_one_at_the_same_delay(jack_server) -> None:
     """Main: classic, sleeping longer per chunk than its stride (tests/cli/live_models.py); fallback: classic. The
     session warns once, switches once, has no late block after the switch, and from the switch on its stems are the
     fallback's offline separation of the input from that block, delayed by exactly the same reported latency."""
     from stemwright.engine.live import plan_fallback, plan_live
-    from stemwright.live_check import PERIOD, record_live
+    from stemwright.live_check import PERIOD, offline_same_chunks, record_live
     from stemwright.pretrained.loading import load_model
 
     latency = 1.0
@@ -129,8 +117,9 @@ def test_a_slow_model_falls_back_to_the_cheaper_one_at_the_same_delay(jack_serve
     start = stats["fallback_block"] * PERIOD  # where the fallback's chunk grid starts, in the command's frames
     first = start + L - run.lead  # the fallback's first output sample, in the recording's frames
     assert 0 <= first < song.shape[1] - PERIOD, (first, song.shape[1])  # (the switch came while playing)
-    stream = np.concatenate([np.zeros((2, run.lead), np.float32), song, np.zeros_like(song)], axis=1)
-    expected = _stream_stems(classic, stream[:, start:], spare)
+    torch.set_num_threads(1)
+    stream = np.pad(song, ((0, 0), (run.lead, 0)))
+    expected = offline_same_chunks(classic, stream[:, start:], spare)
     stems = run.recording.reshape(4, 2, -1)[..., first:]
     assert np.abs(stems).max() > 0.01  # sound came out after the switch
     np.testing.assert_allclose(stems, expected[..., : stems.shape[-1]], atol=1e-5, rtol=0)

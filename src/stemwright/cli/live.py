@@ -65,7 +65,8 @@ def command(
         fail(str(e))
     plan = session.plan
     print(f"{session.client.client.name}: latency {plan.latency:.3f} s ({plan.latency_samples} samples at "
-          f"{plan.samplerate} Hz), chunks of {plan.segment:.2f} s every {plan.stride / plan.samplerate:.2f} s; "
+          f"{plan.samplerate} Hz), chunks of {plan.segment:.2f} s every {plan.stride / plan.samplerate:.2f} s "
+          f"(one took {session.ready.chunk_seconds:.2f} s at start); "
           f"outputs {', '.join(session.client.stems)}{' + mix' if mix else ''}", flush=True)
     spare = session.ready.fallback_plan
     if spare is not None:

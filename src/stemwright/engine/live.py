@@ -17,6 +17,7 @@ than a stride cannot keep up at all).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,12 +190,19 @@ class LiveProcessor:
         self._dual_mono = int(self.model.audio_channels) == 2 and self.channels == 1
         self._fifo = torch.zeros(len(self.sources), self.channels, self.latency_samples)
 
-    def warm_up(self) -> None:
-        """Run the model once on a silent chunk (its first call allocates and picks kernels: slow), state untouched."""
+    def warm_up(self, runs: int = 2) -> float:
+        """Run the model ``runs`` times on a silent chunk of the live shape (every chunk of an endless stream has it;
+        the first call allocates and picks kernels: slow), state untouched. Returns the wall seconds of the last
+        run: what a chunk costs on this machine now."""
         target = model_valid_length(self.model, self.plan.segment_length)
         chunk = torch.zeros(int(self.model.audio_channels), target)
+        seconds = 0.0
         with torch.inference_mode():
-            run_batch(self.model, [chunk], self.device)
+            for _ in range(runs):
+                started = time.perf_counter()
+                run_batch(self.model, [chunk], self.device)
+                seconds = time.perf_counter() - started
+        return seconds
 
     def push(self, block: torch.Tensor) -> torch.Tensor:
         """Shape: ``(C, n)`` -> ``(S, C, m)``, the newly final stems (``m`` follows the chunk grid)."""
