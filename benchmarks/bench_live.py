@@ -7,8 +7,9 @@ impulse first, then the song) and a recorder captures the stems. The songs: the 
 stems known) repeated to that length. Per setting it prints ``measured_latency_s`` (first sound out minus the offline
 stems' first sound, from the impulse), ``xruns``, ``late_blocks``, ``dropped_blocks``, the worker's ``cpu_share`` of
 one core, ``max_abs_diff_vs_offline`` (against the offline separation with the same chunking, as the live worker
-runs it: 0 up to float rounding), the MDX SDR of the live stems against the song's true stems and the machine's
-1-minute load average at the end of the session; one ``offline`` row per model and song gives the SDR of the model
+runs it: 0 up to float rounding), the MDX SDR of the live stems against the song's true stems (``sdr_db``; late
+blocks are silence, and count), the SDR of that offline separation with the same chunks (``sdr_same_chunks_db``: what
+the live stems are when the worker keeps up) and the machine's 1-minute load average at the end of the session; one ``offline`` row per model and song gives the SDR of the model
 as shipped with its own chunking. Not a timed test: quote the figures with the command, the CPU and the load.
 
     .venv/bin/python benchmarks/bench_live.py -m stemwright_4stem --latency 0.5 1 2 4 12 \
@@ -89,7 +90,8 @@ def _setting(model_name: str, model: torch.nn.Module, latency: float, song: np.n
             "xruns": run.report["xruns"], "late_blocks": run.report["late_blocks"],
             "dropped_blocks": run.report["dropped_blocks"], "cpu_share": round(run.report["cpu_share"], 3),
             "max_abs_diff_vs_offline": float(np.abs(live[..., :n] - offline[..., :n]).max()),
-            "sdr_db": _sdr(live, sources, refs), "load_1min": round(os.getloadavg()[0], 1)}
+            "sdr_db": _sdr(live, sources, refs), "sdr_same_chunks_db": _sdr(offline, sources, refs),
+            "load_1min": round(os.getloadavg()[0], 1)}
 
 
 def main() -> None:

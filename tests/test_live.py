@@ -82,3 +82,26 @@ def test_a_server_at_another_rate_is_refused(jack_server) -> None:
                     samplerate=48000)
     with pytest.raises(LiveError, match="44100 Hz.*start JACK at 48000 Hz"):
         LiveClient(WorkerReady(plan, ("a",), plan.latency_samples - plan.reserve_samples), ["a"], name="swrate")
+
+
+def test_gain_commands_set_the_mix_gains_or_say_why_not(jack_server) -> None:
+    require("jack")
+    from stemwright.live import LiveClient, LiveUsageError, WorkerReady
+    from stemwright.live_check import PERIOD, RATE
+
+    plan = LivePlan(segment_length=4096, overlap=0.25, latency_samples=16 * PERIOD, block_size=PERIOD,
+                    samplerate=RATE)
+    client = LiveClient(WorkerReady(plan, ("a", "b"), plan.latency_samples - plan.reserve_samples), ["a", "b"],
+                        mix=True, name="swgain")
+    try:
+        assert client.command("b 0.25\n") == "b gain 0.25" and client.gains.tolist() == [1.0, 0.25]
+        assert client.command("mute b") == "b muted" and client.gains[1] == 0.0
+        assert client.command("mute b") == "b muted"  # twice: unmute still restores the gain before the first
+        assert client.command("unmute b") == "b gain 0.25" and client.gains[1] == 0.25
+        for line, message in [("b loud", "gain must be a number"), ("b 4.5", "from 0 to 4"), ("b nan", "from 0"),
+                              ("c 1", "'c' is not an output stem"), ("mute", "expected 'STEM GAIN'")]:
+            with pytest.raises(LiveUsageError, match=message):
+                client.command(line)
+        assert client.gains.tolist() == [1.0, 0.25]  # bad lines change nothing
+    finally:
+        client.close()
