@@ -65,9 +65,11 @@ def _sdr(stems: np.ndarray, sources: tuple[str, ...], refs: dict[str, np.ndarray
 
 
 def _setting(model_name: str, model: torch.nn.Module, latency: float, song: np.ndarray,
-             refs: dict[str, np.ndarray], label: str) -> dict:
-    """One live session; ``model`` as the live worker runs it (short blocks)."""
+             refs: dict[str, np.ndarray], label: str, fallback: str | None) -> dict:
+    """One live session; ``model`` as the live worker runs it (short blocks). With ``fallback``, the difference to
+    the offline separation is measured before the switch only."""
     row: dict = {"model": model_name, "latency_s": latency, "song": label, "song_s": round(song.shape[1] / RATE, 1)}
+    extra = ["--fallback", fallback] if fallback else []
     try:
         plan = plan_live(model, latency, block_size=PERIOD)
     except LatencyError as e:
@@ -76,7 +78,7 @@ def _setting(model_name: str, model: torch.nn.Module, latency: float, song: np.n
     ports = [f"{s}_{c}" for s in sources for c in "LR"]
     L = plan.latency_samples
     with dummy_server():
-        run = record_live(song, ports, song.shape[1] + L, ["-m", model_name, "--latency", str(latency)])
+        run = record_live(song, ports, song.shape[1] + L, ["-m", model_name, "--latency", str(latency), *extra])
     if run.returncode != 0:
         return {**row, "error": run.stderr.strip().splitlines()[-1] if run.stderr.strip() else f"exit {run.returncode}"}
     stems = run.recording.reshape(len(sources), 2, -1)
@@ -85,11 +87,15 @@ def _setting(model_name: str, model: torch.nn.Module, latency: float, song: np.n
     first_live = np.flatnonzero(np.abs(stems).max(axis=(0, 1)) > 0)  # none: every block was late
     measured = (first_live[0] - first_offline[0]) / RATE if len(first_live) and len(first_offline) else None
     n = song.shape[1]
+    if run.report.get("fallbacks"):
+        row.update(fallback=fallback, switched_at_s=round(run.report["fallback_block"] * PERIOD / RATE, 2),
+                   late_blocks_after_fallback=run.report["late_blocks_after_fallback"])
+        n = max(0, min(n, run.report["fallback_block"] * PERIOD - run.lead))
     live = stems[..., L:]
     return {**row, "segment_s": round(plan.segment, 3), "measured_latency_s": measured,
             "xruns": run.report["xruns"], "late_blocks": run.report["late_blocks"],
             "dropped_blocks": run.report["dropped_blocks"], "cpu_share": round(run.report["cpu_share"], 3),
-            "max_abs_diff_vs_offline": float(np.abs(live[..., :n] - offline[..., :n]).max()),
+            "max_abs_diff_vs_offline": float(np.abs(live[..., :n] - offline[..., :n]).max()) if n else None,
             "sdr_db": _sdr(live, sources, refs), "sdr_same_chunks_db": _sdr(offline, sources, refs),
             "load_1min": round(os.getloadavg()[0], 1)}
 
@@ -101,6 +107,7 @@ def main() -> None:
     ap.add_argument("--track", type=Path, help="a MUSDB-style folder: mixture.flac and one .flac per stem")
     ap.add_argument("--generated", type=float, metavar="SECONDS",
                     help="also (or, without --track, only) the generated demo song repeated to this length")
+    ap.add_argument("--fallback", help="pass --fallback MODEL to stemwright live")
     ap.add_argument("--json", action="store_true", help="one JSON object per setting")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -115,7 +122,7 @@ def main() -> None:
         shipped = load_model(name, device="cpu", offline=True)
         live = prefer_short_blocks(load_model(name, device="cpu", offline=True))
         for label, song, refs in songs:
-            rows = [_setting(name, live, latency, song, refs, label) for latency in args.latency]
+            rows = [_setting(name, live, latency, song, refs, label, args.fallback) for latency in args.latency]
             offline = separate_tensor(shipped, torch.from_numpy(song)).numpy()
             rows.append({"model": name, "latency_s": "offline", "song": label,
                          "sdr_db": _sdr(offline, tuple(shipped.sources), refs)})
