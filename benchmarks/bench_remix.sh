@@ -27,11 +27,11 @@ for name in dev held; do
   echo "== drums, $name, classic's drums"; $PY benchmarks/bench_drums.py "$W/$name" --separated "$W/${name}sep"
   echo "== drums, $name, true stems, ghost notes counted"; $PY benchmarks/bench_drums.py "$W/$name" --all-hits | tail -1
 done
-echo "== debleed, MUSDB excerpt (7 s: +-1 dB SDR is noise)"; $PY benchmarks/bench_debleed.py "$W/musdbsep/mixture" "$MUSDB"
-for name in dev held; do
-  for s in "$W/$name"/*/; do
-    n=$(basename "$s"); echo "== debleed, $name, $n"
-    $PY benchmarks/bench_debleed.py "$W/${name}sep/$n/mixture" "$s"
+for share in 0.2 0.05; do
+  echo "== debleed, MUSDB excerpt (7 s: +-1 dB SDR is noise)"
+  $PY benchmarks/bench_debleed.py "$W/musdbsep/mixture" "$MUSDB" --share $share
+  for name in dev held; do
+    echo "== debleed, $name songs"; $PY benchmarks/bench_debleed.py --songs "$W/$name" --separated "$W/${name}sep" --share $share
   done
 done
 uptime
