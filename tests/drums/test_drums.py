@@ -189,3 +189,30 @@ def test_quiet_hits_only_with_a_lower_min_level():
     assert len(find_hits(stem, SR)) == len(PATTERN)
     hits = find_hits(stem, SR, min_level_db=-40)
     assert len(hits) == len(PATTERN) + 1 and hits[-1].kind == "snare" and hits[-1].velocity < 20
+
+
+def test_a_hat_over_a_ringing_kick_is_a_hat():
+    # The kick still rings 60 ms later: its low end fills the hat's first 50 ms, yet the hat adds only highs.
+    stem = np.zeros(int(0.6 * SR), dtype=np.float32)
+    kick, hat = _kick(), _hat()
+    stem[2205:2205 + kick.size] += kick
+    start = 2205 + int(0.06 * SR)
+    stem[start:start + hat.size] += 0.5 * hat
+    hits = find_hits(stem, SR)
+    assert [h.kind for h in hits] == ["kick", "hat"]
+    assert abs(hits[1].time_s - start / SR) < 0.0002
+
+
+def test_a_kick_starts_at_its_click_not_its_swell():
+    # Like Audiophob's kick: a loud thump, a dip 25 dB down at 50 ms, then its low end swelling to its peak at 80 ms.
+    from stemwright.synth.sampler import attack_offset
+
+    t = np.arange(int(0.3 * SR)) / SR
+    click = 0.85 * np.sin(2 * np.pi * 60 * t) * np.exp(-t / 0.015)
+    swell = np.sin(2 * np.pi * 50 * t) * np.exp(-((t - 0.08) / 0.015) ** 2)
+    sample = (click + swell).astype(np.float32)
+    stem = np.zeros(int(1.0 * SR), dtype=np.float32)
+    stem[4410:4410 + sample.size] = sample
+    hits = find_hits(stem, SR)
+    assert len(hits) == 1
+    assert abs(hits[0].time_s * SR - (4410 + attack_offset(sample[None]))) < 0.001 * SR

@@ -36,10 +36,12 @@ def test_debleed_lowers_the_bleed_and_raises_sdr():
     assert cleaned.shape == voice.shape and cleaned.dtype == np.float32
     bleed_before = np.sum((separated_voice - voice) ** 2)
     bleed_after = np.sum((cleaned - voice) ** 2)
-    assert bleed_after < 0.5 * bleed_before
-    assert mdx_sdr(voice, cleaned) > mdx_sdr(voice, separated_voice) + 3.0
+    # The default re-mask only turns down cells the stem holds under 5 % of (docs/remix.md, "Clean a stem").
+    assert bleed_after < 0.75 * bleed_before
+    assert mdx_sdr(voice, cleaned) > mdx_sdr(voice, separated_voice) + 1.5
     stronger = debleed(separated_voice, separated_drums, SR, strength=1.0)
-    assert np.sum((stronger - voice) ** 2) < bleed_after  # strength is monotonic here
+    assert np.sum((stronger - voice) ** 2) < 0.5 * bleed_before  # strength is monotonic here
+    assert mdx_sdr(voice, stronger) > mdx_sdr(voice, separated_voice) + 3.0
     assert np.array_equal(before[0], voice) and np.array_equal(before[1], separated_voice)  # inputs untouched
 
 
@@ -54,7 +56,7 @@ def test_strength_zero_and_frequency_range_leave_the_stem_alone():
     spec_top, spec_x = np.fft.rfft(top[0]), np.fft.rfft(x[0])
     low = np.fft.rfftfreq(x.shape[1], 1 / SR) < 9000
     assert np.sum(np.abs(spec_top[low] - spec_x[low]) ** 2) < 1e-3 * np.sum(np.abs(spec_x[low]) ** 2)
-    assert np.sum(np.abs(spec_top[~low] - spec_x[~low]) ** 2) > 0.1 * np.sum(np.abs(spec_x[~low]) ** 2)
+    assert np.sum(np.abs(spec_top[~low] - spec_x[~low]) ** 2) > 0.01 * np.sum(np.abs(spec_x[~low]) ** 2)
     assert not np.allclose(debleed(x, drums, SR, strength=1.0, low_hz=0, high_hz=11000), x, atol=1e-3)
 
 
@@ -88,3 +90,19 @@ def test_chain_mixes_pedalboard_and_debleed_in_order():
     step = debleed(step, drums, SR, strength=0.5)
     step = apply_chain(step, chain[2:], SR)
     assert np.allclose(out, step, atol=1e-6)
+
+
+def test_cells_the_stem_holds_a_tenth_of_are_kept():
+    # A cell where the stem holds 10 % of the power is often its own sound under a loud mix (pads, reverb tails in the
+    # `other` stem): the default re-mask leaves it; only cells the stem holds under 5 % of are turned down.
+    import torch
+
+    from stemwright.mixer.debleed import debleed_gain
+
+    stem = torch.ones(4, 3, dtype=torch.float64)
+    others = torch.tensor([9.0, 19.0, 39.0, 99.0], dtype=torch.float64)[:, None].expand(4, 3)  # shares .1 .05 .025 .01
+    gain = debleed_gain(stem, others, torch.full((4,), 1000.0, dtype=torch.float64), strength=0.5, low_hz=20,
+                        high_hz=20000, gate_db=-60)
+    assert torch.allclose(gain[:2], torch.ones(2, 3, dtype=torch.float64))
+    assert torch.allclose(gain[2], torch.full((3,), 0.75, dtype=torch.float64))  # half the share: half the cut
+    assert torch.all(gain[3] < gain[2]) and torch.all(gain >= 0.5)

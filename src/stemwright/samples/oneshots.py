@@ -37,7 +37,11 @@ def band_shares(attack: np.ndarray, samplerate: int) -> tuple[float, float, floa
     """``(share below 150 Hz, share above 5 kHz, spectral centroid in Hz)`` of mono ``attack`` ``(T,)``."""
     n = max(2048, 1 << int(np.ceil(np.log2(max(len(attack), 1)))))
     spec = np.abs(np.fft.rfft(attack * np.hanning(len(attack)), n)) ** 2
-    freqs = np.fft.rfftfreq(n, 1.0 / samplerate)
+    return spectrum_shares(spec, np.fft.rfftfreq(n, 1.0 / samplerate))
+
+
+def spectrum_shares(spec: np.ndarray, freqs: np.ndarray) -> tuple[float, float, float]:
+    """:func:`band_shares` of a power spectrum ``spec`` ``(F,)`` at bin frequencies ``freqs`` ``(F,)``."""
     total = spec.sum()
     if total <= 0:
         return 0.0, 0.0, 0.0
@@ -47,10 +51,16 @@ def band_shares(attack: np.ndarray, samplerate: int) -> tuple[float, float, floa
 
 def classify(attack: np.ndarray, samplerate: int) -> str:
     """kick / snare / hat / other of a mono hit's first :data:`ATTACK_S` seconds."""
-    low, high, centroid = band_shares(attack, samplerate)
+    return classify_shares(*band_shares(attack, samplerate))
+
+
+def classify_shares(low: float, high: float, centroid: float, *, hat_high: float = 0.2,
+                    hat_centroid: float = 2500.0) -> str:
+    """The class of a hit from :func:`band_shares`' ``(low share, high share, centroid)``: a hat over
+    ``hat_high`` of the energy above 5 kHz or a centroid over ``hat_centroid`` Hz."""
     if low > 0.5:
         return "kick"
-    if high > 0.2 or centroid > 2500:
+    if high > hat_high or centroid > hat_centroid:
         return "hat"
     if centroid >= 400 and low < 0.2:
         return "snare"
