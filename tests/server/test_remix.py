@@ -35,8 +35,11 @@ def test_clean_stem_is_what_the_export_renders(song, tmp_path):
     audio = read_audio(got).samples
     assert audio.shape == want.shape
     assert np.max(np.abs(audio - want)) < 2e-7  # 24-bit FLAC: half a step
-    # the fake separation's vocals are 0.25 x the song and "other" 0.75 x: cleaning takes them down
-    assert np.sqrt(np.mean(audio ** 2)) < 0.9 * np.sqrt(np.mean(stemset["vocals"] ** 2))
+    # the fake separation's vocals are 0.25 x the song and "other" 0.75 x: every cell holds 10 % of the power in
+    # vocals, above debleed's BLEED_SHARE, so the default clean keeps them (a gentle clean, not a thinning)
+    from stemwright.mixer.debleed import BLEED_SHARE
+
+    assert BLEED_SHARE < 0.1 and np.max(np.abs(audio - stemset["vocals"])) < 1e-3
     # cached per stem and strength: a second request renders nothing
     cached = remix.clean_target(folder / "vocals.wav", 10)
     mtime = cached.stat().st_mtime_ns
