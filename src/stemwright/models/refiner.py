@@ -159,6 +159,14 @@ class ClassicRefiner(BSRNN):
         ``F' = sum(band_widths)`` modelled bins.
         """
         b, c, _, n, _ = spec_ri.shape
+        return self._decode(self.features(spec_ri, prior_masks), self.delta_heads, b, c, n)
+
+    def features(self, spec_ri: torch.Tensor, prior_masks: torch.Tensor) -> torch.Tensor:
+        """The trunk's output that the correction heads read (band split of mixture and prior masks, BiLSTMs).
+
+        Shape: ``(B, C, F, N, 2)``, ``(B, P, C, F, N)`` -> ``(B, K, N, D)`` (``K`` bands, ``D = feature_dim``).
+        """
+        b, c, _, n, _ = spec_ri.shape
         s = prior_masks.shape[1]
         x = spec_ri[:, :, : self.config.modelled_bins]
         p = prior_masks[:, :, :, : self.config.modelled_bins]
@@ -168,7 +176,7 @@ class ClassicRefiner(BSRNN):
             ppart = p[:, :, :, start : start + w].permute(0, 4, 3, 2, 1).reshape(b, n, w * c * s)
             bands.append(proj(norm(part)) + pproj(ppart))
             start += w
-        return self._decode(self._trunk(torch.stack(bands, dim=1)), self.delta_heads, b, c, n)
+        return self._trunk(torch.stack(bands, dim=1))
 
     def finish(self, delta: torch.Tensor, context: dict) -> torch.Tensor:
         """``P_s + D_s * X`` on the modelled bins (``P_s`` above them), complement source, iSTFT.
