@@ -99,11 +99,30 @@ def spectral_sdr(model: ClassicRefiner, items: list[dict[str, torch.Tensor]]) ->
     return out
 
 
+def keep_the_better_heads(model: ClassicRefiner, val: list[dict[str, torch.Tensor]], start: dict[str, torch.Tensor],
+                          score: dict[str, float]) -> tuple[dict[str, float], list[str]]:
+    """Per masked source, put its head back at its starting weights (for guitar/piano: the even share of classic's
+    other; for drums/bass: the warm start) when that raises the validation average; greedy, sources in order."""
+    reset = []
+    for i, name in enumerate(model.config.masked_sources):
+        kept = {k: v.clone() for k, v in model.delta_heads.state_dict().items()}
+        model.delta_heads[i].load_state_dict({k.split(".", 1)[1]: v for k, v in start.items() if k.split(".")[0] == str(i)})
+        trial = spectral_sdr(model, val)
+        log.info("%s head at its start: %s", name, {k: round(v, 2) for k, v in trial.items()})
+        if trial["avg"] > score["avg"]:
+            score, reset = trial, [*reset, name]
+        else:
+            model.delta_heads.load_state_dict(kept)
+    return score, reset
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", type=Path, required=True, help="training config (its `config` section and `export`)")
     ap.add_argument("--init", type=Path, required=True, help="checkpoint whose matching weights start the model")
-    ap.add_argument("--train", type=Path, nargs="+", required=True)
+    ap.add_argument("--train", type=Path, nargs="*", default=[])
+    ap.add_argument("--heads-from", type=Path, help="start from the heads of this checkpoint (e.g. a finished run's "
+                    "best, with --max-steps 0 to redo only the per-stem choice below)")
     ap.add_argument("--val", type=Path, nargs="+", required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seconds", type=float, default=20.0, help="seconds of each song cached")
@@ -122,6 +141,9 @@ def main() -> int:
     model = ClassicRefiner(config_from_dict(ClassicRefinerConfig, dict(doc["config"]))).eval()
     loaded, skipped = init_weights(model, args.init)
     log.info("init %s: %d tensors loaded, %d new", args.init, len(loaded), len(skipped))
+    init_heads = {k: v.clone() for k, v in model.delta_heads.state_dict().items()}
+    if args.heads_from:
+        init_weights(model, args.heads_from)  # its trunk is the same frozen warm start
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     train = [cache_song(model, p, args.seconds) for p in song_dirs(args.train)]
@@ -165,6 +187,8 @@ def main() -> int:
             (args.out / "history.json").write_text(json.dumps(history, indent=1))
     model.delta_heads.load_state_dict(best_state)
     log.info("best step %d: %s", best_step, {k: round(v, 2) for k, v in best.items()})
+    best, reset = keep_the_better_heads(model, val, init_heads, best)
+    log.info("heads back at their start (validation): %s -> %s", reset, {k: round(v, 2) for k, v in best.items()})
     waveform = {}
     for root in args.val:
         items = load_val_set({"type": "synth", "path": str(root), "max_seconds": 12}, model.samplerate, model.audio_channels)
