@@ -197,7 +197,8 @@ def main() -> int:
     export = doc.get("export", {})
     training = {**export.get("training", {}), "steps": step, "best_step": best_step, "recipe": "heads only on cached "
                 f"trunk features (scripts/train_heads.py), batch {args.batch} x {args.frames} frames, lr {args.lr}",
-                "init": str(args.init), "config_file": str(args.config)}
+                "init": str(args.init), "config_file": str(args.config),
+                "heads_reset_to_start": reset, "heads_from": str(args.heads_from) if args.heads_from else None}
     save_checkpoint(model, args.out / "best", licence=export.get("licence", "unspecified"), training=training,
                     metrics={"val_spectral_sdr": best, "val_waveform_sdr": waveform})
     (args.out / "history.json").write_text(json.dumps(history, indent=1))
