@@ -102,15 +102,23 @@ def _tracks_musdb():
         yield song.name, mix.samples, mix.samplerate, refs
 
 
+#: Stems that a 4-stem model's "other" holds: the reference "other4" of a 6-stem song is their sum, and a 6-stem
+#: model's "other4" estimate the sum of its guitar, piano and other (so 4- and 6-stem models compare on one stem).
+OTHER4_PARTS = ("other", "guitar", "piano")
+
+
 def _tracks_synth(folder: Path):
-    """Generated validation songs (``stemwright synth``): the mixture is the exact sum of the stems found; silent
-    references are not scored (a song without vocals scores drums, bass, other)."""
+    """Generated validation songs (``stemwright synth``, ``--six-stems`` too): the mixture is the exact sum of the
+    stems found; silent references are not scored (a song without vocals scores drums, bass, other). Six-stem songs
+    also score ``other4`` = other + guitar + piano (what a 4-stem model's ``other`` holds)."""
     from stemwright.audio.io import read_audio
 
-    for song in sorted(p for p in folder.iterdir() if p.is_dir()):
+    for song in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         refs = {s: read_audio(song / f"{s}.wav").samples.astype(np.float64)
-                for s in ("vocals", "drums", "bass", "other") if (song / f"{s}.wav").exists()}
+                for s in ("vocals", "drums", "bass", "guitar", "piano", "other") if (song / f"{s}.wav").exists()}
         mix = sum(refs.values())
+        if "guitar" in refs or "piano" in refs:
+            refs["other4"] = sum(refs[s] for s in OTHER4_PARTS if s in refs)
         refs = {k: v for k, v in refs.items() if np.sum(v ** 2) > 1e-6}
         yield song.name, mix.astype(np.float32), 44100, refs
 
@@ -122,6 +130,8 @@ def _estimates(stems: dict[str, np.ndarray], wanted: list[str]) -> dict[str, np.
             out[name] = stems[name]
         elif name == "accompaniment" and "vocals" in stems and len(stems) > 1:
             out[name] = sum(v for k, v in stems.items() if k != "vocals")
+        elif name == "other4" and "other" in stems:
+            out[name] = sum(v for k, v in stems.items() if k in OTHER4_PARTS)
     return out
 
 

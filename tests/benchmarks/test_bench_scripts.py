@@ -86,3 +86,27 @@ def test_bench_default_speed_per_isa_level() -> None:
     rows = [json.loads(line.split(" speed ", 1)[1]) for line in out.splitlines() if " speed " in line]
     assert [r["isa"] for r in rows] == ["avx2", "native"]
     assert rows[0]["aten_isa"] == "AVX2" and all(r["seconds"] > 0 and "kernels" in r for r in rows)
+
+
+def test_six_stem_songs_score_other4_for_four_and_six_stem_models(tmp_path, monkeypatch) -> None:
+    """bench_default/bench_6stem compare 4- and 6-stem models on `other4` = other + guitar + piano."""
+    import numpy as np
+    import soundfile as sf
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import bench_default
+
+    song = tmp_path / "s"
+    song.mkdir()
+    rng = np.random.default_rng(0)
+    parts = {name: rng.standard_normal((1000, 2)).astype(np.float32) * 0.1 for name in ("drums", "guitar", "other")}
+    parts["piano"] = np.zeros((1000, 2), np.float32)  # silent: not scored
+    for name, x in parts.items():
+        sf.write(song / f"{name}.wav", x, 44100, subtype="FLOAT")
+    [(_, mix, _, refs)] = list(bench_default._tracks_synth(tmp_path))
+    assert set(refs) == {"drums", "guitar", "other", "other4"}
+    assert np.allclose(refs["other4"], (parts["guitar"] + parts["other"]).T, atol=1e-6)
+    assert np.allclose(mix, sum(parts.values()).T, atol=1e-6)
+    six = {"drums": 1.0, "guitar": 2.0, "piano": 4.0, "other": 8.0}
+    assert bench_default._estimates(six, ["other4"])["other4"] == 14.0
+    assert bench_default._estimates({"vocals": 1.0, "other": 8.0}, ["other4"])["other4"] == 8.0

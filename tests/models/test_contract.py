@@ -19,12 +19,17 @@ from stemwright.models.base import config_from_dict, config_to_dict, has_stages
 from stemwright.models.checkpoint import load_checkpoint, save_checkpoint
 from stemwright.models.onnx import OnnxModel, export_onnx
 from tests.models.contract import changed_attributes, snapshot
-from tests.models.tiny import TINY_CONFIGS
+from tests.models.tiny import TINY_CONFIGS, TINY_VARIANTS
 from tests.reference import require
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-ARCHS = sorted(ARCHITECTURES)
+ARCHS = sorted(ARCHITECTURES) + sorted(TINY_VARIANTS)  # variants: "<architecture>[<what differs>]"
+
+
+def _base(arch: str) -> str:
+    """The architecture name of a test id (``classic_refiner[6 stems]`` -> ``classic_refiner``)."""
+    return arch.split("[")[0]
 
 
 def _randomize_(model: nn.Module, seed: int) -> nn.Module:
@@ -51,10 +56,11 @@ def arch(request) -> str:
 
 @pytest.fixture(scope="module")
 def model(arch: str) -> nn.Module:
-    if arch not in TINY_CONFIGS:
+    configs = {**TINY_CONFIGS, **TINY_VARIANTS}
+    if arch not in configs:
         pytest.fail(f"architecture {arch!r} has no tiny config: add one to TINY_CONFIGS in tests/models/tiny.py")
     torch.manual_seed(0)
-    return _randomize_(ARCHITECTURES[arch](TINY_CONFIGS[arch]()), 1).eval()
+    return _randomize_(ARCHITECTURES[_base(arch)](configs[arch]()), 1).eval()
 
 
 def _mix(model: nn.Module, batch: int = 2, seconds: float = 0.3, seed: int = 0) -> torch.Tensor:
@@ -99,14 +105,14 @@ def test_every_registered_architecture_has_a_tiny_config():
 
 
 def test_config_is_a_frozen_keyword_only_dataclass(arch, model):
-    cls = ARCHITECTURES[arch]
+    cls = ARCHITECTURES[_base(arch)]
     config = model.config
     assert isinstance(config, cls.config_class) and dataclasses.is_dataclass(config)
     params = type(config).__dataclass_params__
     assert params.frozen, f"{type(config).__name__} is not frozen"
     assert all(f.kw_only for f in dataclasses.fields(config)), f"{type(config).__name__} is not keyword-only"
     assert config_from_dict(cls.config_class, config_to_dict(config)) == config  # JSON round trip
-    assert architecture_name(model) == arch
+    assert architecture_name(model) == _base(arch)
 
 
 def test_declared_attributes(model):

@@ -28,8 +28,10 @@ def _song(seconds: float = 2.0) -> torch.Tensor:
 
 
 def test_config_errors_name_the_field():
-    with pytest.raises(ValueError, match="sources must be stems of classic"):
-        tiny(sources=("vocals", "drums", "guitar", "other"))
+    with pytest.raises(ValueError, match="sources must be stems of"):
+        tiny(sources=("vocals", "drums", "strings", "other"))
+    with pytest.raises(ValueError, match="complement_source must be 'other'"):
+        tiny(sources=("drums", "guitar", "other"), complement_source="drums")
     with pytest.raises(ValueError, match="other"):
         tiny(sources=("drums", "bass"))
     with pytest.raises(ValueError, match="complement_source must be set"):
@@ -101,3 +103,44 @@ def test_warm_start_from_bsrnn_keeps_the_refiner_equal_to_classic(tmp_path):
     with torch.inference_mode():
         assert torch.allclose(model(mix), ClassicSeparator(ClassicConfig(samplerate=SR))(mix), atol=1e-5)
 
+
+
+SIX = ("drums", "bass", "guitar", "piano", "other")
+
+
+def test_guitar_and_piano_start_from_equal_shares_of_classics_other():
+    """The 6-stem splitter: untrained, drums/bass are classic's and guitar, piano and other split classic's other
+    evenly; the prior features are classic's three stems only (the 3-stem splitter's shapes)."""
+    model = ClassicRefiner(tiny(sources=SIX)).eval()
+    assert model.prior_sources == ("drums", "bass", "other")
+    mix = _song()
+    classic = ClassicSeparator(ClassicConfig(samplerate=SR, sources=("drums", "bass", "other"))).eval()
+    with torch.inference_mode():
+        y, ref = model(mix), classic(mix)
+    assert y.shape == (1, 5, 2, mix.shape[-1])
+    assert torch.allclose(y[:, :2], ref[:, :2], atol=1e-5)
+    for k in (2, 3, 4):
+        assert torch.allclose(y[:, k], ref[:, 2] / 3, atol=1e-5), k
+    assert torch.allclose(y.sum(1), mix, atol=1e-5)
+
+
+def test_six_stem_splitter_warm_starts_from_the_three_stem_one(tmp_path):
+    """Every tensor of a drums/bass/other refiner fits the 6-stem one; only the guitar/piano heads stay new, and
+    drums/bass then come out exactly as the 3-stem model's."""
+    from stemwright.train.loop import init_weights
+
+    torch.manual_seed(0)
+    three = ClassicRefiner(tiny(sources=("drums", "bass", "other"))).eval()
+    with torch.no_grad():
+        for p in three.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_checkpoint(three, tmp_path / "three")
+    six = ClassicRefiner(tiny(sources=SIX)).eval()
+    loaded, skipped = init_weights(six, tmp_path / "three")
+    assert set(loaded) == set(three.state_dict())
+    assert skipped and all(k.startswith(("delta_heads.2.", "delta_heads.3.")) for k in skipped)
+    mix = _song(1.0)
+    with torch.inference_mode():
+        y, ref = six(mix), three(mix)
+    assert torch.allclose(y[:, :2], ref[:, :2], atol=1e-5)
+    assert torch.allclose(y.sum(1), mix, atol=1e-5)

@@ -6,11 +6,16 @@ import pytest
 import torch
 
 from stemwright.models.registry import MODELS
-from stemwright.models.shipped import DEFAULT4, DEFAULT4_SPLITTER, VOCALS, shipped_path
+from stemwright.models.shipped import DEFAULT4, DEFAULT4_SPLITTER, SIX, SIX_SPLITTER, VOCALS, shipped_path
 from stemwright.pretrained.loading import load_model
 
 # model name -> (shipped checkpoint file, a phrase its card must contain about the weights' licence)
-SHIPPED = {VOCALS: (VOCALS, "research use only"), DEFAULT4: (DEFAULT4_SPLITTER, "no MIR-1K")}
+SHIPPED = {VOCALS: (VOCALS, "research use only"), DEFAULT4: (DEFAULT4_SPLITTER, "no MIR-1K"),
+           SIX: (SIX_SPLITTER, "no MIR-1K")}
+
+
+def test_every_stemwright_model_of_the_registry_is_checked_here():
+    assert {n for n in MODELS if n.startswith("stemwright_")} == set(SHIPPED)
 
 
 @pytest.mark.parametrize("name", list(SHIPPED))
@@ -58,3 +63,18 @@ def test_default4_is_spleeter_vocals_then_the_shipped_splitter(tmp_path):
         split = again.eval()(x - v)
     assert torch.allclose(y[:, 0], v, atol=1e-5)
     assert torch.allclose(y[:, 1:3], split[:, :2], atol=1e-4)
+
+
+def test_6stem_is_spleeter_vocals_then_a_five_stem_splitter_whose_other_takes_the_rest():
+    model = load_model(SIX, offline=True)
+    assert model.sources == ("vocals", "drums", "bass", "guitar", "piano", "other")
+    assert model.config.vocals["architecture"] == "spleeter" and model.config.residual_source == "other"
+    assert model.splitter.sources == ("drums", "bass", "guitar", "piano", "other")
+    default = load_model(DEFAULT4, offline=True)
+    for k, v in default.vocals.state_dict().items():  # the same vocals as the default
+        assert torch.equal(model.vocals.state_dict()[k], v), k
+    x = torch.from_numpy(np.random.default_rng(2).standard_normal((1, 2, 2 * 44100)).astype(np.float32) * 0.1)
+    with torch.inference_mode():
+        y, y4 = model(x), default(x)
+    assert torch.allclose(y[:, 0], y4[:, 0], atol=1e-5)
+    assert torch.allclose(y.sum(1), x, atol=1e-4)

@@ -50,3 +50,9 @@ TINY_CONFIGS: dict[str, Callable[[], Any]] = {
     "spleeter": lambda: SpleeterConfig(**TINY_SPLEETER_CONFIG),
     "cascade": tiny_cascade_config,
 }
+
+#: Further configs of registered architectures that the contract test checks too (id -> config): the 6-stem
+#: instrument splitter, whose guitar/piano priors are shares of classic's "other" (models/refiner.py).
+TINY_VARIANTS: dict[str, Callable[[], Any]] = {
+    "classic_refiner[6 stems]": lambda: ClassicRefinerConfig(**TINY_REFINER, sources=("drums", "bass", "guitar", "piano", "other")),
+}

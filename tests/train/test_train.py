@@ -193,6 +193,18 @@ def test_stem_mp4_folder_gets_a_conversion_hint(tmp_path):
         stem_folder_songs(tmp_path)
 
 
+def test_songs_still_being_written_are_skipped(tmp_path):
+    """Defect: the hidden `.NAME.*.part` folder of a song `stemwright synth` was still writing was read as a song (and
+    vanished when renamed), so a run could not start on a dataset while it was being generated."""
+    from stemwright.train.data import stem_folder_songs
+    from stemwright.train.validate import load_val_set
+
+    _song(tmp_path / "done", 0)
+    _song(tmp_path / ".next.x1y2.part", 1)
+    assert [s.name for s in stem_folder_songs(tmp_path)] == ["done"]
+    assert [it.name for it in load_val_set({"type": "synth", "path": str(tmp_path)}, SR, 2)] == ["done"]
+
+
 REPO = Path(__file__).resolve().parents[2]
 
 

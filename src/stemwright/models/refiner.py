@@ -16,6 +16,12 @@ Pipeline (``forward``: ``(B, C, T) -> (B, S, C, T)``):
    ``classic`` (to STFT round-off), and training can only move away from it where the data says so.
 4. ``complement_source`` (``other``) is the mixture minus the other estimates, so the stems sum to the input.
 
+Stems that ``classic`` does not have (``guitar``, ``piano``: the 6-stem splitter of ``stemwright_6stem``) start from
+an equal share of ``classic``'s ``other``: with ``k`` such stems, each of them and ``other`` get ``other / (k + 1)``
+as their prior, so the untrained model gives ``classic``'s drums/bass and its ``other`` split evenly, and the prior
+features (the ratio masks) are those of ``classic``'s own stems only. The trunk, the prior projection and the drums /
+bass heads then have the shapes of the 4-stem splitter's, which can warm-start it (``train --init-from``).
+
 The STFT is stemwright's (:mod:`stemwright.dsp.stft`); ``classic`` keeps its own (4096-point) resolution.
 """
 from __future__ import annotations
@@ -30,6 +36,8 @@ from stemwright.models.bsrnn import BSRNN, BSRNNConfig, _MaskHead
 from stemwright.models.classic import ClassicConfig, ClassicSeparator
 
 _CLASSIC_SOURCES = ("vocals", "drums", "bass", "other")
+#: Stems a refiner may add to classic's: their prior is a share of classic's ``other`` (which holds them).
+_SHARED_OTHER_SOURCES = ("guitar", "piano")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,12 +57,16 @@ class ClassicRefinerConfig(BSRNNConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         name = type(self).__name__
-        if set(self.sources) - set(_CLASSIC_SOURCES) or "other" not in self.sources:
+        allowed = (*_CLASSIC_SOURCES, *_SHARED_OTHER_SOURCES)
+        if set(self.sources) - set(allowed) or "other" not in self.sources:
             # A subset works too (classic folds a left-out stem into "other"): drums/bass/other is the instrument
-            # splitter of the cascade default (models/cascade.py), run on the mixture minus the vocals.
-            raise ValueError(f"{name}.sources must be stems of classic {_CLASSIC_SOURCES} including 'other', got {self.sources!r}")
+            # splitter of the cascade default (models/cascade.py), run on the mixture minus the vocals; guitar and
+            # piano (the 6-stem splitter) take shares of classic's "other".
+            raise ValueError(f"{name}.sources must be stems of {allowed} including 'other', got {self.sources!r}")
         if self.complement_source is None:
             raise ValueError(f"{name}.complement_source must be set (the refined stems must sum to the mixture)")
+        if set(self.sources) & set(_SHARED_OTHER_SOURCES) and self.complement_source != "other":
+            raise ValueError(f"{name}.complement_source must be 'other' when guitar/piano share classic's 'other'")
         if self.residual_source not in (None, self.complement_source):
             raise ValueError(f"{name}.residual_source must be null or equal complement_source")
         if self.prior_mask_limit <= 0:
@@ -75,9 +87,12 @@ class ClassicRefiner(BSRNN):
         super().__init__(config)
         del self.heads  # BSRNN's mask heads predict whole masks; the refiner predicts corrections
         c, d = config.audio_channels, config.feature_dim
-        n_prior = len(self.sources)
+        #: classic's stems among ours (model order): the prior features; the others share classic's "other".
+        self.prior_sources = tuple(s for s in self.sources if s in _CLASSIC_SOURCES)
+        self._shared = tuple(s for s in self.sources if s not in _CLASSIC_SOURCES)
+        n_prior = len(self.prior_sources)
         self.prior = ClassicSeparator(
-            ClassicConfig(sources=self.sources, samplerate=config.samplerate, audio_channels=c)
+            ClassicConfig(sources=self.prior_sources, samplerate=config.samplerate, audio_channels=c)
         )
         self.prior_proj = nn.ModuleList(nn.Linear(w * c * n_prior, d) for w in config.band_widths)
         self.delta_heads = nn.ModuleList(
@@ -111,23 +126,28 @@ class ClassicRefiner(BSRNN):
     def prepare(self, mix: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], dict]:
         """STFT of the mixture and of classic's stems (no learned parameters).
 
-        Shape: ``(B, C, T)`` -> ``((B, C, F, N, 2), (B, S, C, F, N))``: mixture real/imaginary parts and the prior's
-        clipped ratio masks; the context keeps the prior spectrograms of the masked sources for :meth:`finish`.
+        Shape: ``(B, C, T)`` -> ``((B, C, F, N, 2), (B, P, C, F, N))``: mixture real/imaginary parts and the prior's
+        clipped ratio masks for classic's ``P`` stems (:attr:`prior_sources`); the context keeps the prior
+        spectrograms of the masked sources for :meth:`finish`.
         """
         cfg = self.config
         spec = stft(mix, cfg.stft, window=self.window)  # (B, C, F, N)
         with torch.no_grad():
-            prior_wave = self.prior(mix).to(mix.dtype)  # (B, S, C, T), in this model's source order
+            prior_wave = self.prior(mix).to(mix.dtype)  # (B, P, C, T), in prior_sources order
         mag = spec.abs() + 1e-8
-        masks = mag.new_empty((mag.shape[0], len(self.sources), *mag.shape[1:]))  # (B, S, C, F, N)
-        kept = []
+        masks = mag.new_empty((mag.shape[0], len(self.prior_sources), *mag.shape[1:]))  # (B, P, C, F, N)
+        priors: dict[str, torch.Tensor] = {}
         # One source at a time: a 3-minute song in 20 s chunks would otherwise hold S complex spectrograms and
         # their magnitudes at once (the peak memory target is 1.5 GB for the whole separation).
-        for i, name in enumerate(self.sources):
+        for i, name in enumerate(self.prior_sources):
             prior = stft(prior_wave[:, i], cfg.stft, window=self.window)  # (B, C, F, N)
             torch.div(prior.abs(), mag, out=masks[:, i])
-            if name != cfg.complement_source:
-                kept.append(prior)
+            if name != cfg.complement_source or self._shared:
+                priors[name] = prior
+        if self._shared:  # guitar/piano: equal shares of classic's "other" (the complement needs no prior)
+            share = priors.pop("other") / (len(self._shared) + 1)
+            priors.update({name: share for name in self._shared})
+        kept = [priors[name] for name in cfg.masked_sources]
         masks.clamp_(0.0, cfg.prior_mask_limit)
         spec_ri = torch.view_as_real(spec)
         return (spec_ri, masks), {"spec": spec_ri, "prior": torch.stack(kept, dim=1), "length": mix.shape[-1]}
@@ -135,8 +155,16 @@ class ClassicRefiner(BSRNN):
     def core(self, spec_ri: torch.Tensor, prior_masks: torch.Tensor) -> torch.Tensor:
         """Corrections from the mixture and the prior masks.
 
-        Shape: ``(B, C, F, N, 2)``, ``(B, S, C, F, N)`` -> ``(B, S', C, F', N, 2)`` for the ``S'`` masked sources and the
+        Shape: ``(B, C, F, N, 2)``, ``(B, P, C, F, N)`` -> ``(B, S', C, F', N, 2)`` for the ``S'`` masked sources and the
         ``F' = sum(band_widths)`` modelled bins.
+        """
+        b, c, _, n, _ = spec_ri.shape
+        return self._decode(self.features(spec_ri, prior_masks), self.delta_heads, b, c, n)
+
+    def features(self, spec_ri: torch.Tensor, prior_masks: torch.Tensor) -> torch.Tensor:
+        """The trunk's output that the correction heads read (band split of mixture and prior masks, BiLSTMs).
+
+        Shape: ``(B, C, F, N, 2)``, ``(B, P, C, F, N)`` -> ``(B, K, N, D)`` (``K`` bands, ``D = feature_dim``).
         """
         b, c, _, n, _ = spec_ri.shape
         s = prior_masks.shape[1]
@@ -148,7 +176,7 @@ class ClassicRefiner(BSRNN):
             ppart = p[:, :, :, start : start + w].permute(0, 4, 3, 2, 1).reshape(b, n, w * c * s)
             bands.append(proj(norm(part)) + pproj(ppart))
             start += w
-        return self._decode(self._trunk(torch.stack(bands, dim=1)), self.delta_heads, b, c, n)
+        return self._trunk(torch.stack(bands, dim=1))
 
     def finish(self, delta: torch.Tensor, context: dict) -> torch.Tensor:
         """``P_s + D_s * X`` on the modelled bins (``P_s`` above them), complement source, iSTFT.
@@ -157,7 +185,7 @@ class ClassicRefiner(BSRNN):
         """
         cfg = self.config
         spec = torch.view_as_complex(context["spec"].contiguous())
-        est = context["prior"]  # (B, S', C, F, N): built for this call, so updated in place
+        est = context["prior"]  # (B, S', C, F, N): built for this call (stacked copies), so updated in place
         f = delta.shape[3]
         est[..., :f, :].addcmul_(spec[:, None, :, :f], torch.view_as_complex(delta.to(context["spec"].dtype).contiguous()))
         rest = spec - est.sum(dim=1)  # the complement source: the stems sum to the mixture

@@ -14,7 +14,7 @@ from torch import nn
 from stemwright.models.classic import build_classic
 from stemwright.models.defaults import DEFAULT_MODEL  # re-exported; defined torch-free for the CLI
 from stemwright.models.oracle import build_ibm, build_irm, build_mwf
-from stemwright.models.shipped import build_default4, build_vocals
+from stemwright.models.shipped import build_6stem, build_default4, build_vocals
 
 __all__ = ["DEFAULT_MODEL", "MODELS", "ModelEntry"]
 
@@ -88,6 +88,20 @@ MODELS: dict[str, ModelEntry] = {
         "songs (MIT/CC0 soundfonts, GPL-2/CC kits; no MIR-1K; see the model card)",
         loader=build_default4,
         parameters=20654814,
+    ),
+    "stemwright_6stem": ModelEntry(
+        name="stemwright_6stem",
+        architecture="cascade",
+        sources=("vocals", "drums", "bass", "guitar", "piano", "other"),
+        samplerate=44100,
+        description="stemwright's 6-stem model: vocals from Spleeter's 2-stem model, then drums / bass / guitar / "
+        "piano / other from the mixture minus the vocals by a 6-stem instrument splitter (classic + a learned "
+        "correction, guitar and piano starting from shares of classic's other; trained on generated songs without "
+        "vocals)",
+        licence="MIT code; Spleeter weights MIT (Deezer); splitter weights trained only on generated instrumental "
+        "songs (MIT/CC0 soundfonts, GPL-2/CC kits; no MIR-1K; see the model card)",
+        loader=build_6stem,
+        parameters=21254254,
     ),
     "stemwright_vocals": ModelEntry(
         name="stemwright_vocals",

@@ -20,6 +20,9 @@ DEFAULT4 = "stemwright_4stem"
 DEFAULT4_SPLITTER = "stemwright_4stem_splitter"
 #: Where the 4-stem default takes its vocals: Spleeter's published 2-stem model (MIT), loaded offline.
 DEFAULT4_VOCALS = "spleeter_2stems"
+SIX = "stemwright_6stem"
+#: The instrument splitter of the 6-stem model (drums/bass/guitar/piano/other), a shipped checkpoint of its own.
+SIX_SPLITTER = "stemwright_6stem_splitter"
 
 
 def weights_dir() -> Path:
@@ -45,10 +48,21 @@ def build_vocals() -> nn.Module:
     return load_shipped(VOCALS)
 
 
+def _spleeter_cascade(splitter: str, vocals_model: str, options: dict[str, object]) -> nn.Module:
+    """``vocals_model`` (a published-catalogue name whose files ship in a package, loaded offline), then the shipped
+    checkpoint ``splitter`` on the mixture minus the vocals."""
+    vocals = load_published(vocals_model, offline=True, progress=False)
+    return Cascade.from_models(vocals, load_shipped(splitter), copy=False, **options).eval()
+
+
 def build_default4(vocals_model: str = DEFAULT4_VOCALS, **options: object) -> nn.Module:
     """The 4-stem default (vocals, drums, bass, other): a :class:`~stemwright.models.cascade.Cascade` of
-    ``vocals_model`` (a published-catalogue name whose files ship in a package, loaded offline) and the shipped
-    instrument splitter on the mixture minus the vocals. ``options``: other
+    ``vocals_model`` and the shipped instrument splitter on the mixture minus the vocals. ``options``: other
     :class:`~stemwright.models.cascade.CascadeConfig` fields."""
-    vocals = load_published(vocals_model, offline=True, progress=False)
-    return Cascade.from_models(vocals, load_shipped(DEFAULT4_SPLITTER), copy=False, **options).eval()
+    return _spleeter_cascade(DEFAULT4_SPLITTER, vocals_model, options)
+
+
+def build_6stem(vocals_model: str = DEFAULT4_VOCALS, **options: object) -> nn.Module:
+    """The 6-stem model (vocals, drums, bass, guitar, piano, other): as :func:`build_default4`, with the shipped
+    6-stem splitter (``other`` takes what the five others leave)."""
+    return _spleeter_cascade(SIX_SPLITTER, vocals_model, options)

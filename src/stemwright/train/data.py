@@ -108,7 +108,9 @@ def stem_folder_songs(root: str | Path, stems: tuple[str, ...] | None = None) ->
     if (root / "train").is_dir() and not any(is_audio_path(p) for p in root.glob("*/*")):
         root = root / "train"
     songs = []
-    for song_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    # Hidden folders are skipped: `stemwright synth` writes each song into `.NAME.*.part` and renames it when
+    # complete, so a dataset still being generated can be trained on without reading half-written songs.
+    for song_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = {p.stem: p for p in sorted(song_dir.iterdir()) if p.is_file() and is_audio_path(p)}
         files.pop("mixture", None)
         if stems is not None:

@@ -73,7 +73,8 @@ def load_val_set(spec: dict[str, Any], samplerate: int, channels: int) -> list[V
             refs = {"vocals": _fit(voc, a.samplerate, samplerate, channels), "accompaniment": _fit(acc, a.samplerate, samplerate, channels)}
             items.append(ValItem(f.stem, refs["vocals"] + refs["accompaniment"], refs))
     elif kind in ("musdb", "stems", "synth"):
-        songs = _spread(sorted(p for p in path.iterdir() if p.is_dir()), spec.get("max_items"))
+        # Hidden folders skipped: a song that `stemwright synth` is still writing (stem_folder_songs)
+        songs = _spread(sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")), spec.get("max_items"))
         for song in songs:
             refs = {}
             for f in sorted(song.iterdir()):
