@@ -174,3 +174,17 @@ def test_plot(song_4_4, tmp_path):
     assert main(["analyze", str(song_4_4[0]), "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["analyze", str(song_4_4[0]), "--plot", str(png)]) == 1  # kept unless --overwrite
+
+
+def test_octave_uncertain_offers_half_and_double_time(song_4_4, tmp_path, capsys):
+    """A fast song (168 BPM: outside the plain range, where half time is as likely) says its octave is uncertain and
+    offers the half and double tempos; a plain 110 BPM song with backbeat drums does not."""
+    sure = analyze_path(song_4_4[0])
+    assert not sure.octave_uncertain and sure.tempo_alternatives == ()
+    fast = make_song(tmp_path / "fast", 168.0, 0, "major", seconds=10.0, sr=SR)
+    a = analyze(fast, SR)
+    assert a.tempo_bpm is not None and a.octave_uncertain and a.tempo_confidence < 0.9
+    assert a.tempo_alternatives == pytest.approx((a.tempo_bpm / 2, a.tempo_bpm * 2), rel=1e-3)
+    assert SongAnalysis.from_dict(json.loads(json.dumps(a.to_dict()))) == a
+    assert main(["analyze", str(tmp_path / "fast")]) == 0
+    assert "octave uncertain: or" in capsys.readouterr().out
