@@ -197,7 +197,9 @@ def _offbeat_dance_loop(bpm: float, seconds: float, sr: int) -> dict[str, np.nda
     t = np.arange(int(0.3 * sr)) / sr
     kick = np.sin(2 * np.pi * 55 * t) * np.exp(-t / 0.05)
     snare = rng.standard_normal(len(t)) * np.exp(-t / 0.04) * 0.5 + 0.3 * np.sin(2 * np.pi * 190 * t) * np.exp(-t / 0.05)
-    hat = np.diff(rng.standard_normal(len(t) + 1)) * np.exp(-t / 0.08) * 0.6  # differenced noise: highs only
+    spectrum = np.fft.rfft(rng.standard_normal(len(t)))
+    spectrum[np.fft.rfftfreq(len(t), 1 / sr) < 5000] = 0  # an open hat: noise above 5 kHz
+    hat = np.fft.irfft(spectrum, len(t)) * np.exp(-t / 0.08) * 3.0
     bass_note = np.sin(2 * np.pi * 110 * t) * np.minimum(1.0, t / 0.005) * np.exp(-t / 0.15) * 0.9
     drums, bass = np.zeros(n), np.zeros(n)
     for k in range(int(seconds / beat)):
