@@ -38,7 +38,7 @@ export async function showAnalysis(songId) {
 // -- ½× / 2×: when the analysis is not sure of the octave (analysis.octave_uncertain: the song may be in half or
 // double time), a choice next to the tempo rescales the grid the metronome, count-in and loop keys use: 2× adds a
 // beat (and a bar line) half-way between each pair, ½× keeps every other one (the downbeats' beats).
-function scaleGrid(a, factor) {
+export function scaleGrid(a, factor) {
   if (factor === 1) return a;
   const every = (ts, keep) => ts.filter((_, i) => i % 2 === keep);
   const halves = (ts) => ts.flatMap((t, i) => (i + 1 < ts.length ? [t, (t + ts[i + 1]) / 2] : [t]));
