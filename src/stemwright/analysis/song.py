@@ -70,6 +70,7 @@ OCTAVE_UNSURE = 0.9  # below this octave confidence the analysis reports the hal
 # beats') may be a slow song tracked in eighth notes: its octave is never taken as sure. On the 39 development songs
 # every double-time grid was below 0.24 and the right grids above 0.20 (3 swung jazz songs between 0.20 and 0.25).
 SPARSE_HALVES = 0.25
+EDGE_OFF = 0.1  # a first / last beat interval this far off the median is the tracker's edge effect, dropped
 DRUM_BODY_HZ = 2500.0  # the drums' band the beat tracker follows: kick and snare, not the hats above it
 CHROMA_HOP = 512  # samples at ANALYSIS_RATE between chroma frames (23 ms)
 
@@ -309,6 +310,22 @@ def _local_tempo(onset: np.ndarray, tempo: float) -> np.ndarray:
     return np.maximum(np.asarray(local, float), 1.0)
 
 
+def _trim_edges(frames: np.ndarray) -> np.ndarray:
+    """The tracker's beat frames without the first / last beats whose interval is off the median by more than
+    :data:`EDGE_OFF` (the tracker squeezes beats into a song's last fraction of a second: two 0.42 s intervals at the
+    end of a 0.5 s grid made a 120 BPM song 120.6). Shape ``(N,)`` -> ``(M,)``, M >= 4 where N >= 4."""
+    while len(frames) > 4:
+        ibi = np.diff(frames)
+        med = np.median(ibi)
+        if abs(ibi[-1] / med - 1) > EDGE_OFF:
+            frames = frames[:-1]
+        elif abs(ibi[0] / med - 1) > EDGE_OFF:
+            frames = frames[1:]
+        else:
+            break
+    return frames
+
+
 def _between_beats(body: np.ndarray, frames: np.ndarray) -> float:
     """Drum onset half-way between the beats over the onset on them (the drums' kick and snare band, ``(F,)``)."""
     on = _at_beats(body, frames).mean()
@@ -348,6 +365,7 @@ def _track(s: StemSet, y: np.ndarray, harmonic: tuple[str, ...]) -> _Grid:
     tempo0 = float(np.atleast_1d(tempo0)[0])
     if len(frames) < 4:
         raise AnalysisError(f"{s.path or 'stems'}: no beat found (fewer than 4 beats)")
+    frames = _trim_edges(frames)
     times = librosa.frames_to_time(frames, sr=ANALYSIS_RATE, hop_length=HOP)
     tempo = float(np.clip(_fit_tempo(times, tempo0), 20.0, 400.0))
 
