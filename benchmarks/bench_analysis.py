@@ -8,7 +8,12 @@ Metrics:
 - key: exact tonic and mode (church modes by their third: dorian as minor, mixolydian as major) and the MIREX
   weighted score (``mir_eval.key.weighted_score``);
 - chords: ``mir_eval.chord`` majmin and sevenths, duration-weighted, the truth cut at the song's length;
-- calibration: among the songs whose tempo confidence is >= 0.9, the share whose tempo is right.
+- calibration: the reliability table (songs and share right per confidence bin) of the tempo and of the key; the
+  octave errors the analysis flagged (``octave_uncertain``);
+- ``--compare``: the candidate beat trackers on the same songs (tempo from the median beat interval, beat F,
+  downbeat F where the tracker gives downbeats): librosa's ``beat_track`` on the drums + bass onsets, librosa's PLP,
+  madmom's RNN + DBN downbeat tracker on the mix (only where ``madmom`` imports: its models are CC BY-NC-SA,
+  not shipped with stemwright) and stemwright's own analysis.
 
 Usage::
 
@@ -97,7 +102,8 @@ def score(song: Path, stems_dir: Path, wanted: list[str]) -> dict:
         "key": f"{NOTES[t['tonic']]} {t['mode']}", "est_key": est_key,
         "key_ok": (a.key_tonic, a.key_mode) == (t["tonic"], t["mode"]),
         "key_mirex": mir_eval.key.weighted_score(f"{NOTES[t['tonic']]} {t['mode']}", est_key),
-        "majmin": majmin, "sevenths": sevenths, "seconds": seconds,
+        "majmin": majmin, "sevenths": sevenths, "seconds": seconds, "unsure": a.octave_uncertain,
+        "key_conf": a.key_confidence,
     }
 
 
@@ -119,6 +125,76 @@ def report(rows: list[dict], label: str) -> None:
     print(f"key exact                           {mean('key_ok'):.2f}  (MIREX weighted {mean('key_mirex'):.2f})")
     print(f"chords majmin / sevenths            {mean('majmin'):.2f} / {mean('sevenths'):.2f}")
     print(f"seconds per song                    {mean('seconds'):.2f}")
+    octave = [r for r in rows if r["octave"]]
+    print(f"octave errors flagged octave_uncertain {sum(r['unsure'] for r in octave)} of {len(octave)}")
+    reliability(rows, "conf", "tempo_ok", "tempo")
+    reliability(rows, "key_conf", "key_ok", "key")
+
+
+BINS = (0.0, 0.5, 0.9, 1.0001)
+
+
+def reliability(rows: list[dict], conf: str, ok: str, what: str) -> None:
+    """Songs and share right per confidence bin: the confidence means something when the >= 0.9 bin is >= 95 % right."""
+    print(f"reliability of the {what} confidence:  " + "   ".join(
+        f"[{lo:.1f}, {min(hi, 1.0):.1f}{']' if hi > 1 else ')'}: {len(b)} songs, right "
+        + (f"{np.mean([r[ok] for r in b]):.2f}" if b else "-")
+        for lo, hi in zip(BINS[:-1], BINS[1:]) for b in [[r for r in rows if lo <= r[conf] < hi]]))
+
+
+def _mono(folder: Path, names: tuple[str, ...]) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    total, rate = None, 0
+    for n in names:
+        x, rate = sf.read(str(folder / f"{n}.wav"), dtype="float32", always_2d=True)
+        total = x.mean(axis=1) if total is None else total + x.mean(axis=1)
+    return total, rate
+
+
+def tracker_beats(song: Path, stems_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Beats (and downbeats, or None) of each candidate tracker on one song."""
+    import librosa
+
+    rhythm, rate = _mono(stems_dir, ("drums", "bass"))
+    y = librosa.resample(rhythm, orig_sr=rate, target_sr=22050)
+    onset = librosa.onset.onset_strength(y=y, sr=22050, hop_length=512)
+    to_t = lambda f: librosa.frames_to_time(f, sr=22050, hop_length=512)  # noqa: E731
+    out = {"librosa beat_track (drums+bass)": (to_t(librosa.beat.beat_track(onset_envelope=onset, sr=22050,
+                                                                         hop_length=512)[1]), None)}
+    pulse = librosa.beat.plp(onset_envelope=onset, sr=22050, hop_length=512)
+    out["librosa PLP (drums+bass)"] = (to_t(np.flatnonzero(librosa.util.localmax(pulse))), None)
+    try:
+        from madmom.audio.signal import Signal
+        from madmom.features.downbeats import DBNDownBeatTrackingProcessor, RNNDownBeatProcessor
+    except Exception:  # madmom is optional (and its models non-commercial): compared only where it imports
+        pass
+    else:
+        mix, rate = _mono(stems_dir, ("drums", "bass", "other", "vocals"))
+        act = RNNDownBeatProcessor()(Signal(mix, sample_rate=rate, num_channels=1))
+        bd = DBNDownBeatTrackingProcessor(beats_per_bar=[3, 4], fps=100)(act)
+        out["madmom RNN+DBN (mix)"] = (bd[:, 0], bd[bd[:, 1] == 1, 0])
+    return out
+
+
+def compare(songs: list[Path], stems_of, rows: list[dict]) -> None:
+    import mir_eval
+
+    table: dict[str, list[tuple[bool, float, float]]] = {}
+    for song in songs:
+        t = truth(song)
+        for name, (beats, downs) in tracker_beats(song, stems_of(song)).items():
+            bpm = 60.0 / np.median(np.diff(beats)) if len(beats) > 2 else 0.0
+            table.setdefault(name, []).append((
+                abs(bpm / t["tempo"] - 1) <= 0.02, mir_eval.beat.f_measure(t["beats"], beats),
+                mir_eval.beat.f_measure(t["downbeats"], downs) if downs is not None else float("nan")))
+    # stemwright's own row: its reported tempo ("no steady tempo" counts as wrong), from the main table
+    table["stemwright analyze (stems)"] = [(r["tempo_ok"], r["beat_f"], r["downbeat_f"]) for r in rows]
+    print(f"\ntrackers on the same {len(songs)} songs (tempo from the median beat interval, +-2 %)")
+    print(f"{'tracker':<32}{'tempo':>7}{'beat F':>8}{'downbeat F':>12}")
+    for name, rows in table.items():
+        ok, bf, df = (np.mean([r[i] for r in rows]) for i in range(3))
+        print(f"{name:<32}{ok:7.2f}{bf:8.2f}{df:12.2f}")
 
 
 def real_songs(folder: Path) -> None:
@@ -139,6 +215,7 @@ def main() -> None:
     parser.add_argument("--separated", type=Path, help="analyse DIR/<song>/ stems instead of the true stems")
     parser.add_argument("--real", type=Path, help="also analyse the audio files of this folder as-is")
     parser.add_argument("--limit", type=int, default=0, help="only the first N songs")
+    parser.add_argument("--compare", action="store_true", help="also compare the candidate beat trackers")
     args = parser.parse_args()
     songs = sorted(p for p in args.folder.iterdir() if (p / "song.json").is_file())
     if args.separated:
@@ -150,6 +227,8 @@ def main() -> None:
     wanted = args.stems.split(",")
     rows = [score(s, args.separated / s.name if args.separated else s, wanted) for s in songs]
     report(rows, f"stems {args.stems} ({'separated: ' + str(args.separated) if args.separated else 'true stems'})")
+    if args.compare:
+        compare(songs, lambda s: args.separated / s.name if args.separated else s, rows)
     if args.real:
         real_songs(args.real)
 

@@ -1289,3 +1289,21 @@ def test_studio_drums_panel(server, browser, mixtures_dir, tmp_path):
     assert page.input_value("#drum-blend") == "0.8"
     assert not errors, errors
     context.close()
+
+
+def test_metronome_half_and_double_time_grid(server, browser):
+    """Issue 26: when the analysis is not sure of the tempo's octave, the practice tools rescale the grid the
+    metronome clicks on: 2x adds a beat (and a bar line) half-way between each pair, 1/2x keeps the downbeats' beats."""
+    url, _data = server
+    page = browser.new_page()
+    page.goto(url)
+    a = {"tempo_bpm": 160.0, "mean_bpm": 160.0, "beats": [0.375 * k for k in range(9)],
+         "downbeats": [0.0, 1.5, 3.0], "octave_uncertain": True, "tempo_alternatives": [80.0, 320.0]}
+    got = page.evaluate("""async (a) => { const m = await import('/static/practice.js');
+        return [m.scaleGrid(a, 2), m.scaleGrid(a, 0.5), m.scaleGrid(a, 1)]; }""", a)
+    double, half, same = got
+    assert double["tempo_bpm"] == 320.0 and np.allclose(double["beats"], [0.1875 * k for k in range(17)])
+    assert np.allclose(double["downbeats"], [0.0, 0.75, 1.5, 2.25, 3.0])
+    assert half["tempo_bpm"] == 80.0 and np.allclose(half["beats"], [0.0, 0.75, 1.5, 2.25, 3.0])
+    assert np.allclose(half["downbeats"], [0.0, 3.0]) and same == a
+    page.close()

@@ -14,8 +14,8 @@ def _tempo_line(result) -> str:
     if result.tempo_bpm is None:
         return (f"tempo   no steady tempo: {result.tempo_note} (about {result.mean_bpm:.0f} BPM on average; "
                 f"{len(result.beats)} beats from {'+'.join(result.rhythm_stems)})")
-    octave = "" if result.tempo_confidence >= 0.9 else (
-        f"; or {result.tempo_bpm / 2:.2f} / {result.tempo_bpm * 2:.2f} (half / double time)")
+    octave = "" if not result.octave_uncertain else (
+        f"; octave uncertain: or {' / '.join(f'{b:.2f}' for b in result.tempo_alternatives)} (half / double time)")
     return (f"tempo   {result.tempo_bpm:.2f} BPM (confidence {result.tempo_confidence:.2f}{octave}; "
             f"{len(result.beats)} beats from {'+'.join(result.rhythm_stems)})")
 

@@ -25,6 +25,7 @@ export async function showAnalysis(songId) {
     out.textContent = `${tempo} · ${a.time_signature} · ${a.key}`;
     if (a.tempo_bpm == null && a.tempo_note) out.title = a.tempo_note;
     if (a.tempo_bpm != null || !a.tempo_note) out.title = "Tempo, time signature and key, analysed once from the stems";
+    offerOctaves(a);
     showTimePitch();
     mixer.dirty = true; // the ruler numbers the bars now
   } catch (e) {
@@ -32,6 +33,32 @@ export async function showAnalysis(songId) {
     if (e.status === 429) setTimeout(() => { if (mixer.songId === songId) showAnalysis(songId); }, ANALYSIS_RETRY_MS);
     else out.textContent = "";
   }
+}
+
+// -- ½× / 2×: when the analysis is not sure of the octave (analysis.octave_uncertain: the song may be in half or
+// double time), a choice next to the tempo rescales the grid the metronome, count-in and loop keys use: 2× adds a
+// beat (and a bar line) half-way between each pair, ½× keeps every other one (the downbeats' beats).
+export function scaleGrid(a, factor) {
+  if (factor === 1) return a;
+  const every = (ts, keep) => ts.filter((_, i) => i % 2 === keep);
+  const halves = (ts) => ts.flatMap((t, i) => (i + 1 < ts.length ? [t, (t + ts[i + 1]) / 2] : [t]));
+  const first = a.beats.findIndex((t) => Math.abs(t - (a.downbeats[0] ?? a.beats[0])) < 1e-3);
+  return { ...a, tempo_bpm: a.tempo_bpm * factor, mean_bpm: a.mean_bpm * factor,
+    beats: factor > 1 ? halves(a.beats) : every(a.beats, Math.max(first, 0) % 2),
+    downbeats: factor > 1 ? halves(a.downbeats) : every(a.downbeats, 0) };
+}
+
+function offerOctaves(a) {
+  $("#tempo-octave")?.remove();
+  if (!a.octave_uncertain || a.tempo_bpm == null) return;
+  const select = document.createElement("select");
+  select.id = "tempo-octave";
+  select.setAttribute("aria-label", "Metronome tempo: the analysed one, half or double (the octave is uncertain)");
+  select.title = `The tempo may be half or double (${a.tempo_alternatives.map((b) => b.toFixed(1)).join(" / ")} BPM): ` +
+    "the metronome, count-in and loop keys follow this choice";
+  for (const [factor, label] of [[0.5, "½×"], [1, "1×"], [2, "2×"]]) select.add(new Option(label, String(factor), factor === 1, factor === 1));
+  select.onchange = () => { mixer.analysis = scaleGrid(a, Number(select.value)); };
+  $("#analysis").after(select);
 }
 
 // -- A/B: the original song against the current mix, at the same position. The original is fetched and decoded
