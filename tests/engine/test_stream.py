@@ -101,3 +101,48 @@ def test_progress_counts_chunks() -> None:
 def test_empty_stream_is_refused() -> None:
     with pytest.raises(ValueError, match="no samples"):
         list(separate_blocks(Identity(), iter([])))
+
+
+@pytest.mark.parametrize("batch_size, shifts, multiple", [(1, 0, 1), (3, 0, 16), (2, 1, 16)])
+@pytest.mark.parametrize("first", [0.05, 0.13, 2.0])
+def test_short_first_chunk_equals_in_memory(batch_size: int, shifts: int, multiple: int, first: float) -> None:
+    """The short first chunk rule: the stream and the array path run the same grid, and an identity model still
+    reconstructs its input (each chunk weighted by the triangle of its own length)."""
+    for length in (13, 250, 777):
+        x = torch.randn(2, length, generator=torch.Generator().manual_seed(length))
+        for model in (Identity(segment=0.7, multiple=multiple), Mixing()):
+            kw = dict(overlap=0.3, batch_size=batch_size, shifts=shifts, seed=3, first_segment=first)
+            ref = separate_tensor(model, x, **kw)
+            out = _stream(model, x, 17, **kw)
+            assert out.shape == ref.shape
+            assert float((out - ref).abs().max()) <= 1e-6, (type(model).__name__, length)
+            if isinstance(model, Identity):
+                assert float((out[0] - x).abs().max()) < 1e-6
+
+
+def test_short_first_chunk_hands_out_the_start_early() -> None:
+    """With a first chunk of 0.1 s (10 samples, doubling: 10, 20, 40, then 70), the first output comes after the
+    first chunk's window has arrived, not after a full segment's; without the rule it waits for 70 samples."""
+    x = torch.randn(2, 300, generator=torch.Generator().manual_seed(0))
+    for first, expect_at in ((0.1, 10), (None, 70)):
+        model = Identity(segment=0.7)
+        engine = StreamEngine(model, overlap=0.3, first_segment=first)
+        got_at = None
+        for i in range(300):
+            out = engine.push(x[:, i : i + 1])
+            if out is not None and out.shape[-1] and got_at is None:
+                got_at = i + 1
+        assert got_at == expect_at
+        if first:
+            assert model.seen[:4] == [10, 20, 40, 70]
+
+
+def test_chunk_grid_ramp() -> None:
+    from stemwright.engine.chunking import ChunkGrid, plan_offsets
+
+    grid = ChunkGrid(100, 0.25, 10)
+    assert grid.ramp == (10, 20, 40, 80)
+    assert grid.chunks(400)[:6] == [(0, 10), (7, 20), (22, 40), (52, 80), (112, 100), (187, 100)]
+    assert [o for o, _ in ChunkGrid(100, 0.25).chunks(1000)] == plan_offsets(1000, 100, 0.25)
+    with pytest.raises(ValueError):
+        ChunkGrid(100, 0.25, 0)

@@ -8,6 +8,8 @@ weights, so an identity model reconstructs its input exactly for any length, ove
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 
@@ -20,6 +22,60 @@ def plan_offsets(length: int, segment_length: int, overlap: float) -> list[int]:
         raise ValueError(f"segment length must be positive, got {segment_length}")
     stride = max(1, int((1 - overlap) * segment_length))
     return list(range(0, max(length, 1), stride))
+
+
+# A ramp of chunks never has more than this many before the full ones (a 1-sample first chunk doubled 40 times is
+# longer than any segment): bounds the plan whatever the arguments.
+MAX_RAMP = 40
+
+
+@dataclass(frozen=True)
+class ChunkGrid:
+    """Where each chunk starts and how long it is: ``segment_length`` samples every ``(1 - overlap) *
+    segment_length``, or, with ``first_length`` (the *short first chunk* rule, for hearing a song while it is
+    separated), a first chunk of ``first_length`` samples, each next one twice the previous, up to
+    ``segment_length``, then the usual ones. Each chunk starts ``(1 - overlap)`` of the previous one's length after
+    it, so neighbours always crossfade over ``overlap`` of the shorter one; each is weighted by the triangle of its
+    own length. Without ``first_length`` the grid is :func:`plan_offsets`'s exactly.
+    """
+
+    segment_length: int
+    overlap: float
+    first_length: int | None = None
+    ramp: tuple[int, ...] = field(init=False)  # lengths of the chunks before the first full one
+
+    def __post_init__(self) -> None:
+        plan_offsets(1, self.segment_length, self.overlap)  # validates overlap and length
+        if self.first_length is not None and self.first_length <= 0:
+            raise ValueError(f"first chunk length must be positive, got {self.first_length}")
+        ramp: list[int] = []
+        n = self.first_length
+        while n is not None and n < self.segment_length and len(ramp) < MAX_RAMP:
+            ramp.append(n)
+            n *= 2
+        object.__setattr__(self, "ramp", tuple(ramp))
+
+    def stride_after(self, length: int) -> int:
+        """Samples between the start of a chunk of ``length`` samples and the next one."""
+        return max(1, int((1 - self.overlap) * length))
+
+    def chunk(self, k: int) -> tuple[int, int]:
+        """``(offset, nominal length)`` of chunk ``k`` (the last chunk of a track is cut at its end)."""
+        offset = sum(self.stride_after(n) for n in self.ramp[:k])
+        if k < len(self.ramp):
+            return offset, self.ramp[k]
+        return offset + (k - len(self.ramp)) * self.stride_after(self.segment_length), self.segment_length
+
+    def chunks(self, length: int) -> list[tuple[int, int]]:
+        """``(offset, length)`` of every chunk of a track of ``length`` samples, the lengths cut at its end."""
+        out = []
+        k = 0
+        while True:
+            offset, n = self.chunk(k)
+            if offset >= max(length, 1):
+                return out
+            out.append((offset, min(n, length - offset)))
+            k += 1
 
 
 def triangle_weight(segment_length: int, transition_power: float = 1.0) -> torch.Tensor:
