@@ -141,7 +141,7 @@ class Separator:
     :mod:`stemwright.engine.precision`.
 
     ``first_segment`` (seconds): the *short first chunk* rule (:class:`~stemwright.engine.chunking.ChunkGrid`): a
-    first chunk that short, each next one twice as long up to the segment, so that a stream's first seconds are
+    first chunk that short, each next one 1.5 times as long up to the segment, so that a stream's first seconds are
     final after one short model call (the studio plays a song while it is separated); it changes the stems near
     the start a little (docs/studio.md measures how much). Chunked models only.
 

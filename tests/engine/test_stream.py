@@ -121,8 +121,9 @@ def test_short_first_chunk_equals_in_memory(batch_size: int, shifts: int, multip
 
 
 def test_short_first_chunk_hands_out_the_start_early() -> None:
-    """With a first chunk of 0.1 s (10 samples, doubling: 10, 20, 40, then 70), the first output comes after the
-    first chunk's window has arrived, not after a full segment's; without the rule it waits for 70 samples."""
+    """With a first chunk of 0.1 s (10 samples, growing by 1.5: 10, 15, 22, 33, 49, then 70), the first output
+    comes after the first chunk's window has arrived, not after a full segment's; without the rule it waits for 70
+    samples."""
     x = torch.randn(2, 300, generator=torch.Generator().manual_seed(0))
     for first, expect_at in ((0.1, 10), (None, 70)):
         model = Identity(segment=0.7)
@@ -134,15 +135,16 @@ def test_short_first_chunk_hands_out_the_start_early() -> None:
                 got_at = i + 1
         assert got_at == expect_at
         if first:
-            assert model.seen[:4] == [10, 20, 40, 70]
+            assert model.seen[:6] == [10, 15, 22, 33, 49, 70]
 
 
 def test_chunk_grid_ramp() -> None:
     from stemwright.engine.chunking import ChunkGrid, plan_offsets
 
     grid = ChunkGrid(100, 0.25, 10)
-    assert grid.ramp == (10, 20, 40, 80)
-    assert grid.chunks(400)[:6] == [(0, 10), (7, 20), (22, 40), (52, 80), (112, 100), (187, 100)]
+    assert grid.ramp == (10, 15, 22, 33, 49, 73)
+    assert grid.chunks(400)[:8] == [(0, 10), (7, 15), (18, 22), (34, 33), (58, 49), (94, 73), (148, 100), (223, 100)]
+    assert grid.chunks(40) == [(0, 10), (7, 15), (18, 22), (34, 6)]
     assert [o for o, _ in ChunkGrid(100, 0.25).chunks(1000)] == plan_offsets(1000, 100, 0.25)
     with pytest.raises(ValueError):
         ChunkGrid(100, 0.25, 0)

@@ -114,7 +114,7 @@ def separate_tensor(
     """Separate one track with chunked overlap-add inference.
 
     ``first_segment`` (seconds): the short first chunk rule of :class:`~stemwright.engine.chunking.ChunkGrid`
-    (a first chunk that short, each next one twice as long up to ``segment``), what lets a stream hand out its
+    (a first chunk that short, each next one longer up to ``segment``), what lets a stream hand out its
     first seconds early; chunked models only (ignored for whole-track calls).
 
     ``segment`` is in seconds (default: the model's own ``segment``; ``None`` there means the whole track in one
