@@ -7,6 +7,7 @@
 //   compare.js   compare two models' separations      practice.js  analysis, A/B, loop samples, export
 //   mixdoc.js    mix document, undo, saved mixes, autosave          keys.js      keyboard shortcuts
 //   mixer.js     open/close a song, the controls       main.js      routing and the test façade (window.studio)
+//   progressive.js the stems as raw segments; play while separating (wait at the separated end, resume)
 import { $, setStatus } from "./api.js";
 import { library, listenEvents, loadModels, refreshSongs, renderSongs, setupDropzone, uploadAll } from "./library.js";
 import { setupKeys } from "./keys.js";
@@ -14,6 +15,7 @@ import { closeMixer, openMixer, renderOffline, setupMixerControls } from "./mixe
 import { applyPreset, autosave, mixDocument, saveMix } from "./mixdoc.js";
 import { refreshCompare } from "./compare.js";
 import { mixer, playing, position } from "./state.js";
+import { streamState } from "./progressive.js";
 import { pitchFactor, renderTimePitch, shifterDelay } from "./timepitch.js";
 import { seek, setTimePitch, togglePlay } from "./transport.js";
 import { showLoop, zoomTo } from "./waveform.js";
@@ -50,7 +52,7 @@ function snapshot() {
     rulerLabels: m.rulerLabels.map((l) => ({ ...l })), chordLabels: m.chordLabels.map((l) => ({ ...l })), speed: m.speed, semitones: m.semitones,
     pitchFactor: m.pitchNode ? m.pitchNode.factor : pitchFactor(), shifterDelay: shifterDelay(),
     compare: m.compare && { jobId: m.compare.jobId, models: [...m.compare.models], bleed: [...m.compare.bleed] },
-    sourceRates: m.sources.map((s) => s.playbackRate.value),
+    sourceRates: m.sources.map((s) => s.playbackRate.value), stream: streamState(),
     masterImage: m.masterImage && { width: m.masterImage.width, lit: litPixels(m.masterImage) },
     strips: m.strips.map((s, i) => ({ name: s.name, gainDb: s.gainDb, pan: s.pan, mute: s.mute, solo: s.solo,
       faderGain: s.fader.gain.value, useAlt: !!s.useAlt, hasImage: !!s.image,
