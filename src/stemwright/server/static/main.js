@@ -67,6 +67,11 @@ window.studio = Object.freeze({
   songs: () => structuredClone(library.songs),
   position, togglePlay, seek, setTimePitch, zoomTo, applyPreset, saveMix, mixDocument, autosave,
   refreshCompare, refreshSongs, uploadAll, renderOffline, renderTimePitch,
+  // samples of a strip's buffer (what the page plays), at most 2^20 a call
+  stemSamples(name, channel, start, count) {
+    const s = mixer.strips.find((x) => x.name === name);
+    return s ? Array.from(s.buffer.getChannelData(channel).subarray(start, start + Math.min(count, 1 << 20))) : null;
+  },
   setLoop(loop) { Object.assign(mixer.loop, loop); $("#loop").checked = mixer.loop.on; showLoop(); },
   redraw() { mixer.dirty = true; },
   showSongs(songs) { library.songs = songs; renderSongs(); },
