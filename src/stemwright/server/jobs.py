@@ -85,6 +85,17 @@ def cached_model(name: str) -> Any:
         return model
 
 
+def warm_up(model: Any) -> None:
+    """One short call of ``model`` on silence, so that the first song's first chunk does not pay for the first
+    call's set-up (the CPU kernel choice, allocations)."""
+    import torch  # function-level: torch loads in the warm-up thread, not when the server module is imported
+
+    from stemwright.engine.run import run_batch
+
+    device = next(model.parameters(), torch.zeros(0)).device
+    run_batch(model, [torch.zeros(int(model.audio_channels), int(model.samplerate))], device)
+
+
 def default_separator_factory(model: str, progress: Callable) -> Any:
     from stemwright.api import Separator  # function-level: torch loads with the first job, not at import
 
@@ -122,6 +133,7 @@ class JobRunner:
         self.song_changed = song_changed or (lambda _song_id: None)
         self._analysing: dict[str, threading.Event] = {}  # separation job id -> set when its analysis ends
         self._segments: dict[str, SegmentLog] = {}  # running job id -> the stems separated so far
+        self.model_ready = threading.Event()  # set once warm() has loaded the default model (or had nothing to do)
 
     def start(self) -> None:
         for i in range(self.workers):
@@ -175,12 +187,13 @@ class JobRunner:
     def warm(self, model: str) -> None:
         """Load ``model`` before the first job needs it (the default factory's cache; a test's factory loads
         nothing)."""
-        if self.separator_factory is not default_separator_factory:
-            return
         try:
-            cached_model(model)
+            if self.separator_factory is default_separator_factory:
+                warm_up(cached_model(model))
         except Exception:  # noqa: BLE001 - the first job loads it again and reports the error
             log.exception("could not load model %s ahead of the first job", model)
+        finally:
+            self.model_ready.set()
 
     def segments(self, job_id: str) -> SegmentLog | None:
         """The segments of running job ``job_id`` (None when it is not running or has none yet)."""

@@ -29,7 +29,7 @@ function needStems(waiting) {
 export const stream = {
   songId: null, jobId: null, done: true, stems: [], channels: 0, rate: 0, frames: 0, segments: [], count: 0,
   extent: 0, buffers: [], waiting: false, waitAt: 0, stalls: 0, timer: 0, watch: 0, token: 0,
-  openedAt: 0, firstSoundAt: null, separatedAt: null, autoplay: false,
+  openedAt: 0, uploadedAt: null, firstSoundAt: null, separatedAt: null, autoplay: false, pendingOpen: null,
 };
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -255,7 +255,7 @@ export function closeStream() {
 }
 
 // The library: a song uploaded from this tab opens in the mixer as soon as its first seconds are separated.
-export function openWhenSeparated(songId) { stream.pendingOpen = songId; }
+export function openWhenSeparated(songId) { stream.pendingOpen = songId; stream.uploadedAt = Date.now(); }
 export function onJobUpdate(song, job) {
   if (song.id !== stream.pendingOpen || !(job.separated_s > 0) || location.hash.startsWith("#/song/")) return;
   stream.pendingOpen = null;
@@ -267,5 +267,5 @@ export function onJobUpdate(song, job) {
 export function streamState() {
   return { done: stream.done, extent: stream.extent / (stream.rate || 1), frames: stream.frames, until: mixer.until,
     waiting: stream.waiting, stalls: stream.stalls, segments: stream.segments.length, openedAt: stream.openedAt,
-    firstSoundAt: stream.firstSoundAt, separatedAt: stream.separatedAt };
+    uploadedAt: stream.uploadedAt, firstSoundAt: stream.firstSoundAt, separatedAt: stream.separatedAt };
 }
