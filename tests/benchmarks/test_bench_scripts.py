@@ -86,3 +86,17 @@ def test_bench_default_speed_per_isa_level() -> None:
     rows = [json.loads(line.split(" speed ", 1)[1]) for line in out.splitlines() if " speed " in line]
     assert [r["isa"] for r in rows] == ["avx2", "native"]
     assert rows[0]["aten_isa"] == "AVX2" and all(r["seconds"] > 0 and "kernels" in r for r in rows)
+
+
+@pytest.mark.slow  # a server, a Chromium and a separation: ~30 s on an idle 2-core machine
+@pytest.mark.browser
+def test_bench_first_sound_json() -> None:
+    """The studio benchmark end to end on a 6 s song with `classic`: one JSON object with the issue's fields."""
+    import json
+
+    out = _run("benchmarks/bench_first_sound.py", "-m", "classic", "--seconds", "6", "--json", "--timeout", "300")
+    row = json.loads(out.strip().splitlines()[-1])
+    assert {"model", "song_s", "first_sound_s", "separated_s", "stalls"} <= set(row)
+    assert row["model"] == "classic" and row["song_s"] == 6
+    assert row["first_sound_s"] is not None and 0 < row["first_sound_s"] <= row["separated_s"] + 1
+    assert row["stalls"] >= 0 and row["finished_mixer_load_s"] > 0

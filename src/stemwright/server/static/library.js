@@ -68,6 +68,8 @@ export function renderSongs() {
     };
     // the latest finished stems stay playable while a re-run is queued, running, cancelled, failed or interrupted
     if (s.stems.length) btn("Open mixer", () => { location.hash = `#/song/${s.id}`; }, "primary open");
+    // a first separation plays while it runs (progressive.js): the mixer opens with the first seconds
+    else if (s.status === "queued" || s.status === "running") btn("Listen", () => { location.hash = `#/song/${s.id}`; }, "listen");
     // a job that has ended meanwhile (409) shows its real state after the refresh
     if (s.status === "queued" || s.status === "running") btn("Cancel", () => api(`/api/jobs/${job.id}/cancel`, { method: "POST" }).catch((e) => setStatus(e.message)).finally(refreshSongs), "cancel");
     if (FINISHED.includes(s.status)) btn("Re-run", () => rerun(s.id), "rerun");
@@ -134,10 +136,10 @@ export async function uploadAll(files) {
   const err = $("#upload-error");
   err.classList.add("hidden");
   const failures = [];
-  let first = true;
+  // one song dropped opens in the mixer as soon as its first seconds are separated; a batch stays in the library
+  const one = Array.from(files).length === 1;
   for (const f of Array.from(files)) {
-    const msg = await upload(f, first);
-    first = first && !!msg;
+    const msg = await upload(f, one);
     if (msg) { failures.push(msg); err.textContent = failures.join("\n"); err.classList.remove("hidden"); }
   }
 }
