@@ -1112,5 +1112,13 @@ def test_play_while_separating(server_process, browser, tmp_path):
     np.testing.assert_allclose(job_vocals.T, offline, atol=1e-6)
     assert heard.shape == offline.shape
     np.testing.assert_array_equal(heard, job_vocals.T)
+    # the finished song opened again: all its segments (read from the stems, several at a time) in place
+    page.evaluate("() => { location.hash = '#/'; }")
+    page.wait_for_selector("#library-view:not(.hidden)")
+    _open_song(page, song_id)
+    assert page.evaluate("window.studio.state().stream.done") is True
+    again = np.stack([np.frombuffer(base64.b64decode(page.evaluate(STEM_BYTES, ["vocals", c, seconds * sr])), "<f4")
+                      for c in (0, 1)])
+    np.testing.assert_array_equal(again, job_vocals.T)
     assert errors == []
     page.close()

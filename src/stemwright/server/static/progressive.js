@@ -91,18 +91,37 @@ async function loadNext() {
     await refreshIndex(); // the separation finished meanwhile: its stems are on another grid
     return true;
   }
-  const from = stream.extent - start;
-  const to = Math.min(frames, stream.frames - start); // the expected length may be a few frames short
-  if (to > from) {
-    stream.stems.forEach((_, i) => {
-      for (let c = 0; c < stream.channels; c++) {
-        const base = (i * stream.channels + c) * frames;
-        stream.buffers[i].copyToChannel(data.subarray(base + from, base + to), c, stream.extent);
-      }
-    });
-  }
+  place(data, start, frames, stream.extent - start);
   stream.extent = Math.max(stream.extent, start + frames);
   return true;
+}
+
+// Copy frames [from, frames) of a segment starting at frame `start` into the buffers.
+function place(data, start, frames, from) {
+  const to = Math.min(frames, stream.frames - start); // the expected length may be a few frames short
+  if (to <= from) return;
+  stream.stems.forEach((_, i) => {
+    for (let c = 0; c < stream.channels; c++) {
+      const base = (i * stream.channels + c) * frames;
+      stream.buffers[i].copyToChannel(data.subarray(base + from, base + to), c, start + from);
+    }
+  });
+}
+
+// A finished song: every segment, a few requests at a time (the server reads one while the page copies another).
+async function loadAll(token) {
+  let next = 0;
+  const worker = async () => {
+    while (next < stream.segments.length && token === stream.token) {
+      const k = next++;
+      const [start, frames] = stream.segments[k];
+      const res = await api(`/api/songs/${stream.songId}/stream/${k}?job=${stream.jobId}`);
+      place(new Float32Array(await res.arrayBuffer()), start, frames, 0);
+    }
+  };
+  await Promise.all([worker(), worker(), worker()]);
+  if (token !== stream.token) throw new Error("closed");
+  stream.extent = stream.frames;
 }
 
 // The buffers, names and peaks for openMixer: all of a finished song, or the first seconds of one being separated.
@@ -118,7 +137,7 @@ export async function loadStems(songId, ctx) {
   stream.frames = Math.max(1, index.frames);
   stream.buffers = stream.stems.map(() => ctx.createBuffer(stream.channels, stream.frames, stream.rate));
   if (stream.done) {
-    while (stream.extent < stream.frames && await loadNext()) { if (token !== stream.token) throw new Error("closed"); }
+    await loadAll(token);
   } else {
     await loadNext();
   }
