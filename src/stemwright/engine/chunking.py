@@ -39,7 +39,9 @@ class ChunkGrid:
     separated), a first chunk of ``first_length`` samples, each next one RAMP_GROWTH times the previous, up to
     ``segment_length``, then the usual ones. Each chunk starts ``(1 - overlap)`` of the previous one's length after
     it, so neighbours always crossfade over ``overlap`` of the shorter one; each is weighted by the triangle of its
-    own length. Without ``first_length`` the grid is :func:`plan_offsets`'s exactly.
+    own length; the ramp is stretched so that the first full chunk starts on :func:`plan_offsets`'s grid, which
+    the chunks then follow (so the stems past the ramp equal those without the rule). Without ``first_length`` the
+    grid is :func:`plan_offsets`'s exactly.
     """
 
     segment_length: int
@@ -56,7 +58,35 @@ class ChunkGrid:
         while n is not None and n < self.segment_length and len(ramp) < MAX_RAMP:
             ramp.append(n)
             n = max(n + 1, int(n * RAMP_GROWTH))
-        object.__setattr__(self, "ramp", tuple(ramp))
+        object.__setattr__(self, "ramp", self._aligned(tuple(ramp)))
+
+    def _aligned(self, ramp: tuple[int, ...]) -> tuple[int, ...]:
+        """The ramp stretched so that the first full chunk starts on the usual grid (a multiple of the full
+        stride): past the ramp's last overlap the chunks, and so the stems, are exactly those without the rule.
+        Every ramp chunk is scaled by the smallest common factor that gets there (each capped at the segment
+        length), the last rounding taken off the latest chunk that can give it."""
+        full = self.stride_after(self.segment_length)
+        if not ramp or sum(self.stride_after(n) for n in ramp) % full == 0:
+            return ramp
+        target = -(-sum(self.stride_after(n) for n in ramp) // full) * full
+
+        def lengths(f: float) -> list[int]:
+            return [min(self.segment_length, max(1, int(n * f))) for n in ramp]
+
+        lo, hi = 1.0, self.segment_length / min(ramp) + 1.0  # at hi every chunk is capped: len(ramp) strides >= target
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if sum(map(self.stride_after, lengths(mid))) >= target else (mid, hi)
+        out = lengths(hi)
+        excess = sum(map(self.stride_after, out)) - target
+        for k in range(len(out) - 1, -1, -1):
+            if excess == 0:
+                break
+            want = self.stride_after(out[k]) - excess
+            m = next((m for m in range(out[k], 0, -1) if self.stride_after(m) <= want), None)
+            if m is not None and self.stride_after(m) == want:
+                out[k], excess = m, 0
+        return tuple(out) if excess == 0 else ramp
 
     def stride_after(self, length: int) -> int:
         """Samples between the start of a chunk of ``length`` samples and the next one."""
