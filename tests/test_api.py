@@ -412,3 +412,37 @@ def test_skip_existing_resume_and_overwrite_cleanup(tmp_path: Path) -> None:
     # Overwrite with another stem set removes the previous run's other stems: a folder never mixes two runs.
     Separator(Split(), device="cpu").separate_file(src, out, two_stems="low", overwrite=True)
     assert sorted(p.name for p in (out / "a").iterdir()) == ["low.wav", "no_low.wav", "stemwright.json"]
+
+
+def test_model_settings_are_checked_when_made_and_build_the_separator() -> None:
+    """``ModelSettings`` (what ``separate``, ``batch`` and each batch worker build a Separator from) refuses bad
+    chunking at once, with a typed error, and its separator carries every setting."""
+    from stemwright.api import ModelSettings
+    from stemwright.errors import SeparationError
+
+    for bad in ({"overlap": 1.0}, {"shifts": -1}, {"segment": 0.0}, {"model": ""}):
+        with pytest.raises(SeparationError):
+            ModelSettings(**{"model": "classic", **bad})
+    sep = ModelSettings(model="classic", device="cpu", segment=4.0, overlap=0.5, shifts=1,
+                        residual="other").separator()
+    assert (sep.model_name, str(sep.device), sep.segment, sep.overlap, sep.shifts, sep.residual) == \
+        ("classic", "cpu", 4.0, 0.5, 1, "other")
+
+
+def test_workers_default_and_same_stems(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from stemwright.engine import run
+
+    monkeypatch.setattr(run, "default_workers", lambda device: 2)
+    monkeypatch.setattr("stemwright.api.default_workers", run.default_workers)
+    x = music(3.5)
+    two = Separator(Split(), device="cpu")
+    assert two.workers == 2
+    serial = Separator(Split(), device="cpu", workers=1)
+    a, b = two.separate(x, SR), serial.separate(x, SR)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    streamed = {k: np.concatenate([blk[k] for blk in two.separate_stream(np.array_split(x, 7, axis=1), SR)], axis=1)
+                for k in a}
+    assert all(np.allclose(streamed[k], a[k], atol=1e-6) for k in a)
+    for bad in (0, 1.5, True):
+        with pytest.raises(SeparationError, match="workers"):
+            Separator(Split(), device="cpu", workers=bad)

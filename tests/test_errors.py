@@ -63,3 +63,45 @@ def test_bfloat16_tensors_are_separated() -> None:
                                                   for s in stems.values())
     reference = sep.separate(x.to(torch.bfloat16).float(), 44100)
     assert all(np.allclose(stems[k], reference[k]) for k in stems)
+
+
+# Exceptions that never reach a user as an error of theirs: control flow inside the studio's job queue, and the
+# studio's HTTP answer (an ApiError carries a status code, and is built from the typed errors below it).
+INTERNAL_EXCEPTIONS = {
+    "stemwright.server.jobs.JobCancelled",  # raised in a progress callback to stop a cancelled job
+    "stemwright.server.jobs.QueueFullError",  # answered as HTTP 503 by the router
+    "stemwright.server.exports.ExportBusyError",  # answered as HTTP 503 by the router
+    "stemwright.server.studio.ApiError",  # the HTTP answer itself
+    "stemwright.live.LiveError",  # the JACK client's own errors (live.py), mapped to exit codes by cli/live.py
+    "stemwright.live.LiveUsageError",
+}
+
+
+def _stemwright_exception_classes() -> dict[str, type]:
+    """Every exception class defined in a stemwright module, by qualified name (modules whose optional
+    dependencies are missing are skipped: the dependency test checks those imports)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    found: dict[str, type] = {}
+    for info in pkgutil.walk_packages(stemwright.__path__, "stemwright."):
+        try:
+            module = importlib.import_module(info.name)
+        except ImportError:
+            continue
+        for name, obj in vars(module).items():
+            if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__ == info.name:
+                found[f"{info.name}.{name}"] = obj
+    return found
+
+
+def test_every_error_a_user_can_meet_is_a_stemwright_error() -> None:
+    """One base: an error class defined anywhere in the package derives from StemwrightError (so the CLI and
+    callers tell errors apart by type and read the exit status from it), unless it is listed as internal."""
+    classes = _stemwright_exception_classes()
+    assert "stemwright.models.checkpoint.CheckpointError" in classes  # the walk sees the package
+    stray = sorted(name for name, cls in classes.items()
+                   if not issubclass(cls, errors.StemwrightError) and name not in INTERNAL_EXCEPTIONS)
+    assert not stray, f"not under StemwrightError: {stray}"
+    assert not INTERNAL_EXCEPTIONS - set(classes), "an internal exception listed here no longer exists"

@@ -35,7 +35,7 @@ def test_late_blocks_play_silence_on_stems_and_the_input_on_the_mix(jack_server,
     """No worker: the reserve of silence plays out, then every block is late (counted, stems silent, mix = the
     input), then the input ring fills and blocks are dropped; the session warns once."""
     require("jack")
-    from stemwright.live import LiveClient, LiveSession, WorkerReady
+    from stemwright.live import LiveClient, LiveSession, WorkerReady, WorkerSettings
     from stemwright.live_check import PERIOD, RATE, PlayRecord, wait_for_port
 
     plan = LivePlan(segment_length=4096, overlap=0.25, latency_samples=16 * PERIOD, block_size=PERIOD,
@@ -54,7 +54,9 @@ def test_late_blocks_play_silence_on_stems_and_the_input_on_the_mix(jack_server,
         recording = io.run(timeout=30)
         stats = client.stats()
         session = LiveSession.__new__(LiveSession)  # poll() of a session around this client, minus the process
-        session.client, session.plan, session.warned = client, plan, False
+        session.client, session.plan, session.warned, session.switched = client, plan, False, False
+        session.settings = WorkerSettings(model="test", device="cpu", offline=True, latency=plan.latency,
+                                          block_size=PERIOD)
         session.process = type("Alive", (), {"is_alive": staticmethod(lambda: True)})()
         with caplog.at_level(logging.WARNING, logger="stemwright.live"):
             session.poll()
@@ -80,3 +82,26 @@ def test_a_server_at_another_rate_is_refused(jack_server) -> None:
                     samplerate=48000)
     with pytest.raises(LiveError, match="44100 Hz.*start JACK at 48000 Hz"):
         LiveClient(WorkerReady(plan, ("a",), plan.latency_samples - plan.reserve_samples), ["a"], name="swrate")
+
+
+def test_gain_commands_set_the_mix_gains_or_say_why_not(jack_server) -> None:
+    require("jack")
+    from stemwright.live import LiveClient, LiveUsageError, WorkerReady
+    from stemwright.live_check import PERIOD, RATE
+
+    plan = LivePlan(segment_length=4096, overlap=0.25, latency_samples=16 * PERIOD, block_size=PERIOD,
+                    samplerate=RATE)
+    client = LiveClient(WorkerReady(plan, ("a", "b"), plan.latency_samples - plan.reserve_samples), ["a", "b"],
+                        mix=True, name="swgain")
+    try:
+        assert client.command("b 0.25\n") == "b gain 0.25" and client.gains.tolist() == [1.0, 0.25]
+        assert client.command("mute b") == "b muted" and client.gains[1] == 0.0
+        assert client.command("mute b") == "b muted"  # twice: unmute still restores the gain before the first
+        assert client.command("unmute b") == "b gain 0.25" and client.gains[1] == 0.25
+        for line, message in [("b loud", "gain must be a number"), ("b 4.5", "from 0 to 4"), ("b nan", "from 0"),
+                              ("c 1", "'c' is not an output stem"), ("mute", "expected 'STEM GAIN'")]:
+            with pytest.raises(LiveUsageError, match=message):
+                client.command(line)
+        assert client.gains.tolist() == [1.0, 0.25]  # bad lines change nothing
+    finally:
+        client.close()

@@ -2,7 +2,8 @@
 
 Public API (imported lazily so that ``import stemwright`` stays fast):
 
-- :class:`stemwright.Separator` — separate arrays or files into stems.
+- :class:`stemwright.Separator` — separate arrays or files into stems (:class:`stemwright.ModelSettings`: which
+  model and how it runs, as one value).
 - :class:`stemwright.Manifest` — the typed ``stemwright.json`` written beside every separated track.
 - :class:`stemwright.Mix`, :func:`stemwright.render` — the mixer engine (:class:`stemwright.Layer`: a layer of a mix).
 - :mod:`stemwright.drums` — drum replacement: ``stemwright.drums.replace(stems, out, kick=..., blend=...)``.
@@ -19,6 +20,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Separator": "stemwright.api:Separator",
+    "ModelSettings": "stemwright.api:ModelSettings",
     "Manifest": "stemwright.manifest:Manifest",
     "Mix": "stemwright.mixer.document:Mix",
     "render": "stemwright.mixer.render:render",

@@ -41,7 +41,7 @@ from stemwright.engine.device import resolve_device
 from stemwright.engine.progress import ProgressCallback, ProgressEvent, scaled
 from stemwright.engine.memory import retain_freed_memory
 from stemwright.engine.precision import choose_precision, precision_context
-from stemwright.engine.run import separate_tensor
+from stemwright.engine.run import default_workers, separate_tensor
 from stemwright.engine.live import LiveProcessor, plan_live
 from stemwright.engine.stream import StreamEngine
 from stemwright.models.base import check_model
@@ -120,6 +120,33 @@ def check_settings(segment: float | None = None, overlap: float | None = None, s
         raise SeparationError(f"batch_size must be >= 1, got {batch_size}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class ModelSettings:
+    """Which model a :class:`Separator` loads and how it runs it: the one value that ``separate``, ``batch`` and
+    every batch worker build their separator from (so a new model option is added here once)."""
+
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    segment: float | None = None
+    overlap: float | None = None
+    shifts: int = 0
+    residual: str | None = None
+    offline: bool = False
+    fast: bool = False  # bfloat16 where the device runs it natively
+    ensemble_method: str | None = None  # with an ensemble name ("a+b") only
+    ensemble_weights: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise SeparationError("model: a model must be named")
+        check_settings(self.segment, self.overlap, self.shifts)
+
+    def separator(self, progress: ProgressCallback | None = None) -> "Separator":
+        """A :class:`Separator` with these settings (loads the model)."""
+        return Separator(model=self.model, device=self.device, segment=self.segment, overlap=self.overlap,
+                         shifts=self.shifts, residual=self.residual, progress=progress, offline=self.offline,
+                         fast=self.fast, ensemble_method=self.ensemble_method,
+                         ensemble_weights=self.ensemble_weights)
 
 
 DEFAULT_OVERLAP = 0.25  # demucs' default: 25 % of a chunk crossfades with its neighbours
@@ -145,6 +172,10 @@ class Separator:
     final after one short model call (the studio plays a song while it is separated); it changes the stems near
     the start a little (docs/studio.md measures how much). Chunked models only.
 
+    ``workers=N`` runs N chunks at once in threads, each with 1/N of PyTorch's threads (default
+    :func:`stemwright.engine.run.default_workers`: 2 on a CPU with 2+ threads, chosen by measurement); the stems are
+    the same.
+
     ``model="a+b"`` is an ensemble of models (:mod:`stemwright.models.ensemble`), combined by ``ensemble_method``
     (default ``avg_wave``) with ``ensemble_weights`` (``"2,1"`` or ``"vocals=2,1;drums=1,3"``).
     """
@@ -163,9 +194,12 @@ class Separator:
         fast: bool = False,
         ensemble_method: str | None = None,
         ensemble_weights: str | None = None,
+        workers: int | None = None,
         first_segment: float | None = None,
     ) -> None:
         check_settings(segment, overlap, shifts, batch_size)
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise SeparationError(f"workers must be an integer >= 1, got {workers!r}")
         if first_segment is not None and not first_segment >= MIN_SEGMENT_SECONDS:
             raise SeparationError(f"first_segment must be at least {MIN_SEGMENT_SECONDS} s, got {first_segment}")
         self.device = resolve_device(device)
@@ -190,6 +224,8 @@ class Separator:
         self.overlap = overlap if overlap is not None else (default if default is not None else DEFAULT_OVERLAP)
         self.shifts = shifts
         self.batch_size = batch_size
+        # chunks run at once in threads; the stems do not depend on it, so the manifest does not record it
+        self.workers = workers if workers is not None else default_workers(self.device)
         self.residual = residual
         self.progress = progress
         # fast: bfloat16 where the device runs it natively, else float32 (stemwright.engine.precision)
@@ -296,6 +332,7 @@ class Separator:
             device=self.device,
             progress=progress,
             long_segment=LONG_INPUT_SEGMENT,
+            workers=self.workers,
             first_segment=self.first_segment,
         )
         return out.numpy()
@@ -417,7 +454,8 @@ class Separator:
     def _engine(self, progress: ProgressCallback | None, length_hint: int | None) -> StreamEngine:
         return StreamEngine(self.model, segment=self.segment, overlap=self.overlap, batch_size=self.batch_size,
                             shifts=self.shifts, device=self.device, progress=progress, length_hint=length_hint,
-                            long_segment=LONG_INPUT_SEGMENT, first_segment=self.first_segment)
+                            long_segment=LONG_INPUT_SEGMENT, workers=self.workers,
+                            first_segment=self.first_segment)
 
     def _check_block(self, raw: Any, origin: str, channels: int | None, warn: bool) -> np.ndarray:
         x = as_float_audio(raw)

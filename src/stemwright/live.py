@@ -22,11 +22,18 @@ behind that the input ring is full, input blocks are *dropped* (counted); the wo
 and restarts the processor (silence for one latency). The first late or dropped block is logged once as a warning;
 every one is counted in :class:`LiveStats`, and so are JACK's xruns.
 
+With a fallback model (``--fallback``), the worker switches to it once the client has counted
+``FALLBACK_AFTER_S`` of late or dropped blocks: it writes silence for every input block already written (the
+client skips those it played late), and the fallback's processor, planned to the same delay
+(:func:`~stemwright.engine.live.plan_fallback`) and warmed up at start, takes the next block as the first of its
+chunk grid. From there the output is the fallback's separation of the input from that block on, at the same delay.
+
 The JACK server must run at the model's rate (the input is not resampled).
 """
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing as mp
 import time
 import uuid
@@ -38,7 +45,7 @@ from typing import Any
 import jack
 import numpy as np
 
-from stemwright.engine.live import LivePlan
+from stemwright.engine.live import LivePlan, LiveProcessor
 from stemwright.errors import UsageError
 
 __all__ = ["LiveClient", "LiveError", "LiveSession", "LiveStats", "LiveUsageError", "LiveWorker", "ShmRing",
@@ -49,6 +56,13 @@ log = logging.getLogger(__name__)
 CHANNELS = ("L", "R")
 INPUT_RING_SECONDS = 4.0  # how far the worker may fall behind (beyond one stride) before input blocks are dropped
 STARTUP_TIMEOUT = 600.0  # seconds for the worker to load its model (a first download included)
+# late or dropped audio after which the worker switches to the fallback model: longer than a scheduling hiccup of a
+# loaded machine (a few blocks), short enough that a model that cannot keep up is replaced within a second
+FALLBACK_AFTER_S = 0.5
+MAX_GAIN = 4.0  # a live gain of the mix: up to +12 dB
+# a chunk measured at start taking more than this share of the time between chunks warns: the worker's reserve is one
+# stride, and the machine's load varies (a chunk at half the stride leaves room for a doubling)
+CHUNK_WARNING = 0.5
 
 
 class LiveError(ValueError):
@@ -73,6 +87,13 @@ class LiveStats:
     segment_length: int
     worker_cpu_s: float
     start_frame: int  # JACK frame time of the first block: where the chunk grid starts (-1: no block yet)
+    fallback_block: int = -1  # the block from which the fallback model separates (-1: no switch)
+    late_blocks_after_fallback: int = 0  # late blocks from that block on
+
+    @property
+    def fallbacks(self) -> int:
+        """Switches to the fallback model (0 or 1)."""
+        return int(self.fallback_block >= 0)
 
     @property
     def audio_s(self) -> float:
@@ -86,11 +107,15 @@ class LiveStats:
 class ShmRing:
     """A single-producer single-consumer ring of ``capacity`` float32 records of ``shape``, in shared memory.
 
-    Header: ``[write count, read count, worker CPU microseconds, spare]`` as int64; the writer stores the record's
-    data before it advances its count, the reader copies it out before it advances its own, and each count has
-    one writer, so no lock is needed (aligned 64-bit stores are atomic on x86-64 and ARM64)."""
+    Header: ``[write count, read count, two shared counters]`` as int64; the writer stores the record's data
+    before it advances its count, the reader copies it out before it advances its own, and each slot has one writer,
+    so no lock is needed (aligned 64-bit stores are atomic on x86-64 and ARM64). The counters: on the input ring,
+    ``TROUBLE`` (late + dropped blocks, written by the client); on the output ring, ``CPU`` (the worker's CPU
+    microseconds) and ``SWITCH`` (1 + the block from which the fallback separates; 0: none), written by the worker."""
 
     HEADER = 4
+    TROUBLE = CPU = 2
+    SWITCH = 3
 
     def __init__(self, shape: tuple[int, ...], capacity: int, name: str | None = None) -> None:
         self.shape, self.capacity = tuple(shape), capacity
@@ -157,6 +182,7 @@ class WorkerSettings:
     latency: float
     block_size: int
     channels: int = 2
+    fallback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +192,9 @@ class WorkerReady:
     plan: LivePlan
     sources: tuple[str, ...]
     processor_delay: int
+    fallback_plan: LivePlan | None = None
+    fallback_sources: tuple[str, ...] = ()
+    chunk_seconds: float = 0.0  # wall time of one chunk of the main model at warm-up (this machine, now)
 
 
 @dataclass(frozen=True)
@@ -178,27 +207,35 @@ class WorkerFailed:
 
 @dataclass(frozen=True)
 class Rings:
-    """The shared-memory names the client sends the worker, and the stems it wants (indices into the sources)."""
+    """The shared-memory names the client sends the worker, and the stems it wants (by name)."""
 
     input_name: str
     output_name: str
     input_capacity: int
     output_capacity: int
-    stem_index: tuple[int, ...]
+    stems: tuple[str, ...]
 
 
 class LiveWorker:
-    """The worker process's side: the processor between the two rings."""
+    """The worker process's side: the processor between the two rings (and the fallback's, once switched)."""
 
-    def __init__(self, processor: Any, rings: Rings) -> None:
-        self.processor = processor
+    def __init__(self, processor: LiveProcessor, rings: Rings, fallback: LiveProcessor | None = None) -> None:
         plan = processor.plan
         self.n, self.channels = plan.block_size, processor.channels
-        self.stem_index = list(rings.stem_index)
+        self.stems = rings.stems
         self.input = ShmRing((1 + self.channels * self.n,), rings.input_capacity, name=rings.input_name)
-        self.output = ShmRing((len(self.stem_index), self.channels, self.n), rings.output_capacity,
+        self.output = ShmRing((len(self.stems), self.channels, self.n), rings.output_capacity,
                               name=rings.output_name)
         self.nap = self.n / plan.samplerate / 4
+        self.fallback = fallback
+        self.fallback_after = -(-int(FALLBACK_AFTER_S * plan.samplerate) // self.n)  # blocks
+        self.blocks = 0  # input blocks accounted for (records read + blocks the client dropped)
+        self._switching = False  # switched, and the fallback has not had its first block yet
+        self._use(processor)
+
+    def _use(self, processor: LiveProcessor) -> None:
+        self.processor = processor
+        self.stem_index = [processor.sources.index(s) for s in self.stems]
 
     def run(self, stop: Any) -> None:
         """Until ``stop`` (an Event) is set."""
@@ -208,6 +245,8 @@ class LiveWorker:
         silence = np.zeros(self.output.shape, dtype=np.float32)
         cpu = 0.0
         while not stop.is_set():
+            if self.fallback is not None and int(self.input.counts[ShmRing.TROUBLE]) >= self.fallback_after:
+                self._switch(record, silence, stop)
             if not self.input.get(record):
                 time.sleep(self.nap)
                 continue
@@ -217,11 +256,29 @@ class LiveWorker:
                 for _ in range(dropped):
                     self._put(silence, stop)
                 self.processor.reset()
+                self.blocks += dropped
+                if self._switching:  # the fallback's grid starts after the gap
+                    self.output.counts[ShmRing.SWITCH] = self.blocks + 1
+            self._switching = False
+            self.blocks += 1
             block = torch.from_numpy(record[1:].reshape(self.channels, self.n))
             stems = self.processor.process_tensor(block)[self.stem_index].numpy()
             self._put(stems, stop)
             cpu += time.thread_time() - started
-            self.output.counts[2] = int(cpu * 1e6)
+            self.output.counts[ShmRing.CPU] = int(cpu * 1e6)
+
+    def _switch(self, record: np.ndarray, silence: np.ndarray, stop: Any) -> None:
+        """Silence for every input block written so far (the client plays it, or skips the blocks it played
+        late), then the fallback from the next block on: the first of its chunk grid."""
+        written = int(self.input.counts[0])
+        while int(self.input.counts[1]) < written and self.input.get(record):
+            for _ in range(1 + int(record[0])):
+                self._put(silence, stop)
+            self.blocks += 1 + int(record[0])
+        self.output.counts[ShmRing.SWITCH] = self.blocks + 1
+        self._use(self.fallback)
+        self.fallback, self._switching = None, True
+        log.info("switched to the fallback model at block %d", self.blocks)
 
     def _put(self, record: np.ndarray, stop: Any) -> None:
         while not self.output.put(record):
@@ -234,31 +291,57 @@ class LiveWorker:
         self.output.close()
 
 
+def _load(settings: WorkerSettings, conn: Connection) -> tuple[LiveProcessor, LiveProcessor | None, float] | None:
+    """The main processor (warmed up), the fallback's, planned to the same delay, and the wall seconds of one main
+    chunk measured at warm-up; None after telling the client why they could not be made."""
+    from stemwright.api import Separator
+    from stemwright.engine.live import LatencyError, plan_fallback, prefer_short_blocks
+
+    option = "-m"
+    try:
+        separator = Separator(settings.model, device=settings.device, offline=settings.offline)
+        prefer_short_blocks(separator.model)  # (this process's own copy of the model)
+        option = "--latency"
+        processor = separator.live(latency=settings.latency, block_size=settings.block_size,
+                                   channels=settings.channels, threaded=True)
+        chunk_seconds = processor.warm_up()
+        fallback = None
+        if settings.fallback:
+            option = "--fallback"
+            other = Separator(settings.fallback, device=settings.device, offline=settings.offline)
+            prefer_short_blocks(other.model)
+            plan = plan_fallback(other.model, processor.plan)
+            fallback = LiveProcessor(other.model, plan, channels=settings.channels, device=other.device,
+                                     delay=processor.latency_samples)  # the same share of the delay as the main one
+            fallback.warm_up()
+    except LatencyError as e:
+        name = f" {settings.fallback}" if option == "--fallback" else ""
+        conn.send(WorkerFailed(f"{option}:{name} {e}", usage=True))
+        return None
+    except Exception as e:  # noqa: BLE001 - every load failure goes back to the client as one line
+        usage = isinstance(e, UsageError)  # a name the user typed (model, device): exit 2, as every command
+        prefix = "--fallback: " if option == "--fallback" else ""
+        conn.send(WorkerFailed(f"{prefix}{e}", usage=usage))
+        return None
+    return processor, fallback, chunk_seconds
+
+
 def _worker_main(settings: WorkerSettings, conn: Connection, stop: Any) -> None:
     """Entry point of the worker process."""
     import torch
 
-    from stemwright.api import Separator
-    from stemwright.engine.live import LatencyError
-
     torch.set_num_threads(1)  # one core: the client process and the rest of the machine keep the others
-    try:
-        separator = Separator(settings.model, device=settings.device, offline=settings.offline)
-        processor = separator.live(latency=settings.latency, block_size=settings.block_size,
-                                   channels=settings.channels, threaded=True)
-        processor.warm_up()
-    except LatencyError as e:
-        conn.send(WorkerFailed(f"--latency: {e}", usage=True))
+    loaded = _load(settings, conn)
+    if loaded is None:
         return
-    except Exception as e:  # noqa: BLE001 - every load failure goes back to the client as one line
-        usage = isinstance(e, UsageError)  # a name the user typed (model, device): exit 2, as every command
-        conn.send(WorkerFailed(str(e), usage=usage))
-        return
-    conn.send(WorkerReady(processor.plan, tuple(processor.sources), processor.latency_samples))
+    processor, fallback, chunk_seconds = loaded
+    conn.send(WorkerReady(processor.plan, tuple(processor.sources), processor.latency_samples,
+                          fallback.plan if fallback else None, tuple(fallback.sources) if fallback else (),
+                          chunk_seconds))
     rings = conn.recv()
     if rings is None:
         return
-    worker = LiveWorker(processor, rings)
+    worker = LiveWorker(processor, rings, fallback)
     try:
         worker.run(stop)
     finally:
@@ -289,8 +372,9 @@ def start_worker(settings: WorkerSettings) -> tuple[Any, Connection, Any, Worker
 
 class LiveClient:
     """The JACK side: a client named ``name`` with stereo inputs ``in_L``/``in_R``, one pair ``STEM_L``/``STEM_R``
-    per stem of ``stems`` and, with ``mix``, ``mix_L``/``mix_R`` (the sum of those stems). ``server``: the JACK
-    server's name (default: ``$JACK_DEFAULT_SERVER`` or the default server)."""
+    per stem of ``stems`` and, with ``mix``, ``mix_L``/``mix_R`` (the sum of those stems, each times its live gain:
+    :meth:`set_gain`). ``server``: the JACK server's name (default: ``$JACK_DEFAULT_SERVER`` or the default
+    server)."""
 
     def __init__(self, ready: WorkerReady, stems: list[str] | tuple[str, ...], *, mix: bool = False,
                  name: str = "stemwright", server: str | None = None, channels: int = 2) -> None:
@@ -299,7 +383,6 @@ class LiveClient:
             raise LiveError("the processor must leave plan.reserve_samples to the client (Separator.live(threaded=True))")
         self.plan, self.n = plan, plan.block_size
         self.stems = tuple(stems)
-        self.stem_index = tuple(ready.sources.index(s) for s in stems)
         self.client = jack.Client(name, servername=server, no_start_server=True)
         if self.client.samplerate != plan.samplerate or self.client.blocksize != self.n:
             got = (self.client.samplerate, self.client.blocksize)
@@ -319,14 +402,48 @@ class LiveClient:
             self.output.put(self._out_rec)
         # counters: each written by the JACK thread only
         self.blocks = self.late_blocks = self.dropped_blocks = self.xruns = 0
+        self.late_after_fallback = 0
         self._dropped_since = 0
         self._owed = 0
         self.start_frame = -1
+        # live gains of the mix: targets written by the control thread (one float store each, no lock), the gains
+        # the last block ended at and the buffers of the ramp between them owned by the JACK thread
+        self.gains = np.ones(len(stems))
+        self._unmuted = np.ones(len(stems))  # the gain each stem had before 'mute' (the control thread's)
+        self._gains_now = np.ones(len(stems))
+        self._ramp = np.arange(1, self.n + 1, dtype=np.float32) / self.n  # one block from the old gain to the new
+        self._curve = np.zeros(self.n, dtype=np.float32)
+        self._scratch = np.zeros(self.n, dtype=np.float32)
         self.client.set_process_callback(self._process)
         self.client.set_xrun_callback(self._xrun)
 
     def rings(self) -> Rings:
-        return Rings(self.input.name, self.output.name, self.input.capacity, self.output.capacity, self.stem_index)
+        return Rings(self.input.name, self.output.name, self.input.capacity, self.output.capacity, self.stems)
+
+    def command(self, line: str) -> str:
+        """One line of the terminal control: ``STEM GAIN`` (0 to ``MAX_GAIN``), ``mute STEM`` or ``unmute STEM``
+        (back to the gain before ``mute``). Returns what it did; raises :class:`LiveUsageError` for a bad line."""
+        words = line.split()
+        if len(words) != 2:
+            raise LiveUsageError(f"expected 'STEM GAIN', 'mute STEM' or 'unmute STEM', got {line.strip()!r}")
+        verb, stem = (words[0], words[1]) if words[0] in ("mute", "unmute") else ("gain", words[0])
+        if stem not in self.stems:
+            raise LiveUsageError(f"{stem!r} is not an output stem ({', '.join(self.stems)})")
+        i = self.stems.index(stem)
+        if verb == "mute":
+            if self.gains[i] > 0.0:
+                self._unmuted[i] = self.gains[i]
+            self.set_gain(stem, 0.0)
+            return f"{stem} muted"
+        gain = float(self._unmuted[i]) if verb == "unmute" else _number(words[1])
+        self.set_gain(stem, gain)
+        return f"{stem} gain {gain:.2f}"
+
+    def set_gain(self, stem: str, gain: float) -> None:
+        """The mix's gain of ``stem`` from the next block on (a one-block ramp from the current one)."""
+        if not (math.isfinite(gain) and 0.0 <= gain <= MAX_GAIN):
+            raise LiveUsageError(f"gain must be a number from 0 to {MAX_GAIN:g}, got {gain!r}")
+        self.gains[self.stems.index(stem)] = gain
 
     # -- the JACK thread -----------------------------------------------------------------------------------
     def _xrun(self, delay: float) -> None:
@@ -352,6 +469,7 @@ class LiveClient:
         else:
             self._dropped_since += 1
             self.dropped_blocks += 1
+            self.input.counts[ShmRing.TROUBLE] = self.late_blocks + self.dropped_blocks
         while self._owed and self.output.skip():  # output of blocks already played late
             self._owed -= 1
         out = self._out_rec
@@ -359,16 +477,40 @@ class LiveClient:
             for s, ports in enumerate(self.outports):
                 for c, port in enumerate(ports):
                     port.get_array()[:] = out[s, c]
-            for c, port in enumerate(self.mixports):
-                np.sum(out[:, c], axis=0, out=port.get_array())
+            if self.mixports:
+                self._mix(out)
             return
         self._owed += 1  # late: silence on the stems, the input on the mix; its output is skipped when it comes
         self.late_blocks += 1
+        self.input.counts[ShmRing.TROUBLE] = self.late_blocks + self.dropped_blocks
+        switch = int(self.output.counts[ShmRing.SWITCH])
+        if switch and self.blocks >= switch:  # (block index self.blocks - 1 >= the switch block switch - 1)
+            self.late_after_fallback += 1
         for ports in self.outports:
             for port in ports:
                 port.get_array().fill(0.0)
         for c, port in enumerate(self.mixports):
             port.get_array()[:] = rec[1 + c * n : 1 + (c + 1) * n]
+
+    def _mix(self, out: np.ndarray) -> None:
+        """The mix ports: the sum of the stems ``out (S, C, n)`` times their gains, each gain ramped linearly over
+        this block to a new target (no click); in place, no allocation of audio."""
+        mix = [port.get_array() for port in self.mixports]
+        for buf in mix:
+            buf.fill(0.0)
+        for s in range(len(self.stems)):
+            now, target = float(self._gains_now[s]), float(self.gains[s])
+            if now == target == 0.0:
+                continue
+            if now == target:
+                gain: Any = now
+            else:
+                gain = np.multiply(self._ramp, target - now, out=self._curve)
+                gain += now
+                self._gains_now[s] = target
+            for c, buf in enumerate(mix):
+                np.multiply(out[s, c], gain, out=self._scratch)
+                buf += self._scratch
 
     # -- control -------------------------------------------------------------------------------------------
     def start(self, connect_in: list[str] | tuple[str, ...] = ()) -> None:
@@ -387,7 +529,9 @@ class LiveClient:
         return LiveStats(blocks=self.blocks, xruns=self.xruns, late_blocks=self.late_blocks,
                          dropped_blocks=self.dropped_blocks, samplerate=self.plan.samplerate, block_size=self.n,
                          latency_samples=self.plan.latency_samples, segment_length=self.plan.segment_length,
-                         worker_cpu_s=int(self.output.counts[2]) / 1e6, start_frame=self.start_frame)
+                         worker_cpu_s=int(self.output.counts[ShmRing.CPU]) / 1e6, start_frame=self.start_frame,
+                         fallback_block=int(self.output.counts[ShmRing.SWITCH]) - 1,
+                         late_blocks_after_fallback=self.late_after_fallback)
 
     def deactivate(self) -> LiveStats:
         """Stop the callback (before the worker stops: blocks after that would count as late); final counters."""
@@ -404,6 +548,13 @@ class LiveClient:
         self.output.close()
 
 
+def _number(word: str) -> float:
+    try:
+        return float(word)
+    except ValueError:
+        raise LiveUsageError(f"gain must be a number from 0 to {MAX_GAIN:g}, got {word!r}") from None
+
+
 class LiveSession:
     """A worker process and its JACK client, from start to :meth:`stop`; :meth:`poll` warns once when the CPU
     cannot keep up and raises :class:`LiveError` if the worker died."""
@@ -417,6 +568,11 @@ class LiveSession:
             self._abort()
             raise LiveUsageError(f"--stems: {', '.join(unknown)} not among the model's stems "
                                  f"({', '.join(self.ready.sources)})")
+        missing = [s for s in chosen if s not in self.ready.fallback_sources] if settings.fallback else []
+        if missing:
+            self._abort()
+            raise LiveUsageError(f"--fallback: {settings.fallback} has no {', '.join(missing)} stem "
+                                 f"(it has {', '.join(self.ready.fallback_sources)}): choose --stems both models have")
         try:
             self.client = LiveClient(self.ready, chosen, mix=mix, name=name, server=server,
                                      channels=settings.channels)
@@ -425,7 +581,13 @@ class LiveSession:
             raise
         self.conn.send(self.client.rings())
         self.plan = self.ready.plan
-        self.warned = False
+        self.settings = settings
+        self.warned = self.switched = False
+        stride = self.plan.stride / self.plan.samplerate
+        if self.ready.chunk_seconds > CHUNK_WARNING * stride:
+            log.warning("one chunk of %s took %.2f s at start, %.0f%% of the %.2f s between chunks: on this machine "
+                        "now, late blocks are likely; a longer --latency or --fallback classic helps",
+                        settings.model, self.ready.chunk_seconds, 100 * self.ready.chunk_seconds / stride, stride)
 
     def _abort(self) -> None:
         self.conn.send(None)
@@ -437,9 +599,15 @@ class LiveSession:
         stats = self.client.stats()
         if not self.warned and (stats.late_blocks or stats.dropped_blocks):
             self.warned = True
-            log.warning("the CPU cannot keep up with this model at %.2f s latency: late blocks play silence on the "
-                        "stem ports (the input on the mix port); try a longer --latency or a lighter model",
-                        self.plan.latency)
+            then = (f"switching to the fallback model {self.settings.fallback} after {FALLBACK_AFTER_S:g} s of them"
+                    if self.settings.fallback else "try a longer --latency or a lighter model")
+            log.warning("the CPU cannot keep up with %s at %.2f s latency: late blocks play silence on the stem "
+                        "ports (the input on the mix port); %s", self.settings.model, self.plan.latency, then)
+        if not self.switched and stats.fallbacks:
+            self.switched = True
+            log.warning("switched to the fallback model %s at %.2f s: same %.3f s delay, the output is silent for "
+                        "one delay while it starts", self.settings.fallback,
+                        stats.fallback_block * stats.block_size / stats.samplerate, self.plan.latency)
 
     def stop(self) -> LiveStats:
         """Deactivate the client, stop the worker, free everything; the final counters."""

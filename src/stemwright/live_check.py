@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Any, Iterator
 import jack
 import numpy as np
 
-__all__ = ["LiveRun", "PlayRecord", "dummy_server", "record_live", "wait_for_port"]
+__all__ = ["LiveRun", "PlayRecord", "dummy_server", "offline_same_chunks", "record_live", "wait_for_port"]
 
 RATE, PERIOD = 44100, 1024
 
@@ -165,17 +166,22 @@ class LiveRun:
 
 
 def record_live(audio: np.ndarray, outputs: list[str], record_frames: int, args: list[str], *, name: str = "swlive",
-                timeout: float = 600.0) -> LiveRun:
-    """Start ``stemwright live --name NAME ARGS`` on the current server, play ``audio (2, T)`` into it, record its
-    ``outputs`` ports (names without the client prefix), stop it with Ctrl-C."""
+                timeout: float = 600.0, commands: tuple[tuple[float, str], ...] = (),
+                module: str = "stemwright.cli.main") -> LiveRun:
+    """Start ``python -m MODULE live --name NAME ARGS`` on the current server, play ``audio (2, T)`` into it,
+    record its ``outputs`` ports (names without the client prefix), stop it with Ctrl-C. ``commands``: ``(seconds
+    after the first played frame, line)`` written to its stdin (a pipe; without commands, stdin is /dev/null)."""
     io = PlayRecord(audio, play_to=2, record_from=len(outputs), record_frames=record_frames)
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "live.json"
-        proc = subprocess.Popen([sys.executable, "-m", "stemwright.cli.main", "live", "--name", name, "--report",
-                                 str(report), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, "-m", module, "live", "--name", name, "--report", str(report), *args],
+                                stdin=subprocess.PIPE if commands else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
         try:
             wait_for_port(f"{name}:{outputs[-1]}", timeout=timeout)
             io.connect([f"{name}:in_L", f"{name}:in_R"], [f"{name}:{p}" for p in outputs])
+            if commands:
+                threading.Thread(target=_send, args=(io, proc, commands), daemon=True).start()
             recording = io.run(timeout=timeout)
         finally:
             proc.send_signal(2)  # Ctrl-C: the command stops, prints and writes its counters
@@ -183,3 +189,34 @@ def record_live(audio: np.ndarray, outputs: list[str], record_frames: int, args:
         counters = json.loads(report.read_text()) if report.exists() else {}
     lead = io.first_frame - counters["start_frame"] if counters and io.first_frame is not None else -1
     return LiveRun(recording, counters, lead, io.xruns_while_playing, out, err, proc.returncode)
+
+
+def _send(io: PlayRecord, proc: subprocess.Popen, commands: tuple[tuple[float, str], ...]) -> None:
+    """Write each command to ``proc``'s stdin at its time after the first played frame (measured in frames)."""
+    assert proc.stdin is not None
+    while io.first_frame is None:
+        time.sleep(0.01)
+    rate = io.player.samplerate
+    for at, line in commands:
+        while not io.done and io.player.frame_time - io.first_frame < at * rate:
+            time.sleep(0.01)
+        if io.done:
+            return
+        proc.stdin.write(line + "\n")
+        proc.stdin.flush()
+
+
+def offline_same_chunks(model: Any, stream: np.ndarray, plan: Any) -> np.ndarray:
+    """What the live processor gives for ``stream (C, T)`` (the input from where its chunk grid starts), without the
+    delay: the offline separation with the plan's chunking, of the stream followed by silence (live input never
+    ends: at least one chunk of silence, up to a whole number of strides, so that every chunk that reaches the
+    stream is a whole one and the last is a whole stride, not a few samples a model's STFT cannot take).
+    Shape (S, C, T)."""
+    import torch  # (the tests and the benchmark only)
+
+    from stemwright.engine.run import separate_tensor
+
+    whole = -(-(stream.shape[-1] + plan.segment_length) // plan.stride) * plan.stride
+    padded = np.pad(np.asarray(stream, dtype=np.float32), ((0, 0), (0, whole - stream.shape[-1])))
+    out = separate_tensor(model, torch.from_numpy(padded), segment=plan.segment, overlap=plan.overlap)
+    return out[..., : stream.shape[-1]].numpy()

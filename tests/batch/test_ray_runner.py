@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from stemwright.api import Separator
+from stemwright.api import ModelSettings, Separator
 from stemwright.batch.ray_runner import BatchReport, BatchSettings, RayBatch, TrackResult
 from stemwright.manifest import MANIFEST_NAME
 
 
 def _settings(out: Path) -> BatchSettings:
     options = Separator("classic", device="cpu").options(fmt="wav", bit_depth=16)
-    return BatchSettings(model="classic", device="cpu", options=options, outdir=str(out))
+    return BatchSettings(model=ModelSettings(model="classic", device="cpu"), options=options, outdir=str(out))
 
 
 def _manifests(out: Path) -> dict[str, int]:

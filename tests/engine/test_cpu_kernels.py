@@ -328,3 +328,23 @@ def test_int8_products_repack_a_weight_changed_in_place_and_take_inference_tenso
             after = layer(x)
     bias = layer.bias.detach()
     assert torch.allclose(after - bias, 2 * (before - bias), rtol=0.05, atol=0.05)
+
+
+class RoundTimer(FakeTimer):
+    """oneDNN's linear twice as fast in the first round, twice as slow in the others (a disturbed calibration)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear_calls = 0
+
+    def __call__(self, shape_class: str, path: str, fn) -> float:
+        self.calls += 1
+        if (shape_class, path) != ("linear", "onednn"):
+            return 1.0
+        self.linear_calls += 1
+        return 0.5 if self.linear_calls == 1 else 2.0
+
+
+def test_calibration_keeps_pytorch_unless_onednn_wins_every_round(private_cache: Path) -> None:
+    assert cpu_kernels.calibrated_routes(RoundTimer()) == Routes()  # best-of would have picked oneDNN
+    assert cpu_kernels.cache_key().endswith(" | rule 2")  # choices cached by the best-of rule are measured again

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from stemwright.engine.live import LatencyError, LivePlan, LiveProcessor, min_delay, plan_live
+from stemwright.engine.live import LatencyError, LivePlan, LiveProcessor, min_delay, plan_fallback, plan_live
 from stemwright.engine.run import separate_tensor
 from tests.engine.identity import Identity, Mixing
 
@@ -107,3 +107,22 @@ def test_a_plan_is_a_frozen_value() -> None:
     assert (plan.stride, plan.segment, plan.latency) == (75, 1.0, 3.0)
     with pytest.raises(AttributeError):
         plan.latency_samples = 1  # type: ignore[misc]
+
+
+def test_a_fallback_is_planned_to_the_same_delay() -> None:
+    """The fallback keeps the main plan's delay, overlap and block; its processor, given the main processor's share
+    of the delay, equals its offline separation with its own chunking; a model that needs more context is refused."""
+    main_model = Mixing()
+    main = plan_live(main_model, 2.5, block_size=10)
+    assert plan_fallback(main_model, main) == main  # the same model: the same plan
+    short = Identity(segment=0.55)  # its own segment is shorter than the main chunk
+    spare = plan_fallback(short, main)
+    assert (spare.latency_samples, spare.overlap, spare.block_size, spare.segment_length) == (250, 0.25, 10, 55)
+    share = main.latency_samples - main.reserve_samples
+    x = torch.randn(2, 900, generator=torch.Generator().manual_seed(3))
+    y = _feed(LiveProcessor(short, spare, delay=share), x, [10])
+    offline = separate_tensor(short, x, segment=spare.segment, overlap=spare.overlap)
+    n = x.shape[-1] - share - 2 * spare.segment_length
+    assert torch.equal(y[..., share : share + n], offline[..., :n])
+    with pytest.raises(LatencyError, match="cannot run at the same 2.5 s latency"):
+        plan_fallback(Identity(segment=None, multiple=400), main)  # pads every chunk to 408 samples

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from stemwright.engine.chunking import batched, center_trim, cut_chunk, plan_off
 from stemwright.engine.device import resolve_device
 from stemwright.engine.progress import ProgressEvent, scaled
 from stemwright.engine.run import separate_tensor
-from tests.engine.identity import Identity
+from tests.engine.identity import Identity, Mixing
 
 
 def _reconstructs(model: nn.Module, length: int, **kw) -> None:
@@ -124,3 +125,86 @@ def test_device_resolution() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+class _ThreadRecorder(Mixing):
+    """Mixing, recording the thread and its intra-op thread count of every call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int, int]] = []
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        self.calls.append((threading.get_ident(), torch.get_num_threads()))
+        return super().forward(mix)
+
+
+@pytest.mark.parametrize("batch_size, shifts", [(1, 0), (2, 0), (1, 2)])
+def test_workers_give_the_serial_stems(batch_size: int, shifts: int) -> None:
+    x = torch.randn(2, 1234, generator=torch.Generator().manual_seed(5))
+    model = _ThreadRecorder()
+    ref = separate_tensor(model, x, overlap=0.3, batch_size=batch_size, shifts=shifts, seed=1, workers=1)
+    assert {ident for ident, _ in model.calls} == {threading.get_ident()}
+    before = torch.get_num_threads()
+    model.calls.clear()
+    out = separate_tensor(model, x, overlap=0.3, batch_size=batch_size, shifts=shifts, seed=1, workers=2)
+    assert torch.equal(out, ref)  # every chunk computed as alone in its part: same numbers, same sums
+    main = threading.get_ident()
+    assert any(ident != main for ident, _ in model.calls)  # the chunks ran in worker threads
+    assert all(n == max(1, before // 2) for ident, n in model.calls if ident != main)
+    assert torch.get_num_threads() == before  # the caller's setting is back
+
+
+def test_workers_are_checked() -> None:
+    with pytest.raises(ValueError, match="workers"):
+        separate_tensor(Identity(), torch.zeros(2, 100), workers=0)
+
+
+def test_batched_chunks_equal_unbatched_on_a_tiny_htdemucs() -> None:
+    from stemwright.models.architectures import architecture_class
+    from tests.models.tiny import TINY_CONFIGS
+
+    torch.manual_seed(0)
+    model = architecture_class("htdemucs")(TINY_CONFIGS["htdemucs"]()).eval()
+    x = 0.1 * torch.randn(2, int(3.2 * model.samplerate), generator=torch.Generator().manual_seed(2))
+    ref = separate_tensor(model, x, segment=1.0, workers=1)
+    for batch_size, workers in ((2, 1), (4, 1), (2, 2)):
+        out = separate_tensor(model, x, segment=1.0, batch_size=batch_size, workers=workers)
+        # batched products are summed in another order: float32 round-off, not another result
+        assert float((out - ref).abs().max()) < 1e-5, (batch_size, workers)
+
+
+def test_default_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stemwright.engine import run
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert run.default_workers("cpu") == 2 and run.default_workers("cuda") == 1
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert run.default_workers("cpu") == 1  # one core: no second thread to run a chunk on
+
+
+class _Linear(Mixing):
+    """Mixing with a linear layer over the channels: a product that the precision context changes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.conv(mix)).transpose(1, 2)  # (B, T, 4)
+        return self.lin(h).transpose(1, 2).reshape(mix.shape[0], 2, 2, -1)
+
+
+def test_workers_keep_the_callers_precision() -> None:
+    from stemwright.engine import cpu_kernels
+
+    if not (cpu_kernels.available() and cpu_kernels.int8_available()):
+        pytest.skip("no oneDNN / fbgemm int8 in this PyTorch")
+    model = _Linear().eval()
+    x = torch.randn(2, 1234, generator=torch.Generator().manual_seed(6))
+    exact = separate_tensor(model, x, overlap=0.3, workers=1)
+    with cpu_kernels.int8_products():
+        serial = separate_tensor(model, x, overlap=0.3, workers=1)
+        parallel = separate_tensor(model, x, overlap=0.3, workers=2)
+    assert float((serial - exact).abs().max()) > 1e-5  # int8 products really ran
+    assert torch.equal(parallel, serial)  # ... in the workers too

@@ -164,3 +164,13 @@ def test_short_first_chunk_changes_only_the_ramp() -> None:
     # the ramp ends where the first full chunk starts (135) plus that last ramp chunk's overlap (<= 15 samples)
     assert torch.equal(out[..., 150:], ref[..., 150:])
     assert float((out[..., :135] - ref[..., :135]).abs().max()) > 1e-3
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_workers_equal_in_memory(batch_size: int) -> None:
+    x = torch.randn(2, 777, generator=torch.Generator().manual_seed(4))
+    kw = dict(overlap=0.3, batch_size=batch_size, seed=3)
+    model = Mixing()
+    ref = separate_tensor(model, x, **kw)
+    out = _stream(model, x, 160, workers=2, **kw)
+    assert float((out - ref).abs().max()) <= 1e-6

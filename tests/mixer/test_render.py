@@ -10,7 +10,8 @@ import pytest
 import stemwright
 from stemwright.mixer.document import Channel, Master, Mix, TimePitch
 from stemwright.mixer.effects import Effect, MixError
-from stemwright.mixer.render import apply_pan, pan_gains, render
+from stemwright.mixer.render import apply_pan, clean_stem, pan_gains, render
+from stemwright.mixer.stems import as_stemset
 
 SR = 44100
 
@@ -183,3 +184,16 @@ def test_neutral_time_pitch_is_exact():
     stems = {"a": rng.standard_normal((2, SR)).astype(np.float32) * 0.1}
     out = render(Mix([Channel("a")], time_pitch=TimePitch()), stems, samplerate=SR)
     np.testing.assert_array_equal(out, stems["a"])
+
+
+def test_clean_stem_is_the_channel_the_renderer_cleans():
+    """The studio's clean knob plays ``clean_stem``: it must be the channel ``render`` cleans with debleed first."""
+    rng = np.random.default_rng(27)
+    stems = {n: (0.1 * rng.standard_normal((2, 44100))).astype(np.float32) for n in ("vocals", "drums", "bass")}
+    stemset = as_stemset(stems, 44100)
+    mix = Mix.from_dict({"version": 1, "channels": [
+        {"stem": "vocals", "effects": [{"type": "debleed", "strength": 0.35}]},
+        {"stem": "drums", "mute": True}, {"stem": "bass", "mute": True}]})
+    cleaned = clean_stem(stemset, "vocals", 0.35)
+    assert np.array_equal(cleaned, render(mix, stemset))
+    assert np.max(np.abs(cleaned - stems["vocals"])) > 1e-3

@@ -279,3 +279,38 @@ def test_sliced_istft_equals_one_call(length):
     spec = stft(torch.randn(length, generator=gen), cfg) * (0.5 + torch.rand(cfg.n_bins, 1, generator=gen))
     assert spec.shape[-1] > 2 * 1024
     assert torch.equal(_istft_in_slices(spec, cfg, length), istft(spec, cfg, length=length))
+
+
+def test_unets_run_channels_last_with_the_default_layout_s_numbers():
+    import copy
+
+    model = Spleeter(SpleeterConfig(**TINY_SPLEETER_CONFIG)).eval()
+    unet = next(iter(model.unets.values()))
+    assert unet.encoder[0].weight.is_contiguous(memory_format=torch.channels_last)
+    plain = copy.deepcopy(unet)
+    for p in plain.parameters():
+        p.data = p.data.contiguous()
+    x = torch.rand(2, 2, 8, 16, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        out, ref = unet(x), plain(x)
+    assert out.is_contiguous() and torch.allclose(out, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_short_blocks_pad_a_short_chunk_only_as_far_as_the_unet_needs() -> None:
+    """With ``short_blocks`` (what a live host sets), an input shorter than one block is cut into a block of the
+    next multiple of 2 ** len(filters) frames instead of block_frames; the output keeps its shape and stays close;
+    an input of several blocks is unchanged."""
+    from tests.spleeter_reference import tiny_spleeter
+
+    model = tiny_spleeter(block_frames=64)  # hop 16, filters (2, 4): blocks of a multiple of 4 frames
+    gen = torch.Generator().manual_seed(5)
+    short, long = torch.randn(1, 2, 300, generator=gen), torch.randn(1, 2, 2600, generator=gen)
+    with torch.inference_mode():
+        full, long_full = model(short), model(long)
+        model.short_blocks = True
+        (blocks,), _ = model.prepare(short)
+        y = model(short)
+        assert torch.equal(model(long), long_full)
+    assert blocks.shape[2] == 20  # 19 frames, not 64
+    assert y.shape == full.shape
+    assert 0 < float((y - full).abs().max()) < float(full.abs().max())  # the same model, other padding: close

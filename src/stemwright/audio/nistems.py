@@ -29,6 +29,7 @@ import numpy as np
 
 from stemwright.atomic import atomic_write
 from stemwright.audio.io import AudioError, audio_stream_count, prepare_peaks_many, read_audio
+from stemwright.errors import StemwrightError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000
 BLOCK = 1024  # samples per frame given to the encoders: the AAC frame size, so the last frame carries the exact remainder
 
 
-class NiStemsError(ValueError):
+class NiStemsError(StemwrightError):
     """Stems that cannot become an NI Stems file, or a file that is not one."""
 
 

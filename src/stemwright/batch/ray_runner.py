@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import torch
 
-from stemwright.api import Separator
+from stemwright.api import ModelSettings
 from stemwright.atomic import atomic_write_text
 from stemwright.manifest import SeparationOptions
 
@@ -34,25 +34,10 @@ STATUSES = ("done", "skipped", "failed")
 class BatchSettings:
     """What every worker needs to build its :class:`~stemwright.api.Separator` and write like ``separate``."""
 
-    model: str
-    device: str = "cpu"
-    segment: float | None = None
-    overlap: float | None = None
-    shifts: int = 0
-    residual: str | None = None
-    offline: bool = False
+    model: ModelSettings
     options: SeparationOptions
     outdir: str
     overwrite: bool = False
-    fast: bool = False  # bfloat16 where the worker's device runs it natively (Separator's fast)
-    ensemble_method: str | None = None  # with an ensemble name ("a+b"): Separator's ensemble options
-    ensemble_weights: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.model:
-            raise ValueError("batch settings: model must be named")
-        if self.shifts < 0:
-            raise ValueError(f"batch settings: shifts must be >= 0, got {self.shifts}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,10 +121,7 @@ class SeparatorWorker:
         # one intra-op thread per actor (Ray gives it one CPU): actors on a node do not fight over cores
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1") or 1)))
         self.settings = settings
-        self.sep = Separator(model=settings.model, device=settings.device, segment=settings.segment,
-                             overlap=settings.overlap, shifts=settings.shifts, residual=settings.residual,
-                             offline=settings.offline, progress=None, fast=settings.fast,
-                             ensemble_method=settings.ensemble_method, ensemble_weights=settings.ensemble_weights)
+        self.sep = settings.model.separator()
 
     def pid(self) -> int:
         return os.getpid()
@@ -254,6 +236,6 @@ class RayBatch:
                 queue.appendleft((i, p, attempt + 1))
                 continue
             record(result)
-        return BatchReport(model=self.settings.model, outdir=self.settings.outdir, address=self.address,
+        return BatchReport(model=self.settings.model.model, outdir=self.settings.outdir, address=self.address,
                            workers=self.workers, seconds=time.perf_counter() - t0, workers_replaced=self.replaced,
                            results=tuple(results[i] for i in sorted(results)))

@@ -86,7 +86,7 @@ def command(
 ) -> None:
     """Separate many files on Ray: OUT/<track>/<stem>.<ext> + stemwright.json each, and OUT/batch.json."""
     need_extra("ray", "ray", "stemwright batch")
-    from stemwright.api import Separator
+    from stemwright.api import ModelSettings
     from stemwright.output import remove_leftovers
     from stemwright.batch.ray_runner import BatchSettings, RayBatch, TrackResult
 
@@ -99,10 +99,11 @@ def command(
     options.check_early(out, out_format, depth, mp3_bitrate, clip_mode.value, filename, segment, overlap, shifts,
                         None)
     try:
+        model_settings = ModelSettings(model=model, device=device.value, segment=segment, overlap=overlap,
+                                       shifts=shifts, residual=residual, offline=offline, fast=fast,
+                                       ensemble_method=ensemble_method, ensemble_weights=ensemble_weights)
         # checked here, before any worker starts: a wrong name or option fails once, not once per track
-        sep = Separator(model=model, device="cpu", segment=segment, overlap=overlap, shifts=shifts,
-                        residual=residual, offline=offline, ensemble_method=ensemble_method,
-                        ensemble_weights=ensemble_weights)
+        sep = replace(model_settings, device="cpu", fast=False).separator()
         out_options = sep.options(out_format, depth, mp3_bitrate, clip_mode.value, stem_list, two_stems, filename)
     except (ValueError, TypeError) as e:  # typed: StemwrightError.exit_code says usage (2) or input (1)
         fail_from(e)
@@ -120,10 +121,7 @@ def command(
     finished = [TrackResult(index=k, input=o.input, status="failed", reason=(o.error or "").removeprefix(f"{o.input}: "),
                             attempts=0)
                 for k, o in enumerate(items) if isinstance(o, Outcome)]
-    settings = BatchSettings(model=model, device=device.value, segment=segment, overlap=overlap, shifts=shifts,
-                             residual=residual, offline=offline, options=out_options, outdir=str(out),
-                             overwrite=overwrite, fast=fast, ensemble_method=ensemble_method,
-                             ensemble_weights=ensemble_weights)
+    settings = BatchSettings(model=model_settings, options=out_options, outdir=str(out), overwrite=overwrite)
     bar = progress_bar(len(todo), "tracks", enabled=not quiet and not as_json, unit="track")
 
     def on_result(r: TrackResult) -> None:

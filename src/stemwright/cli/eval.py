@@ -18,6 +18,8 @@ from typing import Any, Optional
 import numpy as np
 import typer
 
+from stemwright.errors import StemwrightError
+
 log = logging.getLogger(__name__)
 
 
@@ -33,7 +35,7 @@ class Protocol(str, Enum):
     all = "all"
 
 
-class EvalInputError(ValueError):
+class EvalInputError(StemwrightError):
     """Bad input for the evaluation (exit code 1, one line)."""
 
 

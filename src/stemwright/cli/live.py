@@ -27,7 +27,10 @@ def command(
     stems: Optional[str] = typer.Option(None, "--stems", help="Comma-separated stems to output, e.g. vocals,drums [default: all]."),
     connect_in: Optional[list[str]] = typer.Option(None, "--connect-in",
                                                    help="JACK port to connect to the inputs (repeat for L and R; one port feeds both)."),
-    mix: bool = typer.Option(False, "--mix", help="Also output the sum of the stems (mix_L/mix_R); for a late block, the input."),
+    mix: bool = typer.Option(False, "--mix", help="Also output the sum of the stems (mix_L/mix_R); for a late block, the input. "
+                             "Its gains are live: lines 'STEM GAIN', 'mute STEM', 'unmute STEM' on stdin (a terminal or a pipe)."),
+    fallback: Optional[str] = typer.Option(None, "--fallback", help="A cheaper model to switch to, at the same delay, "
+                                           "when the CPU cannot keep up with -m (e.g. classic)."),
     name: str = typer.Option("stemwright", "--name", help="JACK client name."),
     device: Device = typer.Option("auto", "-d", "--device", help="Where the model runs."),  # type: ignore[valid-type]
     duration: Optional[float] = typer.Option(None, "--duration", min=0.0, help="Stop after this many seconds [default: until Ctrl-C]."),
@@ -36,7 +39,8 @@ def command(
 ) -> None:
     """Separate live input through JACK: stereo inputs in_L/in_R, one stereo output pair per stem (STEM_L/STEM_R),
     at a fixed delay it prints. The model runs in a worker process; xruns and late blocks are counted, and when the
-    CPU cannot keep up it says so and plays silence on the stem ports for the late blocks (the input on the mix port)."""
+    CPU cannot keep up it says so and plays silence on the stem ports for the late blocks (the input on the mix port),
+    or switches to the --fallback model."""
     import dataclasses  # (function-level imports keep 'stemwright --help' fast)
 
     need_extra("jack", "live", "stemwright live")
@@ -46,7 +50,8 @@ def command(
     if stems is not None and not chosen:
         fail("--stems: no stem named", USAGE_EXIT)
     block_size = _server_block_size(name)
-    settings = WorkerSettings(model=model, device=device.value, offline=offline, latency=latency, block_size=block_size)
+    settings = WorkerSettings(model=model, device=device.value, offline=offline, latency=latency, block_size=block_size,
+                              fallback=fallback)
     try:
         session = LiveSession(settings, chosen, mix=mix, name=name)
     except LiveUsageError as e:
@@ -60,14 +65,50 @@ def command(
         fail(str(e))
     plan = session.plan
     print(f"{session.client.client.name}: latency {plan.latency:.3f} s ({plan.latency_samples} samples at "
-          f"{plan.samplerate} Hz), chunks of {plan.segment:.2f} s every {plan.stride / plan.samplerate:.2f} s; "
+          f"{plan.samplerate} Hz), chunks of {plan.segment:.2f} s every {plan.stride / plan.samplerate:.2f} s "
+          f"(one took {session.ready.chunk_seconds:.2f} s at start); "
           f"outputs {', '.join(session.client.stems)}{' + mix' if mix else ''}", flush=True)
+    spare = session.ready.fallback_plan
+    if spare is not None:
+        print(f"fallback {fallback}: the same latency, chunks of {spare.segment:.2f} s", flush=True)
+    if mix and _stdin_is_control():
+        threading.Thread(target=_control, args=(session,), name="stemwright-live-control", daemon=True).start()
     stats = _run(session, duration)
+    switched = (f", switched to {fallback} at {stats.fallback_block * stats.block_size / stats.samplerate:.1f} s "
+                f"({stats.late_blocks_after_fallback} late blocks after)" if stats.fallbacks else "")
     print(f"{stats.blocks} blocks ({stats.audio_s:.1f} s): {stats.xruns} xruns, {stats.late_blocks} late blocks, "
-          f"{stats.dropped_blocks} dropped blocks, worker CPU {stats.cpu_share:.0%} of one core", flush=True)
+          f"{stats.dropped_blocks} dropped blocks, worker CPU {stats.cpu_share:.0%} of one core{switched}", flush=True)
     if report is not None:
         report.write_text(json.dumps({**dataclasses.asdict(stats), "cpu_share": stats.cpu_share,
-                                      "latency_s": plan.latency, "segment_s": plan.segment}, indent=2))
+                                      "fallbacks": stats.fallbacks, "latency_s": plan.latency,
+                                      "segment_s": plan.segment}, indent=2))
+
+
+def _stdin_is_control() -> bool:
+    """Gain commands are read from a terminal or a pipe (not from /dev/null or a file)."""
+    import os
+    import stat
+    import sys
+
+    try:
+        return sys.stdin.isatty() or stat.S_ISFIFO(os.fstat(sys.stdin.fileno()).st_mode)
+    except (OSError, ValueError):  # no stdin at all
+        return False
+
+
+def _control(session: LiveSession) -> None:
+    """The terminal control of the mix's gains: one command per line until stdin ends (the session goes on)."""
+    import sys
+
+    from stemwright.live import LiveUsageError
+
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            print(session.client.command(line), flush=True)
+        except LiveUsageError as e:
+            print(f"error: {e}", file=sys.stderr, flush=True)
 
 
 def _server_block_size(name: str) -> int:

@@ -117,7 +117,7 @@ def command(
     ensemble_weights: options.EnsembleWeights = None,
 ) -> None:
     """Split songs into stems: OUT/<track>/<stem>.<ext> plus OUT/<track>/stemwright.json."""
-    from stemwright.api import Separator
+    from stemwright.api import ModelSettings
 
     inputs = list(inputs or [])
     if demo:
@@ -137,9 +137,9 @@ def command(
     sep = out_options = None
     if any(isinstance(i, Path) for i in items):  # else every input failed: no model is needed to say so
         try:
-            sep = Separator(model=model, device=device.value, segment=segment, overlap=overlap,
-                            shifts=shifts, residual=residual, offline=offline, fast=fast,
-                            ensemble_method=ensemble_method, ensemble_weights=ensemble_weights)
+            sep = ModelSettings(model=model, device=device.value, segment=segment, overlap=overlap, shifts=shifts,
+                                residual=residual, offline=offline, fast=fast, ensemble_method=ensemble_method,
+                                ensemble_weights=ensemble_weights).separator()
             out_options = sep.options(out_format, depth, mp3_bitrate, clip_mode.value, stem_list, two_stems, filename)
             sep.plan(Path("track.wav"), out, out_options)  # a template that leaves the output folder is a usage error
         except (ValueError, TypeError) as e:  # typed: StemwrightError.exit_code says usage (2) or input (1)

@@ -9,10 +9,12 @@ from typing import overload
 
 import numpy as np
 
+from stemwright.errors import StemwrightError
+
 log = logging.getLogger(__name__)
 
 
-class DatasetError(ValueError):
+class DatasetError(StemwrightError):
     """A dataset or one of its tracks cannot be used; the message names the folder/track and the reason."""
 
 

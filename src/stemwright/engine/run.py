@@ -5,18 +5,35 @@ Where the audio comes from and goes to is the caller's business (:mod:`stemwrigh
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import random
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import nn
 
 from stemwright.engine.chunking import ChunkGrid, batched, center_trim, cut_chunk, triangle_weight
+from stemwright.engine import cpu_kernels
 from stemwright.engine.cpu_kernels import onednn_kernels
 from stemwright.engine.memory import retain_freed_memory
 from stemwright.engine.progress import ProgressCallback, ProgressEvent
 
 log = logging.getLogger(__name__)
+
+#: Chunks run at once in threads by :class:`stemwright.Separator` (``workers=None``) on a CPU with 2 or more intra-op
+#: threads, each thread with its share of them. Chosen by measurement (docs/zoo.md, "Threads or workers"): on a 2-core AVX2 EPYC shared with other
+#: processes, the default model took 4x less wall time with 2 workers of 1 thread than with 2 intra-op threads
+#: (whose OpenMP threads spin against the other processes), and the stems are the same.
+DEFAULT_WORKERS = 2
+
+
+def default_workers(device: torch.device | str) -> int:
+    """``workers`` when none is given: :data:`DEFAULT_WORKERS` on a CPU with that many intra-op threads, else 1 (one
+    chunk per call on a GPU, whose kernels run asynchronously anyway)."""
+    if torch.device(device).type != "cpu":
+        return 1
+    return max(1, min(DEFAULT_WORKERS, torch.get_num_threads()))
 
 
 def model_valid_length(model: nn.Module, length: int) -> int:
@@ -47,6 +64,66 @@ def run_batch(model: nn.Module, chunks: list[torch.Tensor], device: torch.device
     return out.to("cpu", torch.float32)
 
 
+def _run_serial(model: nn.Module, chunks: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """Equal-length chunks as one batch; otherwise (a group's last, shorter chunk) one call each."""
+    if len({c.shape[-1] for c in chunks}) == 1:
+        return list(run_batch(model, chunks, device))
+    return [run_batch(model, [chunk], device)[0] for chunk in chunks]
+
+
+def _run_in_thread(model: nn.Module, chunks: list[torch.Tensor], device: torch.device,
+                   threads: int) -> list[torch.Tensor]:
+    # The intra-op thread count is per calling thread (OpenMP), so a worker's setting stays in its own thread.
+    torch.set_num_threads(threads)
+    return _run_serial(model, chunks, device)
+
+
+def _prime_routes(device: torch.device, threads: int) -> None:
+    """Calibrate (or read) the CPU-kernel choice for the workers' thread count here, once, rather than in every
+    worker at the same time (each would time its probes against the others)."""
+    if device.type != "cpu" or not cpu_kernels.available():
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        cpu_kernels.routes()
+    finally:
+        torch.set_num_threads(before)
+
+
+def _autocast_on() -> bool:
+    # autocast is thread-local state that worker threads would not inherit: such runs stay in the calling thread
+    return any(torch.is_autocast_enabled(kind) for kind in ("cpu", "cuda"))
+
+
+def run_chunks(model: nn.Module, chunks: list[torch.Tensor], device: torch.device,
+               workers: int = 1) -> list[torch.Tensor]:
+    """Run the model on a group of chunks; ``workers > 1`` splits the group into that many consecutive parts run
+    at once in threads, each with ``torch.get_num_threads() // workers`` (at least 1) intra-op threads.
+
+    Every chunk is computed exactly as it would be alone in its part (batches never mix chunks of different
+    parts), so the result does not depend on the thread schedule. Shape: list of ``(C, L_i)`` -> list of
+    ``(S, C, L_i')``, in order.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    parts = batched(chunks, -(-len(chunks) // workers))
+    if len(parts) == 1 or _autocast_on():
+        return _run_serial(model, chunks, device)
+    threads = max(1, torch.get_num_threads() // len(parts))
+    _prime_routes(device, threads)
+    try:
+        with ThreadPoolExecutor(len(parts), thread_name_prefix="stemwright-chunk") as pool:
+            # Each part in a copy of the caller's context: the precision of the products (--fast) is a ContextVar.
+            futures = [pool.submit(contextvars.copy_context().run, _run_in_thread, model, part, device, threads)
+                       for part in parts]
+            done = [f.result() for f in futures]
+    finally:
+        # MKL's and ATen's own thread count are process-wide besides OpenMP's per-thread one: put them back.
+        torch.set_num_threads(torch.get_num_threads())
+    return [res for part in done for res in part]
+
+
 def _separate_split(
     model: nn.Module,
     mix: torch.Tensor,
@@ -58,27 +135,25 @@ def _separate_split(
     progress_base: int,
     progress_total: int,
     transition_power: float,
+    workers: int = 1,
     first_length: int | None = None,
 ) -> torch.Tensor:
-    """Overlap-add over chunks (``first_length``: the short first chunk rule, :class:`ChunkGrid`).
-    Shape: ``(C, T)`` -> ``(S, C, T)``."""
+    """Overlap-add over chunks, ``batch_size * workers`` at a time (``first_length``: the short first chunk rule,
+    :class:`ChunkGrid`). Shape: ``(C, T)`` -> ``(S, C, T)``."""
     channels, length = mix.shape
     grid = ChunkGrid(segment_length, overlap, first_length)
     weights = {n: triangle_weight(n, transition_power) for n in (*grid.ramp, segment_length)}
     out: torch.Tensor | None = None
     sum_weight = torch.zeros(length)
     done = 0
-    for pairs in batched(grid.chunks(length), batch_size):
+    for pairs in batched(grid.chunks(length), batch_size * workers):
         group = [off for off, _ in pairs]
         lengths = [n for _, n in pairs]
         nominal = [grid.chunk(done + i)[1] for i in range(len(pairs))]
         # as demucs.apply.apply_model: the valid length of each chunk's own length (the last one is shorter)
         targets = [model_valid_length(model, n) for n in lengths]
         chunks = [cut_chunk(mix, off, n, t) for off, n, t in zip(group, lengths, targets)]
-        if len(set(targets)) == 1:
-            result = list(run_batch(model, chunks, device))
-        else:
-            result = [run_batch(model, [chunk], device)[0] for chunk in chunks]
+        result = run_chunks(model, chunks, device, workers)
         if out is None:
             out = torch.zeros(result[0].shape[0], channels, length)
         for res, off, n, full in zip(result, group, lengths, nominal):
@@ -109,6 +184,7 @@ def separate_tensor(
     seed: int = 0,
     transition_power: float = 1.0,
     long_segment: float | None = None,
+    workers: int = 1,
     first_segment: float | None = None,
 ) -> torch.Tensor:
     """Separate one track with chunked overlap-add inference.
@@ -120,7 +196,9 @@ def separate_tensor(
     ``segment`` is in seconds (default: the model's own ``segment``; ``None`` there means the whole track in one
     call, or, for tracks longer than ``long_segment`` seconds, chunks of ``long_segment``: what bounds the memory
     of whole-track models on long inputs, the same rule as the streaming engine's). ``shifts > 0`` averages that many randomly time-shifted passes (shift trick of Défossez et al., up to
-    0.5 s), seeded by ``seed`` for reproducibility. The input tensor is not modified.
+    0.5 s), seeded by ``seed`` for reproducibility. ``workers > 1`` runs that many groups of ``batch_size`` chunks at
+    once in threads (:func:`run_chunks`; :class:`stemwright.Separator` passes :func:`default_workers`); the stems are
+    the same as with one. The input tensor is not modified.
 
     Shape: ``(C, T)`` -> ``(S, C, T)``.
     """
@@ -129,6 +207,8 @@ def separate_tensor(
     if mix.shape[-1] == 0:
         raise ValueError("mix has no samples (time axis of length 0)")
     device = torch.device(device)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     mix = mix.detach().to("cpu", torch.float32)
     length = mix.shape[-1]
     if segment is None:
@@ -146,7 +226,7 @@ def separate_tensor(
         overlap = 0.0
     common = dict(
         segment_length=segment_length, overlap=overlap, batch_size=batch_size, device=device,
-        progress=progress, transition_power=transition_power, first_length=first_length,
+        progress=progress, transition_power=transition_power, workers=workers, first_length=first_length,
     )
     grid = ChunkGrid(segment_length, overlap, first_length)
     if shifts <= 0:

@@ -20,7 +20,7 @@ from torch import nn
 
 from stemwright.engine.chunking import ChunkGrid, center_trim, triangle_weight
 from stemwright.engine.progress import ProgressCallback, ProgressEvent
-from stemwright.engine.run import first_chunk_length, model_valid_length, run_batch
+from stemwright.engine.run import first_chunk_length, model_valid_length, run_chunks
 
 __all__ = ["StreamSplitter", "StreamEngine", "separate_blocks"]
 
@@ -36,8 +36,10 @@ class StreamSplitter:
 
     def __init__(self, model: nn.Module, segment_length: int | None, overlap: float, batch_size: int,
                  device: torch.device, transition_power: float = 1.0,
-                 on_chunks: Callable[[int], None] | None = None, first_length: int | None = None) -> None:
+                 on_chunks: Callable[[int], None] | None = None, workers: int = 1,
+                 first_length: int | None = None) -> None:
         self.model = model
+        self.workers = workers
         self.first_length = first_length
         self.requested_overlap = overlap
         self.overlap = overlap if segment_length is not None else 0.0
@@ -58,6 +60,11 @@ class StreamSplitter:
         self.wsum = torch.zeros(0)
         self.emitted = 0
         self.sources: int | None = None
+
+    @property
+    def group_size(self) -> int:
+        """Chunks run per step: ``batch_size`` per call, ``workers`` calls at once."""
+        return self.batch_size * self.workers
 
     def chunk_from_now(self, segment_length: int) -> None:
         """Turn a whole-track pass (nothing run yet) into a chunked one: the track proved longer than the
@@ -111,7 +118,7 @@ class StreamSplitter:
         assert grid is not None
         ran = False
         while True:
-            plan = [grid.chunk(k) for k in range(self.next_chunk, self.next_chunk + self.batch_size)]
+            plan = [grid.chunk(k) for k in range(self.next_chunk, self.next_chunk + self.group_size)]
             if final:
                 plan = [(o, n) for o, n in plan if o < max(length, 1)]
                 if not plan:
@@ -127,10 +134,7 @@ class StreamSplitter:
             group = [o for o, _ in plan]
             targets = [model_valid_length(self.model, n) for n in lengths]
             chunks = [self._window(o, n, t, length) for o, n, t in zip(group, lengths, targets)]
-            if len(set(targets)) == 1:
-                result = list(run_batch(self.model, chunks, self.device))
-            else:
-                result = [run_batch(self.model, [c], self.device)[0] for c in chunks]
+            result = run_chunks(self.model, chunks, self.device, self.workers)
             if self.acc is None:
                 self.sources = result[0].shape[0]
                 self.acc = torch.zeros(self.sources, chunks[0].shape[0], 0)
@@ -185,7 +189,7 @@ class StreamEngine:
     def __init__(self, model: nn.Module, *, segment: float | None = None, overlap: float = 0.25,
                  batch_size: int = 1, shifts: int = 0, device: torch.device | str = "cpu",
                  progress: ProgressCallback | None = None, seed: int = 0, transition_power: float = 1.0,
-                 length_hint: int | None = None, long_segment: float | None = None,
+                 length_hint: int | None = None, long_segment: float | None = None, workers: int = 1,
                  first_segment: float | None = None) -> None:
         self.device = torch.device(device)
         if segment is None:
@@ -210,7 +214,8 @@ class StreamEngine:
         else:
             self.offsets = [None]
         self.splitters = [StreamSplitter(model, segment_length, overlap, batch_size, self.device, transition_power,
-                                         on_chunks=self._count, first_length=first_length) for _ in self.offsets]
+                                         on_chunks=self._count, workers=workers, first_length=first_length)
+                         for _ in self.offsets]
         self.skip = [self.max_shift - o if o is not None else 0 for o in self.offsets]  # leading zeros per pass
         self.pending: list[list[torch.Tensor]] = [[] for _ in self.offsets]
         self.started = False

@@ -129,6 +129,23 @@ def load_layer_audio(layer: Layer, base: Path, samplerate: int, where: str) -> n
     return np.tile(x, (1, layer.loop)) if layer.loop > 1 else x
 
 
+def midi_available() -> bool:
+    """Whether MIDI files can be read (``mido``, the ``[synth]`` extra, is installed)."""
+    import importlib.util  # (only asked when a MIDI layer comes)
+
+    return importlib.util.find_spec("mido") is not None
+
+
+def midi_seconds(path: Path) -> float:
+    """How long the MIDI file ``path`` plays (its own tempo map); :class:`MixError` when it cannot be read."""
+    import mido  # the [synth] extra (midi_available() says whether it is there)
+
+    try:
+        return float(mido.MidiFile(str(path)).length)
+    except (OSError, EOFError, KeyError, IndexError, TypeError, ValueError) as e:
+        raise MixError(f"{path.name}: not a readable MIDI file ({e})") from None
+
+
 def _with_program(path: Path, program: int, tmp: Path) -> Path:
     import mido  # the [synth] extra; only MIDI layers with a program need it
 
@@ -163,4 +180,5 @@ def render_midi(path: Path, samplerate: int, program: int | None, soundfont: Pat
         return read_audio(wav).samples
 
 
-__all__ = ["LAYER_KEYS", "Layer", "check_layer", "layer_start", "load_layer_audio", "parse_at", "render_midi"]
+__all__ = ["LAYER_KEYS", "Layer", "check_layer", "layer_start", "load_layer_audio", "midi_available", "midi_seconds",
+           "parse_at", "render_midi"]

@@ -21,8 +21,8 @@ import numpy as np
 import pedalboard
 
 from stemwright.mixer.document import Channel, Mix, TimePitch
-from stemwright.mixer.analysis import estimate_rhythm
-from stemwright.mixer.effects import EFFECTS, MixError, apply_chain
+from stemwright.mixer.analysis import Rhythm, estimate_rhythm
+from stemwright.mixer.effects import EFFECTS, Effect, MixError, apply_chain
 from stemwright.mixer.layers import layer_start, load_layer_audio
 from stemwright.mixer.loudness import LoudnessResult, normalize_loudness
 from stemwright.mixer.stems import StemSet, as_stemset
@@ -102,6 +102,17 @@ def _channel_signal(ch: Channel, stemset: StemSet, sr: int, length: int, stereo:
     return y
 
 
+def clean_stem(stemset: StemSet, stem: str, strength: float) -> np.ndarray:
+    """``stem`` through ``debleed(strength)`` as :func:`render` cleans a channel whose chain starts with it (no
+    offset, no polarity): the studio plays this buffer for a strip's "clean" knob, so page and export agree.
+    Returns ``(C, T)`` float32 (``T``: the longest stem)."""
+    if stem not in stemset.audio:
+        raise MixError(f"clean: unknown stem {stem!r} (valid: {', '.join(stemset.names)})")
+    effect = Effect.create("debleed", "clean", strength=strength)
+    y = _place(stemset[stem], 0, stemset.length)
+    return apply_chain(y, [effect], stemset.samplerate, "clean", _others(stemset, stem, 0, stemset.length))
+
+
 def _resolve(mix: Mix, stems: Any, samplerate: int | None) -> StemSet:
     if stems is None:
         if mix.source is None:
@@ -124,6 +135,15 @@ def _complete(mix: Mix, stemset: StemSet) -> list[Channel]:
     return channels
 
 
+def layer_grid(stemset: StemSet) -> Rhythm:
+    """The grid that layers' ``at: "bar:N"`` positions are read on: the rhythm of the sum of the stems (the studio
+    asks for it too, to place a dropped layer where the export will). Raises :class:`MixError` when none is found."""
+    mono = np.sum([x.mean(axis=0) for x in stemset.audio.values()], axis=0)[None]
+    rhythm = estimate_rhythm(mono, stemset.samplerate)
+    log.info("layer grid: %.2f BPM, first downbeat %.3f s", rhythm.tempo, rhythm.downbeat)
+    return rhythm
+
+
 def _add_layers(mix: Mix, stemset: StemSet, out: np.ndarray, any_solo: bool) -> np.ndarray:
     """Mix the layers (docs: mixer/layers.py) into ``out`` ``(C, T)``: each file placed, looped, through its
     effects, fader and pan, cut at the end of the song. Layers play unless muted, or when a stem is soloed."""
@@ -134,11 +154,7 @@ def _add_layers(mix: Mix, stemset: StemSet, out: np.ndarray, any_solo: bool) -> 
         raise MixError("layers: this mix has no folder to read layer files from (Mix.load sets the document's "
                        "folder; set mix.base)")
     sr, length = stemset.samplerate, out.shape[1]
-    rhythm = None
-    if any(la.at is not None for _, la in playing):
-        mono = np.sum([x.mean(axis=0) for x in stemset.audio.values()], axis=0)[None]
-        rhythm = estimate_rhythm(mono, sr)
-        log.info("layer grid: %.2f BPM, first downbeat %.3f s", rhythm.tempo, rhythm.downbeat)
+    rhythm = layer_grid(stemset) if any(la.at is not None for _, la in playing) else None
     if out.shape[0] == 1 and any(la.pan != 0.0 for _, la in playing):
         out = np.concatenate([out, out])
     for i, la in playing:
@@ -220,4 +236,4 @@ def _master(mix: Mix, out: np.ndarray, sr: int) -> np.ndarray:
     return apply_chain(out, mix.master.effects, sr, "master.effects")
 
 
-__all__ = ["render", "pan_gains", "apply_pan", "apply_time_pitch", "LoudnessResult"]
+__all__ = ["render", "clean_stem", "layer_grid", "pan_gains", "apply_pan", "apply_time_pitch", "LoudnessResult"]

@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from stemwright.atomic import atomic_write, atomic_write_text
+from stemwright.errors import StemwrightError
 from stemwright.models.architectures import architecture_class, architecture_name
 from stemwright.models.base import check_model, config_from_dict, config_to_dict
 
@@ -23,7 +24,7 @@ FORMAT = "stemwright-checkpoint"
 FORMAT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(StemwrightError):
     """A checkpoint file is missing, corrupt, tampered with, or does not fit its architecture."""
 
 

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from stemwright.atomic import atomic_write, atomic_write_text
+from stemwright.errors import StemwrightError
 from stemwright.models.architectures import architecture_class, architecture_name
 from stemwright.models.base import check_model, config_from_dict, config_to_dict, has_stages
 from stemwright.models.checkpoint import read_versioned_json, sha256_file
@@ -37,7 +38,7 @@ ONNX_FORMAT_VERSION = 1
 DEFAULT_OPSET = 17
 
 
-class OnnxExportError(ValueError):
+class OnnxExportError(StemwrightError):
     """A model cannot be exported, or an exported file is missing/inconsistent."""
 
 

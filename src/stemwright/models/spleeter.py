@@ -138,6 +138,10 @@ class SpleeterConfig:
         return StftConfig(n_fft=self.n_fft, hop_length=self.hop_length, window="hann", center=True, pad_mode="constant")
 
 
+def _exporting() -> bool:
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
 def _activation(name: str, x: torch.Tensor) -> torch.Tensor:
     if name == "leaky_relu":
         return F.leaky_relu(x, 0.2)  # Spleeter's LeakyReLU(0.2)
@@ -172,7 +176,10 @@ class SpleeterUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
         skips = []
-        h = x
+        # Channels-last activations (the weights are channels-last too, see Spleeter.__init__): oneDNN's strided
+        # and transposed 5x5 convolutions run without reordering; the transposed ones were 2/3 of the U-Net's time
+        # in the default layout (AVX2 EPYC, docs/zoo.md). Same products, summed in another order (1e-7 relative).
+        h = x if _exporting() else x.contiguous(memory_format=torch.channels_last)
         for i, conv in enumerate(self.encoder):
             # TensorFlow 'same' padding for kernel 5, stride 2 on even sizes: 1 before, 2 after (on T and F).
             h = conv(F.pad(h, (1, 2, 1, 2)))
@@ -186,7 +193,7 @@ class SpleeterUNet(nn.Module):
             h = bn(_activation(self.deconv_activation, h))
             if i < self.n_dropout:
                 h = F.dropout(h, 0.5, self.training)
-        out = self.final(h)
+        out = self.final(h).contiguous()
         return out if logits else torch.sigmoid(out) * x
 
 
@@ -210,6 +217,10 @@ class Spleeter(nn.Module):
         self.audio_channels = config.audio_channels
         self.segment = config.segment
         self.stft_config = config.stft
+        # Spleeter pads every input to whole blocks of 512 frames (11.9 s at 44.1 kHz); a live host running short
+        # chunks sets this (stemwright.engine.live.prefer_short_blocks) to pad a chunk shorter than a block only as
+        # far as the U-Net needs. Off: the published model's behaviour exactly.
+        self.short_blocks = False
         self.unets = nn.ModuleDict(
             {
                 name: SpleeterUNet(
@@ -219,6 +230,9 @@ class Spleeter(nn.Module):
                 for name in config.sources
             }
         )
+        # Parameters stay channels-last through load_state_dict (a copy into them) and .to(device); checkpoints
+        # save them contiguous.
+        self.unets.to(memory_format=torch.channels_last)
 
     # ------------------------------------------------------------------------------------------ framing
     def _frame_padding(self, length: int) -> tuple[int, int]:
@@ -251,14 +265,24 @@ class Spleeter(nn.Module):
         del first
         mag = spec[..., : cfg.max_bin, :].abs()
         batch, channels, bins, frames = mag.shape
-        n_blocks = max(1, -(-frames // cfg.block_frames))
-        mag = F.pad(mag, (0, n_blocks * cfg.block_frames - frames))
-        blocks = mag.reshape(batch, channels, bins, n_blocks, cfg.block_frames).permute(0, 3, 1, 4, 2)
-        return (blocks.reshape(batch * n_blocks, channels, cfg.block_frames, bins),), (spec, length, batch, frames)
+        block = self._block_frames(frames)
+        n_blocks = max(1, -(-frames // block))
+        mag = F.pad(mag, (0, n_blocks * block - frames))
+        blocks = mag.reshape(batch, channels, bins, n_blocks, block).permute(0, 3, 1, 4, 2)
+        return (blocks.reshape(batch * n_blocks, channels, block, bins),), (spec, length, batch, frames)
+
+    def _block_frames(self, frames: int) -> int:
+        """``block_frames``; with ``short_blocks`` and fewer frames than that, only as many as the U-Net's strides
+        need (a multiple of ``2 ** len(filters)``): a live chunk of 1 s then costs an eighth of an 11.9 s block."""
+        cfg = self.config
+        if not self.short_blocks or frames >= cfg.block_frames:
+            return cfg.block_frames
+        factor = 2 ** len(cfg.filters)
+        return max(factor, -(-frames // factor) * factor)
 
     def core(self, blocks: torch.Tensor) -> torch.Tensor:
         """Network outputs per source. Shape: ``(N, C, T_block, F)`` -> ``(N, S, C, T_block, F)``."""
-        if blocks.shape[0] > 1 and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+        if blocks.shape[0] > 1 and not _exporting():
             # One block at a time bounds activation memory; blocks are independent, so the result is the same.
             first = self._run_unets(blocks[:1])
             out = first.new_empty((blocks.shape[0],) + first.shape[1:])
@@ -285,7 +309,7 @@ class Spleeter(nn.Module):
         extra_bins = spec.shape[-2] - bins
         if cfg.wiener:
             # (B * blocks, S, C, T, F) -> (B, S, C, F, blocks * T) -> crop the padded frames
-            y = estimates.reshape(batch, -1, n_src, channels, cfg.block_frames, bins).permute(0, 2, 3, 5, 1, 4)
+            y = estimates.reshape(batch, -1, n_src, channels, estimates.shape[3], bins).permute(0, 2, 3, 5, 1, 4)
             y = y.reshape(batch, n_src, channels, bins, -1)[..., :frames]
             v = F.pad(y, (0, 0, 0, extra_bins))  # Spleeter's pad_and_reshape: zero above F
             eps = float(torch.finfo(spec.real.dtype).eps)  # norbert's default eps (None -> machine epsilon)
@@ -301,7 +325,7 @@ class Spleeter(nn.Module):
         out = spec.new_empty((batch, n_src, spec.shape[1], length), dtype=spec.real.dtype)
         for j in range(n_src):
             mask = (estimates[:, j].pow(exponent) + MASK_EPS / n_src) / total  # (B * blocks, C, T, F)
-            mask = mask.reshape(batch, -1, channels, cfg.block_frames, bins).permute(0, 2, 4, 1, 3)
+            mask = mask.reshape(batch, -1, channels, estimates.shape[3], bins).permute(0, 2, 4, 1, 3)
             mask = mask.reshape(batch, channels, bins, -1)[..., :frames]  # (B, C, F, N)
             # One (batch, channel) at a time: the whole-track iSTFT's buffers are the peak of memory.
             for b in range(batch):

@@ -38,6 +38,7 @@ import yaml
 from safetensors.torch import load_file
 from torch import nn
 
+from stemwright.errors import StemwrightError
 from stemwright.models.architectures import architecture_class
 from stemwright.models.bag import BagOfModels
 from stemwright.models.base import config_from_dict
@@ -60,7 +61,7 @@ UNSUPPORTED_CLASSES: dict[tuple[str, str], str] = {
 _SIGNED_NAME = re.compile(r"^([0-9a-f]{8})-([0-9a-f]{8,64})\.th$")
 
 
-class DemucsFormatError(ValueError):
+class DemucsFormatError(StemwrightError):
     """A demucs checkpoint is malformed, unsafe, or uses a feature stemwright does not implement."""
 
 

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from torch import nn
 
+from stemwright.errors import StemwrightError
 from stemwright.models.checkpoint import FORMAT, checkpoint_paths, load_checkpoint
 from stemwright.models.onnx import OnnxModel
 from stemwright.pretrained import demucs_format, roformer_format, spleeter_format, umx_format
@@ -33,7 +34,7 @@ from stemwright.pretrained import demucs_format, roformer_format, spleeter_forma
 log = logging.getLogger(__name__)
 
 
-class FormatError(ValueError):
+class FormatError(StemwrightError):
     """A path is not a checkpoint stemwright can load; the message names it and the reason."""
 
 

@@ -32,6 +32,7 @@ import torch
 import yaml
 from torch import nn
 
+from stemwright.errors import StemwrightError
 from stemwright.models.roformer import (
     DEFAULT_FREQS_PER_BANDS,
     BSRoformer,
@@ -76,7 +77,7 @@ _REFERENCE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-class RoformerFormatError(ValueError):
+class RoformerFormatError(StemwrightError):
     """A RoFormer checkpoint or its YAML config is missing, malformed, or uses an unsupported option."""
 
 

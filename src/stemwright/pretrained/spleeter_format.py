@@ -47,13 +47,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from stemwright.atomic import atomic_write
+from stemwright.errors import StemwrightError
 from stemwright.models.spleeter import Spleeter, SpleeterConfig
 from stemwright.pretrained.download import cache_dir, sha256_of
 
 log = logging.getLogger(__name__)
 
 
-class SpleeterFormatError(ValueError):
+class SpleeterFormatError(StemwrightError):
     """A Spleeter checkpoint is malformed, truncated, tampered with or has no known configuration."""
 
 

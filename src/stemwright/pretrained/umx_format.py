@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from stemwright.errors import StemwrightError
 from stemwright.models.umx import UMX_SOURCES, OpenUnmix, UmxConfig
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ IGNORED_KEYS = re.compile(r"^(stft\.window|istft\.window|transform\.\d+\.window|
 _HASHED = re.compile(r"^(?P<target>.+?)-(?P<hash>[0-9a-f]{8,64})$")
 
 
-class UmxFormatError(ValueError):
+class UmxFormatError(StemwrightError):
     """An Open-Unmix file or folder cannot be loaded; the message names it and the reason."""
 
 

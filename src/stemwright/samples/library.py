@@ -23,6 +23,7 @@ import numpy as np
 from stemwright.analysis import SongAnalysis, analyze
 from stemwright.atomic import atomic_write
 from stemwright.audio.io import write_audio
+from stemwright.errors import StemwrightError
 from stemwright.mixer.analysis import Key, parse_key
 from stemwright.mixer.stems import StemSet, as_stemset
 from stemwright.samples.loops import FADE_S, SNAP_S, cut_loops, fade_ends, nearest_zero_crossing, rms_dbfs
@@ -36,7 +37,7 @@ BARS = (1, 2, 4)
 KINDS = ("loop", "one-shot")
 
 
-class LibraryError(ValueError):
+class LibraryError(StemwrightError):
     """A library folder or index that cannot be used (the message names it)."""
 
 

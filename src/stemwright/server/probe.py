@@ -12,6 +12,7 @@ import numpy as np
 import soundfile as sf
 
 from stemwright.audio.io import MAX_SAMPLERATE, MIN_SAMPLERATE
+from stemwright.errors import StemwrightError
 
 PREFIX_SECONDS = 5.0
 TAIL_SECONDS = 2.0  # decoded at the end too: a file cut off in transfer is refused at upload, not by its job
@@ -20,7 +21,7 @@ BLOCK_FRAMES = 65536
 AV_FIRST = (".stem.mp4", ".mp4", ".m4a", ".aac", ".mov", ".webm", ".mka", ".wma", ".m4v")
 
 
-class ProbeError(ValueError):
+class ProbeError(StemwrightError):
     """The upload is not usable audio; ``status`` is the HTTP status to answer (415 not audio, 413 too long)."""
 
     def __init__(self, status: int, reason: str, specific: bool = True):

@@ -9,10 +9,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from stemwright.errors import StemwrightError
 from stemwright.server.exports import check_mix_limits
+from stemwright.server.layerfiles import check_layers
 
 
-class MixDocumentError(ValueError):
+class MixDocumentError(StemwrightError):
     """A mix document the mixer engine refuses; the message names the field and the reason."""
 
 
@@ -46,9 +48,9 @@ def default_model_name() -> str:
     return DEFAULT_MODEL
 
 
-def validate_mix(document: Any, stems: dict[str, Path]) -> dict[str, Any]:
-    """Check a mix document with the mixer engine's own validation; returns it normalised. Raises
-    :class:`MixDocumentError`."""
+def validate_mix(document: Any, stems: dict[str, Path], layers_dir: Path | None = None) -> dict[str, Any]:
+    """Check a mix document with the mixer engine's own validation; returns it normalised. Layers must name files
+    uploaded to the song (``layers_dir``; none where that is None). Raises :class:`MixDocumentError`."""
     if not isinstance(document, dict):
         raise MixDocumentError("'document' must be a mix document (JSON object)")
     from stemwright.mixer.document import Mix
@@ -59,6 +61,7 @@ def validate_mix(document: Any, stems: dict[str, Path]) -> dict[str, Any]:
         if unknown:
             raise ValueError(f"unknown stem(s) {', '.join(unknown)}; this song has {', '.join(stems)}")
         check_mix_limits(mix)
+        check_layers(mix, layers_dir)
     except (ValueError, TypeError, KeyError) as e:
         raise MixDocumentError(f"invalid mix document: {e}") from None
     return mix.to_dict()
@@ -74,7 +77,8 @@ def load_stemset(stems: dict[str, Path]) -> Any:
 
 
 def render_loop_sample(document: dict[str, Any], stems: dict[str, Path], library_dir: Path, title: str,
-                        analysis: dict[str, Any], start: float, end: float) -> dict[str, Any]:
+                        analysis: dict[str, Any], start: float, end: float,
+                        layers_dir: Path | None = None) -> dict[str, Any]:
     """Render the mix, cut ``[start, end)`` into the sample library; bar numbers when both ends are bar lines. A song
     with no steady tempo (``tempo_bpm`` null) is indexed at its mean tempo (``mean_bpm``)."""
     from stemwright.mixer.document import Mix
@@ -82,7 +86,9 @@ def render_loop_sample(document: dict[str, Any], stems: dict[str, Path], library
     from stemwright.samples.library import add_loop_sample
 
     stemset = load_stemset(stems)
-    audio = render(Mix.from_dict(document), stemset)
+    mix = Mix.from_dict(document)
+    mix.base = layers_dir
+    audio = render(mix, stemset)
     downs = list(analysis.get("downbeats") or [])
     on_bar = lambda t: next((i for i, d in enumerate(downs) if abs(d - t) < 1e-3), None)  # noqa: E731
     i, j = on_bar(start), on_bar(end)
@@ -119,7 +125,8 @@ def render_ni_stems(stems: dict[str, Path], source: Path, target: Path, codec: s
     export_ni_stems(load_stemset(stems), target, mixture=source if source.is_file() else None, codec=codec)
 
 
-def render_export(document: dict[str, Any], stems: dict[str, Path], target: Path, fmt: str) -> None:
+def render_export(document: dict[str, Any], stems: dict[str, Path], target: Path, fmt: str,
+                  layers_dir: Path | None = None) -> None:
     from stemwright.server.render_bridge import render_to_file
 
-    render_to_file(document, stems, target, fmt)
+    render_to_file(document, stems, target, fmt, layers_dir)

@@ -185,6 +185,10 @@ class Studio:
             raise ApiError(409, "this song has no finished separation yet")
         return {r["name"]: Path(r["path"]) for r in rows}
 
+    def layers_dir(self, song_id: str) -> Path:
+        """Where the song's uploaded layers (files of the mix document's ``layers``) are kept."""
+        return self.data_dir / "songs" / check_id(song_id, "song") / "layers"
+
     def song_stems(self, song_id: str, job_id: str | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
         song = self.song_or_404(song_id)
         return song, self.stem_paths(song["id"], job_id)
@@ -325,7 +329,7 @@ class Studio:
     # -- mixes -------------------------------------------------------------------------------------------------
     def save_mix(self, song_id: str, name: str, document: Any, mix_id: str | None) -> dict[str, Any]:
         song, paths = self.song_stems(song_id)
-        mix = renders.validate_mix(document, paths)
+        mix = renders.validate_mix(document, paths, self.layers_dir(song["id"]))
         name = name.strip()[:MIX_NAME_MAX]
         if not name:
             raise ApiError(400, "'name': a mix needs a name")

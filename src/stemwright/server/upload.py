@@ -12,6 +12,8 @@ from typing import AsyncIterator
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from stemwright.errors import StemwrightError
+
 MAX_FIELD_BYTES = 4096
 # What browsers escape in a multipart file name (the HTML form-data encoding: '"', CR, LF as %22, %0D, %0A);
 # curl does the same for '"'. Only these are decoded: any other '%xx' is part of the user's name.
@@ -24,7 +26,7 @@ def decode_filename(raw: bytes) -> str:
     return _ESCAPE.sub(lambda m: FORM_DATA_ESCAPES[m.group(0)], raw.decode("utf-8", "replace"))
 
 
-class UploadError(ValueError):
+class UploadError(StemwrightError):
     def __init__(self, status: int, message: str):
         self.status = status
         super().__init__(message)

@@ -27,6 +27,7 @@ from stemwright.server.exports import ExportBusyError
 from stemwright.server.jobs import QueueFullError
 from stemwright.server.renders import MixDocumentError
 from stemwright.server.studio import ApiError, Studio
+from stemwright.server.upload import UploadError, UploadResult, receive_upload
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,19 @@ async def rendered_download(studio: Studio, key: str, render: Callable[[Path], A
     return FileResponse(folder / filename, media_type=media_type,
                         headers={"content-disposition": content_disposition(download)},
                         background=BackgroundTask(release))
+
+
+async def bounded_upload(request: Request, folder: Path, limit_mb: int, too_large: str) -> UploadResult:
+    """A multipart upload with a ``file`` field streamed into ``folder`` with at most ``limit_mb`` MB (refused at once
+    when ``Content-Length`` says more); :class:`ApiError` (``too_large`` for 413, the parser's status otherwise)."""
+    limit = limit_mb * 1024 * 1024
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit + 64 * 1024:
+        raise ApiError(413, too_large)
+    try:
+        return await receive_upload(request.headers.get("content-type", ""), request.stream(), folder, limit)
+    except UploadError as e:
+        raise ApiError(e.status, str(e)) from None
 
 
 # -- middleware and errors -----------------------------------------------------------------------------------------

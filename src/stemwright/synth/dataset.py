@@ -24,6 +24,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from stemwright.errors import StemwrightError
 from stemwright.synth.resources import Resources, find_resources
 from stemwright.synth.song import SPLIT_STEMS, STEMS, SynthSong, generate_song
 from stemwright.synth.vocals import DEFAULT_MIR1K_DIR
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 FILES = ("mixture",) + STEMS[:2] + SPLIT_STEMS + STEMS[2:]
 
 
-class SongExistsError(ValueError):
+class SongExistsError(StemwrightError):
     """Songs already exist in the output folder and neither overwrite nor skip_existing was asked."""
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 
+from stemwright.errors import StemwrightError
 from stemwright.synth.parts import Note
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ GAIN = 0.6
 _lock = threading.Lock()
 
 
-class RenderError(RuntimeError):
+class RenderError(StemwrightError):
     """FluidSynth failed; the message names the soundfont or part."""
 
 

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from stemwright.errors import StemwrightError
 from stemwright.synth.fluid import find_library
 
 DEFAULT_SOUNDFONT_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/soundfonts")
@@ -45,7 +46,7 @@ SOUNDFONTS: tuple[SoundfontInfo, ...] = (
 )
 
 
-class MissingPackageError(RuntimeError):
+class MissingPackageError(StemwrightError):
     """A system package the synthesiser needs is not installed; the message names the Debian package(s)."""
 
     def __init__(self, what: list[str], packages: list[str]):

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from stemwright.errors import StemwrightError
 from stemwright.models.architectures import ARCHITECTURES, architecture_class
 from stemwright.models.base import config_from_dict
 
@@ -16,7 +17,7 @@ from stemwright.train.augment import AugmentConfig
 from stemwright.train.losses import LossConfig
 
 
-class ConfigError(ValueError):
+class ConfigError(StemwrightError):
     """A training config is unreadable or has a bad field."""
 
 

@@ -19,6 +19,7 @@ import soundfile as sf
 import soxr
 
 from stemwright.audio.io import is_audio_path, read_audio
+from stemwright.errors import StemwrightError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ _DECODED: dict[str, tuple[np.ndarray, int]] = {}  # decoded non-seekable files (
 SEEKABLE = (".wav", ".wave", ".flac", ".aif", ".aiff")
 
 
-class DataError(ValueError):
+class DataError(StemwrightError):
     """A dataset folder is missing, empty, or not in the expected layout."""
 
 

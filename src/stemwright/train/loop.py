@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from stemwright.atomic import atomic_write_png
 from stemwright.engine.device import resolve_device
+from stemwright.errors import StemwrightError
 from stemwright.models.architectures import architecture_class
 from stemwright.models.base import config_from_dict
 from stemwright.models.checkpoint import CheckpointError, checkpoint_paths, save_checkpoint
@@ -125,7 +126,7 @@ def _validate(model: nn.Module, sets: list[tuple[str, list]], device: torch.devi
     return row
 
 
-class ExportPathError(ValueError):
+class ExportPathError(StemwrightError):
     """The export path would write into the installed stemwright package without being allowed to."""
 
 

@@ -21,12 +21,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from stemwright.atomic import atomic_write_text
+from stemwright.errors import StemwrightError
 from stemwright.models.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 
 
-class ResumeError(ValueError):
+class ResumeError(StemwrightError):
     """A training output folder cannot be resumed (missing/corrupt state) or would be overwritten."""
 
 

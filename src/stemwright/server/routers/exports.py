@@ -33,14 +33,14 @@ def _stems_key(paths: dict[str, Path]) -> str:
 async def export(song_id: str, studio: StudioDep, body: ExportRequest = json_body(ExportRequest)):
     def prepare() -> tuple[dict[str, Any], dict[str, Path], dict[str, Any]]:
         song, paths = studio.song_stems(song_id)
-        return song, paths, renders.validate_mix(body.document, paths)
+        return song, paths, renders.validate_mix(body.document, paths, studio.layers_dir(song["id"]))
 
     song, paths, mix = await asyncio.to_thread(prepare)
     fmt = body.format
     digest = hashlib.sha256(json.dumps([mix, fmt, _stems_key(paths)], sort_keys=True).encode()).hexdigest()
     return await rendered_download(
         studio, f"export/{digest}",
-        lambda folder: renders.render_export(mix, paths, folder / f"mix.{fmt}", fmt),
+        lambda folder: renders.render_export(mix, paths, folder / f"mix.{fmt}", fmt, studio.layers_dir(song["id"])),
         f"mix.{fmt}", download_name(song["title"], f"-mix.{fmt}"), media.MEDIA_FORMATS[fmt])
 
 

@@ -40,9 +40,9 @@ async def save_loop_sample(song_id: str, studio: StudioDep, body: LoopSampleRequ
         if len(read_index(root)) >= studio_module.MAX_STUDIO_SAMPLES:
             raise ApiError(409, f"the studio's sample library holds {studio_module.MAX_STUDIO_SAMPLES} samples, "
                                 "the most it keeps")
-        mix = renders.validate_mix(body.document, paths)
+        mix = renders.validate_mix(body.document, paths, studio.layers_dir(song["id"]))
         mix.pop("time_pitch", None)
-        mix["version"] = 1
+        mix["version"] = 3 if mix.get("layers") else 1
         if not body.start < body.end or body.end - body.start > MAX_LOOP_SAMPLE_S:
             raise ApiError(400, f"'start'/'end': need 0 <= start < end and at most {MAX_LOOP_SAMPLE_S:g} s")
         analysis = studio.library.analysis(studio.library.stems(song["id"])[0]["job_id"])
@@ -53,7 +53,7 @@ async def save_loop_sample(song_id: str, studio: StudioDep, body: LoopSampleRequ
     song, paths, mix, analysis = await asyncio.to_thread(prepare)
     try:
         entry = await studio.exports.run(renders.render_loop_sample, mix, paths, root, song["title"], analysis,
-                                         body.start, body.end)
+                                         body.start, body.end, studio.layers_dir(song["id"]))
     except ValueError as e:
         raise ApiError(400, str(e)) from None
     return {**entry, "href": f"/api/samples/file?path={quote(entry['path'])}"}

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from stemwright.server.studio import ApiError, Studio, get_studio
-from stemwright.server.upload import UploadError, receive_upload
+from stemwright.server.studio import Studio, get_studio
+from stemwright.server.web import bounded_upload
 
 router = APIRouter(prefix="/api/songs")
 StudioDep = Annotated[Studio, Depends(get_studio)]
@@ -23,14 +23,8 @@ async def upload(request: Request, studio: StudioDep):
     """A multipart upload with a ``file`` field (and optional ``model``, ``title``): checked while streaming
     (size), then by a bounded decode of its start and end; errors name the user's file, never a server path."""
     limit_mb = studio.config.max_upload_mb
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit_mb * 1024 * 1024 + 64 * 1024:
-        raise ApiError(413, f"file is larger than the upload limit of {limit_mb} MB")
-    try:
-        up = await receive_upload(request.headers.get("content-type", ""), request.stream(),
-                                  studio.data_dir / "uploads", limit_mb * 1024 * 1024)
-    except UploadError as e:
-        raise ApiError(e.status, str(e)) from None
+    up = await bounded_upload(request, studio.data_dir / "uploads", limit_mb,
+                              f"file is larger than the upload limit of {limit_mb} MB")
     try:
         return await asyncio.to_thread(studio.accept_upload, up.path, up.size, up.filename, up.fields)
     finally:

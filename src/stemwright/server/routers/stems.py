@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, Response
 
-from stemwright.server import media, renders
+from stemwright.server import media, remix, renders
 from stemwright.server.studio import BLEED_CACHE, ApiError, Studio, get_studio
 from stemwright.server.web import content_disposition, download_name
 
@@ -48,6 +48,14 @@ def stream_segment(song_id: str, k: int, job: str, studio: StudioDep):
     data, start, frames = studio.stream_segment(song_id, job, k)
     return Response(data, media_type="application/octet-stream",
                     headers={"cache-control": "no-store", "x-start": str(start), "x-frames": str(frames)})
+
+
+@router.get("/stems/{stem}/clean")
+async def clean_stem_audio(song_id: str, stem: str, strength: float, studio: StudioDep):
+    """The stem through the mix document's ``debleed(strength)`` (a strip's "clean" knob), rendered as the export
+    renders it, as FLAC: strength in steps of 0.05, cached per stem and strength (server/remix.py)."""
+    path = await remix.cleaned_stem(studio, song_id, stem, strength)
+    return FileResponse(path, media_type=media.MEDIA_FORMATS["flac"], headers={"cache-control": "no-cache"})
 
 
 @router.get("/original")

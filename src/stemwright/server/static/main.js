@@ -8,10 +8,13 @@
 //   mixdoc.js    mix document, undo, saved mixes, autosave          keys.js      keyboard shortcuts
 //   mixer.js     open/close a song, the controls       main.js      routing and the test façade (window.studio)
 //   progressive.js the stems as raw segments; play while separating (wait at the separated end, resume)
+//   clean.js     a strip's clean knob (server-rendered debleed)   layers.js    your own layers (dropped files)
+//   drumspanel.js  replace the drums (samples per class, blend, A/B)
 import { $, setStatus } from "./api.js";
 import { library, listenEvents, loadModels, refreshSongs, renderSongs, setupDropzone, uploadAll } from "./library.js";
 import { setupKeys } from "./keys.js";
 import { closeMixer, openMixer, renderOffline, setupMixerControls } from "./mixer.js";
+import { cleanReady } from "./clean.js";
 import { applyPreset, autosave, mixDocument, saveMix } from "./mixdoc.js";
 import { refreshCompare } from "./compare.js";
 import { mixer, playing, position } from "./state.js";
@@ -55,7 +58,7 @@ function snapshot() {
     sourceRates: m.sources.map((s) => s.playbackRate.value), stream: streamState(),
     masterImage: m.masterImage && { width: m.masterImage.width, lit: litPixels(m.masterImage) },
     strips: m.strips.map((s, i) => ({ name: s.name, gainDb: s.gainDb, pan: s.pan, mute: s.mute, solo: s.solo,
-      faderGain: s.fader.gain.value, useAlt: !!s.useAlt, hasImage: !!s.image,
+      faderGain: s.fader.gain.value, clean: s.clean, cleanReady: cleanReady(s), layer: s.layer ? { ...s.layer } : null, useAlt: !!s.useAlt, hasImage: !!s.image,
       playingAlt: !!(m.sources[i] && s.alt && m.sources[i].buffer === s.alt && playing(s) === s.alt) })),
   };
 }

@@ -1,7 +1,9 @@
 // The mix document (what the server renders), presets, undo/redo, named mixes saved on the server and the
 // working state autosaved in this browser.
 import { $, getJson, postJson, setStatus } from "./api.js";
+import { cleanEffect, setClean } from "./clean.js";
 import { applyAll, masterGainDb, setMasterGain } from "./graph.js";
+import { applyLayers, layersDocument } from "./layers.js";
 import { EQ, effectiveOffset, mixer, onChange, position } from "./state.js";
 import { loadWorking, saveWorking } from "./storage.js";
 import { setTimePitch } from "./transport.js";
@@ -16,12 +18,19 @@ onChange(() => {
   historyTimer = setTimeout(recordHistory, 300);
 });
 
+// A strip's 3-band EQ as the document's effects.
+function eqEffects(s) {
+  const effects = [];
+  if (s.eq.low) effects.push({ type: "lowshelf", cutoff_hz: EQ.low.hz, gain_db: s.eq.low, q: 0.7071 });
+  if (s.eq.mid) effects.push({ type: "peak", cutoff_hz: EQ.mid.hz, gain_db: s.eq.mid, q: EQ.mid.q });
+  if (s.eq.high) effects.push({ type: "highshelf", cutoff_hz: EQ.high.hz, gain_db: s.eq.high, q: 0.7071 });
+  return effects;
+}
+
 export function mixDocument() {
-  const channels = mixer.strips.map((s) => {
-    const effects = [];
-    if (s.eq.low) effects.push({ type: "lowshelf", cutoff_hz: EQ.low.hz, gain_db: s.eq.low, q: 0.7071 });
-    if (s.eq.mid) effects.push({ type: "peak", cutoff_hz: EQ.mid.hz, gain_db: s.eq.mid, q: EQ.mid.q });
-    if (s.eq.high) effects.push({ type: "highshelf", cutoff_hz: EQ.high.hz, gain_db: s.eq.high, q: 0.7071 });
+  const channels = mixer.strips.filter((s) => !s.layer).map((s) => {
+    // debleed first: the page cleans the stem before its EQ
+    const effects = (cleanEffect(s) ? [cleanEffect(s)] : []).concat(eqEffects(s));
     return { stem: s.name, gain_db: s.gainDb <= -60 ? null : s.gainDb, mute: s.mute, solo: s.solo, pan: s.pan, invert: false, offset_s: 0, effects };
   });
   const masterDb = masterGainDb();
@@ -30,24 +39,30 @@ export function mixDocument() {
     doc.version = 2;
     doc.time_pitch = { speed: mixer.speed, semitones: mixer.semitones };
   }
+  const layers = layersDocument(eqEffects);
+  if (layers.length) { doc.version = 3; doc.layers = layers; } // version 3 only with layers
   return doc;
 }
 
 export function applyDocument(doc) {
   for (const ch of doc.channels || []) {
-    const s = mixer.strips.find((x) => x.name === ch.stem);
+    const s = mixer.strips.find((x) => !x.layer && x.name === ch.stem);
     if (!s) continue;
     s.gainDb = ch.gain_db === null || ch.gain_db === "-inf" ? -60 : Number(ch.gain_db ?? 0);
     s.pan = Number(ch.pan ?? 0); s.mute = !!ch.mute; s.solo = !!ch.solo;
     s.eq = { low: 0, mid: 0, high: 0 };
+    let clean = 0;
     for (const fx of ch.effects || []) {
       if (fx.type === "lowshelf") s.eq.low = fx.gain_db; else if (fx.type === "peak") s.eq.mid = fx.gain_db; else if (fx.type === "highshelf") s.eq.high = fx.gain_db;
+      else if (fx.type === "debleed") clean = fx.strength ?? 0.5;
     }
+    setClean(s, clean);
   }
   const m = doc.master && doc.master.gain_db;
   setMasterGain(m === null || m === undefined || m === "-inf" ? (m === undefined ? 0 : -60) : Number(m));
   const tp = doc.time_pitch || {};
   setTimePitch(Number(tp.speed ?? 1), Number(tp.semitones ?? 0));
+  applyLayers(doc.layers);
   applyAll();
 }
 
@@ -55,7 +70,7 @@ export function applyDocument(doc) {
 export function applyPreset(name) {
   const vocal = mixer.strips.find((s) => s.name === "vocals");
   for (const s of mixer.strips) { s.gainDb = 0; s.mute = false; s.solo = false; s.pan = 0; }
-  if (name === "reset") { for (const s of mixer.strips) s.eq = { low: 0, mid: 0, high: 0 }; setMasterGain(0); }
+  if (name === "reset") { for (const s of mixer.strips) { s.eq = { low: 0, mid: 0, high: 0 }; setClean(s, 0); } setMasterGain(0); }
   if (name === "instrumental" && vocal) vocal.mute = true;
   if (name === "acapella" && vocal) vocal.solo = true;
   if (name === "karaoke" && vocal) vocal.gainDb = -18; // a low guide vocal over the instrumental

@@ -1,6 +1,9 @@
 // The mixer view: opening a song (stems decoded into strips, the working state restored), its controls, the
 // per-frame loop, and leaving it (everything freed).
-import { $, dbToGain, fmtTime, getJson, setStatus } from "./api.js";
+import { $, api, dbToGain, fmtTime, getJson, setStatus } from "./api.js";
+import { setClean } from "./clean.js";
+import { openDrumsPanel, setupDrumsPanel } from "./drumspanel.js";
+import { setupLayers } from "./layers.js";
 import { loadCompare, refreshCompare, renderCompareTable, switchVersion } from "./compare.js";
 import { applyAll, applyStrip, audioContext, buildStripGraph, drawMeters, eqFilters, masterGainDb, setMasterGain } from "./graph.js";
 import { autosave, applyPreset, openSavedMix, refreshMixList, resetHistory, restoreWorking, saveMix, stepHistory } from "./mixdoc.js";
@@ -13,7 +16,7 @@ import { closeStream, followStream, loadStems } from "./progressive.js";
 
 function makeStrip(name, buffer, peaks) {
   const el = $("#strip-template").content.firstElementChild.cloneNode(true);
-  const strip = { name, buffer, peaks, el, gainDb: 0, pan: 0, mute: false, solo: false, eq: { low: 0, mid: 0, high: 0 } };
+  const strip = { name, buffer, peaks, el, gainDb: 0, pan: 0, mute: false, solo: false, eq: { low: 0, mid: 0, high: 0 }, clean: 0 };
   el.dataset.stem = name;
   el.setAttribute("aria-label", `${name} strip`);
   $(".name", el).textContent = name;
@@ -21,7 +24,7 @@ function makeStrip(name, buffer, peaks) {
   $(".swatch", el).style.background = COLORS[name] || "#aaa";
   // every control names its stem for a screen reader: "Mute vocals", "Gain of vocals", …
   const label = { ".mute": `Mute ${name}`, ".solo": `Solo ${name}`, ".gain": `Gain of ${name}`, ".pan": `Pan of ${name}`,
-    ".eq-low": `Low EQ of ${name}`, ".eq-mid": `Mid EQ of ${name}`, ".eq-high": `High EQ of ${name}`,
+    ".clean": `Clean (bleed reducer) of ${name}`, ".eq-low": `Low EQ of ${name}`, ".eq-mid": `Mid EQ of ${name}`, ".eq-high": `High EQ of ${name}`,
     ".meter": `Level meter of ${name} (click to reset the clip indicator)`, "canvas": `Waveform of ${name}: click to seek, drag to select a loop` };
   for (const [sel, text] of Object.entries(label)) $(sel, el).setAttribute("aria-label", text);
   $(".eq", el).setAttribute("aria-label", `3-band EQ of ${name}`);
@@ -29,6 +32,7 @@ function makeStrip(name, buffer, peaks) {
   $(".gain", el).oninput = (e) => { strip.gainDb = Number(e.target.value); applyStrip(strip); changed(); };
   $(".pan", el).oninput = (e) => { strip.pan = Number(e.target.value); applyStrip(strip); changed(); };
   for (const band of ["low", "mid", "high"]) $(`.eq-${band}`, el).oninput = (e) => { strip.eq[band] = Number(e.target.value); applyStrip(strip); changed(); };
+  $(".clean", el).oninput = (e) => { setClean(strip, e.target.value); changed(); };
   $(".mute", el).onclick = () => { strip.mute = !strip.mute; applyAll(); };
   $(".solo", el).onclick = () => { strip.solo = !strip.solo; applyAll(); };
   $(".version", el).onclick = () => switchVersion(strip);
@@ -89,8 +93,10 @@ export async function openMixer(songId) {
   if (restoreWorking(songId)) setStatus("restored your last working state");
   else if (mixes.length) openSavedMix(mixes[0].id);
   else applyAll();
+  await mixer.layersLoading; // the first undo step and autosave include the document's layers
   mixer.restoring = false;
   resetHistory();
+  openDrumsPanel().catch((e) => setStatus(`drums panel: ${e.message}`));
   mixer.dirty = true;
   $("#loading").classList.add("hidden");
   mixer.strips[0] && mixer.strips[0].el.focus();
@@ -158,6 +164,8 @@ export function setupMixerControls() {
     $("#tools").setAttribute("aria-expanded", String(open));
   };
   setupRuler();
+  setupLayers(makeStrip);
+  setupDrumsPanel();
   $("#master-wave").addEventListener("click", (e) => { const r = e.currentTarget.getBoundingClientRect(); seek(viewTime((e.clientX - r.left) / r.width)); });
   $("#undo").onclick = () => stepHistory(true);
   $("#redo").onclick = () => stepHistory(false);

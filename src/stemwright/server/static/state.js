@@ -13,6 +13,7 @@ export const mixer = {
   original: null, ab: false, mixBus: null,
   speed: 1, semitones: 0, pitchIn: null, pitchNode: null, pitchReady: null,
   until: null, scheduledTo: null, // the separated end while separating (progressive.js), and what is scheduled
+  layersLoading: null, layerGrid: undefined, // layers.js: a document's layers loading, the export's bar grid
   view: { zoom: 1, start: 0 }, masterImage: null, masterKey: "", rulerLabels: [], chordLabels: [], compare: null,
 };
 
@@ -27,8 +28,8 @@ export function changed() {
   for (const fn of listeners) fn();
 }
 
-// The buffer a strip plays: the compared separation's when switched to it.
-export const playing = (s) => (s.useAlt && s.alt ? s.alt : s.buffer);
+// The buffer a strip plays: the compared separation's when switched to it, else the cleaned stem (clean.js).
+export const playing = (s) => (s.useAlt && s.alt ? s.alt : s.clean > 0 && s.cleaned ? s.cleaned : s.buffer);
 
 // The tempo the clicks and loop lengths use: the analysed one, or the mean tempo of a song with no steady tempo.
 export const gridBpm = (a) => a.tempo_bpm ?? a.mean_bpm;
