@@ -90,10 +90,12 @@ def warm_up(model: Any) -> None:
     call's set-up (the CPU kernel choice, allocations)."""
     import torch  # function-level: torch loads in the warm-up thread, not when the server module is imported
 
-    from stemwright.engine.run import run_batch
+    from stemwright.engine.run import default_workers, run_chunks
 
     device = next(model.parameters(), torch.zeros(0)).device
-    run_batch(model, [torch.zeros(int(model.audio_channels), int(model.samplerate))], device)
+    workers = default_workers(device)
+    # as many chunks as the jobs run at once: the workers' thread count gets its CPU-kernel choice here too
+    run_chunks(model, [torch.zeros(int(model.audio_channels), int(model.samplerate))] * workers, device, workers)
 
 
 def default_separator_factory(model: str, progress: Callable) -> Any:
