@@ -30,7 +30,7 @@ from stemwright.audio.stream import StreamResampler, open_audio_stream
 from stemwright.errors import AudioError, OtherRunExists, SeparationError
 from stemwright.manifest import InputInfo, Manifest, ManifestError, SeparationOptions
 # the output pipeline; names a caller may import from here too (track_name, select_outputs, ...) are re-exported
-from stemwright.output import (DEFAULT_FILENAME, FILENAME_FIELDS, EarlierRun, OutputPlan, _dbfs, _emit,  # noqa: F401
+from stemwright.output import (DEFAULT_FILENAME, FILENAME_FIELDS, EarlierRun, OutputPlan, StemBlockCallback, _dbfs, _emit,  # noqa: F401
                                _file_size, _input_identity, _keeps_over_full_scale, _previous_run, _remove_empty_dirs,
                                _remove_files, _remove_stale_temporaries, check_filename, check_output_options,
                                check_outputs, plan_outputs, refuse_input_as_output, remove_leftovers, run_difference,
@@ -167,6 +167,11 @@ class Separator:
     linear layers and attention only; Ampere+ GPUs: autocast; elsewhere float32 with a logged warning), see
     :mod:`stemwright.engine.precision`.
 
+    ``first_segment`` (seconds): the *short first chunk* rule (:class:`~stemwright.engine.chunking.ChunkGrid`): a
+    first chunk that short, each next one 1.5 times as long up to the segment, so that a stream's first seconds are
+    final after one short model call (the studio plays a song while it is separated); it changes the stems near
+    the start a little (docs/studio.md measures how much). Chunked models only.
+
     ``workers=N`` runs N chunks at once in threads, each with 1/N of PyTorch's threads (default
     :func:`stemwright.engine.run.default_workers`: 2 on a CPU with 2+ threads, chosen by measurement); the stems are
     the same.
@@ -190,10 +195,13 @@ class Separator:
         ensemble_method: str | None = None,
         ensemble_weights: str | None = None,
         workers: int | None = None,
+        first_segment: float | None = None,
     ) -> None:
         check_settings(segment, overlap, shifts, batch_size)
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             raise SeparationError(f"workers must be an integer >= 1, got {workers!r}")
+        if first_segment is not None and not first_segment >= MIN_SEGMENT_SECONDS:
+            raise SeparationError(f"first_segment must be at least {MIN_SEGMENT_SECONDS} s, got {first_segment}")
         self.device = resolve_device(device)
         if isinstance(model, nn.Module):
             check_model(model)
@@ -210,6 +218,7 @@ class Separator:
         if residual is not None and residual not in self.sources:
             raise SeparationError(f"residual stem {residual!r} is not one of the model's stems ({', '.join(self.sources)})")
         self.segment = segment
+        self.first_segment = first_segment
         # None: the overlap the model's publisher runs it with (RoFormer YAML ``num_overlap``), else 25 %.
         default = getattr(self.model, "default_overlap", None)
         self.overlap = overlap if overlap is not None else (default if default is not None else DEFAULT_OVERLAP)
@@ -239,6 +248,7 @@ class Separator:
             "batch_size": self.batch_size,
             "residual": self.residual,
             "device": str(self.device),
+            "first_segment": self.first_segment,
         }
 
     # -- arrays ------------------------------------------------------------------------------------------
@@ -323,6 +333,7 @@ class Separator:
             progress=progress,
             long_segment=LONG_INPUT_SEGMENT,
             workers=self.workers,
+            first_segment=self.first_segment,
         )
         return out.numpy()
 
@@ -443,7 +454,8 @@ class Separator:
     def _engine(self, progress: ProgressCallback | None, length_hint: int | None) -> StreamEngine:
         return StreamEngine(self.model, segment=self.segment, overlap=self.overlap, batch_size=self.batch_size,
                             shifts=self.shifts, device=self.device, progress=progress, length_hint=length_hint,
-                            long_segment=LONG_INPUT_SEGMENT, workers=self.workers)
+                            long_segment=LONG_INPUT_SEGMENT, workers=self.workers,
+                            first_segment=self.first_segment)
 
     def _check_block(self, raw: Any, origin: str, channels: int | None, warn: bool) -> np.ndarray:
         x = as_float_audio(raw)
@@ -475,7 +487,7 @@ class Separator:
         p = self.parameters()
         return SeparationOptions(
             segment=p["segment"], overlap=p["overlap"], shifts=p["shifts"], batch_size=p["batch_size"],
-            residual=p["residual"], device=p["device"], format=fmt,
+            residual=p["residual"], device=p["device"], first_segment=p["first_segment"], format=fmt,
             bit_depth=bit_depth if fmt != "mp3" else None, mp3_bitrate=mp3_bitrate if fmt == "mp3" else None,
             clip_mode=clip_mode, stems=tuple(names) if stems else None, two_stems=two_stems, filename=filename,
         )
@@ -518,6 +530,7 @@ class Separator:
         progress: ProgressCallback | None = None,
         skip_existing: bool = False,
         options: SeparationOptions | None = None,
+        on_block: StemBlockCallback | None = None,
     ) -> SeparationResult:
         """Separate an audio file and write the stems plus ``stemwright.json`` (written last, atomically).
 
@@ -529,6 +542,10 @@ class Separator:
 
         ``options``: the output options as :meth:`options` returned them (checked once by a caller that
         separates many files); they replace ``fmt`` ... ``filename`` and are checked again here.
+
+        ``on_block``: called with each block of the stems as it becomes final, ``{stem: (C, m)}`` float32 in time
+        order before the clip policy (what the studio plays while the rest is separated); if it raises, the
+        separation stops with that exception.
 
         Raises :class:`~stemwright.errors.AudioError` for unreadable input or unwritable output (its subclasses
         :class:`~stemwright.errors.OutputExists`, :class:`~stemwright.errors.OtherRunExists`,
@@ -577,7 +594,7 @@ class Separator:
                                        length_hint=audio.frames, origin=str(path), warn_downmix=False)
             try:
                 clip, peaks, channels = write_stream(plan, names, pairs, audio.samplerate, options, replace,
-                                                     progress)
+                                                     progress, on_block)
             except BaseException:
                 _remove_empty_dirs(plan)
                 raise

@@ -47,10 +47,11 @@ class SeparationOptions:
     stems: tuple[str, ...] | None
     two_stems: str | None
     filename: str
+    first_segment: float | None = None  # the short first chunk rule (engine/chunking.ChunkGrid); None: off
 
     # Fields that change the audio written; batch size and device change only speed.
     COMPARED = ("segment", "overlap", "shifts", "residual", "format", "bit_depth", "mp3_bitrate", "clip_mode",
-                "stems", "two_stems", "filename")
+                "stems", "two_stems", "filename", "first_segment")
 
     def same_output(self, other: SeparationOptions) -> bool:
         """Whether a run with ``other`` would write the same stems (up to speed and device)."""

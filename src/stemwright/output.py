@@ -12,7 +12,7 @@ import string
 from dataclasses import dataclass
 from glob import escape as glob_escape
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from stemwright.audio.stream import BlockWriter, FloatSpool, open_audio_stream
 from stemwright.engine.progress import ProgressCallback, ProgressEvent
 from stemwright.errors import AudioError, OutputExists, OutputIsInput, SeparationError
 from stemwright.manifest import MANIFEST_NAME, InputInfo, Manifest, ManifestError, SeparationOptions, input_fingerprint
+
+# Told each block of the stems as it is written: {stem: (C, m) float32}, in time order.
+StemBlockCallback = Callable[[dict[str, np.ndarray]], None]
 
 log = logging.getLogger(__name__)
 
@@ -243,11 +246,14 @@ def check_outputs(plan: OutputPlan, overwrite: bool) -> None:
 
 def write_stream(plan: OutputPlan, names: list[str], pairs: Iterable[tuple[np.ndarray, dict[str, np.ndarray]]],
                  samplerate: int, options: SeparationOptions, overwrite: bool,
-                 progress: ProgressCallback | None = None) -> tuple[dict, dict[str, float], int]:
+                 progress: ProgressCallback | None = None,
+                 on_block: StemBlockCallback | None = None) -> tuple[dict, dict[str, float], int]:
     """Write the stems of a stream of ``(mix block, {stem: block})`` pairs, each to a temporary name beside its
     path, renamed when every stem is complete; on any failure (a truncated input found at its end, a full disk,
     a signal) the temporaries are removed and nothing is left. ``clip_mode`` ``rescale`` needs the song's peak
     first: the stems go to raw float spools, then a second streamed pass scales and encodes them.
+
+    ``on_block`` sees each block of the written stems, ``{stem: (C, m)}``, before the clip policy.
 
     Returns the clip report, each written stem's peak (after the clip policy) and the channel count.
     """
@@ -270,6 +276,8 @@ def write_stream(plan: OutputPlan, names: list[str], pairs: Iterable[tuple[np.nd
                     stack.callback(spools[name].close)
             for mix, stems in pairs:
                 out = select_outputs(stems, names, options.two_stems, mix)
+                if on_block is not None and next(iter(out.values())).shape[-1]:
+                    on_block(out)
                 if not state["channels"]:
                     state["channels"] = int(next(iter(out.values())).shape[0])
                     if two_pass:

@@ -110,3 +110,17 @@ def test_six_stem_songs_score_other4_for_four_and_six_stem_models(tmp_path, monk
     six = {"drums": 1.0, "guitar": 2.0, "piano": 4.0, "other": 8.0}
     assert bench_default._estimates(six, ["other4"])["other4"] == 14.0
     assert bench_default._estimates({"vocals": 1.0, "other": 8.0}, ["other4"])["other4"] == 8.0
+
+
+@pytest.mark.slow  # a server, a Chromium and a separation: ~30 s on an idle 2-core machine
+@pytest.mark.browser
+def test_bench_first_sound_json() -> None:
+    """The studio benchmark end to end on a 6 s song with `classic`: one JSON object with the issue's fields."""
+    import json
+
+    out = _run("benchmarks/bench_first_sound.py", "-m", "classic", "--seconds", "6", "--json", "--timeout", "300")
+    row = json.loads(out.strip().splitlines()[-1])
+    assert {"model", "song_s", "first_sound_s", "separated_s", "stalls"} <= set(row)
+    assert row["model"] == "classic" and row["song_s"] == 6
+    assert row["first_sound_s"] is not None and 0 < row["first_sound_s"] <= row["separated_s"] + 1
+    assert row["stalls"] >= 0 and row["finished_mixer_load_s"] > 0

@@ -34,6 +34,41 @@ def idle_factory(model, progress):
     return IdleSeparator(model, progress)
 
 
+class SlowScale:
+    """A deliberately slow model for the play-while-separating tests: 'vocals' = 0.25 x and 'other' = 0.75 x the
+    mixture (so the stems are known exactly), 22.05 kHz stereo, 2 s chunks, sleeping ``delay`` s per call. Built
+    as an ``nn.Module`` on first use (torch is imported by the engine anyway)."""
+
+    delay = 0.4
+
+    @classmethod
+    def build(cls):
+        import torch
+        from torch import nn
+
+        class _Slow(nn.Module):
+            sources = ("vocals", "other")
+            samplerate = 22050
+            audio_channels = 2
+            segment = 2.0
+
+            def forward(self, mix: torch.Tensor) -> torch.Tensor:
+                time.sleep(cls.delay)
+                return torch.stack([0.25 * mix, 0.75 * mix], dim=1)
+
+        return _Slow()
+
+
+SLOW_FIRST_SEGMENT = 0.5
+
+
+def slow_factory(model, progress):
+    """The real engine and file path (short first chunk included) around :class:`SlowScale`."""
+    from stemwright.api import Separator
+
+    return Separator(model=SlowScale.build(), progress=progress, first_segment=SLOW_FIRST_SEGMENT)
+
+
 
 
 if __name__ == "__main__":
@@ -44,7 +79,10 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--slow", type=float, default=None, help="SlowScale jobs, sleeping this many s per chunk")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.slow is not None:
+        SlowScale.delay = args.slow
     run_server(ServerConfig(data_dir=args.data_dir, workers=args.workers, default_model="classic",
-                            separator_factory=idle_factory), args.port)
+                            separator_factory=idle_factory if args.slow is None else slow_factory), args.port)

@@ -89,6 +89,10 @@ def test_studio_end_to_end(server, browser, mixtures_dir, tmp_path):
 
     # upload and watch the progress bar reach 100 %
     page.set_input_files("#file-input", str(mixtures_dir / MP3))
+    # one song dropped: the page opens the mixer once its first seconds are separated (issue 24); back to the
+    # library to watch the whole separation
+    _until(page, "location.hash.startsWith('#/song/')", timeout=60_000)
+    page.evaluate("() => { location.hash = '#/'; }")
     row = page.locator("#songs tbody tr").first
     row.wait_for()
     seen = set()
@@ -1051,6 +1055,75 @@ def test_studio_trustworthy_mixer(server, browser, mixtures_dir, tmp_path):
                  "!document.querySelector('#download-ni').hasAttribute('aria-disabled')")
     assert not errors, errors
     context.close()
+
+
+# A strip's samples as base64 of little-endian float32 (a long JSON array crosses Playwright's bridge slowly).
+STEM_BYTES = """([name, c, n]) => {
+    const bytes = new Uint8Array(new Float32Array(window.studio.stemSamples(name, c, 0, n)).buffer);
+    let s = "";
+    for (let i = 0; i < bytes.length; i += 8192) s += String.fromCharCode(...bytes.subarray(i, i + 8192));
+    return btoa(s); }"""
+
+
+def test_play_while_separating(server_process, browser, tmp_path):
+    """Issue 24: a song uploaded in the page opens in the mixer and plays as soon as its first seconds are
+    separated (a slow test model: 0.4 s a chunk, the short first chunk 0.5 s); a seek past the separated part
+    waits with the "separating…" marker and resumes by itself; exports wait for the end; the stems the page
+    assembled from segments, and the job's stems, equal an offline separation."""
+    import base64
+
+    from stemwright.api import Separator
+    from stemwright.audio.io import write_audio
+    from tests.server.fake_serve import SLOW_FIRST_SEGMENT, SlowScale
+
+    sr, seconds = 22050, 16
+    t = np.arange(seconds * sr) / sr
+    x = np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.2 * np.sin(2 * np.pi * 330 * t)]).astype(np.float32)
+    song = write_audio(tmp_path / "song.wav", x, sr, bit_depth=32)
+    srv = server_process("--slow", "0.4")
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(srv.url)
+    page.wait_for_selector("#model-select option", state="attached")
+    page.set_input_files("#file-input", str(song))
+    # the mixer opens and plays before the separation has ended
+    _until(page, "window.studio.state().playing && window.studio.position() > 0.2", timeout=15_000)
+    st = page.evaluate("window.studio.state()")
+    assert st["stream"]["done"] is False and st["stream"]["extent"] < seconds, st["stream"]
+    assert st["duration"] == pytest.approx(seconds, abs=0.01)
+    assert page.locator("#export").is_disabled() and page.locator("#separated").is_visible()
+    # seek far past the separated part: playback waits there with the marker, then goes on by itself
+    page.evaluate("window.studio.seek(14)")
+    _until(page, "window.studio.state().stream.waiting", timeout=5_000)
+    assert page.locator("#separating").is_visible()
+    assert page.evaluate("window.studio.state().playing") is False
+    _until(page, "window.studio.state().playing && window.studio.position() > 14.05", timeout=20_000)
+    assert page.locator("#separating").is_hidden()
+    assert page.evaluate("window.studio.state().stream.stalls") >= 1
+    _until(page, "window.studio.state().stream.done && !document.querySelector('#export').disabled", timeout=20_000)
+
+    # what the page plays, assembled from the segments, is the job's stem sample for sample
+    heard = np.stack([np.frombuffer(base64.b64decode(page.evaluate(STEM_BYTES, ["vocals", c, seconds * sr])), "<f4")
+                      for c in (0, 1)])
+    song_id = page.evaluate("window.studio.state().songId")
+    stems = next((srv.data_dir / "songs" / song_id / "jobs").glob("*/vocals.wav"))
+    job_vocals, _ = sf.read(str(stems), dtype="float32", always_2d=True)
+    SlowScale.delay = 0.0
+    offline = Separator(model=SlowScale.build(), first_segment=SLOW_FIRST_SEGMENT).separate(x, sr)["vocals"]
+    np.testing.assert_allclose(job_vocals.T, offline, atol=1e-6)
+    assert heard.shape == offline.shape
+    np.testing.assert_array_equal(heard, job_vocals.T)
+    # the finished song opened again: all its segments (read from the stems, several at a time) in place
+    page.evaluate("() => { location.hash = '#/'; }")
+    page.wait_for_selector("#library-view:not(.hidden)")
+    _open_song(page, song_id)
+    assert page.evaluate("window.studio.state().stream.done") is True
+    again = np.stack([np.frombuffer(base64.b64decode(page.evaluate(STEM_BYTES, ["vocals", c, seconds * sr])), "<f4")
+                      for c in (0, 1)])
+    np.testing.assert_array_equal(again, job_vocals.T)
+    assert errors == []
+    page.close()
 
 
 def _export_wav(url: str, song_id: str, document: dict) -> tuple[np.ndarray, int]:

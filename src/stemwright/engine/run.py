@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from torch import nn
 
-from stemwright.engine.chunking import batched, center_trim, cut_chunk, plan_offsets, triangle_weight
+from stemwright.engine.chunking import ChunkGrid, batched, center_trim, cut_chunk, triangle_weight
 from stemwright.engine import cpu_kernels
 from stemwright.engine.cpu_kernels import onednn_kernels
 from stemwright.engine.memory import retain_freed_memory
@@ -40,6 +40,15 @@ def model_valid_length(model: nn.Module, length: int) -> int:
     """Input length the model wants for ``length`` samples (Demucs models pad to a valid length)."""
     fn = getattr(model, "valid_length", None)
     return int(fn(length)) if callable(fn) else length
+
+
+def first_chunk_length(first_segment: float | None, samplerate: int) -> int | None:
+    """The short first chunk in samples (``None``: the rule is off); raises for a non-positive length."""
+    if first_segment is None:
+        return None
+    if not first_segment > 0:
+        raise ValueError(f"first_segment must be positive seconds, got {first_segment}")
+    return max(1, int(round(first_segment * samplerate)))
 
 
 def run_batch(model: nn.Module, chunks: list[torch.Tensor], device: torch.device) -> torch.Tensor:
@@ -127,24 +136,28 @@ def _separate_split(
     progress_total: int,
     transition_power: float,
     workers: int = 1,
+    first_length: int | None = None,
 ) -> torch.Tensor:
-    """Overlap-add over chunks, ``batch_size * workers`` at a time. Shape: ``(C, T)`` -> ``(S, C, T)``."""
+    """Overlap-add over chunks, ``batch_size * workers`` at a time (``first_length``: the short first chunk rule,
+    :class:`ChunkGrid`). Shape: ``(C, T)`` -> ``(S, C, T)``."""
     channels, length = mix.shape
-    offsets = plan_offsets(length, segment_length, overlap)
-    weight = triangle_weight(segment_length, transition_power)
+    grid = ChunkGrid(segment_length, overlap, first_length)
+    weights = {n: triangle_weight(n, transition_power) for n in (*grid.ramp, segment_length)}
     out: torch.Tensor | None = None
     sum_weight = torch.zeros(length)
     done = 0
-    for group in batched(offsets, batch_size * workers):
-        lengths = [min(length - off, segment_length) for off in group]
+    for pairs in batched(grid.chunks(length), batch_size * workers):
+        group = [off for off, _ in pairs]
+        lengths = [n for _, n in pairs]
+        nominal = [grid.chunk(done + i)[1] for i in range(len(pairs))]
         # as demucs.apply.apply_model: the valid length of each chunk's own length (the last one is shorter)
         targets = [model_valid_length(model, n) for n in lengths]
         chunks = [cut_chunk(mix, off, n, t) for off, n, t in zip(group, lengths, targets)]
         result = run_chunks(model, chunks, device, workers)
         if out is None:
             out = torch.zeros(result[0].shape[0], channels, length)
-        for res, off, n in zip(result, group, lengths):
-            w = weight[:n]
+        for res, off, n, full in zip(result, group, lengths, nominal):
+            w = weights[full][:n]
             out[..., off : off + n] += w * center_trim(res, n)
             sum_weight[off : off + n] += w
         done += len(group)
@@ -172,8 +185,13 @@ def separate_tensor(
     transition_power: float = 1.0,
     long_segment: float | None = None,
     workers: int = 1,
+    first_segment: float | None = None,
 ) -> torch.Tensor:
     """Separate one track with chunked overlap-add inference.
+
+    ``first_segment`` (seconds): the short first chunk rule of :class:`~stemwright.engine.chunking.ChunkGrid`
+    (a first chunk that short, each next one longer up to ``segment``), what lets a stream hand out its
+    first seconds early; chunked models only (ignored for whole-track calls).
 
     ``segment`` is in seconds (default: the model's own ``segment``; ``None`` there means the whole track in one
     call, or, for tracks longer than ``long_segment`` seconds, chunks of ``long_segment``: what bounds the memory
@@ -198,25 +216,28 @@ def separate_tensor(
     sr = int(model.samplerate)
     if not segment and long_segment and length > int(round(long_segment * sr)):
         segment = long_segment
+    first_length = None
     if segment:
         segment_length = max(1, int(round(segment * sr)))
+        first_length = first_chunk_length(first_segment, sr)
     else:
         # Whole track in one call: one chunk per pass (long enough for the shifted passes too), no overlap.
         segment_length = max(length, 1) + (int(0.5 * sr) if shifts > 0 else 0)
         overlap = 0.0
     common = dict(
         segment_length=segment_length, overlap=overlap, batch_size=batch_size, device=device,
-        progress=progress, transition_power=transition_power, workers=workers,
+        progress=progress, transition_power=transition_power, workers=workers, first_length=first_length,
     )
+    grid = ChunkGrid(segment_length, overlap, first_length)
     if shifts <= 0:
-        total = len(plan_offsets(length, segment_length, overlap))
+        total = len(grid.chunks(length))
         return _separate_split(model, mix, progress_base=0, progress_total=total, **common)
     max_shift = int(0.5 * sr)
     padded = cut_chunk(mix, 0, length, length + 2 * max_shift)
     rng = random.Random(seed)
     # Draw every shift first so that the progress total counts exactly the chunks that will run.
     shift_offsets = [rng.randint(0, max_shift) for _ in range(shifts)]
-    counts = [len(plan_offsets(length + max_shift - off, segment_length, overlap)) for off in shift_offsets]
+    counts = [len(grid.chunks(length + max_shift - off)) for off in shift_offsets]
     total = sum(counts)
     out = None
     for i, offset in enumerate(shift_offsets):

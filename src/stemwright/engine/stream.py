@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stemwright.engine.chunking import center_trim, plan_offsets, triangle_weight
+from stemwright.engine.chunking import ChunkGrid, center_trim, triangle_weight
 from stemwright.engine.progress import ProgressCallback, ProgressEvent
-from stemwright.engine.run import model_valid_length, run_chunks
+from stemwright.engine.run import first_chunk_length, model_valid_length, run_chunks
 
 __all__ = ["StreamSplitter", "StreamEngine", "separate_blocks"]
 
@@ -31,13 +31,16 @@ class StreamSplitter:
     ``push((C, n))`` returns the output samples that became final, ``(S, C, m)`` (``m`` may be 0);
     ``finish(segment_length=None)`` runs the remaining chunks and returns the rest. ``segment_length=None`` at
     construction means "the whole track in one call": the input is buffered until ``finish`` gives the length.
+    ``first_length``: the short first chunk rule (:class:`~stemwright.engine.chunking.ChunkGrid`).
     """
 
     def __init__(self, model: nn.Module, segment_length: int | None, overlap: float, batch_size: int,
                  device: torch.device, transition_power: float = 1.0,
-                 on_chunks: Callable[[int], None] | None = None, workers: int = 1) -> None:
+                 on_chunks: Callable[[int], None] | None = None, workers: int = 1,
+                 first_length: int | None = None) -> None:
         self.model = model
         self.workers = workers
+        self.first_length = first_length
         self.requested_overlap = overlap
         self.overlap = overlap if segment_length is not None else 0.0
         self.batch_size = batch_size
@@ -45,14 +48,14 @@ class StreamSplitter:
         self.transition_power = transition_power
         self.on_chunks = on_chunks
         self.segment_length: int | None = None
-        self.stride = 0
-        self.weight: torch.Tensor | None = None
+        self.grid: ChunkGrid | None = None
+        self.weights: dict[int, torch.Tensor] = {}
         if segment_length is not None:
-            self._set_segment(segment_length)
+            self._set_segment(segment_length, first_length)
         self.buf: torch.Tensor | None = None  # input samples [buf_start, received)
         self.buf_start = 0
         self.received = 0
-        self.next_chunk = 0  # index of the next chunk to run (offset = index * stride)
+        self.next_chunk = 0  # index of the next chunk to run (its offset: self.grid.chunk(index))
         self.acc: torch.Tensor | None = None  # output sums for samples [emitted, emitted + acc's length)
         self.wsum = torch.zeros(0)
         self.emitted = 0
@@ -69,15 +72,13 @@ class StreamSplitter:
         if self.segment_length is not None:
             raise RuntimeError("the pass is chunked already")
         self.overlap = self.requested_overlap
-        self._set_segment(segment_length)
+        self._set_segment(segment_length, None)  # a whole-track model: no short first chunk
 
-    def _set_segment(self, segment_length: int) -> None:
-        plan_offsets(1, segment_length, self.overlap)  # validates overlap and length
+    def _set_segment(self, segment_length: int, first_length: int | None) -> None:
+        self.grid = ChunkGrid(segment_length, self.overlap, first_length)  # validates overlap and lengths
         self.segment_length = segment_length
-        self.stride = max(1, int((1 - self.overlap) * segment_length))
-        self.weight = triangle_weight(segment_length, self.transition_power)
+        self.weights = {n: triangle_weight(n, self.transition_power) for n in (*self.grid.ramp, segment_length)}
         full = model_valid_length(self.model, segment_length)
-        self.full_target = full
         # input kept to the left of the next chunk: its left context, generously (a last, shorter chunk's valid
         # length can ask for more context than a full one's)
         self.keep_left = segment_length + full
@@ -96,7 +97,7 @@ class StreamSplitter:
         if self.segment_length is None:
             if segment_length is None:
                 raise ValueError("a whole-track pass needs its segment length at the end of the stream")
-            self._set_segment(segment_length)
+            self._set_segment(segment_length, None)
         out = self._run(final=True)
         assert out is not None and self.emitted == self.received
         return out
@@ -113,33 +114,33 @@ class StreamSplitter:
         return F.pad(self.buf[..., lo - self.buf_start : hi - self.buf_start], (lo - start, end - hi))
 
     def _run(self, final: bool) -> torch.Tensor | None:
-        assert self.segment_length is not None and self.weight is not None
-        seg, length = self.segment_length, self.received
+        grid, length = self.grid, self.received
+        assert grid is not None
         ran = False
         while True:
+            plan = [grid.chunk(k) for k in range(self.next_chunk, self.next_chunk + self.group_size)]
             if final:
-                if self.next_chunk * self.stride >= max(length, 1):
+                plan = [(o, n) for o, n in plan if o < max(length, 1)]
+                if not plan:
                     break
-                group = [k * self.stride for k in range(self.next_chunk, self.next_chunk + self.group_size)]
-                group = [o for o in group if o < max(length, 1)]
-                lengths = [min(length - o, seg) for o in group]
+                lengths = [min(length - o, n) for o, n in plan]
             else:
-                group = [k * self.stride for k in range(self.next_chunk, self.next_chunk + self.group_size)]
                 # ready when the last chunk's full window (context included) has arrived
-                last = group[-1]
-                delta = self.full_target - seg
-                if last - delta // 2 + self.full_target > length:
+                last, n = plan[-1]
+                target = model_valid_length(self.model, n)
+                if last - (target - n) // 2 + target > length:
                     break
-                lengths = [seg] * len(group)
+                lengths = [n for _, n in plan]
+            group = [o for o, _ in plan]
             targets = [model_valid_length(self.model, n) for n in lengths]
             chunks = [self._window(o, n, t, length) for o, n, t in zip(group, lengths, targets)]
             result = run_chunks(self.model, chunks, self.device, self.workers)
             if self.acc is None:
                 self.sources = result[0].shape[0]
                 self.acc = torch.zeros(self.sources, chunks[0].shape[0], 0)
-            for res, o, n in zip(result, group, lengths):
+            for res, (o, nominal), n in zip(result, plan, lengths):
                 self._grow(o + n)
-                w = self.weight[:n]
+                w = self.weights[nominal][:n]
                 a, b = o - self.emitted, o - self.emitted + n
                 self.acc[..., a:b] += w * center_trim(res, n)
                 self.wsum[a:b] += w
@@ -149,9 +150,10 @@ class StreamSplitter:
                 self.on_chunks(len(group))
         if not ran and self.acc is None:
             return None
-        ready = length if final else min(self.next_chunk * self.stride, length)
+        next_offset = grid.chunk(self.next_chunk)[0]
+        ready = length if final else min(next_offset, length)
         out = self._emit(ready)
-        keep_from = max(0, self.next_chunk * self.stride - self.keep_left)
+        keep_from = max(0, next_offset - self.keep_left)
         if self.buf is not None and keep_from > self.buf_start:
             self.buf = self.buf[..., keep_from - self.buf_start :].clone()
             self.buf_start = keep_from
@@ -179,14 +181,16 @@ class StreamSplitter:
 class StreamEngine:
     """:func:`~stemwright.engine.run.separate_tensor` for a stream: ``push((C, n))`` / ``finish()`` return the
     final stems so far, ``(S, C, m)`` (the same arguments, and ``length_hint`` — the expected input length in
-    samples, for progress only). Shifts run one :class:`StreamSplitter` per shift, each fed the zeros its random
+    samples, for progress only; ``first_segment`` — seconds of the short first chunk rule, chunked models only).
+    Shifts run one :class:`StreamSplitter` per shift, each fed the zeros its random
     shift puts before the track (same draws as the in-memory path for the same ``seed``).
     """
 
     def __init__(self, model: nn.Module, *, segment: float | None = None, overlap: float = 0.25,
                  batch_size: int = 1, shifts: int = 0, device: torch.device | str = "cpu",
                  progress: ProgressCallback | None = None, seed: int = 0, transition_power: float = 1.0,
-                 length_hint: int | None = None, long_segment: float | None = None, workers: int = 1) -> None:
+                 length_hint: int | None = None, long_segment: float | None = None, workers: int = 1,
+                 first_segment: float | None = None) -> None:
         self.device = torch.device(device)
         if segment is None:
             segment = getattr(model, "segment", None)
@@ -197,10 +201,12 @@ class StreamEngine:
         self.max_shift = int(0.5 * sr)
         self.shifts = shifts
         segment_length = None if self.whole else max(1, int(round(segment * sr)))
+        first_length = None if self.whole else first_chunk_length(first_segment, sr)
         self.progress = progress
         self.done_chunks = 0
         chunked = self.long_length if self.long_length and (length_hint or 0) > self.long_length else segment_length
-        self.total_chunks = self._estimate(length_hint, chunked, overlap)
+        self.total_chunks = self._estimate(length_hint, chunked, overlap,
+                                           first_length if chunked == segment_length else None)
         self.length = 0
         if shifts > 0:
             rng = random.Random(seed)
@@ -208,18 +214,21 @@ class StreamEngine:
         else:
             self.offsets = [None]
         self.splitters = [StreamSplitter(model, segment_length, overlap, batch_size, self.device, transition_power,
-                                         on_chunks=self._count, workers=workers) for _ in self.offsets]
+                                         on_chunks=self._count, workers=workers, first_length=first_length)
+                         for _ in self.offsets]
         self.skip = [self.max_shift - o if o is not None else 0 for o in self.offsets]  # leading zeros per pass
         self.pending: list[list[torch.Tensor]] = [[] for _ in self.offsets]
         self.started = False
 
-    def _estimate(self, length_hint: int | None, segment_length: int | None, overlap: float) -> int | None:
+    def _estimate(self, length_hint: int | None, segment_length: int | None, overlap: float,
+                  first_length: int | None) -> int | None:
         if not length_hint:
             return None
         passes = max(1, self.shifts)
         if segment_length is None:
             return passes
-        return passes * len(plan_offsets(length_hint + (self.max_shift if self.shifts else 0), segment_length, overlap))
+        grid = ChunkGrid(segment_length, overlap, first_length)
+        return passes * len(grid.chunks(length_hint + (self.max_shift if self.shifts else 0)))
 
     def _count(self, n: int) -> None:
         self.done_chunks += n

@@ -36,7 +36,12 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def lifespan(_app: FastAPI):
         studio.runner.start()
         # load the model registry (it imports torch) in the background now, not on the page's first request
-        threading.Thread(target=renders.model_entries, name="stemwright-warm-registry", daemon=True).start()
+        # and the default model, so that the first song's first seconds do not wait for a model load
+        def warm() -> None:
+            renders.model_entries()
+            studio.runner.warm(studio.default_model())
+
+        threading.Thread(target=warm, name="stemwright-warm-registry", daemon=True).start()
         try:
             yield
         finally:

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from stemwright.audio.io import AudioError
 from stemwright.server.db import Library, interrupted_message
+from stemwright.server.segments import SEGMENT_SUFFIX, SegmentLog
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,50 @@ Analyser = Callable[[dict[str, Path]], dict[str, Any]]
 SongChanged = Callable[[str], None]
 
 
-def default_separator_factory(model: str, progress: Callable) -> Any:
-    from stemwright.api import Separator
+# The studio separates with the short first chunk rule (engine/chunking.ChunkGrid): the first 3 s of a song are
+# final after one 4 s model call, so the page can play them while the rest is separated (docs/studio.md).
+STUDIO_FIRST_SEGMENT = 4.0
+MODEL_CACHE = 2  # loaded models kept between jobs: the next song's first seconds do not wait for a model load
+_models: dict[str, Any] = {}
+_models_lock = threading.Lock()
 
-    return Separator(model=model, device="auto", progress=progress)
+
+def cached_model(name: str) -> Any:
+    """The model ``name``, loaded once and kept (the last :data:`MODEL_CACHE` used); models keep no state
+    between calls (the model contract: forward writes nothing to the module), so jobs can share one."""
+    # function-level imports: torch and the registry load in the worker, not when the server module is imported
+    from stemwright.engine.device import resolve_device
+    from stemwright.pretrained.loading import load_model
+
+    with _models_lock:
+        model = _models.pop(name, None)
+        if model is None:
+            model = load_model(name, device=resolve_device("auto"), progress=False)
+            model.name = name  # the Separator's model_name, as when it loads the name itself
+        _models[name] = model  # most recently used last
+        while len(_models) > MODEL_CACHE:
+            _models.pop(next(iter(_models)))
+        return model
+
+
+def warm_up(model: Any) -> None:
+    """One short call of ``model`` on silence, so that the first song's first chunk does not pay for the first
+    call's set-up (the CPU kernel choice, allocations)."""
+    import torch  # function-level: torch loads in the warm-up thread, not when the server module is imported
+
+    from stemwright.engine.run import default_workers, run_chunks
+
+    device = next(model.parameters(), torch.zeros(0)).device
+    workers = default_workers(device)
+    # as many chunks as the jobs run at once: the workers' thread count gets its CPU-kernel choice here too
+    run_chunks(model, [torch.zeros(int(model.audio_channels), int(model.samplerate))] * workers, device, workers)
+
+
+def default_separator_factory(model: str, progress: Callable) -> Any:
+    from stemwright.api import Separator  # function-level: torch loads with the first job, not at import
+
+    return Separator(model=cached_model(model), device="auto", progress=progress,
+                     first_segment=STUDIO_FIRST_SEGMENT)
 
 
 class JobRunner:
@@ -93,6 +134,8 @@ class JobRunner:
         self.analyse = analyse
         self.song_changed = song_changed or (lambda _song_id: None)
         self._analysing: dict[str, threading.Event] = {}  # separation job id -> set when its analysis ends
+        self._segments: dict[str, SegmentLog] = {}  # running job id -> the stems separated so far
+        self.model_ready = threading.Event()  # set once warm() has loaded the default model (or had nothing to do)
 
     def start(self) -> None:
         for i in range(self.workers):
@@ -132,10 +175,31 @@ class JobRunner:
     def remove_leftovers(self) -> int:
         """Remove the ``jobs/*.part`` folders a killed server left behind (at start-up, before any job runs)."""
         removed = 0
-        for part in (self.data_dir / "songs").glob("*/jobs/*.part"):
-            shutil.rmtree(part, ignore_errors=True)
-            removed += 1
+        for pattern in ("*/jobs/*.part", f"*/jobs/*{SEGMENT_SUFFIX}"):
+            for part in (self.data_dir / "songs").glob(pattern):
+                shutil.rmtree(part, ignore_errors=True)
+                removed += 1
         return removed
+
+    def _drop_segments(self, job_id: str, segments: SegmentLog) -> None:
+        """The stems are recorded (or the job ended without them): the page reads finished stems from now on."""
+        self._segments.pop(job_id, None)
+        segments.remove()
+
+    def warm(self, model: str) -> None:
+        """Load ``model`` before the first job needs it (the default factory's cache; a test's factory loads
+        nothing)."""
+        try:
+            if self.separator_factory is default_separator_factory:
+                warm_up(cached_model(model))
+        except Exception:  # noqa: BLE001 - the first job loads it again and reports the error
+            log.exception("could not load model %s ahead of the first job", model)
+        finally:
+            self.model_ready.set()
+
+    def segments(self, job_id: str) -> SegmentLog | None:
+        """The segments of running job ``job_id`` (None when it is not running or has none yet)."""
+        return self._segments.get(job_id)
 
     def job_dir(self, song_id: str, job_id: str) -> Path:
         return self.data_dir / "songs" / song_id / "jobs" / job_id
@@ -248,12 +312,17 @@ class JobRunner:
         out = self.job_dir(song["id"], job_id)
         tmp = out.with_name(out.name + ".part")
         shutil.rmtree(tmp, ignore_errors=True)
+        segments = SegmentLog(out.with_name(out.name + SEGMENT_SUFFIX), job_id, int(song["samplerate"]),
+                              int(round(float(song["duration"]) * int(song["samplerate"]))),
+                              announce=lambda seconds: self.live.update(job_id, separated_s=round(seconds, 3)))
+        self._segments[job_id] = segments
         try:
             separator = self.separator_factory(job["model"], on_progress)
             result = separator.separate_file(
                 song["source_path"], tmp, fmt="wav", bit_depth=32, clip_mode="none",
-                filename="{stem}.{ext}", overwrite=True,
+                filename="{stem}.{ext}", overwrite=True, on_block=segments.add,
             )
+            segments.flush()
             tmp.rename(out)  # job ids are fresh, so `out` never exists; a clash fails the job loudly
             stems = {name: str(out / Path(p).name) for name, p in result.stem_paths.items()}
             samplerate = int(result.manifest.samplerate)
@@ -266,6 +335,7 @@ class JobRunner:
                                         seconds=time.time() - started)
             self.live.update(job_id, status="done", progress=1.0, stage="done")
             self.song_changed(song["id"])
+            self._drop_segments(job_id, segments)
             self._analyse(song["id"], job_id, stems)
         except Exception as e:  # noqa: BLE001 - reported to the user through the job's error field
             shutil.rmtree(tmp, ignore_errors=True)
@@ -288,5 +358,6 @@ class JobRunner:
             log.warning("job %s failed: %s", job_id, message)
             self._finish(job_id, status="failed", error=message, finished=time.time(), stage="failed")
         finally:
+            self._drop_segments(job_id, segments)
             self._cancel.pop(job_id, None)
             self._user_cancelled.discard(job_id)

@@ -24,6 +24,7 @@ from stemwright.server.events import LibraryEvents
 from stemwright.server.exports import ExportQueue, SharedRenders
 from stemwright.server.jobs import JobRunner, QueueFullError, default_separator_factory
 from stemwright.server.probe import ProbeError, probe_audio
+from stemwright.server.segments import SegmentIndex, finished_index, read_finished
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,49 @@ class Studio:
     def song_stems(self, song_id: str, job_id: str | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
         song = self.song_or_404(song_id)
         return song, self.stem_paths(song["id"], job_id)
+
+    # -- stems as segments (play while separating) -----------------------------------------------------------
+    def stream_index(self, song_id: str) -> SegmentIndex:
+        """The segments of the song's stems: its latest finished separation's, else those its running job has
+        separated so far (docs/studio.md, "Play while separating")."""
+        song = self.song_or_404(song_id)
+        rows = self.library.stems(song["id"])
+        if rows:
+            return finished_index(rows[0]["job_id"], {r["name"]: Path(r["path"]) for r in rows})
+        jobs = self.library.jobs_for(song["id"])
+        segments = self.runner.segments(jobs[-1]["id"]) if jobs else None
+        if segments is None:
+            raise ApiError(409, "this song has no separated audio yet")
+        return segments.index()
+
+    def stream_segment(self, song_id: str, job_id: str, k: int) -> tuple[bytes, int, int]:
+        """Segment ``k`` of job ``job_id``'s stems in the wire format of :mod:`stemwright.server.segments`, with
+        its start frame and length."""
+        song = self.song_or_404(song_id)
+        job = self.job_or_404(job_id)
+        if job["song_id"] != song["id"]:
+            raise ApiError(404, f"job {job_id} is not a separation of this song")
+        running = self.runner.segments(job_id)
+        if running is not None:
+            path = running.path(k)
+            index = running.index()
+            if path is not None:
+                try:
+                    seg = index.segments[k]
+                    return path.read_bytes(), seg.start, seg.frames
+                except FileNotFoundError:
+                    pass  # the job has just finished: its stems are read below
+        rows = self.library.job_stems(song["id"], job_id)
+        if not rows:
+            raise ApiError(404, f"segment {k} of this separation is not ready")
+        paths = {r["name"]: Path(r["path"]) for r in rows}
+        index = finished_index(job_id, paths)
+        try:
+            data = read_finished(index, paths, k)
+        except IndexError:
+            raise ApiError(404, f"this separation has {len(index.segments)} segments, not {k + 1}") from None
+        seg = index.segments[k]
+        return data, seg.start, seg.frames
 
     # -- models and jobs --------------------------------------------------------------------------------------
     def models(self) -> dict[str, Any]:

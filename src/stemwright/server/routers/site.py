@@ -40,7 +40,8 @@ def favicon():
 
 @router.get("/api/health")
 async def health(studio: StudioDep):
-    return {"ok": True, "queue": studio.runner.pending(), "schema_version": studio.schema_version}
+    return {"ok": True, "queue": studio.runner.pending(), "schema_version": studio.schema_version,
+            "model_ready": studio.runner.model_ready.is_set()}
 
 
 @router.get("/api/models")

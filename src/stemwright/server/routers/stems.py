@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from stemwright.server import media, remix, renders
 from stemwright.server.studio import BLEED_CACHE, ApiError, Studio, get_studio
@@ -16,6 +16,7 @@ from stemwright.server.web import content_disposition, download_name
 router = APIRouter(prefix="/api/songs/{song_id}")
 StudioDep = Annotated[Studio, Depends(get_studio)]
 ANALYSIS_WAIT_S = 600.0  # the longest a request waits for the job's own analysis of the stems
+MAX_SEGMENT_NUMBER = 100_000  # far above any song's segment count (2 h at >= 2 s a segment: 3600)
 
 
 @router.get("/stems/{stem}")
@@ -27,6 +28,26 @@ def stem_audio(song_id: str, stem: str, studio: StudioDep, format: str = "wav", 
         raise ApiError(400, f"format must be one of {', '.join(media.MEDIA_FORMATS)}")
     path = media.encoded(paths[stem], format)
     return FileResponse(path, media_type=media.MEDIA_FORMATS[format], headers={"cache-control": "no-cache"})
+
+
+@router.get("/stream")
+def stream_index(song_id: str, studio: StudioDep, first: int = 0):
+    """The song's stems as time-ordered segments (its latest separation's, else what its running job has
+    separated so far): stems, channels, rate, expected frames and up to 512 ``[start, frames]`` from ``first``."""
+    if not 0 <= first <= MAX_SEGMENT_NUMBER:
+        raise ApiError(400, f"'first' must be in 0..{MAX_SEGMENT_NUMBER}")
+    return studio.stream_index(song_id).page(first)
+
+
+@router.get("/stream/{k}")
+def stream_segment(song_id: str, k: int, job: str, studio: StudioDep):
+    """Segment ``k`` of separation ``job``: raw little-endian float32, planar (each stem, each channel);
+    ``x-start`` / ``x-frames`` say which frames it holds."""
+    if not 0 <= k <= MAX_SEGMENT_NUMBER:
+        raise ApiError(404, f"no segment {k}")
+    data, start, frames = studio.stream_segment(song_id, job, k)
+    return Response(data, media_type="application/octet-stream",
+                    headers={"cache-control": "no-store", "x-start": str(start), "x-frames": str(frames)})
 
 
 @router.get("/stems/{stem}/clean")

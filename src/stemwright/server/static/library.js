@@ -2,6 +2,7 @@
 // uploads, re-runs, cancels and deletes.
 import { $, api, fmtTime, getJson, postJson, setStatus } from "./api.js";
 import { loadModel, pruneWorking, saveModel } from "./storage.js";
+import { onJobUpdate, openWhenSeparated } from "./progressive.js";
 
 export const library = { songs: [], events: null, retry: 0, refreshTimer: 0 };
 const FINISHED = ["done", "failed", "cancelled", "interrupted"];
@@ -67,6 +68,8 @@ export function renderSongs() {
     };
     // the latest finished stems stay playable while a re-run is queued, running, cancelled, failed or interrupted
     if (s.stems.length) btn("Open mixer", () => { location.hash = `#/song/${s.id}`; }, "primary open");
+    // a first separation plays while it runs (progressive.js): the mixer opens with the first seconds
+    else if (s.status === "queued" || s.status === "running") btn("Listen", () => { location.hash = `#/song/${s.id}`; }, "listen");
     // a job that has ended meanwhile (409) shows its real state after the refresh
     if (s.status === "queued" || s.status === "running") btn("Cancel", () => api(`/api/jobs/${job.id}/cancel`, { method: "POST" }).catch((e) => setStatus(e.message)).finally(refreshSongs), "cancel");
     if (FINISHED.includes(s.status)) btn("Re-run", () => rerun(s.id), "rerun");
@@ -97,6 +100,7 @@ function onJobs(jobs) {
     const job = song.jobs.find((x) => x.id === j.id);
     const was = job.status;
     Object.assign(job, j);
+    onJobUpdate(song, j); // a song uploaded here opens as soon as its first seconds are separated
     if (job !== song.jobs[song.jobs.length - 1]) continue;
     song.status = j.status;
     if (was !== j.status && FINISHED.includes(j.status)) refreshSoon();
@@ -132,14 +136,16 @@ export async function uploadAll(files) {
   const err = $("#upload-error");
   err.classList.add("hidden");
   const failures = [];
+  // one song dropped opens in the mixer as soon as its first seconds are separated; a batch stays in the library
+  const one = Array.from(files).length === 1;
   for (const f of Array.from(files)) {
-    const msg = await upload(f);
+    const msg = await upload(f, one);
     if (msg) { failures.push(msg); err.textContent = failures.join("\n"); err.classList.remove("hidden"); }
   }
 }
 
 // Upload one file; resolves to an error message, or null when the server accepted it.
-async function upload(file) {
+async function upload(file, openWhenReady) {
   const form = new FormData();
   form.append("model", $("#model-select").value);
   form.append("file", file, file.name);
@@ -156,6 +162,8 @@ async function upload(file) {
       if (xhr.status >= 300) {
         msg = `${file.name}: upload failed (${xhr.status})`;
         try { msg = JSON.parse(xhr.responseText).error || msg; } catch { /* keep */ }
+      } else if (openWhenReady) {
+        try { openWhenSeparated(JSON.parse(xhr.responseText).id); } catch { /* not JSON: stay in the library */ }
       }
       resolve(msg);
     };

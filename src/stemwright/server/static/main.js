@@ -7,6 +7,7 @@
 //   compare.js   compare two models' separations      practice.js  analysis, A/B, loop samples, export
 //   mixdoc.js    mix document, undo, saved mixes, autosave          keys.js      keyboard shortcuts
 //   mixer.js     open/close a song, the controls       main.js      routing and the test façade (window.studio)
+//   progressive.js the stems as raw segments; play while separating (wait at the separated end, resume)
 //   clean.js     a strip's clean knob (server-rendered debleed)   layers.js    your own layers (dropped files)
 //   drumspanel.js  replace the drums (samples per class, blend, A/B)
 import { $, setStatus } from "./api.js";
@@ -17,6 +18,7 @@ import { cleanReady } from "./clean.js";
 import { applyPreset, autosave, mixDocument, saveMix } from "./mixdoc.js";
 import { refreshCompare } from "./compare.js";
 import { mixer, playing, position } from "./state.js";
+import { streamState } from "./progressive.js";
 import { pitchFactor, renderTimePitch, shifterDelay } from "./timepitch.js";
 import { seek, setTimePitch, togglePlay } from "./transport.js";
 import { showLoop, zoomTo } from "./waveform.js";
@@ -53,7 +55,7 @@ function snapshot() {
     rulerLabels: m.rulerLabels.map((l) => ({ ...l })), chordLabels: m.chordLabels.map((l) => ({ ...l })), speed: m.speed, semitones: m.semitones,
     pitchFactor: m.pitchNode ? m.pitchNode.factor : pitchFactor(), shifterDelay: shifterDelay(),
     compare: m.compare && { jobId: m.compare.jobId, models: [...m.compare.models], bleed: [...m.compare.bleed] },
-    sourceRates: m.sources.map((s) => s.playbackRate.value),
+    sourceRates: m.sources.map((s) => s.playbackRate.value), stream: streamState(),
     masterImage: m.masterImage && { width: m.masterImage.width, lit: litPixels(m.masterImage) },
     strips: m.strips.map((s, i) => ({ name: s.name, gainDb: s.gainDb, pan: s.pan, mute: s.mute, solo: s.solo,
       faderGain: s.fader.gain.value, clean: s.clean, cleanReady: cleanReady(s), layer: s.layer ? { ...s.layer } : null, useAlt: !!s.useAlt, hasImage: !!s.image,
@@ -68,6 +70,11 @@ window.studio = Object.freeze({
   songs: () => structuredClone(library.songs),
   position, togglePlay, seek, setTimePitch, zoomTo, applyPreset, saveMix, mixDocument, autosave,
   refreshCompare, refreshSongs, uploadAll, renderOffline, renderTimePitch,
+  // samples of a strip's buffer (what the page plays), at most 2^20 a call
+  stemSamples(name, channel, start, count) {
+    const s = mixer.strips.find((x) => x.name === name);
+    return s ? Array.from(s.buffer.getChannelData(channel).subarray(start, start + Math.min(count, 1 << 20))) : null;
+  },
   setLoop(loop) { Object.assign(mixer.loop, loop); $("#loop").checked = mixer.loop.on; showLoop(); },
   redraw() { mixer.dirty = true; },
   showSongs(songs) { library.songs = songs; renderSongs(); },

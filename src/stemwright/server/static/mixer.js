@@ -12,6 +12,7 @@ import { COLORS, audible, changed, effectiveOffset, mixer, playing, position } f
 import { renderTimePitch } from "./timepitch.js";
 import { scheduleMetronome, seek, setTimePitch, startAt, stopSources, togglePlay } from "./transport.js";
 import { drawOverlays, setupRuler, setupWaveform, showLoop, viewTime, zoomTo } from "./waveform.js";
+import { closeStream, followStream, loadStems } from "./progressive.js";
 
 function makeStrip(name, buffer, peaks) {
   const el = $("#strip-template").content.firstElementChild.cloneNode(true);
@@ -72,14 +73,11 @@ export async function openMixer(songId) {
   showAnalysis(songId);
   refreshCompare().catch(() => {});
   const ctx = audioContext();
-  const { stems: peaks } = await getJson(`/api/songs/${songId}/peaks`);
-  const buffers = await Promise.all(song.stems.map(async (name) => {
-    const data = await (await api(`/api/songs/${songId}/stems/${encodeURIComponent(name)}?format=flac`)).arrayBuffer();
-    return ctx.decodeAudioData(data);
-  }));
+  // raw float32 segments, nothing to decode; a song still being separated opens with its first seconds
+  const { names, buffers, peaks } = await loadStems(songId, ctx);
   const container = $("#strips");
   container.innerHTML = "";
-  mixer.strips = song.stems.map((name, i) => makeStrip(name, buffers[i], peaks[name]));
+  mixer.strips = names.map((name, i) => makeStrip(name, buffers[i], peaks && peaks[name]));
   for (const s of mixer.strips) container.append(s.el);
   mixer.duration = Math.max(...buffers.map((b) => b.duration));
   $("#duration").textContent = fmtTime(mixer.duration);
@@ -104,11 +102,13 @@ export async function openMixer(songId) {
   mixer.strips[0] && mixer.strips[0].el.focus();
   cancelAnimationFrame(mixer.raf);
   tick();
+  followStream();
 }
 
 // Leaving the mixer keeps the working state and frees the decoded stems (hundreds of MB for a song): buffers,
 // cached waveform images, the strips' elements and the AudioContext itself.
 export function closeMixer() {
+  closeStream();
   autosave();
   stopSources();
   mixer.playing = false;

@@ -12,6 +12,7 @@ export const mixer = {
   dirty: true, draws: 0, restoring: false, analysis: null, clicks: [], clickedUntil: 0,
   original: null, ab: false, mixBus: null,
   speed: 1, semitones: 0, pitchIn: null, pitchNode: null, pitchReady: null,
+  until: null, scheduledTo: null, // the separated end while separating (progressive.js), and what is scheduled
   layersLoading: null, layerGrid: undefined, // layers.js: a document's layers loading, the export's bar grid
   view: { zoom: 1, start: 0 }, masterImage: null, masterKey: "", rulerLabels: [], chordLabels: [], compare: null,
 };

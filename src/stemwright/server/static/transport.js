@@ -11,14 +11,14 @@ export function stopSources() {
   mixer.sources = [];
 }
 
-function startSource(ctx, buffer, destination, when, offset) {
+function startSource(ctx, buffer, destination, when, offset, duration) {
   const { on, start, end } = mixer.loop;
   const src = ctx.createBufferSource();
   src.buffer = buffer;
   src.playbackRate.value = mixer.speed;
   if (on && end > start) { src.loop = true; src.loopStart = start; src.loopEnd = end; }
   src.connect(destination);
-  src.start(when, offset);
+  src.start(when, offset, duration);
   mixer.sources.push(src);
 }
 
@@ -34,11 +34,14 @@ export function startAt(offset, countIn = false) {
     for (let k = 0; k < a.beats_per_bar; k++) click(when + k * beat, k === 0);
     when += a.beats_per_bar * beat;
   }
-  for (const s of mixer.strips) startSource(ctx, playing(s), s.input, when, offset);
+  // while the song is separated, the stems play up to the separated end (progressive.js schedules the rest)
+  const limit = looping() || mixer.until === null ? undefined : Math.max(0, mixer.until - offset);
+  mixer.scheduledTo = limit === undefined ? null : mixer.until;
+  for (const s of mixer.strips) startSource(ctx, playing(s), s.input, when, offset, limit);
   // the original song, started with the stems: A/B switches at the same position
   if (mixer.original) startSource(ctx, mixer.original.buffer, mixer.original.gain, when, offset);
   const first = mixer.sources[0];
-  first.onended = () => { if (mixer.sources[0] === first && mixer.playing && !mixer.loop.on) stop(0); };
+  if (limit === undefined) first.onended = () => { if (mixer.sources[0] === first && mixer.playing && !mixer.loop.on) stop(0); };
   mixer.startCtxTime = when;
   mixer.clickedUntil = when - 0.01;
   mixer.startOffset = offset;

@@ -38,7 +38,7 @@ function drawWave(strip) {
   const g = canvas.getContext("2d");
   g.clearRect(0, 0, w, h);
   g.fillStyle = COLORS[strip.name] || "#aaa";
-  if (mixer.view.zoom === 1) { // the server's peaks cover the whole song
+  if (mixer.view.zoom === 1 && strip.peaks) { // the server's peaks cover the whole song
     const { min, max } = strip.peaks;
     const n = min.length;
     for (let x = 0; x < w; x++) {
@@ -219,6 +219,10 @@ export function drawOverlays() {
     if (mixer.loop.end > mixer.loop.start) {
       g.fillStyle = mixer.loop.on ? "rgba(79,179,255,.18)" : "rgba(255,255,255,.07)";
       g.fillRect(viewX(mixer.loop.start, w), 0, viewX(mixer.loop.end, w) - viewX(mixer.loop.start, w), h);
+    }
+    if (mixer.until !== null) { // not separated yet
+      g.fillStyle = "rgba(0,0,0,.5)";
+      g.fillRect(viewX(mixer.until, w), 0, w, h);
     }
     g.fillStyle = "#fff";
     g.fillRect(Math.floor(viewX(pos, w)), 0, Math.max(1, devicePixelRatio), h);
