@@ -70,3 +70,14 @@ def test_sine_lands_in_its_bin() -> None:
 def test_bad_config_is_rejected(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         StftConfig(**kwargs)
+
+
+def test_pad_to_whole_hops_pads_with_zeros_only_when_needed() -> None:
+    from stemwright.dsp.stft import StftConfig, pad_to_whole_hops
+
+    cfg = StftConfig(n_fft=2048, hop_length=1024)
+    x = torch.randn(2, 3000)
+    padded = pad_to_whole_hops(x, cfg)
+    assert padded.shape == (2, 3072) and torch.equal(padded[:, :3000], x) and not padded[:, 3000:].any()
+    whole = torch.randn(1, 2048)
+    assert pad_to_whole_hops(whole, cfg) is whole

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from stemwright.dsp.stft import StftConfig, istft, make_window, stft
+from stemwright.dsp.stft import StftConfig, istft, make_window, pad_to_whole_hops, stft
 
 
 def band_widths_from_edges(samplerate: int, n_fft: int, edges_hz: tuple[float, ...], max_hz: float | None = None) -> tuple[int, ...]:
@@ -237,8 +237,10 @@ class BSRNN(nn.Module):
 
         Shape: ``(B, C, T)`` -> ``((B, C, F, N, 2),)`` real/imaginary parts, and the context for :meth:`finish`.
         """
+        length = mix.shape[-1]
+        mix = pad_to_whole_hops(mix, self.config.stft)  # the output is cut back to `length` in finish
         spec_ri = torch.view_as_real(stft(mix, self.config.stft, window=self.window))
-        return (spec_ri,), {"spec": spec_ri, "length": mix.shape[-1]}
+        return (spec_ri,), {"spec": spec_ri, "length": length, "padded": mix.shape[-1]}
 
     def core(self, spec_ri: torch.Tensor) -> torch.Tensor:
         """Masks from the spectrogram (real tensors only: exportable to ONNX).
@@ -296,7 +298,7 @@ class BSRNN(nn.Module):
             rest = spec[:, None] - low.sum(dim=1, keepdim=True)
             k = self.sources.index(cfg.complement_source)
             low = torch.cat([low[:, :k], rest, low[:, k:]], dim=1)
-        return istft(low, cfg.stft, length=context["length"], window=self.window)
+        return istft(low, cfg.stft, length=context["padded"], window=self.window)[..., : context["length"]]
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """Shape: ``(B, C, T)`` -> ``(B, S, C, T)``."""

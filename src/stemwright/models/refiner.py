@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from stemwright.dsp.stft import istft, stft
+from stemwright.dsp.stft import istft, pad_to_whole_hops, stft
 from stemwright.models.bsrnn import BSRNN, BSRNNConfig, _MaskHead
 from stemwright.models.classic import ClassicConfig, ClassicSeparator
 
@@ -131,9 +131,12 @@ class ClassicRefiner(BSRNN):
         spectrograms of the masked sources for :meth:`finish`.
         """
         cfg = self.config
-        spec = stft(mix, cfg.stft, window=self.window)  # (B, C, F, N)
+        length = mix.shape[-1]
         with torch.no_grad():
             prior_wave = self.prior(mix).to(mix.dtype)  # (B, P, C, T), in prior_sources order
+        # classic runs on the input itself (untrained, the refiner is exactly classic); the rest on whole hops
+        mix, prior_wave = pad_to_whole_hops(mix, cfg.stft), pad_to_whole_hops(prior_wave, cfg.stft)
+        spec = stft(mix, cfg.stft, window=self.window)  # (B, C, F, N); the output is cut back in finish
         mag = spec.abs() + 1e-8
         masks = mag.new_empty((mag.shape[0], len(self.prior_sources), *mag.shape[1:]))  # (B, P, C, F, N)
         priors: dict[str, torch.Tensor] = {}
@@ -150,7 +153,8 @@ class ClassicRefiner(BSRNN):
         kept = [priors[name] for name in cfg.masked_sources]
         masks.clamp_(0.0, cfg.prior_mask_limit)
         spec_ri = torch.view_as_real(spec)
-        return (spec_ri, masks), {"spec": spec_ri, "prior": torch.stack(kept, dim=1), "length": mix.shape[-1]}
+        return (spec_ri, masks), {"spec": spec_ri, "prior": torch.stack(kept, dim=1), "length": length,
+                                 "padded": mix.shape[-1]}
 
     def core(self, spec_ri: torch.Tensor, prior_masks: torch.Tensor) -> torch.Tensor:
         """Corrections from the mixture and the prior masks.
@@ -189,8 +193,8 @@ class ClassicRefiner(BSRNN):
         f = delta.shape[3]
         est[..., :f, :].addcmul_(spec[:, None, :, :f], torch.view_as_complex(delta.to(context["spec"].dtype).contiguous()))
         rest = spec - est.sum(dim=1)  # the complement source: the stems sum to the mixture
-        length = context["length"]
-        waves = istft(est, cfg.stft, length=length, window=self.window)  # (B, S', C, T)
+        length, padded = context["length"], context["padded"]
+        waves = istft(est, cfg.stft, length=padded, window=self.window)  # (B, S', C, T + pad)
         k = self.sources.index(cfg.complement_source)
-        other = istft(rest, cfg.stft, length=length, window=self.window)[:, None]
-        return torch.cat([waves[:, :k], other, waves[:, k:]], dim=1)
+        other = istft(rest, cfg.stft, length=padded, window=self.window)[:, None]
+        return torch.cat([waves[:, :k], other, waves[:, k:]], dim=1)[..., :length]
