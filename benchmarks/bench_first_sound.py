@@ -109,7 +109,7 @@ class Server:
 
 
 def run(model: str, seconds: float, compare_load: bool, timeout: float) -> dict:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout, sync_playwright
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,6 +126,11 @@ def run(model: str, seconds: float, compare_load: bool, timeout: float) -> dict:
                 page.wait_for_function("() => window.studio.state().stream.separatedAt !== null && "
                                        "window.studio.state().stream.uploadedAt !== null",
                                        timeout=timeout * 1000, polling=200)
+                try:  # a short song can be separated before the page has played a sound: wait for that too
+                    page.wait_for_function("() => window.studio.state().stream.firstSoundAt !== null",
+                                           timeout=30_000, polling=50)
+                except PlaywrightTimeout:  # reported as no sound (null)
+                    pass
                 st = page.evaluate("window.studio.state().stream")
                 song_id = page.evaluate("window.studio.state().songId")
                 names = page.evaluate("window.studio.state().strips.map((s) => s.name)")

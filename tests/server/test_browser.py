@@ -422,8 +422,7 @@ def test_practice_analysis_and_ni_stems(server, browser, mixtures_dir, tmp_path)
     }""", [clip.name, base64.b64encode(clip.read_bytes()).decode()])
     songs = _wait_api(lambda ss: any(s["id"] not in before and s["status"] == "done" for s in ss), url)
     song_id = next(s["id"] for s in songs if s["id"] not in before)
-    _until(page, f"document.querySelectorAll('#songs tr[data-song=\"{song_id}\"] button.open').length === 1")
-    page.locator(f"#songs tr[data-song='{song_id}'] button.open").click()
+    _open_song(page, song_id)  # one dropped song opens in the mixer while it separates (issue 24): it is there
     _until(page, "/^(\\d+\\.\\d BPM|no steady tempo \\(~\\d+ BPM\\)) · [34]\\/4 · [A-G]#? (major|minor)$/"
                  ".test(document.querySelector('#analysis').textContent)",
            timeout=60_000)
@@ -1192,7 +1191,7 @@ def test_studio_clean_knob(server, browser, mixtures_dir, tmp_path):
     # and the knob is heard: the raw vocals differ from the cleaned ones by far more than page and export do
     job_dir = next((data_dir / "songs" / song_id / "jobs").iterdir())
     raw, _ = sf.read(job_dir / "vocals.wav", always_2d=True)
-    assert _residual_db(raw[: server.shape[1]].T, server) > -30
+    assert _residual_db(raw[: server.shape[1]].T, server) > -45  # (page vs export: < -60; the gentle default: ~-30)
     # with EQ and another strip's clean at the strength's top too
     page.click(f"{strip} button.solo")
     page.eval_on_selector("#strips .strip[data-stem='drums'] input.clean", "el => { el.value = 1; el.dispatchEvent(new Event('input')); }")

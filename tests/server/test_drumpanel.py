@@ -27,7 +27,7 @@ class DrumsSeparator:
     def __init__(self, model, progress):
         self.progress = progress
 
-    def separate_file(self, path, outdir, *, fmt, bit_depth, clip_mode, filename, overwrite):
+    def separate_file(self, path, outdir, *, fmt, bit_depth, clip_mode, filename, overwrite, on_block=None):
         audio = read_audio(path)
         drums = np.zeros_like(audio.samples)
         hit = np.resize(_kick(), (audio.samples.shape[0], _kick().shape[1]))

@@ -25,7 +25,7 @@ class FourStems:
     def __init__(self, model, progress):
         self.progress = progress
 
-    def separate_file(self, path, outdir, *, fmt, bit_depth, clip_mode, filename, overwrite):
+    def separate_file(self, path, outdir, *, fmt, bit_depth, clip_mode, filename, overwrite, on_block=None):
         audio = read_audio(path)
         paths = {n: write_audio(Path(outdir) / f"{n}.wav", audio.samples * k, audio.samplerate, bit_depth=32,
                                 overwrite=True) for n, k in SHARES.items()}
@@ -130,7 +130,7 @@ class TrueParts(FourStems):
 
     folder: Path | None = None
 
-    def separate_file(self, path, outdir, *, fmt, bit_depth, clip_mode, filename, overwrite):
+    def separate_file(self, path, outdir, *, fmt, bit_depth, clip_mode, filename, overwrite, on_block=None):
         result = super().separate_file(path, outdir, fmt=fmt, bit_depth=bit_depth, clip_mode=clip_mode,
                                        filename=filename, overwrite=overwrite)
         for name in SHARES:

@@ -18,7 +18,7 @@ import { cleanReady } from "./clean.js";
 import { applyPreset, autosave, mixDocument, saveMix } from "./mixdoc.js";
 import { refreshCompare } from "./compare.js";
 import { mixer, playing, position } from "./state.js";
-import { streamState } from "./progressive.js";
+import { cancelAutoOpen, streamState } from "./progressive.js";
 import { pitchFactor, renderTimePitch, shifterDelay } from "./timepitch.js";
 import { seek, setTimePitch, togglePlay } from "./transport.js";
 import { showLoop, zoomTo } from "./waveform.js";
@@ -30,6 +30,7 @@ async function route() {
   if (m) {
     try { await openMixer(m[1]); } catch (e) { $("#loading").textContent = `Could not open the mixer: ${e.message}`; }
   } else {
+    cancelAutoOpen();
     closeMixer();
     $("#nav-song").textContent = "";
     setStatus(""); // a mixer's message ("exported mp3") does not belong to the library

@@ -152,11 +152,17 @@ export function followStream() {
   clearInterval(stream.watch);
   stream.watch = setInterval(watch, 40);
   showProgress();
-  if (stream.done) { stream.separatedAt = stream.separatedAt || Date.now(); return; }
+  // a dropped song plays as it opens, also when it was separated before the mixer could open (a short song)
+  const play = stream.autoplay && !mixer.playing;
+  stream.autoplay = false;
+  if (stream.done) {
+    stream.separatedAt = stream.separatedAt || Date.now();
+    if (play) togglePlay();
+    return;
+  }
   needStems(true);
   setStatus("separating: the mixer plays what is separated; exports wait for the end");
-  if (stream.autoplay && !mixer.playing) togglePlay();
-  stream.autoplay = false;
+  if (play) togglePlay();
   pump(token).catch((e) => {
     if (token !== stream.token) return;
     setStatus(e.message);
@@ -275,6 +281,8 @@ export function closeStream() {
 
 // The library: a song uploaded from this tab opens in the mixer as soon as its first seconds are separated.
 export function openWhenSeparated(songId) { stream.pendingOpen = songId; stream.uploadedAt = Date.now(); }
+// Back in the library before that: the person chose where to be, so nothing opens or plays by itself later.
+export function cancelAutoOpen() { stream.pendingOpen = null; stream.autoplay = false; }
 export function onJobUpdate(song, job) {
   if (song.id !== stream.pendingOpen || !(job.separated_s > 0) || location.hash.startsWith("#/song/")) return;
   stream.pendingOpen = null;
