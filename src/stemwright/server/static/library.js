@@ -26,6 +26,8 @@ export async function refreshSongs() {
   library.songs = (await getJson("/api/songs")).songs;
   pruneWorking(library.songs.map((s) => s.id)); // songs deleted here or in another tab
   renderSongs();
+  // a job's events may all have come before its song was in the list (a short song on a busy machine)
+  for (const s of library.songs) if (s.jobs.length) onJobUpdate(s, s.jobs[s.jobs.length - 1]);
 }
 
 // Refresh soon, once for a burst of events.

@@ -284,7 +284,9 @@ export function openWhenSeparated(songId) { stream.pendingOpen = songId; stream.
 // Back in the library before that: the person chose where to be, so nothing opens or plays by itself later.
 export function cancelAutoOpen() { stream.pendingOpen = null; stream.autoplay = false; }
 export function onJobUpdate(song, job) {
-  if (song.id !== stream.pendingOpen || !(job.separated_s > 0) || location.hash.startsWith("#/song/")) return;
+  // a short song can be done before any update said how much was separated
+  const ready = job.separated_s > 0 || job.status === "done";
+  if (song.id !== stream.pendingOpen || !ready || location.hash.startsWith("#/song/")) return;
   stream.pendingOpen = null;
   stream.autoplay = true;
   location.hash = `#/song/${song.id}`;
