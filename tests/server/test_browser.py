@@ -923,12 +923,7 @@ def test_studio_trustworthy_mixer(server, browser, mixtures_dir, tmp_path):
     a 120-character mix name does not widen the phone page; "analysing…" while the analysis is not there yet; the
     status line does not carry over to another song."""
     url, _data = server
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, bypass_csp=True)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url)
-    page.wait_for_selector("#model-select option[value=classic]", state="attached")
+    context, page, errors = _studio_page(browser, url, 1440, 900)
     page.select_option("#model-select", "classic")
     before = {s["id"] for s in _get(url + "api/songs")["songs"]}
     clips = [_clip(mixtures_dir, tmp_path, f"{name}.wav", 6.0, start) for name, start in (("first", 2.0), ("second", 4.5))]
@@ -1158,15 +1153,22 @@ def _page_matches_export(page, url: str, song_id: str, seconds: float = 4.0) -> 
     return web, server
 
 
-def _song_in_mixer(browser, url: str, clip: Path):
-    """A fresh page (its context bypasses the CSP, for axe-core) with ``clip`` separated by ``classic`` and open in
-    the mixer: ``(context, page, page errors, song id)``."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+def _studio_page(browser, url: str, width: int, height: int):
+    """The studio in a fresh context (bypassing the CSP, for axe-core) once its model menu is there:
+    ``(context, page, page errors)``."""
+    context = browser.new_context(viewport={"width": width, "height": height}, bypass_csp=True)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url)
     page.wait_for_selector("#model-select option[value=classic]", state="attached")
+    return context, page, errors
+
+
+def _song_in_mixer(browser, url: str, clip: Path):
+    """A fresh page (its context bypasses the CSP, for axe-core) with ``clip`` separated by ``classic`` and open in
+    the mixer: ``(context, page, page errors, song id)``."""
+    context, page, errors = _studio_page(browser, url, 1280, 800)
     before = {s["id"] for s in _get(url + "api/songs")["songs"]}
     assert _upload_in_page(page, clip) == 201
     songs = _wait_api(lambda ss: any(s["id"] not in before and s["status"] == "done" for s in ss), url)
