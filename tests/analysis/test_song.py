@@ -137,6 +137,49 @@ def test_cli_never_prints_a_contradicted_tempo(tempo_change, tmp_path, capsys):
     assert "no steady tempo: the tempo changes" in out and "BPM (confidence" not in out
 
 
+def _write_stems(folder, stems: dict[str, np.ndarray]) -> None:
+    import soundfile as sf
+
+    folder.mkdir()
+    for name, x in stems.items():
+        sf.write(str(folder / f"{name}.wav"), x.T, SR, subtype="FLOAT")
+
+
+def _grid_agrees(a: SongAnalysis) -> bool:
+    """The printed tempo is the tempo of the analysis's own beats (median interval within 2 %), and they keep it."""
+    ibi = np.diff(np.array(a.beats))
+    return a.tempo_bpm is not None and abs(60.0 / np.median(ibi) / a.tempo_bpm - 1) < 0.02 and (
+        np.percentile(a.tempo_curve, 90) / np.percentile(a.tempo_curve, 10) - 1 < 0.06)
+
+
+def test_cli_prints_no_tempo_for_noise_and_fails_on_silence(tmp_path, capsys):
+    """`analyze` on noise says "no steady tempo" (never "N BPM (confidence ...)"), in the text and in the JSON; on
+    silent stems it fails with one error line and prints no tempo at all."""
+    noise = np.random.default_rng(1).standard_normal((2, SR * 12)).astype(np.float32) * 0.1
+    _write_stems(tmp_path / "noise", {"drums": noise, "bass": noise[::-1].copy(), "other": noise[:, ::-1].copy()})
+    assert main(["analyze", str(tmp_path / "noise")]) == 0
+    out = capsys.readouterr().out
+    assert "no steady tempo: no clear pulse" in out and "BPM (confidence" not in out
+    assert main(["analyze", str(tmp_path / "noise"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["tempo_bpm"] is None and data["tempo_confidence"] == 0.0 and data["tempo_note"]
+    _write_stems(tmp_path / "silence", {"drums": np.zeros((2, SR * 6), np.float32),
+                                        "other": np.zeros((2, SR * 6), np.float32)})
+    assert main(["analyze", str(tmp_path / "silence")]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error:") and "silent" in captured.err and "BPM" not in captured.out
+
+
+def test_a_confident_tempo_is_the_tempo_of_its_own_grid(song_4_4, song_3_4, tempo_change):
+    """Every tempo reported with confidence >= 0.9 is the tempo of the beats reported with it; the tempo change is
+    not reported as a tempo at all (its confidence stays under 0.9)."""
+    results = [analyze_path(song_4_4[0]), analyze_path(song_3_4[0]), analyze(tempo_change, SR)]
+    assert any(r.tempo_confidence >= 0.9 for r in results)
+    for r in results:
+        assert r.tempo_confidence < 0.9 or _grid_agrees(r), r.tempo_bpm
+    assert results[2].tempo_bpm is None and results[2].tempo_confidence < 0.9
+
+
 def test_four_on_the_floor_is_not_halved(tmp_path):
     """A kick on every beat (dance music) at 120 BPM stays 120: bars of 8 tracked beats can accent better than bars
     of 4 when the chords change slowly, which made Awakening (a real song, 120 BPM) 60 BPM with confidence 1."""
