@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from stemwright.analysis import SongAnalysis, analyze, analyze_path
-from stemwright.analysis.song import AnalysisError, meter_scores
+from stemwright.analysis.song import MAX_WANDER, WANDER_CAP, AnalysisError, _wander, meter_scores, tempo_confidence
 from stemwright.cli.main import main
+from tests.analysis.grooves import groove
 from tests.mixer.songs import make_song
 from tests.reference import require
 
@@ -271,3 +272,39 @@ def test_off_beat_hats_and_bass_do_not_pull_the_beats_off_the_beat():
     true = np.arange(0.0, 16.0, 60.0 / bpm)
     on = np.array([np.min(np.abs(true - b)) < 0.07 for b in beats])
     assert len(beats) > 20 and on.mean() > 0.9, on.mean()
+
+
+def test_walking_bass_and_backbeat_do_not_move_the_bar_lines():
+    """A jazz-like groove (ghost kick and a walking bass note on every beat, pedal hat on 2 and 4, a chord a bar):
+    the bar lines were put on beat 2 or 4 (the pedal's low end, the bass's note changes; jazz downbeats were right on
+    2 of 10 development songs). The kick and snare bands and the chords without the bass put them on the one."""
+    bpm, lead_in = 112.0, 0.3
+    a = analyze(groove(bpm, 16.0, lead_in, walking=True), SR)
+    assert a.tempo_bpm == pytest.approx(bpm, rel=0.02) and a.beats_per_bar == 4
+    true = lead_in + np.arange(1, 7) * 4 * 60.0 / bpm
+    assert all(_near(a.downbeats, t, 0.07) for t in true), a.downbeats
+
+
+def test_a_slow_ballad_tracked_in_eighth_notes_is_halved():
+    """68 BPM, kick and snare on the quarter notes only, hats on every eighth: tracked at 136, and the bars of
+    8 tracked beats did not accent 1.8x better, so it stayed 136 (7 development ballads and slow songs did). The
+    drums' empty half-beats and alternating low band halve it; the octave is not taken as sure."""
+    a = analyze(groove(68.0, 20.0, 0.3, walking=False), SR)
+    assert a.tempo_bpm == pytest.approx(68.0, rel=0.02)
+    assert a.octave_uncertain and a.tempo_confidence < 0.9
+
+
+def test_a_grid_that_wanders_is_never_a_sure_tempo(song_4_4):
+    """Beats that stray from their straight line by more than MAX_WANDER of a beat (a drift or a phase jump the
+    single tempo hides) cap the tempo confidence below 0.9; a straight grid keeps it."""
+    from dataclasses import replace
+
+    from stemwright.analysis.song import NON_HARMONIC_STEMS, RHYTHM_STEMS, _drum_bands, _pick, _sum, _track, load_path
+
+    straight = np.arange(40) * 0.5
+    drifting = straight + 0.1 * np.sin(2 * np.pi * np.arange(40) / 10)  # back and forth by a fifth of a beat
+    assert _wander(straight) < 1e-9 and _wander(drifting) > MAX_WANDER
+    s = load_path(song_4_4[0])
+    grid = _track(s, _sum(s, _pick(s, RHYTHM_STEMS, False)), _pick(s, NON_HARMONIC_STEMS, True), _drum_bands(s))
+    assert grid.wander < MAX_WANDER and tempo_confidence(grid) >= 0.9
+    assert tempo_confidence(replace(grid, wander=0.15)) == WANDER_CAP < 0.9
