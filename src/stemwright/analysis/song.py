@@ -7,8 +7,11 @@ Where each estimate comes from (the stems make some of them easier than the mixt
   onset envelope of every stem when there is no drums stem; the tempo is the least-squares line through the
   beat times (:func:`stemwright.mixer.analysis._fit_tempo`).
 - Time signature and downbeats: every (beats per bar, phase) pair in {3, 4} x phases is scored by how much more
-  low-frequency onset energy (kick, bass notes) and harmonic change (chroma of the harmonic stems: chords change
-  on bar lines) its "one" beats carry than the other beats. The best pair gives the bar length and the downbeats.
+  kick onset (the drums' band below 150 Hz; the low band of drums + bass without a drums stem) and harmonic change
+  (chroma of the pitched stems, the bass left out: chords change on bar lines) and how much less snare onset (the
+  backbeat) its "one" beats carry than the other beats (:func:`_bar_scores`). The best pair gives the bar length
+  and the downbeats. The octave (double-time bars of 6 / 8 tracked beats, or a slow song's empty half-beats) is
+  decided in :func:`_track`.
 - The grid is checked (:func:`_track`): local tempo of the onsets against the tracker's single tempo, the grid's
   tempo curve, the beats' onset support. When they disagree there is no steady tempo (``tempo_bpm`` None and a
   ``tempo_note``), never a number.
