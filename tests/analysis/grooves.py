@@ -15,7 +15,8 @@ def _hz(midi: float) -> float:
 
 def _tone(freq: float, n: int, decay: float, partials: int = 3) -> np.ndarray:
     t = np.arange(n) / SR
-    return sum(np.sin(2 * np.pi * freq * k * t) / k for k in range(1, partials + 1)) * np.exp(-t / decay) * np.minimum(1, t / 0.003)
+    harmonics = sum(np.sin(2 * np.pi * freq * k * t) / k for k in range(1, partials + 1))
+    return harmonics * np.exp(-t / decay) * np.minimum(1, t / 0.003)
 
 
 def _noise(n: int, decay: float, rng: np.random.Generator, low_cut: float = 0.0) -> np.ndarray:

@@ -439,7 +439,8 @@ def _track(s: StemSet, y: np.ndarray, harmonic: tuple[str, ...], drums: dict[str
         # two thresholds, not on a clear bar accent: its octave is never taken as sure (the margin of the nearer).
         keep = 0 if even >= odd else 1
         frames, times, tempo = frames[keep::2], times[keep::2], tempo / 2
-        margin = min(float(np.log2(SLOW_HALVES / max(halves, 1e-6))), float(np.log2(SLOW_ALTERNATION / max(offbeat, 1e-6))))
+        margin = min(float(np.log2(SLOW_HALVES / max(halves, 1e-6))),
+                     float(np.log2(SLOW_ALTERNATION / max(offbeat, 1e-6))))
     log.debug("half-beat drum share %.2f, slow-song halving %s", halves, slow)
     sparse = body is not None and (slow or _between_beats(body, frames) < SPARSE_HALVES)
     period = 60.0 / tempo
