@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from stemwright.analysis import SongAnalysis, analyze, analyze_path
-from stemwright.analysis.song import AnalysisError, meter_scores
+from stemwright.analysis.song import MAX_WANDER, WANDER_CAP, AnalysisError, _wander, meter_scores, tempo_confidence
 from stemwright.cli.main import main
+from tests.analysis.grooves import groove
 from tests.mixer.songs import make_song
 from tests.reference import require
 
@@ -137,6 +138,49 @@ def test_cli_never_prints_a_contradicted_tempo(tempo_change, tmp_path, capsys):
     assert "no steady tempo: the tempo changes" in out and "BPM (confidence" not in out
 
 
+def _write_stems(folder, stems: dict[str, np.ndarray]) -> None:
+    import soundfile as sf
+
+    folder.mkdir()
+    for name, x in stems.items():
+        sf.write(str(folder / f"{name}.wav"), x.T, SR, subtype="FLOAT")
+
+
+def _grid_agrees(a: SongAnalysis) -> bool:
+    """The printed tempo is the tempo of the analysis's own beats (median interval within 2 %), and they keep it."""
+    ibi = np.diff(np.array(a.beats))
+    return a.tempo_bpm is not None and abs(60.0 / np.median(ibi) / a.tempo_bpm - 1) < 0.02 and (
+        np.percentile(a.tempo_curve, 90) / np.percentile(a.tempo_curve, 10) - 1 < 0.06)
+
+
+def test_cli_prints_no_tempo_for_noise_and_fails_on_silence(tmp_path, capsys):
+    """`analyze` on noise says "no steady tempo" (never "N BPM (confidence ...)"), in the text and in the JSON; on
+    silent stems it fails with one error line and prints no tempo at all."""
+    noise = np.random.default_rng(1).standard_normal((2, SR * 12)).astype(np.float32) * 0.1
+    _write_stems(tmp_path / "noise", {"drums": noise, "bass": noise[::-1].copy(), "other": noise[:, ::-1].copy()})
+    assert main(["analyze", str(tmp_path / "noise")]) == 0
+    out = capsys.readouterr().out
+    assert "no steady tempo: no clear pulse" in out and "BPM (confidence" not in out
+    assert main(["analyze", str(tmp_path / "noise"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["tempo_bpm"] is None and data["tempo_confidence"] == 0.0 and data["tempo_note"]
+    _write_stems(tmp_path / "silence", {"drums": np.zeros((2, SR * 6), np.float32),
+                                        "other": np.zeros((2, SR * 6), np.float32)})
+    assert main(["analyze", str(tmp_path / "silence")]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error:") and "silent" in captured.err and "BPM" not in captured.out
+
+
+def test_a_confident_tempo_is_the_tempo_of_its_own_grid(song_4_4, song_3_4, tempo_change):
+    """Every tempo reported with confidence >= 0.9 is the tempo of the beats reported with it; the tempo change is
+    not reported as a tempo at all (its confidence stays under 0.9)."""
+    results = [analyze_path(song_4_4[0]), analyze_path(song_3_4[0]), analyze(tempo_change, SR)]
+    assert any(r.tempo_confidence >= 0.9 for r in results)
+    for r in results:
+        assert r.tempo_confidence < 0.9 or _grid_agrees(r), r.tempo_bpm
+    assert results[2].tempo_bpm is None and results[2].tempo_confidence < 0.9
+
+
 def test_four_on_the_floor_is_not_halved(tmp_path):
     """A kick on every beat (dance music) at 120 BPM stays 120: bars of 8 tracked beats can accent better than bars
     of 4 when the chords change slowly, which made Awakening (a real song, 120 BPM) 60 BPM with confidence 1."""
@@ -228,3 +272,39 @@ def test_off_beat_hats_and_bass_do_not_pull_the_beats_off_the_beat():
     true = np.arange(0.0, 16.0, 60.0 / bpm)
     on = np.array([np.min(np.abs(true - b)) < 0.07 for b in beats])
     assert len(beats) > 20 and on.mean() > 0.9, on.mean()
+
+
+def test_walking_bass_and_backbeat_do_not_move_the_bar_lines():
+    """A jazz-like groove (ghost kick and a walking bass note on every beat, pedal hat on 2 and 4, a chord a bar):
+    the bar lines were put on beat 2 or 4 (the pedal's low end, the bass's note changes; jazz downbeats were right on
+    2 of 10 development songs). The kick and snare bands and the chords without the bass put them on the one."""
+    bpm, lead_in = 112.0, 0.3
+    a = analyze(groove(bpm, 16.0, lead_in, walking=True), SR)
+    assert a.tempo_bpm == pytest.approx(bpm, rel=0.02) and a.beats_per_bar == 4
+    true = lead_in + np.arange(1, 7) * 4 * 60.0 / bpm
+    assert all(_near(a.downbeats, t, 0.07) for t in true), a.downbeats
+
+
+def test_a_slow_ballad_tracked_in_eighth_notes_is_halved():
+    """68 BPM, kick and snare on the quarter notes only, hats on every eighth: tracked at 136, and the bars of
+    8 tracked beats did not accent 1.8x better, so it stayed 136 (7 development ballads and slow songs did). The
+    drums' empty half-beats and alternating low band halve it; the octave is not taken as sure."""
+    a = analyze(groove(68.0, 20.0, 0.3, walking=False), SR)
+    assert a.tempo_bpm == pytest.approx(68.0, rel=0.02)
+    assert a.octave_uncertain and a.tempo_confidence < 0.9
+
+
+def test_a_grid_that_wanders_is_never_a_sure_tempo(song_4_4):
+    """Beats that stray from their straight line by more than MAX_WANDER of a beat (a drift or a phase jump the
+    single tempo hides) cap the tempo confidence below 0.9; a straight grid keeps it."""
+    from dataclasses import replace
+
+    from stemwright.analysis.song import NON_HARMONIC_STEMS, RHYTHM_STEMS, _drum_bands, _pick, _sum, _track, load_path
+
+    straight = np.arange(40) * 0.5
+    drifting = straight + 0.1 * np.sin(2 * np.pi * np.arange(40) / 10)  # back and forth by a fifth of a beat
+    assert _wander(straight) < 1e-9 and _wander(drifting) > MAX_WANDER
+    s = load_path(song_4_4[0])
+    grid = _track(s, _sum(s, _pick(s, RHYTHM_STEMS, False)), _pick(s, NON_HARMONIC_STEMS, True), _drum_bands(s))
+    assert grid.wander < MAX_WANDER and tempo_confidence(grid) >= 0.9
+    assert tempo_confidence(replace(grid, wander=0.15)) == WANDER_CAP < 0.9

@@ -7,8 +7,11 @@ Where each estimate comes from (the stems make some of them easier than the mixt
   onset envelope of every stem when there is no drums stem; the tempo is the least-squares line through the
   beat times (:func:`stemwright.mixer.analysis._fit_tempo`).
 - Time signature and downbeats: every (beats per bar, phase) pair in {3, 4} x phases is scored by how much more
-  low-frequency onset energy (kick, bass notes) and harmonic change (chroma of the harmonic stems: chords change
-  on bar lines) its "one" beats carry than the other beats. The best pair gives the bar length and the downbeats.
+  kick onset (the drums' band below 150 Hz; the low band of drums + bass without a drums stem) and harmonic change
+  (chroma of the pitched stems, the bass left out: chords change on bar lines) and how much less snare onset (the
+  backbeat) its "one" beats carry than the other beats (:func:`_bar_scores`). The best pair gives the bar length
+  and the downbeats. The octave (double-time bars of 6 / 8 tracked beats, or a slow song's empty half-beats) is
+  decided in :func:`_track`.
 - The grid is checked (:func:`_track`): local tempo of the onsets against the tracker's single tempo, the grid's
   tempo curve, the beats' onset support. When they disagree there is no steady tempo (``tempo_bpm`` None and a
   ``tempo_note``), never a number.
@@ -37,8 +40,10 @@ from stemwright.mixer.stems import StemSet, as_stemset, load_stems
 
 log = logging.getLogger(__name__)
 
-ANALYSIS_VERSION = 3  # 2: tempo may be null (no steady tempo), tempo curve, key alternatives, chords;
-# 3: octave_uncertain and tempo_alternatives (half / double time when the octave decision is not sure)
+ANALYSIS_VERSION = 4  # 2: tempo may be null (no steady tempo), tempo curve, key alternatives, chords;
+# 3: octave_uncertain and tempo_alternatives (half / double time when the octave decision is not sure);
+# 4: same fields; slow songs tracked in eighth notes halved from the drums, bar phase from kick, snare and the
+# pitched stems' chroma (results of version 3 differ)
 RHYTHM_STEMS = ("drums", "bass")
 NON_HARMONIC_STEMS = ("drums", "vocals")
 METERS = (3, 4)  # beats per bar reported (a 6/8 bar has 3 quarter-note beats)
@@ -70,8 +75,32 @@ OCTAVE_UNSURE = 0.9  # below this octave confidence the analysis reports the hal
 # beats') may be a slow song tracked in eighth notes: its octave is never taken as sure. On the 39 development songs
 # every double-time grid was below 0.24 and the right grids above 0.20 (3 swung jazz songs between 0.20 and 0.25).
 SPARSE_HALVES = 0.25
+# A slow song tracked in eighth notes, seen from the drums: (almost) no kick or snare half-way between the tracked
+# beats (below SLOW_HALVES of the beats' share) and every other tracked beat carrying clearly less low-band onset
+# (kick, bass: below SLOW_ALTERNATION) -- the kick and snare play quarter notes and only hats fill the eighths.
+# Such a grid is halved even where the bars of 6 / 8 beats do not accent better (:data:`DOUBLE_TIME_RATIO`), as long
+# as the halved tempo stays at or above SLOW_MIN_BPM. Set on the 75 development songs of `stemwright synth --seed 101,
+# 202, 303, 505` (20 s): it halves 5 of the 7 double-time grids the ratio left alone (ballads, a slow pop and a
+# hip-hop song: half-beat share 0.14-0.27, alternation 0.18-0.49) and none of the 60 right grids (the right grids
+# below 0.3 alternate at 0.70 or more, but two ballads at 58.7 and 74.9 BPM, which SLOW_MIN_BPM keeps).
+SLOW_HALVES = 0.3
+SLOW_ALTERNATION = 0.6
+SLOW_MIN_BPM = 50.0
+# A tracker grid whose beats stray from their least-squares line by more than this share of a beat (rms) has a
+# phase jump or a drift the single tempo hides: its tempo is never taken as sure (confidence at most
+# WANDER_CAP). On the 75 development songs (`stemwright synth --seed 101, 202, 303, 505`) the only confident wrong
+# tempo (funk, 118.65 for 116.2, confidence 0.92) strayed 0.108; 2 right confident grids strayed 0.056 and 0.162.
+MAX_WANDER = 0.1
+WANDER_CAP = 0.85
 EDGE_OFF = 0.1  # a first / last beat interval this far off the median is the tracker's edge effect, dropped
 DRUM_BODY_HZ = 2500.0  # the drums' band the beat tracker follows: kick and snare, not the hats above it
+KICK_HZ = 150.0  # the drums' kick band, below the snare's body
+# Weight of the snare band's onsets (backbeat: beats 2 and 4), taken off a beat's bar accent next to the kick's and
+# the harmonic change's (each z-scored, weight 1). With the kick band for the low-band onsets of drums + bass, the
+# chroma change of the pitched stems without the bass (a walking bass changes notes on every beat) and this weight,
+# the bar's phase was right on 58 of the 59 development songs whose tempo was right (50 before; jazz 10/10, 2/10
+# before), against 57 with 0 or 1 (`stemwright synth --seed 101, 202, 303, 505`).
+BACKBEAT_WEIGHT = 0.5
 CHROMA_HOP = 512  # samples at ANALYSIS_RATE between chroma frames (23 ms)
 
 
@@ -177,14 +206,17 @@ def _onset_features(y_rhythm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flux.sum(axis=0), flux[freqs < 200].sum(axis=0)
 
 
-def _drum_body_onset(s: StemSet) -> np.ndarray | None:
-    """Positive log-spectral flux of the drums stem below :data:`DRUM_BODY_HZ` (kick, snare, toms: the hats left out),
-    one value per :data:`HOP` frame; None without a drums stem. Shape ``(F,)``.
+def _drum_bands(s: StemSet) -> dict[str, np.ndarray] | None:
+    """Positive log-spectral flux of the drums stem in three bands, one value per :data:`HOP` frame (shapes ``(F,)``);
+    None without a (sounding) drums stem:
 
-    The beat tracker follows this rather than the onsets of drums + bass: off-beat hats and off-beat bass notes
-    (dance music, pop) pulled it onto the off-beats, half a beat late. On the 39 development songs (`stemwright
-    synth --seed 101` and `--seed 202`) beat F went from 0.73 to 0.83 with it; adding the bass stem's flux did not
-    help (0.80), nor the hats at a quarter weight (0.83)."""
+    - ``body``: below :data:`DRUM_BODY_HZ` (kick, snare, toms: the hats left out), which the beat tracker follows
+      rather than the onsets of drums + bass: off-beat hats and off-beat bass notes (dance music, pop) pulled it
+      onto the off-beats, half a beat late. On the 39 development songs (`stemwright synth --seed 101` and
+      `--seed 202`) beat F went from 0.73 to 0.83 with it; adding the bass stem's flux did not help (0.80), nor the
+      hats at a quarter weight (0.83).
+    - ``kick``: below :data:`KICK_HZ`; ``snare``: from :data:`KICK_HZ` to :data:`DRUM_BODY_HZ` (the bar's accents:
+      :func:`meter_scores`)."""
     import librosa  # lazy: librosa's submodules take seconds to import
 
     if "drums" not in s.names:
@@ -193,8 +225,10 @@ def _drum_body_onset(s: StemSet) -> np.ndarray | None:
     if not np.any(y):
         return None
     log_spec = np.log1p(100.0 * np.abs(librosa.stft(y, n_fft=1024, hop_length=HOP)))
-    body = librosa.fft_frequencies(sr=ANALYSIS_RATE, n_fft=1024) < DRUM_BODY_HZ
-    return np.maximum(0.0, np.diff(log_spec[body], axis=1, prepend=log_spec[body, :1])).sum(axis=0)
+    flux = np.maximum(0.0, np.diff(log_spec, axis=1, prepend=log_spec[:, :1]))
+    freqs = librosa.fft_frequencies(sr=ANALYSIS_RATE, n_fft=1024)
+    return {"body": flux[freqs < DRUM_BODY_HZ].sum(axis=0), "kick": flux[freqs < KICK_HZ].sum(axis=0),
+            "snare": flux[(freqs >= KICK_HZ) & (freqs < DRUM_BODY_HZ)].sum(axis=0)}
 
 
 def _at_beats(signal: np.ndarray, frames: np.ndarray, width: int = 2) -> np.ndarray:
@@ -267,14 +301,18 @@ def _zscore(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / s if s > 1e-12 else np.zeros_like(x)
 
 
-def meter_scores(low_at_beats: np.ndarray, change_at_beats: np.ndarray,
-                 meters: tuple[int, ...] = METERS) -> dict[tuple[int, int], float]:
+def meter_scores(low_at_beats: np.ndarray, change_at_beats: np.ndarray, meters: tuple[int, ...] = METERS,
+                 backbeat_at_beats: np.ndarray | None = None) -> dict[tuple[int, int], float]:
     """Score of each (beats per bar, phase): mean accent of its "one" beats minus the mean of the others.
 
-    Accent = z-scored low-band onset + z-scored harmonic change at each beat. A wrong bar length spreads the true
-    downbeats over several phases, so its best phase scores lower than the right one.
+    Accent = z-scored low-band onset (kick) + z-scored harmonic change at each beat, less :data:`BACKBEAT_WEIGHT`
+    times the z-scored snare onset where given (the snare's backbeat is on 2 and 4, rarely on the one). A wrong bar
+    length spreads the true downbeats over several phases, so its best phase scores lower than the right one.
+    All inputs ``(N,)``, one value per beat.
     """
     accent = _zscore(low_at_beats) + _zscore(change_at_beats)
+    if backbeat_at_beats is not None:
+        accent = accent - BACKBEAT_WEIGHT * _zscore(backbeat_at_beats)
     scores = {}
     for m in meters:
         for p in range(m):
@@ -326,6 +364,14 @@ def _trim_edges(frames: np.ndarray) -> np.ndarray:
     return frames
 
 
+def _wander(times: np.ndarray) -> float:
+    """Rms distance of beat ``times`` ``(N,)`` from the least-squares line through them, in median beat intervals."""
+    period = float(np.median(np.diff(times)))
+    idx = np.round((times - times[0]) / period)
+    slope, intercept = np.polyfit(idx, times, 1)
+    return float(np.std(times - (intercept + slope * idx)) / period)
+
+
 def _between_beats(body: np.ndarray, frames: np.ndarray) -> float:
     """Drum onset half-way between the beats over the onset on them (the drums' kick and snare band, ``(F,)``)."""
     on = _at_beats(body, frames).mean()
@@ -349,17 +395,18 @@ class _Grid:
     octave_margin: float  # log2 of how far the double-time ratio is from its threshold (0 = undecided)
     sparse_halves: bool  # the drums play (almost) nothing between the beats: the beats may be eighth notes
     support: float  # :func:`_pulse_support` of the beats
+    wander: float  # rms distance of the tracker's beats from their straight line, in beats (before any halving)
     curve: np.ndarray  # local tempo at each beat interval (BPM)
     reason: str | None  # why the song has no steady tempo, or None
 
 
-def _track(s: StemSet, y: np.ndarray, harmonic: tuple[str, ...]) -> _Grid:
+def _track(s: StemSet, y: np.ndarray, harmonic: tuple[str, ...], drums: dict[str, np.ndarray] | None) -> _Grid:
     """Beat grid of the rhythm stems' sum ``y`` (mono, :data:`ANALYSIS_RATE`), checked: its tempo is the line
     through its own beats, its local tempo must stay within :data:`TEMPO_DRIFT`, its beats must carry onsets."""
     import librosa  # lazy: librosa's submodules take seconds to import
 
     onset = librosa.onset.onset_strength(y=y, sr=ANALYSIS_RATE, hop_length=HOP)
-    body = _drum_body_onset(s)
+    body = drums["body"] if drums is not None else None
     follow = onset if body is None or len(body) != len(onset) else body
     tempo0, frames = librosa.beat.beat_track(onset_envelope=follow, sr=ANALYSIS_RATE, hop_length=HOP)
     tempo0 = float(np.atleast_1d(tempo0)[0])
@@ -368,6 +415,7 @@ def _track(s: StemSet, y: np.ndarray, harmonic: tuple[str, ...]) -> _Grid:
     frames = _trim_edges(frames)
     times = librosa.frames_to_time(frames, sr=ANALYSIS_RATE, hop_length=HOP)
     tempo = float(np.clip(_fit_tempo(times, tempo0), 20.0, 400.0))
+    wander = _wander(times)
 
     _, low = _onset_features(y)
     scores = meter_scores(_at_beats(low, frames), _chroma_change(_sum(s, harmonic), frames), DOUBLE_TIME_METERS)
@@ -379,12 +427,22 @@ def _track(s: StemSet, y: np.ndarray, harmonic: tuple[str, ...]) -> _Grid:
     offbeat = float(min(even, odd) / max(even, odd)) if max(even, odd) > 0 else 1.0
     log.debug("double-time ratio %.2f, low-band off-beat ratio %.2f", ratio, offbeat)
     halve = single > 0 and ratio >= DOUBLE_TIME_RATIO and offbeat < MAX_OFFBEAT
+    halves = _between_beats(body, frames) if body is not None else 1.0
+    slow = (not halve and halves < SLOW_HALVES and offbeat < SLOW_ALTERNATION and tempo / 2 >= SLOW_MIN_BPM)
+    margin = abs(float(np.log2(max(ratio, 1e-6) / DOUBLE_TIME_RATIO))) if np.isfinite(ratio) else 1.0
     if halve:
         # Bars of 6 or 8 tracked beats accent far better than bars of 3 or 4: the tracker locked on double time
         # (eighth notes, common on slow songs); keep every other beat.
         frames, times, tempo = frames[p % 2::2], times[p % 2::2], tempo / 2
-    margin = abs(float(np.log2(max(ratio, 1e-6) / DOUBLE_TIME_RATIO))) if np.isfinite(ratio) else 1.0
-    sparse = body is not None and _between_beats(body, frames) < SPARSE_HALVES
+    elif slow:
+        # Kick and snare on every other tracked beat only: keep the beats that carry them. The decision rests on
+        # two thresholds, not on a clear bar accent: its octave is never taken as sure (the margin of the nearer).
+        keep = 0 if even >= odd else 1
+        frames, times, tempo = frames[keep::2], times[keep::2], tempo / 2
+        margin = min(float(np.log2(SLOW_HALVES / max(halves, 1e-6))),
+                     float(np.log2(SLOW_ALTERNATION / max(offbeat, 1e-6))))
+    log.debug("half-beat drum share %.2f, slow-song halving %s", halves, slow)
+    sparse = body is not None and (slow or _between_beats(body, frames) < SPARSE_HALVES)
     period = 60.0 / tempo
     consistency = float(np.mean(np.abs(np.diff(times) - period) < 0.1 * period))
     curve = _tempo_curve(times)
@@ -400,7 +458,7 @@ def _track(s: StemSet, y: np.ndarray, harmonic: tuple[str, ...]) -> _Grid:
         octaves = local * 2.0 ** -np.round(np.log2(local / tempo))  # the local tempos at the grid's octave
         lo, hi = np.percentile(octaves, [10, 90]) if off > MAX_OFF_GRID else (lo, hi)
         reason = f"the tempo changes (from {lo:.0f} to {hi:.0f} BPM)"
-    return _Grid(frames, times, tempo, consistency, margin, sparse, support, curve, reason)
+    return _Grid(frames, times, tempo, consistency, margin, sparse, support, wander, curve, reason)
 
 
 def octave_confidence(grid: _Grid) -> float:
@@ -415,12 +473,26 @@ def octave_confidence(grid: _Grid) -> float:
 
 def tempo_confidence(grid: _Grid) -> float:
     """Confidence in [0, 1] that the tempo is right, octave included: the grid's consistency, times how sure the
-    double-time decision was, times how clearly the beats stand out. 0 when the song has no steady tempo.
+    double-time decision was, times how clearly the beats stand out, capped at :data:`WANDER_CAP` when the tracker's
+    beats stray from their line (:data:`MAX_WANDER`). 0 when the song has no steady tempo.
     The scales were set on `stemwright synth --seed 101` (12 songs): see :data:`OCTAVE_SURE`."""
     if grid.reason is not None:
         return 0.0
     pulse = float(np.clip((grid.support - MIN_SUPPORT) / (CLEAR_SUPPORT - MIN_SUPPORT), 0.0, 1.0))
-    return grid.consistency * octave_confidence(grid) * pulse
+    confidence = grid.consistency * octave_confidence(grid) * pulse
+    return min(confidence, WANDER_CAP) if grid.wander > MAX_WANDER else confidence
+
+
+def _bar_scores(s: StemSet, y: np.ndarray, harmonic: tuple[str, ...], drums: dict[str, np.ndarray] | None,
+                frames: np.ndarray) -> dict[tuple[int, int], float]:
+    """:func:`meter_scores` of the beat ``frames``: the drums' kick and snare bands where there is a drums stem (else
+    the low band of the rhythm stems ``y``), the chroma change of the pitched stems (the bass left out)."""
+    pitched = tuple(n for n in harmonic if n != "bass") or harmonic
+    change = _chroma_change(_sum(s, pitched), frames)
+    if drums is None or not np.any(drums["kick"]):  # no kick: the low band of drums + bass carries the one
+        _, low = _onset_features(y)
+        return meter_scores(_at_beats(low, frames), change)
+    return meter_scores(_at_beats(drums["kick"], frames), change, METERS, _at_beats(drums["snare"], frames))
 
 
 def analyze(stems: StemSet | Mapping[str, np.ndarray], samplerate: int | None = None) -> SongAnalysis:
@@ -435,15 +507,15 @@ def analyze(stems: StemSet | Mapping[str, np.ndarray], samplerate: int | None = 
     y = _sum(s, rhythm)
     if not np.any(y):
         raise AnalysisError(f"{s.path or 'stems'}: the {'+'.join(rhythm)} stems are silent")
-    grid = _track(s, y, harmonic)
+    drums = _drum_bands(s)
+    grid = _track(s, y, harmonic, drums)
     frames, times, tempo = grid.frames, grid.times, grid.tempo
     period = 60.0 / tempo
     tempo_conf = tempo_confidence(grid)
     # The studio offers the metronome at half / double speed when this is set (the tempo may be an octave off).
     unsure_octave = grid.reason is None and octave_confidence(grid) < OCTAVE_UNSURE
 
-    _, low = _onset_features(y)
-    scores = meter_scores(_at_beats(low, frames), _chroma_change(_sum(s, harmonic), frames))
+    scores = _bar_scores(s, y, harmonic, drums, frames)
     ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
     (bpb, phase), best = ranked[0]
     other_meter = max((v for (m, _), v in ranked if m != bpb), default=0.0)

@@ -1,0 +1,71 @@
+"""Two grooves the analysis once got wrong, as stems ``{name: (2, T)}`` at 22.05 kHz (tests/analysis/test_song.py):
+a jazz-like walking groove (bar lines) and a slow ballad groove (tempo octave)."""
+from __future__ import annotations
+
+import numpy as np
+
+SR = 22050
+CHORDS = ((57, 60, 64), (53, 57, 60), (55, 59, 62), (52, 55, 59))  # Am F G Em, one a bar (MIDI notes)
+WALK = (45, 47, 48, 50, 41, 43, 45, 48, 43, 47, 50, 52, 40, 43, 47, 45)  # a bass note on every beat
+
+
+def _hz(midi: float) -> float:
+    return 440.0 * 2 ** ((midi - 69) / 12)
+
+
+def _tone(freq: float, n: int, decay: float, partials: int = 3) -> np.ndarray:
+    t = np.arange(n) / SR
+    harmonics = sum(np.sin(2 * np.pi * freq * k * t) / k for k in range(1, partials + 1))
+    return harmonics * np.exp(-t / decay) * np.minimum(1, t / 0.003)
+
+
+def _noise(n: int, decay: float, rng: np.random.Generator, low_cut: float = 0.0) -> np.ndarray:
+    x = rng.standard_normal(n)
+    if low_cut:
+        spectrum = np.fft.rfft(x)
+        spectrum[np.fft.rfftfreq(n, 1 / SR) < low_cut] = 0
+        x = np.fft.irfft(spectrum, n)
+    return x * np.exp(-np.arange(n) / SR / decay)
+
+
+def groove(bpm: float, seconds: float, lead_in: float, *, walking: bool) -> dict[str, np.ndarray]:
+    """``walking``: ghost kick on every beat, pedal hat (the snare band) on 2 and 4, a walking bass note on every beat
+    (jazz). Else a ballad: kick on 1 and on the "and" of 3, snare on 2 and 4, hats on every eighth note, a bass note
+    on 1 and 3. Both: a chord a bar in "other", the first bar starting at ``lead_in`` seconds."""
+    rng = np.random.default_rng(5)
+    n, beat = int(seconds * SR), 60.0 / bpm
+    out = {k: np.zeros(n) for k in ("drums", "bass", "other")}
+
+    def add(stem: str, sig: np.ndarray, t: float, gain: float) -> None:
+        i = int(round(t * SR))
+        if 0 <= i < n:
+            m = min(len(sig), n - i)
+            out[stem][i:i + m] += gain * sig[:m]
+
+    kick = _tone(55.0, int(0.3 * SR), 0.08, 1)
+    snare = _noise(int(0.2 * SR), 0.05, rng) * 0.6 + 0.4 * _tone(190.0, int(0.2 * SR), 0.05, 1)
+    hat = _noise(int(0.05 * SR), 0.01, rng, low_cut=3000.0)
+    k = 0
+    while lead_in + k * beat < seconds:
+        t0 = lead_in + k * beat
+        bar, pos = divmod(k, 4)
+        if pos in (1, 3):
+            add("drums", snare, t0, 0.5)
+        if walking:
+            add("drums", kick, t0, 0.3)
+            add("drums", hat, t0, 0.2)
+            add("bass", _tone(_hz(WALK[k % len(WALK)]), int(beat * SR), 0.4), t0, 0.5)
+        else:
+            if pos == 0:
+                add("drums", kick, t0, 0.9)
+            if pos == 2:
+                add("drums", kick, t0 + beat / 2, 0.6)
+            add("drums", hat, t0, 0.15)
+            add("drums", hat, t0 + beat / 2, 0.15)
+            if pos in (0, 2):
+                add("bass", _tone(_hz(CHORDS[bar % 4][0] - 12), int(2 * beat * SR), 1.0), t0, 0.4)
+        if pos == 0:
+            for note in CHORDS[bar % 4]:
+                add("other", _tone(_hz(note), int(4 * beat * SR), 2.0), t0, 0.15)
+        k += 1
+    return {k: np.stack([v, v]).astype(np.float32) for k, v in out.items()}
