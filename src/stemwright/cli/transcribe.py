@@ -19,8 +19,8 @@ def command(
 ) -> None:
     """Transcribe stems to MIDI with basic-pitch (Spotify, Apache-2.0; its ONNX model ships in its wheel): one
     MIDI file per stem, notes at their times in the stems, at the song's tempo (analysed from the stems unless
-    --tempo), plus OUT/transcription.json. Needs: pip install 'stemwright[transcribe]' && pip install --no-deps
-    basic-pitch==0.4.0."""
+    --tempo), plus OUT/transcription.json. Needs the transcribe extra and basic-pitch installed without its
+    dependencies (it asks for TensorFlow, which its ONNX model does not need): see docs/practice.md."""
     from stemwright.errors import StemwrightError
     from stemwright.transcribe import MODEL, transcribe_folder
 
