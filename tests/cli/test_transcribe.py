@@ -2,14 +2,13 @@
 pitched stem at the tempo, the manifest, outputs kept unless --overwrite, bad input, basic-pitch missing."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import pytest
 
 from stemwright.cli.main import main
-from stemwright.transcribe import Note
+from stemwright.transcribe import Note, StemFile, TranscribeError, TranscriptionManifest
 from stemwright.transcribe.score import note_scores
 from tests.transcribe.melody import BASS, BEAT, MELODY, write_stems
 
@@ -44,19 +43,20 @@ def test_writes_one_midi_per_pitched_stem_at_the_tempo(stems_dir: Path, tmp_path
     assert bass.get_tempo_changes()[1].tolist() == pytest.approx([96.0])
     assert bass.instruments[0].program == 33 and bass.instruments[0].name == "bass"
     assert _f(bass, BASS) >= 0.8 and _f(other, MELODY) >= 0.9  # the notes, at their times in the stems
-    manifest = json.loads((out / "transcription.json").read_text())
-    assert manifest["model"]["licence"] == "Apache-2.0" and manifest["tempo_bpm"] == 96.0
-    assert manifest["stems"]["bass"] == {"file": "bass.mid", "notes": len(bass.instruments[0].notes), "program": 33}
+    manifest = TranscriptionManifest.read(out / "transcription.json")
+    assert manifest.model.licence == "Apache-2.0" and manifest.tempo_bpm == 96.0 and manifest.tempo_source == "given"
+    assert manifest.stems["bass"] == StemFile(file="bass.mid", notes=len(bass.instruments[0].notes), program=33)
+    assert manifest.input == str(stems_dir) and list(manifest.stems) == ["bass", "other"]
     assert {p.name: p.read_bytes() for p in stems_dir.iterdir()} == before  # inputs untouched
 
 
 def test_tempo_from_the_analysis_and_chosen_stems(stems_dir: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "midi"
     assert main(["transcribe", str(stems_dir), "-o", str(out), "--stems", "other"]) == 0
-    manifest = json.loads((out / "transcription.json").read_text())
-    assert list(manifest["stems"]) == ["other"] and manifest["tempo_source"].startswith("analysis")
-    assert _midi(out / "other.mid").get_tempo_changes()[1][0] == pytest.approx(manifest["tempo_bpm"], abs=1e-3)
-    assert f"tempo {manifest['tempo_bpm']:.2f} BPM" in capsys.readouterr().out
+    manifest = TranscriptionManifest.read(out / "transcription.json")
+    assert list(manifest.stems) == ["other"] and manifest.tempo_source.startswith("analysis")
+    assert _midi(out / "other.mid").get_tempo_changes()[1][0] == pytest.approx(manifest.tempo_bpm, abs=1e-3)
+    assert f"tempo {manifest.tempo_bpm:.2f} BPM" in capsys.readouterr().out
 
 
 def test_existing_outputs_are_kept_unless_overwrite(stems_dir: Path, tmp_path: Path, capsys) -> None:
@@ -94,6 +94,12 @@ def test_bad_folders(tmp_path: Path, capsys) -> None:
     assert main(["transcribe", str(tmp_path / "bad"), "-o", str(tmp_path / "o")]) == 1
     assert "bass.wav" in capsys.readouterr().err.strip().splitlines()[-1]
     assert not (tmp_path / "o").exists()
+
+
+def test_a_file_that_is_not_a_manifest_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "t.json").write_text('{"version": 99}')
+    with pytest.raises(TranscribeError, match="t.json: not a transcription manifest"):
+        TranscriptionManifest.read(tmp_path / "t.json")
 
 
 def test_without_basic_pitch_says_how_to_install(stems_dir: Path, tmp_path: Path, capsys,

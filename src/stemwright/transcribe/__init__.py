@@ -6,8 +6,8 @@ extra and ``pip install --no-deps basic-pitch==0.4.0`` (:data:`~stemwright.trans
 ``score.py``: note F-measure against known MIDI (``mir_eval.transcription``), for the benchmark and the tests.
 """
 from stemwright.transcribe.model import INSTALL_HINT, MODEL, BasicPitch, Note, NoteSettings, TranscribeUnavailable
-from stemwright.transcribe.run import (MANIFEST, StemNotes, TranscribeError, Transcription, TranscriptionResult,
-                                       transcribe_folder, transcribe_stems)
+from stemwright.transcribe.run import (MANIFEST, StemFile, StemNotes, TranscribeError, Transcription,
+                                       TranscriptionManifest, TranscriptionResult, transcribe_folder, transcribe_stems)
 
-__all__ = ["INSTALL_HINT", "MODEL", "MANIFEST", "BasicPitch", "Note", "NoteSettings", "StemNotes", "TranscribeError",
-           "TranscribeUnavailable", "Transcription", "TranscriptionResult", "transcribe_folder", "transcribe_stems"]
+__all__ = ["INSTALL_HINT", "MODEL", "MANIFEST", "BasicPitch", "Note", "NoteSettings", "StemFile", "StemNotes", "TranscribeError",
+           "TranscribeUnavailable", "Transcription", "TranscriptionManifest", "TranscriptionResult", "transcribe_folder", "transcribe_stems"]

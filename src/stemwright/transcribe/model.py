@@ -85,7 +85,8 @@ def _import_basic_pitch() -> tuple[Any, Any, Any]:
         from basic_pitch import constants, inference  # optional, as above
         from basic_pitch import note_creation  # optional, as above
     except ImportError as e:
-        raise TranscribeUnavailable(f"transcription needs the package {e.name or 'basic_pitch'!r}: {INSTALL_HINT}") from None
+        missing = e.name or "basic_pitch"
+        raise TranscribeUnavailable(f"transcription needs the package {missing!r}: {INSTALL_HINT}") from None
     finally:
         quiet.setLevel(level)
     if not basic_pitch.ONNX_PRESENT:  # pragma: no cover - onnxruntime is in the [transcribe] extra

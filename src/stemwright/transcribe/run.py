@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -20,7 +20,7 @@ from stemwright.analysis.song import AnalysisError, analyze
 from stemwright.atomic import atomic_write, atomic_write_text
 from stemwright.errors import MixError, OutputExists, StemwrightError
 from stemwright.mixer.stems import StemSet, as_stemset, load_stems
-from stemwright.transcribe.model import MODEL, BasicPitch, Note, NoteSettings
+from stemwright.transcribe.model import MODEL, BasicPitch, ModelInfo, Note, NoteSettings
 
 log = logging.getLogger(__name__)
 
@@ -166,15 +166,53 @@ def _check_outputs(paths: Sequence[Path], overwrite: bool) -> None:
             raise OutputExists(p, "already exists (use --overwrite to replace it)")
 
 
-def manifest_dict(result: Transcription, source: Path | None, files: Mapping[str, Path], seconds: float) -> dict[str, Any]:
-    return {
-        "version": MANIFEST_VERSION, "stemwright_version": __version__,
-        "model": {"name": MODEL.name, "version": MODEL.version, "licence": MODEL.licence, "source": MODEL.source},
-        "input": str(source) if source else None, "tempo_bpm": result.tempo_bpm, "tempo_source": result.tempo_source,
-        "duration_s": round(result.duration_s, 4), "seconds": round(seconds, 3),
-        "stems": {p.stem: {"file": files[p.stem].name, "notes": len(p.notes), "program": p.program}
-                  for p in result.stems},
-    }
+@dataclass(frozen=True, kw_only=True)
+class StemFile:
+    """One stem's MIDI file in the manifest: its name (relative to the manifest), note count and GM program."""
+
+    file: str
+    notes: int
+    program: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TranscriptionManifest:
+    """``transcription.json``: what :func:`transcribe_folder` wrote, from what, with which model and tempo."""
+
+    input: str | None
+    tempo_bpm: float
+    tempo_source: str
+    duration_s: float
+    seconds: float
+    stems: dict[str, StemFile]
+    model: ModelInfo = MODEL
+    stemwright_version: str = __version__
+    version: int = MANIFEST_VERSION
+
+    @classmethod
+    def of(cls, result: Transcription, source: Path | None, files: Mapping[str, Path],
+           seconds: float) -> TranscriptionManifest:
+        return cls(input=str(source) if source else None, tempo_bpm=result.tempo_bpm,
+                   tempo_source=result.tempo_source, duration_s=round(result.duration_s, 4),
+                   seconds=round(seconds, 3),
+                   stems={p.stem: StemFile(file=files[p.stem].name, notes=len(p.notes), program=p.program)
+                          for p in result.stems})
+
+    def write(self, path: str | Path) -> Path:
+        """Write as JSON, atomically."""
+        return atomic_write_text(path, json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: str | Path) -> TranscriptionManifest:
+        """Read one written by :meth:`write`; :class:`TranscribeError` naming the file when it is not one."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            if data.get("version") != MANIFEST_VERSION:
+                raise ValueError(f"version {data.get('version')!r} is not {MANIFEST_VERSION}")
+            return cls(**{**data, "model": ModelInfo(**data["model"]),
+                          "stems": {k: StemFile(**v) for k, v in data["stems"].items()}})
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+            raise TranscribeError(f"{path}: not a transcription manifest ({e})") from None
 
 
 def transcribe_folder(path: str | Path, outdir: str | Path, *, names: Sequence[str] | None = None,
@@ -196,7 +234,6 @@ def transcribe_folder(path: str | Path, outdir: str | Path, *, names: Sequence[s
     for part in result.stems:
         atomic_write(files[part.stem], midi_bytes_writer(part, result.tempo_bpm), suffix=".part.mid")
     seconds = time.perf_counter() - t0
-    manifest = atomic_write_text(out / MANIFEST,
-                                 json.dumps(manifest_dict(result, folder, files, seconds), indent=2) + "\n")
+    manifest = TranscriptionManifest.of(result, folder, files, seconds).write(out / MANIFEST)
     log.info("transcribed %d stems of %s in %.1f s", len(result.stems), folder, seconds)
     return TranscriptionResult(transcription=result, midi_paths=files, manifest_path=manifest, seconds=seconds)
