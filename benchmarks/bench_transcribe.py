@@ -13,7 +13,7 @@ compares them with basic-pitch's defaults); 2602 is held out (never used for a c
 
 Usage::
 
-    stemwright synth -o /tmp/held -n 16 -s 20 --seed 2602 --no-mir1k --midi
+    stemwright synth -o /tmp/held -n 40 -s 20 --seed 2602 --no-mir1k --midi
     for s in /tmp/held/*/; do n=$(basename $s); stemwright separate -m classic $s/mixture.wav \
         -o /tmp/held-classic --filename "$n/{stem}.{ext}"; done
     OMP_NUM_THREADS=1 python benchmarks/bench_transcribe.py /tmp/held [--separated /tmp/held-classic]
