@@ -3,10 +3,11 @@
 #
 #   scripts/setup.sh         .venv + torch (CPU wheel 2.13.0 first, so that no range pulls a CUDA build) + stemwright:
 #                            everything `stemwright separate` / `mix` / `eval` need. No root, no system packages.
-#   scripts/setup.sh --dev   also the [dev] extra (every optional part: studio, synth, train, plot, onnx, ray, test tools),
-#                            the reference packages of the parity tests, and the Debian packages that only the test
-#                            suite and `stemwright synth` use (FluidSynth, sound fonts, Chromium): with apt as root,
-#                            or through sudo; without either it names what is missing and what needs it.
+#   scripts/setup.sh --dev   also the [dev] extra (every optional part: studio, synth, train, plot, onnx, ray, transcribe,
+#                            test tools), basic-pitch for `stemwright transcribe` (--no-deps), the reference packages
+#                            of the parity tests, and the Debian packages that only the test suite and
+#                            `stemwright synth` use (FluidSynth, sound fonts, Chromium): with apt as root, or through
+#                            sudo; without either it names what is missing and what needs it.
 #
 # Python packages are installed with the exact versions of scripts/constraints.txt (the versions the suite last
 # passed with), so that a new release of a dependency cannot break these commands overnight. To move to newer
@@ -49,7 +50,7 @@ PY=${PYTHON:-python3}
 VPIP=".venv/bin/python -m pip"
 stamp=.venv/.stemwright-setup  # holds the hash of the set-up files when the plain set-up is done; .dev for --dev
 CONSTRAINTS=(-c scripts/constraints.txt)
-hash=$(cat pyproject.toml scripts/setup.sh scripts/requirements-parity.txt scripts/constraints.txt | sha256sum | cut -c1-16)
+hash=$(cat pyproject.toml scripts/setup.sh scripts/requirements-parity.txt scripts/requirements-transcribe.txt scripts/constraints.txt | sha256sum | cut -c1-16)
 done_dev=$([ "$(cat $stamp.dev 2>/dev/null)" = "$hash" ] && echo 1 || echo 0)
 done_plain=$([ "$(cat $stamp 2>/dev/null)" = "$hash" ] && echo 1 || echo 0)
 if [ "$done_dev" = 0 ] && { [ "$DEV" = 1 ] || [ "$done_plain" = 0 ]; }; then  # a --dev set-up covers the plain one
@@ -59,6 +60,8 @@ if [ "$done_dev" = 0 ] && { [ "$DEV" = 1 ] || [ "$done_plain" = 0 ]; }; then  # 
     $VPIP install -q --disable-pip-version-check "${CONSTRAINTS[@]}" -e ".[dev]"
     # Reference implementations for parity tests. --no-deps: their pins would pull torchaudio / a CUDA torch.
     $VPIP install -q --disable-pip-version-check --no-deps -r scripts/requirements-parity.txt
+    # stemwright transcribe: basic-pitch runs its ONNX model; --no-deps because it requires TensorFlow on Linux.
+    $VPIP install -q --disable-pip-version-check --no-deps -r scripts/requirements-transcribe.txt
     echo "$hash" > $stamp.dev
   else
     $VPIP install -q --disable-pip-version-check "${CONSTRAINTS[@]}" -e .

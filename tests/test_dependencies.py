@@ -42,7 +42,12 @@ EXTRA_PARTS = {
     "stemwright.cli.export_onnx": "onnx",
     "stemwright.live": "live",
     "stemwright.live_check": "live",
+    "stemwright.transcribe": "transcribe",
+    "stemwright.cli.transcribe": "transcribe",
 }
+#: Extra -> the requirements file of what that part needs but cannot declare (installed with --no-deps by
+#: scripts/setup.sh --dev: basic-pitch requires TensorFlow on Linux yet runs its ONNX model without it).
+NO_DEPS_FILES = {"transcribe": ROOT / "scripts" / "requirements-transcribe.txt"}
 
 
 def _normalize(name: str) -> str:
@@ -72,7 +77,16 @@ def _declared() -> tuple[set[str], dict[str, set[str]]]:
                 names.add(_requirement_name(requirement))
         return names
 
-    return core, {extra: expand(extra) for extra in raw}
+    extras = {extra: expand(extra) for extra in raw}
+    for extra, path in NO_DEPS_FILES.items():
+        extras[extra] |= set(_no_deps_requirements(path))
+    return core, extras
+
+
+def _no_deps_requirements(path: Path) -> dict[str, str]:
+    """PEP 503 name -> ``name==version`` line of a requirements file installed with ``--no-deps``."""
+    lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
+    return {_requirement_name(line): line for line in lines if line}
 
 
 
@@ -144,6 +158,22 @@ def test_the_check_catches_an_undeclared_import() -> None:
     assert any("cli/main.py" in p and "import click" in p for p in undeclared_imports(core - {"click"}, extras))
     assert any("server/" in p and "'studio' extra" in p
                for p in undeclared_imports(core, {**extras, "studio": extras["studio"] - {"fastapi"}}))
+
+
+def test_no_deps_packages_have_what_they_import_declared() -> None:
+    """basic-pitch is installed with --no-deps, so every distribution it requires (except TensorFlow, CoreML and
+    TF Lite, whose models stemwright does not run; and scikit-learn, which only its training imports) must come from
+    the core or the [transcribe] extra, and the pinned version is the one installed."""
+    import importlib.metadata as md
+
+    core, extras = _declared()
+    pinned = _no_deps_requirements(NO_DEPS_FILES["transcribe"])
+    assert pinned["basic-pitch"] == f"basic-pitch=={md.version('basic-pitch')}"
+    unused = {"tensorflow", "tensorflow-macos", "coremltools", "tflite-runtime", "scikit-learn", "typing-extensions"}
+    needed = {_requirement_name(r) for r in md.requires("basic-pitch") or () if "extra ==" not in r}
+    missing = needed - unused - core - extras["transcribe"]
+    assert not missing, f"basic-pitch needs {sorted(missing)}, declared neither in the core nor in [transcribe]"
+    assert "onnxruntime" in extras["transcribe"]  # the runtime of the model it ships
 
 
 @pytest.mark.parametrize("requirement, name", [("typer>=0.12", "typer"), ("google_crc32c>=1.5", "google-crc32c"),

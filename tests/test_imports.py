@@ -16,7 +16,7 @@ from tests.import_statements import PACKAGE, import_statements, module_name
 #: Packages whose function-level imports are checked (cli/, server/ and api.py keep theirs: they keep
 #: ``stemwright --help`` and each command's start fast).
 LIBRARY = ("models", "pretrained", "engine", "dsp", "metrics", "datasets", "train", "synth", "mixer", "audio", "analysis",
-           "samples", "batch", "drums")
+           "samples", "batch", "drums", "transcribe")
 
 
 

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mix": ("stemwright.cli.mix", "Remix separated stems (gains, pan, effects, presets, loudness)."),
     "mashup": ("stemwright.cli.mashup", "Put the vocals of one song over the backing of another."),
     "analyze": ("stemwright.cli.analyze", "Tempo, beats, downbeats, time signature, key and chords of a song, from its stems."),
+    "transcribe": ("stemwright.cli.transcribe", "Stems to MIDI (basic-pitch): one MIDI file per stem at the song's tempo."),
     "drums": ("stemwright.cli.drums", "Replace or reinforce the drums with your samples (hits, MIDI, blend)."),
     "samples": ("stemwright.cli.samples", "Cut a sample library (bar loops, drum one-shots, index) from stems."),
     "inspect": ("stemwright.cli.inspect", "Diagnose separated stems: bleed, mono compatibility, clipping, plots."),
