@@ -698,7 +698,8 @@ def _check_compare_models(page, url: str, song_id: str) -> None:
     page.evaluate("window.studio.refreshCompare()")
     _until(page, f"[...document.querySelectorAll('#compare option')].some((o) => o.value === '{second}')", timeout=5_000)
     page.select_option("#compare", second)
-    _until(page, "window.studio.state().compare && window.studio.state().compare.bleed[1] !== null", timeout=60_000)
+    # the server measures the bleed of both stem sets: minutes on a loaded 2-core machine (it timed out at 60 s)
+    _until(page, "window.studio.state().compare && window.studio.state().compare.bleed[1] !== null", timeout=180_000)
     bleed = [_get(url + f"api/songs/{song_id}/bleed?job={j}")["per_stem"] for j in (first, second)]
     rows = page.eval_on_selector_all("#compare-table tr[data-stem]", "rs => rs.map((r) => [...r.cells].map((c) => c.textContent))")
     assert [r[0] for r in rows] == list(bleed[0])
