@@ -26,15 +26,15 @@ def song(make_client, short_wav):
 def test_clean_stem_is_what_the_export_renders(song, tmp_path):
     c, sid = song
     r = c.get(f"/api/songs/{sid}/stems/vocals/clean?strength=0.5")
-    assert r.status_code == 200 and r.headers["content-type"] == "audio/flac"
-    got = tmp_path / "clean.flac"
+    assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
+    got = tmp_path / "clean.wav"
     got.write_bytes(r.content)
     folder = next((c.app.state.studio.data_dir / "songs" / sid / "jobs").iterdir())
     stemset = load_stems(folder)
     want = clean_stem(stemset, "vocals", 0.5)
     audio = read_audio(got).samples
     assert audio.shape == want.shape
-    assert np.max(np.abs(audio - want)) < 2e-7  # 24-bit FLAC: half a step
+    assert np.array_equal(audio, want)  # float WAV: the export's samples exactly
     # the fake separation's vocals are 0.25 x the song and "other" 0.75 x: every cell holds 10 % of the power in
     # vocals, above debleed's BLEED_SHARE, so the default clean keeps them (a gentle clean, not a thinning)
     from stemwright.mixer.debleed import BLEED_SHARE
@@ -52,7 +52,7 @@ def test_clean_strength_is_bounded(song, strength):
     c, sid = song
     r = c.get(f"/api/songs/{sid}/stems/vocals/clean?strength={strength}")
     assert r.status_code in (400, 422) and "strength" in r.text, (strength, r.text)
-    assert not list((c.app.state.studio.data_dir / "songs" / sid).rglob(".*.clean*.flac"))
+    assert not list((c.app.state.studio.data_dir / "songs" / sid).rglob(".*.clean*"))
 
 
 def test_clean_refuses_unknown_stems_hosts_and_long_songs(song, monkeypatch):
@@ -97,6 +97,44 @@ def _layers_dir(c, sid):
     return c.app.state.studio.data_dir / "songs" / sid / "layers"
 
 
+def test_a_layer_above_full_scale_plays_unclipped(song, tmp_path):
+    """A layer peaking above 0 dBFS (a replaced drums stem can) is served as the export mixes it: not clipped at
+    full scale (it was 24-bit FLAC, clamped), so the page and the export play the same; a layer stored before keeps
+    only the old FLAC and gets its float WAV made again on request."""
+    c, sid = song
+    t = np.arange(int(0.3 * 22050)) / 22050
+    loud = write_audio(tmp_path / "loud.wav", (1.7 * np.sin(2 * np.pi * 220 * t))[None].astype(np.float32), 22050,
+                       bit_depth=32)
+    layer = _post_layer(c, sid, loud).json()
+    r = c.get(layer["href"])
+    assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
+    (tmp_path / "played.wav").write_bytes(r.content)
+    played = read_audio(tmp_path / "played.wav").samples
+    want = load_layer_audio(Layer(file=layer["file"]), _layers_dir(c, sid), 22050, "layer")
+    assert np.max(np.abs(played)) > 1.6 and np.array_equal(played, want)
+    layerfiles.play_path(_layers_dir(c, sid), layer["file"]).unlink()
+    assert c.get(layer["href"]).content == r.content
+
+
+def test_layer_and_one_shot_uploads_may_be_larger_than_a_json_body(song, tmp_path):
+    """The guard bounds request bodies at MAX_JSON_BYTES except on upload routes: it refused every layer and drum
+    one-shot over 256 KB (1.5 s of 24-bit stereo) before their own bound was reached."""
+    from stemwright.server.web import MAX_JSON_BYTES
+
+    c, sid = song
+    t = np.arange(2 * 44100) / 44100
+    big = write_audio(tmp_path / "big.wav", np.tile(0.3 * np.sin(2 * np.pi * 110 * t), (2, 1)).astype(np.float32),
+                      44100, bit_depth=32)
+    assert big.stat().st_size > 2 * MAX_JSON_BYTES
+    assert _post_layer(c, sid, big).status_code == 201
+    with open(big, "rb") as f:
+        r = c.post(f"/api/songs/{sid}/drums/samples", files={"file": ("big.wav", f, "audio/wav")})
+    assert r.status_code == 201, r.text
+    # other routes keep the bound
+    r = c.post(f"/api/songs/{sid}/mixes", content=b"x" * (MAX_JSON_BYTES + 1), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
 def test_layer_upload_plays_and_exports_as_the_renderer_reads_it(song, tone, tmp_path):
     c, sid = song
     r = _post_layer(c, sid, tone)
@@ -104,11 +142,11 @@ def test_layer_upload_plays_and_exports_as_the_renderer_reads_it(song, tone, tmp
     layer = r.json()
     assert re.fullmatch(r"[0-9a-f]{32}\.wav", layer["file"]) and layer["name"] == "pad.wav"
     assert layer["kind"] == "audio" and abs(layer["duration"] - 0.3) < 1e-3
-    played = tmp_path / "played.flac"
+    played = tmp_path / "played.wav"
     played.write_bytes(c.get(layer["href"]).content)
     folder = _layers_dir(c, sid)
     want = load_layer_audio(Layer(file=layer["file"]), folder, 22050, "layer")  # the song's stems are 22.05 kHz
-    assert np.max(np.abs(read_audio(played).samples - want)) < 2e-7
+    assert np.array_equal(read_audio(played).samples, want)
     # the export renders the layer from the song's stored file: with it, the mix gains exactly the placed layer
     channels = [{"stem": "vocals"}, {"stem": "other"}]
     plain = {"version": 1, "channels": channels}

@@ -2,7 +2,7 @@
 
 A layer dropped onto the mixer is stored as ``DATA_DIR/songs/ID/layers/<32 hex>.<ext>`` with a sidecar
 ``.<32 hex>.json`` (:class:`LayerInfo`: the user's file name, audio or MIDI, duration) and the audio the page plays,
-``.<32 hex>.play.flac``. A posted mix document may only name such files (:func:`check_layers`): a document never
+``.<32 hex>.play.wav`` (float: never clipped, as the export). A posted mix document may only name such files (:func:`check_layers`): a document never
 makes the server read a file of its choosing, and the sidecar's duration bounds what a layer may ask the renderer
 for (loops). No heavy imports here: ``renders`` imports this module at start-up.
 """
@@ -47,7 +47,7 @@ def info_path(folder: Path, file: str) -> Path:
 
 
 def play_path(folder: Path, file: str) -> Path:
-    return folder / f".{Path(file).stem}.play.flac"
+    return folder / f".{Path(file).stem}.play.wav"
 
 
 def write_info(folder: Path, info: LayerInfo) -> None:

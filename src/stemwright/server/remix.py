@@ -5,8 +5,9 @@ mixer (stored by :mod:`stemwright.server.layerfiles`, played as the export reads
 The page cannot run the Wiener-style re-mask in Web Audio sample for sample, so a strip with clean > 0 plays a
 cleaned copy of its stem made here by :func:`stemwright.mixer.render.clean_stem` (the export's own path), from the
 stems loaded as the export loads them. Strengths are steps of :data:`CLEAN_STEP`, so a stem has at most
-``1 / CLEAN_STEP`` cleaned copies; each is cached beside the stem (as ``media.encoded``'s FLACs are) and made again
-when a stem is newer. Heavy imports happen inside the render (it runs in the exports queue's thread).
+``1 / CLEAN_STEP`` cleaned copies; each is cached beside the stem and made again when a stem is newer. Cleaned stems
+and layers are served as 32-bit float WAV, never clipped: the export does not clip a channel (a replaced drums stem
+may peak above full scale and only the master's own chain decides), so the page must not either. Heavy imports happen inside the render (it runs in the exports queue's thread).
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def clean_steps(strength: float) -> int:
 
 
 def clean_target(stem_path: Path, steps: int) -> Path:
-    return stem_path.with_name(f".{stem_path.stem}.clean{steps:02d}.flac")
+    return stem_path.with_name(f".{stem_path.stem}.clean{steps:02d}.wav")
 
 
 def fresh(target: Path, stems: dict[str, Path]) -> bool:
@@ -48,8 +49,8 @@ def fresh(target: Path, stems: dict[str, Path]) -> bool:
 
 
 def render_clean(stems: dict[str, Path], stem: str, steps: int, target: Path) -> Path:
-    """Write ``stem`` cleaned at ``steps * CLEAN_STEP`` to ``target`` (24-bit FLAC, clamped at full scale, as the
-    page's other stem FLACs) from the stems folder loaded exactly as the export loads it."""
+    """Write ``stem`` cleaned at ``steps * CLEAN_STEP`` to ``target`` (float WAV: the export's samples exactly,
+    unclipped) from the stems folder loaded exactly as the export loads it."""
     from stemwright.audio.io import write_audio  # heavy imports: the server starts without them
     from stemwright.mixer.render import clean_stem
     from stemwright.mixer.stems import load_stems
@@ -59,12 +60,11 @@ def render_clean(stems: dict[str, Path], stem: str, steps: int, target: Path) ->
         raise ValueError("stems of one song must share a folder")
     stemset = load_stems(folders.pop())
     audio = clean_stem(stemset, stem, round(steps * CLEAN_STEP, 10))
-    return write_audio(target, np.clip(audio, -1.0, 1.0), stemset.samplerate, fmt="flac", bit_depth=24,
-                       overwrite=True)
+    return write_audio(target, audio, stemset.samplerate, fmt="wav", bit_depth=32, overwrite=True)
 
 
 async def cleaned_stem(studio: Studio, song_id: str, stem: str, strength: float) -> Path:
-    """The FLAC of the song's ``stem`` cleaned at ``strength`` (made through the bounded exports queue)."""
+    """The float WAV of the song's ``stem`` cleaned at ``strength`` (made through the bounded exports queue)."""
     song, paths = await asyncio.to_thread(studio.song_stems, song_id)
     if stem not in paths:
         raise ApiError(404, f"unknown stem {stem[:40]!r}; this song has {', '.join(paths)}")
@@ -91,15 +91,15 @@ def stems_rate(stems: dict[str, Path]) -> int:
 
 def render_layer_play(stems: dict[str, Path], folder: Path, file: str) -> float:
     """The audio the page plays for a stored layer, exactly as the export reads it (``load_layer_audio``: resampled
-    to the stems' rate, or a MIDI file rendered by FluidSynth), as 24-bit FLAC beside it; returns its seconds.
+    to the stems' rate, or a MIDI file rendered by FluidSynth), as float WAV beside it (unclipped, as the export
+    mixes it); returns its seconds.
     Raises ``MixError`` (e.g. no FluidSynth)."""
     from stemwright.audio.io import write_audio  # heavy imports: the render runs in the exports queue's thread
     from stemwright.mixer.layers import Layer, load_layer_audio
 
     rate = stems_rate(stems)
     audio = load_layer_audio(Layer(file=file), folder, rate, "layer")
-    write_audio(layerfiles.play_path(folder, file), np.clip(audio, -1.0, 1.0), rate, fmt="flac", bit_depth=24,
-                overwrite=True)
+    write_audio(layerfiles.play_path(folder, file), audio, rate, fmt="wav", bit_depth=32, overwrite=True)
     return audio.shape[1] / rate
 
 
@@ -171,12 +171,20 @@ def list_layers(studio: Studio, song_id: str) -> list[dict[str, Any]]:
             for x in layerfiles.stored_layers(studio.layers_dir(song_id))]
 
 
-def layer_audio(studio: Studio, song_id: str, file: str) -> Path:
-    """The FLAC the page plays for the song's stored layer ``file``."""
-    folder = studio.layers_dir(studio.song_or_404(song_id)["id"])
-    if layerfiles.read_info(folder, file) is None or not layerfiles.play_path(folder, file).is_file():
+async def layer_audio(studio: Studio, song_id: str, file: str) -> Path:
+    """The float WAV the page plays for the song's stored layer ``file``; made again when missing (a layer stored
+    before the page's audio was float WAV has only the older, clipped FLAC)."""
+    song, paths = await asyncio.to_thread(studio.song_stems, song_id)
+    folder = studio.layers_dir(song["id"])
+    if await asyncio.to_thread(layerfiles.read_info, folder, file) is None:
         raise ApiError(404, f"no layer {file[:60]!r} in this song")
-    return layerfiles.play_path(folder, file)
+    target = layerfiles.play_path(folder, file)
+    if not target.is_file():
+        try:
+            await studio.exports.run(render_layer_play, paths, folder, file)
+        except MixError as e:  # e.g. FluidSynth removed since the MIDI layer was stored
+            raise ApiError(422, f"{file}: {e}") from None
+    return target
 
 
 def grid_of(stems: dict[str, Path]) -> dict[str, Any]:

@@ -43,6 +43,7 @@ async def layer_grid(song_id: str, studio: StudioDep):
 
 
 @router.get("/{file}")
-def layer_audio(song_id: str, file: str, studio: StudioDep):
-    path = remix.layer_audio(studio, song_id, file)
-    return FileResponse(path, media_type=media.MEDIA_FORMATS["flac"], headers={"cache-control": "no-cache"})
+async def layer_audio(song_id: str, file: str, studio: StudioDep):
+    """The audio the page plays for a stored layer, as float WAV (unclipped, the samples the export mixes)."""
+    path = await remix.layer_audio(studio, song_id, file)
+    return FileResponse(path, media_type=media.MEDIA_FORMATS["wav"], headers={"cache-control": "no-cache"})
