@@ -2,6 +2,7 @@
 mixer."""
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -233,4 +234,32 @@ def test_layer_grid_is_the_exports(song):
     except MixError as e:
         assert body == {"grid": None, "reason": str(e)}
     else:
-        assert body["grid"] == {"tempo": rhythm.tempo, "downbeat": rhythm.downbeat, "beats_per_bar": rhythm.beats_per_bar}
+        beats = None if rhythm.grid is None else list(rhythm.grid)
+        assert body["grid"] == {"tempo": rhythm.tempo, "downbeat": rhythm.downbeat, "beats_per_bar": rhythm.beats_per_bar,
+                                "beats": beats}
+
+
+def test_midi_layer_at_a_bar_plays_on_the_exports_grid(song, tmp_path):
+    """A MIDI layer placed at a bar is served as rendered there on the song's grid (its tempo map follows the
+    grid), one render per place (bounded); a malformed or far-off place is refused; audio ignores the place."""
+    c, sid = song
+    layer = _post_layer(c, sid, _midi(tmp_path / "keys.mid")).json()
+    folder = _layers_dir(c, sid)
+    stems = c.app.state.studio.stem_paths(sid)
+    # a grid whose tempo changes, as the export would find it (the fake separation's stems have no clear beat)
+    grid = {"tempo": 100.0, "downbeat": 0.1, "beats_per_bar": 4, "beats": [0.1 + 0.6 * k for k in range(6)] +
+            [3.1 + 0.3 * k for k in range(1, 12)]}
+    (next(iter(stems.values())).parent / ".layer-grid2.json").write_text(json.dumps({"grid": grid}))
+    r = c.get(layer["href"], params={"at": "bar:1.3"})
+    assert r.status_code == 200, r.text
+    (tmp_path / "placed.wav").write_bytes(r.content)
+    want = load_layer_audio(Layer(file=layer["file"], at="bar:1.3"), folder, 22050, "layer", remix.grid_rhythm(stems))
+    assert np.array_equal(read_audio(tmp_path / "placed.wav").samples, want)
+    own = tmp_path / "own.wav"
+    own.write_bytes(c.get(layer["href"]).content)  # at its own tempo map (120 BPM: 0.5 s a beat)
+    assert read_audio(own).samples.shape != want.shape  # on the grid from beat 3 a beat takes 0.6 s
+    for at in ("bar:0", "bar:x", "bar:99999999", "bar:2.99"):
+        assert c.get(layer["href"], params={"at": at}).status_code == 400, at
+    for bar in range(2, 12):
+        assert c.get(layer["href"], params={"at": f"bar:{bar}"}).status_code == 200
+    assert len(layerfiles.grid_plays(folder, layer["file"])) == layerfiles.MAX_GRID_PLAYS

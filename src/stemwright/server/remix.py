@@ -27,6 +27,7 @@ from stemwright.server.probe import ProbeError, probe_audio
 from stemwright.server.studio import ApiError, Studio
 
 CLEAN_STEP = 0.05  # the page's knob step; other strengths are refused, which bounds the cache to 20 files a stem
+MAX_BAR = 10_000  # bar numbers a layer may be placed at (the studio takes songs of up to two hours)
 CLEAN_MAX_S = 1200.0  # the re-mask holds STFTs of every stem in memory: 20 minutes of song at most
 
 
@@ -89,17 +90,20 @@ def stems_rate(stems: dict[str, Path]) -> int:
     return max(set(rates), key=rates.count)
 
 
-def render_layer_play(stems: dict[str, Path], folder: Path, file: str) -> float:
+def render_layer_play(stems: dict[str, Path], folder: Path, file: str, at: tuple[int, int] | None = None) -> float:
     """The audio the page plays for a stored layer, exactly as the export reads it (``load_layer_audio``: resampled
-    to the stems' rate, or a MIDI file rendered by FluidSynth), as float WAV beside it (unclipped, as the export
-    mixes it); returns its seconds.
-    Raises ``MixError`` (e.g. no FluidSynth)."""
+    to the stems' rate, or a MIDI file rendered by FluidSynth; a MIDI layer at bar/beat ``at`` on the export's
+    grid), as float WAV beside it (unclipped, as the export mixes it); returns its seconds.
+    Raises ``MixError`` (e.g. no FluidSynth, no grid)."""
     from stemwright.audio.io import write_audio  # heavy imports: the render runs in the exports queue's thread
     from stemwright.mixer.layers import Layer, load_layer_audio
 
     rate = stems_rate(stems)
-    audio = load_layer_audio(Layer(file=file), folder, rate, "layer")
-    write_audio(layerfiles.play_path(folder, file), audio, rate, fmt="wav", bit_depth=32, overwrite=True)
+    layer = Layer(file=file, at=None if at is None else f"bar:{at[0]}.{at[1]}")
+    audio = load_layer_audio(layer, folder, rate, "layer", None if at is None else grid_rhythm(stems))
+    write_audio(layerfiles.play_path(folder, file, at), audio, rate, fmt="wav", bit_depth=32, overwrite=True)
+    for old in layerfiles.grid_plays(folder, file)[:-layerfiles.MAX_GRID_PLAYS]:
+        old.unlink(missing_ok=True)
     return audio.shape[1] / rate
 
 
@@ -171,17 +175,35 @@ def list_layers(studio: Studio, song_id: str) -> list[dict[str, Any]]:
             for x in layerfiles.stored_layers(studio.layers_dir(song_id))]
 
 
-async def layer_audio(studio: Studio, song_id: str, file: str) -> Path:
-    """The float WAV the page plays for the song's stored layer ``file``; made again when missing (a layer stored
-    before the page's audio was float WAV has only the older, clipped FLAC)."""
+def _bar_beat(at: str | None, file: str) -> tuple[int, int] | None:
+    """``at`` ("bar:N[.B]") for a MIDI layer, which plays on the grid from there; None for audio, which does not
+    depend on where it starts. :class:`ApiError` 400 for a malformed or far-off position."""
+    if at is None or Path(file).suffix.lower() not in layerfiles.MIDI_SUFFIXES:
+        return None
+    from stemwright.mixer.layers import parse_at  # (loads the mixer)
+
+    try:
+        bar, beat = parse_at(at, "at")
+    except MixError as e:
+        raise ApiError(400, str(e)) from None
+    if bar > MAX_BAR or beat > 16:
+        raise ApiError(400, f"'at': bar {bar} beat {beat} is past the longest song the studio takes")
+    return bar, beat
+
+
+async def layer_audio(studio: Studio, song_id: str, file: str, at: str | None = None) -> Path:
+    """The float WAV the page plays for the song's stored layer ``file`` (a MIDI layer: as placed ``at`` a bar, on
+    the export's grid); made when missing (a layer stored before the page's audio was float WAV has only the
+    older, clipped FLAC)."""
     song, paths = await asyncio.to_thread(studio.song_stems, song_id)
     folder = studio.layers_dir(song["id"])
     if await asyncio.to_thread(layerfiles.read_info, folder, file) is None:
         raise ApiError(404, f"no layer {file[:60]!r} in this song")
-    target = layerfiles.play_path(folder, file)
+    bar_beat = _bar_beat(at, file)
+    target = layerfiles.play_path(folder, file, bar_beat)
     if not target.is_file():
         try:
-            await studio.exports.run(render_layer_play, paths, folder, file)
+            await studio.exports.run(render_layer_play, paths, folder, file, bar_beat)
         except MixError as e:  # e.g. FluidSynth removed since the MIDI layer was stored
             raise ApiError(422, f"{file}: {e}") from None
     return target
@@ -189,22 +211,36 @@ async def layer_audio(studio: Studio, song_id: str, file: str) -> Path:
 
 def grid_of(stems: dict[str, Path]) -> dict[str, Any]:
     """The grid the export places ``at: "bar:N"`` layers on (``mixer.render.layer_grid`` over the stems loaded as
-    the export loads them), cached beside the stems; ``{"grid": null, "reason"}`` when there is none."""
+    the export loads them), cached beside the stems; ``{"grid": null, "reason"}`` when there is none. ``beats``
+    is null for a constant tempo, else the beat times of a changing one (``Rhythm.grid``)."""
     from stemwright.mixer.render import layer_grid  # heavy imports: runs in the exports queue's thread
     from stemwright.mixer.stems import load_stems
 
     folder = next(iter(stems.values())).parent
-    cache = folder / ".layer-grid.json"
+    cache = folder / ".layer-grid2.json"  # 2: with "beats" (the first cache had only a constant tempo)
     if fresh(cache, stems):
         return json.loads(cache.read_text())
     try:
         rhythm = layer_grid(load_stems(folder))
+        beats = None if rhythm.grid is None else [float(b) for b in rhythm.grid]
         grid: dict[str, Any] = {"grid": {"tempo": rhythm.tempo, "downbeat": rhythm.downbeat,
-                                         "beats_per_bar": rhythm.beats_per_bar}}
+                                         "beats_per_bar": rhythm.beats_per_bar, "beats": beats}}
     except MixError as e:
         grid = {"grid": None, "reason": str(e)}
     atomic_write_text(cache, json.dumps(grid))
     return grid
+
+
+def grid_rhythm(stems: dict[str, Path]) -> Any:
+    """:func:`grid_of` as a ``Rhythm`` (the same floats: JSON keeps them exactly); ``MixError`` when there is none."""
+    from stemwright.mixer.analysis import Rhythm  # (loads the mixer)
+
+    found = grid_of(stems)
+    g = found["grid"]
+    if g is None:
+        raise MixError(f"this song has no beat grid to place a MIDI layer on ({found['reason']})")
+    beats = None if g["beats"] is None else np.array(g["beats"])
+    return Rhythm(g["tempo"], np.array([] if beats is None else beats), g["downbeat"], g["beats_per_bar"], grid=beats)
 
 
 async def layer_grid(studio: Studio, song_id: str) -> dict[str, Any]:
