@@ -94,7 +94,7 @@ def _channel_signal(ch: Channel, stemset: StemSet, sr: int, length: int, stereo:
         y = -y
     aware = any(EFFECTS[e.type].stem_aware for e in ch.effects)
     others = _others(stemset, ch.stem, offset, length) if aware else None
-    y = apply_chain(y, ch.effects, sr, f"{where}.effects", others)
+    y = apply_chain(y, ch.effects, sr, f"{where}.effects", others, ch.stem)
     if ch.gain_db != 0.0:
         y = y * np.float32(10 ** (ch.gain_db / 20))
     if stereo:
@@ -110,7 +110,7 @@ def clean_stem(stemset: StemSet, stem: str, strength: float) -> np.ndarray:
         raise MixError(f"clean: unknown stem {stem!r} (valid: {', '.join(stemset.names)})")
     effect = Effect.create("debleed", "clean", strength=strength)
     y = _place(stemset[stem], 0, stemset.length)
-    return apply_chain(y, [effect], stemset.samplerate, "clean", _others(stemset, stem, 0, stemset.length))
+    return apply_chain(y, [effect], stemset.samplerate, "clean", _others(stemset, stem, 0, stemset.length), stem)
 
 
 def _resolve(mix: Mix, stems: Any, samplerate: int | None) -> StemSet:
