@@ -37,10 +37,13 @@ _EPS = 1e-12
 @dataclass(frozen=True)
 class Tuning:
     """How hard debleed works on one kind of stem: the re-mask's bleed share (cells where the stem holds less of
-    the power are turned down) and the gate's depth at strength 1."""
+    the power are turned down), the gate's depth at strength 1, and the band it may work in (the effect's
+    ``low_hz``..``high_hz`` narrowed to it)."""
 
     share: float = BLEED_SHARE
     gate_depth_db: float = GATE_DEPTH_DB
+    low_hz: float = 0.0
+    high_hz: float = float("inf")
 
 
 DEFAULT_TUNING = Tuning()
@@ -70,7 +73,7 @@ def debleed_gain(stem_power: torch.Tensor, others_power: torch.Tensor, freqs: to
     below = torch.clamp(stem_power / (threshold + _EPS), max=1.0)
     gate = torch.clamp(below.sqrt(), min=10 ** (-tuning.gate_depth_db * strength / 20))
     gain = torch.clamp(gain * gate, min=10 ** (FLOOR_DB / 20), max=1.0)
-    band = ((freqs >= low_hz) & (freqs <= high_hz))[:, None]
+    band = ((freqs >= max(low_hz, tuning.low_hz)) & (freqs <= min(high_hz, tuning.high_hz)))[:, None]
     return torch.where(band, gain, torch.ones_like(gain))
 
 
