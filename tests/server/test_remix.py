@@ -37,10 +37,10 @@ def test_clean_stem_is_what_the_export_renders(song, tmp_path):
     assert audio.shape == want.shape
     assert np.array_equal(audio, want)  # float WAV: the export's samples exactly
     # the fake separation's vocals are 0.25 x the song and "other" 0.75 x: every cell holds 10 % of the power in
-    # vocals, above debleed's BLEED_SHARE, so the default clean keeps them (a gentle clean, not a thinning)
-    from stemwright.mixer.debleed import BLEED_SHARE
+    # vocals, above the vocals' bleed share, so the default clean keeps them (a gentle clean, not a thinning)
+    from stemwright.mixer.debleed import tuning_for
 
-    assert BLEED_SHARE < 0.1 and np.max(np.abs(audio - stemset["vocals"])) < 1e-3
+    assert tuning_for("vocals").share < 0.1 and np.max(np.abs(audio - stemset["vocals"])) < 1e-3
     # cached per stem and strength: a second request renders nothing
     cached = remix.clean_target(folder / "vocals.wav", 10)
     mtime = cached.stat().st_mtime_ns
