@@ -67,7 +67,7 @@ def test_debleed_through_render_against_the_other_stems():
     mix.channel("vocals").effects = parse_chain("debleed(0.7)")
     mix.channel("drums").mute = True  # a muted stem still tells what bleeds
     out = render(mix, stems, samplerate=SR)
-    expected = debleed(stems["vocals"], drums, SR, strength=0.7)
+    expected = debleed(stems["vocals"], drums, SR, strength=0.7, stem="vocals")  # the vocals' own tuning
     assert np.allclose(out, expected, atol=1e-6)
     assert mdx_sdr(voice, out) > mdx_sdr(voice, stems["vocals"])
 
@@ -106,3 +106,25 @@ def test_cells_the_stem_holds_a_tenth_of_are_kept():
     assert torch.allclose(gain[:2], torch.ones(2, 3, dtype=torch.float64))
     assert torch.allclose(gain[2], torch.full((3,), 0.75, dtype=torch.float64))  # half the share: half the cut
     assert torch.all(gain[3] < gain[2]) and torch.all(gain >= 0.5)
+
+
+def test_each_stem_gets_its_own_tuning(monkeypatch):
+    """The renderer (and the studio's clean_stem) hand debleed the channel's stem name, which picks the stem's
+    Tuning (docs/remix.md, "Clean a stem": per-stem defaults); a name without one gets the default."""
+    import stemwright.mixer.debleed as debleed_module
+    from stemwright.mixer.debleed import DEFAULT_TUNING, Tuning, tuning_for
+    from stemwright.mixer.render import clean_stem
+    from stemwright.mixer.stems import as_stemset
+
+    voice, drums = _tones_and_hits(1.0)
+    stems = {"vocals": voice + 0.15 * drums, "drums": drums}
+    gentle = Tuning(share=0.01, gate_depth_db=0.0, low_hz=1000.0)
+    monkeypatch.setitem(debleed_module.STEM_TUNING, "vocals", gentle)
+    assert tuning_for("vocals") == gentle and tuning_for("guitar") == tuning_for(None) == DEFAULT_TUNING
+    mix = Mix.from_stems(stems)
+    mix.channel("vocals").effects = parse_chain("debleed(0.7)")
+    out = render(mix, stems, samplerate=SR) - drums
+    want = debleed(stems["vocals"], drums, SR, strength=0.7, tuning=gentle)
+    assert np.allclose(out, want, atol=1e-6)
+    assert not np.allclose(want, debleed(stems["vocals"], drums, SR, strength=0.7), atol=1e-4)
+    assert np.allclose(clean_stem(as_stemset(stems, SR), "vocals", 0.7), want, atol=1e-6)

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from stemwright.cli.main import main
+from stemwright.mixer.analysis import Rhythm
 from stemwright.mixer.document import Mix
 from stemwright.mixer.effects import MixError
 from stemwright.mixer.render import render
@@ -129,3 +130,77 @@ def test_cli_layer_flag(tmp_path, pad):
     assert Mix.load(doc).layers[0].loop == 2
     assert main(["mix", str(folder), "-o", str(tmp_path / "b.wav"), "--layer", "pad.wav@bar:x"]) == 2
     assert main(["mix", str(folder), "-o", str(tmp_path / "c.wav"), "--layer", "missing.wav"]) == 1
+
+
+def _changing_grid() -> Rhythm:
+    """A grid whose tempo changes: 8 beats at 120 BPM from 0.25 s, then 150 BPM."""
+    beats = 0.25 + np.concatenate([0.5 * np.arange(8), 3.5 + 0.4 * np.arange(1, 17)])
+    return Rhythm(130.0, beats, 0.25, 4, grid=beats)
+
+
+def _woodblocks(path, beats: int, tempo_bpm: float = 90.0):
+    """A MIDI file at its own tempo: a woodblock (GM percussion, channel 10) on every quarter note."""
+    mido = require("mido")
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=int(60e6 / tempo_bpm), time=0)])
+    for k in range(beats):
+        track += [mido.Message("note_on", channel=9, note=76, velocity=110, time=0 if k == 0 else 420),
+                  mido.Message("note_off", channel=9, note=76, velocity=0, time=60)]
+    midi.tracks.append(track)
+    midi.save(str(path))
+    return path
+
+
+def test_beat_times_on_a_changing_grid():
+    r = _changing_grid()
+    assert r.beat_time(0) == 0.25 and r.beat_time(7) == pytest.approx(3.75) and r.beat_time(8) == pytest.approx(4.15)
+    assert r.beat_time(7.5) == pytest.approx(3.95) and r.beat_time(-1) == pytest.approx(-0.25)
+    assert r.beat_time(25) == pytest.approx(r.grid[-1] + 2 * 0.4)  # past the end: the last interval
+    steady = Rhythm(120.0, np.array([0.25, 0.75]), 0.25, 4)
+    assert steady.beat_time(6) == pytest.approx(3.25)
+
+
+def test_midi_on_the_grid_follows_its_tempo_changes(tmp_path):
+    """The file's own tempo (90 BPM) is replaced by the grid's from the layer's beat: each quarter note, and each
+    loop's, lands on its grid beat (the grid goes from 120 to 150 BPM), to the microsecond of MIDI tempo steps."""
+    mido = require("mido")
+    from stemwright.mixer.layers import GridPlacement, _on_grid
+
+    grid = _changing_grid()
+    midi = mido.MidiFile(str(_woodblocks(tmp_path / "wood.mid", 4)))
+    _on_grid(midi, GridPlacement(grid, first_beat=4, loop=3), "layers[0]")
+    seconds, hits = 0.0, []
+    for m in midi:  # mido plays the tempo map: message times in seconds
+        seconds += m.time
+        if m.type == "note_on" and m.velocity:
+            hits.append(seconds)
+    want = [grid.beat_time(4 + q) - grid.beat_time(4) for q in range(12)]
+    assert np.max(np.abs(np.array(hits) - want)) < 1e-5
+
+
+def test_midi_layer_at_a_bar_plays_on_a_changing_grid(tmp_path):
+    """End to end: stems whose tempo changes (a click every beat, 120 then 150 BPM), a MIDI layer at bar 2 whose
+    file says 90 BPM: the export's woodblocks sound on the clicks in both tempos (the file's tempo map put them off
+    by up to seconds, and a straight-line grid by a quarter of a beat)."""
+    if shutil.which("fluidsynth") is None and not os.environ.get("CI"):
+        pytest.skip("fluidsynth is not installed")
+    clicks = _changing_grid().grid[:-1]
+    n = int(10.0 * SR)
+    drums = np.zeros(n, dtype=np.float32)
+    t = np.arange(int(0.05 * SR)) / SR
+    click = (np.sin(2 * np.pi * 60 * t) * np.exp(-t / 0.01)).astype(np.float32)
+    for k, s in enumerate(clicks):
+        drums[int(s * SR):int(s * SR) + click.size] += click * (1.0 if k % 4 == 0 else 0.5)
+    stems = {"drums": drums[None], "bass": (0.01 * np.sin(2 * np.pi * 110 * np.arange(n) / SR)).astype(np.float32)[None]}
+    _woodblocks(tmp_path / "wood.mid", 12)
+    mix = Mix.from_stems(stems)
+    mix.base = tmp_path
+    mix.add_layer("wood.mid", at="bar:2")
+    layer = render(mix, stems, samplerate=SR) - np.broadcast_to(stems["drums"] + stems["bass"], (2, n))
+    level = np.abs(layer).max(axis=0)
+    loud = level > 0.2 * level.max()
+    onsets = np.flatnonzero(loud & ~np.concatenate([[False], loud[:-1]])) / SR
+    onsets = onsets[np.concatenate([[True], np.diff(onsets) > 0.15])]  # one per woodblock
+    want = clicks[4:16]  # bar 2 = the 5th beat, then 11 more
+    assert len(onsets) == len(want), onsets
+    assert np.max(np.abs(onsets - want)) < 0.04, onsets - want

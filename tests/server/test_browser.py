@@ -1241,7 +1241,8 @@ def test_studio_layers(server, browser, mixtures_dir, tmp_path):
     rate = 44100
     t = np.arange(int(1.5 * rate)) / rate
     pad = tmp_path / "pad.wav"
-    sf.write(pad, (0.2 * np.sin(2 * np.pi * 330 * t) * np.exp(-t)).astype(np.float32), rate, subtype="PCM_24")
+    # peaks at 1.6: the page plays it unclipped, as the export mixes it (it was served clipped at full scale)
+    sf.write(pad, (1.6 * np.sin(2 * np.pi * 330 * t) * np.exp(-t)).astype(np.float32), rate, subtype="FLOAT")
     # dropped at the middle of the drums' waveform (3 s of 6): on the grid's nearest bar line
     _drop_file(page, "#strips .strip[data-stem='drums'] canvas.wave", pad, 0.5)
     _until(page, "document.querySelectorAll('#strips .strip.layer').length === 1", timeout=60_000)
@@ -1333,6 +1334,11 @@ def test_studio_drums_panel(server, browser, mixtures_dir, tmp_path):
     assert len(doc["layers"]) == 1 and doc["layers"][0]["name"].startswith("drums (") and "blend 0.80" in doc["layers"][0]["name"]
     assert page.get_attribute("#drum-ab", "aria-pressed") == "true"
     replaced, _ = _page_matches_export(page, url, song_id, seconds=6.0)
+    # a preset keeps the replacement: Reset used to unmute the drums stem too, so both drum tracks played
+    page.select_option("#preset", "reset")
+    state = {s["name"]: s for s in page.evaluate("window.studio.state().strips")}
+    assert state["drums"]["mute"] is True and state[doc["layers"][0]["name"]]["mute"] is False
+    assert page.get_attribute("#drum-ab", "aria-pressed") == "true"
     # A/B while playing: the original drums come back, the replaced ones go silent
     page.click("#play")
     _until(page, "window.studio.state().playing")

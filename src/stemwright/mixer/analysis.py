@@ -65,12 +65,33 @@ def to_mono(audio: np.ndarray, samplerate: int) -> np.ndarray:
     return resample(mono, samplerate, ANALYSIS_RATE)[0]
 
 
+VARYING_TEMPO = 0.04  # a song whose beat intervals vary by more than this (max/min - 1, 4-beat medians) changes tempo
+VARYING_SUPPORT = 1.15  # ... and the time-varying tracker's beats must carry this much more onset strength
+
+
 @dataclass(frozen=True)
 class Rhythm:
-    tempo: float  # BPM
+    """A beat grid. ``grid`` is None for a constant tempo: beat k (from 0 at the first downbeat) is at
+    ``downbeat + k * 60 / tempo``. For a song whose tempo changes it holds the beat times ``(N,)`` in seconds, beat 0
+    at ``downbeat``; :meth:`beat_time` interpolates between them and goes on at the end intervals outside."""
+
+    tempo: float  # BPM (for a changing tempo: the least-squares line through the beats)
     beats: np.ndarray  # beat times in seconds
     downbeat: float  # time of the first downbeat in seconds
     beats_per_bar: int = 4
+    grid: np.ndarray | None = None
+
+    def beat_time(self, k: float) -> float:
+        """Seconds of beat ``k`` (0 = the first downbeat; fractions between beats)."""
+        if self.grid is None:
+            return self.downbeat + k * 60.0 / self.tempo
+        g = self.grid
+        if k <= 0:
+            return float(g[0] + k * (g[1] - g[0]))
+        if k >= len(g) - 1:
+            return float(g[-1] + (k - (len(g) - 1)) * (g[-1] - g[-2]))
+        i = int(np.floor(k))
+        return float(g[i] + (k - i) * (g[i + 1] - g[i]))
 
 
 def _fit_tempo(beats: np.ndarray, fallback: float) -> float:
@@ -105,8 +126,38 @@ def _downbeat(y: np.ndarray, beat_frames: np.ndarray, beats_per_bar: int) -> int
     return int(np.argmax(scores))
 
 
-def estimate_rhythm(audio: np.ndarray, samplerate: int, beats_per_bar: int = 4) -> Rhythm:
-    """Tempo (BPM), beat times and first downbeat of ``(C, T)`` audio."""
+def _support(onset: np.ndarray, frames: np.ndarray) -> float:
+    """Mean onset strength at beat frames (the max within +-2 frames: the tracker may be a frame off)."""
+    frames = np.clip(frames, 0, len(onset) - 1)
+    return float(np.mean([onset[max(0, f - 2): f + 3].max() for f in frames])) if len(frames) else 0.0
+
+
+def _varying_beats(onset: np.ndarray, tempo: float, frames: np.ndarray) -> np.ndarray | None:
+    """Beat frames of a song whose tempo changes, or None for a constant tempo. The beat tracker follows one
+    tempo; when the local tempo curve leaves it, the beats are tracked again along that curve, and kept only when
+    they really vary (:data:`VARYING_TEMPO`) and sit on clearly stronger onsets (:data:`VARYING_SUPPORT`): the
+    local curve also jumps to 3:2 and 4:3 of a steady song's tempo, and such beats fall between its onsets."""
+    import librosa  # lazy: librosa's submodules take ~3 s to import
+
+    curve = librosa.feature.tempo(onset_envelope=onset, sr=ANALYSIS_RATE, hop_length=HOP, aggregate=None)
+    folded = curve * 2.0 ** -np.round(np.log2(curve / tempo))  # octave errors are not tempo changes
+    if np.max(np.abs(folded / tempo - 1)) <= VARYING_TEMPO:
+        return None
+    _, varying = librosa.beat.beat_track(onset_envelope=onset, sr=ANALYSIS_RATE, hop_length=HOP, bpm=folded)
+    if len(varying) < 8:
+        return None
+    ibi = np.diff(varying).astype(float)
+    local = np.array([np.median(ibi[i: i + 4]) for i in range(len(ibi) - 3)])
+    if local.max() / local.min() - 1 <= VARYING_TEMPO:
+        return None
+    if _support(onset, varying) < VARYING_SUPPORT * _support(onset, frames):
+        return None
+    return varying
+
+
+def estimate_rhythm(audio: np.ndarray, samplerate: int, beats_per_bar: int = 4, follow_changes: bool = False) -> Rhythm:
+    """Tempo (BPM), beat times and first downbeat of ``(C, T)`` audio. With ``follow_changes``, a song whose tempo
+    changes gets its beats as the grid (``Rhythm.grid``); otherwise the grid is the straight line of one tempo."""
     import librosa  # lazy: librosa's submodules take ~3 s to import
 
     y = to_mono(audio, samplerate)
@@ -115,15 +166,30 @@ def estimate_rhythm(audio: np.ndarray, samplerate: int, beats_per_bar: int = 4) 
     onset = librosa.onset.onset_strength(y=y, sr=ANALYSIS_RATE, hop_length=HOP)
     tempo, frames = librosa.beat.beat_track(onset_envelope=onset, sr=ANALYSIS_RATE, hop_length=HOP)
     tempo = float(np.atleast_1d(tempo)[0])
+    varying = _varying_beats(onset, tempo, frames) if follow_changes and len(frames) >= 8 else None
+    if varying is not None:
+        frames = varying
     times = librosa.frames_to_time(frames, sr=ANALYSIS_RATE, hop_length=HOP)
     if len(times) < 2:
         raise MixError("tempo: no beats found (is there rhythmic material in these stems?)")
     refined = _fit_tempo(times, tempo)
+    if varying is not None:
+        return _varying_rhythm(times, refined, _downbeat(y, frames, beats_per_bar), beats_per_bar)
     first = float(times[_downbeat(y, frames, beats_per_bar)])
     bar = beats_per_bar * 60.0 / refined
     while first - bar >= 0.0:  # the tracker often locks on a few beats late: step back whole bars
         first -= bar
     return Rhythm(refined, times, first, beats_per_bar)
+
+
+def _varying_rhythm(times: np.ndarray, tempo: float, downbeat_index: int, beats_per_bar: int) -> Rhythm:
+    """The grid of a changing tempo: the tracked beats from the earliest downbeat, and whole bars before it at the
+    first beat interval while they fit in the song."""
+    grid = times[downbeat_index % beats_per_bar:]
+    step = grid[1] - grid[0]
+    while grid[0] - beats_per_bar * step >= 0.0:
+        grid = np.concatenate([grid[0] - step * np.arange(beats_per_bar, 0, -1), grid])
+    return Rhythm(tempo, times, float(grid[0]), beats_per_bar, grid=grid)
 
 
 def estimate_key(audio: np.ndarray, samplerate: int) -> Key:

@@ -244,11 +244,12 @@ def parse_chain(text: str, where: str = "effects") -> list[Effect]:
 
 
 def apply_chain(audio: np.ndarray, effects: list[Effect], samplerate: float, where: str = "effects",
-                others: np.ndarray | None = None) -> np.ndarray:
+                others: np.ndarray | None = None, stem: str | None = None) -> np.ndarray:
     """Run ``audio`` through the chain (a fresh pedalboard each call, so no state leaks between renders).
 
     Shape: ``(C, T)`` -> ``(C, T)`` float32. ``others`` ``(C', T)``: the sum of the other stems, time-aligned with
     ``audio``, which stem-aware effects (``debleed``) need; a chain with one and no ``others`` is a :class:`MixError`.
+    ``stem``: the channel's stem name (debleed's per-stem tuning).
     Runs of ordinary effects go through one pedalboard each, in chain order.
     """
     if not effects:
@@ -263,13 +264,14 @@ def apply_chain(audio: np.ndarray, effects: list[Effect], samplerate: float, whe
             out = np.ascontiguousarray(board(np.ascontiguousarray(out, dtype=np.float32), samplerate, reset=True),
                                        dtype=np.float32)
         if e is not None:
-            out = _stem_aware(out, e, samplerate, f"{where}[{i}]", others)
+            out = _stem_aware(out, e, samplerate, f"{where}[{i}]", others, stem)
         start = i + 1
     return out
 
 
-def _stem_aware(audio: np.ndarray, effect: Effect, samplerate: float, where: str, others: np.ndarray | None) -> np.ndarray:
+def _stem_aware(audio: np.ndarray, effect: Effect, samplerate: float, where: str, others: np.ndarray | None,
+                stem: str | None) -> np.ndarray:
     if others is None:
         raise MixError(f"{where}: {effect.type} works on a stem against the other stems (a mix channel), "
                        "not on the master or a single signal")
-    return debleed(audio, others, samplerate, **effect.params)
+    return debleed(audio, others, samplerate, stem=stem, **effect.params)

@@ -6,6 +6,11 @@ A layer is an audio file, or a MIDI file rendered with FluidSynth (the ``fluidsy
 ``mixer.analysis.estimate_rhythm`` finds in the stems), played ``loop`` times back to back, then through its
 strip: effects -> gain -> pan, like a stem's. Layers are cut at the end of the song.
 
+A MIDI layer placed with ``at`` plays at the song's tempo: its own tempo map is replaced by the grid's, quarter note
+q of the file on grid beat ``k0 + q`` (``k0``: the beat of ``at``), so a song whose tempo changes (``Rhythm.grid``)
+carries the MIDI along; its loops repeat the notes every whole beat of the file's length, on the grid too. A MIDI
+layer placed at ``offset_s`` seconds plays at its own tempo map.
+
 Files are read relative to :attr:`Mix.base` (the document's folder for :meth:`Mix.load`, the working directory for
 ``stemwright mix``); a mix without a base (a document posted to the studio) cannot render layers, so a document
 can never make a server read a file of its choosing.
@@ -36,6 +41,7 @@ SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/def
 MAX_LOOPS = 1000
 FLUIDSYNTH_TIMEOUT_S = 300
 _AT = re.compile(r"^bar:(\d+)(?:\.(\d+))?$")
+MAX_GRID_BEATS = 20000  # tempo changes written into a MIDI layer on the grid (10 minutes at 2000 BPM)
 LAYER_KEYS = ("file", "name", "offset_s", "at", "gain_db", "pan", "mute", "loop", "effects", "program", "soundfont")
 
 
@@ -106,20 +112,31 @@ def _resolve(base: Path, name: str, where: str) -> Path:
     return path
 
 
+def start_beat(layer: Layer, rhythm: Any) -> int:
+    """The grid beat (0 = the first downbeat) of the layer's ``at`` on ``rhythm`` (a ``Rhythm``)."""
+    bar, beat = parse_at(layer.at, "at")
+    return (bar - 1) * rhythm.beats_per_bar + beat - 1
+
+
 def layer_start(layer: Layer, samplerate: int, rhythm: Any) -> int:
     """Where the layer starts in samples: ``offset_s``, or bar/beat ``at`` on ``rhythm`` (a ``Rhythm``)."""
     if layer.at is None:
         return int(round(layer.offset_s * samplerate))
-    bar, beat = parse_at(layer.at, "at")
-    spb = 60.0 / rhythm.tempo
-    return int(round((rhythm.downbeat + ((bar - 1) * rhythm.beats_per_bar + beat - 1) * spb) * samplerate))
+    return int(round(rhythm.beat_time(start_beat(layer, rhythm)) * samplerate))
 
 
-def load_layer_audio(layer: Layer, base: Path, samplerate: int, where: str) -> np.ndarray:
-    """The layer's audio ``(C, T)`` at ``samplerate``, looped ``layer.loop`` times."""
+def load_layer_audio(layer: Layer, base: Path, samplerate: int, where: str, rhythm: Any = None) -> np.ndarray:
+    """The layer's audio ``(C, T)`` at ``samplerate``, looped ``layer.loop`` times. A MIDI layer placed ``at`` a bar
+    needs the grid ``rhythm``: it is rendered on it (the module docstring)."""
     path = _resolve(base, layer.file, where)
     if layer.is_midi:
-        x = render_midi(path, samplerate, layer.program, layer.soundfont and _resolve(base, layer.soundfont, where), where)
+        font = layer.soundfont and _resolve(base, layer.soundfont, where)
+        if layer.at is not None:
+            if rhythm is None:
+                raise MixError(f"{where}.at: a MIDI layer on the grid needs the song's beat grid")
+            grid = GridPlacement(rhythm, start_beat(layer, rhythm), layer.loop)
+            return render_midi(path, samplerate, layer.program, font, where, grid)
+        x = render_midi(path, samplerate, layer.program, font, where)
     else:
         try:
             audio = read_audio(path)
@@ -146,23 +163,89 @@ def midi_seconds(path: Path) -> float:
         raise MixError(f"{path.name}: not a readable MIDI file ({e})") from None
 
 
-def _with_program(path: Path, program: int, tmp: Path) -> Path:
-    import mido  # the [synth] extra; only MIDI layers with a program need it
+@dataclass(frozen=True)
+class GridPlacement:
+    """A MIDI layer on the song's grid: ``rhythm`` (a ``Rhythm``), the grid beat its first quarter note lands on,
+    and how many times it plays."""
 
-    midi = mido.MidiFile(str(path))
+    rhythm: Any
+    first_beat: int
+    loop: int = 1
+
+
+def _with_program(midi: Any, program: int) -> None:
+    import mido  # the [synth] extra; only MIDI layers need it
+
     for track in midi.tracks:
         channels = sorted({m.channel for m in track if hasattr(m, "channel") and m.channel != 9})
         for m in [m for m in track if m.type == "program_change"]:
             track.remove(m)
         for ch in channels:
             track.insert(0, mido.Message("program_change", channel=ch, program=program, time=0))
+
+
+def _absolute(track: Any) -> list[tuple[int, Any]]:
+    """A track's messages with absolute ticks, without its tempo changes and its end."""
+    out, tick = [], 0
+    for m in track:
+        tick += m.time
+        if m.type not in ("set_tempo", "end_of_track"):
+            out.append((tick, m))
+    return out
+
+
+def _on_grid(midi: Any, grid: GridPlacement, where: str) -> None:
+    """Replace ``midi``'s tempo map by the grid's from ``grid.first_beat`` and repeat its notes ``grid.loop`` times
+    (every whole beat of its length): quarter note q of the file (and of each loop) sounds on grid beat
+    ``first_beat + q``. Edits ``midi`` (a ``mido.MidiFile`` of this render's own) in place."""
+    import mido  # the [synth] extra; only MIDI layers need it
+
+    if midi.type == 2:
+        raise MixError(f"{where}.file: a MIDI file of independent patterns (type 2) cannot follow the grid")
+    tpb = midi.ticks_per_beat
+    tracks = [_absolute(t) for t in midi.tracks]
+    length = max((tick for t in tracks for tick, _ in t), default=0)
+    period = max(1, math.ceil(length / tpb)) * tpb
+    beats = (period // tpb) * grid.loop + 1
+    if beats > MAX_GRID_BEATS:
+        raise MixError(f"{where}.file: plays {beats} beats on the grid; a layer plays at most {MAX_GRID_BEATS}")
+    rebuilt = []
+    for events in tracks:
+        looped = sorted(((tick + j * period, m) for j in range(grid.loop) for tick, m in events), key=lambda e: e[0])
+        track, last = mido.MidiTrack(), 0
+        for tick, m in looped:
+            track.append(m.copy(time=tick - last))
+            last = tick
+        rebuilt.append(track)
+    times = [grid.rhythm.beat_time(grid.first_beat + i) for i in range(beats + 1)]
+    conductor = mido.MidiTrack()
+    for i in range(beats):  # microseconds per quarter note: the grid's beat i, bounded as MIDI allows
+        us = int(round((times[i + 1] - times[i]) * 1e6))
+        conductor.append(mido.MetaMessage("set_tempo", tempo=min(max(us, 1), 0xFFFFFF), time=0 if i == 0 else tpb))
+    midi.tracks = [conductor, *rebuilt]
+    midi.type = 1
+
+
+def _prepared(path: Path, program: int | None, grid: GridPlacement | None, tmp: Path, where: str) -> Path:
+    """The MIDI file FluidSynth plays: ``path`` itself, or a copy with the program forced and/or on the grid."""
+    if program is None and grid is None:
+        return path
+    import mido  # the [synth] extra; only MIDI layers need it
+
+    midi = mido.MidiFile(str(path))
+    if program is not None:
+        _with_program(midi, program)
+    if grid is not None:
+        _on_grid(midi, grid, where)
     out = tmp / "layer.mid"
     midi.save(str(out))
     return out
 
 
-def render_midi(path: Path, samplerate: int, program: int | None, soundfont: Path | None, where: str) -> np.ndarray:
-    """``path`` rendered by the ``fluidsynth`` program (at the file's own tempo map). ``(2, T)`` float32."""
+def render_midi(path: Path, samplerate: int, program: int | None, soundfont: Path | None, where: str,
+                grid: GridPlacement | None = None) -> np.ndarray:
+    """``path`` rendered by the ``fluidsynth`` program, at the file's own tempo map or on ``grid`` (then looped
+    there). ``(2, T)`` float32."""
     exe = shutil.which("fluidsynth")
     if exe is None:
         raise MixError(f"{where}.file: rendering MIDI needs FluidSynth (apt install fluidsynth fluid-soundfont-gm)")
@@ -170,7 +253,7 @@ def render_midi(path: Path, samplerate: int, program: int | None, soundfont: Pat
     if font is None:
         raise MixError(f"{where}.soundfont: no General MIDI soundfont installed; give one (.sf2)")
     with tempfile.TemporaryDirectory(prefix="stemwright-layer-") as tmp:
-        midi = _with_program(path, program, Path(tmp)) if program is not None else path
+        midi = _prepared(path, program, grid, Path(tmp), where)
         wav = Path(tmp) / "layer.wav"
         cmd = [exe, "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.6", "-r", str(samplerate), "-F", str(wav),
                str(font), str(midi)]
@@ -180,5 +263,5 @@ def render_midi(path: Path, samplerate: int, program: int | None, soundfont: Pat
         return read_audio(wav).samples
 
 
-__all__ = ["LAYER_KEYS", "Layer", "check_layer", "layer_start", "load_layer_audio", "midi_available", "midi_seconds",
-           "parse_at", "render_midi"]
+__all__ = ["LAYER_KEYS", "GridPlacement", "Layer", "check_layer", "layer_start", "load_layer_audio", "midi_available", "midi_seconds",
+           "parse_at", "render_midi", "start_beat"]

@@ -94,7 +94,7 @@ def _channel_signal(ch: Channel, stemset: StemSet, sr: int, length: int, stereo:
         y = -y
     aware = any(EFFECTS[e.type].stem_aware for e in ch.effects)
     others = _others(stemset, ch.stem, offset, length) if aware else None
-    y = apply_chain(y, ch.effects, sr, f"{where}.effects", others)
+    y = apply_chain(y, ch.effects, sr, f"{where}.effects", others, ch.stem)
     if ch.gain_db != 0.0:
         y = y * np.float32(10 ** (ch.gain_db / 20))
     if stereo:
@@ -110,7 +110,7 @@ def clean_stem(stemset: StemSet, stem: str, strength: float) -> np.ndarray:
         raise MixError(f"clean: unknown stem {stem!r} (valid: {', '.join(stemset.names)})")
     effect = Effect.create("debleed", "clean", strength=strength)
     y = _place(stemset[stem], 0, stemset.length)
-    return apply_chain(y, [effect], stemset.samplerate, "clean", _others(stemset, stem, 0, stemset.length))
+    return apply_chain(y, [effect], stemset.samplerate, "clean", _others(stemset, stem, 0, stemset.length), stem)
 
 
 def _resolve(mix: Mix, stems: Any, samplerate: int | None) -> StemSet:
@@ -139,8 +139,9 @@ def layer_grid(stemset: StemSet) -> Rhythm:
     """The grid that layers' ``at: "bar:N"`` positions are read on: the rhythm of the sum of the stems (the studio
     asks for it too, to place a dropped layer where the export will). Raises :class:`MixError` when none is found."""
     mono = np.sum([x.mean(axis=0) for x in stemset.audio.values()], axis=0)[None]
-    rhythm = estimate_rhythm(mono, stemset.samplerate)
-    log.info("layer grid: %.2f BPM, first downbeat %.3f s", rhythm.tempo, rhythm.downbeat)
+    rhythm = estimate_rhythm(mono, stemset.samplerate, follow_changes=True)
+    log.info("layer grid: %.2f BPM%s, first downbeat %.3f s", rhythm.tempo,
+             "" if rhythm.grid is None else " (the tempo changes: the tracked beats)", rhythm.downbeat)
     return rhythm
 
 
@@ -159,7 +160,7 @@ def _add_layers(mix: Mix, stemset: StemSet, out: np.ndarray, any_solo: bool) -> 
         out = np.concatenate([out, out])
     for i, la in playing:
         where = f"layers[{i}]"
-        x = load_layer_audio(la, mix.base, sr, where)
+        x = load_layer_audio(la, mix.base, sr, where, rhythm)
         y = apply_chain(_place(x, layer_start(la, sr, rhythm), length), la.effects, sr, f"{where}.effects")
         if la.gain_db != 0.0:
             y = y * np.float32(10 ** (la.gain_db / 20))

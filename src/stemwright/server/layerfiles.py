@@ -2,7 +2,7 @@
 
 A layer dropped onto the mixer is stored as ``DATA_DIR/songs/ID/layers/<32 hex>.<ext>`` with a sidecar
 ``.<32 hex>.json`` (:class:`LayerInfo`: the user's file name, audio or MIDI, duration) and the audio the page plays,
-``.<32 hex>.play.flac``. A posted mix document may only name such files (:func:`check_layers`): a document never
+``.<32 hex>.play.wav`` (float: never clipped, as the export). A posted mix document may only name such files (:func:`check_layers`): a document never
 makes the server read a file of its choosing, and the sidecar's duration bounds what a layer may ask the renderer
 for (loops). No heavy imports here: ``renders`` imports this module at start-up.
 """
@@ -46,8 +46,18 @@ def info_path(folder: Path, file: str) -> Path:
     return folder / f".{Path(file).stem}.json"
 
 
-def play_path(folder: Path, file: str) -> Path:
-    return folder / f".{Path(file).stem}.play.flac"
+MAX_GRID_PLAYS = 8  # renders of one MIDI layer on the grid kept (one per bar it was placed at)
+
+
+def play_path(folder: Path, file: str, at: tuple[int, int] | None = None) -> Path:
+    """The audio the page plays for layer ``file``; for a MIDI layer on the grid, the render for bar/beat ``at``."""
+    where = "" if at is None else f".bar{at[0]}-{at[1]}"
+    return folder / f".{Path(file).stem}.play{where}.wav"
+
+
+def grid_plays(folder: Path, file: str) -> list[Path]:
+    """The stored on-grid renders of a MIDI layer, oldest first."""
+    return sorted(folder.glob(f".{Path(file).stem}.play.bar*.wav"), key=lambda p: p.stat().st_mtime_ns)
 
 
 def write_info(folder: Path, info: LayerInfo) -> None:

@@ -5,8 +5,9 @@ mixer (stored by :mod:`stemwright.server.layerfiles`, played as the export reads
 The page cannot run the Wiener-style re-mask in Web Audio sample for sample, so a strip with clean > 0 plays a
 cleaned copy of its stem made here by :func:`stemwright.mixer.render.clean_stem` (the export's own path), from the
 stems loaded as the export loads them. Strengths are steps of :data:`CLEAN_STEP`, so a stem has at most
-``1 / CLEAN_STEP`` cleaned copies; each is cached beside the stem (as ``media.encoded``'s FLACs are) and made again
-when a stem is newer. Heavy imports happen inside the render (it runs in the exports queue's thread).
+``1 / CLEAN_STEP`` cleaned copies; each is cached beside the stem and made again when a stem is newer. Cleaned stems
+and layers are served as 32-bit float WAV, never clipped: the export does not clip a channel (a replaced drums stem
+may peak above full scale and only the master's own chain decides), so the page must not either. Heavy imports happen inside the render (it runs in the exports queue's thread).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from stemwright.server.probe import ProbeError, probe_audio
 from stemwright.server.studio import ApiError, Studio
 
 CLEAN_STEP = 0.05  # the page's knob step; other strengths are refused, which bounds the cache to 20 files a stem
+MAX_BAR = 10_000  # bar numbers a layer may be placed at (the studio takes songs of up to two hours)
 CLEAN_MAX_S = 1200.0  # the re-mask holds STFTs of every stem in memory: 20 minutes of song at most
 
 
@@ -39,7 +41,7 @@ def clean_steps(strength: float) -> int:
 
 
 def clean_target(stem_path: Path, steps: int) -> Path:
-    return stem_path.with_name(f".{stem_path.stem}.clean{steps:02d}.flac")
+    return stem_path.with_name(f".{stem_path.stem}.clean{steps:02d}.wav")
 
 
 def fresh(target: Path, stems: dict[str, Path]) -> bool:
@@ -48,8 +50,8 @@ def fresh(target: Path, stems: dict[str, Path]) -> bool:
 
 
 def render_clean(stems: dict[str, Path], stem: str, steps: int, target: Path) -> Path:
-    """Write ``stem`` cleaned at ``steps * CLEAN_STEP`` to ``target`` (24-bit FLAC, clamped at full scale, as the
-    page's other stem FLACs) from the stems folder loaded exactly as the export loads it."""
+    """Write ``stem`` cleaned at ``steps * CLEAN_STEP`` to ``target`` (float WAV: the export's samples exactly,
+    unclipped) from the stems folder loaded exactly as the export loads it."""
     from stemwright.audio.io import write_audio  # heavy imports: the server starts without them
     from stemwright.mixer.render import clean_stem
     from stemwright.mixer.stems import load_stems
@@ -59,12 +61,11 @@ def render_clean(stems: dict[str, Path], stem: str, steps: int, target: Path) ->
         raise ValueError("stems of one song must share a folder")
     stemset = load_stems(folders.pop())
     audio = clean_stem(stemset, stem, round(steps * CLEAN_STEP, 10))
-    return write_audio(target, np.clip(audio, -1.0, 1.0), stemset.samplerate, fmt="flac", bit_depth=24,
-                       overwrite=True)
+    return write_audio(target, audio, stemset.samplerate, fmt="wav", bit_depth=32, overwrite=True)
 
 
 async def cleaned_stem(studio: Studio, song_id: str, stem: str, strength: float) -> Path:
-    """The FLAC of the song's ``stem`` cleaned at ``strength`` (made through the bounded exports queue)."""
+    """The float WAV of the song's ``stem`` cleaned at ``strength`` (made through the bounded exports queue)."""
     song, paths = await asyncio.to_thread(studio.song_stems, song_id)
     if stem not in paths:
         raise ApiError(404, f"unknown stem {stem[:40]!r}; this song has {', '.join(paths)}")
@@ -89,17 +90,20 @@ def stems_rate(stems: dict[str, Path]) -> int:
     return max(set(rates), key=rates.count)
 
 
-def render_layer_play(stems: dict[str, Path], folder: Path, file: str) -> float:
+def render_layer_play(stems: dict[str, Path], folder: Path, file: str, at: tuple[int, int] | None = None) -> float:
     """The audio the page plays for a stored layer, exactly as the export reads it (``load_layer_audio``: resampled
-    to the stems' rate, or a MIDI file rendered by FluidSynth), as 24-bit FLAC beside it; returns its seconds.
-    Raises ``MixError`` (e.g. no FluidSynth)."""
+    to the stems' rate, or a MIDI file rendered by FluidSynth; a MIDI layer at bar/beat ``at`` on the export's
+    grid), as float WAV beside it (unclipped, as the export mixes it); returns its seconds.
+    Raises ``MixError`` (e.g. no FluidSynth, no grid)."""
     from stemwright.audio.io import write_audio  # heavy imports: the render runs in the exports queue's thread
     from stemwright.mixer.layers import Layer, load_layer_audio
 
     rate = stems_rate(stems)
-    audio = load_layer_audio(Layer(file=file), folder, rate, "layer")
-    write_audio(layerfiles.play_path(folder, file), np.clip(audio, -1.0, 1.0), rate, fmt="flac", bit_depth=24,
-                overwrite=True)
+    layer = Layer(file=file, at=None if at is None else f"bar:{at[0]}.{at[1]}")
+    audio = load_layer_audio(layer, folder, rate, "layer", None if at is None else grid_rhythm(stems))
+    write_audio(layerfiles.play_path(folder, file, at), audio, rate, fmt="wav", bit_depth=32, overwrite=True)
+    for old in layerfiles.grid_plays(folder, file)[:-layerfiles.MAX_GRID_PLAYS]:
+        old.unlink(missing_ok=True)
     return audio.shape[1] / rate
 
 
@@ -171,32 +175,72 @@ def list_layers(studio: Studio, song_id: str) -> list[dict[str, Any]]:
             for x in layerfiles.stored_layers(studio.layers_dir(song_id))]
 
 
-def layer_audio(studio: Studio, song_id: str, file: str) -> Path:
-    """The FLAC the page plays for the song's stored layer ``file``."""
-    folder = studio.layers_dir(studio.song_or_404(song_id)["id"])
-    if layerfiles.read_info(folder, file) is None or not layerfiles.play_path(folder, file).is_file():
+def _bar_beat(at: str | None, file: str) -> tuple[int, int] | None:
+    """``at`` ("bar:N[.B]") for a MIDI layer, which plays on the grid from there; None for audio, which does not
+    depend on where it starts. :class:`ApiError` 400 for a malformed or far-off position."""
+    if at is None or Path(file).suffix.lower() not in layerfiles.MIDI_SUFFIXES:
+        return None
+    from stemwright.mixer.layers import parse_at  # (loads the mixer)
+
+    try:
+        bar, beat = parse_at(at, "at")
+    except MixError as e:
+        raise ApiError(400, str(e)) from None
+    if bar > MAX_BAR or beat > 16:
+        raise ApiError(400, f"'at': bar {bar} beat {beat} is past the longest song the studio takes")
+    return bar, beat
+
+
+async def layer_audio(studio: Studio, song_id: str, file: str, at: str | None = None) -> Path:
+    """The float WAV the page plays for the song's stored layer ``file`` (a MIDI layer: as placed ``at`` a bar, on
+    the export's grid); made when missing (a layer stored before the page's audio was float WAV has only the
+    older, clipped FLAC)."""
+    song, paths = await asyncio.to_thread(studio.song_stems, song_id)
+    folder = studio.layers_dir(song["id"])
+    if await asyncio.to_thread(layerfiles.read_info, folder, file) is None:
         raise ApiError(404, f"no layer {file[:60]!r} in this song")
-    return layerfiles.play_path(folder, file)
+    bar_beat = _bar_beat(at, file)
+    target = layerfiles.play_path(folder, file, bar_beat)
+    if not target.is_file():
+        try:
+            await studio.exports.run(render_layer_play, paths, folder, file, bar_beat)
+        except MixError as e:  # e.g. FluidSynth removed since the MIDI layer was stored
+            raise ApiError(422, f"{file}: {e}") from None
+    return target
 
 
 def grid_of(stems: dict[str, Path]) -> dict[str, Any]:
     """The grid the export places ``at: "bar:N"`` layers on (``mixer.render.layer_grid`` over the stems loaded as
-    the export loads them), cached beside the stems; ``{"grid": null, "reason"}`` when there is none."""
+    the export loads them), cached beside the stems; ``{"grid": null, "reason"}`` when there is none. ``beats``
+    is null for a constant tempo, else the beat times of a changing one (``Rhythm.grid``)."""
     from stemwright.mixer.render import layer_grid  # heavy imports: runs in the exports queue's thread
     from stemwright.mixer.stems import load_stems
 
     folder = next(iter(stems.values())).parent
-    cache = folder / ".layer-grid.json"
+    cache = folder / ".layer-grid2.json"  # 2: with "beats" (the first cache had only a constant tempo)
     if fresh(cache, stems):
         return json.loads(cache.read_text())
     try:
         rhythm = layer_grid(load_stems(folder))
+        beats = None if rhythm.grid is None else [float(b) for b in rhythm.grid]
         grid: dict[str, Any] = {"grid": {"tempo": rhythm.tempo, "downbeat": rhythm.downbeat,
-                                         "beats_per_bar": rhythm.beats_per_bar}}
+                                         "beats_per_bar": rhythm.beats_per_bar, "beats": beats}}
     except MixError as e:
         grid = {"grid": None, "reason": str(e)}
     atomic_write_text(cache, json.dumps(grid))
     return grid
+
+
+def grid_rhythm(stems: dict[str, Path]) -> Any:
+    """:func:`grid_of` as a ``Rhythm`` (the same floats: JSON keeps them exactly); ``MixError`` when there is none."""
+    from stemwright.mixer.analysis import Rhythm  # (loads the mixer)
+
+    found = grid_of(stems)
+    g = found["grid"]
+    if g is None:
+        raise MixError(f"this song has no beat grid to place a MIDI layer on ({found['reason']})")
+    beats = None if g["beats"] is None else np.array(g["beats"])
+    return Rhythm(g["tempo"], np.array([] if beats is None else beats), g["downbeat"], g["beats_per_bar"], grid=beats)
 
 
 async def layer_grid(studio: Studio, song_id: str) -> dict[str, Any]:

@@ -32,6 +32,9 @@ from stemwright.server.upload import UploadError, UploadResult, receive_upload
 log = logging.getLogger(__name__)
 
 MAX_JSON_BYTES = 256 * 1024
+# The routes that stream a file upload with their own bound (bounded_upload): a song, a layer, a drum one-shot.
+# The guard's JSON bound must not apply to them (it refused every layer over 256 KB: 1.5 s of 24-bit stereo).
+UPLOAD_PATHS = re.compile(r"^/api/songs(/[0-9A-Za-z]+/(layers|drums/samples))?$")
 # A mix document nests about six levels (document, channels, channel, effects, effect); 32 leaves room for any
 # hand-written body while a 100,000-level one is refused before the parser recurses on it.
 MAX_JSON_DEPTH = 32
@@ -191,7 +194,8 @@ def install_guard(app: FastAPI, hosts: guard.HostPolicy, token: str | None) -> N
                 response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", path="/")
                 return response
         length = request.headers.get("content-length")
-        if request.url.path != "/api/songs" and length and length.isdigit() and int(length) > MAX_JSON_BYTES:
+        upload = request.method == "POST" and UPLOAD_PATHS.match(request.url.path)
+        if not upload and length and length.isdigit() and int(length) > MAX_JSON_BYTES:
             return _refuse(413, f"request body larger than {MAX_JSON_BYTES // 1024} KB")
         response = await call_next(request)
         for k, v in SECURITY_HEADERS.items():

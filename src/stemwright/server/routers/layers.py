@@ -37,12 +37,15 @@ def list_layers(song_id: str, studio: StudioDep):
 
 @router.get("/grid")
 async def layer_grid(song_id: str, studio: StudioDep):
-    """``{"grid": {"tempo", "downbeat", "beats_per_bar"}}``: where the export puts ``at: "bar:N"`` (or
+    """``{"grid": {"tempo", "downbeat", "beats_per_bar", "beats"}}``: where the export puts ``at: "bar:N"`` (``beats``:
+    null for a constant tempo, else the beat times from the first downbeat; or
     ``{"grid": null, "reason"}`` for a song without a beat)."""
     return await remix.layer_grid(studio, song_id)
 
 
 @router.get("/{file}")
-def layer_audio(song_id: str, file: str, studio: StudioDep):
-    path = remix.layer_audio(studio, song_id, file)
-    return FileResponse(path, media_type=media.MEDIA_FORMATS["flac"], headers={"cache-control": "no-cache"})
+async def layer_audio(song_id: str, file: str, studio: StudioDep, at: str | None = None):
+    """The audio the page plays for a stored layer, as float WAV (unclipped, the samples the export mixes); a MIDI
+    layer placed ``at`` a bar ("bar:N[.B]") plays on the song's grid from there."""
+    path = await remix.layer_audio(studio, song_id, file, at)
+    return FileResponse(path, media_type=media.MEDIA_FORMATS["wav"], headers={"cache-control": "no-cache"})

@@ -53,9 +53,9 @@ def stream_segment(song_id: str, k: int, job: str, studio: StudioDep):
 @router.get("/stems/{stem}/clean")
 async def clean_stem_audio(song_id: str, stem: str, strength: float, studio: StudioDep):
     """The stem through the mix document's ``debleed(strength)`` (a strip's "clean" knob), rendered as the export
-    renders it, as FLAC: strength in steps of 0.05, cached per stem and strength (server/remix.py)."""
+    renders it, as float WAV (unclipped): strength in steps of 0.05, cached per stem and strength (server/remix.py)."""
     path = await remix.cleaned_stem(studio, song_id, stem, strength)
-    return FileResponse(path, media_type=media.MEDIA_FORMATS["flac"], headers={"cache-control": "no-cache"})
+    return FileResponse(path, media_type=media.MEDIA_FORMATS["wav"], headers={"cache-control": "no-cache"})
 
 
 @router.get("/original")

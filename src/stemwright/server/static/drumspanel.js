@@ -11,9 +11,9 @@ import { changed, mixer, onChange } from "./state.js";
 const CLASSES = ["kick", "snare", "hat"];
 const panel = { kits: null, samples: [], drumLayers: new Map(), uploadFor: null }; // drumLayers: file -> settings
 
-const drumsStem = () => mixer.strips.find((s) => !s.layer && s.name === "drums");
+export const drumsStem = () => mixer.strips.find((s) => !s.layer && s.name === "drums");
 const drumLayerStrips = () => layerStrips().filter((s) => panel.drumLayers.has(s.layer.file));
-const replacedPlaying = () => { const d = drumsStem(); return !!d && d.mute && drumLayerStrips().some((s) => !s.mute); };
+export const replacedPlaying = () => { const d = drumsStem(); return !!d && d.mute && drumLayerStrips().some((s) => !s.mute); };
 
 export function setupDrumsPanel() {
   $("#drum-apply").onclick = () => report(applyDrums());

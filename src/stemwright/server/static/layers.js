@@ -54,7 +54,8 @@ export async function addLayerFiles(files, at) {
   }
 }
 
-// The grid the export places layers on (fetched once per song): {tempo, downbeat, beats_per_bar} or null.
+// The grid the export places layers on (fetched once per song): {tempo, downbeat, beats_per_bar, beats} or null;
+// `beats` is null for a constant tempo, else the beat times of a changing one.
 async function grid() {
   if (mixer.layerGrid === undefined || mixer.layerGrid.songId !== mixer.songId) {
     const songId = mixer.songId;
@@ -64,12 +65,23 @@ async function grid() {
   return mixer.layerGrid.grid;
 }
 
+// Seconds of grid beat k (0 = the first downbeat): mixer/analysis.py Rhythm.beat_time, the same arithmetic.
+function beatTime(g, k) {
+  const b = g.beats;
+  if (!b) return g.downbeat + k * (60 / g.tempo);
+  if (k <= 0) return b[0] + k * (b[1] - b[0]);
+  if (k >= b.length - 1) return b[b.length - 1] + (k - (b.length - 1)) * (b[b.length - 1] - b[b.length - 2]);
+  const i = Math.floor(k);
+  return b[i] + (k - i) * (b[i + 1] - b[i]);
+}
+
 // `t` seconds snapped to the nearest bar line (bar 1 at the grid's first downbeat), or whole milliseconds.
 async function snap(t) {
   const g = await grid();
   if (!g) return { offset_s: Math.round(Math.max(0, t) * 1000) / 1000 };
-  const bar = (g.beats_per_bar * 60) / g.tempo;
-  return { at: `bar:${Math.max(1, Math.round((t - g.downbeat) / bar) + 1)}` };
+  let bar = 1;
+  while (Math.abs(beatTime(g, bar * g.beats_per_bar) - t) < Math.abs(beatTime(g, (bar - 1) * g.beats_per_bar) - t)) bar++;
+  return { at: `bar:${bar}` };
 }
 
 // Where a layer starts, in samples at `rate`: mixer/layers.py layer_start, the same arithmetic.
@@ -78,7 +90,7 @@ async function startSample(layer, rate) {
   const g = await grid();
   if (!g) throw new Error(`layer ${layer.name || layer.file}: this song has no beat grid for ${layer.at}`);
   const [bar, beat = 1] = layer.at.slice(4).split(".").map(Number);
-  return Math.round((g.downbeat + ((bar - 1) * g.beats_per_bar + beat - 1) * (60 / g.tempo)) * rate);
+  return Math.round(beatTime(g, (bar - 1) * g.beats_per_bar + beat - 1) * rate);
 }
 
 // The layer's audio placed in a buffer as long as the song (cut at its end, as the export does).
@@ -104,7 +116,9 @@ function peaksOf(buffer) {
 // A strip for a layer of the mix document (fields as in the document).
 export async function addLayerStrip(layer) {
   const songId = mixer.songId;
-  const data = await (await api(`/api/songs/${songId}/layers/${encodeURIComponent(layer.file)}`)).arrayBuffer();
+  // a MIDI layer on the grid plays at the song's tempo from its bar: the server renders it for that place
+  const onGrid = layer.at && /\.midi?$/i.test(layer.file) ? `?at=${encodeURIComponent(layer.at)}` : "";
+  const data = await (await api(`/api/songs/${songId}/layers/${encodeURIComponent(layer.file)}${onGrid}`)).arrayBuffer();
   const audio = await mixer.ctx.decodeAudioData(data);
   const buffer = placed(audio, await startSample(layer, audio.sampleRate));
   if (mixer.songId !== songId) return null;

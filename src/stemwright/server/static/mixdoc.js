@@ -2,6 +2,7 @@
 // working state autosaved in this browser.
 import { $, getJson, postJson, setStatus } from "./api.js";
 import { cleanEffect, setClean } from "./clean.js";
+import { drumsStem, replacedPlaying } from "./drumspanel.js";
 import { applyAll, masterGainDb, setMasterGain } from "./graph.js";
 import { applyLayers, layersDocument } from "./layers.js";
 import { EQ, effectiveOffset, mixer, onChange, position } from "./state.js";
@@ -67,9 +68,13 @@ export function applyDocument(doc) {
 }
 
 
+// A preset sets the stems' balance. A layer keeps its mute (the drums panel's A/B: a muted earlier replacement),
+// and while replaced drums play the drums stem stays muted: unmuting it would play both drum tracks.
 export function applyPreset(name) {
   const vocal = mixer.strips.find((s) => s.name === "vocals");
-  for (const s of mixer.strips) { s.gainDb = 0; s.mute = false; s.solo = false; s.pan = 0; }
+  const replaced = replacedPlaying();
+  for (const s of mixer.strips) { s.gainDb = 0; s.solo = false; s.pan = 0; if (!s.layer) s.mute = false; }
+  if (replaced) drumsStem().mute = true;
   if (name === "reset") { for (const s of mixer.strips) { s.eq = { low: 0, mid: 0, high: 0 }; setClean(s, 0); } setMasterGain(0); }
   if (name === "instrumental" && vocal) vocal.mute = true;
   if (name === "acapella" && vocal) vocal.solo = true;
