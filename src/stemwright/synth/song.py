@@ -17,7 +17,7 @@ import numpy as np
 import pretty_midi
 
 from stemwright import __version__
-from stemwright.synth import fluid, parts, production, sampler
+from stemwright.synth import bus, fluid, parts, production, sampler
 from stemwright.synth import vocals as _vocals_mod
 from stemwright.synth.compose import SongPlan, plan_song
 from stemwright.synth.resources import SOUNDFONTS, Resources, find_resources
@@ -81,7 +81,8 @@ VOICE_PROGRAMS = (52, 53, 54, 85)  # Choir Aahs, Voice Oohs, Synth Voice, Lead 6
 class SynthSong:
     """A generated song. ``stems[name]`` and ``mixture`` have shape ``(2, T)`` float32 at ``samplerate``;
     ``mixture`` is exactly ``drums + bass + other + vocals`` (float32, summed in that order); a song made with
-    ``vocals=False`` has no ``vocals`` stem and its mixture is ``drums + bass + other``."""
+    ``vocals=False`` has no ``vocals`` stem and its mixture is ``drums + bass + other``; a song made with a codec
+    round trip (:class:`~stemwright.synth.bus.BusOptions`) has the decoded mixture, the stems' sum plus coding noise."""
 
     stems: dict[str, np.ndarray]
     mixture: np.ndarray
@@ -333,8 +334,9 @@ def _sum(stems: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
     return total
 
 
-def _produce(r: _Renderer, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
-    """Stem effect chains, stem levels, one master gain; returns stems, mixture and the mixing record."""
+def _produce(r: _Renderer, seed: int, options: bus.BusOptions) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
+    """Stem effect chains, stem levels, the production across stems that ``options`` asks for, one master gain (and
+    the mastering and codec when asked); returns stems, mixture and the mixing record."""
     rng = _rng(seed, "production")
     levels = {"drums": (-19, -15), "bass": (-21, -16), "other": (-21, -16), "vocals": (-19, -14)}
     out: dict[str, np.ndarray] = {}
@@ -348,6 +350,10 @@ def _produce(r: _Renderer, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray
         out[stem] = production.normalise(y, level)
         r.meta[stem]["effects"] = fx
         r.meta[stem]["level_db"] = round(level, 2)
+    record: dict = {}
+    bus_rng = _rng(seed, "bus")  # its own stream: the draws above are the same with any options
+    if options.any:
+        out, record = bus.apply_bus(out, options, bus_rng, r.sr, r.plan.style, r.plan.tempo)
     fade = int(0.01 * r.sr)  # 10 ms fade-out at the cut, identical on every stem (linear)
     env = np.linspace(1.0, 0.0, fade, dtype=np.float32)
     # Master: the mixture at a random loudness, lowered further if its peak would pass the random ceiling.
@@ -359,18 +365,22 @@ def _produce(r: _Renderer, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray
     master = np.float32(gain)
     for stem in names:
         out[stem] = (out[stem] * master).astype(np.float32)
+    if options.master:  # after the random master gain: mastering sets the loudness itself
+        out, record["master"] = bus.master(out, bus_rng, r.sr)
+    for stem in names:
         out[stem][:, -fade:] *= env
     mixture = _sum(out, names)
-    return (
-        out,
-        mixture,
-        {
-            "master_gain_db": round(20 * float(np.log10(master)), 3),
-            "target_loudness_rms_db": round(loudness_db, 2),
-            "peak_ceiling_dbfs": round(ceiling_db, 2),
-            "peak_dbfs": round(20 * float(np.log10(max(float(np.max(np.abs(mixture))), 1e-9))), 2),
-        },
-    )
+    if options.codec:
+        mixture, record["codec"] = bus.codec_round_trip(mixture, options.codec, bus_rng, r.sr)
+    mixing = {
+        "master_gain_db": round(20 * float(np.log10(master)), 3),
+        "target_loudness_rms_db": round(loudness_db, 2),
+        "peak_ceiling_dbfs": round(ceiling_db, 2),
+        "peak_dbfs": round(20 * float(np.log10(max(float(np.max(np.abs(mixture))), 1e-9))), 2),
+    }
+    if options.any:
+        mixing["bus"] = record
+    return out, mixture, mixing
 
 
 def generate_song(
@@ -384,6 +394,7 @@ def generate_song(
     name: str | None = None,
     vocals: bool = True,
     split_instruments: bool = False,
+    bus_options: bus.BusOptions = bus.BusOptions(),
 ) -> SynthSong:
     """Compose, render and mix one song from ``seed``.
 
@@ -395,6 +406,8 @@ def generate_song(
     ``split_instruments=True``: the parts of the guitar families (GM 24-30) and of the piano family (GM 0-5) are
     written to stems of their own, ``guitar`` and ``piano`` (silent when the song has none), in the order drums, bass,
     guitar, piano, other[, vocals]; the mixture is still the exact sum of the stems.
+    ``bus_options``: production across stems (:class:`~stemwright.synth.bus.BusOptions`; none by default, which
+    leaves the song exactly as before); with a codec, ``mixture`` is the decoded round trip, not the stems' sum.
     Raises :class:`~stemwright.synth.resources.MissingPackageError` when a Debian package is missing.
     """
     if not seconds > 0:
@@ -411,7 +424,7 @@ def generate_song(
     _other(r, seed, has_lead_vocal=vocals)
     if vocals:
         vocal_info = _vocals(r, seed, clips, folder)
-    stems, mixture, mixing = _produce(r, seed)
+    stems, mixture, mixing = _produce(r, seed, bus_options)
     if vocals:
         r.meta["vocals"].update(vocal_info)
     r.meta["drums"].pop("kick_grid", None)
