@@ -11,15 +11,22 @@ import pytest
 from stemwright.mixer.loudness import integrated_lufs, true_peak_db
 from stemwright.synth import generate_song
 from stemwright.synth.bus import BusOptionError, BusOptions, compressor_gain, shared_send
+from stemwright.synth.song import generate_song_variants
 
 SR = 44100
+EVERY = BusOptions(parallel=True, sidechain=True, send=True, bus_comp=True, widen=True, master=True)
 
 
 @pytest.fixture(scope="module")
 def plain_and_produced():
-    """One tiny song without and with every stem-level ingredient and the mastering (no codec)."""
-    on = BusOptions(parallel=True, sidechain=True, send=True, bus_comp=True, widen=True, master=True)
-    return generate_song(5, 2.0, style="electronic"), generate_song(5, 2.0, style="electronic", bus_options=on)
+    """One tiny song without and with every stem-level ingredient and the mastering (no codec), rendered once."""
+    return generate_song_variants(5, 2.0, [BusOptions(), EVERY], style="electronic")
+
+
+def test_variants_equal_songs_made_one_by_one(plain_and_produced) -> None:
+    alone = generate_song(5, 2.0, style="electronic", bus_options=EVERY)
+    np.testing.assert_array_equal(alone.mixture, plain_and_produced[1].mixture)
+    assert alone.metadata == plain_and_produced[1].metadata
 
 
 def test_ingredients_change_no_other_draw_and_keep_the_exact_sum(plain_and_produced) -> None:
@@ -53,7 +60,7 @@ def test_shared_send_tails_sum_to_the_shared_bus() -> None:
     np.testing.assert_array_equal(out["bass"], stems["bass"])  # bass sends nothing
     send = sum(stems[k] * np.float32(10 ** (db / 20)) for k, db in rec["reverb_send_db"].items())
     dsend = sum(stems[k] * np.float32(10 ** (db / 20)) for k, db in rec["delay_send_db"].items())
-    bus = pb.Pedalboard([pb.Reverb(wet_level=1.0, dry_level=0.0, **rec["reverb"])])(send, SR, reset=True)
+    bus = pb.Pedalboard([pb.Reverb(dry_level=0.0, **rec["reverb"])])(send, SR, reset=True)
     bus += pb.Pedalboard([pb.Delay(mix=1.0, **rec["delay"])])(dsend, SR, reset=True)
     tails = sum(out[k] - stems[k] for k in stems)
     assert np.max(np.abs(tails - bus)) < 1e-4 * np.max(np.abs(bus))

@@ -35,6 +35,7 @@ from scipy.signal import butter, sosfilt
 
 from stemwright.errors import StemwrightError
 from stemwright.mixer.loudness import integrated_lufs, true_peak_gain
+from stemwright.synth.production import loud_rms, normalise
 
 Stems = dict[str, np.ndarray]  # name -> (2, T) float32
 
@@ -138,7 +139,8 @@ def parallel_compression(drums: np.ndarray, rng: np.random.Generator, sr: int) -
     # level-match the crushed copy to the dry drums before blending (how it is set up on a console)
     match = np.sqrt(np.sum(drums.astype(np.float64) ** 2) / max(np.sum(wet.astype(np.float64) ** 2), 1e-12))
     out = drums + np.float32(match * 10 ** (p["blend_db"] / 20)) * wet
-    return out.astype(np.float32), p
+    # the fader is pulled back to the drums' level: the blend changes their texture, not the stem balance
+    return normalise(out, 20 * np.log10(max(loud_rms(drums), 1e-9))), p
 
 
 def sidechain_duck(stems: Stems, rng: np.random.Generator, sr: int, style: str) -> tuple[Stems, dict]:
@@ -154,19 +156,23 @@ def sidechain_duck(stems: Stems, rng: np.random.Generator, sr: int, style: str) 
     return {k: (v * gain[None]).astype(np.float32) if k in p["stems"] else v for k, v in stems.items()}, p
 
 
-SEND_DB = {"vocals": (-14, -6), "drums": (-24, -14), "other": (-16, -8), "guitar": (-16, -8), "piano": (-16, -8)}
-DELAY_SEND_DB = {"vocals": (-18, -9), "other": (-22, -12)}
+# Send levels (dB) into the shared reverb (return at wet 0.25: its tail is 7-9 dB below what it is sent, so a
+# vocal tail lies 11-21 dB under the dry voice) and into the delay (unity return).
+SEND_DB = {"vocals": (-12, -4), "drums": (-20, -10), "other": (-14, -6), "guitar": (-14, -6), "piano": (-14, -6)}
+DELAY_SEND_DB = {"vocals": (-24, -14), "other": (-26, -16)}
+REVERB_RETURN = 0.25
 
 
 def shared_send(stems: Stems, rng: np.random.Generator, sr: int, tempo: float) -> tuple[Stems, dict]:
     """One reverb and one tempo-synced delay shared by the stems; each stem gets the tail of its own send (see the
     module docstring). Bass sends nothing (as usual: a reverb on bass muddies the low end)."""
-    rev = {"room_size": _u(rng, 0.5, 0.92), "damping": _u(rng, 0.2, 0.7), "width": _u(rng, 0.8, 1.0)}
+    rev = {"room_size": _u(rng, 0.5, 0.92), "damping": _u(rng, 0.2, 0.7), "width": _u(rng, 0.8, 1.0),
+           "wet_level": REVERB_RETURN}
     beat = 60.0 / tempo
     dly = {"delay_seconds": round(beat * float(rng.choice([0.5, 0.75, 1.0])), 4), "feedback": _u(rng, 0.15, 0.45)}
     sends = {k: _u(rng, *SEND_DB[k]) for k in stems if k in SEND_DB}
     dsends = {k: _u(rng, *DELAY_SEND_DB[k]) for k in stems if k in DELAY_SEND_DB}
-    reverb = pb.Pedalboard([pb.Reverb(wet_level=1.0, dry_level=0.0, **rev)])
+    reverb = pb.Pedalboard([pb.Reverb(dry_level=0.0, **rev)])
     delay = pb.Pedalboard([pb.Delay(mix=1.0, **dly)])
     out = {}
     for k, x in stems.items():

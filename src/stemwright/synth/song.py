@@ -8,8 +8,10 @@ Every random draw comes from generators seeded by ``(seed, purpose)``, so the sa
 
 from __future__ import annotations
 
+import copy
 import logging
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -410,6 +412,28 @@ def generate_song(
     leaves the song exactly as before); with a codec, ``mixture`` is the decoded round trip, not the stems' sum.
     Raises :class:`~stemwright.synth.resources.MissingPackageError` when a Debian package is missing.
     """
+    return generate_song_variants(
+        seed, seconds, (bus_options,), samplerate=samplerate, style=style, mir1k_dir=mir1k_dir, resources=resources,
+        name=name, vocals=vocals, split_instruments=split_instruments,
+    )[0]
+
+
+def generate_song_variants(
+    seed: int,
+    seconds: float,
+    variants: Sequence[bus.BusOptions],
+    *,
+    samplerate: int = SAMPLERATE,
+    style: str | None = None,
+    mir1k_dir: str | Path | None = _vocals_mod.DEFAULT_MIR1K_DIR,
+    resources: Resources | None = None,
+    name: str | None = None,
+    vocals: bool = True,
+    split_instruments: bool = False,
+) -> list[SynthSong]:
+    """The song of :func:`generate_song` once per production variant, rendered once (what an ablation of the
+    production ingredients needs: the same parts, only the production differs). Each result equals
+    ``generate_song(..., bus_options=variant)``."""
     if not seconds > 0:
         raise ValueError(f"seconds must be positive, got {seconds}")
     res = resources or find_resources()
@@ -424,10 +448,19 @@ def generate_song(
     _other(r, seed, has_lead_vocal=vocals)
     if vocals:
         vocal_info = _vocals(r, seed, clips, folder)
-    stems, mixture, mixing = _produce(r, seed, bus_options)
-    if vocals:
-        r.meta["vocals"].update(vocal_info)
-    r.meta["drums"].pop("kick_grid", None)
+    return [_finish(r, seed, options, vocal_info if vocals else None, clips, name, seconds, split_instruments)
+            for options in variants]
+
+
+def _finish(r: _Renderer, seed: int, options: bus.BusOptions, vocal_info: dict | None, clips: tuple, name: str | None,
+            seconds: float, split_instruments: bool) -> SynthSong:
+    """Produce a rendered song with ``options`` and describe it (the renderer's record is copied, not changed)."""
+    stems, mixture, mixing = _produce(r, seed, options)
+    meta = copy.deepcopy(r.meta)
+    if vocal_info is not None:
+        meta["vocals"].update(vocal_info)
+    meta["drums"].pop("kick_grid", None)
+    plan, samplerate, vocals = r.plan, r.sr, vocal_info is not None
     metadata = {
         "name": name or f"synth-{seed}",
         "seed": int(seed),
@@ -437,7 +470,7 @@ def generate_song(
         "split_instruments": split_instruments,
         "generator": f"stemwright {__version__} synth",
         **plan.to_json(),
-        "stems": r.meta,
+        "stems": meta,
         "mixing": mixing,
         "licences": {
             "soundfonts": {s.package: s.licence for s in SOUNDFONTS},
