@@ -155,6 +155,8 @@ def main() -> int:
     ap.add_argument("--max-steps", type=int, default=100000)
     ap.add_argument("--val-every", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stop-at", type=int, help="end this leg at this step (the schedule still runs to --max-steps; "
+                    "continue with --resume)")
     ap.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -196,7 +198,8 @@ def main() -> int:
         best_state = {k: v.clone() for k, v in model.delta_heads.state_dict().items()}
         _save_best(args.out, best_state)
     deadline = time.monotonic() + 60 * args.minutes  # training time of this leg, after the caching
-    while step < args.max_steps and time.monotonic() < deadline:
+    stop = min(args.max_steps, args.stop_at or args.max_steps)
+    while step < stop and time.monotonic() < deadline:
         lr = args.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.max_steps)))
         for g in opt.param_groups:
             g["lr"] = lr
