@@ -8,7 +8,7 @@ written), else summed from the stems.
 
     # part 1: today's splitter vs a fine-tuned one, same songs
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_cascade_train.py splitter \\
-        --candidate /work/runs-28c/cascade/best --sets /work/data-28c/val ../shared/data/musdb18-excerpts --json OUT
+        --candidate /work/runs-28c/cascade/best.json --sets /work/data-28c/val ../shared/data/musdb18-excerpts --json OUT
     # part 3: production ingredients on/off (rendered once per song, produced once per variant), today's model
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_cascade_train.py production --seed 5100 --songs 3 \\
         --seconds 10 --json OUT
