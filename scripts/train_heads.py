@@ -13,6 +13,13 @@ global per song, averaged over songs where the stem is present, then over stems)
 heads are written as a stemwright checkpoint (safetensors + JSON) and scored again on waveforms with the training's
 validation (:func:`stemwright.train.validate.evaluate_model`).
 
+Resumable: every ``--val-every`` steps the run writes a checkpoint folder (``OUT/checkpoints``, the training loop's
+format: model with its heads, optimiser, step, sampler RNG) and the best heads so far (``OUT/best_heads.safetensors``);
+``--resume`` continues from there exactly (the caches are rebuilt from the same songs, deterministically) and
+``--minutes`` bounds each leg. The 4-stem splitter fine-tuned on the cascade's input (issue 28):
+``--config configs/splitter3_cascade.yaml --init src/stemwright/pretrained/weights/stemwright_4stem_splitter
+--train /work/data-28c/cache/train --val /work/data-28c/cache/val /work/data-28c/cache/musdb18-excerpts``.
+
 Usage::
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python scripts/train_heads.py --config configs/splitter6_novocals.yaml \\
@@ -37,7 +44,10 @@ from stemwright.dsp.stft import stft
 from stemwright.models.base import config_from_dict
 from stemwright.models.checkpoint import save_checkpoint
 from stemwright.models.refiner import ClassicRefiner, ClassicRefinerConfig
+from safetensors.torch import load_file, save_file
+
 from stemwright.train.loop import init_weights
+from stemwright.train.state import ResumeError, latest_folder, load_state, save_state
 from stemwright.train.validate import evaluate_model, load_val_set
 
 log = logging.getLogger("train_heads")
@@ -53,6 +63,11 @@ def cache_song(model: ClassicRefiner, folder: Path, seconds: float) -> dict[str,
     ``x (C, F, N)`` complex, ``r (S', C, F, N)`` complex, ``energy (S,)`` of the target spectrograms."""
     n = int(seconds * model.samplerate)
     stems = {s: torch.from_numpy(read_audio(folder / f"{s}.wav").samples[:, :n].astype(np.float32)) for s in model.sources}
+    # whole STFT hops: the model pads its input to whole hops (dsp.stft.pad_to_whole_hops), the targets' STFT must
+    # have as many frames as its prior
+    hop = model.config.stft.hop_length
+    n = min(x.shape[1] for x in stems.values()) // hop * hop
+    stems = {s: x[:, :n] for s, x in stems.items()}
     mix = sum(stems.values())[None]
     (spec_ri, masks), ctx = model.prepare(mix)
     z = model.features(spec_ri, masks)[0]
@@ -116,6 +131,13 @@ def keep_the_better_heads(model: ClassicRefiner, val: list[dict[str, torch.Tenso
     return score, reset
 
 
+def _save_best(out: Path, heads: dict[str, torch.Tensor]) -> None:
+    """The best heads so far, written to a temporary name and renamed (a resumed run starts its choice from them)."""
+    tmp = out / ".best_heads.safetensors.part"
+    save_file({k: v.contiguous() for k, v in heads.items()}, str(tmp))
+    tmp.replace(out / "best_heads.safetensors")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", type=Path, required=True, help="training config (its `config` section and `export`)")
@@ -133,6 +155,9 @@ def main() -> int:
     ap.add_argument("--max-steps", type=int, default=100000)
     ap.add_argument("--val-every", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stop-at", type=int, help="end this leg at this step (the schedule still runs to --max-steps; "
+                    "continue with --resume)")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
@@ -144,6 +169,9 @@ def main() -> int:
     init_heads = {k: v.clone() for k, v in model.delta_heads.state_dict().items()}
     if args.heads_from:
         init_weights(model, args.heads_from)  # its trunk is the same frozen warm start
+    latest = latest_folder(args.out) if args.out.is_dir() else None
+    if latest is not None and not args.resume:
+        raise ResumeError(f"{args.out}: holds a run already (--resume, or another --out)")
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     train = [cache_song(model, p, args.seconds) for p in song_dirs(args.train)]
@@ -156,13 +184,22 @@ def main() -> int:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     rng = np.random.default_rng(args.seed)
-    best, best_step, history = spectral_sdr(model, val), 0, []
-    log.info("step 0 (init) val %s", {k: round(v, 2) for k, v in best.items()})
-    history.append({"step": 0, **best})
-    best_state = {k: v.clone() for k, v in model.delta_heads.state_dict().items()}
-    deadline = time.monotonic() + 60 * args.minutes  # training time, after the caching
     step = 0
-    while step < args.max_steps and time.monotonic() < deadline:
+    if latest is not None:
+        doc = load_state(latest, model, None, opt)
+        step, best, best_step, history = int(doc["step"]), doc["best"], int(doc["best_step"]), doc["history"]
+        rng.bit_generator.state = doc["sampler_rng"]
+        best_state = load_file(str(args.out / "best_heads.safetensors"))
+        log.info("resumed at step %d from %s (best so far: step %d, %.2f dB)", step, latest, best_step, best["avg"])
+    else:
+        best, best_step, history = spectral_sdr(model, val), 0, []
+        log.info("step 0 (init) val %s", {k: round(v, 2) for k, v in best.items()})
+        history.append({"step": 0, **best})
+        best_state = {k: v.clone() for k, v in model.delta_heads.state_dict().items()}
+        _save_best(args.out, best_state)
+    deadline = time.monotonic() + 60 * args.minutes  # training time of this leg, after the caching
+    stop = min(args.max_steps, args.stop_at or args.max_steps)
+    while step < stop and time.monotonic() < deadline:
         lr = args.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.max_steps)))
         for g in opt.param_groups:
             g["lr"] = lr
@@ -184,7 +221,11 @@ def main() -> int:
             if score["avg"] > best["avg"]:
                 best, best_step = score, step
                 best_state = {k: v.clone() for k, v in model.delta_heads.state_dict().items()}
+                _save_best(args.out, best_state)
             (args.out / "history.json").write_text(json.dumps(history, indent=1))
+            save_state(args.out, step=step, model=model, ema_model=None, optimizer=opt,
+                       sampler_state=rng.bit_generator.state, scaler_state=None,
+                       extra={"best": best, "best_step": best_step, "history": history}, keep=2)
     model.delta_heads.load_state_dict(best_state)
     log.info("best step %d: %s", best_step, {k: round(v, 2) for k, v in best.items()})
     best, reset = keep_the_better_heads(model, val, init_heads, best)

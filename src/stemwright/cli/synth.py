@@ -32,6 +32,11 @@ def command(
     six_stems: bool = typer.Option(
         False, "--six-stems", help="Guitar and piano parts in guitar.wav / piano.wav of their own, not in other.wav."
     ),
+    production: str = typer.Option(
+        "none", "--production", metavar="LIST",
+        help="Production across stems: all, none, or a comma list of parallel, sidechain, send, bus_comp, widen, "
+        "master, and mp3 or aac (a lossy round trip of the mixture only). 'all' = every one with mp3.",
+    ),
     midi: bool = typer.Option(False, "--midi", help="Also write each song's MIDI (song.mid)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace songs that already exist."),
     skip_existing: bool = typer.Option(
@@ -44,10 +49,15 @@ def command(
     from stemwright.cli.common import USAGE_EXIT, fail
     from stemwright.errors import OutputError
     from stemwright.synth import DEFAULT_MIR1K_DIR, MissingPackageError, SongExistsError, generate_dataset
+    from stemwright.synth.bus import BusOptionError, BusOptions
     from stemwright.synth.compose import STYLES
 
     if style is not None and style not in STYLES:
         fail(f"--style must be one of {', '.join(STYLES)}, got {style!r}", USAGE_EXIT)
+    try:
+        bus_options = BusOptions.parse(production)
+    except BusOptionError as e:
+        fail(f"--production: {e}", USAGE_EXIT)
     folder = None if no_mir1k else (mir1k_dir or DEFAULT_MIR1K_DIR)
     if no_vocals and (no_mir1k or mir1k_dir is not None):
         fail("--no-vocals cannot be combined with --no-mir1k or --mir1k-dir", USAGE_EXIT)
@@ -74,6 +84,7 @@ def command(
             start=start,
             vocals=not no_vocals,
             split_instruments=six_stems,
+            bus_options=bus_options,
         )
     except (MissingPackageError, SongExistsError, ValueError) as e:
         fail(str(e))

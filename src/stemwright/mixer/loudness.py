@@ -69,6 +69,28 @@ def true_peak_db(audio: np.ndarray) -> float:
     return _db(float(_oversampled_envelope(x).max()))
 
 
+def true_peak_gain(
+    audio: np.ndarray, samplerate: int, ceiling_dbtp: float = DEFAULT_CEILING_DBTP,
+    lookahead_ms: float = 2.0, hold_ms: float = 50.0,
+) -> np.ndarray:
+    """The gain curve of :func:`true_peak_limit` (1 where no reduction is needed). Shape: ``(C, T)`` -> ``(T,)``
+    float64. Applying it to each part of a sum (stems) and summing equals applying it to the sum."""
+    x = np.asarray(audio, dtype=np.float32)
+    ceiling = 10 ** (ceiling_dbtp / 20)
+    need = np.minimum(1.0, ceiling / np.maximum(_oversampled_envelope(x), 1e-12))
+    if need.min() >= 1.0:
+        return np.ones(x.shape[-1])
+    la = max(1, int(round(lookahead_ms * 1e-3 * samplerate)))
+    hold = max(la, int(round(hold_ms * 1e-3 * samplerate)))
+    # window [n - hold, n + la]: size hold + la + 1, origin shifts the centre towards the past
+    size = hold + la + 1
+    origin = (size // 2) - la
+    origin = max(-(size // 2), min(origin, (size - 1) // 2))
+    gmin = minimum_filter1d(need, size=size, origin=origin, mode="nearest")
+    width = la if la % 2 == 1 else la - 1 or 1
+    return np.minimum(uniform_filter1d(gmin, size=width, mode="nearest"), need)
+
+
 def true_peak_limit(
     audio: np.ndarray, samplerate: int, ceiling_dbtp: float = DEFAULT_CEILING_DBTP,
     lookahead_ms: float = 2.0, hold_ms: float = 50.0,
@@ -81,19 +103,9 @@ def true_peak_limit(
     """
     x = np.asarray(audio, dtype=np.float32)
     ceiling = 10 ** (ceiling_dbtp / 20)
-    env = _oversampled_envelope(x)
-    need = np.minimum(1.0, ceiling / np.maximum(env, 1e-12))
-    if need.min() >= 1.0:
+    gain = true_peak_gain(x, samplerate, ceiling_dbtp, lookahead_ms, hold_ms)
+    if gain.min() >= 1.0:
         return x.copy(), 0.0
-    la = max(1, int(round(lookahead_ms * 1e-3 * samplerate)))
-    hold = max(la, int(round(hold_ms * 1e-3 * samplerate)))
-    # window [n - hold, n + la]: size hold + la + 1, origin shifts the centre towards the past
-    size = hold + la + 1
-    origin = (size // 2) - la
-    origin = max(-(size // 2), min(origin, (size - 1) // 2))
-    gmin = minimum_filter1d(need, size=size, origin=origin, mode="nearest")
-    width = la if la % 2 == 1 else la - 1 or 1
-    gain = np.minimum(uniform_filter1d(gmin, size=width, mode="nearest"), need)
     y = (x.astype(np.float64) * gain[None]).astype(np.float32)
     peak = float(_oversampled_envelope(y).max())
     if peak > ceiling:  # interpolation of a modulated signal can overshoot by a hair: trim exactly

@@ -25,6 +25,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from stemwright.errors import StemwrightError
+from stemwright.synth.bus import BusOptions
 from stemwright.synth.resources import Resources, find_resources
 from stemwright.synth.song import SPLIT_STEMS, STEMS, SynthSong, generate_song
 from stemwright.synth.vocals import DEFAULT_MIR1K_DIR
@@ -96,6 +97,7 @@ def _work(
     style: str | None,
     vocals: bool = True,
     split_instruments: bool = False,
+    bus_options: BusOptions = BusOptions(),
 ) -> dict:
     t0 = time.perf_counter()
     song = generate_song(
@@ -107,6 +109,7 @@ def _work(
         style=style,
         vocals=vocals,
         split_instruments=split_instruments,
+        bus_options=bus_options,
     )
     song.metadata["dataset"] = {"seed": dataset_seed, "index": job.index}
     write_song(song, Path(out_dir) / job.name, overwrite=overwrite, midi=midi)
@@ -137,6 +140,7 @@ def generate_dataset(
     start: int = 0,
     vocals: bool = True,
     split_instruments: bool = False,
+    bus_options: BusOptions = BusOptions(),
 ) -> list[dict]:
     """Generate songs ``start .. start+songs-1`` of dataset ``seed`` into ``out_dir`` with ``jobs`` processes.
 
@@ -145,6 +149,7 @@ def generate_dataset(
     ``progress``: True for a tqdm bar, False for none, or a callback ``(done, total, summary)``.
     ``vocals=False``: songs without vocals (drums, bass, other; ``mir1k_dir`` unused), e.g. for instrument splitters.
     ``split_instruments=True``: guitar and piano parts in ``guitar.wav`` and ``piano.wav`` instead of ``other.wav``.
+    ``bus_options``: production across stems (:mod:`stemwright.synth.bus`; none by default).
     Returns one summary dict per generated song (name, style, tempo, key, vocals, seconds taken).
     """
     if songs < 1:
@@ -169,7 +174,7 @@ def generate_dataset(
     mir = str(mir1k_dir) if mir1k_dir is not None and vocals else None
     if mir is not None and not Path(mir).is_dir():
         log.warning("MIR-1K train folder %s not found: lead vocals will be GM voice programs", mir1k_dir)
-    args = (str(out), seconds, seed, mir, resources, overwrite, midi, style, vocals, split_instruments)
+    args = (str(out), seconds, seed, mir, resources, overwrite, midi, style, vocals, split_instruments, bus_options)
     bar = None
     if progress is True:
         bar = tqdm(total=len(todo), unit="song", desc="synth")

@@ -8,8 +8,10 @@ Every random draw comes from generators seeded by ``(seed, purpose)``, so the sa
 
 from __future__ import annotations
 
+import copy
 import logging
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import numpy as np
 import pretty_midi
 
 from stemwright import __version__
-from stemwright.synth import fluid, parts, production, sampler
+from stemwright.synth import bus, fluid, parts, production, sampler
 from stemwright.synth import vocals as _vocals_mod
 from stemwright.synth.compose import SongPlan, plan_song
 from stemwright.synth.resources import SOUNDFONTS, Resources, find_resources
@@ -81,7 +83,8 @@ VOICE_PROGRAMS = (52, 53, 54, 85)  # Choir Aahs, Voice Oohs, Synth Voice, Lead 6
 class SynthSong:
     """A generated song. ``stems[name]`` and ``mixture`` have shape ``(2, T)`` float32 at ``samplerate``;
     ``mixture`` is exactly ``drums + bass + other + vocals`` (float32, summed in that order); a song made with
-    ``vocals=False`` has no ``vocals`` stem and its mixture is ``drums + bass + other``."""
+    ``vocals=False`` has no ``vocals`` stem and its mixture is ``drums + bass + other``; a song made with a codec
+    round trip (:class:`~stemwright.synth.bus.BusOptions`) has the decoded mixture, the stems' sum plus coding noise."""
 
     stems: dict[str, np.ndarray]
     mixture: np.ndarray
@@ -333,8 +336,9 @@ def _sum(stems: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
     return total
 
 
-def _produce(r: _Renderer, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
-    """Stem effect chains, stem levels, one master gain; returns stems, mixture and the mixing record."""
+def _produce(r: _Renderer, seed: int, options: bus.BusOptions) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
+    """Stem effect chains, stem levels, the production across stems that ``options`` asks for, one master gain (and
+    the mastering and codec when asked); returns stems, mixture and the mixing record."""
     rng = _rng(seed, "production")
     levels = {"drums": (-19, -15), "bass": (-21, -16), "other": (-21, -16), "vocals": (-19, -14)}
     out: dict[str, np.ndarray] = {}
@@ -348,6 +352,10 @@ def _produce(r: _Renderer, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray
         out[stem] = production.normalise(y, level)
         r.meta[stem]["effects"] = fx
         r.meta[stem]["level_db"] = round(level, 2)
+    record: dict = {}
+    bus_rng = _rng(seed, "bus")  # its own stream: the draws above are the same with any options
+    if options.any:
+        out, record = bus.apply_bus(out, options, bus_rng, r.sr, r.plan.style, r.plan.tempo)
     fade = int(0.01 * r.sr)  # 10 ms fade-out at the cut, identical on every stem (linear)
     env = np.linspace(1.0, 0.0, fade, dtype=np.float32)
     # Master: the mixture at a random loudness, lowered further if its peak would pass the random ceiling.
@@ -359,18 +367,22 @@ def _produce(r: _Renderer, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray
     master = np.float32(gain)
     for stem in names:
         out[stem] = (out[stem] * master).astype(np.float32)
+    if options.master:  # after the random master gain: mastering sets the loudness itself
+        out, record["master"] = bus.master(out, bus_rng, r.sr)
+    for stem in names:
         out[stem][:, -fade:] *= env
     mixture = _sum(out, names)
-    return (
-        out,
-        mixture,
-        {
-            "master_gain_db": round(20 * float(np.log10(master)), 3),
-            "target_loudness_rms_db": round(loudness_db, 2),
-            "peak_ceiling_dbfs": round(ceiling_db, 2),
-            "peak_dbfs": round(20 * float(np.log10(max(float(np.max(np.abs(mixture))), 1e-9))), 2),
-        },
-    )
+    if options.codec:
+        mixture, record["codec"] = bus.codec_round_trip(mixture, options.codec, bus_rng, r.sr)
+    mixing = {
+        "master_gain_db": round(20 * float(np.log10(master)), 3),
+        "target_loudness_rms_db": round(loudness_db, 2),
+        "peak_ceiling_dbfs": round(ceiling_db, 2),
+        "peak_dbfs": round(20 * float(np.log10(max(float(np.max(np.abs(mixture))), 1e-9))), 2),
+    }
+    if options.any:
+        mixing["bus"] = record
+    return out, mixture, mixing
 
 
 def generate_song(
@@ -384,6 +396,7 @@ def generate_song(
     name: str | None = None,
     vocals: bool = True,
     split_instruments: bool = False,
+    bus_options: bus.BusOptions = bus.BusOptions(),
 ) -> SynthSong:
     """Compose, render and mix one song from ``seed``.
 
@@ -395,8 +408,32 @@ def generate_song(
     ``split_instruments=True``: the parts of the guitar families (GM 24-30) and of the piano family (GM 0-5) are
     written to stems of their own, ``guitar`` and ``piano`` (silent when the song has none), in the order drums, bass,
     guitar, piano, other[, vocals]; the mixture is still the exact sum of the stems.
+    ``bus_options``: production across stems (:class:`~stemwright.synth.bus.BusOptions`; none by default, which
+    leaves the song exactly as before); with a codec, ``mixture`` is the decoded round trip, not the stems' sum.
     Raises :class:`~stemwright.synth.resources.MissingPackageError` when a Debian package is missing.
     """
+    return generate_song_variants(
+        seed, seconds, (bus_options,), samplerate=samplerate, style=style, mir1k_dir=mir1k_dir, resources=resources,
+        name=name, vocals=vocals, split_instruments=split_instruments,
+    )[0]
+
+
+def generate_song_variants(
+    seed: int,
+    seconds: float,
+    variants: Sequence[bus.BusOptions],
+    *,
+    samplerate: int = SAMPLERATE,
+    style: str | None = None,
+    mir1k_dir: str | Path | None = _vocals_mod.DEFAULT_MIR1K_DIR,
+    resources: Resources | None = None,
+    name: str | None = None,
+    vocals: bool = True,
+    split_instruments: bool = False,
+) -> list[SynthSong]:
+    """The song of :func:`generate_song` once per production variant, rendered once (what an ablation of the
+    production ingredients needs: the same parts, only the production differs). Each result equals
+    ``generate_song(..., bus_options=variant)``."""
     if not seconds > 0:
         raise ValueError(f"seconds must be positive, got {seconds}")
     res = resources or find_resources()
@@ -411,10 +448,19 @@ def generate_song(
     _other(r, seed, has_lead_vocal=vocals)
     if vocals:
         vocal_info = _vocals(r, seed, clips, folder)
-    stems, mixture, mixing = _produce(r, seed)
-    if vocals:
-        r.meta["vocals"].update(vocal_info)
-    r.meta["drums"].pop("kick_grid", None)
+    return [_finish(r, seed, options, vocal_info if vocals else None, clips, name, seconds, split_instruments)
+            for options in variants]
+
+
+def _finish(r: _Renderer, seed: int, options: bus.BusOptions, vocal_info: dict | None, clips: tuple, name: str | None,
+            seconds: float, split_instruments: bool) -> SynthSong:
+    """Produce a rendered song with ``options`` and describe it (the renderer's record is copied, not changed)."""
+    stems, mixture, mixing = _produce(r, seed, options)
+    meta = copy.deepcopy(r.meta)
+    if vocal_info is not None:
+        meta["vocals"].update(vocal_info)
+    meta["drums"].pop("kick_grid", None)
+    plan, samplerate, vocals = r.plan, r.sr, vocal_info is not None
     metadata = {
         "name": name or f"synth-{seed}",
         "seed": int(seed),
@@ -424,7 +470,7 @@ def generate_song(
         "split_instruments": split_instruments,
         "generator": f"stemwright {__version__} synth",
         **plan.to_json(),
-        "stems": r.meta,
+        "stems": meta,
         "mixing": mixing,
         "licences": {
             "soundfonts": {s.package: s.licence for s in SOUNDFONTS},
