@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import bottleneck
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -112,6 +113,8 @@ def median_filter(x: torch.Tensor, kernel: int, dim: int) -> torch.Tensor:
     if kernel <= 1:
         return x
     kernel = kernel | 1  # odd, so the window is centred
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not x.requires_grad:
+        return _running_median_cpu(x, kernel, dim)
     moved = x.movedim(dim, -1).contiguous()
     flat = moved.reshape(-1, 1, moved.shape[-1])
     padded = F.pad(flat, (kernel // 2, kernel // 2), mode="replicate")[:, 0]
@@ -119,6 +122,19 @@ def median_filter(x: torch.Tensor, kernel: int, dim: int) -> torch.Tensor:
     rows = max(1, (8 << 20) // (moved.shape[-1] * kernel))
     med = torch.cat([_lower_median_last(padded[i : i + rows].unfold(-1, kernel, 1)) for i in range(0, padded.shape[0], rows)])
     return med.reshape(moved.shape).movedim(-1, dim)
+
+
+def _running_median_cpu(x: torch.Tensor, kernel: int, dim: int) -> torch.Tensor:
+    """:func:`median_filter` on the CPU by a running median (bottleneck's double heap, O(log k) per step), exactly
+    the same values as the windowed selection (an odd window's median is one of its elements), 2-3x faster than
+    ``np.partition`` of every window (docs/zoo.md). Shape: any -> same.
+    """
+    moved = x.movedim(dim, -1).contiguous().numpy()
+    half = kernel // 2
+    padded = np.pad(moved, [(0, 0)] * (moved.ndim - 1) + [(half, half)], mode="edge")
+    # move_median's window ends at each index: output i of the padded row is the median centred on input i - half.
+    med = bottleneck.move_median(padded, kernel, axis=-1)[..., kernel - 1 :]
+    return torch.from_numpy(np.ascontiguousarray(med)).movedim(-1, dim)
 
 
 def repeating_background(mag: torch.Tensor, neighbours: int, min_distance: int) -> torch.Tensor:
