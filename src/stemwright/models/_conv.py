@@ -60,8 +60,10 @@ def conv_transpose(module: nn.ConvTranspose1d | nn.ConvTranspose2d, x: torch.Ten
     """``module(x)`` for a plain transposed convolution (no padding, dilation, groups), computed by
     :func:`conv_transpose2d`. Shape: ``(B, Cin, L)`` or ``(B, Cin, H, W)`` as the module takes it.
     """
-    if module.padding != (0,) * len(module.padding) or module.groups != 1 or any(d != 1 for d in module.dilation) \
-            or any(p != 0 for p in module.output_padding):
+    # Exported graphs keep the transposed convolution: ONNX Runtime has its own kernel for it.
+    exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+    if exporting or any(p != 0 for p in module.padding) or module.groups != 1 \
+            or any(d != 1 for d in module.dilation) or any(p != 0 for p in module.output_padding):
         return module(x)
     if isinstance(module, nn.ConvTranspose1d):
         # Length on the last axis: oneDNN runs a (1, K) kernel over one long row far faster than (K, 1) over a column.

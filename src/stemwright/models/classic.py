@@ -113,7 +113,7 @@ def median_filter(x: torch.Tensor, kernel: int, dim: int) -> torch.Tensor:
     if kernel <= 1:
         return x
     kernel = kernel | 1  # odd, so the window is centred
-    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not x.requires_grad:
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
         return _running_median_cpu(x, kernel, dim)
     moved = x.movedim(dim, -1).contiguous()
     flat = moved.reshape(-1, 1, moved.shape[-1])
