@@ -234,6 +234,8 @@ class ClassicSeparator(nn.Module):
             low = self.bass_weight()[:, None]
             perc = low * median_filter(mono, c.low_percussive_kernel, dim=-2) + (1 - low) * perc
         drums = ratio_mask(torch.stack([perc, harm], dim=1), power=p, source_dim=1)[:, 0]  # (B, F, N)
+        # Each map is one spectrogram's size per chunk, and two workers each hold a chunk: free them when done.
+        del harm, perc, mag
         rest = 1.0 - drums
 
         # 2. Bass: the low harmonic part.
@@ -249,16 +251,19 @@ class ClassicSeparator(nn.Module):
             repeating = repeating_background(tonal, c.repet_neighbours, max(1, round(c.repet_min_distance_s / hop_s)))
             foreground = torch.maximum(foreground, (tonal - repeating).clamp_min(0.0))
         background = (tonal - foreground).clamp_min(0.0)
+        del tonal, stable
         if spec.shape[1] >= 2:
             left, right = spec[:, 0], spec[:, 1]
             cross = (left * right.conj()).abs()
             similarity = 2 * cross / (left.abs().square() + right.abs().square()).clamp_min(EPS)
             centre = similarity.clamp(0, 1) ** c.centre_exponent
+            del left, right, cross, similarity
         else:
             centre = torch.ones_like(mono)
         voice = c.vocal_gain * foreground * centre * self.vocal_band()[:, None]
         accomp = background + foreground * (1 - centre)
         vocal_share = ratio_mask(torch.stack([voice, accomp], dim=1), power=p, source_dim=1)[:, 0]
+        del voice, accomp, background, foreground, centre
         vocals = upper * vocal_share
         other = upper - vocals
 
