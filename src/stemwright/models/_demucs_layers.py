@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stemwright.dsp.stft import StftConfig, istft, stft
+from stemwright.models._conv import conv_transpose
 
 # --------------------------------------------------------------------------------------------- padding and STFT
 
@@ -431,7 +432,7 @@ class HDecLayer(nn.Module):
                 y = _dconv_over_freq(self.dconv, y) if self.freq else self.dconv(y)
         else:
             y = x
-        z = self.norm2(self.conv_tr(y))
+        z = self.norm2(conv_transpose(self.conv_tr, y))
         if self.freq:
             if self.pad:
                 z = z[..., self.pad : -self.pad, :]

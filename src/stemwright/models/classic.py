@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import bottleneck
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -112,6 +113,8 @@ def median_filter(x: torch.Tensor, kernel: int, dim: int) -> torch.Tensor:
     if kernel <= 1:
         return x
     kernel = kernel | 1  # odd, so the window is centred
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        return _running_median_cpu(x, kernel, dim)
     moved = x.movedim(dim, -1).contiguous()
     flat = moved.reshape(-1, 1, moved.shape[-1])
     padded = F.pad(flat, (kernel // 2, kernel // 2), mode="replicate")[:, 0]
@@ -119,6 +122,19 @@ def median_filter(x: torch.Tensor, kernel: int, dim: int) -> torch.Tensor:
     rows = max(1, (8 << 20) // (moved.shape[-1] * kernel))
     med = torch.cat([_lower_median_last(padded[i : i + rows].unfold(-1, kernel, 1)) for i in range(0, padded.shape[0], rows)])
     return med.reshape(moved.shape).movedim(-1, dim)
+
+
+def _running_median_cpu(x: torch.Tensor, kernel: int, dim: int) -> torch.Tensor:
+    """:func:`median_filter` on the CPU by a running median (bottleneck's double heap, O(log k) per step), exactly
+    the same values as the windowed selection (an odd window's median is one of its elements), 2-3x faster than
+    ``np.partition`` of every window (docs/zoo.md). Shape: any -> same.
+    """
+    moved = x.movedim(dim, -1).contiguous().numpy()
+    half = kernel // 2
+    padded = np.pad(moved, [(0, 0)] * (moved.ndim - 1) + [(half, half)], mode="edge")
+    # move_median's window ends at each index: output i of the padded row is the median centred on input i - half.
+    med = bottleneck.move_median(padded, kernel, axis=-1)[..., kernel - 1 :]
+    return torch.from_numpy(np.ascontiguousarray(med)).movedim(-1, dim)
 
 
 def repeating_background(mag: torch.Tensor, neighbours: int, min_distance: int) -> torch.Tensor:
@@ -218,6 +234,8 @@ class ClassicSeparator(nn.Module):
             low = self.bass_weight()[:, None]
             perc = low * median_filter(mono, c.low_percussive_kernel, dim=-2) + (1 - low) * perc
         drums = ratio_mask(torch.stack([perc, harm], dim=1), power=p, source_dim=1)[:, 0]  # (B, F, N)
+        # Each map is one spectrogram's size per chunk, and two workers each hold a chunk: free them when done.
+        del harm, perc, mag
         rest = 1.0 - drums
 
         # 2. Bass: the low harmonic part.
@@ -233,16 +251,19 @@ class ClassicSeparator(nn.Module):
             repeating = repeating_background(tonal, c.repet_neighbours, max(1, round(c.repet_min_distance_s / hop_s)))
             foreground = torch.maximum(foreground, (tonal - repeating).clamp_min(0.0))
         background = (tonal - foreground).clamp_min(0.0)
+        del tonal, stable
         if spec.shape[1] >= 2:
             left, right = spec[:, 0], spec[:, 1]
             cross = (left * right.conj()).abs()
             similarity = 2 * cross / (left.abs().square() + right.abs().square()).clamp_min(EPS)
             centre = similarity.clamp(0, 1) ** c.centre_exponent
+            del left, right, cross, similarity
         else:
             centre = torch.ones_like(mono)
         voice = c.vocal_gain * foreground * centre * self.vocal_band()[:, None]
         accomp = background + foreground * (1 - centre)
         vocal_share = ratio_mask(torch.stack([voice, accomp], dim=1), power=p, source_dim=1)[:, 0]
+        del voice, accomp, background, foreground, centre
         vocals = upper * vocal_share
         other = upper - vocals
 

@@ -51,6 +51,7 @@ from torch import nn
 
 from stemwright.dsp.stft import StftConfig, istft, stft
 from stemwright.dsp.wiener import wiener
+from stemwright.models._conv import conv_transpose
 
 #: Source orders of the published models (Spleeter's resources/{2,4,5}stems.json "instrument_list").
 SPLEETER_2STEMS = ("vocals", "accompaniment")
@@ -189,7 +190,11 @@ class SpleeterUNet(nn.Module):
         for i, (deconv, bn) in enumerate(zip(self.decoder, self.decoder_bn)):
             if i > 0:
                 h = torch.cat([skips[-1 - i], h], dim=1)
-            h = deconv(h)[:, :, 1:-2, 1:-2]  # TensorFlow 'same' transposed convolution
+            # Fewer output channels than a vector register holds floats: oneDNN's transposed convolution, which
+            # vectorises over them, wastes most lanes; as one ordinary convolution of its 4 stride phases it does not
+            # (the last layer, 1 channel: 33 -> 12 ms per block, AVX2 EPYC, docs/zoo.md).
+            h = conv_transpose(deconv, h) if deconv.out_channels < 8 else deconv(h)
+            h = h[:, :, 1:-2, 1:-2]  # TensorFlow 'same' transposed convolution
             h = bn(_activation(self.deconv_activation, h))
             if i < self.n_dropout:
                 h = F.dropout(h, 0.5, self.training)
