@@ -115,8 +115,9 @@ def test_masks_follow_spleeter_formula():
         y = model.core(blocks)  # (blocks, S, C, T, F)
         y = y.permute(1, 2, 4, 0, 3).reshape(2, 2, cfg.max_bin, -1)[..., :frames]
         masks = (y**2 + 1e-10 / 2) / ((y**2).sum(0) + 1e-10)
-        masks = torch.cat([masks, torch.zeros(2, 2, spec.shape[-2] - cfg.max_bin, frames)], dim=2)
-        expected = istft(spec[0] * masks, cfg.stft, length=length)
+        # Zero mask extension: the stems are zero above max_bin (prepare keeps only the bins below it).
+        above = torch.zeros(2, 2, cfg.n_fft // 2 + 1 - cfg.max_bin, frames, dtype=spec.dtype)
+        expected = istft(torch.cat([spec[0, :, : cfg.max_bin] * masks, above], dim=2), cfg.stft, length=length)
         assert torch.allclose(model(mix)[0], expected, atol=1e-6)
 
 
