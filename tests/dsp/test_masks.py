@@ -63,3 +63,16 @@ def test_apply_mask_shapes() -> None:
     out = apply_mask(masks, mix, source_dim=1)
     assert out.shape == (2, 4, 2, 33, 10)
     assert torch.allclose(out.sum(dim=1), mix, atol=1e-5)
+
+
+def test_ratio_mask_in_place_path_equals_the_autograd_path_and_keeps_the_input():
+    # Without autograd ratio_mask works in place on its own new tensor (memory); the numbers must not change.
+    torch.manual_seed(0)
+    mags = torch.rand(2, 3, 5, 7)
+    mags[:, :, 0] = 0.0  # silent bins: the uniform 1/S
+    before = mags.clone()
+    with torch.no_grad():
+        fast = ratio_mask(mags, power=1.5, source_dim=1)
+    slow = ratio_mask(mags.clone().requires_grad_(), power=1.5, source_dim=1)
+    assert torch.equal(fast, slow.detach()) and torch.equal(mags, before)
+    assert torch.allclose(fast[:, :, 0], torch.full_like(fast[:, :, 0], 1 / 3))

@@ -115,3 +115,21 @@ def test_engine_runs_the_cascade_in_chunks():
     out = separate_tensor(model, mix)
     assert out.shape == (4, 2, mix.shape[-1])
     assert torch.allclose(out.sum(0), mix, atol=1e-4)
+
+
+def test_spleeter_vocals_member_inverts_the_vocals_alone_with_the_same_stems():
+    # A Spleeter member gives its vocals through forward_sources (no accompaniment iSTFT): the stems equal the ones
+    # composed from its full forward, bit for bit.
+    from tests.spleeter_reference import tiny_spleeter
+
+    vocals = tiny_spleeter(seed=1, samplerate=SR)
+    model = Cascade.from_models(vocals, ClassicRefiner(ClassicRefinerConfig(**SPLITTER)), copy=False).eval()
+    calls = []
+    vocals.register_forward_hook(lambda *a: calls.append(1))  # forward (all stems) must not run
+    mix = _song()
+    with torch.inference_mode():
+        y = model(mix)
+        assert not calls
+        v = vocals(mix)[:, 0]
+        ref = model.splitter(mix - v)
+    assert torch.equal(y[:, 0], v) and torch.equal(y[:, 1:3], ref[:, :2])

@@ -115,8 +115,9 @@ def test_masks_follow_spleeter_formula():
         y = model.core(blocks)  # (blocks, S, C, T, F)
         y = y.permute(1, 2, 4, 0, 3).reshape(2, 2, cfg.max_bin, -1)[..., :frames]
         masks = (y**2 + 1e-10 / 2) / ((y**2).sum(0) + 1e-10)
-        masks = torch.cat([masks, torch.zeros(2, 2, spec.shape[-2] - cfg.max_bin, frames)], dim=2)
-        expected = istft(spec[0] * masks, cfg.stft, length=length)
+        # Zero mask extension: the stems are zero above max_bin (prepare keeps only the bins below it).
+        above = torch.zeros(2, 2, cfg.n_fft // 2 + 1 - cfg.max_bin, frames, dtype=spec.dtype)
+        expected = istft(torch.cat([spec[0, :, : cfg.max_bin] * masks, above], dim=2), cfg.stft, length=length)
         assert torch.allclose(model(mix)[0], expected, atol=1e-6)
 
 
@@ -314,3 +315,20 @@ def test_short_blocks_pad_a_short_chunk_only_as_far_as_the_unet_needs() -> None:
     assert blocks.shape[2] == 20  # 19 frames, not 64
     assert y.shape == full.shape
     assert 0 < float((y - full).abs().max()) < float(full.abs().max())  # the same model, other padding: close
+
+
+@pytest.mark.parametrize("options", [{}, {"mask_extension": "average"}, {"wiener": True}])
+def test_forward_sources_equals_forward_and_keeps_only_the_bins_it_needs(options):
+    # The cascade takes the vocals alone (forward_sources): the same numbers as forward's vocals, bit for bit.
+    model = tiny_spleeter(seed=3, **options)
+    mix = _noise(0.05)[None]
+    with torch.no_grad():
+        full = model(mix)
+        assert torch.equal(model.forward_sources(mix, ("vocals",)), full[:, :1])
+        assert torch.equal(model.forward_sources(mix, ("accompaniment", "vocals")), full[:, [1, 0]])
+        _, (spec, *_rest) = model.prepare(mix)
+    # Zero mask extension: nothing above max_bin reaches the stems, so its spectrogram is not kept (memory per chunk).
+    zero_above = not options
+    assert spec.shape[-2] == (model.config.max_bin if zero_above else model.config.n_fft // 2 + 1)
+    with pytest.raises(ValueError, match="no stem 'drums'"):
+        model.forward_sources(mix, ("drums",))

@@ -15,11 +15,17 @@ def ratio_mask(magnitudes: torch.Tensor, power: float = 2.0, source_dim: int = -
 
     Shape: ``(..., S, F, N)`` real -> same.
     """
-    p = magnitudes.abs().pow(power)
-    total = p.sum(dim=source_dim, keepdim=True)
     n = magnitudes.shape[source_dim]
-    uniform = torch.full_like(p, 1.0 / n)
-    return torch.where(total > eps, p / total.clamp_min(eps), uniform)
+    if torch.is_grad_enabled() and magnitudes.requires_grad:  # autograd needs the intermediates unmodified
+        p = magnitudes.abs().pow(power)
+        total = p.sum(dim=source_dim, keepdim=True)
+        return (p / total.clamp_min(eps)).masked_fill(~(total > eps), 1.0 / n)
+    # In place on the one new tensor (the same values): the classic separator builds spectrogram-sized masks per
+    # chunk, and each temporary was part of the peak memory of a separation.
+    p = magnitudes.abs().pow_(power)
+    total = p.sum(dim=source_dim, keepdim=True)
+    silent = ~(total > eps)
+    return p.div_(total.clamp_min_(eps)).masked_fill_(silent, 1.0 / n)
 
 
 def binary_mask(magnitudes: torch.Tensor, source_dim: int = -3) -> torch.Tensor:

@@ -268,13 +268,19 @@ class BSRNN(nn.Module):
 
     def _decode(self, z: torch.Tensor, heads_per_source: nn.ModuleList, b: int, c: int, n: int) -> torch.Tensor:
         """Per-source, per-band mask heads (Sec. III-C). Shape: ``(B, K, N, D) -> (B, S', C, F', N, 2)``."""
-        masks = []
-        for heads in heads_per_source:
-            per_band = [
-                head(z[:, i]).reshape(b, n, w, c, 2) for i, (w, head) in enumerate(zip(self.config.band_widths, heads))
-            ]
-            masks.append(torch.cat(per_band, dim=2).permute(0, 3, 2, 1, 4))  # (B, C, F', N, 2)
-        return torch.stack(masks, dim=1)
+        widths = self.config.band_widths
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():  # exported graphs: no slice assignments
+            return torch.stack([torch.cat([head(z[:, i]).reshape(b, n, w, c, 2) for i, (w, head) in
+                                           enumerate(zip(widths, heads))], dim=2).permute(0, 3, 2, 1, 4)
+                                for heads in heads_per_source], dim=1)
+        # Each band's mask straight into the output: no per-source concatenation and stacked copy (memory per chunk).
+        out = z.new_empty((b, len(heads_per_source), c, sum(widths), n, 2))
+        for s, heads in enumerate(heads_per_source):
+            start = 0
+            for i, (w, head) in enumerate(zip(widths, heads)):
+                out[:, s, :, start : start + w] = head(z[:, i]).reshape(b, n, w, c, 2).permute(0, 3, 2, 1, 4)
+                start += w
+        return out
 
     def finish(self, masks: torch.Tensor, context: dict) -> torch.Tensor:
         """Apply the complex masks, route the unmodelled high band to ``residual_source``/``complement_source``,
@@ -305,4 +311,6 @@ class BSRNN(nn.Module):
         if mix.dim() != 3 or mix.shape[1] != self.audio_channels:
             raise ValueError(f"BSRNN expects (batch, {self.audio_channels}, time), got {tuple(mix.shape)}")
         inputs, context = self.prepare(mix)
-        return self.finish(self.core(*inputs), context)
+        core_out = self.core(*inputs)
+        del inputs  # the features are not needed by finish (memory per chunk in flight)
+        return self.finish(core_out, context)

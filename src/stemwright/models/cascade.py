@@ -174,7 +174,7 @@ class Cascade(nn.Module):
         """Shape: ``(B, C, T)`` -> ``(B, S, C, T)``; the stems sum to ``mix``."""
         if mix.dim() != 3:
             raise ValueError(f"cascade expects (batch, channels, time), got shape {tuple(mix.shape)}")
-        vocals = self.vocals(mix)[:, self._vocal_index].to(mix.dtype)  # (B, C, T)
+        vocals = self._vocals(mix)  # (B, C, T)
         parts = self.splitter(mix - vocals).to(mix.dtype)  # (B, S', C, T)
         if self.config.wiener_iterations > 0:
             joint = self._wiener(mix, torch.cat([vocals[:, None], parts], dim=1))
@@ -183,6 +183,15 @@ class Cascade(nn.Module):
         # The residual stem takes what the others leave, so the stems sum to the mixture.
         residual = mix - vocals - parts.sum(dim=1) + parts[:, k]
         return torch.cat([vocals[:, None], parts[:, :k], residual[:, None], parts[:, k + 1 :]], dim=1)
+
+    def _vocals(self, mix: torch.Tensor) -> torch.Tensor:
+        """The vocals member's vocal stem. Shape: ``(B, C, T)`` -> ``(B, C, T)``. A member that can invert one stem
+        alone (``forward_sources``: Spleeter) skips the others' iSTFTs, and no other stem stays alive through the
+        splitter (memory per chunk in flight)."""
+        only = getattr(self.vocals, "forward_sources", None)
+        if only is not None:
+            return only(mix, (self.config.vocals_source,))[:, 0].to(mix.dtype)
+        return self.vocals(mix)[:, self._vocal_index].to(mix.dtype)
 
     def _wiener(self, mix: torch.Tensor, stems: torch.Tensor) -> torch.Tensor:
         """Joint multichannel Wiener refinement of all stems. Shape: ``(B, S, C, T)`` -> ``(B, S, C, T)``."""

@@ -221,21 +221,24 @@ class ClassicSeparator(nn.Module):
         Shape: ``spec (B, C, F, N)`` complex -> dict of ``(B, 1, F, N)`` real (shared by the channels).
         """
         c = self.config
-        mag = spec.abs()
-        mono = mag.mean(dim=1)  # (B, F, N)
+        mono = spec.abs().mean(dim=1)  # (B, F, N)
         p = c.mask_power
+        # Each map is one spectrogram's size per chunk, and two workers each hold a chunk: maps are built in place
+        # where the values stay the same, and freed as soon as they are used (the peak memory of a separation).
 
         # 1. HPSS (FitzGerald 2010): medians across time (harmonic) and across frequency (percussive).
-        harm = median_filter(mono, c.harmonic_kernel, dim=-1)
+        pair = mono.new_empty((mono.shape[0], 2, *mono.shape[1:]))  # (B, 2, F, N): percussive, harmonic
+        pair[:, 1] = median_filter(mono, c.harmonic_kernel, dim=-1)
         perc = median_filter(mono, c.percussive_kernel, dim=-2)
         if c.low_percussive_kernel != c.percussive_kernel:
             # Bins are ~11 Hz apart, so a 180 Hz-wide median smears the sparse low partials of the bass into
             # "percussive"; in the bass range a narrower frequency median keeps them harmonic.
             low = self.bass_weight()[:, None]
             perc = low * median_filter(mono, c.low_percussive_kernel, dim=-2) + (1 - low) * perc
-        drums = ratio_mask(torch.stack([perc, harm], dim=1), power=p, source_dim=1)[:, 0]  # (B, F, N)
-        # Each map is one spectrogram's size per chunk, and two workers each hold a chunk: free them when done.
-        del harm, perc, mag
+        pair[:, 0] = perc
+        del perc
+        drums = ratio_mask(pair, power=p, source_dim=1)[:, 0].clone()  # (B, F, N)
+        del pair
         rest = 1.0 - drums
 
         # 2. Bass: the low harmonic part.
@@ -244,27 +247,29 @@ class ClassicSeparator(nn.Module):
 
         # 3. Vocals vs. other: fluctuating (second, long median pass) x centred (Avendano & Jot) x in the voice band.
         tonal = mono * rest
+        del rest, mono
         stable = long_median(tonal, c.stable_kernel, c.stable_decimation)
-        foreground = (tonal - stable).clamp_min(0.0)
+        foreground = (tonal - stable).clamp_min_(0.0)
         if c.repet_neighbours > 0:
             hop_s = c.hop_length / c.samplerate
             repeating = repeating_background(tonal, c.repet_neighbours, max(1, round(c.repet_min_distance_s / hop_s)))
             foreground = torch.maximum(foreground, (tonal - repeating).clamp_min(0.0))
-        background = (tonal - foreground).clamp_min(0.0)
+        background = (tonal - foreground).clamp_min_(0.0)
         del tonal, stable
         if spec.shape[1] >= 2:
             left, right = spec[:, 0], spec[:, 1]
-            cross = (left * right.conj()).abs()
-            similarity = 2 * cross / (left.abs().square() + right.abs().square()).clamp_min(EPS)
-            centre = similarity.clamp(0, 1) ** c.centre_exponent
-            del left, right, cross, similarity
+            similarity = (left * right.conj()).abs().mul_(2)  # 2 |L R*| / (|L|^2 + |R|^2)
+            similarity.div_(left.abs().square_().add_(right.abs().square_()).clamp_min_(EPS))
+            centre = similarity.clamp_(0, 1).pow_(c.centre_exponent)
+            del left, right, similarity
         else:
-            centre = torch.ones_like(mono)
-        voice = c.vocal_gain * foreground * centre * self.vocal_band()[:, None]
-        accomp = background + foreground * (1 - centre)
-        vocal_share = ratio_mask(torch.stack([voice, accomp], dim=1), power=p, source_dim=1)[:, 0]
+            centre = torch.ones_like(foreground)
+        pair = foreground.new_empty((foreground.shape[0], 2, *foreground.shape[1:]))  # (B, 2, F, N): voice, accomp
+        voice = torch.mul(foreground, c.vocal_gain, out=pair[:, 0]).mul_(centre).mul_(self.vocal_band()[:, None])
+        accomp = torch.mul(foreground, 1 - centre, out=pair[:, 1]).add_(background)
         del voice, accomp, background, foreground, centre
-        vocals = upper * vocal_share
+        vocals = upper * ratio_mask(pair, power=p, source_dim=1)[:, 0]
+        del pair
         other = upper - vocals
 
         out = {"vocals": vocals, "drums": drums, "bass": bass, "other": other}
@@ -293,18 +298,19 @@ class ClassicSeparator(nn.Module):
             stems = filtered[:, [self.sources.index(name) for name in named]]
         else:
             stems = None
-        parts: dict[str, torch.Tensor] = {}
-        for i, name in enumerate(named):
-            # One stem at a time: a (B, C, F, N) complex spectrogram in flight, not S of them (memory per chunk).
-            masked = stems[:, i] if stems is not None else masks[name] * spec
-            parts[name] = istft(masked, self.stft_config, length=x.shape[-1], window=self.window)
+        out = x.new_empty((x.shape[0], len(self.sources), x.shape[1], length))  # (B, S, C, T)
         # The masks sum to one, so "other" is the mixture minus the rest: one iSTFT fewer, and the stems add up
         # to the input exactly rather than to within STFT round-off.
-        other = x.clone()
-        for wav in parts.values():
+        other = out[:, self.sources.index("other")]
+        other.copy_(x[..., :length])
+        for i, name in enumerate(named):
+            # One stem and one channel at a time, straight into the output: a (F, N) complex spectrogram and its
+            # iSTFT buffers in flight, not S or C of them, and no stacked copy (memory per chunk in flight).
+            wav = out[:, self.sources.index(name)]
+            for ch in range(x.shape[1]):
+                masked = stems[:, i, ch] if stems is not None else masks[name][:, 0] * spec[:, ch]
+                wav[:, ch] = istft(masked, self.stft_config, length=x.shape[-1], window=self.window)[..., :length]
             other -= wav
-        parts["other"] = other
-        out = torch.stack([parts[name][..., :length] for name in self.sources], dim=1)
         return out.to(mix.dtype)
 
 

@@ -139,22 +139,29 @@ class ClassicRefiner(BSRNN):
         spec = stft(mix, cfg.stft, window=self.window)  # (B, C, F, N); the output is cut back in finish
         mag = spec.abs() + 1e-8
         masks = mag.new_empty((mag.shape[0], len(self.prior_sources), *mag.shape[1:]))  # (B, P, C, F, N)
-        priors: dict[str, torch.Tensor] = {}
+        masked = cfg.masked_sources
+        # The masked sources' prior spectrograms, written in place as they come (no stacked second copy).
+        est = spec.new_empty((spec.shape[0], len(masked), *spec.shape[1:]))  # (B, S', C, F, N)
+        other: torch.Tensor | None = None
         # One source at a time: a 3-minute song in 20 s chunks would otherwise hold S complex spectrograms and
         # their magnitudes at once (the peak memory target is 1.5 GB for the whole separation).
         for i, name in enumerate(self.prior_sources):
             prior = stft(prior_wave[:, i], cfg.stft, window=self.window)  # (B, C, F, N)
             torch.div(prior.abs(), mag, out=masks[:, i])
-            if name != cfg.complement_source or self._shared:
-                priors[name] = prior
-        if self._shared:  # guitar/piano: equal shares of classic's "other" (the complement needs no prior)
-            share = priors.pop("other") / (len(self._shared) + 1)
-            priors.update({name: share for name in self._shared})
-        kept = [priors[name] for name in cfg.masked_sources]
+            if name in masked:
+                est[:, masked.index(name)] = prior
+            if name == "other" and self._shared:
+                other = prior
+            del prior
+        del prior_wave, mag
+        if other is not None:  # guitar/piano: equal shares of classic's "other" (the complement needs no prior)
+            share = other / (len(self._shared) + 1)
+            for name in (*self._shared, "other"):
+                if name in masked:
+                    est[:, masked.index(name)] = share
         masks.clamp_(0.0, cfg.prior_mask_limit)
         spec_ri = torch.view_as_real(spec)
-        return (spec_ri, masks), {"spec": spec_ri, "prior": torch.stack(kept, dim=1), "length": length,
-                                 "padded": mix.shape[-1]}
+        return (spec_ri, masks), {"spec": spec_ri, "prior": est, "length": length, "padded": mix.shape[-1]}
 
     def core(self, spec_ri: torch.Tensor, prior_masks: torch.Tensor) -> torch.Tensor:
         """Corrections from the mixture and the prior masks.
@@ -194,7 +201,15 @@ class ClassicRefiner(BSRNN):
         est[..., :f, :].addcmul_(spec[:, None, :, :f], torch.view_as_complex(delta.to(context["spec"].dtype).contiguous()))
         rest = spec - est.sum(dim=1)  # the complement source: the stems sum to the mixture
         length, padded = context["length"], context["padded"]
-        waves = istft(est, cfg.stft, length=padded, window=self.window)  # (B, S', C, T + pad)
         k = self.sources.index(cfg.complement_source)
-        other = istft(rest, cfg.stft, length=padded, window=self.window)[:, None]
-        return torch.cat([waves[:, :k], other, waves[:, k:]], dim=1)[..., :length]
+        out = spec.real.new_empty((est.shape[0], est.shape[1] + 1, est.shape[2], length))  # (B, S, C, T)
+        # One stem and channel at a time, straight into the output: the iSTFT's frame buffers of all S' stems at once, and a
+        # concatenated copy, were the splitter's peak (memory per chunk in flight; same values).
+        for c in range(est.shape[2]):
+            out[:, k, c] = istft(rest[:, c], cfg.stft, length=padded, window=self.window)[..., :length]
+        del rest
+        for i in range(est.shape[1]):
+            for c in range(est.shape[2]):
+                wave = istft(est[:, i, c], cfg.stft, length=padded, window=self.window)
+                out[:, i if i < k else i + 1, c] = wave[..., :length]
+        return out

@@ -262,11 +262,14 @@ class Spleeter(nn.Module):
         before, after = self._frame_padding(length)
         x = F.pad(mix, (before, after)) if before or after else mix
         # One channel at a time: the STFT's frame buffers are as large as the spectrogram (memory on long inputs).
-        first = stft(x[0, 0], self.stft_config)
-        spec = first.new_empty(x.shape[:2] + first.shape)  # (B, C, F_all, N)
+        # Only the bins finish reads are kept: with zero mask extension and no Wiener filter the masked spectrogram
+        # is zero above max_bin, so the spectrogram there is never used (half the spectrogram held per chunk).
+        kept = cfg.max_bin if self._zero_above_max_bin() else cfg.n_fft // 2 + 1
+        first = stft(x[0, 0], self.stft_config)[:kept]
+        spec = first.new_empty(x.shape[:2] + first.shape)  # (B, C, F_kept, N)
         for b in range(x.shape[0]):
             for c in range(x.shape[1]):
-                spec[b, c] = first if b == c == 0 else stft(x[b, c], self.stft_config)
+                spec[b, c] = first if b == c == 0 else stft(x[b, c], self.stft_config)[:kept]
         del first
         mag = spec[..., : cfg.max_bin, :].abs()
         batch, channels, bins, frames = mag.shape
@@ -275,6 +278,10 @@ class Spleeter(nn.Module):
         mag = F.pad(mag, (0, n_blocks * block - frames))
         blocks = mag.reshape(batch, channels, bins, n_blocks, block).permute(0, 3, 1, 4, 2)
         return (blocks.reshape(batch * n_blocks, channels, block, bins),), (spec, length, batch, frames)
+
+    def _zero_above_max_bin(self) -> bool:
+        """True when the stems have nothing above ``max_bin`` (zero mask extension, no Wiener filter)."""
+        return self.config.mask_extension == "zeros" and not self.config.wiener
 
     def _block_frames(self, frames: int) -> int:
         """``block_frames``; with ``short_blocks`` and fewer frames than that, only as many as the U-Net's strides
@@ -303,15 +310,19 @@ class Spleeter(nn.Module):
         logits = torch.stack([unet(blocks, logits=True) for unet in self.unets.values()], dim=1)
         return torch.softmax(logits, dim=1) * blocks.unsqueeze(1)
 
-    def finish(self, estimates: torch.Tensor, context: tuple[torch.Tensor, int, int, int]) -> torch.Tensor:
-        """Masks, mask extension, optional Wiener filter, iSTFT. Shape: ``(N, S, C, T_block, F)`` -> ``(B, S, C, T)``."""
+    def finish(self, estimates: torch.Tensor, context: tuple[torch.Tensor, int, int, int],
+               sources: tuple[str, ...] | None = None) -> torch.Tensor:
+        """Masks, mask extension, optional Wiener filter, iSTFT. Shape: ``(N, S, C, T_block, F)`` -> ``(B, S, C, T)``;
+        ``sources`` (names, default all) -> ``(B, len(sources), C, T)``: only those stems are inverted."""
         spec, length, batch, frames = context
         cfg = self.config
         n_src, channels, bins = estimates.shape[1], estimates.shape[2], estimates.shape[4]
+        picked = [self.sources.index(name) for name in (sources if sources is not None else self.sources)]
         # (B * blocks, S, C, T, F) -> (B, S, C, F, blocks * T) -> crop the padded frames
         before, after = self._frame_padding(length)
         padded_length = before + length + after
-        extra_bins = spec.shape[-2] - bins
+        n_bins = cfg.n_fft // 2 + 1
+        extra_bins = n_bins - bins
         if cfg.wiener:
             # (B * blocks, S, C, T, F) -> (B, S, C, F, blocks * T) -> crop the padded frames
             y = estimates.reshape(batch, -1, n_src, channels, estimates.shape[3], bins).permute(0, 2, 3, 5, 1, 4)
@@ -319,7 +330,7 @@ class Spleeter(nn.Module):
             v = F.pad(y, (0, 0, 0, extra_bins))  # Spleeter's pad_and_reshape: zero above F
             eps = float(torch.finfo(spec.real.dtype).eps)  # norbert's default eps (None -> machine epsilon)
             stems = wiener(v.to(spec.real.dtype), spec, 1, softmask=True, eps=eps)
-            wav = istft(stems, self.stft_config, length=padded_length)
+            wav = istft(stems[:, picked], self.stft_config, length=padded_length)
             return wav[..., before : before + length]
         # In the block layout (no song-sized permuted copy), one source at a time.
         exponent = cfg.separation_exponent
@@ -327,26 +338,34 @@ class Spleeter(nn.Module):
         for j in range(1, n_src):
             total += estimates[:, j].pow(exponent)
         total += MASK_EPS
-        out = spec.new_empty((batch, n_src, spec.shape[1], length), dtype=spec.real.dtype)
-        for j in range(n_src):
+        out = spec.new_empty((batch, len(picked), spec.shape[1], length), dtype=spec.real.dtype)
+        for i, j in enumerate(picked):
             mask = (estimates[:, j].pow(exponent) + MASK_EPS / n_src) / total  # (B * blocks, C, T, F)
             mask = mask.reshape(batch, -1, channels, estimates.shape[3], bins).permute(0, 2, 4, 1, 3)
             mask = mask.reshape(batch, channels, bins, -1)[..., :frames]  # (B, C, F, N)
             # One (batch, channel) at a time: the whole-track iSTFT's buffers are the peak of memory.
             for b in range(batch):
                 for c in range(spec.shape[1]):
-                    masked = spec.new_zeros(spec.shape[-2:])
-                    masked[:bins] = spec[b, c, :bins] * mask[b, c]
+                    masked = spec.new_zeros((n_bins, spec.shape[-1]))
+                    torch.mul(spec[b, c, :bins], mask[b, c], out=masked[:bins])  # no product temporary
                     if cfg.mask_extension == "average":  # Spleeter's _extend_mask: the mean over the bins
                         masked[bins:] = spec[b, c, bins:] * mask[b, c].mean(dim=0, keepdim=True)
-                    out[b, j, c] = _istft_in_slices(masked, self.stft_config, padded_length)[before : before + length]
+                    out[b, i, c] = _istft_in_slices(masked, self.stft_config, padded_length)[before : before + length]
         return out
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        return self.forward_sources(mix, self.sources)
+
+    def forward_sources(self, mix: torch.Tensor, sources: tuple[str, ...]) -> torch.Tensor:
+        """``forward(mix)[:, [sources]]`` (the same values), inverting only those stems: a cascade that takes the
+        vocals alone saves the other stems' iSTFTs and their memory. Shape: ``(B, C, T)`` -> ``(B, len(sources), C, T)``."""
+        unknown = [name for name in sources if name not in self.sources]
+        if unknown:
+            raise ValueError(f"spleeter: no stem {unknown[0]!r} (it has {self.sources})")
         inputs, context = self.prepare(mix)
         estimates = self.core(*inputs)
         del inputs  # the magnitude blocks are not needed after the networks (memory on long inputs)
-        return self.finish(estimates, context)
+        return self.finish(estimates, context, tuple(sources))
 
 
 #: Frames per inverse-STFT slice: bounds the iSTFT's frame buffers on long inputs.
