@@ -697,9 +697,22 @@ def _check_compare_models(page, url: str, song_id: str) -> None:
     second = _get(url + f"api/songs/{song_id}")["stems_job"]
     page.evaluate("window.studio.refreshCompare()")
     _until(page, f"[...document.querySelectorAll('#compare option')].some((o) => o.value === '{second}')", timeout=5_000)
+    # a busy exports queue answers 429: the page asks again (it used to leave the bleed figures empty for good)
+    busy = {"left": 1}
+
+    def once_busy(route):
+        if busy["left"]:
+            busy["left"] -= 1
+            route.fulfill(status=429, content_type="application/json", body='{"error": "the export queue is full"}')
+        else:
+            route.continue_()
+
+    page.route("**/bleed?job=*", once_busy)
     page.select_option("#compare", second)
-    # the server measures the bleed of both stem sets: minutes on a loaded 2-core machine (it timed out at 60 s)
+    # the server measures the bleed of both stem sets: minutes on a loaded 2-core machine
     _until(page, "window.studio.state().compare && window.studio.state().compare.bleed[1] !== null", timeout=180_000)
+    page.unroute("**/bleed?job=*")
+    assert busy["left"] == 0
     bleed = [_get(url + f"api/songs/{song_id}/bleed?job={j}")["per_stem"] for j in (first, second)]
     rows = page.eval_on_selector_all("#compare-table tr[data-stem]", "rs => rs.map((r) => [...r.cells].map((c) => c.textContent))")
     assert [r[0] for r in rows] == list(bleed[0])

@@ -5,6 +5,8 @@ import { $, api, getJson, setStatus } from "./api.js";
 import { mixer, position } from "./state.js";
 import { startAt } from "./transport.js";
 
+const BLEED_RETRY_MS = 2000;
+
 export async function refreshCompare() {
   const select = $("#compare");
   select.innerHTML = '<option value="">Compare…</option>';
@@ -39,10 +41,26 @@ export async function loadCompare(jobId) {
   if (mixer.playing) startAt(position());
   renderCompareTable();
   setStatus("");
-  const [a, b] = await Promise.all([current, jobId].map(async (j) => (await api(`/api/songs/${songId}/bleed?job=${j}`)).json()));
-  if (!mixer.compare || mixer.compare.jobId !== jobId) return;
+  const stillShown = () => mixer.songId === songId && mixer.compare && mixer.compare.jobId === jobId;
+  const [a, b] = await Promise.all([current, jobId].map((j) => bleedOf(songId, j, stillShown)));
+  if (!a || !b || !stillShown()) return;
   mixer.compare.bleed = [a.per_stem, b.per_stem];
   renderCompareTable();
+}
+
+// The bleed figures are computed in the server's bounded exports queue, which answers 429 while it is full (a
+// render, the analysis or a sample export still running: minutes on a loaded machine): ask again while the
+// comparison is still shown, instead of leaving the table's figures empty for good.
+async function bleedOf(songId, jobId, stillShown) {
+  for (;;) {
+    try {
+      return await (await api(`/api/songs/${songId}/bleed?job=${jobId}`)).json();
+    } catch (e) {
+      if (e.status !== 429) throw e;
+      await new Promise((resolve) => setTimeout(resolve, BLEED_RETRY_MS));
+      if (!stillShown()) return null;
+    }
+  }
 }
 
 export function showVersion(strip) {
