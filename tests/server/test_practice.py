@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -59,6 +60,37 @@ def test_analysis_is_computed_once_and_stored(make_client, tmp_path, monkeypatch
     again = client.get(f"/api/songs/{song['id']}/analysis").json()
     assert again == doc and len(calls) == 1  # stored in the database, not recomputed
     assert client.get("/api/songs/" + "0" * 32 + "/analysis").status_code == 404
+
+
+def test_a_done_song_always_shows_its_analysis_coming(make_client, tmp_path, monkeypatch):
+    """From the moment a song's job is done, its analysis is "analysing" or "done", never null (null means "none
+    will come", and the page then shows no tempo): the job used to announce the analysis only a moment after it
+    was done, a gap a loaded machine widened until a poll fell into it (seen in a CI rehearsal)."""
+    from stemwright.server import jobs
+
+    real = jobs.JobRunner._drop_segments
+
+    def slow(self, job_id, segments):
+        time.sleep(1.0)  # widen the moment between the job's end and its analysis, as a loaded machine does
+        real(self, job_id, segments)
+
+    monkeypatch.setattr(jobs.JobRunner, "_drop_segments", slow)
+    client = make_client(separator_factory=FourStems)
+    song = upload(client, _song(tmp_path)).json()
+    done = wait_status(client, song["id"])
+    assert done["analysis"] in ("analysing", "done")
+    assert wait_analysis(client, song["id"]) == "done"
+
+
+def wait_analysis(client, song_id: str, timeout: float = 60.0) -> str | None:
+    """The song's analysis state once it is no longer "analysing"."""
+    end = time.time() + timeout
+    while time.time() < end:
+        state = client.get(f"/api/songs/{song_id}").json()["analysis"]
+        if state != "analysing":
+            return state
+        time.sleep(0.05)
+    raise AssertionError(f"song {song_id} still analysing after {timeout} s")
 
 
 def test_ni_stems_download(make_client, tmp_path):

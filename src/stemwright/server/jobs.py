@@ -248,9 +248,12 @@ class JobRunner:
         """The song analysis of a finished separation, as the last step of its job (the mixer then shows tempo
         and key at once). A song that cannot be analysed (silent, beatless) is left without one: the analysis
         route says why when asked."""
-        if self.analyse is None or self._stop.is_set():
+        if self.analyse is None:
             return
         done = self._analysing.setdefault(job_id, threading.Event())
+        if self._stop.is_set():
+            self._end_analysis(song_id, job_id)
+            return
         self.live.update(job_id, analysis="analysing")
         self.song_changed(song_id)
         state = "failed"
@@ -263,7 +266,12 @@ class JobRunner:
             log.exception("job %s: analysis failed", job_id)
         finally:
             self.live.update(job_id, analysis=state)
-            self._analysing.pop(job_id, None)
+            self._end_analysis(song_id, job_id)
+
+    def _end_analysis(self, song_id: str, job_id: str) -> None:
+        """The analysis of ``job_id`` has ended (or will not run): waiters are released, the song is shown anew."""
+        done = self._analysing.pop(job_id, None)
+        if done is not None:
             done.set()
             self.song_changed(song_id)
 
@@ -331,6 +339,10 @@ class JobRunner:
                     shutil.rmtree(out, ignore_errors=True)
                     return
                 self.library.set_stems(song["id"], job_id, stems, samplerate)
+                if self.analyse is not None:
+                    # "analysing" from the moment the job is done: a poll between the two must not read "no
+                    # analysis will come" (the analysis itself starts a moment later, in this thread)
+                    self._analysing.setdefault(job_id, threading.Event())
                 self.library.update_job(job_id, status="done", progress=1.0, stage="done", finished=time.time(),
                                         seconds=time.time() - started)
             self.live.update(job_id, status="done", progress=1.0, stage="done")
@@ -359,5 +371,6 @@ class JobRunner:
             self._finish(job_id, status="failed", error=message, finished=time.time(), stage="failed")
         finally:
             self._drop_segments(job_id, segments)
+            self._end_analysis(song["id"], job_id)  # announced at "done", but an error came before it ran
             self._cancel.pop(job_id, None)
             self._user_cancelled.discard(job_id)
