@@ -1,5 +1,6 @@
-"""Two grooves the analysis once got wrong, as stems ``{name: (2, T)}`` at 22.05 kHz (tests/analysis/test_song.py):
-a jazz-like walking groove (bar lines) and a slow ballad groove (tempo octave)."""
+"""Grooves the analysis once got wrong, as stems ``{name: (2, T)}`` at 22.05 kHz (tests/analysis/test_song.py):
+a jazz-like walking groove (bar lines), a slow ballad groove (tempo octave) and a syncopated funk groove (tempo at
+4:3 of the beat)."""
 from __future__ import annotations
 
 import numpy as np
@@ -68,4 +69,42 @@ def groove(bpm: float, seconds: float, lead_in: float, *, walking: bool) -> dict
             for note in CHORDS[bar % 4]:
                 add("other", _tone(_hz(note), int(4 * beat * SR), 2.0), t0, 0.15)
         k += 1
+    return {k: np.stack([v, v]).astype(np.float32) for k, v in out.items()}
+
+
+FUNK_KICK = "x..x..x...x..x.."  # 16th steps of a bar: the kick's dotted-eighth run (0, 3, 6) is 3/4 of a beat apart
+FUNK_SNARE = "....x..o.o..x..o"  # backbeat, ghost notes (o) between
+
+
+def funk_groove(bpm: float, seconds: float, swing: float, lead_in: float = 0.3) -> dict[str, np.ndarray]:
+    """A funk groove: the kick of :data:`FUNK_KICK`, the snare of :data:`FUNK_SNARE`, hats on every 16th (above
+    the kick and snare band), the off 16ths ``swing`` of the way to the triplet position, a bass note on each kick
+    and a chord a bar, as stems ``{name: (2, T)}``."""
+    rng = np.random.default_rng(9)
+    n, beat = int(seconds * SR), 60.0 / bpm
+    out = {k: np.zeros(n) for k in ("drums", "bass", "other")}
+
+    def add(stem: str, sig: np.ndarray, t: float, gain: float) -> None:
+        i = int(round(t * SR))
+        if 0 <= i < n:
+            m = min(len(sig), n - i)
+            out[stem][i:i + m] += gain * sig[:m]
+
+    kick = _tone(55.0, int(0.3 * SR), 0.08, 1)
+    snare = _noise(int(0.2 * SR), 0.05, rng) * 0.6 + 0.4 * _tone(190.0, int(0.2 * SR), 0.05, 1)
+    hat = _noise(int(0.05 * SR), 0.01, rng, low_cut=3000.0)
+    bar_len, bar = 4 * beat, 0
+    while lead_in + bar * bar_len < seconds:
+        start = lead_in + bar * bar_len
+        for step in range(16):
+            t = start + step * beat / 4 + (swing * beat / 12 if step % 2 else 0.0)
+            add("drums", hat, t, 0.12)
+            if FUNK_KICK[step] == "x":
+                add("drums", kick, t, 0.8)
+                add("bass", _tone(_hz(CHORDS[bar % 4][0] - 24), int(beat * SR / 2), 0.3), t, 0.5)
+            if FUNK_SNARE[step] != ".":
+                add("drums", snare, t, 0.5 if FUNK_SNARE[step] == "x" else 0.15)
+        for note in CHORDS[bar % 4]:
+            add("other", _tone(_hz(note), int(bar_len * SR), 2.0), start, 0.15)
+        bar += 1
     return {k: np.stack([v, v]).astype(np.float32) for k, v in out.items()}

@@ -10,7 +10,7 @@ import pytest
 from stemwright.analysis import SongAnalysis, analyze, analyze_path
 from stemwright.analysis.song import MAX_WANDER, WANDER_CAP, AnalysisError, _wander, meter_scores, tempo_confidence
 from stemwright.cli.main import main
-from tests.analysis.grooves import groove
+from tests.analysis.grooves import funk_groove, groove
 from tests.mixer.songs import make_song
 from tests.reference import require
 
@@ -308,3 +308,51 @@ def test_a_grid_that_wanders_is_never_a_sure_tempo(song_4_4):
     grid = _track(s, _sum(s, _pick(s, RHYTHM_STEMS, False)), _pick(s, NON_HARMONIC_STEMS, True), _drum_bands(s))
     assert grid.wander < MAX_WANDER and tempo_confidence(grid) >= 0.9
     assert tempo_confidence(replace(grid, wander=0.15)) == WANDER_CAP < 0.9
+
+
+def _swung_onsets(bpm: float, seconds: float, swing: float) -> np.ndarray:
+    """An onset envelope (one value per analysis frame): a strong onset on every beat, a weaker one on the swung
+    eighth between (``swing`` of the way from the half beat to the triplet's 2/3)."""
+    from stemwright.analysis.song import HOP
+
+    fps = SR / HOP
+    env = np.zeros(int(seconds * fps))
+    beat = 60.0 / bpm
+    for t in np.arange(0.2, seconds - 0.1, beat):
+        env[int(round(t * fps))] = 1.0
+        env[min(len(env) - 1, int(round((t + (0.5 + swing / 6) * beat) * fps)))] = 0.6
+    return env
+
+
+def test_the_straight_grid_comb_prefers_the_beat_to_its_triplet_relatives():
+    """Swung eighths put the onsets' autocorrelation peaks at 3:4 and 4:3 of the beat, where the tracker locked
+    (131 for a 175 BPM jazz song, 145 for a 107 BPM funk song); a straight grid meets the onsets best at the beat."""
+    from stemwright.analysis.song import grid_comb
+
+    env = _swung_onsets(96.0, 20.0, 0.8)
+    before = env.copy()
+    beat, bpm = grid_comb(env, 96.0)
+    assert bpm == pytest.approx(96.0, rel=0.01)
+    assert all(beat > 1.3 * grid_comb(env, 96.0 * r)[0] for r in (0.75, 4 / 3, 1.5))
+    assert np.array_equal(env, before)  # the caller's array is left alone
+
+
+def test_a_syncopated_funk_groove_is_tracked_at_its_beat():
+    """The kick's dotted-eighth run (3/4 of a beat apart) locked the tracker at 4:3 of the tempo: 107 BPM read as
+    "the tempo changes (from 144 to 144 BPM)", 115 as 145.1 (confidence 0.73). The 3:4 relative's straight grid
+    meets the kick and snare clearly better and replaces it."""
+    for bpm in (107.0, 115.0):
+        a = analyze(funk_groove(bpm, 16.0, 0.0), SR)
+        assert a.tempo_bpm == pytest.approx(bpm, rel=0.02), (bpm, a.tempo_bpm, a.tempo_note)
+
+
+def test_swung_eighths_are_not_a_tempo_change():
+    """A window whose local tempo peak is a triplet relative of the grid (4:3 here) stays on the grid when the
+    grid's straight comb meets its onsets as well; a window of another tempo does not."""
+    from stemwright.analysis.song import _comb_rescued
+
+    swung = _swung_onsets(90.0, 20.0, 0.6)
+    off = np.ones(len(swung), bool)
+    assert _comb_rescued(swung, 90.0, np.full(len(swung), 120.0), off).mean() > 0.9
+    other = _swung_onsets(127.0, 20.0, 0.0)
+    assert _comb_rescued(other, 90.0, np.full(len(other), 127.0), off).mean() < 0.1
