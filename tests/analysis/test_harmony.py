@@ -61,3 +61,11 @@ def test_segment_means():
     chroma = np.tile(np.arange(10.0), (12, 1))  # frame i has value i
     out = segment_means(chroma, np.arange(10.0), np.array([0.0, 2.0, 5.0, 9.5]))
     assert out.shape == (3, 12) and out[:, 0].tolist() == [0.5, 3.0, 7.0]
+
+
+def test_the_chords_in_the_scale_tell_a_key_from_the_key_a_fifth_away():
+    # the notes of C major and G major alike (F and F# equal), as long on C as on G, starting on C and ending on G:
+    # the D major chord (F#) is in G major's scale, not in C major's
+    both = _chroma(0, 2, 4, 5, 6, 7, 9, 11)
+    chords = (ChordSpan(0, 2, "C:maj"), ChordSpan(2, 4, "D:maj"), ChordSpan(4, 6, "G:maj"))
+    assert estimate_key(both, _chroma(0, 7), chords).alternatives[0][0] == "G major"

@@ -7,10 +7,13 @@ chroma for the root, both averaged between beats.
   rarely every beat). Segments whose harmonic energy is far below the song's are "N" (no chord).
 - Key: Krumhansl-Kessler key profiles correlated with the song's chroma (the pitched stems' plus half the bass's),
   plus a bonus for the key whose tonic chord (root and third) the chords dwell on and start or end with (songs
-  rest on their tonic chord: this tells a key from its relative and from the key a fifth away, which share most of
-  the notes). The 24 scores through a softmax give the alternatives' weights. Weights set on the 12 songs of
-  `stemwright synth --seed 101` (8/12 right with the profile alone, 10/12 with the chord bonus; Temperley's
-  Kostka-Payne profiles were tried and did worse, 5-7/12).
+  rest on their tonic chord: this tells a key from its relative, which shares all the notes) and one for the share
+  of the chord time on chords of the key's scale (natural minor with its leading tone for minor keys; tells a key
+  from the keys a fifth away). The 24 scores through a softmax give the alternatives' weights. First set on the 12
+  songs of `stemwright synth --seed 101` (Temperley's Kostka-Payne profiles were tried and did worse), the chord
+  bonuses reset on 54 dev songs (eighth session, docs/practice.md).
+- A separated vocals stem carries instruments: its chroma is added to the pitched stems' at
+  :data:`VOCALS_WEIGHT` (``song._harmony``).
 """
 from __future__ import annotations
 
@@ -35,9 +38,24 @@ BASS_WEIGHT = 0.25
 CHANGE_COST = 0.25  # Viterbi cost of a chord change, in units of the per-segment score
 SILENT = 0.05  # a segment below this share of the song's median harmonic energy is "N"
 KEY_BASS = 0.5  # weight of the bass's chroma in the key's chroma
-TONIC_SHARE = 0.5  # key bonus per unit share of the chord time spent on the key's tonic chord
-TONIC_ENDS = 0.05  # key bonus for each end (first, last chord) on the tonic chord
-KEY_TEMPERATURE = 0.1  # softmax temperature over key-profile correlations (weights of the alternatives)
+# Weight of the vocals stem's chroma (each frame max-normalised, as the pitched stems') added to the pitched
+# stems' chroma. A separated vocals stem carries instruments: on the 54 dev songs (/work/h-tempo-data/devall,
+# seeds 101/202) `classic`'s vocals stem correlates more with the true `other` stem's chroma (0.4-0.75) than with
+# the true vocals' on most songs. 0.3 (with the key bonuses below): classic key 0.65 -> 0.72, majmin 0.687 -> 0.701; true stems key 0.78 ->
+# 0.76 (one song), majmin 0.833 -> 0.837; 0.7 cost true-stem chords (0.813).
+VOCALS_WEIGHT = 0.3
+# Key bonuses from the chords: the share of the chord time on the key's tonic chord, each end (first, last chord)
+# on it, and the share of the chord time on chords of the key's scale (tells keys a fifth apart, which share a
+# profile's shape but not their chords). Set on the 54 dev songs (seeds 101/202, true and `classic` stems, beats
+# from the analysis), a plateau of TONIC_SHARE 0.5-1, TONIC_ENDS 0.2-0.4, DIATONIC 0.5-1: key exact true / classic
+# 0.61 / 0.59 with the old 0.5 / 0.05 / 0, 0.78 / 0.65 with these (vocals chroma not added).
+TONIC_SHARE = 0.75
+TONIC_ENDS = 0.3
+DIATONIC = 0.75
+# Softmax temperature over the 24 key scores (weights of the alternatives). 0.1 before the larger chord bonuses
+# above; with them, 0.2 keeps the confidence honest on the 54 dev songs: keys at >= 0.9 right 0.89 (18 songs) on
+# true stems and 0.93 (15) on `classic`'s, where 0.1 gave 0.82 (38) and 0.83 (29). The best key does not change.
+KEY_TEMPERATURE = 0.2
 TETRAD_PENALTY = 0.05  # a seventh chord must beat its triad by this much (a triad's chroma matches both)
 
 
@@ -125,11 +143,9 @@ def viterbi(scores: np.ndarray, change_cost: float) -> np.ndarray:
     return path
 
 
-def estimate_chords(harm: np.ndarray, bass: np.ndarray, edges: np.ndarray) -> tuple[ChordSpan, ...]:
-    """Chords over the segments between ``edges`` (the beat grid, seconds, ``(S+1,)``) from per-segment chroma
-    ``(S, 12)`` of the pitched stems and of the bass. Neighbouring segments with the same chord are merged."""
-    if len(edges) < 2:
-        return ()
+def _segment_scores(harm: np.ndarray, bass: np.ndarray) -> np.ndarray:
+    """Chord scores with an "N" state last, ``(S, 12)`` x 2 -> ``(S, len(_labels()) + 1)``: "N" wins the segments
+    whose harmonic energy is below :data:`SILENT` of the song's median and loses the others."""
     energy = harm.sum(axis=1) + bass.sum(axis=1)
     ref = np.median(energy[energy > 0]) if np.any(energy > 0) else 0.0
     silent = energy <= SILENT * ref
@@ -138,7 +154,11 @@ def estimate_chords(harm: np.ndarray, bass: np.ndarray, edges: np.ndarray) -> tu
     scores[silent, :-1] = -1.0
     scores[silent, -1] = 1.0
     scores[~silent, -1] = -1.0
-    path = viterbi(scores, CHANGE_COST)
+    return scores
+
+
+def _spans(path: np.ndarray, edges: np.ndarray) -> tuple[ChordSpan, ...]:
+    """Chord spans from Viterbi states ``(S,)`` over ``edges`` ``(S+1,)``; equal neighbours merged."""
     labels = _labels()
     spans: list[ChordSpan] = []
     for i, state in enumerate(path):
@@ -150,8 +170,18 @@ def estimate_chords(harm: np.ndarray, bass: np.ndarray, edges: np.ndarray) -> tu
     return tuple(ChordSpan(round(c.start, 4), round(c.end, 4), c.label) for c in spans)
 
 
+def estimate_chords(harm: np.ndarray, bass: np.ndarray, edges: np.ndarray) -> tuple[ChordSpan, ...]:
+    """Chords over the segments between ``edges`` (the beat grid, seconds, ``(S+1,)``) from per-segment chroma
+    ``(S, 12)`` of the pitched stems and of the bass. Neighbouring segments with the same chord are merged."""
+    if len(edges) < 2:
+        return ()
+    return _spans(viterbi(_segment_scores(harm, bass), CHANGE_COST), edges)
+
+
 MAJOR_THIRD = ("maj", "7", "maj7")
 MINOR_THIRD = ("min", "min7")
+MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
+MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10, 11)  # natural minor and its leading tone (the major V chord)
 
 
 def _tonic_time(chords: tuple[ChordSpan, ...], tonic: int, mode: str) -> tuple[float, float]:
@@ -170,6 +200,24 @@ def _tonic_time(chords: tuple[ChordSpan, ...], tonic: int, mode: str) -> tuple[f
     return share, (is_tonic(voiced[0]) + is_tonic(voiced[-1])) / 2
 
 
+def _is_diatonic(label: str, tonic: int, mode: str) -> bool:
+    """Whether the chord's triad (root, third, fifth; "N" never) lies in the scale of (tonic, mode)."""
+    if label == "N":
+        return False
+    root, _, quality = label.partition(":")
+    scale = {(tonic + i) % 12 for i in (MAJOR_SCALE if mode == "major" else MINOR_SCALE)}
+    return {(PITCH_CLASSES.index(root) + i) % 12 for i in QUALITIES[quality][:3]} <= scale
+
+
+def _diatonic_time(chords: tuple[ChordSpan, ...], tonic: int, mode: str) -> float:
+    """Share of the chord time on chords of the scale of (tonic, mode)."""
+    voiced = [c for c in chords if c.label != "N"]
+    total = sum(c.end - c.start for c in voiced)
+    if total <= 0:
+        return 0.0
+    return sum(c.end - c.start for c in voiced if _is_diatonic(c.label, tonic, mode)) / total
+
+
 def estimate_key(harm_mean: np.ndarray, bass_mean: np.ndarray, chords: tuple[ChordSpan, ...] = ()) -> KeyEstimate:
     """Key from the song's mean chroma of the pitched stems and of the bass (each ``(12,)``) and its chords."""
     chroma = _unit(harm_mean) + KEY_BASS * _unit(bass_mean)
@@ -178,7 +226,7 @@ def estimate_key(harm_mean: np.ndarray, bass_mean: np.ndarray, chords: tuple[Cho
                                  for t, m in keys]))
     for i, (t, m) in enumerate(keys):
         share, ends = _tonic_time(chords, t, m)
-        rs[i] += TONIC_SHARE * share + TONIC_ENDS * 2 * ends
+        rs[i] += TONIC_SHARE * share + TONIC_ENDS * 2 * ends + DIATONIC * _diatonic_time(chords, t, m)
     w = np.exp((rs - rs.max()) / KEY_TEMPERATURE)
     w /= w.sum()
     order = np.argsort(-w)

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from stemwright.analysis.harmony import ChordSpan, estimate_chords, estimate_key, segment_means
+from stemwright.analysis.harmony import VOCALS_WEIGHT, ChordSpan, estimate_chords, estimate_key, segment_means
 from stemwright.audio.io import read_audio
 from stemwright.mixer.analysis import (
     ANALYSIS_RATE, HOP, PITCH_CLASSES, _fit_tempo, to_mono,
@@ -656,6 +656,9 @@ def _harmony(s: StemSet, harmonic: tuple[str, ...], beats: np.ndarray
     if not np.any(y_harm):
         raise AnalysisError(f"{s.path or 'stems'}: the {'+'.join(harmonic)} stems are silent")
     chroma = librosa.feature.chroma_cqt(y=y_harm, sr=ANALYSIS_RATE, hop_length=CHROMA_HOP)
+    if "vocals" in s.names and "vocals" not in pitched:  # a separated vocals stem carries instruments
+        chroma = chroma + VOCALS_WEIGHT * librosa.feature.chroma_cqt(
+            y=_sum(s, ("vocals",)), sr=ANALYSIS_RATE, hop_length=CHROMA_HOP)
     if "bass" in s.names:
         y_bass = _sum(s, ("bass",))
     else:  # no bass stem: the low notes of the pitched stems stand in for it
