@@ -41,8 +41,8 @@ KEY_BASS = 0.5  # weight of the bass's chroma in the key's chroma
 # Weight of the vocals stem's chroma (each frame max-normalised, as the pitched stems') added to the pitched
 # stems' chroma. A separated vocals stem carries instruments: on the 54 dev songs (/work/h-tempo-data/devall,
 # seeds 101/202) `classic`'s vocals stem correlates more with the true `other` stem's chroma (0.4-0.75) than with
-# the true vocals' on most songs. 0.3 (with the key bonuses below): classic key 0.65 -> 0.72, majmin 0.687 -> 0.701; true stems key 0.78 ->
-# 0.76 (one song), majmin 0.833 -> 0.837; 0.7 cost true-stem chords (0.813).
+# the true vocals' on most songs. 0.3 (with the key bonuses below): classic key 0.65 -> 0.72, majmin 0.687 ->
+# 0.701; true stems key 0.78 -> 0.76 (one song), majmin 0.833 -> 0.837; 0.7 cost true-stem chords (0.813).
 VOCALS_WEIGHT = 0.3
 # Key bonuses from the chords: the share of the chord time on the key's tonic chord, each end (first, last chord)
 # on it, and the share of the chord time on chords of the key's scale (tells keys a fifth apart, which share a
