@@ -108,3 +108,36 @@ def funk_groove(bpm: float, seconds: float, swing: float, lead_in: float = 0.3) 
             add("other", _tone(_hz(note), int(bar_len * SR), 2.0), start, 0.15)
         bar += 1
     return {k: np.stack([v, v]).astype(np.float32) for k, v in out.items()}
+
+
+def dance_groove(bpm: float, seconds: float, lead_in: float = 0.3) -> dict[str, np.ndarray]:
+    """Dance music whose bars accent like double time: a kick on every beat, a clap (the snare band) on 2 and 4, hats
+    on every off-eighth, a long bass note and a chord every two bars (the low band
+    and the harmony change every 8 beats), as stems ``{name: (2, T)}``."""
+    rng = np.random.default_rng(11)
+    n, beat = int(seconds * SR), 60.0 / bpm
+    out = {k: np.zeros(n) for k in ("drums", "bass", "other")}
+
+    def add(stem: str, sig: np.ndarray, t: float, gain: float) -> None:
+        i = int(round(t * SR))
+        if 0 <= i < n:
+            m = min(len(sig), n - i)
+            out[stem][i:i + m] += gain * sig[:m]
+
+    kick = _tone(55.0, int(0.3 * SR), 0.08, 1)
+    clap = _noise(int(0.2 * SR), 0.04, rng, low_cut=400.0)
+    hat = _noise(int(0.05 * SR), 0.02, rng, low_cut=3000.0)
+    k = 0
+    while lead_in + k * beat < seconds:
+        t0, (bar, pos) = lead_in + k * beat, divmod(k, 4)
+        add("drums", kick, t0, 0.8)
+        add("drums", hat, t0 + beat / 2, 0.3)
+        if pos in (1, 3):
+            add("drums", clap, t0, 0.4)
+        if pos == 0 and bar % 2 == 0:
+            add("bass", _tone(_hz(CHORDS[bar // 2 % 4][0] - 24), int(4 * beat * SR), 0.8), t0, 0.9)
+        if pos == 0 and bar % 2 == 0:
+            for note in CHORDS[bar // 2 % 4]:
+                add("other", _tone(_hz(note), int(8 * beat * SR), 3.0), t0, 0.15)
+        k += 1
+    return {k: np.stack([v, v]).astype(np.float32) for k, v in out.items()}

@@ -10,7 +10,7 @@ import pytest
 from stemwright.analysis import SongAnalysis, analyze, analyze_path
 from stemwright.analysis.song import MAX_WANDER, WANDER_CAP, AnalysisError, _wander, meter_scores, tempo_confidence
 from stemwright.cli.main import main
-from tests.analysis.grooves import funk_groove, groove
+from tests.analysis.grooves import dance_groove, funk_groove, groove
 from tests.mixer.songs import make_song
 from tests.reference import require
 
@@ -292,6 +292,36 @@ def test_a_slow_ballad_tracked_in_eighth_notes_is_halved():
     a = analyze(groove(68.0, 20.0, 0.3, walking=False), SR)
     assert a.tempo_bpm == pytest.approx(68.0, rel=0.02)
     assert a.octave_uncertain and a.tempo_confidence < 0.9
+
+
+def test_hats_between_kicks_on_the_beats_keep_a_dance_groove_from_being_halved():
+    """128 BPM dance music with a kick on every beat, hats on the off-eighths and the bass and chords changing every
+    two bars: the bars of 8 tracked beats accent 2.4x better and the low band alternates (0.73), so the double-time
+    rule made it 64 BPM (two development and two held-out electronic songs were halved so). Hats half-way between the
+    beats and the kick on them keep the quarter notes; the octave is not taken as sure (two rules disagree)."""
+    a = analyze(dance_groove(128.0, 20.0), SR)
+    assert a.tempo_bpm == pytest.approx(128.0, rel=0.02)
+    assert a.octave_uncertain and a.tempo_confidence < 0.9
+    assert a.tempo_alternatives == pytest.approx((64.0, 256.0), rel=0.02)
+
+
+def test_the_hats_tell_quarter_notes_from_eighths():
+    """Hats on the off-eighths (straight or swung to 2/3 of the beat) with the kick on the beats: quarter notes (+1);
+    hats on the beats only: eighth notes (-1); hats and kick both half-way between: no call (0). No drums: 0."""
+    from stemwright.analysis.song import _hat_octave
+
+    frames = np.arange(20, 2000, 40)
+    kick, on_beats, straight, swung = (np.zeros(2100) for _ in range(4))
+    kick[frames] = on_beats[frames] = straight[frames] = swung[frames] = 1.0
+    straight[frames + 20] = 0.8
+    swung[frames + 26] = 0.8
+    assert _hat_octave({"hats": straight, "kick": kick}, frames)[0] == 1
+    assert _hat_octave({"hats": swung, "kick": kick}, frames)[0] == 1
+    assert _hat_octave({"hats": on_beats, "kick": kick}, frames)[0] == -1
+    busy_kick = kick.copy()
+    busy_kick[frames + 20] = 1.0
+    assert _hat_octave({"hats": straight, "kick": busy_kick}, frames) == (0, 0.0)
+    assert _hat_octave(None, frames) == (0, 0.0)
 
 
 def test_a_grid_that_wanders_is_never_a_sure_tempo(song_4_4):

@@ -40,11 +40,13 @@ from stemwright.mixer.stems import StemSet, as_stemset, load_stems
 
 log = logging.getLogger(__name__)
 
-ANALYSIS_VERSION = 5  # 2: tempo may be null (no steady tempo), tempo curve, key alternatives, chords;
+ANALYSIS_VERSION = 6  # 2: tempo may be null (no steady tempo), tempo curve, key alternatives, chords;
 # 3: octave_uncertain and tempo_alternatives (half / double time when the octave decision is not sure);
 # 4: same fields; slow songs tracked in eighth notes halved from the drums, bar phase from kick, snare and the
 # pitched stems' chroma (results of version 3 differ); 5: same fields; the tracker's 3:4 / 4:3 / 3:2 relatives
-# checked by a straight-grid comb, swung windows no longer a tempo change (results of version 4 differ)
+# checked by a straight-grid comb, swung windows no longer a tempo change (results of version 4 differ); 6: same
+# fields; the hats on the off-eighths keep a grid from halving, or halve a fast one; the vocals' chroma and the
+# chords of the key's scale in the key (results of version 5 differ)
 RHYTHM_STEMS = ("drums", "bass")
 NON_HARMONIC_STEMS = ("drums", "vocals")
 METERS = (3, 4)  # beats per bar reported (a 6/8 bar has 3 quarter-note beats)
@@ -94,6 +96,26 @@ SPARSE_HALVES = 0.25
 SLOW_HALVES = 0.3
 SLOW_ALTERNATION = 0.6
 SLOW_MIN_BPM = 50.0
+# The hats (the drums above DRUM_BODY_HZ) tell quarter notes from eighths: where they play the off-eighths between
+# the tracked beats (the most hat onset in OFF_EIGHTH of each beat interval: straight at 0.5, triplet-swung at 2/3)
+# at least HATS_BETWEEN times as much as on the beats while the kick leaves the half-beats to them (below
+# KICK_BETWEEN times its level on the beats), the tracked beats are quarter notes and neither halving rule applies; a
+# grid faster than PLAIN_TEMPOS whose hats leave the off-eighths (nearly) empty is halved (its beats are eighth
+# notes; the halved tempo must stay in PLAIN_TEMPOS). Set on 90 development songs of 20 s (`stemwright synth --seed
+# 101, 202`, swung styles at --start 100 / 200, and electronic, ballad, funk, hip-hop and jazz songs of seeds 303 and
+# 505 at --start 300 / 400 / 500): the double-time bar rule halved two electronic songs (121.9 and 126.4 BPM: hats
+# between 1.24 / 0.85, kick 0.32 / 0.13; two held-out electronic songs of the fourth pass were halved so) and two
+# swung jazz songs (113.8, 174.9: hats 0.57 / 0.72, kick 0.20 / 0.41); of the 14 right halvings one had hats between
+# (funk 185 -> 92.5: 0.79) and its kick there too (0.74), the others hats at most 0.42. Three hip-hop songs and a 6/8
+# ballad tracked in eighths at 154-182 BPM stayed there (hats between 0.36, 0.38, 0.15; the third hip-hop song's
+# swung 16th hats 0.85); every right grid above 150 BPM (swung jazz) had hats between 0.72 or more. Both decisions
+# rest on two thresholds, not on a clear accent: the octave is never taken as sure (HATS_CAP), nor that of a grid left
+# whole whose hats say eighth notes (classic's stems of a 6/8 ballad tracked in eighths: 124.8 for 62.4, confidence
+# 1.00; on the true stems of the dev songs every such grid was below 0.9 already).
+OFF_EIGHTH = (0.45, 0.72)
+HATS_BETWEEN = 0.5
+KICK_BETWEEN = 0.5
+HATS_CAP = 0.85
 # A tracker grid whose beats stray from their least-squares line by more than this share of a beat (rms) has a
 # phase jump or a drift the single tempo hides: its tempo is never taken as sure (confidence at most
 # WANDER_CAP). On the 75 development songs (`stemwright synth --seed 101, 202, 303, 505`) the only confident wrong
@@ -238,7 +260,7 @@ def _drum_bands(s: StemSet) -> dict[str, np.ndarray] | None:
       `--seed 202`) beat F went from 0.73 to 0.83 with it; adding the bass stem's flux did not help (0.80), nor the
       hats at a quarter weight (0.83).
     - ``kick``: below :data:`KICK_HZ`; ``snare``: from :data:`KICK_HZ` to :data:`DRUM_BODY_HZ` (the bar's accents:
-      :func:`meter_scores`)."""
+      :func:`meter_scores`); ``hats``: from :data:`DRUM_BODY_HZ` up (the subdivision: :func:`_hat_octave`)."""
     import librosa  # lazy: librosa's submodules take seconds to import
 
     if "drums" not in s.names:
@@ -250,7 +272,8 @@ def _drum_bands(s: StemSet) -> dict[str, np.ndarray] | None:
     flux = np.maximum(0.0, np.diff(log_spec, axis=1, prepend=log_spec[:, :1]))
     freqs = librosa.fft_frequencies(sr=ANALYSIS_RATE, n_fft=1024)
     return {"body": flux[freqs < DRUM_BODY_HZ].sum(axis=0), "kick": flux[freqs < KICK_HZ].sum(axis=0),
-            "snare": flux[(freqs >= KICK_HZ) & (freqs < DRUM_BODY_HZ)].sum(axis=0)}
+            "snare": flux[(freqs >= KICK_HZ) & (freqs < DRUM_BODY_HZ)].sum(axis=0),
+            "hats": flux[freqs >= DRUM_BODY_HZ].sum(axis=0)}
 
 
 def _at_beats(signal: np.ndarray, frames: np.ndarray, width: int = 2) -> np.ndarray:
@@ -421,6 +444,35 @@ def _between_beats(body: np.ndarray, frames: np.ndarray) -> float:
     return float(_at_beats(body, (frames[:-1] + frames[1:]) // 2).mean() / on) if on > 0 and len(frames) > 1 else 1.0
 
 
+def _off_eighth_share(band: np.ndarray, frames: np.ndarray) -> float:
+    """Mean of the most ``band`` onset within :data:`OFF_EIGHTH` of each beat interval (a straight or swung
+    off-eighth) over the mean onset on the beat ``frames`` (``(F,)``, ``(N,)``); 1 when the beats carry none."""
+    on = _at_beats(band, frames).mean()
+    if on <= 0 or len(frames) < 2:
+        return 1.0
+    gaps = np.diff(frames)
+    starts = np.round(frames[:-1] + OFF_EIGHTH[0] * gaps).astype(int)
+    stops = np.maximum(np.round(frames[:-1] + OFF_EIGHTH[1] * gaps).astype(int), starts) + 1
+    peaks = [band[a:b].max() if a < len(band) else 0.0 for a, b in zip(starts, stops)]
+    return float(np.mean(peaks) / on)
+
+
+def _hat_octave(drums: dict[str, np.ndarray] | None, frames: np.ndarray) -> tuple[int, float]:
+    """What the hats say of the beat ``frames``: +1 quarter notes (hats on the off-eighths at least
+    :data:`HATS_BETWEEN` times their level on the beats, the kick half-way between below :data:`KICK_BETWEEN` times
+    its own), -1 eighth notes (hats there below :data:`HATS_BETWEEN`), 0 neither (no drums stem, or hats and kick
+    both between the beats); and the log2 margin of the nearer threshold."""
+    if drums is None or len(frames) < 2:
+        return 0, 0.0
+    hats, kick = _off_eighth_share(drums["hats"], frames), _between_beats(drums["kick"], frames)
+    log.debug("hats on the off-eighths %.2f, kick half-way %.2f", hats, kick)
+    hat_margin = float(np.log2(max(hats, 1e-6) / HATS_BETWEEN))
+    if hat_margin < 0:
+        return -1, -hat_margin
+    kick_margin = float(np.log2(KICK_BETWEEN / max(kick, 1e-6)))
+    return (1, min(hat_margin, kick_margin)) if kick_margin > 0 else (0, 0.0)
+
+
 def _pulse_support(onset: np.ndarray, frames: np.ndarray) -> float:
     """How much more onset strength the beats carry than the song on average (1 = none: noise, no pulse)."""
     mean = float(onset.mean())
@@ -485,6 +537,7 @@ class _Grid:
     curve: np.ndarray  # local tempo at each beat interval (BPM)
     reason: str | None  # why the song has no steady tempo, or None
     relative_gain: float = 0.0  # best 3:4 / 4:3 / 3:2 relative's comb over the tracker's (:func:`_metrical_relative`)
+    by_hats: bool = False  # the hats (:func:`_hat_octave`) decided the octave, or said eighths of a grid left whole
 
 
 def _track(s: StemSet, y: np.ndarray, harmonic: tuple[str, ...], drums: dict[str, np.ndarray] | None) -> _Grid:
@@ -525,18 +578,28 @@ def _track(s: StemSet, y: np.ndarray, harmonic: tuple[str, ...], drums: dict[str
     halves = _between_beats(body, frames) if body is not None else 1.0
     slow = (not halve and halves < SLOW_HALVES and offbeat < SLOW_ALTERNATION and tempo / 2 >= SLOW_MIN_BPM)
     margin = abs(float(np.log2(max(ratio, 1e-6) / DOUBLE_TIME_RATIO))) if np.isfinite(ratio) else 1.0
+    hats, hat_margin = _hat_octave(drums, frames)
+    kept = (halve or slow) and hats > 0
+    fast = not (halve or slow) and hats < 0 and tempo > PLAIN_TEMPOS[1] and tempo / 2 >= PLAIN_TEMPOS[0]
+    if kept:
+        # Kick on the tracked beats, hats on the off-eighths: the beats are quarter notes, whatever the bars say.
+        halve = slow = False
+        margin = min(margin, hat_margin)
     if halve:
         # Bars of 6 or 8 tracked beats accent far better than bars of 3 or 4: the tracker locked on double time
         # (eighth notes, common on slow songs); keep every other beat.
         frames, times, tempo = frames[p % 2::2], times[p % 2::2], tempo / 2
-    elif slow:
-        # Kick and snare on every other tracked beat only: keep the beats that carry them. The decision rests on
-        # two thresholds, not on a clear bar accent: its octave is never taken as sure (the margin of the nearer).
-        keep = 0 if even >= odd else 1
+    elif slow or fast:
+        # Kick and snare on every other tracked beat only (or a fast grid without off-eighth hats): keep the beats
+        # that carry more of the drums' kick and snare (the low band without drums). The decision rests on two
+        # thresholds, not on a clear bar accent: its octave is never taken as sure (the margin of the nearer).
+        accents = _at_beats(body, frames) if fast else low_at
+        keep = 0 if accents[0::2].mean() >= accents[1::2].mean() else 1
         frames, times, tempo = frames[keep::2], times[keep::2], tempo / 2
-        margin = min(float(np.log2(SLOW_HALVES / max(halves, 1e-6))),
-                     float(np.log2(SLOW_ALTERNATION / max(offbeat, 1e-6))))
-    log.debug("half-beat drum share %.2f, slow-song halving %s", halves, slow)
+        margin = hat_margin if fast else min(float(np.log2(SLOW_HALVES / max(halves, 1e-6))),
+                                             float(np.log2(SLOW_ALTERNATION / max(offbeat, 1e-6))))
+    log.debug("half-beat drum share %.2f, slow-song halving %s, fast-grid halving %s, kept by the hats %s",
+              halves, slow, fast, kept)
     sparse = body is not None and (slow or _between_beats(body, frames) < SPARSE_HALVES)
     period = 60.0 / tempo
     consistency = float(np.mean(np.abs(np.diff(times) - period) < 0.1 * period))
@@ -557,16 +620,21 @@ def _track(s: StemSet, y: np.ndarray, harmonic: tuple[str, ...], drums: dict[str
         octaves = local * 2.0 ** -np.round(np.log2(local / tempo))  # the local tempos at the grid's octave
         lo, hi = np.percentile(octaves, [10, 90]) if off > MAX_OFF_GRID else (lo, hi)
         reason = f"the tempo changes (from {lo:.0f} to {hi:.0f} BPM)"
-    return _Grid(frames, times, tempo, consistency, margin, sparse, support, wander, curve, reason, gain)
+    # A grid left whole although its off-eighths carry no hats may be eighth notes: the hats' call caps its octave.
+    unsure_hats = kept or fast or (hats < 0 and not (halve or slow))
+    return _Grid(frames, times, tempo, consistency, margin, sparse, support, wander, curve, reason, gain, unsure_hats)
 
 
 def octave_confidence(grid: _Grid) -> float:
     """Confidence in [0, 1] of the half / double-time decision alone: how far the double-time ratio was from its
     threshold, capped at :data:`OUTSIDE_PLAIN` outside the plain tempo range :data:`PLAIN_TEMPOS` and where the
-    drums leave the half-beats empty (:data:`SPARSE_HALVES`)."""
+    drums leave the half-beats empty (:data:`SPARSE_HALVES`), at :data:`HATS_CAP` where the hats decided it
+    (:func:`_hat_octave`)."""
     octave = float(np.clip(grid.octave_margin / OCTAVE_SURE, 0.0, 1.0))
     if not PLAIN_TEMPOS[0] <= grid.tempo <= PLAIN_TEMPOS[1] or grid.sparse_halves:
         octave = min(octave, OUTSIDE_PLAIN)  # a slow song in double time, a fast one in half time: both are common
+    if grid.by_hats:
+        octave = min(octave, HATS_CAP)  # the octave rests on the hats' two thresholds: never sure
     return octave
 
 
