@@ -21,6 +21,7 @@ repeated to ``--seconds`` (default 240). Usage::
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import re
@@ -28,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -90,6 +92,10 @@ class Server:
             self.stop()
             raise SystemExit("error: the server did not print its URL")
         self.url = m.group(1)
+        # Read what the server prints from now on (a pipe nobody reads would block it once full); the last lines
+        # go into the error when the page waits in vain.
+        self.output: collections.deque[str] = collections.deque(maxlen=40)
+        threading.Thread(target=lambda: self.output.extend(self.proc.stdout), daemon=True).start()
         end = time.monotonic() + 300
         while time.monotonic() < end:
             try:
@@ -108,6 +114,20 @@ class Server:
             self.proc.wait(20)
 
 
+# What the page shows when it waits in vain: where it is, its status line and its stream state.
+PAGE_STATE = """() => ({ hash: location.hash, status: (document.querySelector('#status') || {}).textContent,
+                        stream: window.studio.state().stream })"""
+
+
+def _get(url: str) -> str:
+    """The body of ``url`` (for an error message: whatever the server says, or why it did not)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.read().decode()[-3000:]
+    except OSError as e:
+        return f"({e})"
+
+
 def run(model: str, seconds: float, compare_load: bool, timeout: float) -> dict:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout, sync_playwright
 
@@ -123,9 +143,14 @@ def run(model: str, seconds: float, compare_load: bool, timeout: float) -> dict:
                 page.wait_for_selector(f"#model-select option[value='{model}']", state="attached")
                 page.select_option("#model-select", model)
                 page.set_input_files("#file-input", str(song))
-                page.wait_for_function("() => window.studio.state().stream.separatedAt !== null && "
-                                       "window.studio.state().stream.uploadedAt !== null",
-                                       timeout=timeout * 1000, polling=200)
+                try:
+                    page.wait_for_function("() => window.studio.state().stream.separatedAt !== null && "
+                                           "window.studio.state().stream.uploadedAt !== null",
+                                           timeout=timeout * 1000, polling=200)
+                except PlaywrightTimeout:
+                    raise SystemExit(f"error: the page did not see the separation end within {timeout:g} s; "
+                                     f"page: {page.evaluate(PAGE_STATE)}; songs: {_get(server.url + 'api/songs')}; "
+                                     "server output:\n" + "".join(server.output)) from None
                 try:  # a short song can be separated before the page has played a sound: wait for that too
                     page.wait_for_function("() => window.studio.state().stream.firstSoundAt !== null",
                                            timeout=30_000, polling=50)
