@@ -85,17 +85,7 @@ async function loadNext() {
   const k = stream.segments.findIndex(([start, n]) => start <= stream.extent && stream.extent < start + n);
   if (k < 0) return false;
   const [start, frames] = stream.segments[k];
-  let res;
-  try {
-    res = await api(`/api/songs/${stream.songId}/stream/${k}?job=${stream.jobId}`);
-  } catch (e) {
-    // The separation finished meanwhile and its stems have fewer segments than the running job had (a short song:
-    // one), so segment k is gone: read the new index and go on; any other failure stands.
-    const [job, done] = [stream.jobId, stream.done];
-    await refreshIndex();
-    if (stream.jobId === job && stream.done === done) throw e;
-    return true;
-  }
+  const res = await api(`/api/songs/${stream.songId}/stream/${k}?job=${stream.jobId}`);
   const data = new Float32Array(await res.arrayBuffer());
   if (Number(res.headers.get("x-start")) !== start || Number(res.headers.get("x-frames")) !== frames) {
     await refreshIndex(); // the separation finished meanwhile: its stems are on another grid
