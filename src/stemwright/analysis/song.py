@@ -621,7 +621,7 @@ def _track(s: StemSet, y: np.ndarray, harmonic: tuple[str, ...], drums: dict[str
         lo, hi = np.percentile(octaves, [10, 90]) if off > MAX_OFF_GRID else (lo, hi)
         reason = f"the tempo changes (from {lo:.0f} to {hi:.0f} BPM)"
     # A grid left whole although its off-eighths carry no hats may be eighth notes: the hats' call caps its octave.
-    unsure_hats = kept or fast or (hats < 0 and not (halve or slow))
+    unsure_hats = kept or (hats < 0 and not (halve or slow))  # (a fast grid halved is one of the latter)
     return _Grid(frames, times, tempo, consistency, margin, sparse, support, wander, curve, reason, gain, unsure_hats)
 
 
