@@ -24,9 +24,26 @@ def _song(seconds: float, impulse_at: int) -> np.ndarray:
     return stereo
 
 
+ATTEMPTS = 3  # recordings with an xrun, at most (see _record)
+
+
+def _record(*args, **kwargs):
+    """``record_live``, again (up to ``ATTEMPTS`` times) while the server reports an xrun during the take. An xrun
+    is a cycle that some client (the command, or this test's player and recorder, Python clients that need their
+    process's GIL) did not finish in time: on a loaded machine the scheduler can cause one, and its recording says
+    nothing of the command's output. A take with late or dropped blocks is not retried: those are the command's."""
+    from stemwright.live_check import record_live
+
+    for _ in range(ATTEMPTS):
+        run = record_live(*args, **kwargs)
+        if run.returncode != 0 or (run.report.get("xruns", 0) == 0 and run.xruns_while_playing == 0):
+            return run
+    return run
+
+
 def test_live_equals_offline_at_the_reported_latency(jack_server) -> None:
     from stemwright.engine.live import plan_live
-    from stemwright.live_check import PERIOD, RATE, offline_same_chunks, record_live
+    from stemwright.live_check import PERIOD, RATE, offline_same_chunks
     from stemwright.pretrained.loading import load_model
 
     impulse_at = 10_000
@@ -34,7 +51,7 @@ def test_live_equals_offline_at_the_reported_latency(jack_server) -> None:
     model = load_model("classic", device="cpu")
     plan = plan_live(model, LATENCY, block_size=PERIOD)
     ports = [f"{s}_{c}" for s in STEMS for c in "LR"] + ["mix_L", "mix_R"]
-    run = record_live(song, ports, song.shape[1] + plan.latency_samples, ["-m", "classic", "--mix"], timeout=120)
+    run = _record(song, ports, song.shape[1] + plan.latency_samples, ["-m", "classic", "--mix"], timeout=120)
     assert run.returncode == 0, run.stderr
     assert f"latency {LATENCY:.3f} s ({plan.latency_samples} samples at {RATE} Hz)" in run.stdout
     stats = run.report
@@ -93,7 +110,7 @@ def test_a_slow_model_falls_back_to_the_cheaper_one_at_the_same_delay(jack_serve
     session warns once, switches once, has no late block after the switch, and from the switch on its stems are the
     fallback's offline separation of the input from that block, delayed by exactly the same reported latency."""
     from stemwright.engine.live import plan_fallback, plan_live
-    from stemwright.live_check import PERIOD, offline_same_chunks, record_live
+    from stemwright.live_check import PERIOD, offline_same_chunks
     from stemwright.pretrained.loading import load_model
 
     latency = 1.0
@@ -103,7 +120,7 @@ def test_a_slow_model_falls_back_to_the_cheaper_one_at_the_same_delay(jack_serve
     spare = plan_fallback(classic, plan)
     L = plan.latency_samples
     ports = [f"{s}_{c}" for s in STEMS for c in "LR"]
-    run = record_live(song, ports, song.shape[1] + L,
+    run = _record(song, ports, song.shape[1] + L,
                       ["-m", "live_test_slow", "--fallback", "classic", "--latency", str(latency)],
                       module="tests.cli.live_models", timeout=120)
     assert run.returncode == 0, run.stderr
@@ -111,6 +128,7 @@ def test_a_slow_model_falls_back_to_the_cheaper_one_at_the_same_delay(jack_serve
     stats = run.report
     assert stats["fallbacks"] == 1 and stats["late_blocks"] > 0, stats
     assert stats["late_blocks_after_fallback"] == 0 and stats["latency_samples"] == L, stats
+    assert stats["xruns"] == 0 and run.xruns_while_playing == 0, stats
     assert run.stderr.count("cannot keep up") == 1 and run.stderr.count("switched to the fallback model classic") == 1
     assert "switched to classic at" in run.stdout
 
@@ -128,16 +146,16 @@ def test_a_slow_model_falls_back_to_the_cheaper_one_at_the_same_delay(jack_serve
 def test_the_mix_follows_gain_commands_on_stdin(jack_server) -> None:
     """'vocals 0.5' then 'mute drums' piped in while playing: the mix port is the recorded stems times their gains,
     each change a one-block linear ramp starting at a block boundary; the stem ports are unchanged."""
-    from stemwright.live_check import PERIOD, record_live
+    from stemwright.live_check import PERIOD
 
     latency, n = 1.0, PERIOD
     song = _song(3.0, 10_000)
     ports = [f"{s}_{c}" for s in STEMS for c in "LR"] + ["mix_L", "mix_R"]
-    run = record_live(song, ports, song.shape[1] + 44100, ["-m", "classic", "--mix", "--latency", str(latency)],
+    run = _record(song, ports, song.shape[1] + 44100, ["-m", "classic", "--mix", "--latency", str(latency)],
                       commands=((1.5, "vocals 0.5"), (2.5, "mute drums")), timeout=120)
     assert run.returncode == 0, run.stderr
     assert "vocals gain 0.50" in run.stdout and "drums muted" in run.stdout, run.stdout
-    assert run.report["late_blocks"] == 0, run.report
+    assert run.report["late_blocks"] == 0 and run.report["xruns"] == 0, run.report
     stems = run.recording[:8].reshape(4, 2, -1).astype(np.float64)
     mix = run.recording[8:].astype(np.float64)
 
