@@ -293,15 +293,18 @@ def test_studio_hardened_mixer_and_library(server, browser, mixtures_dir, tmp_pa
 
     # 10: a re-run that ended without stems (cancelled here) keeps "Open mixer" for the earlier stems
     _until(page, f"document.querySelectorAll('#songs tr[data-song=\"{song_id}\"] button.open').length === 1")
-    page.evaluate("""(id) => {
+    # (read in the same task as the render: an event of the server, e.g. the analysis ending, redraws the list)
+    shown = page.evaluate("""(id) => {
         const songs = window.studio.songs();
         const s = songs.find((x) => x.id === id);
         s.jobs.push({ ...s.jobs[0], id: "f".repeat(32), status: "cancelled", progress: 0.3 });
         s.status = "cancelled";
         window.studio.showSongs(songs);
+        const row = document.querySelector(`#songs tr[data-song="${id}"]`);
+        return [row.querySelectorAll("button.open").length, row.querySelector(".status").textContent];
     }""", song_id)
+    assert shown[0] == 1 and shown[1].startswith("cancelled"), shown
     row = page.locator(f"#songs tr[data-song='{song_id}']")
-    assert row.locator("button.open").count() == 1 and row.locator(".status").inner_text().startswith("cancelled")
 
     # 12: the library at 360 px: every button and the model menu within the width
     page.set_viewport_size({"width": 360, "height": 800})
