@@ -40,13 +40,14 @@ from stemwright.mixer.stems import StemSet, as_stemset, load_stems
 
 log = logging.getLogger(__name__)
 
-ANALYSIS_VERSION = 6  # 2: tempo may be null (no steady tempo), tempo curve, key alternatives, chords;
+ANALYSIS_VERSION = 7  # 2: tempo may be null (no steady tempo), tempo curve, key alternatives, chords;
 # 3: octave_uncertain and tempo_alternatives (half / double time when the octave decision is not sure);
 # 4: same fields; slow songs tracked in eighth notes halved from the drums, bar phase from kick, snare and the
 # pitched stems' chroma (results of version 3 differ); 5: same fields; the tracker's 3:4 / 4:3 / 3:2 relatives
 # checked by a straight-grid comb, swung windows no longer a tempo change (results of version 4 differ); 6: same
 # fields; the hats on the off-eighths keep a grid from halving, or halve a fast one; the vocals' chroma and the
-# chords of the key's scale in the key (results of version 5 differ)
+# chords of the key's scale in the key (results of version 5 differ); 7: same fields; key confidence calibrated
+# (a softer softmax: keys and their order unchanged, their weights lower)
 RHYTHM_STEMS = ("drums", "bass")
 NON_HARMONIC_STEMS = ("drums", "vocals")
 METERS = (3, 4)  # beats per bar reported (a 6/8 bar has 3 quarter-note beats)
