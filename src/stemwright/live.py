@@ -128,6 +128,10 @@ class ShmRing:
         self.data = np.ndarray((capacity, *shape), dtype=np.float32, buffer=self.shm.buf, offset=8 * self.HEADER)
         if self.owner:
             self.counts[:] = 0
+            # every page now: a page's first touch in the JACK callback can take longer than a cycle on a machine
+            # short of free memory (seen as xruns at the start of the test recorder's take, whose buffer it wrote
+            # page by page: none once it was written ahead)
+            self.data.fill(0.0)
 
     @property
     def name(self) -> str:
@@ -416,6 +420,10 @@ class LiveClient:
         self._scratch = np.zeros(self.n, dtype=np.float32)
         self.client.set_process_callback(self._process)
         self.client.set_xrun_callback(self._xrun)
+        # the server can drop a client (it quits, or zombifies one it finds too slow): its ports are gone and its
+        # callback never runs again, so nothing would be counted late; LiveSession.poll says so and ends the session
+        self.shutdown_reason: str | None = None
+        self.client.set_shutdown_callback(self._shutdown)
 
     def rings(self) -> Rings:
         return Rings(self.input.name, self.output.name, self.input.capacity, self.output.capacity, self.stems)
@@ -446,6 +454,9 @@ class LiveClient:
         self.gains[self.stems.index(stem)] = gain
 
     # -- the JACK thread -----------------------------------------------------------------------------------
+    def _shutdown(self, status: Any, reason: str) -> None:
+        self.shutdown_reason = reason.strip() or "no reason given"  # one store: read by the control thread
+
     def _xrun(self, delay: float) -> None:
         if self.blocks:  # from the first cycle on (the server may report one for the activation itself)
             self.xruns += 1
@@ -557,7 +568,7 @@ def _number(word: str) -> float:
 
 class LiveSession:
     """A worker process and its JACK client, from start to :meth:`stop`; :meth:`poll` warns once when the CPU
-    cannot keep up and raises :class:`LiveError` if the worker died."""
+    cannot keep up and raises :class:`LiveError` if the worker died or the JACK server dropped the client."""
 
     def __init__(self, settings: WorkerSettings, stems: list[str] | None, *, mix: bool = False,
                  name: str = "stemwright", server: str | None = None) -> None:
@@ -596,6 +607,8 @@ class LiveSession:
     def poll(self) -> None:
         if not self.process.is_alive():
             raise LiveError(f"the model worker exited (status {self.process.exitcode})")
+        if self.client.shutdown_reason is not None:
+            raise LiveError(f"the JACK server stopped this client ({self.client.shutdown_reason}): its ports are gone")
         stats = self.client.stats()
         if not self.warned and (stats.late_blocks or stats.dropped_blocks):
             self.warned = True

@@ -89,6 +89,7 @@ class PlayRecord:
     def __init__(self, audio: np.ndarray, play_to: int, record_from: int, record_frames: int) -> None:
         self.audio = np.ascontiguousarray(audio, dtype=np.float32)
         self.recording = np.zeros((record_from, record_frames), dtype=np.float32)
+        self.recording.fill(0.0)  # every page now: a first touch in the process callback can take longer than a cycle
         self.first_frame: int | None = None
         self.armed = self.done = False
         self.xruns_while_playing = 0

@@ -143,6 +143,35 @@ def test_a_slow_model_falls_back_to_the_cheaper_one_at_the_same_delay(jack_serve
     np.testing.assert_allclose(stems, expected[..., : stems.shape[-1]], atol=1e-5, rtol=0)
 
 
+def test_a_client_the_server_drops_ends_with_one_error_line() -> None:
+    """The JACK server goes away while the command runs (it quits, or drops a client it finds too slow): the
+    command says so in one line and exits with status 1, instead of running on with silent, unconnected ports."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from stemwright.live_check import wait_for_port
+    from tests.jack_helpers import jack_server
+
+    server = jack_server()
+    name = next(server)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "stemwright.cli.main", "live", "-m", "classic", "--name",
+                                 "swdropped", "--duration", "300"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for_port("swdropped:other_R", timeout=120)
+    finally:
+        server.close()  # the server quits
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        for left in Path("/dev/shm").glob(f"jack_sem.*_{name}_*"):  # a dropped client's semaphore outlives its server
+            left.unlink(missing_ok=True)
+    assert proc.returncode == 1, (out, err)
+    assert err.strip().splitlines()[-1].startswith("error: the JACK server stopped this client ("), err
+
+
 def test_the_mix_follows_gain_commands_on_stdin(jack_server) -> None:
     """'vocals 0.5' then 'mute drums' piped in while playing: the mix port is the recorded stems times their gains,
     each change a one-block linear ramp starting at a block boundary; the stem ports are unchanged."""
