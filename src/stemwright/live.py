@@ -128,9 +128,9 @@ class ShmRing:
         self.data = np.ndarray((capacity, *shape), dtype=np.float32, buffer=self.shm.buf, offset=8 * self.HEADER)
         if self.owner:
             self.counts[:] = 0
-            # every page now: a page's first touch in the JACK callback can take longer than a cycle on a machine
-            # short of free memory (seen as xruns at the start of the test recorder's take, whose buffer it wrote
-            # page by page: none once it was written ahead)
+            # every page now, not at its first use in the JACK callback: a first touch can take longer than a cycle
+            # (on the 2-core development VM, writing the first block of a fresh 10 MB numpy array took 80 ms: four
+            # 2 MB huge pages zeroed; the test recorder's buffer, written page by page, gave xruns at the start)
             self.data.fill(0.0)
 
     @property

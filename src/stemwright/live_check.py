@@ -90,6 +90,7 @@ class PlayRecord:
         self.audio = np.ascontiguousarray(audio, dtype=np.float32)
         self.recording = np.zeros((record_from, record_frames), dtype=np.float32)
         self.recording.fill(0.0)  # every page now: a first touch in the process callback can take longer than a cycle
+        # (numpy maps a large array in 2 MB huge pages; the first block of this one took 80 ms on the development VM)
         self.first_frame: int | None = None
         self.armed = self.done = False
         self.xruns_while_playing = 0
