@@ -7,6 +7,7 @@
 import { $, fmtTime, getJson, setStatus } from "./api.js";
 import { changed, looping, mixer, playing, position } from "./state.js";
 import { startAt, stop, togglePlay } from "./transport.js";
+import { refreshCompare } from "./compare.js";
 import { adopt, firstIndex, loadAll, loadNext, POLL_MS, refreshIndex, sleep, stream } from "./streamload.js";
 
 const RESUME_AHEAD_S = 1.0; // a wait ends when this much past the waiting point is separated (or all of it)
@@ -125,6 +126,12 @@ function finish() {
   stream.done = true;
   stream.separatedAt = stream.separatedAt || Date.now();
   mixer.until = null;
+  // the song was read when the mixer opened, before its stems existed: they are the finished job's (what Compare
+  // sets against another run, and leaves out of its list)
+  if (mixer.song && mixer.song.id === stream.songId && stream.jobId) {
+    mixer.song.stems_job = stream.jobId;
+    refreshCompare().catch(() => {});
+  }
   needStems(false);
   setStatus("separated: exports are ready");
   if (stream.waiting) resume();
