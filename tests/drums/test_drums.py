@@ -216,3 +216,17 @@ def test_a_kick_starts_at_its_click_not_its_swell():
     hits = find_hits(stem, SR)
     assert len(hits) == 1
     assert abs(hits[0].time_s * SR - (4410 + attack_offset(sample[None]))) < 0.001 * SR
+
+
+def test_a_hat_over_a_bass_note_reads_against_the_songs_own_kicks_and_hats():
+    # Separated drums keep some bass: a hat whose rise holds a bass note's onset has over half of it under 150 Hz,
+    # but adds far less low end than the song's kicks and as much top end as its hats.
+    stem = _stem()
+    start = int(2.1 * SR)
+    t = np.arange(int(0.25 * SR)) / SR
+    bass = (0.06 * np.sin(2 * np.pi * 70 * t) * np.minimum(1.0, t / 0.004)).astype(np.float32)
+    stem[:, start:start + bass.size] += bass
+    stem[:, start:start + _hat().size] += 0.5 * _hat()
+    hits = find_hits(stem, SR)
+    assert [h.kind for h in hits] == [k for _, k, _ in PATTERN] + ["hat"]
+    assert abs(hits[-1].time_s - start / SR) < 0.0005

@@ -131,8 +131,46 @@ def rise_spectrum(mono: np.ndarray, t: int, end: int, samplerate: int) -> tuple[
 
 def classify_rise(mono: np.ndarray, t: int, end: int, samplerate: int) -> str:
     """The class of the hit at ``t`` of ``mono`` ``(T,)`` (the next hit at ``end``), from its :func:`rise_spectrum`."""
+    return _read_rise(mono, t, end, samplerate)[0]
+
+
+def _read_rise(mono: np.ndarray, t: int, end: int, samplerate: int) -> tuple[str, float, float]:
+    """``(class, rise power below 150 Hz, rise power above 5 kHz)`` of the hit at ``t`` (:func:`rise_spectrum`)."""
     spec, freqs = rise_spectrum(mono, t, end, samplerate)
-    return classify_shares(*spectrum_shares(spec, freqs), hat_high=RISE_HAT_HIGH, hat_centroid=RISE_HAT_CENTROID_HZ)
+    kind = classify_shares(*spectrum_shares(spec, freqs), hat_high=RISE_HAT_HIGH, hat_centroid=RISE_HAT_CENTROID_HZ)
+    return kind, float(spec[freqs < BANDS_HZ["kick"][1]].sum()), float(spec[freqs > BANDS_HZ["hat"][0]].sum())
+
+
+# Classes against the song's own hits. In separated drums a hi-hat over bass left in the stem can hold over half of
+# its rise under 150 Hz and read as a kick; but it adds far less low end than the song's kicks do, and as much top
+# end as its hats. So a "kick" whose low rise is under 10^KICK_LOW_REL (-4 dB) of the median kick's reads as a hat
+# when its top-end rise (above 5 kHz) reaches 10^HAT_HIGH_REL (-7 dB) of the median hat's, else as "other"; an
+# "other" that reaches it is a hat too. Chosen on the dev songs (stemwright synth -n 10 --seconds 20 --seed 11
+# --no-mir1k): class accuracy on classic's drums 0.865 -> 0.902, on the true stems 0.948 -> 0.948; a kick played
+# with a hat stays a kick (5 of 193 turned hat). Songs with under MIN_REFERENCE kicks or hats keep the
+# rules' classes.
+KICK_LOW_REL = -0.4
+HAT_HIGH_REL = -0.7
+MIN_REFERENCE = 3
+
+
+def song_relative_classes(kinds: list[str], low: np.ndarray, high: np.ndarray) -> list[str]:
+    """The classes of a song's hits (``kinds``, their rise powers ``low`` and ``high`` ``(N,)`` from
+    :func:`_read_rise`) read again against the song's median kick and hat (see :data:`KICK_LOW_REL`)."""
+    k = np.asarray(kinds)
+    if (k == "kick").sum() < MIN_REFERENCE or (k == "hat").sum() < MIN_REFERENCE:
+        return list(kinds)
+    ref_low, ref_high = float(np.median(low[k == "kick"])), float(np.median(high[k == "hat"]))
+    if ref_low <= 0 or ref_high <= 0:
+        return list(kinds)
+    hat_like = high >= ref_high * 10 ** HAT_HIGH_REL
+    out = list(kinds)
+    for i, kind in enumerate(kinds):
+        if kind == "kick" and low[i] < ref_low * 10 ** KICK_LOW_REL:
+            out[i] = "hat" if hat_like[i] else "other"
+        elif kind == "other" and hat_like[i]:
+            out[i] = "hat"
+    return out
 
 
 def find_hits(drums: np.ndarray, samplerate: int, *, min_level_db: float = MIN_RELATIVE_DB) -> list[Hit]:
@@ -145,7 +183,8 @@ def find_hits(drums: np.ndarray, samplerate: int, *, min_level_db: float = MIN_R
     env = envelope(mono, samplerate)
     bands = band_envelopes(mono, samplerate)
     onsets = detect_onsets(mono, samplerate)
-    found: list[tuple[float, float, str]] = []
+    # First the rules' classes, then the song's own kicks and hats read them again: both passes need every hit.
+    raw: list[tuple[float, int, float, str, float, float]] = []  # broadband attack, search end, peak, class, low, high
     for k, onset in enumerate(onsets):
         nxt = int(onsets[k + 1]) if k + 1 < len(onsets) else mono.size
         lo = max(0, int(onset) - ONSET_HOP)
@@ -153,21 +192,24 @@ def find_hits(drums: np.ndarray, samplerate: int, *, min_level_db: float = MIN_R
         p = lo + int(np.argmax(env[lo:hi]))
         first = lo + int(np.argmax(env[lo:p + 1] >= FIRST_PEAK * env[p]))
         t = attack_time(env, lo, first + 1, peak=float(env[p]))[0]
-        kind = classify_rise(mono, int(t), min(mono.size, max(nxt, int(t) + 2)), samplerate)
+        kind, low, high = _read_rise(mono, int(t), min(mono.size, max(nxt, int(t) + 2)), samplerate)
+        raw.append((t, hi, float(env[p]), kind, low, high))
+    if not raw:
+        return []
+    loudest = max(r[2] for r in raw)
+    floor = max(MIN_PEAK_DBFS, 20 * np.log10(loudest) + min_level_db)
+    raw = [r for r in raw if 20 * np.log10(max(r[2], 1e-12)) >= floor]
+    kinds = song_relative_classes([r[3] for r in raw], np.array([r[4] for r in raw]), np.array([r[5] for r in raw]))
+    hits: list[Hit] = []
+    last = -np.inf
+    for (t, hi, peak, _, _, _), kind in zip(raw, kinds):
         if kind in bands:
             t_band = band_attack(bands[kind], int(t), hi)
             if t_band - t > LATE_S * samplerate:
                 t = t_band
-        if found and t - found[-1][0] < MIN_GAP_S * samplerate:
+        if t - last < MIN_GAP_S * samplerate:
             continue
-        found.append((t, float(env[p]), kind))
-    if not found:
-        return []
-    loudest = max(p for _, p, _ in found)
-    hits = []
-    for t, peak, kind in found:
-        if 20 * np.log10(max(peak, 1e-12)) < max(MIN_PEAK_DBFS, 20 * np.log10(loudest) + min_level_db):
-            continue
+        last = t
         velocity = int(np.clip(round(127 * np.sqrt(peak / loudest)), 1, 127))
         hits.append(Hit(time_s=t / samplerate, kind=kind, peak=peak, velocity=velocity))
     return hits
