@@ -159,7 +159,12 @@ def test_a_client_the_server_drops_ends_with_one_error_line() -> None:
         proc = subprocess.Popen([sys.executable, "-m", "stemwright.cli.main", "live", "-m", "classic", "--name",
                                  "swdropped", "--duration", "300"], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        wait_for_port("swdropped:other_R", timeout=120)
+        try:
+            wait_for_port("swdropped:other_R", timeout=120)
+        except BaseException:
+            proc.kill()  # it never came up: no command left behind
+            proc.communicate()
+            raise
     finally:
         server.close()  # the server quits
     try:
