@@ -8,7 +8,8 @@ Metrics:
 - key: exact tonic and mode (church modes by their third: dorian as minor, mixolydian as major) and the MIREX
   weighted score (``mir_eval.key.weighted_score``);
 - chords: ``mir_eval.chord`` majmin and sevenths, duration-weighted, the truth cut at the song's length;
-- calibration: the reliability table (songs and share right per confidence bin) of the tempo and of the key; the
+- calibration: the reliability table (songs and share right per confidence bin) of the tempo, the key, the meter
+  (beats per bar) and the downbeats (right: downbeat F >= 0.8); the
   octave errors the analysis flagged (``octave_uncertain``);
 - ``--compare``: the candidate beat trackers on the same songs (tempo from the median beat interval, beat F,
   downbeat F where the tracker gives downbeats): librosa's ``beat_track`` on the drums + bass onsets, librosa's PLP,
@@ -104,6 +105,8 @@ def score(song: Path, stems_dir: Path, wanted: list[str]) -> dict:
         "key_mirex": mir_eval.key.weighted_score(f"{NOTES[t['tonic']]} {t['mode']}", est_key),
         "majmin": majmin, "sevenths": sevenths, "seconds": seconds, "unsure": a.octave_uncertain,
         "key_conf": a.key_confidence,
+        "meter_ok": a.beats_per_bar == t["bpb"], "meter_conf": a.meter_confidence,
+        "down_conf": a.downbeat_confidence,
     }
 
 
@@ -129,9 +132,14 @@ def report(rows: list[dict], label: str) -> None:
     print(f"octave errors flagged octave_uncertain {sum(r['unsure'] for r in octave)} of {len(octave)}")
     reliability(rows, "conf", "tempo_ok", "tempo")
     reliability(rows, "key_conf", "key_ok", "key")
+    reliability(rows, "meter_conf", "meter_ok", "meter")
+    for r in rows:
+        r["down_ok"] = r["downbeat_f"] >= DOWNBEATS_RIGHT
+    reliability(rows, "down_conf", "down_ok", f"downbeat (right: downbeat F >= {DOWNBEATS_RIGHT})")
 
 
 BINS = (0.0, 0.5, 0.9, 1.0001)
+DOWNBEATS_RIGHT = 0.8  # a song's downbeats count as right in the reliability table from this downbeat F on
 
 
 def reliability(rows: list[dict], conf: str, ok: str, what: str) -> None:

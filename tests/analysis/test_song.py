@@ -386,3 +386,11 @@ def test_swung_eighths_are_not_a_tempo_change():
     assert _comb_rescued(swung, 90.0, np.full(len(swung), 120.0), off).mean() > 0.9
     other = _swung_onsets(127.0, 20.0, 0.0)
     assert _comb_rescued(other, 90.0, np.full(len(other), 127.0), off).mean() < 0.1
+
+
+def test_bars_are_never_surer_than_the_beat_grid_they_are_counted_on(tempo_change):
+    """The meter and the downbeats are counted on the tracked beats: a grid whose tempo is not sure (a tempo change,
+    a ballad whose octave rests on its drums' empty half-beats) gives no sure bar lines either."""
+    for a in (analyze(tempo_change, SR), analyze(groove(68.0, 20.0, 0.3, walking=False), SR)):
+        assert a.tempo_confidence < 0.9
+        assert a.meter_confidence <= a.tempo_confidence and a.downbeat_confidence <= a.tempo_confidence, a
