@@ -230,3 +230,24 @@ def test_a_hat_over_a_bass_note_reads_against_the_songs_own_kicks_and_hats():
     hits = find_hits(stem, SR)
     assert [h.kind for h in hits] == [k for _, k, _ in PATTERN] + ["hat"]
     assert abs(hits[-1].time_s - start / SR) < 0.0005
+
+
+def test_samples_from_a_hydrogen_kit_carry_its_licence(stems_dir, tmp_path, capsys):
+    # The user mixes these samples into their track: the manifest and the CLI say under which licence they come.
+    # (`make test`'s set-up installs hydrogen-drumkits; without a kit there is nothing to check.)
+    from stemwright.drums import hydrogen_kits
+    from tests.reference import in_ci
+
+    kits = hydrogen_kits()
+    if not kits:
+        (pytest.fail if in_ci() else pytest.skip)("no Hydrogen kit installed (apt install hydrogen-drumkits)")
+    name = next(iter(kits))
+    out = tmp_path / "kit"
+    assert main(["drums", str(stems_dir), "-o", str(out), "--kit", name, "--kick", str(tmp_path / "kick.wav")]) == 0
+    printed = capsys.readouterr().out
+    licences = json.loads((out / "drums.json").read_text())["sample_licences"]
+    assert sorted(licences) == ["hat", "snare"]  # the user's own kick has no licence recorded
+    assert len(set(licences.values())) == 1 and "Hydrogen kit" in licences["hat"] and "unknown" not in licences["hat"]
+    assert f"licence of the kit's samples: {licences['hat']}" in printed
+    own = replace(stems_dir, None, kit=tmp_path)  # a folder of the user's samples: no licence claimed
+    assert own.licences == {}

@@ -48,4 +48,6 @@ def command(
     counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts().items())) or "no hits"
     print(f"{len(result.hits)} hits ({counts}); samples: "
           + ", ".join(f"{k}={Path(v).name}" for k, v in sorted(result.sources.items())))
+    for licence in sorted(set(result.licences.values())):  # the user mixes these samples into their track
+        print(f"licence of the kit's samples: {licence}")
     print(f"wrote {out}/drums.wav (blend {blend:g}), drums.hits.json, drums.mid, drums.json")

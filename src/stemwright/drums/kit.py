@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +27,13 @@ class KitError(StemwrightError):
 
 @dataclass(frozen=True)
 class Kit:
-    """``samples[kind]``: ``(C, T)`` float32 at ``samplerate``; ``sources[kind]``: where each came from."""
+    """``samples[kind]``: ``(C, T)`` float32 at ``samplerate``; ``sources[kind]``: where each came from;
+    ``licences[kind]``: the licence of a sample from a Hydrogen kit (a user's own file has none recorded)."""
 
     samples: dict[str, np.ndarray]
     sources: dict[str, str]
     samplerate: int
+    licences: dict[str, str] = field(default_factory=dict)
 
 
 def read_sample(path: str | Path, samplerate: int) -> np.ndarray:
@@ -55,7 +57,8 @@ def hydrogen_kits(dirs: tuple[str, ...] = DEFAULT_DRUMKIT_DIRS) -> dict[str, Pat
     return {k.folder.name: k.folder for k in usable_kits(folders) if 42 in k.notes}
 
 
-def _hydrogen(folder: Path, samplerate: int) -> dict[str, tuple[np.ndarray, str]]:
+def _hydrogen(folder: Path, samplerate: int) -> tuple[dict[str, tuple[np.ndarray, str]], str]:
+    """The kit's kick / snare / hat samples and its licence line (samples mixed into a user's drums carry it)."""
     try:
         kit = load_kit(folder)
     except ValueError as e:
@@ -65,7 +68,8 @@ def _hydrogen(folder: Path, samplerate: int) -> dict[str, tuple[np.ndarray, str]
         if note in kit.notes:
             layer = max(kit.notes[note][0].layers, key=lambda la: (la.vmax, la.gain))  # the loudest layer
             out[kind] = (read_sample(layer.path, samplerate), str(layer.path))
-    return out
+    by = f" by {kit.author}" if kit.author else ""
+    return out, f"{kit.licence} (Hydrogen kit {kit.name!r}{by}; Debian: /usr/share/doc/hydrogen-drumkits/copyright)"
 
 
 def _folder(folder: Path, samplerate: int) -> dict[str, tuple[np.ndarray, str]]:
@@ -86,6 +90,7 @@ def load_drum_kit(samplerate: int, *, kit: str | Path | None = None, files: dict
     ``hat*`` files, a Hydrogen kit folder, or the name of an installed Hydrogen kit); with neither, the first
     installed Hydrogen kit when ``default_hydrogen``. Raises :class:`KitError`."""
     chosen: dict[str, tuple[np.ndarray, str]] = {}
+    licence = ""  # a Hydrogen kit's, for the samples taken from it
     if kit is not None:
         installed = hydrogen_kits()
         folder = Path(kit)
@@ -94,7 +99,10 @@ def load_drum_kit(samplerate: int, *, kit: str | Path | None = None, files: dict
         if not folder.is_dir():
             names = ", ".join(installed) or "none installed"
             raise KitError(f"{kit}: not a folder of samples nor an installed Hydrogen kit (Hydrogen kits: {names})")
-        chosen = _hydrogen(folder, samplerate) if (folder / "drumkit.xml").is_file() else _folder(folder, samplerate)
+        if (folder / "drumkit.xml").is_file():
+            chosen, licence = _hydrogen(folder, samplerate)
+        else:
+            chosen = _folder(folder, samplerate)
     elif not files and default_hydrogen:
         installed = hydrogen_kits()
         if not installed:
@@ -102,14 +110,17 @@ def load_drum_kit(samplerate: int, *, kit: str | Path | None = None, files: dict
                            "(apt install hydrogen-drumkits)")
         name = next(iter(installed))
         log.info("drum samples from the Hydrogen kit %r", name)
-        chosen = _hydrogen(installed[name], samplerate)
+        chosen, licence = _hydrogen(installed[name], samplerate)
+    from_kit = set(chosen) if licence else set()
     for kind, path in (files or {}).items():
         if kind not in REPLACEABLE:
             raise KitError(f"{kind}: not a drum class to replace (choose {', '.join(REPLACEABLE)})")
         chosen[kind] = (read_sample(path, samplerate), str(path))
+        from_kit.discard(kind)
     if not chosen:
         raise KitError("no drum samples: give --kick, --snare, --hat or --kit")
-    return Kit({k: v[0] for k, v in chosen.items()}, {k: v[1] for k, v in chosen.items()}, samplerate)
+    return Kit({k: v[0] for k, v in chosen.items()}, {k: v[1] for k, v in chosen.items()}, samplerate,
+               licences={k: licence for k in sorted(from_kit)})
 
 
 __all__ = ["Kit", "KitError", "GM_NOTES", "REPLACEABLE", "hydrogen_kits", "load_drum_kit", "read_sample"]

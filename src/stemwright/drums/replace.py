@@ -47,6 +47,7 @@ class DrumReplacement:
     blend: float
     humanize: bool
     paths: dict[str, Path] = field(default_factory=dict)
+    licences: dict[str, str] = field(default_factory=dict)  # per class, for samples from a Hydrogen kit
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -115,6 +116,7 @@ def render_replacement(drums: np.ndarray, samplerate: int, kit: Kit, *, hits: li
     original = np.broadcast_to(x, new.shape)
     audio = new if blend == 1.0 else (np.float32(blend) * new + np.float32(1 - blend) * original).astype(np.float32)
     return DrumReplacement(audio=audio, samplerate=samplerate, hits=tuple(hits), sources=dict(kit.sources),
+                           licences=dict(kit.licences),
                            blend=blend, humanize=humanize)
 
 
@@ -230,13 +232,14 @@ def _write(result: DrumReplacement, folder: Path, origin: str, overwrite: bool, 
     write_drum_midi(targets["drums.mid"], notes)
     manifest = {
         "stemwright_version": __version__, "tool": "drums", "input": origin, "samplerate": result.samplerate,
-        "samples": result.sources, "blend": result.blend, "humanize": result.humanize, "seed": seed,
+        "samples": result.sources, "sample_licences": result.licences, "blend": result.blend, "humanize": result.humanize, "seed": seed,
         "hits": result.counts(), "files": {"stem": "drums.wav", "hits": "drums.hits.json", "midi": "drums.mid"},
         "gm_notes": {**GM_NOTES, "other": OTHER_NOTE},
     }
     atomic_write_text(targets["drums.json"], json.dumps(manifest, indent=1) + "\n")
     return DrumReplacement(audio=result.audio, samplerate=result.samplerate, hits=result.hits, sources=result.sources,
-                           blend=result.blend, humanize=result.humanize, paths=targets)
+                           blend=result.blend, humanize=result.humanize, paths=targets,
+                           licences=result.licences)
 
 
 __all__ = ["DrumReplacement", "render_replacement", "replace", "OUTPUT_FILES"]
