@@ -9,7 +9,8 @@ Metrics:
   weighted score (``mir_eval.key.weighted_score``);
 - chords: ``mir_eval.chord`` majmin and sevenths, duration-weighted, the truth cut at the song's length;
 - calibration: the reliability table (songs and share right per confidence bin) of the tempo, the key, the meter
-  (beats per bar) and the downbeats (right: downbeat F >= 0.8); the
+  (beats per bar), the downbeats (right: downbeat F >= 0.8) and the beats against the tempo's confidence (beat F
+  >= 0.8); the
   octave errors the analysis flagged (``octave_uncertain``);
 - ``--compare``: the candidate beat trackers on the same songs (tempo from the median beat interval, beat F,
   downbeat F where the tracker gives downbeats): librosa's ``beat_track`` on the drums + bass onsets, librosa's PLP,
@@ -136,10 +137,13 @@ def report(rows: list[dict], label: str) -> None:
     for r in rows:
         r["down_ok"] = r["downbeat_f"] >= DOWNBEATS_RIGHT
     reliability(rows, "down_conf", "down_ok", f"downbeat (right: downbeat F >= {DOWNBEATS_RIGHT})")
+    for r in rows:  # the beat grid has no confidence of its own: the tempo's is what a user reads for it
+        r["beats_ok"] = r["beat_f"] >= DOWNBEATS_RIGHT
+    reliability(rows, "conf", "beats_ok", f"tempo confidence for the beats (right: beat F >= {DOWNBEATS_RIGHT})")
 
 
 BINS = (0.0, 0.5, 0.9, 1.0001)
-DOWNBEATS_RIGHT = 0.8  # a song's downbeats count as right in the reliability table from this downbeat F on
+DOWNBEATS_RIGHT = 0.8  # a song's downbeats (beats) count as right in the reliability tables from this F on
 
 
 def reliability(rows: list[dict], conf: str, ok: str, what: str) -> None:
