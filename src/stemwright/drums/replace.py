@@ -116,8 +116,7 @@ def render_replacement(drums: np.ndarray, samplerate: int, kit: Kit, *, hits: li
     original = np.broadcast_to(x, new.shape)
     audio = new if blend == 1.0 else (np.float32(blend) * new + np.float32(1 - blend) * original).astype(np.float32)
     return DrumReplacement(audio=audio, samplerate=samplerate, hits=tuple(hits), sources=dict(kit.sources),
-                           licences=dict(kit.licences),
-                           blend=blend, humanize=humanize)
+                           blend=blend, humanize=humanize, licences=dict(kit.licences))
 
 
 XCORR_S = 0.005  # the first 5 ms of the sound are compared
@@ -232,7 +231,8 @@ def _write(result: DrumReplacement, folder: Path, origin: str, overwrite: bool, 
     write_drum_midi(targets["drums.mid"], notes)
     manifest = {
         "stemwright_version": __version__, "tool": "drums", "input": origin, "samplerate": result.samplerate,
-        "samples": result.sources, "sample_licences": result.licences, "blend": result.blend, "humanize": result.humanize, "seed": seed,
+        "samples": result.sources, "sample_licences": result.licences, "blend": result.blend,
+        "humanize": result.humanize, "seed": seed,
         "hits": result.counts(), "files": {"stem": "drums.wav", "hits": "drums.hits.json", "midi": "drums.mid"},
         "gm_notes": {**GM_NOTES, "other": OTHER_NOTE},
     }
