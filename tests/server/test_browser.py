@@ -1189,6 +1189,47 @@ def test_a_song_that_finishes_between_two_segment_requests_plays_on(server_proce
     page.close()
 
 
+
+def test_compare_works_on_a_song_opened_while_it_was_separated(server_process, browser, tmp_path):
+    """A song opened in the mixer while it is separated (the page opens an upload at once): the mixer read the song
+    before it had stems, so Compare found no "current" separation and said "that separation is no longer there"
+    (seen once in a rehearsal). The slow model makes the mixer open before the job ends on every run; the finished
+    job becomes the mixer's stems and a second separation is then compared with it."""
+    from stemwright.audio.io import write_audio
+
+    sr, seconds = 22050, 5
+    t = np.arange(seconds * sr) / sr
+    x = np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.2 * np.sin(2 * np.pi * 330 * t)]).astype(np.float32)
+    song = write_audio(tmp_path / "song.wav", x, sr, bit_depth=32)
+    srv = server_process("--slow", "0.4")
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(srv.url)
+    page.wait_for_selector("#model-select option", state="attached")
+    page.set_input_files("#file-input", str(song))
+    _until(page, "window.studio.state().songId !== null && window.studio.state().strips.length > 0", 30_000)
+    song_id = page.evaluate("window.studio.state().songId")
+    assert page.evaluate("window.studio.state().stream.separatedAt") is None  # opened while it was separated
+    _until(page, "window.studio.state().stream.done && window.studio.state().stream.separatedAt !== null", 60_000)
+    first = _get(f"{srv.url}api/songs/{song_id}")["stems_job"]
+    status = page.evaluate("""async (id) => {
+        const r = await fetch(`/api/songs/${id}/jobs`, { method: "POST", headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model: "classic" }) });
+        return r.status; }""", song_id)
+    assert status == 201
+    _wait_api(lambda ss: any(s["id"] == song_id and s["status"] == "done" and s["stems_job"] != first for s in ss),
+              srv.url)
+    second = _get(f"{srv.url}api/songs/{song_id}")["stems_job"]
+    page.evaluate("window.studio.refreshCompare()")
+    _until(page, f"[...document.querySelectorAll('#compare option')].some((o) => o.value === '{second}')", 10_000)
+    page.select_option("#compare", second)
+    _until(page, "window.studio.state().compare !== null", 60_000)
+    assert page.evaluate("window.studio.state().compare.jobId") == second
+    assert "no longer there" not in page.inner_text("#status")
+    assert errors == []
+    page.close()
+
 def _export_wav(url: str, song_id: str, document: dict) -> tuple[np.ndarray, int]:
     """The server's export of ``document`` (the route the page's Export button posts to), as ``(T, C)``."""
     req = urllib.request.Request(f"{url}api/songs/{song_id}/export", method="POST",
