@@ -3,27 +3,37 @@
 // switch is heard at once and the stems stay in sync), with inspect's bleed figures of both side by side.
 import { $, api, getJson, setStatus } from "./api.js";
 import { mixer, position } from "./state.js";
+import { stream } from "./streamload.js";
 import { startAt } from "./transport.js";
 
 const BLEED_RETRY_MS = 2000;
 
+// The separation the mixer plays: the stream's job once it has loaded the finished stems (a song opened while it was
+// separated was read before it had any: its stems_job is the one it had then, or none), else the song's own.
+function currentJob() {
+  if (stream.songId === mixer.songId && stream.done && stream.jobId) return stream.jobId;
+  return mixer.song && mixer.song.stems_job;
+}
+
+// The list is built after the answer and put in at once: two refreshes in flight (the mixer's own on opening and
+// at the end of a separation, a caller's) each used to clear it before their await and append after it: duplicates.
 export async function refreshCompare() {
-  const select = $("#compare");
-  select.innerHTML = '<option value="">Compare…</option>';
-  const { separations } = await getJson(`/api/songs/${mixer.songId}/separations`);
-  const current = mixer.song && mixer.song.stems_job;
+  const songId = mixer.songId;
+  const { separations } = await getJson(`/api/songs/${songId}/separations`);
+  if (mixer.songId !== songId) return;
+  const current = currentJob();
+  const options = [new Option("Compare…", "")];
   for (const sep of separations) {
-    if (sep.job_id === current) continue;
-    const o = document.createElement("option");
-    o.value = sep.job_id;
-    o.textContent = `${sep.model} (${new Date(sep.finished * 1000).toLocaleString()})`;
-    select.append(o);
+    const finished = new Date(sep.finished * 1000).toLocaleString();
+    if (sep.job_id !== current) options.push(new Option(`${sep.model} (${finished})`, sep.job_id));
   }
-  select.disabled = select.options.length < 2;
+  const select = $("#compare");
+  select.replaceChildren(...options);
+  select.disabled = options.length < 2;
 }
 
 export async function loadCompare(jobId) {
-  const songId = mixer.songId, current = mixer.song.stems_job;
+  const songId = mixer.songId, current = currentJob();
   setStatus("loading the other separation…");
   const { separations } = await getJson(`/api/songs/${songId}/separations`);
   const other = separations.find((x) => x.job_id === jobId), mine = separations.find((x) => x.job_id === current);

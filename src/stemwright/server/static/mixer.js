@@ -71,10 +71,10 @@ export async function openMixer(songId) {
   $("#download-zip").href = `/api/songs/${songId}/stems.zip`;
   $("#download-ni").href = `/api/songs/${songId}/stems.stem.mp4`;
   showAnalysis(songId);
-  refreshCompare().catch(() => {});
   const ctx = audioContext();
   // raw float32 segments, nothing to decode; a song still being separated opens with its first seconds
   const { names, buffers, peaks } = await loadStems(songId, ctx);
+  refreshCompare().catch(() => {}); // after the stems: the ones loaded are the current separation (compare.js)
   const container = $("#strips");
   container.innerHTML = "";
   mixer.strips = names.map((name, i) => makeStrip(name, buffers[i], peaks && peaks[name]));

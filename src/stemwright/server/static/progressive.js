@@ -126,12 +126,7 @@ function finish() {
   stream.done = true;
   stream.separatedAt = stream.separatedAt || Date.now();
   mixer.until = null;
-  // the song was read when the mixer opened, before its stems existed: they are the finished job's (what Compare
-  // sets against another run, and leaves out of its list)
-  if (mixer.song && mixer.song.id === stream.songId && stream.jobId) {
-    mixer.song.stems_job = stream.jobId;
-    refreshCompare().catch(() => {});
-  }
+  refreshCompare().catch(() => {}); // the finished job is now the mixer's: Compare leaves it out of its list
   needStems(false);
   setStatus("separated: exports are ready");
   if (stream.waiting) resume();
