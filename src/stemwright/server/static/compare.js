@@ -29,7 +29,7 @@ export async function refreshCompare() {
   }
   const select = $("#compare");
   select.replaceChildren(...options);
-  select.disabled = options.length < 2;
+  select.disabled = options.length < 2 || select.classList.contains("needs-stems"); // not while it is separated
 }
 
 export async function loadCompare(jobId) {
