@@ -1099,13 +1099,11 @@ def test_play_while_separating(server_process, browser, tmp_path):
     import base64
 
     from stemwright.api import Separator
-    from stemwright.audio.io import write_audio
+    from stemwright.audio.io import read_audio
     from tests.server.fake_serve import SLOW_FIRST_SEGMENT, SlowScale
 
     sr, seconds = 22050, 16
-    t = np.arange(seconds * sr) / sr
-    x = np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.2 * np.sin(2 * np.pi * 330 * t)]).astype(np.float32)
-    song = write_audio(tmp_path / "song.wav", x, sr, bit_depth=32)
+    song = _two_tones(tmp_path / "song.wav", seconds, sr)
     srv = server_process("--slow", "0.4")
     page = browser.new_page()
     errors: list[str] = []
@@ -1136,6 +1134,7 @@ def test_play_while_separating(server_process, browser, tmp_path):
     stems = next((srv.data_dir / "songs" / song_id / "jobs").glob("*/vocals.wav"))
     job_vocals, _ = sf.read(str(stems), dtype="float32", always_2d=True)
     SlowScale.delay = 0.0
+    x = read_audio(song).samples  # float32 written as 32-bit float: the same samples
     offline = Separator(model=SlowScale.build(), first_segment=SLOW_FIRST_SEGMENT).separate(x, sr)["vocals"]
     np.testing.assert_allclose(job_vocals.T, offline, atol=1e-6)
     assert heard.shape == offline.shape
@@ -1152,6 +1151,11 @@ def test_play_while_separating(server_process, browser, tmp_path):
     page.close()
 
 
+# Seconds the slow model sleeps a chunk in the race tests: the 5 s song's job takes 4 chunks, so the page (opened
+# on the upload) must see the running job within about 4 s; at 0.4 it once did not, beside a CPU hog (the job ended
+# before the page's first index, and the page never asked for segment 1).
+SLOW_RACE = "1.0"
+
 def test_a_song_that_finishes_between_two_segment_requests_plays_on(server_process, browser, tmp_path):
     """A short song streamed while separated: the page asks for the running job's segment 1, and the separation
     ends before the answer; the finished stems are one segment, so segment 1 is gone (404). The page reads the
@@ -1163,7 +1167,7 @@ def test_a_song_that_finishes_between_two_segment_requests_plays_on(server_proce
     t = np.arange(seconds * sr) / sr
     x = np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2).astype(np.float32)
     song = write_audio(tmp_path / "song.wav", x, sr, bit_depth=32)
-    srv = server_process("--slow", "0.4")
+    srv = server_process("--slow", SLOW_RACE)
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -1197,13 +1201,9 @@ def test_compare_works_on_a_song_opened_while_it_was_separated(server_process, b
     (seen in two rehearsals). The slow model makes the mixer open before the job ends on every run; the job ends
     while the page streams its segments, or (the page's first index request held until then) before the page has
     read any; either way the stems the page loaded are the current separation, and a second one is compared."""
-    from stemwright.audio.io import write_audio
-
     sr, seconds = 22050, 5
-    t = np.arange(seconds * sr) / sr
-    x = np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.2 * np.sin(2 * np.pi * 330 * t)]).astype(np.float32)
-    song = write_audio(tmp_path / "song.wav", x, sr, bit_depth=32)
-    srv = server_process("--slow", "0.4")
+    song = _two_tones(tmp_path / "song.wav", seconds, sr)
+    srv = server_process("--slow", SLOW_RACE)
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -1245,6 +1245,15 @@ def test_compare_works_on_a_song_opened_while_it_was_separated(server_process, b
     assert "no longer there" not in page.inner_text("#status")
     assert errors == []
     page.close()
+
+
+def _two_tones(path: Path, seconds: float, sr: int) -> Path:
+    """A stereo song of two steady tones (220 Hz left, 330 Hz right) for the slow fake model's tests."""
+    from stemwright.audio.io import write_audio
+
+    t = np.arange(int(seconds * sr)) / sr
+    x = np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.2 * np.sin(2 * np.pi * 330 * t)]).astype(np.float32)
+    return write_audio(path, x, sr, bit_depth=32)
 
 def _export_wav(url: str, song_id: str, document: dict) -> tuple[np.ndarray, int]:
     """The server's export of ``document`` (the route the page's Export button posts to), as ``(T, C)``."""

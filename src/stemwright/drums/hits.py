@@ -129,13 +129,9 @@ def rise_spectrum(mono: np.ndarray, t: int, end: int, samplerate: int) -> tuple[
     return np.maximum(p_after - p_before, 0.0), np.fft.rfftfreq(n, 1.0 / samplerate)
 
 
-def classify_rise(mono: np.ndarray, t: int, end: int, samplerate: int) -> str:
-    """The class of the hit at ``t`` of ``mono`` ``(T,)`` (the next hit at ``end``), from its :func:`rise_spectrum`."""
-    return _read_rise(mono, t, end, samplerate)[0]
-
-
 def _read_rise(mono: np.ndarray, t: int, end: int, samplerate: int) -> tuple[str, float, float]:
-    """``(class, rise power below 150 Hz, rise power above 5 kHz)`` of the hit at ``t`` (:func:`rise_spectrum`)."""
+    """``(class, rise power below 150 Hz, rise power above 5 kHz)`` of the hit at ``t`` of ``mono`` ``(T,)`` (the
+    next hit at ``end``), from its :func:`rise_spectrum`."""
     spec, freqs = rise_spectrum(mono, t, end, samplerate)
     kind = classify_shares(*spectrum_shares(spec, freqs), hat_high=RISE_HAT_HIGH, hat_centroid=RISE_HAT_CENTROID_HZ)
     return kind, float(spec[freqs < BANDS_HZ["kick"][1]].sum()), float(spec[freqs > BANDS_HZ["hat"][0]].sum())
