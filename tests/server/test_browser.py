@@ -1459,6 +1459,8 @@ def test_studio_drums_panel(server, browser, mixtures_dir, tmp_path):
     page.eval_on_selector("#drum-blend", "el => { el.value = 0.8; el.dispatchEvent(new Event('input')); }")
     page.click("#drum-apply")
     _until(page, "document.querySelector('#status').textContent.startsWith('drums replaced')", timeout=120_000)
+    if kits:  # the kit's kick and hat are now in the user's track: the status names their licence
+        assert "· samples: " in page.text_content("#status") and "Hydrogen kit" in page.text_content("#status")
     doc = page.evaluate("window.studio.mixDocument()")
     assert next(c for c in doc["channels"] if c["stem"] == "drums")["mute"] is True
     assert len(doc["layers"]) == 1 and doc["layers"][0]["name"].startswith("drums (") and "blend 0.80" in doc["layers"][0]["name"]

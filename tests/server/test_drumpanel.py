@@ -63,6 +63,7 @@ def test_replaced_drums_become_a_layer(drum_song, tmp_path):
     layer = r.json()
     assert layer["hits"].get("kick", 0) >= 3 and layer["drums"]["kick"] == sample["sample"]
     assert layer["kind"] == "audio" and layer["name"] == "drums (kick, blend 1.00)"
+    assert layer["licences"] == {}  # the user's own one-shot claims no licence
     # the layer is the library's replacement of the song's drums stem, and differs from the original
     studio = c.app.state.studio
     paths = studio.stem_paths(sid)
@@ -91,6 +92,9 @@ def test_drums_from_an_installed_kit(drum_song):
                                                "blend": 0.5})
     assert r.status_code == 201, r.text
     assert r.json()["drums"] == {"kit": kits[0], "kick": "kit", "snare": "kit", "hat": "kit", "blend": 0.5}
+    # the kit's samples end up in the user's track: the answer says under which licence, per class
+    licences = r.json()["licences"]
+    assert set(licences) == {"kick", "snare", "hat"} and all("Hydrogen kit" in v for v in licences.values())
 
 
 def test_drums_requests_are_checked(drum_song, make_client, short_wav, tmp_path):

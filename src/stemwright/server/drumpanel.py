@@ -119,9 +119,18 @@ def check_settings(settings: DrumSettings, kits: list[str], folder: Path) -> Non
         raise ApiError(400, f"'blend': must be in [0, 1], got {settings.blend:g}")
 
 
-def render_drums(stems: dict[str, Path], settings: DrumSettings, folder: Path, target: Path) -> dict[str, int]:
+@dataclass(frozen=True)
+class Replaced:
+    """What :func:`render_drums` did: hits per class, and the licence of each class's sample taken from a Hydrogen
+    kit (the samples end up in the user's track; an uploaded one-shot is the user's own and claims none)."""
+
+    hits: dict[str, int]
+    licences: dict[str, str]
+
+
+def render_drums(stems: dict[str, Path], settings: DrumSettings, folder: Path, target: Path) -> Replaced:
     """The replaced drums stem of the stems folder (loaded as the export loads it) written to ``target`` (32-bit
-    float WAV, as ``stemwright drums`` writes it); returns the hit counts per class."""
+    float WAV, as ``stemwright drums`` writes it)."""
     from stemwright.audio.io import write_audio  # heavy imports: runs in the exports queue's thread
     from stemwright.drums import Kit, hydrogen_kits, load_drum_kit, render_replacement
     from stemwright.mixer.stems import load_stems
@@ -133,14 +142,16 @@ def render_drums(stems: dict[str, Path], settings: DrumSettings, folder: Path, t
     loaded = load_drum_kit(sr, kit=kit_path, files=files, default_hydrogen=False)
     wanted = [k for k in CLASSES if getattr(settings, k) is not None]
     kit = Kit({k: loaded.samples[k] for k in wanted if k in loaded.samples},
-              {k: loaded.sources[k] for k in wanted if k in loaded.sources}, sr)
+              {k: loaded.sources[k] for k in wanted if k in loaded.sources}, sr,
+              {k: loaded.licences[k] for k in wanted if k in loaded.licences})
     result = render_replacement(stemset["drums"], sr, kit, blend=settings.blend)
     write_audio(target, result.audio, sr, fmt="wav", bit_depth=32, overwrite=True)
-    return result.counts()
+    return Replaced(result.counts(), dict(result.licences))
 
 
 async def apply(studio: Studio, song_id: str, settings: DrumSettings) -> dict[str, Any]:
-    """Replace the song's drums with ``settings``; answers the new layer (as the layers route does) and ``hits``."""
+    """Replace the song's drums with ``settings``; answers the new layer (as the layers route does), ``hits`` per
+    class and ``licences`` (per class, of the samples taken from a Hydrogen kit)."""
     from stemwright.drums.kit import KitError  # (loads the audio stack)
 
     song, paths = await asyncio.to_thread(studio.song_stems, song_id)
@@ -151,15 +162,15 @@ async def apply(studio: Studio, song_id: str, settings: DrumSettings) -> dict[st
     folder = samples_dir(studio, song["id"])
     kits = await asyncio.to_thread(kit_names) if settings.kit is not None else []
     await asyncio.to_thread(check_settings, settings, kits, folder)
-    counts: dict[str, int] = {}
+    done: list[Replaced] = []
 
     async def place(target: Path) -> None:
         try:
-            counts.update(await studio.exports.run(render_drums, paths, settings, folder, target))
+            done.append(await studio.exports.run(render_drums, paths, settings, folder, target))
         except KitError as e:
             raise ApiError(422, f"drums: {e}") from None
 
     picked = "+".join(k for k in CLASSES if getattr(settings, k) is not None)
     layer = await remix.store_layer(studio, song["id"], paths, ".wav", place, kind="audio",
                                     name=f"drums ({picked}, blend {settings.blend:.2f})", drums=settings.to_dict())
-    return {**layer, "hits": counts}
+    return {**layer, "hits": done[0].hits, "licences": done[0].licences}

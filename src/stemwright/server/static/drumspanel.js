@@ -99,7 +99,9 @@ export async function applyDrums() {
     drumsStem().mute = true;
     applyAll();
     const hits = Object.entries(layer.hits).map(([k, n]) => `${n} ${k}`).join(", ");
-    setStatus(`drums replaced (${hits || "no hits found"})`);
+    // The kit's samples are now in the user's track: say under which licence (an uploaded one-shot claims none).
+    const licences = [...new Set(Object.values(layer.licences))].join("; ");
+    setStatus(`drums replaced (${hits || "no hits found"})${licences ? ` · samples: ${licences}` : ""}`);
   } finally {
     button.disabled = false;
   }
