@@ -141,8 +141,8 @@ RELATIVE_CAP = 0.85
 # A walking bass (a new note on every quarter, each a step of the line: jazz) under a grid tracked in half notes:
 # the bass stem's pitch changes at the half-beats of the grid as much as on its beats. The grid is doubled when the
 # median chroma distance between consecutive half-beats (:func:`_walking_bass`) reaches WALKING, the bass has an
-# onset at the half-beats (at least WALKING_ONSETS of its onset on the beats) and the grid is at most
-# WALKING_MAX_BPM (so the doubled tempo stays a swing tempo). Set on the 54 development songs of `stemwright synth
+# onset at the half-beats (at least WALKING_ONSETS of its onset on the beats) and the grid is within WALKING_BPM
+# (so the doubled tempo is a fast swing tempo, 140-220; a slow ballad's melodic bass moving in eighths stays). Set on the 54 development songs of `stemwright synth
 # --seed 101, 202` (20 s, swung styles at --start 100 / 200): the two fast jazz songs tracked in half time (172.6
 # and 191.8 BPM) read 0.80 and 0.41 on their true stems, every other song at most 0.15 (a jazz song tracked right:
 # its half-beats fall inside one walking note) and every non-jazz song at most 0.08; on `classic`'s stems 0.31 for
@@ -150,7 +150,7 @@ RELATIVE_CAP = 0.85
 # one threshold, not on an accent: the octave is never taken as sure (WALKING_CAP).
 WALKING = 0.3
 WALKING_ONSETS = 0.5
-WALKING_MAX_BPM = 110.0
+WALKING_BPM = (70.0, 110.0)
 WALKING_CAP = 0.85
 COMB_SPREAD = 0.04  # tempos searched by :func:`grid_comb` around each candidate (the relatives of a tracker's error)
 EDGE_OFF = 0.1  # a first / last beat interval this far off the median is the tracker's edge effect, dropped
@@ -642,7 +642,7 @@ def _track(s: StemSet, y: np.ndarray, harmonic: tuple[str, ...], drums: dict[str
     log.debug("half-beat drum share %.2f, slow-song halving %s, fast-grid halving %s, kept by the hats %s",
               halves, slow, fast, kept)
     walked = False
-    if not (halve or slow or fast) and tempo <= WALKING_MAX_BPM:
+    if not (halve or slow or fast) and WALKING_BPM[0] <= tempo <= WALKING_BPM[1]:
         walk, bass_between = _walking_bass(s, frames)
         log.debug("walking bass %.2f (onset between the beats %.2f)", walk, bass_between)
         if walk >= WALKING and bass_between >= WALKING_ONSETS:
