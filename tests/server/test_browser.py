@@ -34,14 +34,21 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "studio"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("studio")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The server's output goes to a file, not an undrained pipe (a full pipe would block the server's logging), and
+    # a crash of the server process dumps every thread's stack there (faulthandler): a rehearsal beside a CPU hog
+    # once lost the server in the middle of the drums panel test, with nothing to show why.
+    log_path = data.parent / f"{data.name}-server.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
+    log_file = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "stemwright.cli.main", "serve", "--port", "0", "--data-dir", str(data), "-m", "classic"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        stdout=log_file, stderr=subprocess.STDOUT, text=True, env=env,
     )
-    line = proc.stdout.readline()
-    m = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
-    assert m, f"server did not print its URL: {line!r}"
+    deadline, m = time.monotonic() + 60, None
+    while m is None and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+        m = re.search(r"(http://127\.0\.0\.1:\d+/)", log_path.read_text())
+    assert m, f"server did not print its URL: {log_path.read_text()[-2000:]!r}"
     url = m.group(1)
     for _ in range(100):
         try:
@@ -50,8 +57,13 @@ def server(tmp_path_factory):
         except OSError:
             time.sleep(0.1)
     yield url, data
+    died = proc.poll()
     proc.terminate()
     proc.wait(10)
+    log_file.close()
+    if died is not None:  # the server ended before the tests did: say how, with its last output
+        pytest.fail(f"the studio server exited with {died} during the tests; its output ends:\n"
+                    f"{log_path.read_text()[-6000:]}")
 
 
 @pytest.fixture(scope="module")
