@@ -66,6 +66,10 @@ if [ "$done_dev" = 0 ] && { [ "$DEV" = 1 ] || [ "$done_plain" = 0 ]; }; then  # 
   else
     $VPIP install -q --disable-pip-version-check "${CONSTRAINTS[@]}" -e .
   fi
+  # librosa's numba functions compiled once here, in one process: processes that compiled them together in a fresh
+  # venv crashed reading each other's cache entries (scripts/warm_numba.py).
+  echo "[setup] compiling librosa's numba functions"
+  .venv/bin/python -W ignore scripts/warm_numba.py
   echo "$hash" > $stamp
 fi
 echo "[setup] ready: .venv/bin/stemwright"
