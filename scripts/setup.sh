@@ -69,7 +69,8 @@ if [ "$done_dev" = 0 ] && { [ "$DEV" = 1 ] || [ "$done_plain" = 0 ]; }; then  # 
   # librosa's numba functions compiled once here, in one process: processes that compiled them together in a fresh
   # venv crashed reading each other's cache entries (scripts/warm_numba.py).
   echo "[setup] compiling librosa's numba functions"
-  .venv/bin/python -W ignore scripts/warm_numba.py
+  .venv/bin/python -W ignore scripts/warm_numba.py \
+    || echo "[setup] warning: scripts/warm_numba.py failed; parallel first runs may race on numba's cache" >&2
   echo "$hash" > $stamp
 fi
 echo "[setup] ready: .venv/bin/stemwright"

@@ -13,8 +13,10 @@ import numpy as np
 
 
 def main() -> None:
+    import librosa
+
     from stemwright.analysis import analyze  # the beat tracker, chroma (pitch tuning), onset strength
-    from stemwright.drums.hits import find_hits  # onset detection: peak picking, backtracking
+    from stemwright.samples.oneshots import detect_onsets  # onset detection: peak picking, backtracking
 
     sr, seconds = 44100, 6.0
     t = np.arange(int(sr * seconds)) / sr
@@ -29,11 +31,9 @@ def main() -> None:
     other = 0.2 * (np.sin(2 * np.pi * 220.0 * t) + np.sin(2 * np.pi * 277.2 * t))
     stems = {name: np.stack([x, x]).astype(np.float32) for name, x in
              (("drums", 0.5 * clicks), ("bass", bass), ("other", other), ("vocals", 0.1 * other))}
-    find_hits(stems["drums"], sr)
+    detect_onsets(stems["drums"].mean(axis=0), sr)
     analyze(stems, sr)
     for dtype in (np.float32, np.float64):  # the local extrema's float signatures (piptrack, beat trimming)
-        import librosa
-
         librosa.util.localmax(rng.standard_normal(64).astype(dtype))
         librosa.util.localmin(rng.standard_normal(64).astype(dtype))
 
