@@ -1168,6 +1168,7 @@ def test_play_while_separating(server_process, browser, tmp_path):
 # before the page's first index, and the page never asked for segment 1).
 SLOW_RACE = "1.0"
 
+
 def test_a_song_that_finishes_between_two_segment_requests_plays_on(server_process, browser, tmp_path):
     """A short song streamed while separated: the page asks for the running job's segment 1, and the separation
     ends before the answer; the finished stems are one segment, so segment 1 is gone (404). The page reads the
